@@ -1,0 +1,121 @@
+"""The partition and source contracts every reader implements.
+
+A :class:`Partition` is a small, picklable description of some rows (a file and a
+byte range, a run of Parquet row groups, a slice of an array) with a stable ``key``.
+Its :meth:`Partition.read` runs on the worker, so the driver never ships row data.
+A :class:`Source` is an ordered tuple of partitions plus what is known of the columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+__all__ = ["Partition", "ReadResult", "Source"]
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """What reading one partition gives.
+
+    Attributes
+    ----------
+    table : pyarrow.Table
+        The rows, with only the columns asked for, in partition order.
+    skipped_rows : int
+        Rows the reader skipped (malformed lines with ``on_bad_lines="skip"``).
+    skipped_examples : tuple of str
+        Locations and reasons of the first few skipped rows, for reports.
+    nbytes : int
+        Bytes read from storage (for progress), 0 where unknown.
+    """
+
+    table: pa.Table
+    skipped_rows: int = 0
+    skipped_examples: tuple[str, ...] = ()
+    nbytes: int = 0
+
+
+class Partition(ABC):
+    """A picklable description of some rows, read where it runs.
+
+    Subclasses are frozen dataclasses holding paths and offsets, never row data
+    (in-memory sources excepted: there the rows are the description).
+    """
+
+    @property
+    @abstractmethod
+    def key(self) -> str:
+        """A stable, human-readable identifier (e.g. ``"data.csv@0-1048576"``)."""
+
+    @abstractmethod
+    def read(self, columns: Sequence[str] | None = None) -> ReadResult:
+        """Read the rows, keeping only ``columns`` (all when ``None``), in stored order."""
+
+    def locate(self, row: int) -> str:
+        """Describe where row ``row`` (0-based, within this partition) is stored.
+
+        Used only to build error messages, so it may be slow (e.g. count lines).
+        """
+        return f"row {row} of partition {self.key}"
+
+    def fingerprint(self) -> str:
+        """Identify the stored content (paths, sizes, modification times) for checkpoints.
+
+        The default is the key, which is right for immutable in-memory data that
+        carries its own identity; file-backed partitions add size and mtime.
+        """
+        return self.key
+
+
+@dataclass(frozen=True)
+class Source:
+    """An ordered set of partitions that together hold a data set.
+
+    Attributes
+    ----------
+    name : str
+        What to call the data in summaries and errors (a file name, ``"DataFrame"``).
+    partitions : tuple of Partition
+        In storage order; there is always at least one (an empty file gives one
+        empty partition), so every pass has something to merge.
+    schema : pyarrow.Schema
+        The column names and types every partition yields.
+    """
+
+    name: str
+    partitions: tuple[Partition, ...]
+    schema: pa.Schema
+    meta: dict[str, object] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.partitions:
+            raise ValueError(f"source {self.name!r} has no partitions")
+
+    @property
+    def columns(self) -> list[str]:
+        """The column names, in stored order."""
+        return list(self.schema.names)
+
+    @property
+    def npartitions(self) -> int:
+        """The number of partitions."""
+        return len(self.partitions)
+
+    def fingerprint(self) -> str:
+        """A hash of every partition's fingerprint, in order (for checkpoint keys)."""
+        digest = hashlib.sha256()
+        digest.update(json.dumps([p.fingerprint() for p in self.partitions]).encode())
+        digest.update(str(self.schema).encode())
+        return digest.hexdigest()[:32]
+
+    def __repr__(self) -> str:
+        return (
+            f"Source({self.name!r}, npartitions={self.npartitions}, "
+            f"columns={self.columns!r})"
+        )

@@ -1,0 +1,1 @@
+"""Formula designs learned in a schema pass."""
