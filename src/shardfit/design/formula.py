@@ -1,0 +1,147 @@
+"""What a formula needs from the data, found by reading it (no data evaluated).
+
+Formula strings are code: formulaic evaluates every term as a Python expression.
+Never pass a formula from an untrusted source to shardfit.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+from formulaic import Formula
+
+from shardfit.design.transforms import MERGEABLE_TRANSFORMS
+from shardfit.errors import DesignError
+
+__all__ = ["FormulaInfo", "analyze_formula"]
+
+# formulaic transforms whose state comes from all the rows and cannot be merged yet.
+_UNMERGEABLE = frozenset({"poly", "bs", "cc", "cr", "cs", "te"})
+# Transforms that look across rows, so a partition cannot evaluate them alone.
+_ROW_DEPENDENT = frozenset({"lag", "diff"})
+_CATEGORICAL_CALLS = frozenset({"C"})
+
+
+def _call_name(node: ast.Call) -> str:
+    func = node.func
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return ""
+
+
+@dataclass(frozen=True)
+class FormulaInfo:
+    """A parsed formula and the facts the schema pass needs.
+
+    Attributes
+    ----------
+    formula : str
+        The formula as given.
+    variables : frozenset of str
+        Every name the formula reads (data columns or context names).
+    categorical_calls : frozenset of str
+        Variables used as the first argument of ``C(...)``: categorical whatever
+        their storage type.
+    stateful_factors : tuple of str
+        Factor expressions containing ``center``/``scale``/``standardize`` calls.
+    has_response : bool
+        Whether the formula has a left-hand side.
+    """
+
+    formula: str
+    variables: frozenset[str]
+    categorical_calls: frozenset[str]
+    stateful_factors: tuple[str, ...]
+    has_response: bool
+
+    @cached_property
+    def parsed(self) -> Formula:
+        return Formula(self.formula)
+
+
+def analyze_formula(formula: str) -> FormulaInfo:
+    """Parse ``formula`` and check it can be evaluated partition by partition.
+
+    Raises
+    ------
+    DesignError
+        If the formula does not parse, uses a transform that looks across rows
+        (``lag``), a transform whose state cannot be merged (``poly``, ``bs``, ...),
+        or nests stateful transforms (``scale(center(x))``).
+    """
+    try:
+        parsed = Formula(formula)
+    except Exception as error:  # formulaic raises several parser error types
+        message = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+        raise DesignError(f"cannot parse formula {formula!r}: {message}") from error
+    has_response = hasattr(parsed, "lhs") and hasattr(parsed, "rhs")
+    sides = [parsed.lhs, parsed.rhs] if has_response else [parsed]
+    factors: list[str] = []
+    for side in sides:
+        for term in side:
+            factors.extend(str(factor) for factor in term.factors)
+    categorical: set[str] = set()
+    stateful: list[str] = []
+    for expression in dict.fromkeys(factors):
+        if expression == "1":
+            continue
+        try:
+            tree = ast.parse(expression, mode="eval")
+        except SyntaxError:
+            continue  # a quoted column name such as `my col`: a plain variable
+        stateful_here = _check_calls(tree, formula)
+        if stateful_here:
+            stateful.append(expression)
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and _call_name(node) in _CATEGORICAL_CALLS
+                and node.args
+                and isinstance(node.args[0], ast.Name)
+            ):
+                categorical.add(node.args[0].id)
+    variables = frozenset(str(variable) for variable in parsed.required_variables)
+    return FormulaInfo(
+        formula=formula,
+        variables=variables,
+        categorical_calls=frozenset(categorical),
+        stateful_factors=tuple(stateful),
+        has_response=has_response,
+    )
+
+
+def _check_calls(tree: ast.AST, formula: str) -> bool:
+    """Raise on unsupported calls; return whether a mergeable stateful call is present."""
+    found = False
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = _call_name(node)
+        if name in _ROW_DEPENDENT:
+            raise DesignError(
+                f"{name}() in formula {formula!r} reads neighbouring rows, which may lie in "
+                "another partition; compute the lagged column before fitting"
+            )
+        if name in _UNMERGEABLE:
+            raise DesignError(
+                f"{name}() in formula {formula!r} learns its state (knots, orthogonal basis) "
+                "from all rows at once, which shardfit cannot yet do out of core; supported "
+                f"stateful transforms: {', '.join(MERGEABLE_TRANSFORMS)}"
+            )
+        if name in MERGEABLE_TRANSFORMS:
+            found = True
+            for inner in ast.walk(
+                ast.Module(body=[ast.Expr(a) for a in node.args], type_ignores=[])
+            ):
+                if isinstance(inner, ast.Call) and _call_name(inner) in MERGEABLE_TRANSFORMS:
+                    raise DesignError(
+                        f"nested stateful transforms ({ast.unparse(node)}) in formula "
+                        f"{formula!r} would need one pass per level of nesting; "
+                        "use a single center()/scale() per term"
+                    )
+    return found

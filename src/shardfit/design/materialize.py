@@ -1,0 +1,334 @@
+"""Turning one partition's rows into design-matrix arrays with a learned spec."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shardfit.data.partition import Partition, ReadResult
+from shardfit.design.spec import DesignSpec
+from shardfit.design.transforms import apply_context
+from shardfit.errors import DesignError, MissingDataError, UnseenLevelError
+
+__all__ = ["DesignChunk", "encode_partition", "encode_table"]
+
+MissingPolicy = Literal["drop", "raise"]
+UnseenPolicy = Literal["raise", "zero"]
+
+
+@dataclass(frozen=True)
+class DesignChunk:
+    """The encoded design of one partition.
+
+    Attributes
+    ----------
+    key : str
+        The partition's key.
+    X : numpy.ndarray
+        ``(rows, p)`` float64 design matrix, columns as ``spec.column_names``.
+    y : numpy.ndarray or None
+        ``(rows,)`` response, when the design has one.
+    weights, offset : numpy.ndarray or None
+        Per-row weights and offset (``log(exposure)`` is added to the offset).
+    row_index : numpy.ndarray
+        The kept rows' positions within the partition (0-based).
+    rows_read : int
+        Rows read from storage for this partition.
+    dropped : dict of str to int
+        Rows dropped, by reason (``"missing"``: a missing or non-finite input;
+        ``"nonfinite"``: a transform produced NaN or inf).
+    skipped_rows : int
+        Malformed rows the reader skipped.
+    """
+
+    key: str
+    X: np.ndarray
+    y: np.ndarray | None
+    weights: np.ndarray | None
+    offset: np.ndarray | None
+    row_index: np.ndarray
+    rows_read: int
+    dropped: dict[str, int] = field(default_factory=dict)
+    skipped_rows: int = 0
+
+    @property
+    def nrows(self) -> int:
+        """Rows kept."""
+        return int(self.X.shape[0])
+
+
+def encode_partition(
+    spec: DesignSpec,
+    partition: Partition,
+    *,
+    missing: MissingPolicy = "drop",
+    unseen: UnseenPolicy = "raise",
+    need_response: bool = True,
+) -> DesignChunk:
+    """Read ``partition`` and encode it with ``spec``."""
+    columns = list(spec.raw_columns)
+    if not need_response:
+        response_columns = _response_columns(spec)
+        columns = [c for c in columns if c not in response_columns]
+    result = partition.read(columns)
+    return encode_table(
+        spec,
+        result,
+        partition=partition,
+        missing=missing,
+        unseen=unseen,
+        need_response=need_response,
+    )
+
+
+def _response_columns(spec: DesignSpec) -> set[str]:
+    if spec.response is not None:
+        return {spec.response}
+    if spec.has_formula_response:
+        from formulaic import Formula
+
+        return {str(v) for v in Formula(str(spec.formula)).lhs.required_variables}
+    return set()
+
+
+def encode_table(
+    spec: DesignSpec,
+    result: ReadResult,
+    *,
+    partition: Partition,
+    missing: MissingPolicy = "drop",
+    unseen: UnseenPolicy = "raise",
+    need_response: bool = True,
+) -> DesignChunk:
+    """Encode rows already read (see :func:`encode_partition`)."""
+    table = result.table
+    rows_read = table.num_rows
+    skip_response = _response_columns(spec) if not need_response else set()
+    present = [name for name in spec.raw_columns if name not in skip_response]
+    bad = np.zeros(rows_read, dtype=bool)
+    arrays: dict[str, Any] = {}
+    for name in present:
+        column = table.column(name)
+        if name in spec.levels:
+            codes, is_missing, is_unseen = _level_codes(column, spec.levels[name])
+            if is_unseen.any() and unseen == "raise":
+                row = int(np.flatnonzero(is_unseen)[0])
+                value = column[row].as_py()
+                raise UnseenLevelError(
+                    f"unseen level in partition {partition.key} ({partition.locate(row)}), "
+                    f"column {name!r}: {value!r} is not among the {len(spec.levels[name])} "
+                    f"levels learned when the design was built (first: "
+                    f"{spec.levels[name][:5]!r}); pass unseen='zero' to encode it as all zeros"
+                )
+            arrays[name] = (codes, is_unseen)
+        else:
+            values = _as_float(column, name=name, partition=partition)
+            is_missing = ~np.isfinite(values)
+            arrays[name] = values
+        if is_missing.any():
+            if missing == "raise":
+                row = int(np.flatnonzero(is_missing)[0])
+                raise MissingDataError(
+                    f"missing value in partition {partition.key} ({partition.locate(row)}), "
+                    f"column {name!r}: {column[row].as_py()!r} (pass missing='drop' to drop "
+                    "such rows and count them)"
+                )
+            bad |= is_missing
+    keep = ~bad
+    row_index = np.flatnonzero(keep)
+    dropped = {"missing": int(bad.sum())}
+
+    weights = _checked_weights(spec, arrays, keep, partition, row_index)
+    offset = _offset(spec, arrays, keep)
+    if spec.formula is None:
+        X = (
+            np.column_stack([arrays[c][keep] for c in spec.x_columns])
+            if spec.x_columns
+            else (np.empty((int(keep.sum()), 0)))
+        )
+        X = np.asarray(X, dtype=np.float64).reshape(int(keep.sum()), len(spec.x_columns))
+        y = arrays[spec.response][keep] if spec.response is not None and need_response else None
+    else:
+        X, y = _formula_arrays(spec, arrays, keep, need_response=need_response, unseen=unseen)
+
+    finite = np.isfinite(X).all(axis=1)
+    if y is not None:
+        finite &= np.isfinite(y)
+    if not finite.all():
+        if missing == "raise":
+            position = int(np.flatnonzero(~finite)[0])
+            row = int(row_index[position])
+            bad_columns = [
+                spec.column_names[j] for j in np.flatnonzero(~np.isfinite(X[position]))
+            ] or list(spec.response_names)
+            raise MissingDataError(
+                f"non-finite design value in partition {partition.key} "
+                f"({partition.locate(row)}), column {bad_columns[0]!r}: a transform produced "
+                "NaN or inf from finite inputs"
+            )
+        dropped["nonfinite"] = int((~finite).sum())
+        X, row_index = X[finite], row_index[finite]
+        y = y[finite] if y is not None else None
+        weights = weights[finite] if weights is not None else None
+        offset = offset[finite] if offset is not None else None
+    return DesignChunk(
+        key=partition.key,
+        X=X,
+        y=y,
+        weights=weights,
+        offset=offset,
+        row_index=row_index,
+        rows_read=rows_read,
+        dropped=dropped,
+        skipped_rows=result.skipped_rows,
+    )
+
+
+def _as_float(column: pa.ChunkedArray, *, name: str, partition: Partition) -> np.ndarray:
+    dtype = column.type
+    if not (
+        pa.types.is_integer(dtype)
+        or pa.types.is_floating(dtype)
+        or pa.types.is_decimal(dtype)
+        or pa.types.is_null(dtype)
+    ):
+        raise DesignError(
+            f"column {name!r} in partition {partition.key} has type {dtype}, where the design "
+            "expects numbers (the schema pass saw it as numeric)"
+        )
+    if pa.types.is_null(dtype):
+        return np.full(len(column), np.nan)
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _level_codes(
+    column: pa.ChunkedArray, levels: list[Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Codes into ``levels`` (-1 for missing or unseen), and masks of both."""
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
+    is_null = np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    if pa.types.is_floating(column.type):
+        is_null |= np.asarray(pc.is_nan(column).fill_null(False).to_numpy(zero_copy_only=False))
+    value_set = pa.array(levels)
+    if value_set.type != column.type:
+        try:
+            value_set = value_set.cast(column.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            column = column.cast(value_set.type)
+    index = pc.index_in(column, value_set=value_set)
+    codes = np.asarray(index.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    is_unseen = (codes < 0) & ~is_null
+    return codes, is_null, is_unseen
+
+
+def _checked_weights(
+    spec: DesignSpec,
+    arrays: dict[str, Any],
+    keep: np.ndarray,
+    partition: Partition,
+    row_index: np.ndarray,
+) -> np.ndarray | None:
+    if spec.weights is None:
+        return None
+    weights = arrays[spec.weights][keep]
+    negative = weights < 0
+    if negative.any():
+        row = int(row_index[int(np.flatnonzero(negative)[0])])
+        raise DesignError(
+            f"negative weight in partition {partition.key} ({partition.locate(row)}), "
+            f"column {spec.weights!r}: {weights[negative][0]!r}"
+        )
+    return weights
+
+
+def _offset(spec: DesignSpec, arrays: dict[str, Any], keep: np.ndarray) -> np.ndarray | None:
+    offset = None
+    if spec.offset is not None:
+        offset = arrays[spec.offset][keep].copy()
+    if spec.exposure is not None:
+        exposure = arrays[spec.exposure][keep]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_exposure = np.log(exposure)
+        offset = log_exposure if offset is None else offset + log_exposure
+    return offset
+
+
+def _formula_arrays(
+    spec: DesignSpec,
+    arrays: dict[str, Any],
+    keep: np.ndarray,
+    *,
+    need_response: bool,
+    unseen: UnseenPolicy,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    specs = spec.formulaic_specs()
+    nkeep = int(keep.sum())
+    frame: dict[str, Any] = {}
+    unseen_rows: dict[str, np.ndarray] = {}
+    for name in spec.formula_columns:
+        if name not in arrays:
+            continue  # a response column not read at predict time
+        if name in spec.levels:
+            codes, is_unseen = arrays[name]
+            codes = codes[keep]
+            if unseen == "zero" and is_unseen[keep].any():
+                unseen_rows[name] = is_unseen[keep]
+                codes = np.where(codes < 0, 0, codes)  # any level; its columns are zeroed below
+            frame[name] = pd.Categorical.from_codes(codes, categories=spec.levels[name])
+        else:
+            frame[name] = arrays[name][keep]
+    data = pd.DataFrame(frame, index=pd.RangeIndex(nkeep))
+    rhs_spec = specs.rhs if spec.has_formula_response else specs
+    if nkeep == 0:
+        X = np.empty((0, len(spec.column_names)), dtype=np.float64)
+        y = np.empty(0, dtype=np.float64) if (spec.has_formula_response and need_response) else None
+        return X, y
+    with warnings.catch_warnings():
+        # formulaic warns (and would encode silently) on a level outside the spec;
+        # levels were checked above, so any such warning is a bug: make it an error.
+        warnings.simplefilter("error", category=_data_mismatch_warning())
+        try:
+            if spec.has_formula_response and need_response:
+                matrices = specs.get_model_matrix(data, context=apply_context())
+                X = _dense(matrices.rhs)
+                y_frame = _dense(matrices.lhs)
+                if y_frame.shape[1] != 1:
+                    raise DesignError(
+                        f"the response of {spec.formula!r} gives {y_frame.shape[1]} columns "
+                        f"({list(spec.response_names)}); use a numeric response column"
+                    )
+                y = y_frame[:, 0]
+            else:
+                X = _dense(rhs_spec.get_model_matrix(data, context=apply_context()))
+                y = None
+        except DesignError:
+            raise
+        except Exception as error:
+            raise DesignError(f"cannot encode with {spec.formula!r}: {error}") from error
+    if X.shape[1] != len(spec.column_names):
+        raise DesignError(
+            f"partition design has {X.shape[1]} columns where the spec has {len(spec.column_names)}"
+        )
+    for name, rows in unseen_rows.items():
+        columns = rhs_spec.get_variable_indices([name])
+        X[np.ix_(rows, columns)] = 0.0
+    return X, y
+
+
+def _dense(matrix: Any) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(matrix, dtype=np.float64))
+
+
+def _data_mismatch_warning() -> type[Warning]:
+    from formulaic.errors import DataMismatchWarning
+
+    return DataMismatchWarning

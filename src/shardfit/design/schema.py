@@ -1,0 +1,284 @@
+"""The schema pass: one pass of mergeable column summaries that learns the design.
+
+Per partition it reads only the columns the formula needs, summarizes them
+(rows, missing, extremes, mean, categorical levels), and records exact sums for the
+stateful transforms. Merged in partition order, these give the
+:class:`~shardfit.design.spec.DesignSpec` every later pass encodes with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from shardfit.data.partition import Partition, Source
+from shardfit.design.formula import FormulaInfo, analyze_formula
+from shardfit.design.spec import DesignSpec
+from shardfit.design.transforms import (
+    finalize_state,
+    learning_context,
+    merge_learned_state,
+)
+from shardfit.engine import run_pass
+from shardfit.errors import DesignError, MissingDataError
+from shardfit.stats.column_summary import (
+    DEFAULT_MAX_LEVELS,
+    CategoricalSummary,
+    NumericSummary,
+    TableSummary,
+    is_categorical_type,
+    summarize_table,
+)
+
+__all__ = ["LearnedDesign", "SchemaStatistic", "SchemaTask", "learn_design"]
+
+
+@dataclass(frozen=True)
+class PartitionCounts:
+    """Rows read, rows with every needed value present, and rows skipped, per partition."""
+
+    key: str
+    rows: int
+    complete: int
+    skipped: int
+
+
+@dataclass(frozen=True)
+class SchemaStatistic:
+    """What the schema pass merges: column summaries, transform sums, row counts."""
+
+    summary: TableSummary
+    learned: dict[str, dict[str, Any]]
+    partitions: tuple[PartitionCounts, ...]
+
+    def merge(self, other: SchemaStatistic) -> SchemaStatistic:
+        """Both operands' rows, left then right."""
+        return SchemaStatistic(
+            summary=self.summary.merge(other.summary),
+            learned=merge_learned_state(self.learned, other.learned),
+            partitions=self.partitions + other.partitions,
+        )
+
+
+@dataclass(frozen=True)
+class SchemaTask:
+    """Summarize one partition (runs on a worker)."""
+
+    columns: tuple[str, ...]
+    categorical: frozenset[str]
+    max_levels: int
+    stateful_factors: tuple[str, ...]
+    missing: Literal["drop", "raise"]
+
+    def fingerprint(self) -> str:
+        return repr(self)
+
+    def __call__(self, partition: Partition) -> SchemaStatistic:
+        result = partition.read(list(self.columns))
+        table = result.table
+        summary = summarize_table(
+            table,
+            categorical=self.categorical,
+            max_levels=self.max_levels,
+            skipped_rows=result.skipped_rows,
+        )
+        complete = np.ones(table.num_rows, dtype=bool)
+        for name in self.columns:
+            column = table.column(name)
+            if isinstance(summary.columns[name], CategoricalSummary):
+                absent = np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+                if not is_categorical_type(column.type):
+                    values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+                    absent |= np.isnan(values)
+            else:
+                values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+                absent = ~np.isfinite(values)
+            if self.missing == "raise" and absent.any():
+                row = int(np.flatnonzero(absent)[0])
+                raise MissingDataError(
+                    f"missing value in partition {partition.key} ({partition.locate(row)}), "
+                    f"column {name!r}: {column[row].as_py()!r} (pass missing='drop' to drop "
+                    "such rows and count them)"
+                )
+            complete &= ~absent
+        learned: dict[str, dict[str, Any]] = {}
+        if self.stateful_factors and complete.any():
+            frame = table.filter(complete).to_pandas()
+            learned = _learn_transform_sums(self.stateful_factors, frame)
+        counts = PartitionCounts(
+            key=partition.key,
+            rows=table.num_rows,
+            complete=int(complete.sum()),
+            skipped=result.skipped_rows,
+        )
+        return SchemaStatistic(summary=summary, learned=learned, partitions=(counts,))
+
+
+def _learn_transform_sums(factors: tuple[str, ...], frame: pd.DataFrame) -> dict[str, Any]:
+    from formulaic import model_matrix
+
+    formula = "0 + " + " + ".join(factors)
+    try:
+        matrix = model_matrix(formula, frame, context=learning_context(), na_action="ignore")
+    except Exception as error:
+        raise DesignError(f"cannot evaluate {factors} to learn their state: {error}") from error
+    return dict(matrix.model_spec.transform_state)
+
+
+@dataclass(frozen=True)
+class LearnedDesign:
+    """A design spec and what the schema pass saw.
+
+    Attributes
+    ----------
+    spec : DesignSpec
+        The learned design.
+    summary : TableSummary
+        Summaries of the columns the design reads.
+    partitions : tuple of PartitionCounts
+        Per partition: rows read, rows complete, rows skipped.
+    """
+
+    spec: DesignSpec
+    summary: TableSummary
+    partitions: tuple[PartitionCounts, ...]
+
+    @property
+    def rows(self) -> int:
+        """Rows read."""
+        return self.summary.rows
+
+    @property
+    def rows_complete(self) -> int:
+        """Rows with every value the design needs."""
+        return sum(p.complete for p in self.partitions)
+
+
+def learn_design(
+    formula: str | None,
+    source: Source,
+    *,
+    x_columns: tuple[str, ...] | None = None,
+    response: str | None = None,
+    weights: str | None = None,
+    offset: str | None = None,
+    exposure: str | None = None,
+    missing: Literal["drop", "raise"] = "drop",
+    max_levels: int = DEFAULT_MAX_LEVELS,
+    backend: Any = None,
+    workers: int | None = None,
+    progress: bool = False,
+) -> LearnedDesign:
+    """Run the schema pass over ``source`` and learn the design of ``formula``.
+
+    Parameters
+    ----------
+    formula : str or None
+        A formulaic formula such as ``"y ~ x1 + np.log(x2) + C(g) + x1:x3"``.
+        Formula strings are code: they are evaluated as Python, so never pass one
+        from an untrusted source. ``None`` for a plain-columns design given by
+        ``x_columns`` and ``response``.
+    source : Source
+        The data.
+    x_columns, response : optional
+        The predictor columns and the response column of a plain-columns design.
+    weights, offset, exposure : str, optional
+        Columns of per-row weights, offsets, and exposures (``log(exposure)`` is
+        added to the offset).
+    missing : {"drop", "raise"}
+        Drop rows with a missing or non-finite value in any column the design reads
+        (counted per partition), or raise naming the first one's location.
+    max_levels : int
+        The most distinct levels a categorical column may have.
+    backend, workers, progress
+        Where the pass runs (see :func:`shardfit.engine.run_pass`).
+
+    Returns
+    -------
+    LearnedDesign
+    """
+    if missing not in ("drop", "raise"):
+        raise ValueError(f"The 'missing' parameter must be 'drop' or 'raise'. Got {missing!r}.")
+    if max_levels < 1:
+        raise ValueError(f"The 'max_levels' parameter must be >= 1. Got {max_levels!r}.")
+    extra = [c for c in (weights, offset, exposure) if c is not None]
+    if formula is not None:
+        info = analyze_formula(formula)
+        formula_columns = _formula_columns(info, source)
+        categorical = info.categorical_calls & set(formula_columns)
+        stateful = info.stateful_factors
+    else:
+        if not x_columns:
+            raise DesignError("a design needs a formula or x_columns")
+        formula_columns = [*x_columns, *([response] if response else [])]
+        categorical = frozenset()
+        stateful = ()
+    raw_columns = tuple(dict.fromkeys([*formula_columns, *extra]))
+    _check_columns_exist(raw_columns, source)
+    task = SchemaTask(
+        columns=raw_columns,
+        categorical=frozenset(categorical),
+        max_levels=max_levels,
+        stateful_factors=stateful,
+        missing=missing,
+    )
+    statistic: SchemaStatistic = run_pass(
+        task, source, backend=backend, workers=workers, progress=progress, pass_name="schema"
+    )
+    summary = statistic.summary
+    levels: dict[str, list[Any]] = {}
+    numeric_fill: dict[str, float] = {}
+    for name in formula_columns:
+        column = summary.columns[name]
+        if isinstance(column, CategoricalSummary):
+            levels[name] = column.sorted_levels()
+        elif isinstance(column, NumericSummary) and column.count:
+            numeric_fill[name] = column.mean
+    for name in extra:
+        if isinstance(summary.columns[name], CategoricalSummary):
+            raise DesignError(f"column {name!r} holds labels; weights/offset/exposure need numbers")
+    spec = DesignSpec(
+        formula=formula,
+        x_columns=tuple(x_columns or ()) if formula is None else (),
+        response=response if formula is None else None,
+        levels=levels,
+        numeric_fill=numeric_fill,
+        transform_state=finalize_state(statistic.learned) if stateful else {},
+        column_names=tuple(x_columns or ()) if formula is None else (),
+        response_names=(response,) if (formula is None and response) else (),
+        weights=weights,
+        offset=offset,
+        exposure=exposure,
+        raw_columns=raw_columns,
+        formula_columns=tuple(formula_columns),
+    )
+    if formula is not None:
+        spec = spec.with_formulaic()
+    return LearnedDesign(spec=spec, summary=summary, partitions=statistic.partitions)
+
+
+def _formula_columns(info: FormulaInfo, source: Source) -> list[str]:
+    from formulaic.transforms import TRANSFORMS
+
+    available = set(source.columns)
+    columns = [name for name in source.columns if name in info.variables]
+    unknown = sorted(
+        name for name in info.variables if name not in available and name not in TRANSFORMS
+    )
+    if unknown:
+        raise DesignError(
+            f"formula {info.formula!r} uses {unknown}, which are not columns of "
+            f"{source.name!r} (columns: {source.columns})"
+        )
+    return columns
+
+
+def _check_columns_exist(columns: tuple[str, ...], source: Source) -> None:
+    missing = [name for name in columns if name not in source.columns]
+    if missing:
+        raise DesignError(
+            f"columns {missing} are not in {source.name!r} (columns: {source.columns})"
+        )

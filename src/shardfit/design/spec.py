@@ -1,0 +1,215 @@
+"""The learned design: what turns a partition's rows into model-matrix columns.
+
+A :class:`DesignSpec` separates configuration (the formula, the weight and offset
+columns) from state learned in the schema pass (categorical levels, transform
+state, the output column names). It serializes to JSON and rebuilds formulaic's
+``ModelSpecs`` from that JSON alone, so a saved model predicts on new data with
+exactly the columns it was fitted with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shardfit.design.transforms import apply_context
+from shardfit.errors import DesignError
+
+__all__ = ["DesignSpec"]
+
+_SPEC_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DesignSpec:
+    """A design learned from data, applied identically to every partition.
+
+    Attributes
+    ----------
+    formula : str or None
+        A formulaic formula; ``None`` for a plain-columns design.
+    x_columns : tuple of str
+        For a plain-columns design, the predictor columns in order (no intercept
+        is added, as with ``statsmodels.OLS(y, X)``); empty for a formula.
+    response : str or None
+        For a plain-columns design, the response column.
+    levels : dict of str to list
+        Categorical variable -> its levels in encoding order (sorted by value).
+    numeric_fill : dict of str to float
+        A finite value seen in each numeric column (used to rebuild the spec).
+    transform_state : dict
+        Finalized state of ``center``/``scale``/``standardize`` by expression.
+    column_names : tuple of str
+        The design-matrix columns, in order.
+    response_names : tuple of str
+        The response columns (one for ``y ~ ...``; none without a left side).
+    weights, offset, exposure : str or None
+        Columns read alongside the formula's variables.
+    raw_columns : tuple of str
+        Every source column a partition must read for this design.
+    """
+
+    formula: str | None
+    x_columns: tuple[str, ...] = ()
+    response: str | None = None
+    levels: dict[str, list[Any]] = field(default_factory=dict)
+    numeric_fill: dict[str, float] = field(default_factory=dict)
+    transform_state: dict[str, dict[str, Any]] = field(default_factory=dict)
+    column_names: tuple[str, ...] = ()
+    response_names: tuple[str, ...] = ()
+    weights: str | None = None
+    offset: str | None = None
+    exposure: str | None = None
+    raw_columns: tuple[str, ...] = ()
+    formula_columns: tuple[str, ...] = ()
+    _formulaic: list[Any] = field(default_factory=list, compare=False, repr=False)
+
+    # -- construction -------------------------------------------------------------
+    def with_formulaic(self) -> DesignSpec:
+        """Build formulaic's spec once (on a skeleton frame) and fill the column names."""
+        specs = self.formulaic_specs()
+        if self.formula is None:
+            return self
+        rhs = specs.rhs if self.has_formula_response else specs
+        column_names = tuple(rhs.column_names)
+        response_names = tuple(specs.lhs.column_names) if self.has_formula_response else ()
+        spec = _replace(self, column_names=column_names, response_names=response_names)
+        spec._formulaic.append(specs)
+        return spec
+
+    @property
+    def has_formula_response(self) -> bool:
+        return bool(self.formula) and "~" in str(self.formula)
+
+    @property
+    def has_response(self) -> bool:
+        """Whether the design yields a response vector."""
+        return self.has_formula_response or self.response is not None
+
+    def formulaic_specs(self) -> Any:
+        """formulaic's ``ModelSpecs`` for this design (built lazily, cached per process)."""
+        if self._formulaic:
+            return self._formulaic[0]
+        if self.formula is None:
+            raise DesignError("a plain-columns design has no formulaic spec")
+        from formulaic import Formula
+
+        skeleton = self.skeleton_frame()
+        try:
+            matrices = Formula(self.formula).get_model_matrix(
+                skeleton,
+                context=apply_context(),
+                transform_state=_state_for_formulaic(self.transform_state),
+                na_action="ignore",
+            )
+        except DesignError:
+            raise
+        except Exception as error:
+            raise DesignError(f"cannot build the design of {self.formula!r}: {error}") from error
+        specs = matrices.model_spec
+        self._formulaic.append(specs)
+        return specs
+
+    def skeleton_frame(self) -> pd.DataFrame:
+        """A small frame with every level of every categorical (rebuilds the spec)."""
+        nrows = max([2, *(len(levels) for levels in self.levels.values())])
+        data: dict[str, Any] = {}
+        for name in self.formula_columns:
+            if name in self.levels:
+                levels = self.levels[name]
+                if not levels:
+                    raise DesignError(f"categorical column {name!r} has no levels in the data")
+                values = [levels[i % len(levels)] for i in range(nrows)]
+                data[name] = pd.Categorical(values, categories=levels)
+            else:
+                data[name] = np.full(nrows, self.numeric_fill.get(name, 1.0), dtype=np.float64)
+        return pd.DataFrame(data)
+
+    # -- serialization --------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict of the spec (no formulaic objects, no pickle)."""
+        out: dict[str, Any] = {"version": _SPEC_VERSION}
+        for item in fields(self):
+            if item.name.startswith("_"):
+                continue
+            value = getattr(self, item.name)
+            if item.name == "levels":
+                value = {name: _levels_to_json(levels) for name, levels in value.items()}
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[item.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DesignSpec:
+        """Inverse of :meth:`to_dict`."""
+        if data.get("version") != _SPEC_VERSION:
+            raise DesignError(f"unsupported design spec version {data.get('version')!r}")
+        kwargs: dict[str, Any] = {}
+        for item in fields(cls):
+            if item.name.startswith("_") or item.name not in data:
+                continue
+            value = data[item.name]
+            if item.name == "levels":
+                value = {name: _levels_from_json(levels) for name, levels in value.items()}
+            elif isinstance(value, list):
+                value = tuple(value)
+            kwargs[item.name] = value
+        return cls(**kwargs)
+
+    def to_json(self) -> str:
+        """The spec as a JSON string."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> DesignSpec:
+        """Rebuild a spec saved with :meth:`to_json`."""
+        return cls.from_dict(json.loads(text))
+
+    def fingerprint(self) -> str:
+        """A short hash of the spec (for checkpoint keys)."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:24]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Ship the spec to workers as its JSON; each process rebuilds formulaic's
+        # spec once instead of unpickling formulaic internals.
+        return {"json": self.to_json()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        rebuilt = DesignSpec.from_json(state["json"])
+        for item in fields(DesignSpec):
+            object.__setattr__(self, item.name, getattr(rebuilt, item.name))
+
+
+def _replace(spec: DesignSpec, **changes: Any) -> DesignSpec:
+    values = {item.name: getattr(spec, item.name) for item in fields(spec)}
+    values.update(changes)
+    values["_formulaic"] = []
+    return DesignSpec(**values)
+
+
+def _state_for_formulaic(state: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {key: dict(value) for key, value in state.items()}
+
+
+def _levels_to_json(levels: list[Any]) -> dict[str, Any]:
+    if all(isinstance(level, bool) for level in levels):
+        kind = "bool"
+    elif all(isinstance(level, int) and not isinstance(level, bool) for level in levels):
+        kind = "int"
+    elif all(isinstance(level, float) for level in levels):
+        kind = "float"
+    else:
+        kind = "str"
+        levels = [str(level) for level in levels]
+    return {"kind": kind, "values": list(levels)}
+
+
+def _levels_from_json(data: dict[str, Any]) -> list[Any]:
+    convert = {"bool": bool, "int": int, "float": float, "str": str}[data["kind"]]
+    return [convert(value) for value in data["values"]]

@@ -1,0 +1,254 @@
+"""Mergeable per-column summaries: the statistic of the schema pass.
+
+Numeric columns keep counts, extremes and a running mean and sum of squared
+deviations merged with Chan, Golub & LeVeque's pairwise formula
+(``M2 = M2_a + M2_b + d**2 * n_a * n_b / n``, ``d = mean_b - mean_a``).
+Categorical columns keep the count of every level, up to a cap.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shardfit.errors import SchemaError
+
+__all__ = [
+    "DEFAULT_MAX_LEVELS",
+    "CategoricalSummary",
+    "ColumnSummary",
+    "NumericSummary",
+    "TableSummary",
+    "is_categorical_type",
+    "summarize_table",
+]
+
+DEFAULT_MAX_LEVELS = 10_000
+
+
+def is_categorical_type(dtype: pa.DataType) -> bool:
+    """Whether an Arrow type holds labels rather than quantities."""
+    return bool(
+        pa.types.is_string(dtype)
+        or pa.types.is_large_string(dtype)
+        or pa.types.is_string_view(dtype)
+        or pa.types.is_dictionary(dtype)
+        or pa.types.is_boolean(dtype)
+    )
+
+
+@dataclass(frozen=True)
+class NumericSummary:
+    """Rows, missing count, extremes, mean and spread of a numeric column.
+
+    NaN, +inf and -inf count as missing, like nulls.
+    """
+
+    count: int = 0
+    missing: int = 0
+    min: float = math.inf
+    max: float = -math.inf
+    mean: float = 0.0
+    m2: float = 0.0
+    dtype: str = "double"
+
+    @classmethod
+    def of(cls, column: pa.ChunkedArray | pa.Array) -> NumericSummary:
+        """Summarize one Arrow column."""
+        values = column.to_numpy(zero_copy_only=False)
+        values = np.asarray(values, dtype=np.float64)  # nulls become NaN
+        finite = values[np.isfinite(values)]
+        if finite.size == 0:
+            return cls(count=0, missing=int(values.size), dtype=str(column.type))
+        mean = float(finite.mean())
+        return cls(
+            count=int(finite.size),
+            missing=int(values.size - finite.size),
+            min=float(finite.min()),
+            max=float(finite.max()),
+            mean=mean,
+            m2=float(np.sum((finite - mean) ** 2)),
+            dtype=str(column.type),
+        )
+
+    def merge(self, other: NumericSummary) -> NumericSummary:
+        """Summary of both operands' rows (Chan et al. pairwise update)."""
+        if not isinstance(other, NumericSummary):
+            raise SchemaError(f"cannot merge a numeric summary with {type(other).__name__}")
+        n = self.count + other.count
+        if n == 0:
+            return NumericSummary(missing=self.missing + other.missing, dtype=self.dtype)
+        delta = other.mean - self.mean
+        mean = self.mean + delta * other.count / n
+        m2 = self.m2 + other.m2 + delta * delta * self.count * other.count / n
+        return NumericSummary(
+            count=n,
+            missing=self.missing + other.missing,
+            min=min(self.min, other.min),
+            max=max(self.max, other.max),
+            mean=mean,
+            m2=m2,
+            dtype=self.dtype,
+        )
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation (ddof=1); NaN below two values."""
+        return math.sqrt(self.m2 / (self.count - 1)) if self.count > 1 else math.nan
+
+    @property
+    def is_numeric(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class CategoricalSummary:
+    """Rows, missing count and level counts of a categorical column.
+
+    ``levels`` maps each level (a str, bool or int) to its count. More than
+    ``max_levels`` distinct levels raises :class:`~shardfit.errors.SchemaError`.
+    """
+
+    count: int = 0
+    missing: int = 0
+    levels: dict[Any, int] = field(default_factory=dict)
+    max_levels: int = DEFAULT_MAX_LEVELS
+    dtype: str = "string"
+    column: str = ""
+
+    @classmethod
+    def of(
+        cls, column: pa.ChunkedArray | pa.Array, *, name: str, max_levels: int
+    ) -> CategoricalSummary:
+        """Summarize one Arrow column, treating its values as labels."""
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        if pa.types.is_dictionary(column.type):
+            column = column.dictionary_decode()
+        missing = column.null_count
+        if pa.types.is_floating(column.type):
+            missing += int(pc.sum(pc.is_nan(column).cast(pa.int64())).as_py() or 0)
+            column = pc.filter(column, pc.invert(pc.is_nan(column)))
+        counts = pc.value_counts(column.drop_null())
+        levels = {
+            value: int(n)
+            for value, n in zip(
+                counts.field("values").to_pylist(), counts.field("counts").to_pylist()
+            )
+        }
+        summary = cls(
+            count=len(column) - column.null_count,
+            missing=missing,
+            levels=levels,
+            max_levels=max_levels,
+            dtype=str(column.type),
+            column=name,
+        )
+        summary._check_cap()
+        return summary
+
+    def _check_cap(self) -> None:
+        if len(self.levels) > self.max_levels:
+            raise SchemaError(
+                f"column {self.column!r} has more than {self.max_levels} distinct levels "
+                f"({len(self.levels)} seen so far); a categorical this large is probably an "
+                "identifier. Raise max_levels= if it really is a factor, or hash it."
+            )
+
+    def merge(self, other: CategoricalSummary) -> CategoricalSummary:
+        """Summary of both operands' rows: level counts add."""
+        if not isinstance(other, CategoricalSummary):
+            raise SchemaError(
+                f"column {self.column!r} is categorical in one partition and "
+                f"{type(other).__name__} in another"
+            )
+        levels = dict(self.levels)
+        for level, n in other.levels.items():
+            levels[level] = levels.get(level, 0) + n
+        merged = CategoricalSummary(
+            count=self.count + other.count,
+            missing=self.missing + other.missing,
+            levels=levels,
+            max_levels=self.max_levels,
+            dtype=self.dtype,
+            column=self.column,
+        )
+        merged._check_cap()
+        return merged
+
+    def sorted_levels(self) -> list[Any]:
+        """Levels in the order formulaic gives them: sorted by value."""
+        return sorted(self.levels)
+
+    @property
+    def is_numeric(self) -> bool:
+        return False
+
+
+ColumnSummary = NumericSummary | CategoricalSummary
+
+
+@dataclass(frozen=True)
+class TableSummary:
+    """Summaries of the columns of some rows, plus row counts.
+
+    Attributes
+    ----------
+    rows : int
+        Rows seen (missing values included).
+    columns : dict of str to ColumnSummary
+        In the order of the table's columns.
+    partitions : int
+        Partitions merged into this summary.
+    skipped_rows : int
+        Rows the readers skipped as malformed (``on_bad_lines="skip"``).
+    """
+
+    rows: int
+    columns: dict[str, ColumnSummary]
+    partitions: int = 1
+    skipped_rows: int = 0
+
+    def merge(self, other: TableSummary) -> TableSummary:
+        """Summary of both operands' rows; raises if their columns differ."""
+        if list(self.columns) != list(other.columns):
+            raise SchemaError(
+                f"partitions disagree on columns: {list(self.columns)} vs {list(other.columns)}"
+            )
+        return TableSummary(
+            rows=self.rows + other.rows,
+            columns={
+                name: summary.merge(other.columns[name])  # type: ignore[arg-type]
+                for name, summary in self.columns.items()
+            },
+            partitions=self.partitions + other.partitions,
+            skipped_rows=self.skipped_rows + other.skipped_rows,
+        )
+
+
+def summarize_table(
+    table: pa.Table,
+    *,
+    categorical: frozenset[str] = frozenset(),
+    max_levels: int = DEFAULT_MAX_LEVELS,
+    skipped_rows: int = 0,
+) -> TableSummary:
+    """Summarize every column of ``table``.
+
+    Columns of a label type (string, dictionary, boolean) and those named in
+    ``categorical`` get a :class:`CategoricalSummary`; the rest a
+    :class:`NumericSummary`.
+    """
+    columns: dict[str, ColumnSummary] = {}
+    for name in table.column_names:
+        column = table.column(name)
+        if name in categorical or is_categorical_type(column.type):
+            columns[name] = CategoricalSummary.of(column, name=name, max_levels=max_levels)
+        else:
+            columns[name] = NumericSummary.of(column)
+    return TableSummary(rows=table.num_rows, columns=columns, skipped_rows=skipped_rows)
