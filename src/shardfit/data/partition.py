@@ -115,7 +115,4 @@ class Source:
         return digest.hexdigest()[:32]
 
     def __repr__(self) -> str:
-        return (
-            f"Source({self.name!r}, npartitions={self.npartitions}, "
-            f"columns={self.columns!r})"
-        )
+        return f"Source({self.name!r}, npartitions={self.npartitions}, columns={self.columns!r})"
