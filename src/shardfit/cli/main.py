@@ -16,6 +16,7 @@ _COMMANDS: dict[str, str] = {
     "simulate": "shardfit.cli.simulate_cmd",
     "convert": "shardfit.cli.convert_cmd",
     "schema": "shardfit.cli.schema_cmd",
+    "demo": "shardfit.cli.demo_cmd",
 }
 
 
@@ -25,7 +26,7 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Fit models to data too large for memory, partition by partition.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module_name in _COMMANDS.items():
+    for module_name in _COMMANDS.values():
         module = importlib.import_module(module_name)
         module.add_parser(subparsers)
     return parser

@@ -87,13 +87,17 @@ def analyze_formula(formula: str) -> FormulaInfo:
             factors.extend(str(factor) for factor in term.factors)
     categorical: set[str] = set()
     stateful: list[str] = []
+    names: set[str] = set()
     for expression in dict.fromkeys(factors):
         if expression == "1":
             continue
         try:
             tree = ast.parse(expression, mode="eval")
         except SyntaxError:
-            continue  # a quoted column name such as `my col`: a plain variable
+            # A quoted column name such as `my col`: one plain variable.
+            names.add(expression.strip("`"))
+            continue
+        names.update(_names(tree))
         stateful_here = _check_calls(tree, formula)
         if stateful_here:
             stateful.append(expression)
@@ -105,7 +109,11 @@ def analyze_formula(formula: str) -> FormulaInfo:
                 and isinstance(node.args[0], ast.Name)
             ):
                 categorical.add(node.args[0].id)
-    variables = frozenset(str(variable) for variable in parsed.required_variables)
+    # formulaic's required_variables leaves out names inside stateful transforms
+    # (scale(x) gives nothing), so read the names from the factors as well.
+    variables = frozenset(
+        {str(variable) for variable in parsed.required_variables} | (names - _context_names())
+    )
     return FormulaInfo(
         formula=formula,
         variables=variables,
@@ -113,6 +121,22 @@ def analyze_formula(formula: str) -> FormulaInfo:
         stateful_factors=tuple(stateful),
         has_response=has_response,
     )
+
+
+def _names(tree: ast.AST) -> set[str]:
+    """Names a factor reads as data: every loaded name that is not called."""
+    called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    return {
+        node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and id(node) not in called
+    }
+
+
+def _context_names() -> set[str]:
+    import builtins
+
+    from formulaic.transforms import TRANSFORMS
+
+    return set(TRANSFORMS) | set(dir(builtins))
 
 
 def _check_calls(tree: ast.AST, formula: str) -> bool:
@@ -135,10 +159,10 @@ def _check_calls(tree: ast.AST, formula: str) -> bool:
             )
         if name in MERGEABLE_TRANSFORMS:
             found = True
-            for inner in ast.walk(
-                ast.Module(body=[ast.Expr(a) for a in node.args], type_ignores=[])
-            ):
-                if isinstance(inner, ast.Call) and _call_name(inner) in MERGEABLE_TRANSFORMS:
+            arguments = [*node.args, *(keyword.value for keyword in node.keywords)]
+            inner_calls = (n for a in arguments for n in ast.walk(a) if isinstance(n, ast.Call))
+            for inner in inner_calls:
+                if _call_name(inner) in MERGEABLE_TRANSFORMS:
                     raise DesignError(
                         f"nested stateful transforms ({ast.unparse(node)}) in formula "
                         f"{formula!r} would need one pass per level of nesting; "

@@ -292,7 +292,9 @@ def _formula_arrays(
         X = np.empty((0, len(spec.column_names)), dtype=np.float64)
         y = np.empty(0, dtype=np.float64) if (spec.has_formula_response and need_response) else None
         return X, y
-    with warnings.catch_warnings():
+    # A transform that yields NaN or inf (np.log of a negative) is counted below, row
+    # by row; numpy's warning would only repeat that without a location.
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         # formulaic warns (and would encode silently) on a level outside the spec;
         # levels were checked above, so any such warning is a bug: make it an error.
         warnings.simplefilter("error", category=_data_mismatch_warning())

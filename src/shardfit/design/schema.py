@@ -33,7 +33,14 @@ from shardfit.stats.column_summary import (
     summarize_table,
 )
 
-__all__ = ["LearnedDesign", "SchemaStatistic", "SchemaTask", "learn_design"]
+__all__ = [
+    "LearnedDesign",
+    "PartitionCounts",
+    "SchemaStatistic",
+    "SchemaTask",
+    "learn_design",
+    "schema_pass",
+]
 
 
 @dataclass(frozen=True)
@@ -157,6 +164,39 @@ class LearnedDesign:
         return sum(p.complete for p in self.partitions)
 
 
+def schema_pass(
+    source: Source,
+    columns: tuple[str, ...] | None = None,
+    *,
+    categorical: frozenset[str] = frozenset(),
+    stateful_factors: tuple[str, ...] = (),
+    max_levels: int = DEFAULT_MAX_LEVELS,
+    missing: Literal["drop", "raise"] = "drop",
+    backend: Any = None,
+    workers: int | None = None,
+    progress: bool = False,
+) -> SchemaStatistic:
+    """Summarize ``columns`` (all when ``None``) of ``source`` in one pass.
+
+    Columns of a label type, and those in ``categorical``, get level counts; the
+    rest counts, missing, extremes, mean and spread. Summaries merge in partition
+    order. ``stateful_factors`` are formula expressions whose ``center``/``scale``
+    sums are learned on the complete rows.
+    """
+    columns = tuple(source.columns) if columns is None else tuple(columns)
+    _check_columns_exist(columns, source)
+    task = SchemaTask(
+        columns=columns,
+        categorical=categorical,
+        max_levels=max_levels,
+        stateful_factors=stateful_factors,
+        missing=missing,
+    )
+    return run_pass(
+        task, source, backend=backend, workers=workers, progress=progress, pass_name="schema"
+    )
+
+
 def learn_design(
     formula: str | None,
     source: Source,
@@ -217,16 +257,16 @@ def learn_design(
         categorical = frozenset()
         stateful = ()
     raw_columns = tuple(dict.fromkeys([*formula_columns, *extra]))
-    _check_columns_exist(raw_columns, source)
-    task = SchemaTask(
-        columns=raw_columns,
+    statistic = schema_pass(
+        source,
+        raw_columns,
         categorical=frozenset(categorical),
-        max_levels=max_levels,
         stateful_factors=stateful,
+        max_levels=max_levels,
         missing=missing,
-    )
-    statistic: SchemaStatistic = run_pass(
-        task, source, backend=backend, workers=workers, progress=progress, pass_name="schema"
+        backend=backend,
+        workers=workers,
+        progress=progress,
     )
     summary = statistic.summary
     levels: dict[str, list[Any]] = {}

@@ -1,0 +1,190 @@
+"""Learning a design in a schema pass and encoding partitions with it."""
+
+from __future__ import annotations
+
+import pickle
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+import pytest
+from design_cases import FORMULA, make_frame
+from formulaic import model_matrix
+
+from shardfit.data.memory import from_pandas
+from shardfit.design.dmatrices import dmatrices, dmatrix
+from shardfit.design.materialize import encode_partition
+from shardfit.design.schema import learn_design, schema_pass
+from shardfit.design.spec import DesignSpec
+from shardfit.errors import DesignError, MissingDataError, UnseenLevelError
+
+
+@pytest.fixture
+def frame(rng: np.random.Generator) -> pd.DataFrame:
+    return make_frame(rng)
+
+
+@pytest.mark.parametrize("npartitions", [1, 3, 17])
+def test_dmatrices_equals_formulaic_in_memory(frame: pd.DataFrame, npartitions: int) -> None:
+    reference = model_matrix(FORMULA, frame)
+    y, X = dmatrices(FORMULA, from_pandas(frame, npartitions))
+    assert list(X.columns) == list(reference.rhs.columns)
+    # Our transform means/scales are exactly rounded; formulaic's come from numpy sums,
+    # whose rounding scale(x4) (mean 100, sd 0.01) amplifies to ~1e-12.
+    np.testing.assert_allclose(X.to_numpy(), reference.rhs.to_numpy(), rtol=1e-12, atol=1e-10)
+    np.testing.assert_array_equal(y.to_numpy(), reference.lhs.to_numpy()[:, 0])
+
+
+def test_design_is_bitwise_identical_for_any_partitioning(frame: pd.DataFrame) -> None:
+    designs = [dmatrices(FORMULA, from_pandas(frame, k))[1].to_numpy() for k in (1, 2, 3, 17)]
+    for other in designs[1:]:
+        assert np.array_equal(designs[0], other)
+
+
+def test_partition_lacking_a_level_keeps_its_columns(frame: pd.DataFrame) -> None:
+    learned = learn_design(FORMULA, from_pandas(frame, 3))
+    first = from_pandas(frame, 3).partitions[0]  # rows 0-199: no level 'e'
+    chunk = encode_partition(learned.spec, first)
+    assert "C(g)[T.e]" in learned.spec.column_names
+    column = learned.spec.column_names.index("C(g)[T.e]")
+    assert chunk.X.shape[1] == len(learned.spec.column_names)
+    assert not chunk.X[:, column].any()
+
+
+def test_transform_state_is_the_whole_data_state(frame: pd.DataFrame) -> None:
+    state = learn_design(FORMULA, from_pandas(frame, 17)).spec.transform_state
+    assert state["center(x1)"]["center"] == pytest.approx(frame.x1.mean(), rel=1e-15)
+    assert state["scale(x4)"]["center"] == pytest.approx(frame.x4.mean(), rel=1e-15)
+    assert state["scale(x4)"]["scale"] == pytest.approx(frame.x4.std(ddof=1), rel=1e-12)
+
+
+def test_transform_state_is_exactly_rounded(frame: pd.DataFrame) -> None:
+    state = learn_design(FORMULA, from_pandas(frame, 3)).spec.transform_state["scale(x4)"]
+    values = [Fraction(float(v)) for v in frame.x4]
+    mean = sum(values) / len(values)
+    variance = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    assert state["center"] == float(mean)
+    assert state["scale"] == float(np.sqrt(float(variance)))
+
+
+def test_missing_drop_counts_exactly(frame: pd.DataFrame) -> None:
+    frame = frame.copy()
+    frame.loc[[5, 250, 590], "x1"] = np.nan
+    frame.loc[[7], "x2"] = np.inf
+    frame.loc[[8, 250], "g"] = None
+    source = from_pandas(frame, 3)
+    learned = learn_design(FORMULA, source)
+    assert learned.rows == 600
+    assert learned.rows_complete == 600 - 5  # rows 5, 7, 8, 250, 590
+    assert learned.summary.columns["x1"].missing == 3
+    chunks = [encode_partition(learned.spec, p) for p in source.partitions]
+    assert [c.dropped["missing"] for c in chunks] == [3, 1, 1]
+    _y, X = dmatrices(FORMULA, source)
+    assert len(X) == 595
+    assert not set(X.index) & {5, 7, 8, 250, 590}
+    reference = model_matrix(FORMULA, frame.drop(index=[5, 7, 8, 250, 590]))
+    np.testing.assert_allclose(X.to_numpy(), reference.rhs.to_numpy(), rtol=1e-12, atol=1e-10)
+
+
+def test_missing_raise_names_partition_row_and_column(frame: pd.DataFrame) -> None:
+    frame = frame.copy()
+    frame.loc[421, "x3"] = np.nan
+    with pytest.raises(MissingDataError, match=r"partition .*\(row 421 .*column 'x3'"):
+        learn_design(FORMULA, from_pandas(frame, 3), missing="raise")
+
+
+def test_unseen_level_raises_then_zero(frame: pd.DataFrame) -> None:
+    spec = learn_design(FORMULA, from_pandas(frame, 3)).spec
+    new = frame.iloc[:4].copy()
+    new["g"] = pd.array(["a", "zz", "b", "e"], dtype="str")
+    with pytest.raises(UnseenLevelError, match=r"row 1 .*column 'g': 'zz'"):
+        dmatrices(FORMULA, from_pandas(new, 1), spec=spec)
+    _, X = dmatrices(FORMULA, from_pandas(new, 1), spec=spec, unseen="zero")
+    g_columns = [c for c in X.columns if c.startswith("C(g)")]
+    assert not X.loc[1, g_columns].any()
+    assert X.loc[3, "C(g)[T.e]"] == 1.0
+    np.testing.assert_array_equal(X.loc[1, "x1"], new.x1.iloc[1])
+
+
+def test_spec_json_round_trip_predicts_identically(frame: pd.DataFrame) -> None:
+    spec = learn_design(FORMULA, from_pandas(frame, 3)).spec
+    restored = DesignSpec.from_json(spec.to_json())
+    assert restored.to_json() == spec.to_json()
+    assert restored.column_names == spec.column_names
+    new = frame.iloc[100:140]
+    a = dmatrix(FORMULA, from_pandas(new, 2), spec=spec)
+    b = dmatrix(FORMULA, from_pandas(new, 2), spec=restored)
+    assert np.array_equal(a.to_numpy(), b.to_numpy())
+    assert pickle.loads(pickle.dumps(spec)).to_json() == spec.to_json()
+
+
+def test_predict_design_does_not_need_the_response(frame: pd.DataFrame) -> None:
+    spec = learn_design(FORMULA, from_pandas(frame, 2)).spec
+    X = dmatrix(FORMULA, from_pandas(frame.drop(columns=["y"]).iloc[:50], 2), spec=spec)
+    assert X.shape == (50, len(spec.column_names))
+
+
+def test_transform_producing_nan_is_dropped_and_counted(frame: pd.DataFrame) -> None:
+    frame = frame.copy()
+    frame.loc[[10, 20], "x2"] = -1.0  # np.log(-1) is NaN
+    source = from_pandas(frame, 2)
+    learned = learn_design(FORMULA, source)
+    chunk = encode_partition(learned.spec, source.partitions[0])
+    assert chunk.dropped == {"missing": 0, "nonfinite": 2}
+    with pytest.raises(MissingDataError, match=r"row 10 .*column 'np.log\(x2\)'"):
+        encode_partition(learned.spec, source.partitions[0], missing="raise")
+
+
+def test_weights_offset_exposure(frame: pd.DataFrame) -> None:
+    frame = frame.copy()
+    frame["off"] = np.linspace(0, 1, len(frame))
+    frame["expo"] = np.linspace(1, 2, len(frame))
+    source = from_pandas(frame, 3)
+    spec = learn_design("y ~ x1", source, weights="w", offset="off", exposure="expo").spec
+    chunks = [encode_partition(spec, p) for p in source.partitions]
+    np.testing.assert_array_equal(np.concatenate([c.weights for c in chunks]), frame.w)
+    np.testing.assert_allclose(
+        np.concatenate([c.offset for c in chunks]), frame.off + np.log(frame.expo), rtol=1e-15
+    )
+    frame.loc[3, "w"] = -0.5
+    bad = from_pandas(frame, 3)
+    spec = learn_design("y ~ x1", bad, weights="w").spec
+    with pytest.raises(DesignError, match=r"negative weight .*row 3 .*column 'w'"):
+        encode_partition(spec, bad.partitions[0])
+
+
+def test_plain_columns_design(rng: np.random.Generator) -> None:
+    X = rng.normal(size=(50, 3))
+    frame = pd.DataFrame(X, columns=["a", "b", "c"]).assign(target=rng.normal(size=50))
+    source = from_pandas(frame, 3)
+    spec = learn_design(None, source, x_columns=("a", "b", "c"), response="target").spec
+    chunks = [encode_partition(spec, p) for p in source.partitions]
+    assert np.array_equal(np.concatenate([c.X for c in chunks]), X)
+    assert np.array_equal(np.concatenate([c.y for c in chunks]), frame.target.to_numpy())
+
+
+def test_empty_partitions_and_all_rows_dropped(frame: pd.DataFrame) -> None:
+    small = frame.iloc[:5]
+    _y, X = dmatrices("y ~ x1 + C(g)", from_pandas(small, 9))  # four empty partitions
+    assert X.shape == (5, len(X.columns))
+    dropped = frame.iloc[:20].copy()
+    dropped["x1"] = np.nan
+    learned = learn_design("y ~ x2 + x1", from_pandas(dropped, 3))
+    assert learned.rows_complete == 0
+    _y, X = dmatrices("y ~ x2 + x1", from_pandas(dropped, 3))
+    assert X.shape == (0, 3) and list(X.columns) == ["Intercept", "x2", "x1"]
+
+
+def test_unknown_column_and_cap(frame: pd.DataFrame) -> None:
+    with pytest.raises(DesignError, match=r"uses \['nope'\], which are not columns"):
+        learn_design("y ~ nope", from_pandas(frame, 2))
+    with pytest.raises(Exception, match="more than 3 distinct levels"):
+        learn_design("y ~ C(g)", from_pandas(frame, 2), max_levels=3)
+
+
+def test_schema_pass_of_all_columns(frame: pd.DataFrame) -> None:
+    statistic = schema_pass(from_pandas(frame, 4))
+    assert statistic.summary.rows == 600
+    assert list(statistic.summary.columns) == list(frame.columns)
+    assert statistic.summary.columns["g"].sorted_levels() == list("abcde")
+    assert [p.rows for p in statistic.partitions] == [150, 150, 150, 150]
