@@ -1,0 +1,246 @@
+"""Parquet files as a source: each partition is a run of row groups of one file.
+
+The driver reads only the files' footers (row-group sizes and schemas); workers
+read their own row groups with :meth:`pyarrow.parquet.ParquetFile.read_row_groups`.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from shardfit.data._ranges import (
+    check_columns,
+    check_positive_int,
+    dataclass_fingerprint,
+    file_stat,
+    reading,
+)
+from shardfit.data.partition import Partition, ReadResult, Source
+from shardfit.errors import ReadError
+
+__all__ = ["ParquetPartition", "read_parquet"]
+
+_SUFFIXES = (".parquet", ".pq")
+
+PathArg = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class ParquetPartition(Partition):
+    """Consecutive row groups ``row_groups`` of one Parquet file.
+
+    Attributes
+    ----------
+    path : str
+        Absolute path of the file.
+    label : str
+        The file's name as shown in keys and messages (relative to the source root).
+    columns : tuple of str
+        The source's columns, in the source's order.
+    row_groups : tuple of int
+        The row-group ids read, consecutive; empty for a file without row groups.
+    first_row : int
+        Row (0-based, within the file) of the first row of the first row group.
+    num_rows : int
+        Rows in these row groups.
+    size, mtime_ns : int
+        The file's size and modification time when the source was planned.
+    """
+
+    path: str
+    label: str
+    columns: tuple[str, ...]
+    row_groups: tuple[int, ...]
+    first_row: int
+    num_rows: int
+    size: int
+    mtime_ns: int
+
+    @property
+    def key(self) -> str:
+        """``"part-0.parquet[rg2:4]"``: the file and the half-open range of row-group ids."""
+        lo = self.row_groups[0] if self.row_groups else 0
+        hi = self.row_groups[-1] + 1 if self.row_groups else 0
+        return f"{self.label}[rg{lo}:{hi}]"
+
+    def read(self, columns: Sequence[str] | None = None) -> ReadResult:
+        """Read the row groups, keeping ``columns`` (all when ``None``) in that order."""
+        wanted = list(check_columns(columns, self.columns, where=f"partition {self.key}"))
+        with reading(self.key, f"file {self.path}"):
+            size = os.stat(self.path).st_size
+            if size != self.size:
+                raise ReadError(
+                    f"file {self.path} changed since the source was planned "
+                    f"({self.size} bytes then, {size} now); partition {self.key} "
+                    "no longer describes it: plan the source again"
+                )
+            with pq.ParquetFile(self.path) as pf:
+                table = pf.read_row_groups(list(self.row_groups), columns=wanted)
+                nbytes = _compressed_bytes(pf.metadata, self.row_groups, set(wanted))
+        return ReadResult(table.select(wanted), nbytes=nbytes)
+
+    def locate(self, row: int) -> str:
+        """``"file part-0.parquet, row 1234 (0-based, within the file)"``."""
+        return f"file {self.label}, row {self.first_row + row} (0-based, within the file)"
+
+    def fingerprint(self) -> str:
+        """The absolute path, size, mtime and row-group ids (all the fields)."""
+        return dataclass_fingerprint(self)
+
+
+def _compressed_bytes(meta: pq.FileMetaData, row_groups: Sequence[int], columns: set[str]) -> int:
+    """Bytes stored for ``columns`` (top-level names) in ``row_groups``."""
+    total = 0
+    for g in row_groups:
+        group = meta.row_group(g)
+        for j in range(group.num_columns):
+            chunk = group.column(j)
+            if chunk.path_in_schema.split(".")[0] in columns:
+                total += chunk.total_compressed_size
+    return total
+
+
+def _expand(item: PathArg) -> list[str]:
+    """One path, directory or glob → the Parquet files it names, sorted."""
+    text = os.fspath(item)
+    if any(ch in text for ch in "*?["):
+        files = sorted(f for f in glob.glob(text, recursive=True) if os.path.isfile(f))
+        if not files:
+            raise ReadError(f"no files match {text!r}")
+        return files
+    path = Path(text)
+    if path.is_dir():
+        files = sorted(
+            str(f) for f in path.rglob("*") if f.is_file() and f.name.lower().endswith(_SUFFIXES)
+        )
+        if not files:
+            raise ReadError(f"no *.parquet or *.pq files below directory {text}")
+        return files
+    if not path.exists():
+        raise ReadError(f"no such file or directory: {text}")
+    return [text]
+
+
+def _schema_mismatch(first: str, schema0: pa.Schema, other: str, schema: pa.Schema) -> str | None:
+    """Describe how ``schema`` (of ``other``) differs from ``schema0`` (of ``first``)."""
+    names = set(schema.names)
+    for fld in schema0:
+        if fld.name not in names:
+            return f"column {fld.name!r} of {first} is missing from {other}"
+        typ = schema.field(fld.name).type
+        if typ != fld.type:
+            return f"column {fld.name!r} is {typ} in {other} but {fld.type} in {first}"
+    extra = [n for n in schema.names if n not in set(schema0.names)]
+    if extra:
+        return f"column {extra[0]!r} of {other} is not in {first}"
+    return None
+
+
+def _group(sizes: Sequence[int], limit: int | None) -> list[list[int]]:
+    """Runs of consecutive row-group ids with at most ``limit`` rows (one group if larger)."""
+    if limit is None:
+        return [[g] for g in range(len(sizes))] or [[]]
+    runs: list[list[int]] = []
+    run: list[int] = []
+    rows = 0
+    for g, n in enumerate(sizes):
+        if run and rows + n > limit:
+            runs.append(run)
+            run, rows = [], 0
+        run.append(g)
+        rows += n
+    runs.append(run)
+    return runs
+
+
+def read_parquet(
+    path_or_dir_or_glob: PathArg | Sequence[PathArg], *, partition_rows: int | None = None
+) -> Source:
+    """Plan a source over one or many Parquet files.
+
+    Parameters
+    ----------
+    path_or_dir_or_glob : str, path-like, or a sequence of them
+        A file; a directory (every ``*.parquet`` / ``*.pq`` file below it, sorted by
+        path); a glob such as ``"data/*.parquet"`` (``**`` recurses); or a list of
+        any of these, read in the order given.
+    partition_rows : int, optional
+        Group consecutive row groups of a file into partitions of at most this many
+        rows; a row group larger than that is a partition of its own. By default
+        each row group is one partition. Partitions never span files.
+
+    Returns
+    -------
+    Source
+        Its schema is the first file's Arrow schema. A file with no row groups gives
+        one empty partition.
+
+    Raises
+    ------
+    ReadError
+        When no file matches, a file is not Parquet, or a file's column names or
+        types differ from the first file's (the message names both files and the
+        column).
+    """
+    check_positive_int(partition_rows, name="partition_rows", owner="read_parquet", optional=True)
+    items = (
+        [path_or_dir_or_glob]
+        if isinstance(path_or_dir_or_glob, str | os.PathLike)
+        else list(path_or_dir_or_glob)
+    )
+    files = [os.path.abspath(f) for item in items for f in _expand(item)]
+    if not files:
+        raise ReadError("read_parquet was given an empty list of paths")
+    root = os.path.commonpath([os.path.dirname(f) for f in files])
+
+    partitions: list[Partition] = []
+    schema0: pa.Schema | None = None
+    total = 0
+    for f in files:
+        full, size, mtime_ns = file_stat(f)
+        label = os.path.relpath(full, root)
+        try:
+            with pq.ParquetFile(full) as pf:
+                schema = pf.schema_arrow
+                meta = pf.metadata
+                sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+        except (OSError, pa.ArrowException) as e:
+            raise ReadError(f"cannot read the Parquet footer of {full}: {e}") from e
+        if schema0 is None:
+            schema0, first = schema, full
+        elif (problem := _schema_mismatch(first, schema0, full, schema)) is not None:
+            raise ReadError(f"Parquet files disagree: {problem}")
+        offsets = [0, *itertools.accumulate(sizes)]
+        for run in _group(sizes, partition_rows):
+            partitions.append(
+                ParquetPartition(
+                    path=full,
+                    label=label,
+                    columns=tuple(schema0.names),
+                    row_groups=tuple(run),
+                    first_row=offsets[run[0]] if run else 0,
+                    num_rows=sum(sizes[g] for g in run),
+                    size=size,
+                    mtime_ns=mtime_ns,
+                )
+            )
+        total += sum(sizes)
+    assert schema0 is not None
+    if len(files) == 1:
+        name = os.path.basename(files[0])
+    else:
+        name = os.fspath(items[0]) if len(items) == 1 else f"{len(files)} Parquet files"
+    return Source(
+        name=name,
+        partitions=tuple(partitions),
+        schema=schema0,
+        meta={"format": "parquet", "files": files, "nrows": total},
+    )
