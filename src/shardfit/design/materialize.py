@@ -15,6 +15,7 @@ from shardfit.data.partition import Partition, ReadResult
 from shardfit.design.spec import DesignSpec
 from shardfit.design.transforms import apply_context
 from shardfit.errors import DesignError, MissingDataError, UnseenLevelError
+from shardfit.stats.column_summary import numeric_values
 
 __all__ = ["DesignChunk", "encode_partition", "encode_table"]
 
@@ -45,6 +46,8 @@ class DesignChunk:
         ``"nonfinite"``: a transform produced NaN or inf).
     skipped_rows : int
         Malformed rows the reader skipped.
+    extras : dict of str to numpy.ndarray
+        The kept rows' values of the spec's extra columns (fits only).
     """
 
     key: str
@@ -56,6 +59,7 @@ class DesignChunk:
     rows_read: int
     dropped: dict[str, int] = field(default_factory=dict)
     skipped_rows: int = 0
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def nrows(self) -> int:
@@ -88,13 +92,15 @@ def encode_partition(
 
 
 def _response_columns(spec: DesignSpec) -> set[str]:
+    """Columns only a fit needs: the response and the extra columns."""
+    extras = set(spec.extra_columns) - set(spec.formula_columns)
     if spec.response is not None:
-        return {spec.response}
+        return {spec.response} | extras
     if spec.has_formula_response:
         from formulaic import Formula
 
-        return {str(v) for v in Formula(str(spec.formula)).lhs.required_variables}
-    return set()
+        return {str(v) for v in Formula(str(spec.formula)).lhs.required_variables} | extras
+    return extras
 
 
 def encode_table(
@@ -113,9 +119,15 @@ def encode_table(
     present = [name for name in spec.raw_columns if name not in skip_response]
     bad = np.zeros(rows_read, dtype=bool)
     arrays: dict[str, Any] = {}
+    identifiers = set(spec.extra_columns) - set(spec.formula_columns)
     for name in present:
         column = table.column(name)
-        if name in spec.levels:
+        if name in identifiers:
+            is_missing = np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+            if pa.types.is_floating(column.type):
+                is_missing |= np.isnan(numeric_values(column))
+            arrays[name] = column.to_numpy(zero_copy_only=False)
+        elif name in spec.levels:
             codes, is_missing, is_unseen = _level_codes(column, spec.levels[name])
             if is_unseen.any() and unseen == "raise":
                 row = int(np.flatnonzero(is_unseen)[0])
@@ -177,8 +189,14 @@ def encode_table(
         y = y[finite] if y is not None else None
         weights = weights[finite] if weights is not None else None
         offset = offset[finite] if offset is not None else None
+    extras = {
+        name: np.asarray(arrays[name])[row_index]
+        for name in spec.extra_columns
+        if name in arrays and name in identifiers
+    }
     return DesignChunk(
         key=partition.key,
+        extras=extras,
         X=X,
         y=y,
         weights=weights,
@@ -196,15 +214,14 @@ def _as_float(column: pa.ChunkedArray, *, name: str, partition: Partition) -> np
         pa.types.is_integer(dtype)
         or pa.types.is_floating(dtype)
         or pa.types.is_decimal(dtype)
+        or pa.types.is_boolean(dtype)
         or pa.types.is_null(dtype)
     ):
         raise DesignError(
             f"column {name!r} in partition {partition.key} has type {dtype}, where the design "
             "expects numbers (the schema pass saw it as numeric)"
         )
-    if pa.types.is_null(dtype):
-        return np.full(len(column), np.nan)
-    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+    return numeric_values(column)
 
 
 def _level_codes(

@@ -13,8 +13,10 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from shardfit.data.partition import Partition, Source
+from shardfit.data.resolve import as_source
 from shardfit.design.formula import FormulaInfo, analyze_formula
 from shardfit.design.spec import DesignSpec
 from shardfit.design.transforms import (
@@ -27,9 +29,10 @@ from shardfit.errors import DesignError, MissingDataError
 from shardfit.stats.column_summary import (
     DEFAULT_MAX_LEVELS,
     CategoricalSummary,
+    LabelSummary,
     NumericSummary,
     TableSummary,
-    is_categorical_type,
+    numeric_values,
     summarize_table,
 )
 
@@ -76,6 +79,7 @@ class SchemaTask:
 
     columns: tuple[str, ...]
     categorical: frozenset[str]
+    identifiers: frozenset[str]
     max_levels: int
     stateful_factors: tuple[str, ...]
     missing: Literal["drop", "raise"]
@@ -89,20 +93,19 @@ class SchemaTask:
         summary = summarize_table(
             table,
             categorical=self.categorical,
+            identifiers=self.identifiers,
             max_levels=self.max_levels,
             skipped_rows=result.skipped_rows,
         )
         complete = np.ones(table.num_rows, dtype=bool)
         for name in self.columns:
             column = table.column(name)
-            if isinstance(summary.columns[name], CategoricalSummary):
+            if isinstance(summary.columns[name], CategoricalSummary | LabelSummary):
                 absent = np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-                if not is_categorical_type(column.type):
-                    values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
-                    absent |= np.isnan(values)
+                if pa.types.is_floating(column.type):
+                    absent |= np.isnan(numeric_values(column))
             else:
-                values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
-                absent = ~np.isfinite(values)
+                absent = ~np.isfinite(numeric_values(column))
             if self.missing == "raise" and absent.any():
                 row = int(np.flatnonzero(absent)[0])
                 raise MissingDataError(
@@ -165,10 +168,11 @@ class LearnedDesign:
 
 
 def schema_pass(
-    source: Source,
+    source: Source | Any,
     columns: tuple[str, ...] | None = None,
     *,
     categorical: frozenset[str] = frozenset(),
+    identifiers: frozenset[str] = frozenset(),
     stateful_factors: tuple[str, ...] = (),
     max_levels: int = DEFAULT_MAX_LEVELS,
     missing: Literal["drop", "raise"] = "drop",
@@ -183,11 +187,13 @@ def schema_pass(
     order. ``stateful_factors`` are formula expressions whose ``center``/``scale``
     sums are learned on the complete rows.
     """
+    source = as_source(source)
     columns = tuple(source.columns) if columns is None else tuple(columns)
     _check_columns_exist(columns, source)
     task = SchemaTask(
         columns=columns,
         categorical=categorical,
+        identifiers=identifiers,
         max_levels=max_levels,
         stateful_factors=stateful_factors,
         missing=missing,
@@ -199,13 +205,14 @@ def schema_pass(
 
 def learn_design(
     formula: str | None,
-    source: Source,
+    source: Source | Any,
     *,
     x_columns: tuple[str, ...] | None = None,
     response: str | None = None,
     weights: str | None = None,
     offset: str | None = None,
     exposure: str | None = None,
+    extra_columns: tuple[str, ...] = (),
     missing: Literal["drop", "raise"] = "drop",
     max_levels: int = DEFAULT_MAX_LEVELS,
     backend: Any = None,
@@ -221,13 +228,16 @@ def learn_design(
         Formula strings are code: they are evaluated as Python, so never pass one
         from an untrusted source. ``None`` for a plain-columns design given by
         ``x_columns`` and ``response``.
-    source : Source
+    source : Source, path, glob, pandas.DataFrame or pyarrow.Table
         The data.
     x_columns, response : optional
         The predictor columns and the response column of a plain-columns design.
     weights, offset, exposure : str, optional
         Columns of per-row weights, offsets, and exposures (``log(exposure)`` is
         added to the offset).
+    extra_columns : tuple of str
+        Columns read with the design and checked for missing values but not
+        encoded (cluster identifiers); :class:`DesignChunk.extras` carries them.
     missing : {"drop", "raise"}
         Drop rows with a missing or non-finite value in any column the design reads
         (counted per partition), or raise naming the first one's location.
@@ -240,11 +250,13 @@ def learn_design(
     -------
     LearnedDesign
     """
+    source = as_source(source)
     if missing not in ("drop", "raise"):
         raise ValueError(f"The 'missing' parameter must be 'drop' or 'raise'. Got {missing!r}.")
     if max_levels < 1:
         raise ValueError(f"The 'max_levels' parameter must be >= 1. Got {max_levels!r}.")
     extra = [c for c in (weights, offset, exposure) if c is not None]
+    identifiers = [c for c in extra_columns if c not in extra]
     if formula is not None:
         info = analyze_formula(formula)
         formula_columns = _formula_columns(info, source)
@@ -256,11 +268,12 @@ def learn_design(
         formula_columns = [*x_columns, *([response] if response else [])]
         categorical = frozenset()
         stateful = ()
-    raw_columns = tuple(dict.fromkeys([*formula_columns, *extra]))
+    raw_columns = tuple(dict.fromkeys([*formula_columns, *extra, *identifiers]))
     statistic = schema_pass(
         source,
         raw_columns,
         categorical=frozenset(categorical),
+        identifiers=frozenset(c for c in identifiers if c not in formula_columns),
         stateful_factors=stateful,
         max_levels=max_levels,
         missing=missing,
@@ -294,6 +307,7 @@ def learn_design(
         exposure=exposure,
         raw_columns=raw_columns,
         formula_columns=tuple(formula_columns),
+        extra_columns=tuple(extra_columns),
     )
     if formula is not None:
         spec = spec.with_formulaic()

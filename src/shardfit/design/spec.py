@@ -52,6 +52,10 @@ class DesignSpec:
         Columns read alongside the formula's variables.
     raw_columns : tuple of str
         Every source column a partition must read for this design.
+    formula_columns : tuple of str
+        The source columns the formula reads.
+    extra_columns : tuple of str
+        Columns read and checked for missing values but not encoded (cluster ids).
     """
 
     formula: str | None
@@ -67,6 +71,7 @@ class DesignSpec:
     exposure: str | None = None
     raw_columns: tuple[str, ...] = ()
     formula_columns: tuple[str, ...] = ()
+    extra_columns: tuple[str, ...] = ()
     _formulaic: list[Any] = field(default_factory=list, compare=False, repr=False)
 
     # -- construction -------------------------------------------------------------
@@ -129,6 +134,33 @@ class DesignSpec:
             else:
                 data[name] = np.full(nrows, self.numeric_fill.get(name, 1.0), dtype=np.float64)
         return pd.DataFrame(data)
+
+    def dense_columns(self) -> tuple[bool, ...]:
+        """Per design column: ``False`` if its term involves a categorical factor.
+
+        Categorical-derived columns are mostly zeros, so cross-products use their
+        sparse structure; the rest are centred, scaled and multiplied densely.
+        """
+        if self.formula is None:
+            return (True,) * len(self.column_names)
+        specs = self.formulaic_specs()
+        rhs = specs.rhs if self.has_formula_response else specs
+        categorical = {
+            name
+            for name, (kind, _state) in rhs.encoder_state.items()
+            if str(kind).endswith("CATEGORICAL")
+        }
+        dense: list[bool] = []
+        for structure in rhs.structure:
+            is_dense = not any(str(factor) in categorical for factor in structure.term.factors)
+            dense.extend([is_dense] * len(structure.columns))
+        return tuple(dense)
+
+    def intercept_index(self) -> int | None:
+        """Position of the formula's intercept column, ``None`` without one."""
+        if self.formula is not None and "Intercept" in self.column_names:
+            return self.column_names.index("Intercept")
+        return None
 
     # -- serialization --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

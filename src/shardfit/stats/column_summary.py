@@ -22,9 +22,11 @@ __all__ = [
     "DEFAULT_MAX_LEVELS",
     "CategoricalSummary",
     "ColumnSummary",
+    "LabelSummary",
     "NumericSummary",
     "TableSummary",
     "is_categorical_type",
+    "numeric_values",
     "summarize_table",
 ]
 
@@ -32,14 +34,24 @@ DEFAULT_MAX_LEVELS = 10_000
 
 
 def is_categorical_type(dtype: pa.DataType) -> bool:
-    """Whether an Arrow type holds labels rather than quantities."""
+    """Whether an Arrow type holds labels rather than quantities.
+
+    Booleans are quantities (0/1), as formulaic encodes them, unless a formula
+    wraps them in ``C()``.
+    """
     return bool(
         pa.types.is_string(dtype)
         or pa.types.is_large_string(dtype)
         or pa.types.is_string_view(dtype)
         or pa.types.is_dictionary(dtype)
-        or pa.types.is_boolean(dtype)
     )
+
+
+def numeric_values(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A numeric or boolean column as float64, nulls as NaN."""
+    if pa.types.is_boolean(column.type) or pa.types.is_null(column.type):
+        column = column.cast(pa.float64())
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -60,8 +72,7 @@ class NumericSummary:
     @classmethod
     def of(cls, column: pa.ChunkedArray | pa.Array) -> NumericSummary:
         """Summarize one Arrow column."""
-        values = column.to_numpy(zero_copy_only=False)
-        values = np.asarray(values, dtype=np.float64)  # nulls become NaN
+        values = numeric_values(column)
         finite = values[np.isfinite(values)]
         if finite.size == 0:
             return cls(count=0, missing=int(values.size), dtype=str(column.type))
@@ -190,7 +201,35 @@ class CategoricalSummary:
         return False
 
 
-ColumnSummary = NumericSummary | CategoricalSummary
+@dataclass(frozen=True)
+class LabelSummary:
+    """Rows and missing count of an identifier column (cluster ids): no level counts,
+    so a column with millions of distinct values costs nothing."""
+
+    count: int = 0
+    missing: int = 0
+    dtype: str = "string"
+
+    @classmethod
+    def of(cls, column: pa.ChunkedArray | pa.Array) -> LabelSummary:
+        """Summarize one Arrow column of identifiers."""
+        missing = column.null_count
+        if pa.types.is_floating(column.type):
+            missing += int(pc.sum(pc.is_nan(column).cast(pa.int64())).as_py() or 0)
+        return cls(count=len(column) - missing, missing=missing, dtype=str(column.type))
+
+    def merge(self, other: LabelSummary) -> LabelSummary:
+        """Both operands' rows."""
+        if not isinstance(other, LabelSummary):
+            raise SchemaError(f"cannot merge an identifier summary with {type(other).__name__}")
+        return LabelSummary(self.count + other.count, self.missing + other.missing, self.dtype)
+
+    @property
+    def is_numeric(self) -> bool:
+        return False
+
+
+ColumnSummary = NumericSummary | CategoricalSummary | LabelSummary
 
 
 @dataclass(frozen=True)
@@ -235,19 +274,22 @@ def summarize_table(
     table: pa.Table,
     *,
     categorical: frozenset[str] = frozenset(),
+    identifiers: frozenset[str] = frozenset(),
     max_levels: int = DEFAULT_MAX_LEVELS,
     skipped_rows: int = 0,
 ) -> TableSummary:
     """Summarize every column of ``table``.
 
-    Columns of a label type (string, dictionary, boolean) and those named in
-    ``categorical`` get a :class:`CategoricalSummary`; the rest a
-    :class:`NumericSummary`.
+    Columns in ``identifiers`` get a :class:`LabelSummary`; columns of a label type
+    (string, dictionary) and those in ``categorical`` a :class:`CategoricalSummary`;
+    the rest a :class:`NumericSummary`.
     """
     columns: dict[str, ColumnSummary] = {}
     for name in table.column_names:
         column = table.column(name)
-        if name in categorical or is_categorical_type(column.type):
+        if name in identifiers:
+            columns[name] = LabelSummary.of(column)
+        elif name in categorical or is_categorical_type(column.type):
             columns[name] = CategoricalSummary.of(column, name=name, max_levels=max_levels)
         else:
             columns[name] = NumericSummary.of(column)

@@ -1,0 +1,504 @@
+"""CSV files (plain or compressed) as a :class:`~shardfit.data.partition.Source`.
+
+A plain file is split into byte ranges aligned to line starts, so several workers
+read one file in parallel: partition ``[start, end)`` owns every line whose first
+byte lies in that range. Boundaries come from the file size alone; the worker finds
+the line starts. Column types are inferred once, on the driver, from the head of
+the first file and passed explicitly to every partition, so all partitions yield
+the same schema. Errors name the file and the 1-based line (the header is line 1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from shardfit.data import _csv_lines as lines
+from shardfit.data._csv_lines import CsvOptions
+from shardfit.data._ranges import check_columns, check_positive_int, reading
+from shardfit.data.partition import Partition, ReadResult, Source
+from shardfit.errors import ReadError
+
+__all__ = ["CsvPartition", "read_csv"]
+
+DEFAULT_PARTITION_BYTES = 64 << 20
+_SAMPLE_BYTES = 1 << 20
+_MAX_SAMPLE_BYTES = 64 << 20
+_MAX_EXAMPLES = 5
+
+
+def read_csv(
+    path_or_glob: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    partition_rows: int | None = None,
+    partition_bytes: int | None = None,
+    delimiter: str = ",",
+    header: bool = True,
+    column_names: Sequence[str] | None = None,
+    column_types: Mapping[str, str | pa.DataType] | None = None,
+    null_values: Sequence[str] | None = None,
+    quote_char: str | None = '"',
+    newlines_in_values: bool = False,
+    on_bad_lines: Literal["raise", "skip"] = "raise",
+    block_size: int | None = None,
+) -> Source:
+    """Describe one or more CSV files as a source of partitions, without reading them.
+
+    Parameters
+    ----------
+    path_or_glob : str, path-like or sequence of them
+        A file, a glob pattern (expanded and sorted; ``**`` recurses) or a list of files.
+        Files ending in ``.gz``, ``.bz2``, ``.zst``, ``.lz4`` or ``.br`` are decompressed
+        as a stream and cannot be split: one partition per file.
+    partition_rows : int, optional
+        About how many rows per partition, converted to bytes with the mean line length
+        of the head of the first file. Exclusive with ``partition_bytes``.
+    partition_bytes : int, optional
+        Bytes of a plain file per partition (default 64 MiB). Smaller files give one.
+    delimiter : str
+        The one-character field separator (``","``, ``";"``, ``"\\t"``).
+    header : bool
+        Whether the first line of every file holds the column names.
+    column_names : sequence of str, optional
+        The column names; with ``header=True`` they replace the header line's. Without
+        a header and without names, columns are called ``f0``, ``f1``, ...
+    column_types : mapping of str to str or pyarrow.DataType, optional
+        Types that override inference, e.g. ``{"x": "float64", "id": "string"}``.
+    null_values : sequence of str, optional
+        Markers of a missing value. Default: pyarrow's list (``""``, ``"NA"``,
+        ``"NULL"``, ``"NaN"``, ...). An empty field of a string column is null too.
+    quote_char : str or None
+        The quoting character (a doubled one inside quotes is literal); ``None``: none.
+    newlines_in_values : bool
+        Whether quoted values may contain line breaks. Such files are never split.
+    on_bad_lines : {"raise", "skip"}
+        What to do with a line with the wrong number of fields or an unparsable value:
+        raise :class:`~shardfit.errors.ReadError` naming file, line and column, or drop
+        the line and count it in :attr:`ReadResult.skipped_rows`. With ``"skip"``
+        every column is parsed, so the rows kept do not depend on the columns read.
+    block_size : int, optional
+        pyarrow's parsing block size in bytes (default 1 MiB); raise it for lines
+        longer than that.
+
+    Returns
+    -------
+    Source
+        Named after the file or pattern, with the schema inferred from the head
+        (1 MiB) of the first file that has data; strings are ``pa.string()`` and
+        columns empty in that head are ``float64``.
+
+    Raises
+    ------
+    ReadError
+        A missing file, a pattern matching nothing, an unknown column, different headers.
+    ValueError
+        An invalid option.
+
+    Notes
+    -----
+    Lines must end with ``\\n`` or ``\\r\\n`` and the header must fit on one line.
+    A line that overruns a partition boundary belongs to the partition where it starts.
+    """
+    check_positive_int(partition_rows, name="partition_rows", owner="read_csv", optional=True)
+    check_positive_int(partition_bytes, name="partition_bytes", owner="read_csv", optional=True)
+    check_positive_int(block_size, name="block_size", owner="read_csv", optional=True)
+    if partition_rows is not None and partition_bytes is not None:
+        raise ValueError("Pass at most one of 'partition_rows' and 'partition_bytes' to read_csv.")
+    _check_char("delimiter", delimiter)
+    if quote_char is not None:
+        _check_char("quote_char", quote_char)
+    if on_bad_lines not in ("raise", "skip"):
+        raise ValueError(
+            "The 'on_bad_lines' parameter of read_csv must be 'raise' or 'skip'. "
+            f"Got {on_bad_lines!r} instead."
+        )
+    if column_names is not None and len(set(column_names)) != len(column_names):
+        raise ValueError(f"The 'column_names' of read_csv repeat a name: {list(column_names)}.")
+    files, name = lines.resolve_paths(path_or_glob)
+    if null_values is None:
+        null_values = list(pacsv.ConvertOptions().null_values)
+        null_values += [""] if "" not in null_values else []
+    options = CsvOptions(
+        delimiter=delimiter,
+        quote_char=quote_char,
+        newlines_in_values=newlines_in_values,
+        null_values=tuple(null_values),
+        header=header,
+        header_names=None,
+        on_bad_lines=on_bad_lines,
+        block_size=block_size,
+    )
+    schema, header_names, line_bytes = _infer_schema(files, options, column_names, column_types)
+    options = replace(options, header_names=header_names)
+    step = partition_bytes or DEFAULT_PARTITION_BYTES
+    if partition_rows is not None and line_bytes is not None:
+        step = max(1, math.ceil(partition_rows * line_bytes))
+    partitions = [p for path, shown in files for p in _plan(path, shown, step, schema, options)]
+    meta: dict[str, object] = {"format": "csv", "files": len(files), "partition_bytes": step}
+    return Source(name, tuple(partitions), schema, meta=meta)
+
+
+@dataclass(frozen=True)
+class CsvPartition(Partition):
+    """The lines of a CSV file whose first byte lies in ``[start, end)``, or a whole file.
+
+    ``whole_file`` partitions (compressed files, ``newlines_in_values``) stream the
+    file from its beginning. Only paths, offsets, options and the schema are held.
+    """
+
+    path: str
+    display: str
+    start: int
+    end: int
+    whole_file: bool
+    compression: str | None
+    size: int = field(repr=False)
+    mtime_ns: int = field(repr=False)
+    schema: pa.Schema = field(repr=False)
+    options: CsvOptions = field(repr=False)
+
+    @property
+    def key(self) -> str:
+        """``"name.csv#<hash of the absolute path>@start-end"``."""
+        tag = hashlib.sha1(self.path.encode()).hexdigest()[:6]
+        return f"{os.path.basename(self.path)}#{tag}@{self.start}-{self.end}"
+
+    def fingerprint(self) -> str:
+        """The absolute path, size, modification time and byte range."""
+        return f"{self.path}:{self.size}:{self.mtime_ns}:{self.start}-{self.end}"
+
+    def read(self, columns: Sequence[str] | None = None) -> ReadResult:
+        """Parse the partition's lines, keeping ``columns`` (all when ``None``) in that order."""
+        wanted = list(check_columns(columns, self.schema.names, where=self.display))
+        table, skipped, examples, nbytes, _ = self._read(wanted, want_lines=False)
+        return ReadResult(table, skipped, examples, nbytes)
+
+    def locate(self, row: int) -> str:
+        """``"file data.csv, line 1234"`` for row ``row`` of the table :meth:`read` gives."""
+        try:
+            *_, kept = self._read([], want_lines=True)
+        except ReadError:
+            kept = None
+        if kept is None or not 0 <= row < kept.size:
+            return super().locate(row)
+        return f"file {self.display}, line {kept[row]}"
+
+    def _read(
+        self, columns: list[str], *, want_lines: bool
+    ) -> tuple[pa.Table, int, tuple[str, ...], int, np.ndarray | None]:
+        names = list(self.schema.names)
+        skip = self.options.on_bad_lines == "skip"
+        with reading(self.key, f"file {self.display}"):
+            data = self._load()
+        if not names or (data.buf is not None and len(data.buf) == 0):
+            empty = self.schema.empty_table().select(columns)
+            return empty, 0, (), data.nbytes, np.zeros(0, dtype=np.int64)
+        parsed = names if skip else columns or names[:1]
+        types = {c: self.schema.field(c).type for c in parsed}
+        if not skip and not columns:
+            types = {names[0]: pa.binary()}  # only the row count is wanted
+        invalid: list[tuple[int, int]] = []
+
+        def on_invalid(row: pacsv.InvalidRow) -> str:
+            invalid.append((row.expected_columns, row.actual_columns))
+            return "skip" if skip else "error"
+
+        try:
+            table = data.parse(self.options, names, types, parsed, on_invalid)
+        except OSError as e:
+            raise ReadError(f"Cannot read partition {self.key} (file {self.display}): {e}") from e
+        except pa.ArrowInvalid as e:
+            diagnosis = self._diagnose(data, types, parsed, first_only=not skip, error=e)
+            if not skip:
+                raise self._first_problem(diagnosis, e) from e
+            table = self._parse_kept(data, diagnosis, types, parsed, e)
+        else:
+            diagnosis = None
+            if (skip and invalid) or want_lines:
+                diagnosis = self._diagnose(data, types, [], first_only=True, error=None)
+        table = table.select(columns)
+        skipped: int = 0
+        examples: tuple[str, ...] = ()
+        if skip and diagnosis is None:
+            skipped = len(invalid)
+            examples = tuple(
+                f"{self.display}: expected {e} fields, found {a}" for e, a in invalid[:5]
+            )
+        elif skip and diagnosis is not None:
+            skipped = len(diagnosis.field_bad) + len(diagnosis.value_bad)
+            examples = self._examples(diagnosis)
+        kept = None
+        if diagnosis is not None:
+            keep = np.ones(diagnosis.good.size, dtype=bool)
+            keep[list(diagnosis.value_bad)] = False
+            kept = diagnosis.lines[diagnosis.good[keep]]
+        return table, skipped, examples, data.nbytes, kept
+
+    def _load(self) -> _Data:
+        try:
+            stat = os.stat(self.path)
+        except OSError as e:
+            raise ReadError(f"Cannot read {self.display} (partition {self.key}): {e}") from e
+        if (stat.st_size, stat.st_mtime_ns) != (self.size, self.mtime_ns):
+            raise ReadError(
+                f"File {self.display} changed since the source was made (size {self.size} "
+                f"-> {stat.st_size}); make the source again."
+            )
+        header = self.options.header
+        if not self.whole_file:
+            if self.end <= self.start:
+                return _Data(memoryview(b""), lambda: 1, 0)
+            buf, head, lo = lines.read_range(self.path, self.start, self.end)
+            view = memoryview(buf)[head:]
+            if self.start == 0 and header and len(view):
+                first, after = lines.split_first_line(view)
+                self._check_header(first)
+                view, head = view[after:], head + after
+            offset = lo + head
+            return _Data(view, lambda: 1 + lines.count_newlines(self.path, offset), len(buf))
+        compression = self.compression
+        head_bytes, eof = lines.read_head(self.path, compression, _SAMPLE_BYTES)
+        after = 0
+        if header and head_bytes:
+            first, after = lines.split_first_line(head_bytes)
+            if after < len(head_bytes) or eof:
+                self._check_header(first)
+        first_line = 2 if header else 1
+        if eof:
+            return _Data(memoryview(head_bytes)[after:], lambda: first_line, self.size)
+
+        def load_all() -> memoryview:
+            with pa.input_stream(self.path, compression=compression) as stream:
+                everything = stream.read()
+            return memoryview(everything)[lines.split_first_line(everything)[1] if header else 0 :]
+
+        def stream() -> pa.NativeFile:
+            return pa.input_stream(self.path, compression=compression)
+
+        return _Data(None, lambda: first_line, self.size, stream, int(header), load_all)
+
+    def _check_header(self, first: bytes) -> None:
+        expected = self.options.header_names
+        if expected is None:
+            return
+        found = lines.header_names(first, self.options, self.display)
+        if found != expected:
+            raise ReadError(
+                f"The header of {self.display} has columns {list(found)}, but the source's "
+                f"columns are {list(expected)}; files read together must share one header."
+            )
+
+    def _diagnose(
+        self,
+        data: _Data,
+        types: dict[str, pa.DataType],
+        check: list[str],
+        *,
+        first_only: bool,
+        error: Exception | None,
+    ) -> lines.Diagnosis | None:
+        try:
+            buf = data.buffer()
+            return lines.diagnose(
+                buf,
+                first_line=data.first_line(),
+                options=self.options,
+                names=list(self.schema.names),
+                types=types,
+                check=check,
+                first_only=first_only,
+            )
+        except (pa.ArrowException, OSError) as e:
+            raise self._generic(error or e) from (error or e)
+
+    def _first_problem(self, diagnosis: lines.Diagnosis | None, error: Exception) -> ReadError:
+        found = lines.problems(diagnosis, self.schema) if diagnosis is not None else []
+        if not found:
+            return self._generic(error)
+        line, column, detail = min(found, key=lambda p: p[0])
+        where = f"partition {self.key} (file {self.display}, line {line})"
+        if column is None:
+            return ReadError(f"Malformed line in {where}: {detail}.")
+        hint = lines.type_hint(column, detail, self.schema)
+        return ReadError(f"Unparsable value in {where}, column {column!r}: {detail}{hint}")
+
+    def _parse_kept(
+        self,
+        data: _Data,
+        diagnosis: lines.Diagnosis | None,
+        types: dict[str, pa.DataType],
+        parsed: list[str],
+        error: Exception,
+    ) -> pa.Table:
+        if diagnosis is None or not diagnosis.value_bad:
+            raise self._generic(error) from error
+        if len(diagnosis.value_bad) == diagnosis.good.size:
+            return self.schema.empty_table().select(parsed)
+        # Cut out the records with unparsable values; malformed lines are skipped again.
+        buf, starts, ends = data.buffer(), diagnosis.starts, diagnosis.ends
+        pieces, position = [], 0
+        for record in sorted(int(diagnosis.good[row]) for row in diagnosis.value_bad):
+            pieces.append(buf[position : starts[record]])
+            position = int(ends[record])
+        pieces.append(buf[position:])
+        kept = b"".join(pieces)
+        try:
+            return lines.parse_csv(
+                kept,
+                options=self.options,
+                names=list(self.schema.names),
+                types=types,
+                include=parsed,
+                handler=lambda row: "skip",
+            )
+        except pa.ArrowInvalid as e:
+            raise self._generic(e) from e
+
+    def _examples(self, diagnosis: lines.Diagnosis) -> tuple[str, ...]:
+        first = heapq.nsmallest(_MAX_EXAMPLES, lines.problems(diagnosis, self.schema))
+        return tuple(
+            f"{self.display}, line {line}{'' if column is None else f', column {column!r}'}: "
+            f"{detail}"
+            for line, column, detail in first
+        )
+
+    def _generic(self, error: Exception) -> ReadError:
+        return ReadError(
+            f"Cannot parse partition {self.key} (file {self.display}, bytes "
+            f"{self.start}-{self.end}): {error}"
+        )
+
+
+@dataclass
+class _Data:
+    """The bytes a partition owns (header removed), or a way to stream them."""
+
+    buf: memoryview | None
+    first_line: Callable[[], int]
+    nbytes: int
+    stream: Callable[[], pa.NativeFile] | None = None
+    skip_rows: int = 0
+    load_all: Callable[[], memoryview] | None = None
+
+    def parse(
+        self,
+        options: CsvOptions,
+        names: list[str],
+        types: dict[str, pa.DataType],
+        include: list[str],
+        handler: Callable[[pacsv.InvalidRow], str],
+    ) -> pa.Table:
+        if self.buf is not None:
+            return lines.parse_csv(
+                self.buf,
+                options=options,
+                names=names,
+                types=types,
+                include=include,
+                handler=handler,
+            )
+        with self.stream() as stream:  # type: ignore[misc]
+            return lines.parse_csv(
+                stream,
+                options=options,
+                names=names,
+                types=types,
+                include=include,
+                handler=handler,
+                skip_rows=self.skip_rows,
+            )
+
+    def buffer(self) -> memoryview:
+        if self.buf is None:
+            self.buf = self.load_all()  # type: ignore[misc]
+        return self.buf
+
+
+def _check_char(name: str, value: str) -> None:
+    if not isinstance(value, str) or len(value) != 1 or value in "\r\n":
+        raise ValueError(
+            f"The {name!r} parameter of read_csv must be one character other than a line "
+            f"break. Got {value!r} instead."
+        )
+
+
+def _infer_schema(
+    files: list[tuple[str, str]],
+    options: CsvOptions,
+    column_names: Sequence[str] | None,
+    column_types: Mapping[str, str | pa.DataType] | None,
+) -> tuple[pa.Schema, tuple[str, ...] | None, float | None]:
+    """The schema, the header every file must have, and the mean bytes per line."""
+    names = tuple(column_names) if column_names is not None else None
+    header_names: tuple[str, ...] | None = None
+    inferred: pa.Schema | None = None
+    line_bytes = None
+    for path, shown in files:
+        head, sample = lines.sample_head(path, shown, options, _SAMPLE_BYTES, _MAX_SAMPLE_BYTES)
+        if names is None and options.header and head is not None:
+            names = header_names = lines.header_names(head, options, shown)
+        if sample is None or (names is None and options.header):
+            continue
+        read_options = pacsv.ReadOptions(
+            column_names=list(names) if names is not None else None,
+            autogenerate_column_names=names is None,
+            block_size=len(sample) + 1,
+        )
+        parse_options = pacsv.ParseOptions(
+            delimiter=options.delimiter,
+            quote_char=options.quote_char if options.quote_char is not None else False,
+            newlines_in_values=options.newlines_in_values,
+            invalid_row_handler=lambda row: "skip",
+        )
+        convert_options = pacsv.ConvertOptions(
+            null_values=list(options.null_values), strings_can_be_null=True
+        )
+        table = pacsv.read_csv(
+            pa.BufferReader(sample), read_options, parse_options, convert_options
+        )
+        if table.num_rows:
+            inferred, names = table.schema, tuple(table.column_names)
+            line_bytes = len(sample) / table.num_rows
+            break
+    names = names or ()
+    types = {f.name: f.type for f in inferred} if inferred is not None else {}
+    for column, given in (column_types or {}).items():
+        if column not in names:
+            raise ReadError(
+                f"column_types names unknown column {column!r}; available columns: {list(names)}"
+            )
+        types[column] = lines.as_type(column, given)
+    fields = [
+        pa.field(n, pa.float64() if types.get(n, pa.null()) == pa.null() else types[n])
+        for n in names
+    ]
+    return pa.schema(fields), header_names, line_bytes
+
+
+def _plan(
+    path: str, shown: str, step: int, schema: pa.Schema, options: CsvOptions
+) -> list[CsvPartition]:
+    try:
+        stat = os.stat(path)
+    except OSError as e:
+        raise ReadError(f"Cannot read {shown}: {e}") from e
+    compression = lines.compression_of(path)
+    whole = compression is not None or options.newlines_in_values
+    size = stat.st_size
+    if whole or size <= step:
+        bounds = [(0, size)]
+    else:
+        bounds = [(s, min(s + step, size)) for s in range(0, size, step)]
+    return [
+        CsvPartition(path, shown, s, e, whole, compression, size, stat.st_mtime_ns, schema, options)
+        for s, e in bounds
+    ]
