@@ -1,0 +1,81 @@
+"""``shardfit convert``: CSV and Parquet to CSV or Parquet, with bounded memory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from shardfit.data.convert import convert
+
+__all__ = ["add_parser", "run"]
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _column_type(text: str) -> tuple[str, str]:
+    name, sep, kind = text.rpartition("=")
+    if not sep or not name or not kind:
+        raise argparse.ArgumentTypeError(f"expected NAME=TYPE (e.g. x=float64), got {text!r}")
+    return name, kind
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add the ``convert`` sub-command to ``subparsers``."""
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert CSV <-> Parquet chunk by chunk",
+        description=(
+            "Convert a CSV (.csv, .csv.gz) or Parquet (.parquet, .pq) file to CSV or "
+            "Parquet, format by extension, chunk by chunk with bounded memory. The output "
+            "is replaced atomically and left untouched on failure."
+        ),
+    )
+    parser.add_argument("src", metavar="IN", help="input file")
+    parser.add_argument("dst", metavar="OUT", help="output file")
+    parser.add_argument(
+        "--chunk-rows",
+        type=_positive,
+        help="rows per written chunk / Parquet row group (default: about 64 MiB of memory)",
+    )
+    parser.add_argument(
+        "--column-type",
+        type=_column_type,
+        action="append",
+        default=[],
+        metavar="NAME=TYPE",
+        help="set a column's type instead of inferring it (repeatable; e.g. id=string)",
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar (default: when standard error is a terminal)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``shardfit convert``; prints a one-line summary and returns the exit status."""
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    try:
+        report = convert(
+            args.src,
+            args.dst,
+            chunk_rows=args.chunk_rows,
+            column_types=dict(args.column_type) or None,
+            progress=progress,
+        )
+    except (OSError, ValueError) as error:
+        print(f"shardfit convert: error: {error}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    return 0
