@@ -190,9 +190,9 @@ def encode_table(
         weights = weights[finite] if weights is not None else None
         offset = offset[finite] if offset is not None else None
     extras = {
-        name: np.asarray(arrays[name])[row_index]
+        name: _extra_values(arrays[name], name in spec.levels)[row_index]
         for name in spec.extra_columns
-        if name in arrays and name in identifiers
+        if name in arrays
     }
     return DesignChunk(
         key=partition.key,
@@ -206,6 +206,13 @@ def encode_table(
         dropped=dropped,
         skipped_rows=result.skipped_rows,
     )
+
+
+def _extra_values(array: Any, categorical: bool) -> np.ndarray:
+    """An extra column's values: level codes for a categorical, raw values otherwise."""
+    if categorical:
+        return np.asarray(array[0])  # (codes, unseen) pair; codes identify the level
+    return np.asarray(array)
 
 
 def _as_float(column: pa.ChunkedArray, *, name: str, partition: Partition) -> np.ndarray:

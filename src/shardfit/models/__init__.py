@@ -1,0 +1,1 @@
+"""Estimators: what each partition computes, and how merged statistics become estimates."""

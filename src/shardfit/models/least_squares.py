@@ -1,0 +1,203 @@
+"""Solving least squares from merged statistics: rank, conditioning, back-transform.
+
+Input is an upper-triangular factor ``R`` of transformed ``Z = [X | y]`` (``R'R =
+Z'WZ``), from TSQR directly or from a Cholesky factorization of the Gram. Steps:
+
+1. Aliased columns: column ``j`` of ``X`` is aliased when its component orthogonal
+   to the columns before it is below ``tol`` times its norm (R's ``lm`` rule,
+   ``tol = 1e-7`` on the QR). The Gram path uses the same rule on the equilibrated
+   Gram, where the threshold applies to squared norms.
+2. The factor of the kept columns is re-formed from ``R`` (a QR of a ``(p+1) x k``
+   matrix, no data).
+3. ``gamma = R_xx^{-1} r_xy``, ``ssr = r_yy**2``, ``(Z'WZ)^{-1} = R_xx^{-1} R_xx^{-T}``.
+4. Back to the original columns: ``x_j = scale_j z_j + shift_j`` (shifts only with an
+   intercept), so ``beta = T gamma + c`` exactly and ``cov(beta) = T cov(gamma) T'``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+from shardfit.stats.transform import ColumnTransform
+
+__all__ = [
+    "GRAM_ALIAS_TOL",
+    "QR_ALIAS_TOL",
+    "LeastSquaresSolution",
+    "cholesky_with_aliasing",
+    "equilibrated_condition",
+    "solve_from_r",
+]
+
+QR_ALIAS_TOL = 1e-7
+# On the Gram, rounding alone leaves relative Schur complements near 1e-16 * cond;
+# 1e-10 (1e-5 on norms) separates exact collinearity from real columns, and designs
+# where it is close are sent to the QR path by the condition check first.
+GRAM_ALIAS_TOL = 1e-10
+
+
+@dataclass(frozen=True)
+class LeastSquaresSolution:
+    """Estimates in the original columns.
+
+    Attributes
+    ----------
+    params : numpy.ndarray
+        ``(p,)``; NaN for aliased columns.
+    normalized_cov : numpy.ndarray
+        ``(p, p)`` ``(X'WX)^{-1}`` over kept columns; NaN rows and columns for aliased.
+    ssr : float
+        Weighted residual sum of squares ``sum(w * e**2)``.
+    kept : numpy.ndarray
+        ``(p,)`` bool, columns not aliased.
+    r_raw : numpy.ndarray
+        Triangular factor of the kept original columns (``R'R = X_K'WX_K``), for the
+        condition number and leverages.
+    condition : float
+        Condition number of the equilibrated, transformed kept design.
+    gamma, cov_gamma : numpy.ndarray
+        Coefficients and ``(Z_K'WZ_K)^{-1}`` in the transformed, kept columns.
+    to_original : numpy.ndarray
+        ``T`` with ``beta_K = T gamma + c``; a covariance ``C`` of ``gamma`` maps to
+        ``T C T'``.
+    """
+
+    params: np.ndarray
+    normalized_cov: np.ndarray
+    ssr: float
+    kept: np.ndarray
+    r_raw: np.ndarray
+    condition: float
+    gamma: np.ndarray
+    cov_gamma: np.ndarray
+    to_original: np.ndarray
+
+    def covariance_of(self, cov_gamma: np.ndarray) -> np.ndarray:
+        """``(p, p)`` covariance of ``beta`` (NaN for aliased) from one of ``gamma``."""
+        p = self.kept.size
+        cols = np.flatnonzero(self.kept)
+        out = np.full((p, p), np.nan)
+        out[np.ix_(cols, cols)] = self.to_original @ cov_gamma @ self.to_original.T
+        return out
+
+    @property
+    def rank(self) -> int:
+        """Number of kept columns."""
+        return int(self.kept.sum())
+
+
+def cholesky_with_aliasing(gram: np.ndarray, p: int, tol: float = GRAM_ALIAS_TOL) -> np.ndarray:
+    """An upper factor ``R`` of the ``(p+1)``-square Gram with aliased columns zeroed.
+
+    Column by column: the squared norm of a column's component orthogonal to the
+    kept columns before it, relative to its squared norm, below ``tol`` marks it
+    aliased; its row of ``R`` is left zero, so ``solve_from_r`` sees ``R[j, j] = 0``.
+    """
+    q = gram.shape[0]
+    diag = np.sqrt(np.clip(np.diag(gram), 0.0, None))
+    safe = np.where(diag > 0, diag, 1.0)
+    scaled = gram / safe[:, None] / safe[None, :]
+    r = np.zeros((q, q))
+    for j in range(q):
+        if diag[j] == 0:
+            continue
+        column = scaled[:j, j] if j else np.zeros(0)
+        r_col = np.zeros(j)
+        kept = np.flatnonzero(np.diag(r)[:j] != 0)
+        if kept.size:
+            r_col[kept] = scipy.linalg.solve_triangular(
+                r[np.ix_(kept, kept)], column[kept], trans="T", check_finite=False
+            )
+        schur = scaled[j, j] - float(r_col @ r_col)
+        r[:j, j] = r_col
+        if j < p and schur <= tol * scaled[j, j]:
+            continue  # aliased: leave R[j, j] = 0
+        r[j, j] = np.sqrt(max(schur, 0.0))
+    return r * safe[None, :]
+
+
+def equilibrated_condition(r_xx: np.ndarray) -> float:
+    """2-norm condition number of a design whose triangular factor is ``r_xx``,
+    after scaling its columns to unit norm (scaling-invariant accuracy measure)."""
+    if r_xx.size == 0:
+        return 1.0
+    norms = np.linalg.norm(r_xx, axis=0)
+    norms[norms == 0] = 1.0
+    singular = np.linalg.svd(r_xx / norms, compute_uv=False)
+    return float(singular[0] / singular[-1]) if singular[-1] > 0 else np.inf
+
+
+def solve_from_r(
+    r: np.ndarray,
+    transform: ColumnTransform,
+    *,
+    intercept: int | None,
+    tol: float = QR_ALIAS_TOL,
+) -> LeastSquaresSolution:
+    """Least-squares estimates from the factor ``r`` of transformed ``[X | y]``."""
+    p = transform.p
+    q = p + 1
+    full = np.zeros((q, q))
+    full[: r.shape[0]] = r[:q]
+    kept = np.ones(p, dtype=bool)
+    for j in range(p):
+        column_norm = np.linalg.norm(full[: j + 1, j])
+        if column_norm == 0 or abs(full[j, j]) <= tol * column_norm:
+            kept[j] = False
+    index = np.concatenate([np.flatnonzero(kept), [p]])
+    if not kept.all():
+        # The factor of the kept columns: R[:, K] = Q_K R_K, so a small QR re-forms it.
+        full_k = scipy.linalg.qr(full[:, index], mode="r", check_finite=False)[0]
+        full_k = np.triu(full_k[: index.size])
+    else:
+        full_k = full
+    k = index.size - 1
+    r_xx, r_xy, r_yy = full_k[:k, :k], full_k[:k, k], float(full_k[k, k])
+    condition = equilibrated_condition(r_xx)
+    gamma = scipy.linalg.solve_triangular(r_xx, r_xy, check_finite=False) if k else np.zeros(0)
+    r_inv = (
+        scipy.linalg.solve_triangular(r_xx, np.eye(k), check_finite=False)
+        if k
+        else np.zeros((0, 0))
+    )
+    cov_gamma = r_inv @ r_inv.T
+    # Back-transform: x_j = scale_j z_j + shift_j, y = scale_y z_y + shift_y.
+    shift = np.asarray(transform.shift)
+    scale = np.asarray(transform.scale)
+    cols = np.flatnonzero(kept)
+    t = np.diag(scale[p] / scale[cols])
+    offset = np.zeros(k)
+    if intercept is not None and kept[intercept]:
+        i0 = int(np.flatnonzero(cols == intercept)[0])
+        row = -shift[cols] * scale[p] / scale[cols]
+        row[i0] = scale[p]
+        t[i0, :] = row
+        offset[i0] = shift[p]
+    beta = t @ gamma + offset
+    cov_beta = t @ cov_gamma @ t.T / scale[p] ** 2
+    params = np.full(p, np.nan)
+    params[cols] = beta
+    normalized_cov = np.full((p, p), np.nan)
+    normalized_cov[np.ix_(cols, cols)] = cov_beta
+    # Factor of the original kept columns: X_K = Z_K M with M upper triangular.
+    m = np.diag(scale[cols])
+    if intercept is not None and kept[intercept]:
+        i0 = int(np.flatnonzero(cols == intercept)[0])
+        m[i0, :] += shift[cols]
+        m[i0, i0] = scale[intercept]
+    # Re-triangularize: M is upper triangular only when the intercept comes first.
+    r_raw = np.triu(scipy.linalg.qr(r_xx @ m, mode="r", check_finite=False)[0]) if k else r_xx
+    return LeastSquaresSolution(
+        params=params,
+        normalized_cov=normalized_cov,
+        ssr=scale[p] ** 2 * r_yy**2,
+        kept=kept,
+        r_raw=r_raw,
+        condition=condition,
+        gamma=gamma,
+        cov_gamma=cov_gamma,
+        to_original=t,
+    )

@@ -1,0 +1,493 @@
+"""Exact OLS and WLS out of core: ``ols``, ``wls`` and ``OLS``.
+
+A fit is a short sequence of passes over the data, all on one backend session:
+
+1. the schema pass learns the design (levels, transform state, missing rows);
+2. one partition's encoded design gives column means and spreads, which fix the
+   column transform (centre and scale dense columns; an intercept makes this a
+   reparametrization);
+3. the main pass accumulates the Gram of ``[X | y]`` (``method="gram"``/``"auto"``) or
+   its TSQR factor (``method="qr"``);
+4. ``auto`` estimates the condition number of the transformed design and, above
+   ``cond_threshold``, runs one TSQR pass and solves from it (``method_used``);
+5. robust covariances run one more pass for the sandwich's meat.
+
+The Gram solve loses about ``cond**2 * eps`` relative accuracy, TSQR about ``cond *
+eps`` (``cond`` of the centred, equilibrated design). The default threshold, 1e3,
+keeps the Gram path within about 1e-10.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from shardfit.data.partition import Source
+from shardfit.data.resolve import as_source
+from shardfit.design.schema import LearnedDesign, learn_design
+from shardfit.engine import run_pass, session
+from shardfit.errors import DesignError
+from shardfit.models.least_squares import (
+    LeastSquaresSolution,
+    cholesky_with_aliasing,
+    solve_from_r,
+)
+from shardfit.models.linear_tasks import (
+    ClusterScores,
+    LeastSquaresPass,
+    LeastSquaresTask,
+    MeatStatistic,
+    MomentsTask,
+    RobustTask,
+)
+from shardfit.results.linear import LinearResults
+from shardfit.stats.transform import ColumnTransform
+
+__all__ = ["OLS", "LinearModel", "ols", "wls"]
+
+CovType = Literal["nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster"]
+Method = Literal["auto", "gram", "qr"]
+_COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster")
+DEFAULT_COND_THRESHOLD = 1e3
+
+
+@dataclass(frozen=True)
+class LinearModel:
+    """A linear model on a source, fitted with :meth:`fit`.
+
+    Use :func:`ols`, :func:`wls` or :class:`OLS` to build one.
+    """
+
+    formula: str | None
+    data: Any
+    weights: str | None = None
+    missing: Literal["drop", "raise"] = "drop"
+    x_columns: tuple[str, ...] | None = None
+    response: str | None = None
+    max_levels: int = 10_000
+
+    def fit(
+        self,
+        *,
+        backend: Any = None,
+        workers: int | None = None,
+        cov_type: CovType = "nonrobust",
+        cov_kwds: dict[str, Any] | None = None,
+        method: Method = "auto",
+        rank_deficient: Literal["raise", "drop"] = "raise",
+        cond_threshold: float = DEFAULT_COND_THRESHOLD,
+        checkpoint: str | None = None,
+        progress: bool = False,
+    ) -> LinearResults:
+        """Fit by exact least squares, out of core.
+
+        Parameters
+        ----------
+        backend, workers
+            Where the passes run: ``"serial"``, ``"threads"``, ``"processes"`` (default),
+            ``"dask"``, ``"mpi"``, a Dask client or scheduler address, an MPI
+            communicator (see :func:`shardfit.engine.run_pass`).
+        cov_type : {"nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster"}
+            Covariance of the estimates; robust ones cost one more pass.
+        cov_kwds : dict, optional
+            ``{"groups": column}`` for ``"cluster"`` (clusters may span partitions).
+        method : {"auto", "gram", "qr"}
+            ``"auto"``: Gram of centred, scaled columns, then TSQR if the condition
+            number exceeds ``cond_threshold``; ``"qr"``: always TSQR; ``"gram"``: the
+            Gram only (fastest, least accurate).
+        rank_deficient : {"raise", "drop"}
+            Aliased (collinear) columns raise naming them, or are dropped with a
+            warning and reported as NaN, as R's ``lm`` does.
+        cond_threshold : float
+            See ``method``.
+        checkpoint : str, optional
+            A directory where each partition's statistic is kept as it completes;
+            a rerun after an interruption computes only what is missing.
+        progress : bool
+            Show a progress bar.
+
+        Returns
+        -------
+        LinearResults
+        """
+        _check_options(cov_type, cov_kwds, method, rank_deficient, cond_threshold)
+        source = as_source(self.data)
+        groups = (cov_kwds or {}).get("groups") if cov_type == "cluster" else None
+        with session(backend, workers=workers) as sess:
+            learned = learn_design(
+                self.formula,
+                source,
+                x_columns=self.x_columns,
+                response=self.response,
+                weights=self.weights,
+                extra_columns=(groups,) if groups else (),
+                missing=self.missing,
+                max_levels=self.max_levels,
+                backend=sess,
+                progress=progress,
+            )
+            if learned.rows_complete == 0:
+                raise DesignError(
+                    f"no rows of {source.name!r} have every value the model needs "
+                    f"({learned.rows:,} rows read, all dropped for missing values)"
+                )
+            spec = learned.spec
+            intercept = _intercept(learned)
+            transform = _column_transform(learned, source, intercept, sess, self.missing)
+            kind = "qr" if method == "qr" else "gram"
+            options = {"backend": sess, "progress": progress, "checkpoint": checkpoint}
+            main: LeastSquaresPass = run_pass(
+                LeastSquaresTask(spec, transform, kind, self.missing),
+                source,
+                pass_name=f"ls-{kind}",
+                **options,
+            )
+            solution = _solve(main, transform, intercept)
+            if method == "auto" and (
+                solution.condition > cond_threshold or not solution.kept.all()
+            ):
+                kind = "qr"
+                main = run_pass(
+                    LeastSquaresTask(spec, transform, "qr", self.missing),
+                    source,
+                    pass_name="ls-qr",
+                    **options,
+                )
+                solution = _solve(main, transform, intercept)
+            _report_aliased(solution, spec.column_names, main, rank_deficient)
+            totals = main.core.totals
+            nobs = totals.nobs
+            rank = solution.rank
+            if nobs - rank <= 0:
+                raise DesignError(
+                    f"{nobs} rows for {rank} coefficients: no residual degrees of freedom"
+                )
+            k_constant, const_idx = _constant(solution, totals, intercept, transform)
+            ssr = solution.ssr
+            centered, uncentered = _total_sums(main, transform)
+            cov, use_t, df_inference, n_groups = _covariance(
+                cov_type,
+                solution,
+                spec,
+                transform,
+                source,
+                sess,
+                self.missing,
+                groups,
+                ssr,
+                nobs,
+                rank,
+                options,
+            )
+        return LinearResults(
+            names=spec.column_names,
+            params_array=solution.params,
+            normalized_cov=solution.normalized_cov,
+            cov_array=cov,
+            nobs=nobs,
+            rank=rank,
+            k_constant=k_constant,
+            ssr=ssr,
+            centered_tss=centered,
+            uncentered_tss=uncentered,
+            sum_log_weights=totals.sum_log_weights,
+            cov_type=cov_type,
+            use_t=use_t,
+            df_resid_inference=df_inference,
+            condition_number=_statsmodels_condition(solution),
+            method_used=kind,
+            const_idx=const_idx,
+            weighted=self.weights is not None,
+            data_name=source.name,
+            formula=self.formula,
+            rows_read=main.counts.read,
+            rows_dropped=dict(main.counts.dropped),
+            rows_skipped=main.counts.skipped,
+            n_groups=n_groups,
+            spec=spec,
+        )
+
+
+def _check_options(
+    cov_type: str,
+    cov_kwds: dict[str, Any] | None,
+    method: str,
+    rank_deficient: str,
+    cond_threshold: float,
+) -> None:
+    if cov_type not in _COV_TYPES:
+        raise ValueError(f"The 'cov_type' parameter must be one of {_COV_TYPES}. Got {cov_type!r}.")
+    if method not in ("auto", "gram", "qr"):
+        raise ValueError(f"The 'method' parameter must be 'auto', 'gram' or 'qr'. Got {method!r}.")
+    if rank_deficient not in ("raise", "drop"):
+        raise ValueError(
+            f"The 'rank_deficient' parameter must be 'raise' or 'drop'. Got {rank_deficient!r}."
+        )
+    if not cond_threshold > 1:
+        raise ValueError(f"The 'cond_threshold' parameter must be > 1. Got {cond_threshold!r}.")
+    kwds = dict(cov_kwds or {})
+    if cov_type == "cluster":
+        groups = kwds.pop("groups", None)
+        if not isinstance(groups, str):
+            raise ValueError(
+                "cov_type='cluster' needs cov_kwds={'groups': column_name}; "
+                f"got groups={groups!r}"
+            )
+    if kwds:
+        raise ValueError(f"unknown cov_kwds for cov_type={cov_type!r}: {sorted(kwds)}")
+
+
+def _intercept(learned: LearnedDesign) -> int | None:
+    spec = learned.spec
+    index = spec.intercept_index()
+    if index is not None or spec.formula is not None:
+        return index
+    # Plain columns: a column constant over the data (add_constant's) is the intercept.
+    for position, name in enumerate(spec.x_columns):
+        column = learned.summary.columns[name]
+        if getattr(column, "count", 0) and column.min == column.max and column.min != 0:
+            return position
+    return None
+
+
+def _column_transform(
+    learned: LearnedDesign, source: Source, intercept: int | None, sess: Any, missing: str
+) -> ColumnTransform:
+    """Shift and scale from the first partition with complete rows."""
+    spec = learned.spec
+    p = len(spec.column_names)
+    dense = spec.dense_columns()
+    first = next(i for i, counts in enumerate(learned.partitions) if counts.complete > 0)
+    sample = Source(source.name, (source.partitions[first],), source.schema)
+    moments = run_pass(MomentsTask(spec, missing), sample, backend=sess, pass_name="moments")
+    spread = np.where(moments.std > 0, moments.std, 1.0)
+    magnitude = np.where(moments.std > 0, spread, np.maximum(np.abs(moments.mean), 1.0))
+    shift = np.zeros(p + 1)
+    scale = np.ones(p + 1)
+    for j in range(p):
+        if not dense[j] or j == intercept:
+            continue
+        scale[j] = magnitude[j]
+        if intercept is not None:
+            shift[j] = moments.mean[j]
+    scale[p] = magnitude[p]
+    if intercept is not None:
+        shift[p] = moments.mean[p]
+    return ColumnTransform(tuple(shift), tuple(scale), dense)
+
+
+def _solve(
+    main: LeastSquaresPass, transform: ColumnTransform, intercept: int | None
+) -> LeastSquaresSolution:
+    core = main.core
+    if hasattr(core, "cross"):
+        r = cholesky_with_aliasing(core.cross, transform.p)
+        return solve_from_r(r, transform, intercept=intercept, tol=0.0)
+    return solve_from_r(core.full_r(), transform, intercept=intercept)
+
+
+def _report_aliased(
+    solution: LeastSquaresSolution, names: tuple[str, ...], main: LeastSquaresPass, policy: str
+) -> None:
+    if solution.kept.all():
+        return
+    aliased = [names[j] for j in np.flatnonzero(~solution.kept)]
+    message = (
+        f"the design is rank deficient: {aliased} "
+        f"{'is' if len(aliased) == 1 else 'are'} collinear with earlier columns "
+        f"(or all zero in the {main.core.totals.nobs:,} rows used)"
+    )
+    if policy == "raise":
+        raise DesignError(message + "; pass rank_deficient='drop' to drop them, as R's lm does")
+    warnings.warn(message + "; dropped (reported as NaN)", UserWarning, stacklevel=3)
+
+
+def _constant(
+    solution: LeastSquaresSolution,
+    totals: Any,
+    intercept: int | None,
+    transform: ColumnTransform,
+) -> tuple[int, int | None]:
+    if intercept is not None:
+        return 1, intercept
+    # Implicit constant (e.g. 0 + C(g)): the weighted constant lies in the column
+    # space when regressing it on X leaves (numerically) nothing.
+    cols = np.flatnonzero(solution.kept)
+    sums = totals.sums[cols]  # Z'w for kept columns
+    explained = float(sums @ solution.cov_gamma @ sums)
+    if totals.sum_weights > 0 and totals.sum_weights - explained <= 1e-8 * totals.sum_weights:
+        return 1, None
+    return 0, None
+
+
+def _total_sums(main: LeastSquaresPass, transform: ColumnTransform) -> tuple[float, float]:
+    """Weighted centred and uncentred total sums of squares of y."""
+    totals = main.core.totals
+    p = transform.p
+    shift, scale = transform.shift[p], transform.scale[p]
+    if hasattr(main.core, "cross"):
+        syy = float(main.core.cross[p, p])
+    else:
+        r = main.core.full_r()
+        syy = float(r[:, p] @ r[:, p])
+    sy = float(totals.sums[p])
+    sw = totals.sum_weights
+    centered = scale**2 * (syy - sy * sy / sw)
+    uncentered = scale**2 * syy + 2 * scale * shift * sy + shift**2 * sw
+    return centered, uncentered
+
+
+def _statsmodels_condition(solution: LeastSquaresSolution) -> float:
+    singular = np.linalg.svd(solution.r_raw, compute_uv=False)
+    if singular.size == 0 or singular[-1] == 0:
+        return float("inf")
+    return float(singular[0] / singular[-1])
+
+
+def _covariance(
+    cov_type: str,
+    solution: LeastSquaresSolution,
+    spec: Any,
+    transform: ColumnTransform,
+    source: Source,
+    sess: Any,
+    missing: str,
+    groups: str | None,
+    ssr: float,
+    nobs: int,
+    rank: int,
+    options: dict[str, Any],
+) -> tuple[np.ndarray, bool, float | None, int | None]:
+    if cov_type == "nonrobust":
+        return solution.normalized_cov * (ssr / (nobs - rank)), True, None, None
+    task = RobustTask(
+        spec=spec,
+        transform=transform,
+        kept=tuple(bool(k) for k in solution.kept),
+        gamma=solution.gamma,
+        cov_gamma=solution.cov_gamma,
+        cov_type=cov_type,
+        groups=groups,
+        missing=missing,  # type: ignore[arg-type]
+    )
+    meat_stat = run_pass(task, source, pass_name=f"robust-{cov_type}", **options)
+    bread = solution.cov_gamma
+    n_groups = None
+    df_inference = None
+    if isinstance(meat_stat, ClusterScores):
+        meat = meat_stat.sums.T @ meat_stat.sums
+        n_groups = len(meat_stat.keys)
+        if n_groups < 2:
+            raise DesignError(f"cluster covariance needs at least 2 clusters; found {n_groups}")
+        k_params = solution.kept.size
+        correction = n_groups / (n_groups - 1) * (nobs - 1) / (nobs - k_params)
+        df_inference = float(n_groups - 1)
+    else:
+        assert isinstance(meat_stat, MeatStatistic)
+        meat = meat_stat.meat
+        correction = nobs / (nobs - rank) if cov_type == "HC1" else 1.0
+    cov_gamma = bread @ meat @ bread * correction
+    return solution.covariance_of(cov_gamma), False, df_inference, n_groups
+
+
+def ols(
+    formula: str,
+    data: Any,
+    *,
+    weights: str | None = None,
+    missing: Literal["drop", "raise"] = "drop",
+    max_levels: int = 10_000,
+) -> LinearModel:
+    """Ordinary least squares on ``data`` from a formula (weights make it WLS).
+
+    Parameters
+    ----------
+    formula : str
+        A formulaic formula, e.g. ``"y ~ x1 + np.log(x2) + C(g)"``. Formula strings are
+        evaluated as Python: never pass one from an untrusted source.
+    data : Source, path, glob, pandas.DataFrame or pyarrow.Table
+        The data, of any size.
+    weights : str, optional
+        A column of non-negative weights.
+    missing : {"drop", "raise"}
+        Drop rows missing a needed value (counted and reported), or raise naming it.
+    max_levels : int
+        The most levels a categorical column may have.
+
+    Returns
+    -------
+    LinearModel
+        Call ``.fit()``.
+    """
+    return LinearModel(formula, data, weights=weights, missing=missing, max_levels=max_levels)
+
+
+def wls(
+    formula: str,
+    data: Any,
+    *,
+    weights: str,
+    missing: Literal["drop", "raise"] = "drop",
+    max_levels: int = 10_000,
+) -> LinearModel:
+    """Weighted least squares (see :func:`ols`); ``weights`` is a column name."""
+    return LinearModel(formula, data, weights=weights, missing=missing, max_levels=max_levels)
+
+
+def OLS(
+    endog: Any,
+    exog: Any,
+    *,
+    weights: Any = None,
+    npartitions: int = 1,
+) -> LinearModel:
+    """Least squares on arrays, like ``statsmodels.OLS(y, X)`` (no intercept added).
+
+    Parameters
+    ----------
+    endog : array_like
+        ``(n,)`` response.
+    exog : array_like or pandas.DataFrame
+        ``(n, p)`` predictors; DataFrame column names label the results.
+    weights : array_like, optional
+        ``(n,)`` non-negative weights (WLS).
+    npartitions : int
+        Partitions to split the in-memory arrays into.
+    """
+    from shardfit.data.memory import from_pandas
+
+    X = np.asarray(exog, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[:, None]
+    if isinstance(exog, pd.DataFrame):
+        names = [str(name) for name in exog.columns]
+    else:
+        names = _array_names(X)
+    frame = pd.DataFrame(X, columns=[str(n) for n in names])
+    frame["__y__"] = np.asarray(endog, dtype=np.float64)
+    if weights is not None:
+        frame["__w__"] = np.asarray(weights, dtype=np.float64)
+    return LinearModel(
+        None,
+        from_pandas(frame, npartitions),
+        weights="__w__" if weights is not None else None,
+        x_columns=tuple(str(n) for n in names),
+        response="__y__",
+    )
+
+
+def _array_names(X: np.ndarray) -> list[str]:
+    """statsmodels' names for array columns: ``const`` for a constant, else x1, x2, ..."""
+    names, counter = [], 0
+    for j in range(X.shape[1]):
+        column = X[:, j]
+        if column.size and np.ptp(column) == 0 and column[0] != 0:
+            names.append("const")
+        else:
+            counter += 1
+            names.append(f"x{counter}")
+    return names

@@ -1,0 +1,225 @@
+"""What each partition computes for linear models (runs on workers).
+
+Every task encodes its partition with the learned design and returns a small
+mergeable statistic: design-column moments (to choose the column transform), the
+Gram or TSQR factor of ``[X | y]`` with row counts, and the sandwich "meat" of robust
+covariances (per-row for HC0-HC3, per-cluster score sums for cluster).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from shardfit.data.partition import Partition
+from shardfit.design.materialize import encode_partition
+from shardfit.design.spec import DesignSpec
+from shardfit.errors import ShardfitError
+from shardfit.stats.counts import RowCounts
+from shardfit.stats.gram import GramStatistic, weighted_gram
+from shardfit.stats.transform import ColumnTransform
+from shardfit.stats.tsqr import QRStatistic
+
+__all__ = [
+    "ClusterScores",
+    "ColumnMoments",
+    "LeastSquaresPass",
+    "LeastSquaresTask",
+    "MeatStatistic",
+    "MomentsTask",
+    "RobustTask",
+]
+
+Missing = Literal["drop", "raise"]
+
+
+@dataclass(frozen=True)
+class ColumnMoments:
+    """Count, means and sums of squared deviations of the columns of ``[X | y]``
+    (Chan et al.'s pairwise merge)."""
+
+    n: int
+    mean: np.ndarray
+    m2: np.ndarray
+
+    def merge(self, other: ColumnMoments) -> ColumnMoments:
+        n = self.n + other.n
+        if n == 0:
+            return self
+        delta = other.mean - self.mean
+        return ColumnMoments(
+            n=n,
+            mean=self.mean + delta * other.n / n,
+            m2=self.m2 + other.m2 + delta**2 * self.n * other.n / n,
+        )
+
+    @property
+    def std(self) -> np.ndarray:
+        """Population standard deviations (0 for constant columns)."""
+        return np.sqrt(self.m2 / self.n) if self.n else np.zeros_like(self.m2)
+
+
+@dataclass(frozen=True)
+class MomentsTask:
+    """Moments of the encoded design of one partition (to pick shifts and scales)."""
+
+    spec: DesignSpec
+    missing: Missing
+
+    def __call__(self, partition: Partition) -> ColumnMoments:
+        chunk = encode_partition(self.spec, partition, missing=self.missing)
+        z = np.column_stack([chunk.X, chunk.y])
+        if z.shape[0] == 0:
+            return ColumnMoments(0, np.zeros(z.shape[1]), np.zeros(z.shape[1]))
+        mean = z.mean(axis=0)
+        return ColumnMoments(z.shape[0], mean, ((z - mean) ** 2).sum(axis=0))
+
+
+@dataclass(frozen=True)
+class LeastSquaresPass:
+    """The merged result of a least-squares pass: the factor statistic and row counts."""
+
+    core: GramStatistic | QRStatistic
+    counts: RowCounts
+
+    def merge(self, other: LeastSquaresPass) -> LeastSquaresPass:
+        return LeastSquaresPass(self.core.merge(other.core), self.counts.merge(other.counts))  # type: ignore[arg-type]
+
+    def to_state(self) -> dict[str, Any]:
+        return {"core": self.core, "counts": self.counts}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> LeastSquaresPass:
+        return cls(core=state["core"], counts=state["counts"])
+
+
+@dataclass(frozen=True)
+class LeastSquaresTask:
+    """Encode a partition and accumulate the Gram (``"gram"``) or TSQR factor (``"qr"``)."""
+
+    spec: DesignSpec
+    transform: ColumnTransform
+    kind: Literal["gram", "qr"]
+    missing: Missing
+
+    def fingerprint(self) -> str:
+        return f"ls-{self.kind}-{self.spec.fingerprint()}-{self.transform.fingerprint()}"
+
+    def __call__(self, partition: Partition) -> LeastSquaresPass:
+        chunk = encode_partition(self.spec, partition, missing=self.missing)
+        assert chunk.y is not None
+        statistic = GramStatistic if self.kind == "gram" else QRStatistic
+        core = statistic.of_chunk(chunk.X, chunk.y, chunk.weights, self.transform)
+        return LeastSquaresPass(core, RowCounts.of_chunk(chunk))
+
+
+@dataclass(frozen=True)
+class MeatStatistic:
+    """``sum_i s_i z_i z_i'`` over rows (``z`` transformed kept columns, ``s`` the
+    HC scale of the row); merge is addition."""
+
+    meat: np.ndarray
+
+    def merge(self, other: MeatStatistic) -> MeatStatistic:
+        return MeatStatistic(self.meat + other.meat)
+
+    def to_state(self) -> dict[str, Any]:
+        return {"meat": self.meat}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> MeatStatistic:
+        return cls(np.asarray(state["meat"], dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class ClusterScores:
+    """Per-cluster sums of scores ``sum_{i in g} w_i e_i z_i``; clusters may span
+    partitions, so sums are kept by cluster id and added on merge. Memory is
+    O(clusters x columns)."""
+
+    keys: tuple[Any, ...]
+    sums: np.ndarray
+
+    def merge(self, other: ClusterScores) -> ClusterScores:
+        index = {key: i for i, key in enumerate(self.keys)}
+        new_keys = [key for key in other.keys if key not in index]
+        sums = np.vstack([self.sums, np.zeros((len(new_keys), self.sums.shape[1]))])
+        for offset, key in enumerate(new_keys):
+            index[key] = len(self.keys) + offset
+        rows = np.array([index[key] for key in other.keys], dtype=np.intp)
+        if rows.size:
+            np.add.at(sums, rows, other.sums)
+        return ClusterScores(self.keys + tuple(new_keys), sums)
+
+    def to_state(self) -> dict[str, Any]:
+        return {"keys": list(self.keys), "sums": self.sums}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ClusterScores:
+        return cls(tuple(state["keys"]), np.asarray(state["sums"], dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class RobustTask:
+    """Second pass for robust covariances, in the transformed, kept columns.
+
+    ``gamma`` and ``cov_gamma`` are the transformed coefficients and
+    ``(Z_K' W Z_K)^{-1}``; residuals are ``e = z_y - Z_K gamma``.
+    """
+
+    spec: DesignSpec
+    transform: ColumnTransform
+    kept: tuple[bool, ...]
+    gamma: np.ndarray
+    cov_gamma: np.ndarray
+    cov_type: str
+    groups: str | None
+    missing: Missing
+
+    def fingerprint(self) -> str:
+        digest = hash((self.gamma.tobytes(), self.cov_gamma.tobytes()))
+        return f"robust-{self.cov_type}-{self.spec.fingerprint()}-{digest:x}"
+
+    def __call__(self, partition: Partition) -> MeatStatistic | ClusterScores:
+        chunk = encode_partition(self.spec, partition, missing=self.missing)
+        assert chunk.y is not None
+        kept = np.asarray(self.kept, dtype=bool)
+        dense, sparse = self.transform.split(chunk.X, chunk.y)
+        p = self.transform.p
+        # Reassemble the kept transformed columns as one sparse-or-dense product.
+        dense_x = dense[:, :-1]
+        z_y = dense[:, -1]
+        order = np.concatenate([self.transform.dense_index[:-1], self.transform.sparse_index])
+        position = np.empty(p, dtype=np.intp)
+        position[order] = np.arange(p)
+        blocks = sp.hstack([sp.csc_matrix(dense_x), sparse], format="csc")
+        z = blocks[:, position[np.flatnonzero(kept)]]
+        w = np.ones(z.shape[0]) if chunk.weights is None else chunk.weights
+        resid = z_y - z @ self.gamma  # transformed residual
+        score_weight = w * resid  # score of row i: w_i e_i z_i
+        if self.cov_type == "cluster":
+            if self.groups is None:
+                raise ShardfitError("cluster covariance needs groups")
+            ids = chunk.extras[self.groups]
+            keys, inverse = np.unique(ids, return_inverse=True)
+            indicator = sp.csr_matrix(
+                (score_weight, (inverse, np.arange(len(ids)))), shape=(len(keys), len(ids))
+            )
+            sums = np.asarray((indicator @ z).todense()) if sp.issparse(z) else indicator @ z
+            return ClusterScores(tuple(k.item() if hasattr(k, "item") else k for k in keys), sums)
+        scale = (w * resid) ** 2  # (sqrt(w) e)^2 * w: wexog = sqrt(w) z
+        if self.cov_type in ("HC2", "HC3"):
+            zc = z.toarray() if sp.issparse(z) else z
+            leverage = w * np.einsum("ij,jk,ik->i", zc, self.cov_gamma, zc)
+            scale = scale / (1.0 - leverage) ** (1 if self.cov_type == "HC2" else 2)
+        zc = z.toarray() if sp.issparse(z) else np.asarray(z)
+        meat = weighted_gram(
+            np.asfortranarray(zc),
+            sp.csc_matrix((zc.shape[0], 0)),
+            np.sqrt(scale),
+            np.arange(zc.shape[1]),
+        )
+        return MeatStatistic(meat)

@@ -1,0 +1,1 @@
+"""Results: estimates, covariances, tests, summaries, prediction, save and load."""

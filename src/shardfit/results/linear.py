@@ -1,0 +1,224 @@
+"""Results of exact linear least squares, with statsmodels' names and meanings.
+
+Everything here is computed from the small merged statistics (no data): the
+estimates and their covariance, sums of squares, and the degrees of freedom. The
+definitions follow statsmodels' ``RegressionResults`` (for WLS, the weighted ones):
+
+- ``k_constant`` is 1 with an intercept column, or when a constant lies in the column
+  space (e.g. ``0 + C(g)``), else 0;
+- ``df_model = rank - k_constant``, ``df_resid = nobs - rank``;
+- with a constant, ``rsquared = 1 - ssr / centered_tss``, otherwise ``1 - ssr /
+  uncentered_tss``; ``rsquared_adj = 1 - (nobs - k_constant) / df_resid * (1 - R2)``;
+- ``llf = -nobs/2 (1 + log(2 pi ssr / nobs)) + 1/2 sum(log w)``, ``aic = -2 llf + 2
+  (df_model + k_constant)``, ``bic = -2 llf + log(nobs) (df_model + k_constant)``;
+- inference uses Student's t with ``df_resid`` for ``cov_type="nonrobust"`` and the
+  normal distribution for robust covariances (statsmodels' default ``use_t``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = ["LinearResults"]
+
+
+@dataclass(frozen=True, eq=False)
+class LinearResults:
+    """Estimates of an OLS or WLS fit, labelled by design column.
+
+    Build it with :func:`shardfit.ols`, :func:`shardfit.wls` or :class:`shardfit.OLS`.
+    """
+
+    names: tuple[str, ...]
+    params_array: np.ndarray
+    normalized_cov: np.ndarray
+    cov_array: np.ndarray
+    nobs: int
+    rank: int
+    k_constant: int
+    ssr: float
+    centered_tss: float
+    uncentered_tss: float
+    sum_log_weights: float
+    cov_type: str = "nonrobust"
+    use_t: bool = True
+    df_resid_inference: float | None = None
+    condition_number: float = float("nan")
+    method_used: str = "gram"
+    const_idx: int | None = None
+    weighted: bool = False
+    data_name: str = ""
+    formula: str | None = None
+    rows_read: int = 0
+    rows_dropped: dict[str, int] = field(default_factory=dict)
+    rows_skipped: int = 0
+    n_groups: int | None = None
+    spec: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # -- estimates --------------------------------------------------------------
+    @property
+    def params(self) -> pd.Series:
+        """Estimated coefficients (NaN for aliased columns)."""
+        return pd.Series(self.params_array, index=list(self.names), name="params")
+
+    def cov_params(self) -> pd.DataFrame:
+        """Covariance of the estimates (of the chosen ``cov_type``)."""
+        return pd.DataFrame(self.cov_array, index=list(self.names), columns=list(self.names))
+
+    @property
+    def bse(self) -> pd.Series:
+        """Standard errors."""
+        return pd.Series(np.sqrt(np.diag(self.cov_array)), index=list(self.names), name="bse")
+
+    @property
+    def tvalues(self) -> pd.Series:
+        """``params / bse``."""
+        return pd.Series(
+            self.params_array / np.sqrt(np.diag(self.cov_array)), index=list(self.names)
+        )
+
+    @property
+    def df_inference(self) -> float:
+        """Degrees of freedom of the t distribution used in inference."""
+        if self.df_resid_inference is not None:
+            return float(self.df_resid_inference)
+        return float(self.df_resid)
+
+    @property
+    def pvalues(self) -> pd.Series:
+        """Two-sided p-values of the t (or z) statistics."""
+        t = np.abs(self.tvalues.to_numpy())
+        if self.use_t:
+            values = 2 * stats.t.sf(t, self.df_inference)
+        else:
+            values = 2 * stats.norm.sf(t)
+        return pd.Series(values, index=list(self.names))
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Confidence intervals at level ``1 - alpha`` (columns 0 and 1, as statsmodels)."""
+        if not 0 < alpha < 1:
+            raise ValueError(f"The 'alpha' parameter must be in (0, 1). Got {alpha!r}.")
+        if self.use_t:
+            q = stats.t.ppf(1 - alpha / 2, self.df_inference)
+        else:
+            q = stats.norm.ppf(1 - alpha / 2)
+        bse = self.bse.to_numpy()
+        return pd.DataFrame(
+            {0: self.params_array - q * bse, 1: self.params_array + q * bse},
+            index=list(self.names),
+        )
+
+    # -- degrees of freedom and sums of squares -----------------------------------
+    @property
+    def df_model(self) -> float:
+        """``rank - k_constant``."""
+        return float(self.rank - self.k_constant)
+
+    @property
+    def df_resid(self) -> float:
+        """``nobs - rank``."""
+        return float(self.nobs - self.rank)
+
+    @property
+    def ess(self) -> float:
+        """Explained sum of squares (centred with a constant)."""
+        total = self.centered_tss if self.k_constant else self.uncentered_tss
+        return total - self.ssr
+
+    @property
+    def rsquared(self) -> float:
+        """Coefficient of determination (uncentred without a constant)."""
+        total = self.centered_tss if self.k_constant else self.uncentered_tss
+        return 1.0 - self.ssr / total
+
+    @property
+    def rsquared_adj(self) -> float:
+        """Adjusted R-squared."""
+        return 1.0 - (self.nobs - self.k_constant) / self.df_resid * (1.0 - self.rsquared)
+
+    @property
+    def mse_resid(self) -> float:
+        """``ssr / df_resid``."""
+        return self.ssr / self.df_resid
+
+    @property
+    def mse_model(self) -> float:
+        """``ess / df_model``."""
+        return self.ess / self.df_model
+
+    @property
+    def mse_total(self) -> float:
+        """Total sum of squares over ``df_resid + df_model``."""
+        total = self.centered_tss if self.k_constant else self.uncentered_tss
+        return total / (self.df_resid + self.df_model)
+
+    @property
+    def scale(self) -> float:
+        """Residual variance estimate ``ssr / df_resid``."""
+        return self.mse_resid
+
+    @cached_property
+    def _f_test_all(self) -> tuple[float, float]:
+        if self.cov_type == "nonrobust":
+            fvalue = self.mse_model / self.mse_resid
+            return fvalue, float(stats.f.sf(fvalue, self.df_model, self.df_resid))
+        # Robust: Wald F test that every non-constant coefficient is zero.
+        if self.k_constant and self.const_idx is None:
+            return float("nan"), float("nan")
+        keep = [
+            i
+            for i in range(len(self.names))
+            if i != self.const_idx and np.isfinite(self.params_array[i])
+        ]
+        if not keep:
+            return float("nan"), float("nan")
+        restriction = np.eye(len(self.names))[keep]
+        test = self.f_test(restriction)
+        return float(test.fvalue), float(test.pvalue)
+
+    @property
+    def fvalue(self) -> float:
+        """F statistic of the regression (robust Wald F for robust covariances)."""
+        return self._f_test_all[0]
+
+    @property
+    def f_pvalue(self) -> float:
+        """p-value of :attr:`fvalue`."""
+        return self._f_test_all[1]
+
+    @property
+    def llf(self) -> float:
+        """Gaussian log-likelihood (with ``1/2 sum(log w)`` for WLS)."""
+        nobs2 = self.nobs / 2.0
+        value = -np.log(self.ssr) * nobs2 - (1 + np.log(np.pi / nobs2)) * nobs2
+        return float(value + 0.5 * self.sum_log_weights)
+
+    @property
+    def aic(self) -> float:
+        """Akaike information criterion."""
+        return -2 * self.llf + 2 * (self.df_model + self.k_constant)
+
+    @property
+    def bic(self) -> float:
+        """Bayesian information criterion."""
+        return -2 * self.llf + np.log(self.nobs) * (self.df_model + self.k_constant)
+
+    # -- tests --------------------------------------------------------------------
+    def t_test(self, r_matrix: Any, q: Any = None) -> Any:
+        """Test linear restrictions one by one (strings like ``"x1 = x2"`` or a matrix)."""
+        from shardfit.results.hypothesis import t_test
+
+        return t_test(self, r_matrix, q)
+
+    def f_test(self, r_matrix: Any, q: Any = None) -> Any:
+        """Joint Wald F test of linear restrictions."""
+        from shardfit.results.hypothesis import f_test
+
+        return f_test(self, r_matrix, q)

@@ -1,0 +1,97 @@
+"""The column transform applied before accumulating cross-products.
+
+Dense numeric columns are centred and scaled (``z = (x - shift) / scale``) by the
+schema pass's means and spreads before any product is formed: the Gram of centred,
+unit-spread columns has a far smaller condition number than the raw one, so far
+fewer digits cancel (Longley goes from 4e-8 to about 1e-11 relative error). Sparse
+columns (one-hot codes of categoricals and their interactions) are left as they are
+and multiplied through their structure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["ColumnTransform"]
+
+
+@dataclass(frozen=True)
+class ColumnTransform:
+    """Shift and scale of each column of ``[X | y]``, and which columns are dense.
+
+    Attributes
+    ----------
+    shift, scale : tuple of float
+        Per column of ``[X | y]`` (length ``p + 1``); ``z = (x - shift) / scale``.
+    dense : tuple of bool
+        Whether each column of ``X`` is stored dense (the response always is).
+    """
+
+    shift: tuple[float, ...]
+    scale: tuple[float, ...]
+    dense: tuple[bool, ...]
+
+    def __post_init__(self) -> None:
+        q = len(self.shift)
+        if len(self.scale) != q or len(self.dense) != q - 1:
+            raise ValueError("shift and scale need p + 1 entries, dense p")
+        if any(not np.isfinite(s) or s <= 0 for s in self.scale):
+            raise ValueError(f"scales must be positive and finite: {self.scale}")
+
+    @classmethod
+    def identity(cls, p: int) -> ColumnTransform:
+        """No shift, no scale, every column dense."""
+        return cls(shift=(0.0,) * (p + 1), scale=(1.0,) * (p + 1), dense=(True,) * p)
+
+    @property
+    def p(self) -> int:
+        """Columns of X."""
+        return len(self.dense)
+
+    @property
+    def dense_index(self) -> np.ndarray:
+        """Indices into ``[X | y]`` of the dense columns (the response last)."""
+        return np.concatenate([np.flatnonzero(self.dense), [self.p]]).astype(np.intp)
+
+    @property
+    def sparse_index(self) -> np.ndarray:
+        """Indices into ``X`` of the sparse columns."""
+        return np.flatnonzero(~np.asarray(self.dense, dtype=bool)).astype(np.intp)
+
+    def split(
+        self, X: np.ndarray | sp.spmatrix, y: np.ndarray | None
+    ) -> tuple[np.ndarray, sp.csc_matrix]:
+        """Transformed dense block ``[X_dense | y]`` (Fortran order) and raw sparse block.
+
+        With ``y=None`` the dense block has no response column.
+        """
+        dense_cols = np.flatnonzero(self.dense)
+        sparse_cols = self.sparse_index
+        if sp.issparse(X):
+            X = sp.csc_matrix(X)
+            dense = X[:, dense_cols].toarray()
+            sparse = X[:, sparse_cols]
+        else:
+            X = np.asarray(X, dtype=np.float64)
+            dense = X[:, dense_cols]
+            sparse = sp.csc_matrix(X[:, sparse_cols])
+        shift = np.asarray(self.shift)
+        scale = np.asarray(self.scale)
+        if y is not None:
+            dense = np.column_stack([dense, y])
+            index = self.dense_index
+        else:
+            index = dense_cols
+        block = np.asfortranarray((dense - shift[index]) / scale[index])
+        return block, sparse
+
+    def fingerprint(self) -> str:
+        """A short hash of the transform (for checkpoint keys)."""
+        digest = hashlib.sha256()
+        for values in (self.shift, self.scale, self.dense):
+            digest.update(np.asarray(values, dtype=np.float64).tobytes())
+        return digest.hexdigest()[:16]
