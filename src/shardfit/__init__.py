@@ -34,15 +34,20 @@ from shardfit.errors import (
     ShardfitError,
     UnseenLevelError,
 )
+from shardfit.models.linear import OLS, LinearModel, ols, wls
+from shardfit.results.linear import LinearResults
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "OLS",
     "BackendError",
     "ConvergenceError",
     "DesignError",
     "DesignSpec",
     "LearnedDesign",
+    "LinearModel",
+    "LinearResults",
     "MissingDataError",
     "Partition",
     "PartitionTaskError",
@@ -61,10 +66,12 @@ __all__ = [
     "from_dask",
     "from_pandas",
     "learn_design",
+    "ols",
     "read_csv",
     "read_hdf5",
     "read_npy",
     "read_parquet",
     "read_zarr",
     "schema_pass",
+    "wls",
 ]

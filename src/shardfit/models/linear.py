@@ -139,6 +139,8 @@ class LinearModel:
             intercept = _intercept(learned)
             transform = _column_transform(learned, source, intercept, sess, self.missing)
             kind = "qr" if method == "qr" else "gram"
+            if kind == "qr":
+                transform = transform.without_shift()
             options = {"backend": sess, "progress": progress, "checkpoint": checkpoint}
             main: LeastSquaresPass = run_pass(
                 LeastSquaresTask(spec, transform, kind, self.missing),
@@ -151,6 +153,7 @@ class LinearModel:
                 solution.condition > cond_threshold or not solution.kept.all()
             ):
                 kind = "qr"
+                transform = transform.without_shift()
                 main = run_pass(
                     LeastSquaresTask(spec, transform, "qr", self.missing),
                     source,

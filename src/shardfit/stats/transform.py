@@ -47,6 +47,15 @@ class ColumnTransform:
         """No shift, no scale, every column dense."""
         return cls(shift=(0.0,) * (p + 1), scale=(1.0,) * (p + 1), dense=(True,) * p)
 
+    def without_shift(self) -> ColumnTransform:
+        """The same scales without centring.
+
+        Householder QR does not need centring (its accuracy does not depend on column
+        scaling or location), and undoing a centring costs digits in the intercept
+        (``beta_0 = ... - sum(shift_j * beta_j)`` cancels), so TSQR uses this.
+        """
+        return ColumnTransform((0.0,) * len(self.shift), self.scale, self.dense)
+
     @property
     def p(self) -> int:
         """Columns of X."""

@@ -1,0 +1,109 @@
+"""OLS and WLS equal statsmodels in memory to relative 1e-9 (issue 4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+from linear_cases import FORMULA, assert_matches, linreg_frame
+
+import shardfit
+
+RTOL = 1e-9
+COV_TYPES = ["nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster"]
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return linreg_frame()
+
+
+def _reference(frame: pd.DataFrame, cov_type: str, weighted: bool):
+    kwds = {"groups": frame["cl"].to_numpy()} if cov_type == "cluster" else None
+    model = smf.wls(FORMULA, frame, weights=frame["w"]) if weighted else smf.ols(FORMULA, frame)
+    return model.fit(cov_type=cov_type, cov_kwds=kwds)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["ols", "wls"])
+@pytest.mark.parametrize("cov_type", COV_TYPES)
+def test_every_attribute_and_covariance(frame: pd.DataFrame, cov_type: str, weighted: bool) -> None:
+    kwds = {"groups": "cl"} if cov_type == "cluster" else None
+    model = (
+        shardfit.wls(FORMULA, shardfit.from_pandas(frame, 5), weights="w")
+        if weighted
+        else shardfit.ols(FORMULA, shardfit.from_pandas(frame, 5))
+    )
+    result = model.fit(backend="serial", cov_type=cov_type, cov_kwds=kwds)
+    reference = _reference(frame, cov_type, weighted)
+    assert_matches(result, reference, rtol=RTOL)
+    assert result.use_t == reference.use_t
+    if cov_type == "cluster":
+        assert result.n_groups == 1000
+        assert result.df_resid_inference == reference.df_resid_inference
+
+
+@pytest.mark.parametrize("npartitions", [1, 2, 3, 17])
+def test_any_partitioning(frame: pd.DataFrame, npartitions: int) -> None:
+    result = shardfit.wls(FORMULA, shardfit.from_pandas(frame, npartitions), weights="w").fit(
+        backend="serial", cov_type="HC1"
+    )
+    assert_matches(result, _reference(frame, "HC1", weighted=True), rtol=RTOL)
+
+
+def test_t_and_f_tests(frame: pd.DataFrame) -> None:
+    result = shardfit.ols(FORMULA, frame).fit(backend="serial")
+    reference = _reference(frame, "nonrobust", weighted=False)
+    for hypothesis in ["x1 = x2", "x1 = x2, x3 = 0, C(g10)[T.b] = 0.5"]:
+        ours, theirs = result.f_test(hypothesis), reference.f_test(hypothesis)
+        np.testing.assert_allclose(ours.fvalue, float(np.squeeze(theirs.fvalue)), rtol=RTOL)
+        np.testing.assert_allclose(ours.pvalue, float(theirs.pvalue), rtol=RTOL)
+        assert ours.df_num == theirs.df_num and ours.df_denom == theirs.df_denom
+    ours_t, theirs_t = result.t_test("x1 - 2 * x4 = 0.1"), reference.t_test("x1 - 2 * x4 = 0.1")
+    np.testing.assert_allclose(ours_t.tvalue, np.ravel(theirs_t.tvalue), rtol=RTOL)
+    np.testing.assert_allclose(ours_t.pvalue, np.ravel(theirs_t.pvalue), rtol=RTOL)
+    np.testing.assert_allclose(ours_t.conf_int(), theirs_t.conf_int(), rtol=RTOL)
+    # A matrix restriction, with the robust (normal) distribution.
+    robust = shardfit.ols(FORMULA, frame).fit(backend="serial", cov_type="HC3")
+    robust_ref = _reference(frame, "HC3", weighted=False)
+    names = list(robust.params.index)
+    matrix = np.zeros((2, len(names)))
+    matrix[0, names.index("x5")] = 1.0
+    matrix[1, names.index("x6")] = 1.0
+    ref_matrix = np.zeros((2, len(robust_ref.params)))
+    ref_names = list(robust_ref.params.index)
+    ref_matrix[0, ref_names.index("x5")] = 1.0
+    ref_matrix[1, ref_names.index("x6")] = 1.0
+    np.testing.assert_allclose(
+        robust.f_test(matrix).fvalue,
+        float(np.squeeze(robust_ref.f_test(ref_matrix).fvalue)),
+        rtol=RTOL,
+    )
+    np.testing.assert_allclose(
+        robust.t_test(matrix).pvalue, robust_ref.t_test(ref_matrix).pvalue, rtol=RTOL
+    )
+
+
+def test_array_interface_matches_statsmodels_ols(frame: pd.DataFrame) -> None:
+    import statsmodels.api as sm
+
+    X = sm.add_constant(frame[["x1", "x2", "x3"]].to_numpy())
+    y = frame["y"].to_numpy()
+    result = shardfit.OLS(y, X, npartitions=4).fit(backend="serial")
+    reference = sm.OLS(y, X).fit()
+    assert list(result.params.index) == ["const", "x1", "x2", "x3"]
+    np.testing.assert_allclose(result.params.to_numpy(), reference.params, rtol=RTOL)
+    np.testing.assert_allclose(result.bse.to_numpy(), reference.bse, rtol=RTOL)
+    np.testing.assert_allclose(result.rsquared, reference.rsquared, rtol=RTOL)
+    assert result.k_constant == 1 and result.df_model == 3
+
+
+def test_no_intercept_and_implicit_constant(frame: pd.DataFrame) -> None:
+    for formula in ["y ~ 0 + x1 + x2", "y ~ 0 + C(g10) + x1"]:
+        result = shardfit.ols(formula, frame).fit(backend="serial")
+        reference = smf.ols(formula, frame).fit()
+        np.testing.assert_allclose(result.rsquared, reference.rsquared, rtol=RTOL)
+        np.testing.assert_allclose(result.rsquared_adj, reference.rsquared_adj, rtol=RTOL)
+        np.testing.assert_allclose(result.fvalue, reference.fvalue, rtol=RTOL)
+        np.testing.assert_allclose(result.df_model, reference.df_model)
+        np.testing.assert_allclose(result.aic, reference.aic, rtol=RTOL)
