@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shardfit.data.partition import Partition, ReadResult
+from shardfit.design.fast_encoder import SplitDesign
 from shardfit.design.spec import DesignSpec
 from shardfit.design.transforms import apply_context
 from shardfit.errors import DesignError, MissingDataError, UnseenLevelError
@@ -31,8 +32,9 @@ class DesignChunk:
     ----------
     key : str
         The partition's key.
-    X : numpy.ndarray
-        ``(rows, p)`` float64 design matrix, columns as ``spec.column_names``.
+    X : numpy.ndarray or SplitDesign
+        ``(rows, p)`` float64 design matrix, columns as ``spec.column_names``
+        (a SplitDesign only when asked for with ``structured=True``).
     y : numpy.ndarray or None
         ``(rows,)`` response, when the design has one.
     weights, offset : numpy.ndarray or None
@@ -51,7 +53,7 @@ class DesignChunk:
     """
 
     key: str
-    X: np.ndarray
+    X: np.ndarray | SplitDesign
     y: np.ndarray | None
     weights: np.ndarray | None
     offset: np.ndarray | None
@@ -64,7 +66,7 @@ class DesignChunk:
     @property
     def nrows(self) -> int:
         """Rows kept."""
-        return int(self.X.shape[0])
+        return int(self.row_index.shape[0])
 
 
 def encode_partition(
@@ -74,8 +76,14 @@ def encode_partition(
     missing: MissingPolicy = "drop",
     unseen: UnseenPolicy = "raise",
     need_response: bool = True,
+    structured: bool = False,
 ) -> DesignChunk:
-    """Read ``partition`` and encode it with ``spec``."""
+    """Read ``partition`` and encode it with ``spec``.
+
+    With ``structured=True`` the design may come back as a
+    :class:`~shardfit.design.fast_encoder.SplitDesign` (dense and sparse blocks), which
+    the least-squares statistics multiply through its structure.
+    """
     columns = list(spec.raw_columns)
     if not need_response:
         response_columns = _response_columns(spec)
@@ -88,6 +96,7 @@ def encode_partition(
         missing=missing,
         unseen=unseen,
         need_response=need_response,
+        structured=structured,
     )
 
 
@@ -111,6 +120,7 @@ def encode_table(
     missing: MissingPolicy = "drop",
     unseen: UnseenPolicy = "raise",
     need_response: bool = True,
+    structured: bool = False,
 ) -> DesignChunk:
     """Encode rows already read (see :func:`encode_partition`)."""
     table = result.table
@@ -168,16 +178,23 @@ def encode_table(
         y = arrays[spec.response][keep] if spec.response is not None and need_response else None
     else:
         X, y = _formula_arrays(spec, arrays, keep, need_response=need_response, unseen=unseen)
+        if isinstance(X, SplitDesign) and not structured:
+            X = X.toarray()
 
-    finite = np.isfinite(X).all(axis=1)
+    finite = X.finite_rows() if isinstance(X, SplitDesign) else np.isfinite(X).all(axis=1)
     if y is not None:
         finite &= np.isfinite(y)
     if not finite.all():
         if missing == "raise":
             position = int(np.flatnonzero(~finite)[0])
             row = int(row_index[position])
+            row_values = (
+                X.take_rows(np.array([position])).toarray()[0]
+                if isinstance(X, SplitDesign)
+                else X[position]
+            )
             bad_columns = [
-                spec.column_names[j] for j in np.flatnonzero(~np.isfinite(X[position]))
+                spec.column_names[j] for j in np.flatnonzero(~np.isfinite(row_values))
             ] or list(spec.response_names)
             raise MissingDataError(
                 f"non-finite design value in partition {partition.key} "
@@ -185,7 +202,8 @@ def encode_table(
                 "NaN or inf from finite inputs"
             )
         dropped["nonfinite"] = int((~finite).sum())
-        X, row_index = X[finite], row_index[finite]
+        X = X.take_rows(finite) if isinstance(X, SplitDesign) else X[finite]
+        row_index = row_index[finite]
         y = y[finite] if y is not None else None
         weights = weights[finite] if weights is not None else None
         offset = offset[finite] if offset is not None else None
@@ -296,6 +314,9 @@ def _formula_arrays(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     specs = spec.formulaic_specs()
     nkeep = int(keep.sum())
+    encoder = spec.fast_encoder()
+    if encoder is not None and nkeep:
+        return _fast_arrays(spec, encoder, arrays, keep, need_response=need_response)
     frame: dict[str, Any] = {}
     unseen_rows: dict[str, np.ndarray] = {}
     for name in spec.formula_columns:
@@ -347,6 +368,42 @@ def _formula_arrays(
     for name, rows in unseen_rows.items():
         columns = rhs_spec.get_variable_indices([name])
         X[np.ix_(rows, columns)] = 0.0
+    return X, y
+
+
+def _fast_arrays(
+    spec: DesignSpec,
+    encoder: Any,
+    arrays: dict[str, Any],
+    keep: np.ndarray,
+    *,
+    need_response: bool,
+) -> tuple[SplitDesign, np.ndarray | None]:
+    """Encode through the structured encoder; unseen levels (code -1) encode as zeros."""
+    nkeep = int(keep.sum())
+    kept: dict[str, Any] = {}
+    for name in spec.formula_columns:
+        if name not in arrays:
+            continue
+        if name in spec.levels:
+            kept[name] = arrays[name][0][keep]
+        else:
+            kept[name] = arrays[name][keep]
+    X = encoder.encode(spec, kept, nkeep)
+    y = None
+    if spec.has_formula_response and need_response:
+        response = spec.response_names[0] if len(spec.response_names) == 1 else None
+        if response in kept and response not in spec.levels:
+            y = np.asarray(kept[response], dtype=np.float64)
+        else:
+            frame = pd.DataFrame(
+                {n: kept[n] for n in spec.formula_columns if n in kept and n not in spec.levels}
+            )
+            lhs = spec.formulaic_specs().lhs.get_model_matrix(frame, context=apply_context())
+            y_frame = _dense(lhs)
+            if y_frame.shape[1] != 1:
+                raise DesignError(f"the response of {spec.formula!r} must be one numeric column")
+            y = y_frame[:, 0]
     return X, y
 
 

@@ -73,6 +73,7 @@ class DesignSpec:
     formula_columns: tuple[str, ...] = ()
     extra_columns: tuple[str, ...] = ()
     _formulaic: list[Any] = field(default_factory=list, compare=False, repr=False)
+    _fast: list[Any] = field(default_factory=list, compare=False, repr=False)
 
     # -- construction -------------------------------------------------------------
     def with_formulaic(self) -> DesignSpec:
@@ -119,6 +120,14 @@ class DesignSpec:
         specs = matrices.model_spec
         self._formulaic.append(specs)
         return specs
+
+    def fast_encoder(self) -> Any:
+        """The structured encoder for this design, or ``None`` (cached per process)."""
+        if not self._fast:
+            from shardfit.design.fast_encoder import FastEncoder
+
+            self._fast.append(FastEncoder.build(self) if self.formula is not None else None)
+        return self._fast[0]
 
     def skeleton_frame(self) -> pd.DataFrame:
         """A small frame with every level of every categorical (rebuilds the spec)."""
@@ -222,6 +231,7 @@ def _replace(spec: DesignSpec, **changes: Any) -> DesignSpec:
     values = {item.name: getattr(spec, item.name) for item in fields(spec)}
     values.update(changes)
     values["_formulaic"] = []
+    values["_fast"] = []
     return DesignSpec(**values)
 
 

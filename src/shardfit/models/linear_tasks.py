@@ -70,8 +70,15 @@ class MomentsTask:
     missing: Missing
 
     def __call__(self, partition: Partition) -> ColumnMoments:
-        chunk = encode_partition(self.spec, partition, missing=self.missing)
-        z = np.column_stack([chunk.X, chunk.y])
+        chunk = encode_partition(self.spec, partition, missing=self.missing, structured=True)
+        # Only dense columns get shifted and scaled; sparse ones count as zeros here.
+        p = len(self.spec.column_names)
+        z = np.zeros((chunk.nrows, p + 1))
+        if hasattr(chunk.X, "dense_index"):
+            z[:, chunk.X.dense_index] = chunk.X.dense
+        else:
+            z[:, :p] = chunk.X
+        z[:, p] = chunk.y
         if z.shape[0] == 0:
             return ColumnMoments(0, np.zeros(z.shape[1]), np.zeros(z.shape[1]))
         mean = z.mean(axis=0)
@@ -109,7 +116,7 @@ class LeastSquaresTask:
         return f"ls-{self.kind}-{self.spec.fingerprint()}-{self.transform.fingerprint()}"
 
     def __call__(self, partition: Partition) -> LeastSquaresPass:
-        chunk = encode_partition(self.spec, partition, missing=self.missing)
+        chunk = encode_partition(self.spec, partition, missing=self.missing, structured=True)
         assert chunk.y is not None
         statistic = GramStatistic if self.kind == "gram" else QRStatistic
         core = statistic.of_chunk(chunk.X, chunk.y, chunk.weights, self.transform)
@@ -184,7 +191,7 @@ class RobustTask:
         return f"robust-{self.cov_type}-{self.spec.fingerprint()}-{digest:x}"
 
     def __call__(self, partition: Partition) -> MeatStatistic | ClusterScores:
-        chunk = encode_partition(self.spec, partition, missing=self.missing)
+        chunk = encode_partition(self.spec, partition, missing=self.missing, structured=True)
         assert chunk.y is not None
         kept = np.asarray(self.kept, dtype=bool)
         dense, sparse = self.transform.split(chunk.X, chunk.y)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -71,16 +72,26 @@ class ColumnTransform:
         """Indices into ``X`` of the sparse columns."""
         return np.flatnonzero(~np.asarray(self.dense, dtype=bool)).astype(np.intp)
 
-    def split(
-        self, X: np.ndarray | sp.spmatrix, y: np.ndarray | None
-    ) -> tuple[np.ndarray, sp.csc_matrix]:
+    def split(self, X: Any, y: np.ndarray | None) -> tuple[np.ndarray, sp.csc_matrix]:
         """Transformed dense block ``[X_dense | y]`` (Fortran order) and raw sparse block.
 
-        With ``y=None`` the dense block has no response column.
+        ``X`` is a dense array, a SciPy sparse matrix, or a
+        :class:`~shardfit.design.fast_encoder.SplitDesign`. With ``y=None`` the dense
+        block has no response column.
         """
         dense_cols = np.flatnonzero(self.dense)
         sparse_cols = self.sparse_index
-        if sp.issparse(X):
+        if (
+            hasattr(X, "dense_index")
+            and np.array_equal(X.dense_index, dense_cols)
+            and (np.array_equal(X.sparse_index, sparse_cols))
+        ):
+            # Already split by the structured encoder, the same way.
+            dense, sparse = X.dense, X.sparse
+        elif hasattr(X, "toarray") and not sp.issparse(X):
+            full = X.toarray()
+            dense, sparse = full[:, dense_cols], sp.csc_matrix(full[:, sparse_cols])
+        elif sp.issparse(X):
             X = sp.csc_matrix(X)
             dense = X[:, dense_cols].toarray()
             sparse = X[:, sparse_cols]
