@@ -199,7 +199,13 @@ def schema_pass(
         missing=missing,
     )
     return run_pass(
-        task, source, backend=backend, workers=workers, progress=progress, pass_name="schema"
+        task,
+        source,
+        backend=backend,
+        workers=workers,
+        progress=progress,
+        pass_name="schema",
+        allreduce=True,  # under MPI every rank needs the learned design
     )
 
 

@@ -141,7 +141,13 @@ class LinearModel:
             kind = "qr" if method == "qr" else "gram"
             if kind == "qr":
                 transform = transform.without_shift()
-            options = {"backend": sess, "progress": progress, "checkpoint": checkpoint}
+            # Every rank (under MPI) needs each merged statistic to take the next step.
+            options = {
+                "backend": sess,
+                "progress": progress,
+                "checkpoint": checkpoint,
+                "allreduce": True,
+            }
             main: LeastSquaresPass = run_pass(
                 LeastSquaresTask(spec, transform, kind, self.missing),
                 source,
@@ -266,7 +272,9 @@ def _column_transform(
     dense = spec.dense_columns()
     first = next(i for i, counts in enumerate(learned.partitions) if counts.complete > 0)
     sample = Source(source.name, (source.partitions[first],), source.schema)
-    moments = run_pass(MomentsTask(spec, missing), sample, backend=sess, pass_name="moments")
+    moments = run_pass(
+        MomentsTask(spec, missing), sample, backend=sess, pass_name="moments", allreduce=True
+    )
     spread = np.where(moments.std > 0, moments.std, 1.0)
     magnitude = np.where(moments.std > 0, spread, np.maximum(np.abs(moments.mean), 1.0))
     shift = np.zeros(p + 1)
