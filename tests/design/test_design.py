@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 from fractions import Fraction
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,10 @@ from shardfit.design.materialize import encode_partition
 from shardfit.design.schema import learn_design, schema_pass
 from shardfit.design.spec import DesignSpec
 from shardfit.errors import DesignError, MissingDataError, UnseenLevelError
+
+# Small in-memory data: the serial backend keeps these tests fast; the backends
+# themselves are tested in tests/engine and tests/models.
+learn = partial(learn_design, backend="serial")
 
 
 @pytest.fixture
@@ -42,7 +47,7 @@ def test_design_is_bitwise_identical_for_any_partitioning(frame: pd.DataFrame) -
 
 
 def test_partition_lacking_a_level_keeps_its_columns(frame: pd.DataFrame) -> None:
-    learned = learn_design(FORMULA, from_pandas(frame, 3))
+    learned = learn(FORMULA, from_pandas(frame, 3))
     first = from_pandas(frame, 3).partitions[0]  # rows 0-199: no level 'e'
     chunk = encode_partition(learned.spec, first)
     assert "C(g)[T.e]" in learned.spec.column_names
@@ -52,14 +57,14 @@ def test_partition_lacking_a_level_keeps_its_columns(frame: pd.DataFrame) -> Non
 
 
 def test_transform_state_is_the_whole_data_state(frame: pd.DataFrame) -> None:
-    state = learn_design(FORMULA, from_pandas(frame, 17)).spec.transform_state
+    state = learn(FORMULA, from_pandas(frame, 17)).spec.transform_state
     assert state["center(x1)"]["center"] == pytest.approx(frame.x1.mean(), rel=1e-15)
     assert state["scale(x4)"]["center"] == pytest.approx(frame.x4.mean(), rel=1e-15)
     assert state["scale(x4)"]["scale"] == pytest.approx(frame.x4.std(ddof=1), rel=1e-12)
 
 
 def test_transform_state_is_exactly_rounded(frame: pd.DataFrame) -> None:
-    state = learn_design(FORMULA, from_pandas(frame, 3)).spec.transform_state["scale(x4)"]
+    state = learn(FORMULA, from_pandas(frame, 3)).spec.transform_state["scale(x4)"]
     values = [Fraction(float(v)) for v in frame.x4]
     mean = sum(values) / len(values)
     variance = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
@@ -73,7 +78,7 @@ def test_missing_drop_counts_exactly(frame: pd.DataFrame) -> None:
     frame.loc[[7], "x2"] = np.inf
     frame.loc[[8, 250], "g"] = None
     source = from_pandas(frame, 3)
-    learned = learn_design(FORMULA, source)
+    learned = learn(FORMULA, source)
     assert learned.rows == 600
     assert learned.rows_complete == 600 - 5  # rows 5, 7, 8, 250, 590
     assert learned.summary.columns["x1"].missing == 3
@@ -90,11 +95,11 @@ def test_missing_raise_names_partition_row_and_column(frame: pd.DataFrame) -> No
     frame = frame.copy()
     frame.loc[421, "x3"] = np.nan
     with pytest.raises(MissingDataError, match=r"partition .*\(row 421 .*column 'x3'"):
-        learn_design(FORMULA, from_pandas(frame, 3), missing="raise")
+        learn(FORMULA, from_pandas(frame, 3), missing="raise")
 
 
 def test_unseen_level_raises_then_zero(frame: pd.DataFrame) -> None:
-    spec = learn_design(FORMULA, from_pandas(frame, 3)).spec
+    spec = learn(FORMULA, from_pandas(frame, 3)).spec
     new = frame.iloc[:4].copy()
     new["g"] = pd.array(["a", "zz", "b", "e"], dtype="str")
     with pytest.raises(UnseenLevelError, match=r"row 1 .*column 'g': 'zz'"):
@@ -107,7 +112,7 @@ def test_unseen_level_raises_then_zero(frame: pd.DataFrame) -> None:
 
 
 def test_spec_json_round_trip_predicts_identically(frame: pd.DataFrame) -> None:
-    spec = learn_design(FORMULA, from_pandas(frame, 3)).spec
+    spec = learn(FORMULA, from_pandas(frame, 3)).spec
     restored = DesignSpec.from_json(spec.to_json())
     assert restored.to_json() == spec.to_json()
     assert restored.column_names == spec.column_names
@@ -119,7 +124,7 @@ def test_spec_json_round_trip_predicts_identically(frame: pd.DataFrame) -> None:
 
 
 def test_predict_design_does_not_need_the_response(frame: pd.DataFrame) -> None:
-    spec = learn_design(FORMULA, from_pandas(frame, 2)).spec
+    spec = learn(FORMULA, from_pandas(frame, 2)).spec
     X = dmatrix(FORMULA, from_pandas(frame.drop(columns=["y"]).iloc[:50], 2), spec=spec)
     assert X.shape == (50, len(spec.column_names))
 
@@ -128,7 +133,7 @@ def test_transform_producing_nan_is_dropped_and_counted(frame: pd.DataFrame) -> 
     frame = frame.copy()
     frame.loc[[10, 20], "x2"] = -1.0  # np.log(-1) is NaN
     source = from_pandas(frame, 2)
-    learned = learn_design(FORMULA, source)
+    learned = learn(FORMULA, source)
     chunk = encode_partition(learned.spec, source.partitions[0])
     assert chunk.dropped == {"missing": 0, "nonfinite": 2}
     with pytest.raises(MissingDataError, match=r"row 10 .*column 'np.log\(x2\)'"):
@@ -140,7 +145,7 @@ def test_weights_offset_exposure(frame: pd.DataFrame) -> None:
     frame["off"] = np.linspace(0, 1, len(frame))
     frame["expo"] = np.linspace(1, 2, len(frame))
     source = from_pandas(frame, 3)
-    spec = learn_design("y ~ x1", source, weights="w", offset="off", exposure="expo").spec
+    spec = learn("y ~ x1", source, weights="w", offset="off", exposure="expo").spec
     chunks = [encode_partition(spec, p) for p in source.partitions]
     np.testing.assert_array_equal(np.concatenate([c.weights for c in chunks]), frame.w)
     np.testing.assert_allclose(
@@ -148,7 +153,7 @@ def test_weights_offset_exposure(frame: pd.DataFrame) -> None:
     )
     frame.loc[3, "w"] = -0.5
     bad = from_pandas(frame, 3)
-    spec = learn_design("y ~ x1", bad, weights="w").spec
+    spec = learn("y ~ x1", bad, weights="w").spec
     with pytest.raises(DesignError, match=r"negative weight .*row 3 .*column 'w'"):
         encode_partition(spec, bad.partitions[0])
 
@@ -157,7 +162,7 @@ def test_plain_columns_design(rng: np.random.Generator) -> None:
     X = rng.normal(size=(50, 3))
     frame = pd.DataFrame(X, columns=["a", "b", "c"]).assign(target=rng.normal(size=50))
     source = from_pandas(frame, 3)
-    spec = learn_design(None, source, x_columns=("a", "b", "c"), response="target").spec
+    spec = learn(None, source, x_columns=("a", "b", "c"), response="target").spec
     chunks = [encode_partition(spec, p) for p in source.partitions]
     assert np.array_equal(np.concatenate([c.X for c in chunks]), X)
     assert np.array_equal(np.concatenate([c.y for c in chunks]), frame.target.to_numpy())
@@ -169,7 +174,7 @@ def test_empty_partitions_and_all_rows_dropped(frame: pd.DataFrame) -> None:
     assert X.shape == (5, len(X.columns))
     dropped = frame.iloc[:20].copy()
     dropped["x1"] = np.nan
-    learned = learn_design("y ~ x2 + x1", from_pandas(dropped, 3))
+    learned = learn("y ~ x2 + x1", from_pandas(dropped, 3))
     assert learned.rows_complete == 0
     _y, X = dmatrices("y ~ x2 + x1", from_pandas(dropped, 3))
     assert X.shape == (0, 3) and list(X.columns) == ["Intercept", "x2", "x1"]
@@ -177,13 +182,13 @@ def test_empty_partitions_and_all_rows_dropped(frame: pd.DataFrame) -> None:
 
 def test_unknown_column_and_cap(frame: pd.DataFrame) -> None:
     with pytest.raises(DesignError, match=r"uses \['nope'\], which are not columns"):
-        learn_design("y ~ nope", from_pandas(frame, 2))
+        learn("y ~ nope", from_pandas(frame, 2))
     with pytest.raises(Exception, match="more than 3 distinct levels"):
-        learn_design("y ~ C(g)", from_pandas(frame, 2), max_levels=3)
+        learn("y ~ C(g)", from_pandas(frame, 2), max_levels=3)
 
 
 def test_schema_pass_of_all_columns(frame: pd.DataFrame) -> None:
-    statistic = schema_pass(from_pandas(frame, 4))
+    statistic = schema_pass(from_pandas(frame, 4), backend="serial")
     assert statistic.summary.rows == 600
     assert list(statistic.summary.columns) == list(frame.columns)
     assert statistic.summary.columns["g"].sorted_levels() == list("abcde")

@@ -28,7 +28,7 @@ SCALARS = (
 VECTORS = ("params", "bse", "tvalues", "pvalues")
 
 
-def linreg_frame(rows: int = 20_000, seed: int = 1) -> pd.DataFrame:
+def linreg_frame(rows: int = 10_000, seed: int = 1) -> pd.DataFrame:
     frame = simulate_table("linreg", rows, seed=seed).to_pandas()
     frame["cl"] = np.random.default_rng(seed + 2).integers(0, 1000, len(frame))
     return frame

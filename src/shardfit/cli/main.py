@@ -17,6 +17,8 @@ _COMMANDS: dict[str, str] = {
     "convert": "shardfit.cli.convert_cmd",
     "schema": "shardfit.cli.schema_cmd",
     "demo": "shardfit.cli.demo_cmd",
+    "fit": "shardfit.cli.fit_cmd",
+    "predict": "shardfit.cli.predict_cmd",
 }
 
 

@@ -222,3 +222,66 @@ class LinearResults:
         from shardfit.results.hypothesis import f_test
 
         return f_test(self, r_matrix, q)
+
+    # -- summary, prediction, save and load -----------------------------------------
+    def summary(self, *, alpha: float = 0.05) -> Any:
+        """A text table like statsmodels' (``print`` it; ``.as_frame()`` for the coefficients)."""
+        from shardfit.results.summary import linear_summary
+
+        return linear_summary(self, alpha=alpha)
+
+    def predict(
+        self,
+        data: Any,
+        *,
+        out: Any = None,
+        interval: str | None = None,
+        alpha: float = 0.05,
+        unseen: str = "raise",
+        backend: Any = None,
+        workers: int | None = None,
+        overwrite: bool = False,
+        progress: bool = False,
+    ) -> Any:
+        """Predict on new data: an array in memory, or Parquet part files with ``out=``.
+
+        See :func:`shardfit.results.predict.predict` for the parameters.
+        """
+        from shardfit.results.predict import predict
+
+        return predict(
+            self,
+            data,
+            out=out,
+            interval=interval,  # type: ignore[arg-type]
+            alpha=alpha,
+            unseen=unseen,  # type: ignore[arg-type]
+            backend=backend,
+            workers=workers,
+            overwrite=overwrite,
+            progress=progress,
+        )
+
+    def get_prediction(
+        self, data: Any, *, alpha: float = 0.05, unseen: str = "raise", backend: Any = None
+    ) -> Any:
+        """Predicted means with standard errors; ``.summary_frame()`` as statsmodels'."""
+        from shardfit.results.predict import get_prediction
+
+        return get_prediction(self, data, alpha=alpha, unseen=unseen, backend=backend)  # type: ignore[arg-type]
+
+    def save(self, path: Any) -> Any:
+        """Save as one JSON document (no pickle); returns the path written."""
+        from shardfit.results.io import save_results
+
+        return save_results(self, path)
+
+    @classmethod
+    def load(cls, path: Any) -> LinearResults:
+        """Load results written by :meth:`save`."""
+        from shardfit.results.io import load_results
+
+        loaded = load_results(path)
+        if not isinstance(loaded, cls):
+            raise TypeError(f"{path} holds {type(loaded).__name__}, not {cls.__name__}")
+        return loaded

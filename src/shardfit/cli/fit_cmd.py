@@ -1,0 +1,191 @@
+"""``shardfit fit DATA FORMULA``: fit a model out of core and print its summary.
+
+The estimator is picked by :data:`FITTERS`, keyed by model family: ``None`` (no
+``--family``) is exact least squares, OLS or, with ``--weights``, WLS. A family
+(the GLM issue's ``--family``) adds its argument in :func:`add_parser` and its entry
+in :data:`FITTERS`; reading the data, the backend, printing and saving are shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["FITTERS", "FitContext", "add_parser", "parse_cov", "run"]
+
+_HC = ("HC0", "HC1", "HC2", "HC3")
+
+
+@dataclass(frozen=True)
+class FitContext:
+    """What every fitter gets besides the parsed arguments."""
+
+    source: Any
+    backend: Any
+    workers: int | None
+    progress: bool
+
+
+def parse_cov(text: str) -> tuple[str, dict[str, Any] | None]:
+    """``"HC1"`` -> ``("HC1", None)``; ``"cluster:firm"`` -> ``("cluster", {"groups": "firm"})``."""
+    kind, sep, column = text.partition(":")
+    if kind.lower() == "cluster":
+        if not sep or not column:
+            raise argparse.ArgumentTypeError("cluster covariance needs a column: cluster:COLUMN")
+        return "cluster", {"groups": column}
+    if sep:
+        raise argparse.ArgumentTypeError(f"only cluster takes a column; got {text!r}")
+    for name in ("nonrobust", *_HC):
+        if kind.lower() == name.lower():
+            return name, None
+    raise argparse.ArgumentTypeError(
+        f"expected nonrobust, HC0, HC1, HC2, HC3 or cluster:COLUMN; got {text!r}"
+    )
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by commands that run passes: backend, workers, scheduler, partitions."""
+    parser.add_argument(
+        "--backend",
+        default=None,
+        help="serial, threads, processes (default), dask, mpi, or a Dask scheduler address",
+    )
+    parser.add_argument(
+        "--workers", type=_positive, default=None, metavar="N", help="workers to start"
+    )
+    parser.add_argument(
+        "--scheduler", default=None, metavar="ADDR", help="run on this Dask scheduler"
+    )
+    parser.add_argument(
+        "--partition-rows",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="rows per partition (default: the reader's)",
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar (default: when standard error is a terminal)",
+    )
+
+
+def backend_of(args: argparse.Namespace) -> Any:
+    """The backend the arguments ask for: ``--scheduler ADDR`` is that Dask scheduler."""
+    if args.scheduler is None:
+        return args.backend
+    if args.backend not in (None, "dask"):
+        raise ValueError(f"--scheduler runs on Dask; it cannot go with --backend {args.backend}")
+    return args.scheduler
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add the ``fit`` sub-command to ``subparsers``."""
+    parser = subparsers.add_parser(
+        "fit",
+        help="fit a model out of core and print its summary",
+        description=(
+            "Fit FORMULA to DATA partition by partition, with the numbers of an in-memory "
+            "fit, and print the summary. Formula strings are evaluated as Python code: "
+            "never pass an untrusted one."
+        ),
+    )
+    parser.add_argument("data", help="a file, directory or glob (CSV, Parquet, HDF5, Zarr, .npy)")
+    parser.add_argument("formula", help='e.g. "y ~ x1 + np.log(x2) + C(g)"')
+    parser.add_argument("--weights", default=None, metavar="COL", help="weights column (WLS)")
+    parser.add_argument(
+        "--cov",
+        type=parse_cov,
+        default=("nonrobust", None),
+        metavar="TYPE",
+        help="nonrobust (default), HC0, HC1, HC2, HC3 or cluster:COLUMN",
+    )
+    parser.add_argument(
+        "--method",
+        choices=("auto", "gram", "qr"),
+        default="auto",
+        help="auto (default): the Gram, then TSQR if ill-conditioned; qr: always TSQR; "
+        "gram: the Gram only (fastest, least accurate)",
+    )
+    parser.add_argument(
+        "--rank-deficient",
+        choices=("raise", "drop"),
+        default="raise",
+        help="collinear columns: fail naming them (default), or drop them (reported as NA)",
+    )
+    parser.add_argument(
+        "--missing",
+        choices=("drop", "raise"),
+        default="drop",
+        help="rows missing a value: drop and count them (default), or fail",
+    )
+    parser.add_argument("--out", default=None, metavar="FILE", help="save the results (JSON)")
+    add_backend_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def _fit_least_squares(args: argparse.Namespace, context: FitContext) -> Any:
+    from shardfit.models.linear import ols, wls
+
+    cov_type, cov_kwds = args.cov
+    if args.weights is None:
+        model = ols(args.formula, context.source, missing=args.missing)
+    else:
+        model = wls(args.formula, context.source, weights=args.weights, missing=args.missing)
+    return model.fit(
+        backend=context.backend,
+        workers=context.workers,
+        cov_type=cov_type,
+        cov_kwds=cov_kwds,
+        method=args.method,
+        rank_deficient=args.rank_deficient,
+        progress=context.progress,
+    )
+
+
+#: Fitters by model family (``args.family``; ``None``: least squares).
+FITTERS: dict[str | None, Callable[[argparse.Namespace, FitContext], Any]] = {
+    None: _fit_least_squares,
+}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``shardfit fit``; prints the summary and returns the exit status."""
+    from shardfit.data.resolve import as_source
+
+    family = getattr(args, "family", None)
+    fitter = FITTERS.get(family)
+    if fitter is None:
+        known = sorted(str(name) for name in FITTERS if name is not None)
+        print(f"shardfit fit: error: unknown family {family!r}; known: {known}", file=sys.stderr)
+        return 2
+    try:
+        context = FitContext(
+            source=as_source(args.data, partition_rows=args.partition_rows),
+            backend=backend_of(args),
+            workers=args.workers,
+            progress=sys.stderr.isatty() if args.progress is None else args.progress,
+        )
+        results = fitter(args, context)
+        print(results.summary())
+        if args.out:
+            path = results.save(args.out)
+            print(f"saved the results to {path}")
+    except (OSError, ValueError) as error:
+        print(f"shardfit fit: error: {error}", file=sys.stderr)
+        return 2
+    return 0

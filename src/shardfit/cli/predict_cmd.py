@@ -1,0 +1,102 @@
+"""``shardfit predict RESULTS DATA --out DIR``: predictions out of core, as Parquet parts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from typing import Any
+
+from shardfit.cli.fit_cmd import add_backend_arguments, backend_of
+
+__all__ = ["add_parser", "run"]
+
+
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
+    return value
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add the ``predict`` sub-command to ``subparsers``."""
+    parser = subparsers.add_parser(
+        "predict",
+        help="predict from saved results on data of any size, writing Parquet",
+        description=(
+            "Predict from RESULTS (saved by `shardfit fit --out`) on DATA, partition by "
+            "partition, each worker writing its own part file into the directory OUT; a "
+            "_manifest.json written last marks the output complete. The results' formula "
+            "is evaluated as Python code: use results files from trusted sources only."
+        ),
+    )
+    parser.add_argument("results", help="a results file written by `shardfit fit --out`")
+    parser.add_argument("data", help="a file, directory or glob (CSV, Parquet, HDF5, Zarr, .npy)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    parser.add_argument(
+        "--interval",
+        choices=("confidence", "prediction"),
+        default=None,
+        help="add the standard error and interval bounds of the mean (or of a new observation)",
+    )
+    parser.add_argument("--alpha", type=_alpha, default=0.05, help="intervals at 1 - alpha")
+    parser.add_argument(
+        "--unseen",
+        choices=("raise", "zero"),
+        default="raise",
+        help="a categorical level the fit never saw: fail (default) or encode as zeros",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier prediction in OUT"
+    )
+    add_backend_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``shardfit predict``; prints a one-line account and returns the exit status."""
+    from shardfit.data.resolve import as_source
+    from shardfit.results.io import load_results
+    from shardfit.results.predict import PredictionOutput, predict
+
+    started = time.perf_counter()
+    try:
+        results = load_results(args.results)
+        source = as_source(args.data, partition_rows=args.partition_rows)
+        with warnings.catch_warnings():
+            # The account below reports dropped rows; the library's warning would repeat it.
+            warnings.filterwarnings("ignore", message="predict: ", category=UserWarning)
+            output = predict(
+                results,
+                source,
+                out=args.out,
+                interval=args.interval,
+                alpha=args.alpha,
+                unseen=args.unseen,
+                backend=backend_of(args),
+                workers=args.workers,
+                overwrite=args.overwrite,
+                progress=sys.stderr.isatty() if args.progress is None else args.progress,
+            )
+    except (OSError, ValueError) as error:
+        print(f"shardfit predict: error: {error}", file=sys.stderr)
+        return 2
+    assert isinstance(output, PredictionOutput)  # with out=, predict reports what it wrote
+    seconds = time.perf_counter() - started
+    dropped = sum(output.rows_dropped.values())
+    reasons = ", ".join(f"{reason} {n:,}" for reason, n in sorted(output.rows_dropped.items()))
+    account = f"{dropped:,} dropped" + (f": {reasons}" if dropped else "")
+    if output.rows_skipped:
+        account += f", {output.rows_skipped:,} malformed rows skipped"
+    files = len(output.files)
+    print(
+        f"wrote {output.rows_written:,} predictions for {output.rows_read:,} rows ({account}) "
+        f"to {output.path} ({files} part file{'s' if files != 1 else ''}; columns "
+        f"{', '.join(output.columns)}) in {seconds:.1f} s"
+    )
+    return 0

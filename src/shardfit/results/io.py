@@ -1,0 +1,198 @@
+"""Saving and loading fitted results as one JSON document (never pickle).
+
+The document::
+
+    {"format": "shardfit-results", "version": 1, "kind": "LinearResults",
+     "shardfit_version": "0.1.0", "fields": {"names": {"__tuple__": [...]}, ...}}
+
+``fields`` holds every dataclass field of the results. Values JSON has no type for
+are tagged objects with one key:
+
+- ``{"__ndarray__": {"dtype": "float64", "shape": [p, p], "data": [...]}}``: an array,
+  flattened in C order (dtypes float64, int64 and bool only);
+- ``{"__float__": "nan"}`` (or ``"inf"``, ``"-inf"``): a non-finite float, so the file
+  is standard JSON; inside array data the bare strings are used;
+- ``{"__tuple__": [...]}``: a tuple;
+- ``{"__design_spec__": {...}}``: the design spec, :meth:`DesignSpec.to_dict`.
+
+Finite floats are written with Python's shortest round-tripping ``repr``, so a loaded
+result is equal bitwise to the saved one, and predicts identical numbers. Loading only
+parses JSON: no code runs. But a formula is Python code that prediction evaluates, so
+predict only with results files from a trusted source.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import uuid
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shardfit.design.spec import DesignSpec
+from shardfit.errors import ReadError
+
+__all__ = ["FORMAT", "VERSION", "load_results", "save_results"]
+
+FORMAT = "shardfit-results"
+VERSION = 1
+_DTYPES = ("float64", "int64", "bool")
+_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+_TAGS = ("__ndarray__", "__float__", "__tuple__", "__design_spec__")
+
+
+def _kinds() -> dict[str, type]:
+    """Results classes by name (imported late: the results modules import this one)."""
+    from shardfit.results.linear import LinearResults
+
+    return {"LinearResults": LinearResults}
+
+
+def save_results(results: Any, path: str | os.PathLike[str]) -> Path:
+    """Write ``results`` to ``path`` as a JSON document (atomically).
+
+    Parameters
+    ----------
+    results : LinearResults
+    path : str or path
+        The file to write, conventionally ``*.json``; replaced if it exists.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    kind = type(results).__name__
+    if kind not in _kinds():
+        raise TypeError(f"save_results saves {sorted(_kinds())}. Got {kind}.")
+    from shardfit import __version__
+
+    document = {
+        "format": FORMAT,
+        "version": VERSION,
+        "kind": kind,
+        "shardfit_version": __version__,
+        "fields": {
+            item.name: _encode(getattr(results, item.name), item.name) for item in fields(results)
+        },
+    }
+    text = json.dumps(document, allow_nan=False, separators=(",", ":")) + "\n"
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def load_results(path: str | os.PathLike[str]) -> Any:
+    """Read results written by :func:`save_results`.
+
+    Raises
+    ------
+    ReadError
+        The file is not JSON, not a shardfit results document, of a format version
+        this shardfit does not read, or has fields the results class does not know.
+    """
+    where = os.fspath(path)
+    try:
+        with open(where, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise ReadError(f"{where} is not a shardfit results file (not JSON: {error})") from error
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise ReadError(f"{where} is not a shardfit results file (no format {FORMAT!r})")
+    version = document.get("version")
+    if version != VERSION:
+        from shardfit import __version__
+
+        raise ReadError(
+            f"{where} has results format version {version!r} (written by shardfit "
+            f"{document.get('shardfit_version', '?')}); shardfit {__version__} reads "
+            f"version {VERSION} only"
+        )
+    kind = document.get("kind")
+    cls = _kinds().get(str(kind))
+    if cls is None:
+        raise ReadError(f"{where} holds results of kind {kind!r}; known: {sorted(_kinds())}")
+    saved = document.get("fields")
+    known = {item.name for item in fields(cls)}
+    if not isinstance(saved, dict) or set(saved) - known:
+        unknown = sorted(set(saved) - known) if isinstance(saved, dict) else saved
+        raise ReadError(f"{where}: fields unknown to {kind}: {unknown!r}")
+    try:
+        values = {name: _decode(value) for name, value in saved.items()}
+        return cls(**values)
+    except (TypeError, ValueError, KeyError) as error:
+        raise ReadError(f"{where}: cannot rebuild {kind}: {error}") from error
+
+
+def _encode(value: Any, where: str) -> Any:
+    """A JSON-safe form of ``value`` (see the module notes)."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        return number if math.isfinite(number) else {"__float__": repr(number)}
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": _encode_array(value, where)}
+    if isinstance(value, DesignSpec):
+        return {"__design_spec__": _encode(value.to_dict(), f"{where}.spec")}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(item, where) for item in value]}
+    if isinstance(value, list):
+        return [_encode(item, where) for item in value]
+    if isinstance(value, dict):
+        if not all(isinstance(key, str) and key not in _TAGS for key in value):
+            raise TypeError(f"cannot save {where}: dict keys must be str (and not a tag)")
+        return {key: _encode(item, f"{where}[{key!r}]") for key, item in value.items()}
+    raise TypeError(f"cannot save {where}: values of type {type(value).__name__} have no JSON form")
+
+
+def _encode_array(array: np.ndarray, where: str) -> dict[str, Any]:
+    dtype = array.dtype.name
+    if dtype not in _DTYPES:
+        raise TypeError(f"cannot save {where}: arrays of dtype {dtype} (saved: {_DTYPES})")
+    flat = array.ravel(order="C").tolist()
+    if dtype == "float64":
+        flat = [v if math.isfinite(v) else repr(v) for v in flat]
+    return {"dtype": dtype, "shape": list(array.shape), "data": flat}
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        ((tag, inner),) = value.items()
+        if tag == "__float__":
+            return _NONFINITE[inner]
+        if tag == "__tuple__":
+            return tuple(_decode(item) for item in inner)
+        if tag == "__ndarray__":
+            return _decode_array(inner)
+        if tag == "__design_spec__":
+            return DesignSpec.from_dict(_decode(inner))
+    return {key: _decode(item) for key, item in value.items()}
+
+
+def _decode_array(data: dict[str, Any]) -> np.ndarray:
+    dtype = data["dtype"]
+    if dtype not in _DTYPES:
+        raise ValueError(f"array dtype {dtype!r} is not one of {_DTYPES}")
+    flat = data["data"]
+    if dtype == "float64":
+        flat = [_NONFINITE[v] if isinstance(v, str) else float(v) for v in flat]
+    return np.asarray(flat, dtype=dtype).reshape(data["shape"])

@@ -1,0 +1,316 @@
+"""Predictions of a fitted linear model: in memory for small data, Parquet out of core.
+
+Every partition is encoded on its worker with the design learned at fit time
+(``results.spec``; the response, weight and cluster columns are not needed), so new
+data gets exactly the fitted columns. For a design row ``x`` (aliased columns, whose
+estimates are NaN, contribute nothing):
+
+- ``predicted = x'b``, the mean;
+- ``mean_se = sqrt(x' C x)`` with ``C = cov_params()`` (so a robust covariance gives
+  robust intervals); ``mean_ci_* = predicted -/+ q * mean_se``;
+- ``obs_ci_* = predicted -/+ q * sqrt(mean_se**2 + scale)`` with ``scale = ssr /
+  df_resid``: a new observation has unit weight, as in statsmodels' ``get_prediction``;
+- ``q`` is the ``1 - alpha/2`` quantile of Student's t with the results' inference
+  degrees of freedom when ``results.use_t``, else of the standard normal.
+
+Rows missing a predictor (or whose transform gives NaN or inf) get no prediction and
+are counted, never dropped silently: a :class:`UserWarning` gives their number, and
+:class:`PredictionResults` and
+:class:`~shardfit.results.prediction_output.PredictionOutput` carry the counts and
+which rows were kept. With ``out=``, see :mod:`shardfit.results.prediction_output`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from shardfit.data.partition import Source
+from shardfit.data.resolve import as_source
+from shardfit.engine import map_partitions
+from shardfit.results.prediction_output import PredictionOutput, write_predictions
+from shardfit.results.prediction_tasks import (
+    Outputs,
+    PartPrediction,
+    PredictTask,
+    Unseen,
+    critical_value,
+    prediction_model,
+    total_counts,
+    value_columns,
+    warn_dropped,
+)
+
+__all__ = ["PredictionOutput", "PredictionResults", "get_prediction", "predict"]
+
+Interval = Literal["confidence", "prediction"]
+
+
+@dataclass(frozen=True, eq=False)
+class PredictionResults:
+    """Predicted means with their standard errors (statsmodels' ``PredictionResults``).
+
+    Attributes
+    ----------
+    predicted_mean, se_mean : numpy.ndarray
+        One value per kept row, in source order.
+    var_resid : float
+        Variance of a new observation around its mean (``results.scale``).
+    dist : {"t", "norm"}
+        Distribution of the intervals; ``df`` is its degrees of freedom for ``"t"``.
+    df : float or None
+    row_labels : pandas.Index
+        The kept rows: a DataFrame's index labels, else 0-based row positions.
+    rows_read, rows_skipped : int
+        Rows read, and malformed rows the reader skipped.
+    rows_dropped : dict of str to int
+        Rows without a prediction, by reason (``"missing"``, ``"nonfinite"``).
+    alpha : float
+        Default level of :meth:`conf_int` and :meth:`summary_frame`.
+    """
+
+    predicted_mean: np.ndarray
+    se_mean: np.ndarray
+    var_resid: float
+    dist: str
+    df: float | None
+    row_labels: pd.Index
+    rows_read: int = 0
+    rows_dropped: dict[str, int] = field(default_factory=dict)
+    rows_skipped: int = 0
+    alpha: float = 0.05
+
+    @property
+    def se_obs(self) -> np.ndarray:
+        """Standard error of a new observation: ``sqrt(se_mean**2 + var_resid)``."""
+        return np.sqrt(self.se_mean**2 + self.var_resid)
+
+    def conf_int(self, *, obs: bool = False, alpha: float | None = None) -> np.ndarray:
+        """``(n, 2)`` intervals for the mean, or for a new observation with ``obs=True``."""
+        level = self.alpha if alpha is None else alpha
+        _check_alpha(level)
+        q = critical_value(self.dist == "t", self.df, level)
+        se = self.se_obs if obs else self.se_mean
+        return np.column_stack([self.predicted_mean - q * se, self.predicted_mean + q * se])
+
+    def summary_frame(self, alpha: float | None = None) -> pd.DataFrame:
+        """Mean, its standard error and both intervals, with statsmodels' column names."""
+        mean_ci = self.conf_int(alpha=alpha)
+        obs_ci = self.conf_int(obs=True, alpha=alpha)
+        return pd.DataFrame(
+            {
+                "mean": self.predicted_mean,
+                "mean_se": self.se_mean,
+                "mean_ci_lower": mean_ci[:, 0],
+                "mean_ci_upper": mean_ci[:, 1],
+                "obs_ci_lower": obs_ci[:, 0],
+                "obs_ci_upper": obs_ci[:, 1],
+            },
+            index=self.row_labels,
+        )
+
+
+def predict(
+    results: Any,
+    data: Any,
+    *,
+    out: str | os.PathLike[str] | None = None,
+    interval: Interval | None = None,
+    alpha: float = 0.05,
+    unseen: Unseen = "raise",
+    backend: Any = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> np.ndarray | pd.DataFrame | PredictionOutput:
+    """Predict from a fitted linear model on new data of any size.
+
+    Parameters
+    ----------
+    results : LinearResults
+        A fit, or one loaded with :func:`shardfit.results.io.load_results`.
+    data : DataFrame, pyarrow.Table, Source, path, glob or ndarray
+        Rows with the predictors (the response and weights are not needed). A 2-D
+        array is accepted for a plain-columns model (``shardfit.OLS``), its columns
+        in the fitted order.
+    out : str or path, optional
+        A directory to write Parquet part files into, partition by partition on the
+        backend, instead of returning the values
+        (see :mod:`shardfit.results.prediction_output`).
+    interval : {"confidence", "prediction"}, optional
+        Add ``mean_se``, ``mean_ci_lower`` and ``mean_ci_upper``; ``"prediction"``
+        adds ``obs_ci_lower`` and ``obs_ci_upper`` as well.
+    alpha : float
+        Intervals at level ``1 - alpha``.
+    unseen : {"raise", "zero"}
+        A categorical level not seen in the fit raises
+        :class:`~shardfit.errors.UnseenLevelError`, or is encoded as all zeros
+        (the reference level's columns).
+    backend, workers
+        Where partitions are encoded (see :func:`shardfit.engine.run_pass`). Without
+        ``out``, data that is not a path runs serially unless a backend is given.
+    overwrite : bool
+        Replace the part files and manifest of an earlier run in ``out``.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    numpy.ndarray, pandas.DataFrame or PredictionOutput
+        Without ``out`` and ``interval``: the predictions of the kept rows in source
+        order, an array held in memory (8 bytes a row). Without ``out``, with
+        ``interval``: a DataFrame of ``predicted`` and the interval columns, indexed
+        like :attr:`PredictionResults.row_labels`. With ``out``: what was written.
+        When rows get no prediction, a :class:`UserWarning` says how many.
+
+    Raises
+    ------
+    UnseenLevelError
+        A categorical level the fit never saw, with ``unseen="raise"``.
+    FileExistsError
+        ``out`` holds other files, or an earlier prediction without ``overwrite``.
+    """
+    _check(interval, alpha, unseen)
+    source, labels = _source(results, data)
+    model = prediction_model(results, alpha)
+    outputs: Outputs = interval or "mean"
+    if out is not None:
+        return write_predictions(
+            model,
+            source,
+            Path(out),
+            outputs=outputs,
+            unseen=unseen,
+            overwrite=overwrite,
+            backend=backend,
+            workers=workers,
+            progress=progress,
+        )
+    task = PredictTask(model, outputs, unseen)
+    parts = map_partitions(
+        task,
+        source,
+        backend=_in_memory_backend(backend, data),
+        workers=workers,
+        progress=progress,
+        pass_name="predict",
+    )
+    values, positions, counts = _gather(parts or [], ("predicted", *value_columns(outputs)))
+    warn_dropped(counts, source.name)
+    if interval is None:
+        return values["predicted"]
+    return pd.DataFrame(values, index=_row_labels(labels, positions))
+
+
+def get_prediction(
+    results: Any,
+    data: Any,
+    *,
+    alpha: float = 0.05,
+    unseen: Unseen = "raise",
+    backend: Any = None,
+    workers: int | None = None,
+) -> PredictionResults:
+    """Predicted means and their standard errors for data that fits in memory.
+
+    Parameters are those of :func:`predict`; ``alpha`` is the default level of the
+    returned object's intervals.
+
+    Returns
+    -------
+    PredictionResults
+        Its ``summary_frame()`` has statsmodels' columns ``mean``, ``mean_se``,
+        ``mean_ci_lower``, ``mean_ci_upper``, ``obs_ci_lower`` and ``obs_ci_upper``.
+    """
+    _check(None, alpha, unseen)
+    source, labels = _source(results, data)
+    task = PredictTask(prediction_model(results, alpha), "mean_se", unseen)
+    parts = map_partitions(
+        task,
+        source,
+        backend=_in_memory_backend(backend, data),
+        workers=workers,
+        pass_name="predict",
+    )
+    values, positions, counts = _gather(parts or [], ("predicted", "mean_se"))
+    warn_dropped(counts, source.name)
+    return PredictionResults(
+        predicted_mean=values["predicted"],
+        se_mean=values["mean_se"],
+        var_resid=float(results.scale),
+        dist="t" if results.use_t else "norm",
+        df=float(results.df_inference) if results.use_t else None,
+        row_labels=_row_labels(labels, positions),
+        rows_read=counts["read"],
+        rows_dropped=counts["dropped"],
+        rows_skipped=counts["skipped"],
+        alpha=alpha,
+    )
+
+
+def _check(interval: str | None, alpha: float, unseen: str) -> None:
+    if interval not in (None, "confidence", "prediction"):
+        raise ValueError(
+            "The 'interval' parameter of predict must be None, 'confidence' or "
+            f"'prediction'. Got {interval!r} instead."
+        )
+    _check_alpha(alpha)
+    if unseen not in ("raise", "zero"):
+        raise ValueError(
+            f"The 'unseen' parameter of predict must be 'raise' or 'zero'. Got {unseen!r} instead."
+        )
+
+
+def _check_alpha(alpha: float) -> None:
+    if isinstance(alpha, bool) or not isinstance(alpha, float | int) or not 0 < alpha < 1:
+        raise ValueError(
+            f"The 'alpha' parameter of predict must be a float in (0, 1). Got {alpha!r} instead."
+        )
+
+
+def _in_memory_backend(backend: Any, data: Any) -> Any:
+    # Small data: starting worker processes would cost more than the work.
+    if backend is None and not isinstance(data, str | os.PathLike | list | tuple):
+        return "serial"
+    return backend
+
+
+def _source(results: Any, data: Any) -> tuple[Source, pd.Index | None]:
+    """The data as a source, and the DataFrame's row labels when there is one."""
+    spec = results.spec
+    if isinstance(data, np.ndarray) and spec is not None and spec.formula is None:
+        array = data.reshape(-1, 1) if data.ndim == 1 else data
+        if array.ndim != 2 or array.shape[1] != len(spec.x_columns):
+            raise ValueError(
+                f"predict needs a 2-D array of the {len(spec.x_columns)} fitted columns "
+                f"{list(spec.x_columns)}; got shape {data.shape}"
+            )
+        data = pd.DataFrame(array, columns=list(spec.x_columns))
+    labels = data.index if isinstance(data, pd.DataFrame) else None
+    return as_source(data), labels
+
+
+def _gather(
+    parts: list[PartPrediction], names: tuple[str, ...]
+) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
+    """Partitions' values joined; kept rows' positions in the source; row counts."""
+    firsts = np.cumsum([0] + [part.rows_read for part in parts])
+    positions = [np.empty(0, np.int64)]
+    values: dict[str, list[np.ndarray]] = {name: [np.empty(0)] for name in names}
+    for first, part in zip(firsts, parts):
+        positions.append(first + np.asarray(part.row_index, dtype=np.int64))
+        for name in names:
+            values[name].append((part.values or {})[name])
+    joined = {name: np.concatenate(arrays) for name, arrays in values.items()}
+    return joined, np.concatenate(positions), total_counts(parts)
+
+
+def _row_labels(labels: pd.Index | None, positions: np.ndarray) -> pd.Index:
+    if labels is not None:
+        return labels[positions]
+    return pd.Index(positions, name="row")

@@ -1,0 +1,194 @@
+"""Writing predictions out of core: one Parquet part file per partition, then a manifest.
+
+Layout of the output directory::
+
+    preds.parquet/
+        part-00000.parquet   # written by the worker that read partition 0
+        part-00001.parquet
+        ...
+        _manifest.json       # written by the driver last: marks the output complete
+
+Every part file has the columns ``row`` (the row's 0-based position in the source;
+rows dropped for missing predictors are absent), ``predicted``, and with an interval
+its columns. Files are written to hidden temporary names and renamed, so a reader never
+sees half a file; a run that fails leaves no manifest. Readers of Parquet directories
+(pyarrow, pandas, Spark, shardfit) skip names starting with ``_`` or ``.``, and read
+the parts in name order, which is row order.
+
+``row`` needs each partition's first row. Parquet and in-memory partitions know their
+row counts; for other sources (CSV) a first pass reads the predictor columns to count
+them, so such sources are read twice (convert them to Parquet to read once).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shardfit.data.memory import MemoryPartition
+from shardfit.data.parquet import ParquetPartition
+from shardfit.data.partition import Partition, Source
+from shardfit.engine import map_partitions, session
+from shardfit.errors import ReadError
+from shardfit.results.prediction_tasks import (
+    CountRows,
+    Outputs,
+    PredictionModel,
+    PredictTask,
+    Unseen,
+    total_counts,
+    value_columns,
+    warn_dropped,
+    write_atomically,
+)
+
+__all__ = ["MANIFEST", "PredictionOutput", "write_predictions"]
+
+MANIFEST = "_manifest.json"
+_FORMAT = "shardfit-predictions"
+
+
+@dataclass(frozen=True)
+class PredictionOutput:
+    """What an out-of-core predict wrote (also saved as ``_manifest.json``).
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The output directory.
+    files : tuple of str
+        Part-file names in row order, one per partition (empty ones included).
+    columns : tuple of str
+        Columns of every part file.
+    rows_read, rows_written, rows_skipped : int
+        Rows read from the source, predictions written, malformed rows skipped.
+    rows_dropped : dict of str to int
+        Rows without a prediction, by reason.
+    """
+
+    path: Path
+    files: tuple[str, ...]
+    columns: tuple[str, ...]
+    rows_read: int
+    rows_written: int
+    rows_dropped: dict[str, int]
+    rows_skipped: int
+
+
+def write_predictions(
+    model: PredictionModel,
+    source: Source,
+    out: Path,
+    *,
+    outputs: Outputs,
+    unseen: Unseen,
+    overwrite: bool,
+    backend: Any,
+    workers: int | None,
+    progress: bool,
+) -> PredictionOutput:
+    """Predict every partition of ``source`` on the backend, each worker writing its part."""
+    keys = [partition.key for partition in source.partitions]
+    if len(set(keys)) != len(keys):
+        raise ReadError(f"source {source.name!r} has duplicate partition keys")
+    width = max(5, len(str(source.npartitions - 1)))
+    names = [f"part-{i:0{width}d}.parquet" for i in range(source.npartitions)]
+    columns = ("row", "predicted", *value_columns(outputs))
+    # One session for both passes: workers start once.
+    with session(backend, workers=workers) as sess:
+        # Only the root prepares the directory; under MPI, sharing its verdict makes
+        # every rank wait for it before writing.
+        problem = None
+        if sess.backend.is_root:
+            try:
+                _prepare_directory(out, overwrite)
+            except FileExistsError as error:
+                problem = str(error)
+        problem = sess.backend.share(problem)
+        if problem:
+            raise FileExistsError(problem)
+        rows = _row_counts(source, model.spec.raw_columns, sess, progress)
+        firsts = np.cumsum([0, *rows[:-1]]).tolist()
+        layout = {key: (names[i], int(firsts[i]), int(rows[i])) for i, key in enumerate(keys)}
+        task = PredictTask(model, outputs, unseen, str(out.resolve()), layout)
+        parts = map_partitions(task, source, backend=sess, progress=progress, pass_name="predict")
+    if parts is None:  # an MPI rank other than the root: the root writes the manifest
+        return PredictionOutput(out, tuple(names), columns, 0, 0, {}, 0)
+    counts = total_counts(parts)
+    output = PredictionOutput(
+        path=out,
+        files=tuple(names),
+        columns=columns,
+        rows_read=counts["read"],
+        rows_written=sum(part.written for part in parts),
+        rows_dropped=counts["dropped"],
+        rows_skipped=counts["skipped"],
+    )
+    manifest = {
+        "format": _FORMAT,
+        "version": 1,
+        "source": source.name,
+        "files": list(names),
+        "columns": list(columns),
+        "rows_read": output.rows_read,
+        "rows_written": output.rows_written,
+        "rows_dropped": output.rows_dropped,
+        "rows_skipped": output.rows_skipped,
+    }
+    write_atomically(out / MANIFEST, text=json.dumps(manifest, indent=2) + "\n")
+    warn_dropped(counts, source.name, stacklevel=5)
+    return output
+
+
+def _prepare_directory(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"predict writes a directory of part files; {out} is a file")
+    out.mkdir(parents=True, exist_ok=True)
+    entries = list(out.iterdir())
+    others = sorted(p.name for p in entries if not _is_ours(p.name))
+    if others:
+        raise FileExistsError(
+            f"output directory {out} holds files predict did not write ({others[:3]}); "
+            "choose an empty or new directory"
+        )
+    if entries and not overwrite:
+        raise FileExistsError(
+            f"output directory {out} holds an earlier prediction; pass overwrite=True "
+            "(CLI: --overwrite) to replace it, or choose another directory"
+        )
+    # The manifest goes first, so an interrupted overwrite never looks complete.
+    for path in sorted(entries, key=lambda p: p.name != MANIFEST):
+        path.unlink()
+
+
+def _is_ours(name: str) -> bool:
+    """Part files, the manifest, and temporary files of either."""
+    return name == MANIFEST or name.startswith(("part-", ".part-", f".{MANIFEST}"))
+
+
+def _row_counts(source: Source, columns: tuple[str, ...], sess: Any, progress: bool) -> list[int]:
+    """Rows per partition, from metadata where known, else by reading ``columns``."""
+    known = [_known_rows(partition) for partition in source.partitions]
+    if all(count is not None for count in known):
+        return [int(count) for count in known if count is not None]
+    counted = map_partitions(
+        CountRows(columns),
+        source,
+        backend=sess,
+        progress=progress,
+        pass_name="count-rows",
+        allgather=True,
+    )
+    return [int(count) for count in counted or []]
+
+
+def _known_rows(partition: Partition) -> int | None:
+    if isinstance(partition, MemoryPartition):
+        return partition.stop - partition.start
+    if isinstance(partition, ParquetPartition):
+        return partition.num_rows
+    return None

@@ -1,0 +1,103 @@
+"""``shardfit fit`` and ``shardfit predict`` as programs, checked against statsmodels."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+
+from shardfit.cli.fit_cmd import parse_cov
+from shardfit.cli.main import main
+from shardfit.data.simulate import default_formula, simulate_table
+
+FORMULA = default_formula("linreg")  # the full 229-column design
+
+
+def _shardfit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shardfit", *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def reference():
+    frame = simulate_table("linreg", 20_000, seed=0).to_pandas()
+    return frame, smf.ols(FORMULA, frame).fit()
+
+
+def test_fit_then_predict_as_programs(tmp_path, reference) -> None:
+    frame, fitted = reference
+    data = tmp_path / "X.parquet"
+    done = _shardfit(
+        "simulate", "linreg", "--rows", "20000", "--out", str(data), "--chunk-rows", "7000"
+    )
+    assert done.returncode == 0, done.stderr
+
+    result = tmp_path / "r.json"
+    done = _shardfit("fit", str(data), FORMULA, "--out", str(result), "--backend", "serial")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # no progress bar when standard error is not a terminal
+    summary = done.stdout
+    assert "OLS Regression Results" in summary and "X.parquet" in summary
+    r_squared = re.search(r"R-squared:\s+(\S+)", summary).group(1)
+    assert r_squared == f"{fitted.rsquared:.4f}"
+    assert re.search(r"No. Observations:\s+20,000", summary)
+    assert f"saved the results to {result}" in summary
+    assert json.loads(result.read_text())["format"] == "shardfit-results"
+
+    out = tmp_path / "preds"
+    done = _shardfit(
+        "predict",
+        str(result),
+        str(data),
+        "--out",
+        str(out),
+        "--interval",
+        "confidence",
+        "--backend",
+        "serial",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("wrote 20,000 predictions for 20,000 rows (0 dropped) to ")
+    # One part file per partition (a Parquet row group each).
+    assert "(3 part files; columns row, predicted, mean_se, mean_ci_lower" in done.stdout
+    table = pd.read_parquet(out)
+    np.testing.assert_array_equal(table["row"], np.arange(20_000))
+    # atol: a few predictions are near zero, where 1e-10 relative is below rounding.
+    np.testing.assert_allclose(table["predicted"], fitted.predict(frame), rtol=1e-10, atol=1e-12)
+    expected = fitted.get_prediction(frame).summary_frame()
+    np.testing.assert_allclose(table["mean_se"], expected["mean_se"], rtol=1e-9)
+
+    done = _shardfit("predict", str(result), str(data), "--out", str(out), "--backend", "serial")
+    assert done.returncode == 2 and "--overwrite" in done.stderr
+
+
+def test_cov_option() -> None:
+    assert parse_cov("hc1") == ("HC1", None)
+    assert parse_cov("cluster:firm") == ("cluster", {"groups": "firm"})
+    for bad in ("HC4", "cluster", "HC1:x"):
+        with pytest.raises(Exception, match="cluster"):
+            parse_cov(bad)
+
+
+def test_fit_reports_bad_options(tmp_path, capsys) -> None:
+    data = tmp_path / "d.parquet"
+    simulate_table("linreg", 200, seed=1).to_pandas().to_parquet(data)
+    status = main(["fit", str(data), "y ~ x1", "--backend", "serial", "--scheduler", "tcp://h:1"])
+    assert status == 2
+    assert "--scheduler runs on Dask" in capsys.readouterr().err
+    status = main(["fit", str(data), "y ~ x1 + nothere", "--backend", "serial"])
+    assert status == 2
+    assert "nothere" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["fit", str(data), "y ~ x1", "--cov", "HC9"])
