@@ -193,40 +193,73 @@ class RobustTask:
     def __call__(self, partition: Partition) -> MeatStatistic | ClusterScores:
         chunk = encode_partition(self.spec, partition, missing=self.missing, structured=True)
         assert chunk.y is not None
-        kept = np.asarray(self.kept, dtype=bool)
-        dense, sparse = self.transform.split(chunk.X, chunk.y)
-        p = self.transform.p
-        # Reassemble the kept transformed columns as one sparse-or-dense product.
-        dense_x = dense[:, :-1]
+        dense, sparse, order = self._kept_blocks(chunk)
         z_y = dense[:, -1]
-        order = np.concatenate([self.transform.dense_index[:-1], self.transform.sparse_index])
-        position = np.empty(p, dtype=np.intp)
-        position[order] = np.arange(p)
-        blocks = sp.hstack([sp.csc_matrix(dense_x), sparse], format="csc")
-        z = blocks[:, position[np.flatnonzero(kept)]]
-        w = np.ones(z.shape[0]) if chunk.weights is None else chunk.weights
-        resid = z_y - z @ self.gamma  # transformed residual
-        score_weight = w * resid  # score of row i: w_i e_i z_i
+        dense = dense[:, :-1]
+        kd = dense.shape[1]
+        gamma = self.gamma[order]  # coefficients in block order [dense | sparse]
+        fitted = dense @ gamma[:kd] + (sparse @ gamma[kd:] if sparse.shape[1] else 0.0)
+        w = np.ones(z_y.size) if chunk.weights is None else chunk.weights
+        score_weight = w * (z_y - fitted)  # the score of row i is w_i e_i z_i
         if self.cov_type == "cluster":
             if self.groups is None:
                 raise ShardfitError("cluster covariance needs groups")
-            ids = chunk.extras[self.groups]
-            keys, inverse = np.unique(ids, return_inverse=True)
-            indicator = sp.csr_matrix(
-                (score_weight, (inverse, np.arange(len(ids)))), shape=(len(keys), len(ids))
-            )
-            sums = np.asarray((indicator @ z).todense()) if sp.issparse(z) else indicator @ z
-            return ClusterScores(tuple(k.item() if hasattr(k, "item") else k for k in keys), sums)
-        scale = (w * resid) ** 2  # (sqrt(w) e)^2 * w: wexog = sqrt(w) z
+            return _cluster_scores(chunk.extras[self.groups], score_weight, dense, sparse, order)
+        scale = score_weight**2  # wexog = sqrt(w) z, wresid = sqrt(w) e
         if self.cov_type in ("HC2", "HC3"):
-            zc = z.toarray() if sp.issparse(z) else z
-            leverage = w * np.einsum("ij,jk,ik->i", zc, self.cov_gamma, zc)
+            leverage = w * _row_quadratic_forms(dense, sparse, self.cov_gamma[np.ix_(order, order)])
             scale = scale / (1.0 - leverage) ** (1 if self.cov_type == "HC2" else 2)
-        zc = z.toarray() if sp.issparse(z) else np.asarray(z)
-        meat = weighted_gram(
-            np.asfortranarray(zc),
-            sp.csc_matrix((zc.shape[0], 0)),
-            np.sqrt(scale),
-            np.arange(zc.shape[1]),
+        return MeatStatistic(weighted_gram(dense, sparse, np.sqrt(scale), order))
+
+    def _kept_blocks(self, chunk: Any) -> tuple[np.ndarray, sp.csc_matrix, np.ndarray]:
+        """Transformed kept columns as a dense block (response last) and a sparse block,
+        and for each block column its position among the kept columns."""
+        dense, sparse = self.transform.split(chunk.X, chunk.y)
+        kept = np.asarray(self.kept, dtype=bool)
+        position = np.full(kept.size, -1)
+        position[kept] = np.arange(int(kept.sum()))
+        dense_cols = self.transform.dense_index[:-1]
+        sparse_cols = self.transform.sparse_index
+        keep_dense = kept[dense_cols]
+        keep_sparse = kept[sparse_cols]
+        dense = np.asfortranarray(
+            dense[:, np.append(np.flatnonzero(keep_dense), dense.shape[1] - 1)]
         )
-        return MeatStatistic(meat)
+        sparse = sparse[:, np.flatnonzero(keep_sparse)]
+        order = np.concatenate(
+            [position[dense_cols[keep_dense]], position[sparse_cols[keep_sparse]]]
+        )
+        return dense, sp.csc_matrix(sparse), order.astype(np.intp)
+
+
+def _row_quadratic_forms(
+    dense: np.ndarray, sparse: sp.csc_matrix, matrix: np.ndarray
+) -> np.ndarray:
+    """``z_i' M z_i`` for every row ``z_i = [dense_i | sparse_i]`` (M in block order)."""
+    kd = dense.shape[1]
+    product = dense @ matrix[:kd] + (sparse @ matrix[kd:] if sparse.shape[1] else 0.0)
+    forms = np.einsum("ij,ij->i", dense, product[:, :kd])
+    if sparse.shape[1]:
+        forms += np.asarray(sparse.multiply(product[:, kd:]).sum(axis=1)).ravel()
+    return forms
+
+
+def _cluster_scores(
+    ids: np.ndarray,
+    score_weight: np.ndarray,
+    dense: np.ndarray,
+    sparse: sp.csc_matrix,
+    order: np.ndarray,
+) -> ClusterScores:
+    """Per-cluster sums of ``w e z`` in kept-column order."""
+    keys, inverse = np.unique(ids, return_inverse=True)
+    indicator = sp.csr_matrix(
+        (score_weight, (inverse, np.arange(len(ids)))), shape=(len(keys), len(ids))
+    )
+    blocks = [np.asarray(indicator @ dense)]
+    if sparse.shape[1]:
+        blocks.append(np.asarray((indicator @ sparse).todense()))
+    in_block_order = np.hstack(blocks)
+    sums = np.empty_like(in_block_order)
+    sums[:, order] = in_block_order
+    return ClusterScores(tuple(k.item() if hasattr(k, "item") else k for k in keys), sums)
