@@ -30,6 +30,7 @@ from shardfit.data.partition import Source
 from shardfit.data.resolve import as_source
 from shardfit.design.schema import LearnedDesign, learn_design
 from shardfit.engine import run_pass, session
+from shardfit.engine.blas import single_threaded_blas
 from shardfit.errors import DesignError
 from shardfit.models.least_squares import (
     LeastSquaresSolution,
@@ -117,7 +118,8 @@ class LinearModel:
         _check_options(cov_type, cov_kwds, method, rank_deficient, cond_threshold)
         source = as_source(self.data)
         groups = (cov_kwds or {}).get("groups") if cov_type == "cluster" else None
-        with session(backend, workers=workers) as sess:
+        # One BLAS thread for every product and solve: bitwise the same on every backend.
+        with session(backend, workers=workers) as sess, single_threaded_blas():
             learned = learn_design(
                 self.formula,
                 source,
