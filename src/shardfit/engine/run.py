@@ -1,16 +1,147 @@
-"""Running a task over every partition of a source and merging the results."""
+"""Running a task over every partition of a source and merging the results.
+
+:func:`run_pass` is the one entry point estimators use: it maps a task over the
+partitions on a backend and merges the statistics with
+:func:`~shardfit.engine.merge.tree_merge`. Statistics are stored by partition
+index as they arrive, whatever order the workers finish in, and merged along a
+tree that depends only on the number of partitions, so the result is bitwise the
+same for every backend and worker count. :func:`map_partitions` stops before the
+merge, for estimators that need each partition's result (per-partition fits).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from shardfit.data.partition import Partition, Source
+from shardfit.engine.backends import Job
+from shardfit.engine.checkpoint import CheckpointStore
 from shardfit.engine.merge import tree_merge
+from shardfit.engine.progress import ProgressEvent, ProgressReporter, reporter
+from shardfit.engine.retries import Outcome
+from shardfit.engine.session import Session, session
 
-__all__ = ["run_pass"]
+__all__ = ["map_partitions", "run_pass"]
 
 S = TypeVar("S")
+
+Progress = bool | Callable[[ProgressEvent], Any] | ProgressReporter
+
+
+def _check(task: Any, retries: int, pass_name: str) -> None:
+    if not callable(task):
+        raise TypeError(f"The task must be callable (partition -> statistic). Got {task!r}.")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"The 'retries' parameter must be an int >= 0. Got {retries!r} instead.")
+    if not isinstance(pass_name, str) or not pass_name:
+        raise ValueError(f"The 'pass_name' parameter must be a non-empty str. Got {pass_name!r}.")
+
+
+def _execute(
+    task: Callable[[Partition], S],
+    source: Source,
+    sess: Session,
+    *,
+    retries: int,
+    progress: Progress,
+    checkpoint: str | Path | None,
+    pass_name: str,
+) -> list[S] | None:
+    """Every partition's statistic in order (``None`` on MPI ranks other than 0)."""
+    backend = sess.open().backend
+    mine = list(backend.local_indices(source.npartitions))
+    store = (
+        CheckpointStore(checkpoint, source=source, task=task, pass_name=pass_name)
+        if checkpoint is not None
+        else None
+    )
+    results: dict[int, S] = store.load_many(mine) if store is not None else {}
+    job = Job(
+        task=task,
+        partitions=source.partitions,
+        indices=tuple(index for index in mine if index not in results),
+        retries=retries,
+        name=pass_name,
+    )
+    show = reporter(progress)
+
+    def report(index: int, elapsed: float, done: int, *, from_checkpoint: bool) -> None:
+        value = results[index]
+        event = ProgressEvent(
+            pass_name=pass_name,
+            index=index,
+            key=source.partitions[index].key,
+            nrows=getattr(value, "nrows", None),
+            nbytes=getattr(value, "nbytes", None),
+            elapsed=elapsed,
+            done=done,
+            total=len(mine),
+            from_checkpoint=from_checkpoint,
+        )
+        show.update(event)
+
+    failure: Outcome | None = None
+    show.start(pass_name, len(mine))
+    try:
+        for done, index in enumerate(sorted(results), start=1):
+            report(index, 0.0, done, from_checkpoint=True)
+        if job.indices:
+            outcomes = backend.run(job)
+            try:
+                for outcome in outcomes:
+                    if not outcome.ok:
+                        failure = outcome
+                        break
+                    results[outcome.index] = outcome.value
+                    if store is not None:
+                        store.save(outcome.index, outcome.value)
+                    report(outcome.index, outcome.elapsed, len(results), from_checkpoint=False)
+            finally:
+                outcomes.close()  # cancels what is left after a failure or interrupt
+    finally:
+        show.finish()
+    return backend.collect(results, failure, job)
+
+
+def map_partitions(
+    task: Callable[[Partition], S],
+    source: Source,
+    *,
+    backend: Any = None,
+    workers: int | None = None,
+    retries: int = 2,
+    progress: Progress = False,
+    checkpoint: str | Path | None = None,
+    pass_name: str = "map",
+    allgather: bool = False,
+) -> list[S] | None:
+    """Run ``task`` on every partition and return the results in partition order.
+
+    Parameters are those of :func:`run_pass`, except:
+
+    allgather : bool
+        Under MPI, give every rank the list (otherwise ranks other than 0 get
+        ``None``).
+
+    Returns
+    -------
+    list
+        ``task(partition)`` for each partition, in the source's order.
+    """
+    _check(task, retries, pass_name)
+    with session(backend, workers=workers) as sess:
+        results = _execute(
+            task,
+            source,
+            sess,
+            retries=retries,
+            progress=progress,
+            checkpoint=checkpoint,
+            pass_name=pass_name,
+        )
+        return sess.backend.share(results) if allgather else results
 
 
 def run_pass(
@@ -20,28 +151,71 @@ def run_pass(
     backend: Any = None,
     workers: int | None = None,
     retries: int = 2,
-    progress: bool = False,
-    checkpoint: str | None = None,
+    progress: Progress = False,
+    checkpoint: str | Path | None = None,
     pass_name: str = "pass",
+    allreduce: bool = False,
 ) -> S:
     """Run ``task`` on every partition of ``source`` and merge the statistics.
 
     Parameters
     ----------
     task : callable
-        Maps a partition to a statistic; must be picklable (a module-level function,
-        or a dataclass instance with ``__call__``) to run on worker processes.
+        Maps a partition to a statistic (an object with ``merge``). It runs where the
+        partition is read, so it must pickle: a module-level function or a
+        dataclass instance with ``__call__`` (lambdas work on ``processes`` and
+        ``dask``, which use cloudpickle). Give it a ``fingerprint()`` method when
+        using checkpoints.
     source : Source
         The partitions, in order.
-    backend, workers, retries, progress, checkpoint
-        Where and how to run; see the engine documentation.
+    backend : str, Session, Backend, distributed.Client, mpi4py communicator or None
+        Where to run: ``"serial"``, ``"threads"``, ``"processes"`` (the default),
+        ``"dask"`` (a LocalCluster for this pass), ``"mpi"``, a Dask scheduler
+        address, a client, a communicator, or a :func:`~shardfit.engine.session`
+        kept open across passes.
+    workers : int or None
+        Workers for backends this call starts (``None``: one per core; 2 for Dask).
+    retries : int
+        Extra attempts for a partition whose task raises (data errors are raised at
+        once) or whose worker process dies.
+    progress : bool, callable or ProgressReporter
+        ``True`` draws a progress bar on a terminal; a callable receives a
+        :class:`~shardfit.engine.progress.ProgressEvent` per partition.
+    checkpoint : str, Path or None
+        A directory keeping each partition's statistic as it completes; a rerun
+        computes only the missing partitions. Statistics need ``to_state`` and
+        ``from_state`` (:mod:`shardfit.engine.serialize`).
     pass_name : str
-        Names the pass in progress displays and checkpoint keys.
+        Names the pass in progress displays, task keys and checkpoint keys.
+    allreduce : bool
+        Under MPI, give every rank the merged result (otherwise ranks other than 0
+        get ``None``).
 
     Returns
     -------
     Statistic
         The merge of every partition's statistic along the fixed balanced tree.
+
+    Raises
+    ------
+    PartitionTaskError
+        A task failed on a partition after its retries (names the partition, carries
+        the worker's traceback).
+    ReadError, SchemaError, DesignError
+        Raised by a task on bad data: re-raised unchanged, without retries.
+    BackendError
+        The backend could not start or lost its workers beyond recovery.
     """
-    results = [task(partition) for partition in source.partitions]
-    return tree_merge(results)
+    _check(task, retries, pass_name)
+    with session(backend, workers=workers) as sess:
+        results = _execute(
+            task,
+            source,
+            sess,
+            retries=retries,
+            progress=progress,
+            checkpoint=checkpoint,
+            pass_name=pass_name,
+        )
+        merged = tree_merge(results) if results is not None else None
+        return sess.backend.share(merged) if allreduce else merged  # type: ignore[return-value]

@@ -1,0 +1,134 @@
+"""The backend contract: run a task on some partitions, yield outcomes as they finish.
+
+A backend only executes. Ordering, merging, checkpoints and progress live in
+:mod:`shardfit.engine.run`, so that adding a backend touches one module here and
+cannot change an answer: the driver stores outcomes by partition index and merges
+along a tree that depends only on the number of partitions.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from shardfit.data.partition import Partition
+from shardfit.engine.retries import Outcome, outcome_error
+
+__all__ = ["Backend", "Job", "cpu_count"]
+
+
+def cpu_count() -> int:
+    """The cores this process may use (its affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Job:
+    """One pass's work for a backend.
+
+    Attributes
+    ----------
+    task : callable
+        Maps a partition to a statistic.
+    partitions : tuple of Partition
+        Every partition of the source (indices refer to this tuple).
+    indices : tuple of int
+        The partitions to run, in order.
+    retries : int
+        Extra attempts for a task that raises.
+    name : str
+        The pass name, for task keys and messages.
+    """
+
+    task: Callable[[Partition], Any]
+    partitions: tuple[Partition, ...]
+    indices: tuple[int, ...]
+    retries: int
+    name: str
+
+
+class Backend(ABC):
+    """Runs tasks on partitions somewhere, and can reach every worker it uses.
+
+    Backends are created unopened (cheap, picklable settings) and started by
+    :meth:`open`; :class:`~shardfit.engine.session.Session` owns that life cycle.
+    """
+
+    #: The registry name.
+    name: ClassVar[str]
+    #: Whether workers see the driver's files (then the driver may clean worker files).
+    shares_filesystem: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        self.is_open = False
+
+    def open(self) -> None:
+        """Start workers, pools or connections (idempotent)."""
+        self.is_open = True
+
+    def close(self) -> None:
+        """Stop what :meth:`open` started (idempotent); leaves no process behind."""
+        self.is_open = False
+
+    @property
+    @abstractmethod
+    def nworkers(self) -> int:
+        """How many tasks can run at once."""
+
+    @property
+    def cache_processes(self) -> int:
+        """How many processes hold a partition cache (divides the memory bound)."""
+        return self.nworkers
+
+    @property
+    def is_root(self) -> bool:
+        """Whether this process receives the merged result (False on MPI ranks > 0)."""
+        return True
+
+    def local_indices(self, npartitions: int) -> Sequence[int]:
+        """The partitions this process is responsible for (all, except under MPI)."""
+        return range(npartitions)
+
+    @abstractmethod
+    def run(self, job: Job) -> Generator[Outcome, None, None]:
+        """Run ``job.task`` on ``job.indices`` and yield outcomes as they complete.
+
+        Closing the generator early (an error, an interrupt) cancels what is left
+        and leaves the backend usable for the next pass.
+        """
+
+    def broadcast(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Call ``fn(*args)`` once in every worker process (and here where they are one)."""
+        fn(*args)
+
+    def share(self, value: Any) -> Any:
+        """Give every process the root's ``value`` (identity, except under MPI)."""
+        return value
+
+    def collect(
+        self,
+        results: dict[int, Any],
+        failure: Outcome | None,
+        job: Job,
+    ) -> list[Any] | None:
+        """Return every partition's statistic in order, or raise the pass's failure.
+
+        Under MPI this is where ranks exchange results; elsewhere it only orders.
+        """
+        if failure is not None:
+            key = job.partitions[failure.index].key
+            raise outcome_error(failure, key=key, task=job.task)
+        return [results[index] for index in range(len(job.partitions))]
+
+    def describe(self) -> str:
+        """A short description for messages and reports."""
+        return f"{self.name} ({self.nworkers} workers)"
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()}{'' if self.is_open else ' closed'}>"

@@ -1,0 +1,296 @@
+"""A worker-local cache of encoded partitions, for estimators that make many passes.
+
+An IRLS or gradient fit reads and encodes every partition on every pass; the encoded
+design of a partition does not change between passes. The estimator opens a
+:class:`PartitionCache` on its session and puts its picklable :attr:`~PartitionCache.ref`
+in the task; the task asks ``ref.get_or_compute(partition.key, encode)``::
+
+    with session(backend) as sess, PartitionCache(sess) as cache:
+        for step in range(max_iter):
+            gram = run_pass(IrlsTask(beta, cache=cache.ref), source, backend=sess)
+
+Values are dicts of NumPy arrays. Each worker process keeps them in memory up to
+``max_bytes`` (default: a quarter of the machine's memory divided by the processes
+that hold a cache, i.e. the workers; the threads backend shares one cache). Entries
+that do not fit go to worker-local disk, one ``.npy`` file per array, and come back
+memory-mapped read-only (``np.load(mmap_mode="r")``), so they cost page cache, not
+process memory. Nothing is evicted: first come, first kept in memory. Arrays handed
+out are read-only, so a task cannot corrupt the cache.
+
+Cleanup is unconditional: leaving the ``with`` block (normally, on an error, on
+``KeyboardInterrupt``) drops the entries in every worker (a broadcast through the
+backend: the process pool's pipes, ``Client.run`` on Dask, each rank under MPI) and
+deletes the cache's own directory ``shardfit-cache-<id>`` in the workers' temporary
+directory, which holds every spill file; on local backends the driver deletes it as
+well, which also covers workers killed before they could clean up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import numpy as np
+
+__all__ = ["CacheRef", "PartitionCache", "cache_info", "drop_cache", "get_or_compute"]
+
+#: Share of the machine's memory all workers' in-memory caches may use together.
+DEFAULT_MEMORY_FRACTION = 0.25
+
+Encoded = dict[str, np.ndarray]
+
+
+def total_memory() -> int:
+    """Bytes of physical memory on this machine."""
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+@dataclass(frozen=True)
+class CacheRef:
+    """What a task needs to use a partition cache on a worker (small, picklable).
+
+    Attributes
+    ----------
+    cache_id : str
+        Names the cache; unique per :class:`PartitionCache`.
+    max_bytes : int
+        In-memory bound per worker process.
+    spill_root : str or None
+        Parent of the spill directory; the worker's temporary directory when ``None``.
+    """
+
+    cache_id: str
+    max_bytes: int
+    spill_root: str | None = None
+
+    @property
+    def spill_dir(self) -> Path:
+        """This cache's directory for spilled entries (on the worker)."""
+        root = self.spill_root or tempfile.gettempdir()
+        return Path(root) / f"shardfit-cache-{self.cache_id}"
+
+    def get_or_compute(self, key: str, compute: Callable[[], Encoded]) -> Encoded:
+        """See :func:`get_or_compute`."""
+        return get_or_compute(self, key, compute)
+
+
+@dataclass
+class _Store:
+    """One cache's entries in one process.
+
+    ``lock`` is held while an entry is written to disk, and by :func:`drop_cache`,
+    so a drop waits for a spill in progress and no spill starts after a drop
+    (a task still running when the cache is closed, on Dask or in a thread).
+    """
+
+    memory: dict[str, Encoded] = field(default_factory=dict)
+    spilled: dict[str, Encoded] = field(default_factory=dict)
+    nbytes: int = 0
+    hits: int = 0
+    misses: int = 0
+    dropped: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_lock = threading.Lock()  # guards _stores
+_stores: dict[str, _Store] = {}
+
+
+def _entry_dir(ref: CacheRef, key: str) -> Path:
+    # Partition keys contain '/', ':' and '@'; a hash makes a safe file name.
+    return ref.spill_dir / hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+def _frozen(value: Encoded) -> Encoded:
+    out = {}
+    for name, array in value.items():
+        array = np.asarray(array)
+        if array.flags.writeable:
+            array = array.view()
+            array.flags.writeable = False
+        out[name] = array
+    return out
+
+
+def _load_spilled(directory: Path) -> Encoded | None:
+    try:
+        names = json.loads((directory / "names.json").read_text())
+    except FileNotFoundError:
+        return None
+    return {
+        name: np.load(directory / f"{i}.npy", mmap_mode="r", allow_pickle=False)
+        for i, name in enumerate(names)
+    }
+
+
+def _spill(ref: CacheRef, key: str, value: Encoded) -> Encoded:
+    final = _entry_dir(ref, key)
+    ref.spill_dir.mkdir(parents=True, exist_ok=True)
+    # Write a private directory and rename it into place: another worker (same
+    # machine) may be spilling the same partition, and readers must never see half.
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=ref.spill_dir))
+    try:
+        names = list(value)
+        for i, name in enumerate(names):
+            np.save(staging / f"{i}.npy", value[name], allow_pickle=False)
+        (staging / "names.json").write_text(json.dumps(names))
+        try:
+            staging.rename(final)
+        except OSError:  # another process got there first; its copy is the same
+            pass
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    loaded = _load_spilled(final)
+    assert loaded is not None
+    return loaded
+
+
+def get_or_compute(cache: CacheRef, key: str, compute: Callable[[], Encoded]) -> Encoded:
+    """Return the cached value for partition ``key``, computing it on a miss.
+
+    Parameters
+    ----------
+    cache : CacheRef
+        The cache (from :attr:`PartitionCache.ref`, carried by the task).
+    key : str
+        The partition's key.
+    compute : callable
+        Returns the value, a dict of NumPy arrays (e.g. an encoded design).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Read-only arrays, in memory or memory-mapped from the spill directory.
+    """
+    with _lock:
+        store = _stores.setdefault(cache.cache_id, _Store())
+    with store.lock:
+        found = store.memory.get(key)
+        if found is None:
+            found = store.spilled.get(key)
+        if found is not None:
+            store.hits += 1
+            return found
+        if not store.dropped:
+            found = _load_spilled(_entry_dir(cache, key))  # spilled by another worker
+        if found is not None:
+            store.hits += 1
+            store.spilled[key] = found
+            return found
+    value = compute()
+    if not isinstance(value, dict) or not all(
+        isinstance(array, np.ndarray) for array in value.values()
+    ):
+        raise TypeError("a partition cache holds dicts of NumPy arrays")
+    size = sum(array.nbytes for array in value.values())
+    with store.lock:
+        store.misses += 1
+        if store.dropped:  # closed while this task ran: use the value, keep nothing
+            return value
+        if store.nbytes + size <= cache.max_bytes:
+            store.nbytes += size
+            store.memory[key] = _frozen(value)
+            return store.memory[key]
+        store.spilled[key] = _spill(cache, key, value)
+        return store.spilled[key]
+
+
+def drop_cache(cache_id: str, spill_root: str | None = None) -> None:
+    """Forget cache ``cache_id`` in this process and delete its spill directory.
+
+    The id stays marked as dropped, so a task still running with it computes
+    without storing anything.
+    """
+    with _lock:
+        store = _stores.setdefault(cache_id, _Store())
+    with store.lock:
+        store.dropped = True
+        store.memory.clear()
+        store.spilled.clear()
+        store.nbytes = 0
+        shutil.rmtree(CacheRef(cache_id, 0, spill_root).spill_dir, ignore_errors=True)
+
+
+def cache_info(cache_id: str) -> dict[str, int]:
+    """Counts for cache ``cache_id`` in this process (for tests and reports)."""
+    with _lock:
+        store = _stores.get(cache_id, _Store())
+    with store.lock:
+        return {
+            "memory": len(store.memory),
+            "spilled": len(store.spilled),
+            "nbytes": store.nbytes,
+            "hits": store.hits,
+            "misses": store.misses,
+        }
+
+
+class PartitionCache:
+    """A partition cache for the passes run on one session, dropped on exit.
+
+    Parameters
+    ----------
+    session : Session
+        The open session the passes run on (a fresh pool per pass would lose the
+        cached values, so a cache needs a session).
+    max_bytes : int or None
+        In-memory bound per worker process; see the module notes for the default.
+    """
+
+    def __init__(self, session: Any, *, max_bytes: int | None = None) -> None:
+        from shardfit.engine.session import Session
+
+        if not isinstance(session, Session):
+            raise TypeError("PartitionCache needs a shardfit session (engine.session(...))")
+        if max_bytes is not None and max_bytes < 0:
+            raise ValueError(f"The 'max_bytes' parameter must be >= 0. Got {max_bytes!r}.")
+        self._session = session
+        self._max_bytes = max_bytes
+        self._ref: CacheRef | None = None
+
+    @property
+    def ref(self) -> CacheRef:
+        """The picklable handle to give tasks (only inside the ``with`` block)."""
+        if self._ref is None:
+            raise RuntimeError("use the PartitionCache in a `with` block before taking its ref")
+        return self._ref
+
+    def __enter__(self) -> Self:
+        backend = self._session.open().backend
+        max_bytes = self._max_bytes
+        if max_bytes is None:
+            max_bytes = int(DEFAULT_MEMORY_FRACTION * total_memory() / backend.cache_processes)
+        # Under MPI every rank makes this object: they must agree on the id.
+        cache_id = backend.share(uuid.uuid4().hex)
+        spill_root = tempfile.gettempdir() if backend.shares_filesystem else None
+        self._ref = CacheRef(cache_id, max_bytes, spill_root)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Drop the cache everywhere and delete its files (idempotent)."""
+        ref, self._ref = self._ref, None
+        if ref is None:
+            return
+        try:
+            if self._session.backend.is_open:
+                self._session.backend.broadcast(drop_cache, ref.cache_id, ref.spill_root)
+        finally:
+            drop_cache(ref.cache_id, ref.spill_root)

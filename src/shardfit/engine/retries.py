@@ -1,0 +1,213 @@
+"""Running one task on one partition, with retries, where the partition is read.
+
+:func:`run_task` is what every backend executes on its workers: it calls the task,
+retries it when it raises, and always *returns* an :class:`Outcome` rather than
+raising, so a failure travels back to the driver as data (with its traceback as
+text, formatted on the worker) instead of through each backend's own, differently
+lossy, exception transport. The driver turns a failed outcome into an exception with
+:func:`outcome_error`.
+
+Retries happen on the worker, right after the failure, so they behave the same on
+every backend (MPI has no scheduler to resubmit to). A worker process that dies is a
+different matter, handled by the backends that can survive it (``processes`` and
+``dask``) by running the partition again elsewhere.
+
+Data errors (:class:`~shardfit.errors.ReadError`, :class:`~shardfit.errors.SchemaError`,
+:class:`~shardfit.errors.DesignError` and their subclasses) are deterministic: the
+same bytes give the same error. They are not retried and reach the caller unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shardfit.data.partition import Partition
+from shardfit.errors import DesignError, PartitionTaskError, ReadError, SchemaError
+
+__all__ = [
+    "NON_RETRYABLE",
+    "Outcome",
+    "RemoteTaskError",
+    "WorkerLostError",
+    "outcome_error",
+    "run_task",
+    "task_name",
+]
+
+#: Exceptions re-raised as they are, without retrying: errors in the input data.
+NON_RETRYABLE: tuple[type[BaseException], ...] = (ReadError, SchemaError, DesignError)
+
+
+class RemoteTaskError(Exception):
+    """Stands in for a task's exception that could not be sent back from a worker."""
+
+
+class WorkerLostError(Exception):
+    """The worker process running a partition died (killed, out of memory, crashed)."""
+
+
+@dataclass
+class Outcome:
+    """What running a task on one partition gave.
+
+    Attributes
+    ----------
+    index : int
+        The partition's position in the source.
+    value : object
+        The statistic, when the task succeeded.
+    error : BaseException or None
+        The last exception, when every attempt failed (a picklable copy, or a
+        :class:`RemoteTaskError`, when it came from another process).
+    traceback : str
+        The last exception's traceback, formatted where it was raised.
+    fatal : bool
+        Whether ``error`` is a data error, to re-raise unchanged.
+    attempts : int
+        How many times the task was called.
+    elapsed : float
+        Seconds spent in the task, over all attempts.
+    worker : str
+        Where it ran (a Dask worker address, or ``host:pid``); used for affinity.
+    """
+
+    index: int
+    value: Any = None
+    error: BaseException | None = None
+    traceback: str = ""
+    fatal: bool = False
+    attempts: int = 0
+    elapsed: float = 0.0
+    worker: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the task gave a statistic."""
+        return self.error is None
+
+
+def task_name(task: Callable[..., Any]) -> str:
+    """Name a task for messages: its qualified name, or its class's."""
+    name = getattr(task, "__qualname__", None) or type(task).__qualname__
+    module = getattr(task, "__module__", None) or type(task).__module__
+    return f"{module}.{name}"
+
+
+def worker_identity() -> str:
+    """Identify the process running a task: a Dask worker's address, else host:pid."""
+    if "distributed" in sys.modules:
+        try:
+            from distributed import get_worker
+
+            return str(get_worker().address)
+        except ValueError:  # not inside a Dask worker
+            pass
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def portable(error: BaseException) -> BaseException:
+    """Return ``error`` if it survives a pickle round trip, else a stand-in.
+
+    Exceptions with required keyword-only arguments or unpicklable attributes
+    break on the way back from a worker; the stand-in keeps type name and message.
+    """
+    try:
+        copy = pickle.loads(pickle.dumps(error))
+    except Exception:
+        qualified = f"{type(error).__module__}.{type(error).__qualname__}"
+        return RemoteTaskError(f"{qualified}: {error}")
+    if type(copy) is not type(error):  # pragma: no cover - defensive
+        return RemoteTaskError(f"{type(error).__qualname__}: {error}")
+    return copy
+
+
+def run_task(
+    task: Callable[[Partition], Any],
+    partition: Partition,
+    index: int,
+    retries: int,
+    *,
+    remote: bool = True,
+) -> Outcome:
+    """Call ``task(partition)``, retrying up to ``retries`` times when it raises.
+
+    Parameters
+    ----------
+    task : callable
+        Maps a partition to a statistic.
+    partition : Partition
+        The partition to read and summarise.
+    index : int
+        The partition's position, carried back in the outcome.
+    retries : int
+        Extra attempts after a failure (data errors are never retried).
+    remote : bool
+        Whether the outcome leaves this process; its error is then made picklable.
+
+    Returns
+    -------
+    Outcome
+        Never raises for an :class:`Exception`; ``KeyboardInterrupt`` and
+        ``SystemExit`` propagate, since they stop the pass rather than a partition.
+    """
+    elapsed = 0.0
+    outcome = Outcome(index=index, worker=worker_identity())
+    for attempt in range(1, retries + 2):
+        start = time.perf_counter()
+        try:
+            value = task(partition)
+        except Exception as error:
+            elapsed += time.perf_counter() - start
+            outcome.error = portable(error) if remote else error
+            outcome.traceback = traceback.format_exc()
+            outcome.fatal = isinstance(error, NON_RETRYABLE)
+            outcome.attempts = attempt
+            if outcome.fatal:
+                break
+            continue
+        outcome.value = value
+        outcome.error = None
+        outcome.traceback = ""
+        outcome.attempts = attempt
+        outcome.elapsed = elapsed + time.perf_counter() - start
+        return outcome
+    outcome.elapsed = elapsed
+    return outcome
+
+
+def outcome_error(outcome: Outcome, *, key: str, task: Callable[..., Any]) -> BaseException:
+    """Build the exception to raise for a failed ``outcome`` on partition ``key``.
+
+    Data errors come back as they were raised (same class and message, with a note
+    naming the partition); anything else becomes a
+    :class:`~shardfit.errors.PartitionTaskError` chained to the original.
+    """
+    error = outcome.error
+    if error is None:
+        raise ValueError("outcome_error needs a failed outcome")
+    if outcome.fatal:
+        error.add_note(f"(raised by task {task_name(task)} on partition {key}; not retried)")
+        return error
+    if isinstance(error, WorkerLostError):
+        what = str(error)
+    else:
+        what = f"{type(error).__name__}: {error}"
+    if outcome.attempts:
+        when = f"after {outcome.attempts} attempt(s)"
+    else:
+        when = "before running (the worker could not load the task or partition)"
+    failure = PartitionTaskError(
+        f"task {task_name(task)} failed on partition {key} {when}: {what}",
+        key=key,
+        remote_traceback=outcome.traceback,
+    )
+    failure.__cause__ = error
+    return failure

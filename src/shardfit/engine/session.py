@@ -1,0 +1,107 @@
+"""Sessions: one open backend kept alive across the passes of an iterative fit.
+
+Starting a pool of processes or a Dask ``LocalCluster`` takes from a fraction of a
+second to a few seconds; an IRLS fit makes ten passes or more. An estimator opens a
+session once and hands it to every :func:`~shardfit.engine.run.run_pass`::
+
+    with session(backend, workers=workers) as sess:
+        for step in range(max_iter):
+            gram = run_pass(task, source, backend=sess)
+
+``session(existing_session)`` returns a view of it that does not close it on exit
+(when it is open), so estimators can always wrap what they were given.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Self
+
+from shardfit.engine.backends import Backend, resolve_backend
+
+__all__ = ["Session", "session"]
+
+
+class Session:
+    """An open backend and whether this session must close it.
+
+    Parameters
+    ----------
+    backend : Backend
+        The backend to run passes on.
+    owned : bool
+        Whether :meth:`close` stops the backend (False for a backend or session the
+        caller opened and will close).
+    """
+
+    def __init__(self, backend: Backend, *, owned: bool) -> None:
+        self.backend = backend
+        self.owned = owned
+
+    @property
+    def name(self) -> str:
+        """The backend's registry name."""
+        return self.backend.name
+
+    @property
+    def nworkers(self) -> int:
+        """How many tasks run at once."""
+        return self.backend.nworkers
+
+    def open(self) -> Self:
+        """Start the backend (idempotent)."""
+        if not self.backend.is_open:
+            self.backend.open()
+        return self
+
+    def close(self) -> None:
+        """Stop the backend if this session owns it."""
+        if self.owned and self.backend.is_open:
+            self.backend.close()
+
+    def __enter__(self) -> Self:
+        return self.open()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Session({self.backend!r}, owned={self.owned})"
+
+
+def session(
+    backend: Any = None,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+) -> Session:
+    """Open a backend for several passes (use as a context manager).
+
+    Parameters
+    ----------
+    backend : str, Backend, Session, distributed.Client, mpi4py communicator or None
+        As for :func:`~shardfit.engine.backends.resolve_backend`; a session is
+        reused without taking ownership.
+    workers : int or None
+        Workers for backends that start their own.
+    scheduler : str or None
+        A Dask scheduler address.
+
+    Returns
+    -------
+    Session
+        Not yet started: ``with`` (or :meth:`Session.open`) starts it.
+    """
+    if isinstance(backend, Session):
+        if workers is not None or scheduler is not None:
+            raise ValueError("'workers' and 'scheduler' cannot change an existing session")
+        backend = backend.backend
+    resolved = resolve_backend(backend, workers=workers, scheduler=scheduler)
+    # Whoever opens a backend closes it: one the caller already opened (directly or
+    # through an outer session) stays theirs; a closed one is opened and closed here.
+    return Session(resolved, owned=not resolved.is_open)

@@ -1,0 +1,113 @@
+"""The partition cache: reused across passes, bounded, spilled to disk, always cleaned."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shardfit.engine import PartitionCache, map_partitions, run_pass, session
+from shardfit.engine._testing import CachedGramTask, CacheInfoTask, count_markers
+from shardfit.engine.cache import CacheRef, cache_info, drop_cache, get_or_compute
+
+
+def test_memory_then_spill_to_memory_mapped_files(isolated_tmp):
+    ref = CacheRef("unit", max_bytes=96, spill_root=str(isolated_tmp))
+    calls = []
+
+    def compute(n: int):
+        def make():
+            calls.append(n)
+            return {"X": np.arange(n, dtype=np.float64), "y": np.ones(2)}
+
+        return make
+
+    small = get_or_compute(ref, "a", compute(10))  # 80 + 16 bytes: fits exactly
+    big = get_or_compute(ref, "b", compute(50))  # over the bound: spilled
+    assert not isinstance(small["X"], np.memmap)
+    assert isinstance(big["X"], np.memmap) and str(big["X"].filename).startswith(str(ref.spill_dir))
+    assert get_or_compute(ref, "a", compute(10)) is small
+    np.testing.assert_array_equal(get_or_compute(ref, "b", compute(50))["X"], np.arange(50.0))
+    assert calls == [10, 50]
+    with pytest.raises(ValueError, match="read-only"):
+        small["X"][0] = 1.0
+    assert cache_info("unit") == {"memory": 1, "spilled": 1, "nbytes": 96, "hits": 2, "misses": 2}
+    drop_cache("unit", str(isolated_tmp))
+    assert not ref.spill_dir.exists()
+    assert cache_info("unit")["memory"] == cache_info("unit")["spilled"] == 0
+    # A task still running after the drop computes and keeps nothing.
+    get_or_compute(ref, "b", compute(50))
+    assert calls == [10, 50, 50] and not ref.spill_dir.exists()
+
+
+def test_values_must_be_dicts_of_arrays():
+    ref = CacheRef("bad", max_bytes=100)
+    with pytest.raises(TypeError, match="dicts of NumPy arrays"):
+        get_or_compute(ref, "a", lambda: [np.ones(2)])  # type: ignore[arg-type, return-value]
+
+
+@pytest.mark.parametrize(
+    ("backend", "workers", "max_bytes"),
+    [("processes", 2, None), ("processes", 1, None), ("processes", 2, 0), ("threads", 2, None)],
+)
+def test_later_passes_reuse_the_encoded_partitions(
+    source, reference, tmp_path, backend, workers, max_bytes, isolated_tmp
+):
+    with (
+        session(backend, workers=workers) as sess,
+        PartitionCache(sess, max_bytes=max_bytes) as cache,
+    ):
+        task = CachedGramTask(cache.ref, marker_dir=str(tmp_path), delay=0.01)
+        encoded = []
+        for _ in range(4):
+            assert run_pass(task, source, backend=sess).digest() == reference
+            encoded.append(count_markers(tmp_path, "encoded-"))
+        spilled = list(cache.ref.spill_dir.glob("*/names.json"))
+    assert encoded[0] == source.npartitions
+    if backend == "threads" or max_bytes == 0 or workers == 1:
+        # One shared memory, spill files every local worker maps, or one worker.
+        assert encoded[-1] == source.npartitions
+    else:
+        # Affinity sends partitions back to the worker that cached them; a pass may
+        # move a few to even out the load (timing-dependent), so only most must hit.
+        assert encoded[-1] - encoded[0] < source.npartitions
+    assert len(spilled) == (source.npartitions if max_bytes == 0 else 0)
+    assert not list(isolated_tmp.iterdir())  # spill files deleted
+
+
+def test_cache_is_dropped_on_error_and_interrupt(source, tmp_path, isolated_tmp):
+    with session("processes", workers=2) as sess:
+        for error in (RuntimeError("estimator failed"), KeyboardInterrupt()):
+            with pytest.raises(type(error)):
+                with PartitionCache(sess, max_bytes=200) as cache:
+                    task = CachedGramTask(cache.ref, marker_dir=str(tmp_path))
+                    run_pass(task, source, backend=sess)
+                    cache_id = cache.ref.cache_id
+                    assert list(isolated_tmp.iterdir())  # some entries spilled
+                    raise error
+            assert not list(isolated_tmp.iterdir())
+            infos = map_partitions(CacheInfoTask(cache_id), source, backend=sess)
+            assert len({info["pid"] for info in infos}) == 2  # both workers asked
+            assert all(info["memory"] == info["spilled"] == 0 for info in infos)
+
+
+def test_dask_workers_drop_the_cache(source, reference, tmp_path, isolated_tmp):
+    with session("dask", workers=2) as sess:
+        # Every entry is over 300 bytes, so all spill to files both workers can map:
+        # wherever Dask runs a partition, it is encoded once.
+        with PartitionCache(sess, max_bytes=300) as cache:
+            task = CachedGramTask(cache.ref, marker_dir=str(tmp_path))
+            for _ in range(2):
+                assert run_pass(task, source, backend=sess).digest() == reference
+            assert count_markers(tmp_path, "encoded-") == source.npartitions
+            cache_id = cache.ref.cache_id
+        infos = map_partitions(CacheInfoTask(cache_id), source, backend=sess)
+        assert all(info["memory"] == info["spilled"] == 0 for info in infos)
+
+
+def test_cache_needs_a_session_and_a_with_block():
+    with pytest.raises(TypeError, match="needs a shardfit session"):
+        PartitionCache("processes")
+    with session("serial") as sess:
+        cache = PartitionCache(sess)
+        with pytest.raises(RuntimeError, match="in a `with` block"):
+            _ = cache.ref
