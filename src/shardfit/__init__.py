@@ -1,43 +1,72 @@
-"""shardfit: fit models to data of any size, partition by partition, with in-memory answers."""
+"""shardfit: fit models to data of any size, partition by partition, with in-memory answers.
 
-from shardfit.data import (
-    Partition,
-    ReadResult,
-    Source,
-    as_source,
-    from_arrays,
-    from_arrow,
-    from_dask,
-    from_pandas,
-    read_csv,
-    read_hdf5,
-    read_npy,
-    read_parquet,
-    read_zarr,
-)
-from shardfit.design import (
-    DesignSpec,
-    LearnedDesign,
-    dmatrices,
-    dmatrix,
-    learn_design,
-    schema_pass,
-)
-from shardfit.errors import (
-    BackendError,
-    ConvergenceError,
-    DesignError,
-    MissingDataError,
-    PartitionTaskError,
-    ReadError,
-    SchemaError,
-    ShardfitError,
-    UnseenLevelError,
-)
-from shardfit.models.linear import OLS, LinearModel, ols, wls
-from shardfit.results.linear import LinearResults
+The public names below are imported on first use, so a worker process that only
+needs, say, the engine and one source does not pay for the whole library.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # data
+    "Partition": "shardfit.data.partition",
+    "ReadResult": "shardfit.data.partition",
+    "Source": "shardfit.data.partition",
+    "as_source": "shardfit.data.resolve",
+    "from_arrays": "shardfit.data.memory",
+    "from_arrow": "shardfit.data.memory",
+    "from_pandas": "shardfit.data.memory",
+    "from_dask": "shardfit.data.dask_source",
+    "read_csv": "shardfit.data.csv",
+    "read_hdf5": "shardfit.data.hdf5",
+    "read_npy": "shardfit.data.npy",
+    "read_parquet": "shardfit.data.parquet",
+    "read_zarr": "shardfit.data.zarr_source",
+    "simulate": "shardfit.data.simulate",
+    "convert": "shardfit.data.convert",
+    # engine
+    "run_pass": "shardfit.engine.run",
+    "map_partitions": "shardfit.engine.run",
+    "session": "shardfit.engine.session",
+    "Session": "shardfit.engine.session",
+    "PartitionCache": "shardfit.engine.cache",
+    "resolve_backend": "shardfit.engine.backends",
+    "ProgressEvent": "shardfit.engine.progress",
+    "RichProgress": "shardfit.engine.progress",
+    "register_class": "shardfit.engine.serialize",
+    # design
+    "DesignSpec": "shardfit.design.spec",
+    "LearnedDesign": "shardfit.design.schema",
+    "dmatrices": "shardfit.design.dmatrices",
+    "dmatrix": "shardfit.design.dmatrices",
+    "learn_design": "shardfit.design.schema",
+    "schema_pass": "shardfit.design.schema",
+    # models and results
+    "OLS": "shardfit.models.linear",
+    "LinearModel": "shardfit.models.linear",
+    "ols": "shardfit.models.linear",
+    "wls": "shardfit.models.linear",
+    "LinearResults": "shardfit.results.linear",
+    "load_results": "shardfit.results.io",
+    "save_results": "shardfit.results.io",
+    "PredictionResults": "shardfit.results.predict",
+    "PredictionOutput": "shardfit.results.predict",
+    # errors
+    "BackendError": "shardfit.errors",
+    "ConvergenceError": "shardfit.errors",
+    "DesignError": "shardfit.errors",
+    "MissingDataError": "shardfit.errors",
+    "PartitionTaskError": "shardfit.errors",
+    "ReadError": "shardfit.errors",
+    "SchemaError": "shardfit.errors",
+    "ShardfitError": "shardfit.errors",
+    "UnseenLevelError": "shardfit.errors",
+}
 
 __all__ = [
     "OLS",
@@ -50,15 +79,22 @@ __all__ = [
     "LinearResults",
     "MissingDataError",
     "Partition",
+    "PartitionCache",
     "PartitionTaskError",
+    "PredictionOutput",
+    "PredictionResults",
+    "ProgressEvent",
     "ReadError",
     "ReadResult",
+    "RichProgress",
     "SchemaError",
+    "Session",
     "ShardfitError",
     "Source",
     "UnseenLevelError",
     "__version__",
     "as_source",
+    "convert",
     "dmatrices",
     "dmatrix",
     "from_arrays",
@@ -66,12 +102,71 @@ __all__ = [
     "from_dask",
     "from_pandas",
     "learn_design",
+    "load_results",
+    "map_partitions",
     "ols",
     "read_csv",
     "read_hdf5",
     "read_npy",
     "read_parquet",
     "read_zarr",
+    "register_class",
+    "resolve_backend",
+    "run_pass",
+    "save_results",
     "schema_pass",
+    "session",
+    "simulate",
     "wls",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'shardfit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from shardfit.data.convert import convert
+    from shardfit.data.csv import read_csv
+    from shardfit.data.dask_source import from_dask
+    from shardfit.data.hdf5 import read_hdf5
+    from shardfit.data.memory import from_arrays, from_arrow, from_pandas
+    from shardfit.data.npy import read_npy
+    from shardfit.data.parquet import read_parquet
+    from shardfit.data.partition import Partition, ReadResult, Source
+    from shardfit.data.resolve import as_source
+    from shardfit.data.simulate import simulate
+    from shardfit.data.zarr_source import read_zarr
+    from shardfit.design.dmatrices import dmatrices, dmatrix
+    from shardfit.design.schema import LearnedDesign, learn_design, schema_pass
+    from shardfit.design.spec import DesignSpec
+    from shardfit.engine.backends import resolve_backend
+    from shardfit.engine.cache import PartitionCache
+    from shardfit.engine.progress import ProgressEvent, RichProgress
+    from shardfit.engine.run import map_partitions, run_pass
+    from shardfit.engine.serialize import register_class
+    from shardfit.engine.session import Session, session
+    from shardfit.errors import (
+        BackendError,
+        ConvergenceError,
+        DesignError,
+        MissingDataError,
+        PartitionTaskError,
+        ReadError,
+        SchemaError,
+        ShardfitError,
+        UnseenLevelError,
+    )
+    from shardfit.models.linear import OLS, LinearModel, ols, wls
+    from shardfit.results.io import load_results, save_results
+    from shardfit.results.linear import LinearResults
+    from shardfit.results.predict import PredictionOutput, PredictionResults

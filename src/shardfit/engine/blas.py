@@ -1,26 +1,47 @@
 """One BLAS thread where results must not depend on the machine's thread settings.
 
-Multi-threaded BLAS splits some reductions (``X'y`` with many rows, ``A'A``) across
+Multi-threaded BLAS splits some reductions (``X'w`` over many rows, ``A'A``) across
 threads, so the same product can round differently with 1, 2 or 16 threads. Worker
 processes of the local pool, Dask workers started by a LocalCluster (which sets
 ``OMP_NUM_THREADS=1``) and MPI ranks rarely share the driver's thread count, so
-partition statistics, merges and the final solve run with one BLAS thread: that is
-what makes a fit bitwise identical on every backend. Parallelism comes from running
-partitions on several workers instead.
+every task, every merge and the final solve of an estimator run with one BLAS
+thread: that is what makes a fit bitwise identical on every backend. Parallelism
+comes from running partitions on several workers instead.
+
+Thread pools are per process, so the limit is reference-counted: concurrent tasks
+on the threads backend (or a multi-threaded Dask worker) share one limit, and the
+original setting comes back when the last of them leaves.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from threadpoolctl import threadpool_limits
 
 __all__ = ["single_threaded_blas"]
 
+_lock = threading.Lock()
+_depth = 0
+_limiter: Any = None
+
 
 @contextmanager
 def single_threaded_blas() -> Iterator[None]:
-    """Limit BLAS (and OpenMP) thread pools to one thread inside the block."""
-    with threadpool_limits(limits=1):
+    """Limit BLAS (and OpenMP) thread pools of this process to one thread inside."""
+    global _depth, _limiter
+    with _lock:
+        if _depth == 0:
+            _limiter = threadpool_limits(limits=1)
+        _depth += 1
+    try:
         yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0 and _limiter is not None:
+                _limiter.restore_original_limits()
+                _limiter = None

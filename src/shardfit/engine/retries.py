@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shardfit.data.partition import Partition
+from shardfit.engine.blas import single_threaded_blas
 from shardfit.errors import DesignError, PartitionTaskError, ReadError, SchemaError
 
 __all__ = [
@@ -163,7 +164,8 @@ def run_task(
     for attempt in range(1, retries + 2):
         start = time.perf_counter()
         try:
-            value = task(partition)
+            with single_threaded_blas():  # bitwise the same whatever the worker's threads
+                value = task(partition)
         except Exception as error:
             elapsed += time.perf_counter() - start
             outcome.error = portable(error) if remote else error

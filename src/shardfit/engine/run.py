@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from shardfit.data.partition import Partition, Source
 from shardfit.engine.backends import Job
+from shardfit.engine.blas import single_threaded_blas
 from shardfit.engine.checkpoint import CheckpointStore
 from shardfit.engine.merge import tree_merge
 from shardfit.engine.progress import ProgressEvent, ProgressReporter, reporter
@@ -217,5 +218,6 @@ def run_pass(
             checkpoint=checkpoint,
             pass_name=pass_name,
         )
-        merged = tree_merge(results) if results is not None else None
+        with single_threaded_blas():  # merges round the same on every backend
+            merged = tree_merge(results) if results is not None else None
         return sess.backend.share(merged) if allreduce else merged  # type: ignore[return-value]
