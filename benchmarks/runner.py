@@ -1,0 +1,339 @@
+"""``python -m benchmarks run``: generate the data, run every measurement, write RESULTS.md.
+
+For each selected case and size, every tool runs in a child process of its own (see
+:mod:`benchmarks.measure`), after the data it needs has been simulated once into the
+scratch folder. Then each tool's parameters are compared with the case's reference, and
+the report is written. The exit status is 1 if an accuracy check failed, a measurement
+failed or timed out; skips (a peer not installed, too big for memory) are printed with
+their reason and do not fail the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks.case import Case, Mode, Skip, Tool
+from benchmarks.data import DataStore
+from benchmarks.measure import run_child
+from benchmarks.registry import CASES
+from benchmarks.report import Measurement, machine, render
+
+__all__ = ["main"]
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DEFAULT_REPEATS = {"quick": 1, "full": 3}
+DEFAULT_TIMEOUT = {"quick": 300.0, "full": 1200.0}
+
+
+def _missing(tool: Tool) -> str | None:
+    """Why a tool cannot run here, or None."""
+    for need in tool.requires:
+        if need.startswith("cmd:"):
+            if shutil.which(need[4:]) is None:
+                return f"the {need[4:]!r} command is not on PATH"
+        else:
+            try:
+                found = importlib.util.find_spec(need) is not None
+            except ModuleNotFoundError:
+                found = False
+            if not found:
+                return f"{need} is not installed (pip install -e '.[bench]')"
+    return None
+
+
+def _selected(case: Case, patterns: Sequence[str]) -> list[Tool]:
+    if not patterns:
+        return list(case.tools)
+    return [t for t in case.tools if any(p.lower() in t.name.lower() for p in patterns)]
+
+
+def _reference(ms: list[Measurement], case: Case) -> Measurement | None:
+    """The first of the case's references that gave parameters."""
+    return next(
+        (
+            m
+            for name in case.references
+            for m in ms
+            if m.tool == name and m.params is not None and not m.error
+        ),
+        None,
+    )
+
+
+def _accuracy(ms: list[Measurement], case: Case) -> None:
+    """Compare each measurement's parameters with the first reference that ran."""
+    reference = _reference(ms, case)
+    if reference is None:
+        return
+    ref = reference.params or {}
+    reference.notes.append("reference")  # the report marks it by this note
+    for m in ms:
+        if m is reference or m.params is None:
+            continue
+        if set(m.params) != set(ref):
+            m.error = f"parameter names differ from {reference.tool}'s"
+            m.accuracy_ok = False
+            continue
+        m.accuracy = max(abs(m.params[k] - v) / abs(v) for k, v in ref.items() if v != 0)
+        tool = case.tool(m.tool)
+        m.accuracy_ok = (m.accuracy <= tool.rtol) if tool.exact else None
+
+
+def _measure(
+    case: Case,
+    tool: Tool,
+    rows: int,
+    *,
+    mode: Mode,
+    repeats: int,
+    store: DataStore,
+    timeout: float,
+    reference: str | None,
+) -> Measurement:
+    m = Measurement(case.name, tool.name, tool.role, rows, exact=tool.exact)
+    reason = _missing(tool)
+    try:
+        if reason:
+            raise Skip(reason)
+        if tool.plan is not None:
+            repeats, note = tool.plan(rows, mode, repeats)
+            if note:
+                m.notes.append(note)
+    except Skip as skip:
+        m.skipped = str(skip) or reason
+        print(f"  {tool.name}: skipped: {m.skipped}", flush=True)
+        return m
+    # A second reference costs minutes in --full; --quick runs it as a cross-check.
+    if tool.role == "reference" and reference is not None and mode == "full":
+        m.skipped = f"not needed: {reference} is the reference at this size"
+        print(f"  {tool.name}: skipped: {m.skipped}", flush=True)
+        return m
+    assert case.make_data is not None
+    spec = case.make_data(rows)
+    files = {fmt: str(store.path(spec, fmt)) for fmt in tool.needs}
+    work = Path(tempfile.mkdtemp(prefix="child-", dir=store.root))
+    try:
+        spec_file, result_file, log = work / "spec.json", work / "result.json", work / "log.txt"
+        spec_file.write_text(
+            json.dumps(
+                {
+                    "case": case.name,
+                    "tool": tool.name,
+                    "rows": rows,
+                    "files": files,
+                    "scratch": str(work),
+                    "repeats": repeats,
+                    "result": str(result_file),
+                }
+            )
+        )
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        run = run_child(
+            [sys.executable, "-m", "benchmarks.child", str(spec_file)],
+            timeout=timeout,
+            log=log,
+            env=env,
+        )
+        m.peak_rss, m.largest_rss, m.cpu_seconds = run.peak_rss, run.largest_rss, run.cpu_seconds
+        record = json.loads(result_file.read_text()) if result_file.exists() else {}
+        m.times = record.get("times") or []
+        m.params = record.get("params")
+        m.startup_seconds = record.get("startup_seconds")
+        m.load = record.get("load_at_start")
+        m.notes += record.get("notes") or []
+        if run.timed_out:
+            m.error = f"timed out after {timeout:.0f} s"
+        elif record.get("error") or run.returncode != 0:
+            m.error = record.get("error") or f"exit status {run.returncode}"
+        if m.error:
+            tail = log.read_text(errors="replace").splitlines()[-15:]
+            print("\n".join(f"    | {line}" for line in tail), flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    median = f"{m.median:.3f} s" if m.median is not None else "no time"
+    rss = f"{m.peak_rss / 2**20:.0f} MiB" if m.peak_rss else "?"
+    status = f" ERROR {m.error}" if m.error else ""
+    print(f"  {tool.name}: {median} (n={len(m.times)}), peak RSS {rss}{status}", flush=True)
+    return m
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the benchmarks and write the results")
+    size = run.add_mutually_exclusive_group()
+    size.add_argument(
+        "--quick",
+        dest="mode",
+        action="store_const",
+        const="quick",
+        help="small sizes, one repeat: a smoke test (the default)",
+    )
+    size.add_argument(
+        "--full",
+        dest="mode",
+        action="store_const",
+        const="full",
+        help="2M and 10M rows, 3 repeats (about 30 minutes)",
+    )
+    run.set_defaults(mode="quick")
+    run.add_argument(
+        "--only", action="append", default=[], metavar="CASE[,CASE]", help="run only these cases"
+    )
+    run.add_argument(
+        "--tools",
+        action="append",
+        default=[],
+        metavar="TEXT[,TEXT]",
+        help="run only tools whose name contains one of these",
+    )
+    run.add_argument("--rows", help="comma-separated sizes instead of the mode's")
+    run.add_argument("--repeats", type=int, help="repeats per measurement")
+    run.add_argument("--timeout", type=float, help="seconds allowed per measurement")
+    run.add_argument("--scratch", type=Path, help="folder for the data (default: temporary)")
+    run.add_argument("--keep", action="store_true", help="keep the data afterwards")
+    run.add_argument("--out", type=Path, help="the results file (default: by mode)")
+    commands.add_parser("list", help="list the cases and their tools")
+    again = commands.add_parser("render", help="rewrite a RESULTS.md from its RESULTS.json")
+    again.add_argument("json", type=Path, help="the RESULTS.json a run wrote")
+    return parser
+
+
+def _render_again(path: Path) -> int:
+    saved = json.loads(path.read_text())
+    fields = set(Measurement.__dataclass_fields__)
+    ms = [
+        Measurement(**{k: v for k, v in row.items() if k in fields})
+        for row in saved["measurements"]
+    ]
+    path.with_suffix(".md").write_text(render(ms, saved["meta"]))
+    print(f"wrote {path.with_suffix('.md')}")
+    return 0
+
+
+def _split(values: Sequence[str]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _list() -> int:
+    for case in CASES.values():
+        status = f"  [{case.pending}]" if case.pending else ""
+        print(f"{case.name}: {case.description}{status}")
+        for tool in case.tools:
+            print(f"    {tool.role:<9} {tool.name}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "list":
+        return _list()
+    if args.command == "render":
+        return _render_again(args.json)
+    mode: Mode = args.mode
+    names = _split(args.only) or list(CASES)
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        print(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(CASES)}")
+        return 2
+    repeats = args.repeats or DEFAULT_REPEATS[mode]
+    timeout = args.timeout or DEFAULT_TIMEOUT[mode]
+    sizes = [int(float(r)) for r in args.rows.split(",")] if args.rows else None
+    out = args.out or HERE / ("RESULTS.md" if mode == "full" else "RESULTS-quick.md")
+
+    if args.scratch:
+        args.scratch.mkdir(parents=True, exist_ok=True)
+        root = args.scratch / "shardfit-bench-data"
+        root.mkdir(exist_ok=True)
+    else:
+        root = Path(tempfile.mkdtemp(prefix="shardfit-bench-"))
+    store = DataStore(root)
+    started, load_start = time.perf_counter(), os.getloadavg()[0]
+    info = machine()
+    print(
+        f"{info['cores']} cores, {info['memory_gb']:.1f} GB; load {load_start:.2f}; data in {root}"
+    )
+    measurements: list[Measurement] = []
+    try:
+        for name in names:
+            case = CASES[name]
+            if case.pending:
+                print(f"{name}: skipped: {case.pending}")
+                measurements.append(Measurement(name, "(all)", "-", 0, skipped=case.pending))
+                continue
+            for rows in sizes or case.sizes[mode]:
+                print(f"{name} at {rows:,} rows", flush=True)
+                done: list[Measurement] = []
+                for tool in _selected(case, _split(args.tools)):
+                    reference = _reference(done, case)
+                    done.append(
+                        _measure(
+                            case,
+                            tool,
+                            rows,
+                            mode=mode,
+                            repeats=repeats,
+                            store=store,
+                            timeout=timeout,
+                            reference=reference.tool if reference else None,
+                        )
+                    )
+                _accuracy(done, case)
+                for m in done:
+                    if m.accuracy is not None:
+                        verdict = {True: "ok", False: "FAIL", None: "not checked"}
+                        print(f"  accuracy {m.tool}: {m.accuracy:.2e} ({verdict[m.accuracy_ok]})")
+                measurements += done
+    finally:
+        if args.keep:
+            print(f"data kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+            if args.scratch:
+                print(f"removed {root}")
+
+    meta = {
+        "command": "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": datetime.date.today().isoformat(),
+        "wall_seconds": time.perf_counter() - started,
+        "machine": info,
+        "load_start": load_start,
+        "load_end": os.getloadavg()[0],
+        "repeats": repeats,
+        "generated": [
+            {
+                "kind": g.spec.kind,
+                "rows": g.spec.rows,
+                "format": g.format,
+                "seconds": g.seconds,
+                "bytes": g.bytes,
+            }
+            for g in store.generated
+        ],
+    }
+    out.write_text(render(measurements, meta))
+    out.with_suffix(".json").write_text(
+        json.dumps({"meta": meta, "measurements": [m.row() for m in measurements]}, indent=1)
+    )
+    failed = [m for m in measurements if m.error or m.accuracy_ok is False]
+    print(
+        f"wrote {out} in {meta['wall_seconds']:.0f} s; "
+        f"{len(failed)} failure(s)"
+        + "".join(
+            f"\n  {m.case} / {m.tool} at {m.rows:,}: {m.error or f'accuracy {m.accuracy:.2e}'}"
+            for m in failed
+        )
+    )
+    return 1 if failed else 0
