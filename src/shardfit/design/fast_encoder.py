@@ -265,9 +265,8 @@ def _evaluate(
         },
         index=pd.RangeIndex(n),
     )
-    state = {key: dict(value) for key, value in spec.transform_state.items()}
     matrix = Formula("0 + " + " + ".join(expressions)).get_model_matrix(
-        frame, context=apply_context(), na_action="ignore", transform_state=state
+        frame, context=apply_context(), na_action="ignore", transform_state=spec.formulaic_state()
     )
     out: dict[str, np.ndarray] = {}
     for expression in expressions:

@@ -86,7 +86,7 @@ def encode_partition(
     """
     columns = list(spec.raw_columns)
     if not need_response:
-        response_columns = _response_columns(spec)
+        response_columns = spec.fit_only_columns
         columns = [c for c in columns if c not in response_columns]
     result = partition.read(columns)
     return encode_table(
@@ -98,18 +98,6 @@ def encode_partition(
         need_response=need_response,
         structured=structured,
     )
-
-
-def _response_columns(spec: DesignSpec) -> set[str]:
-    """Columns only a fit needs: the response and the extra columns."""
-    extras = set(spec.extra_columns) - set(spec.formula_columns)
-    if spec.response is not None:
-        return {spec.response} | extras
-    if spec.has_formula_response:
-        from formulaic import Formula
-
-        return {str(v) for v in Formula(str(spec.formula)).lhs.required_variables} | extras
-    return extras
 
 
 def encode_table(
@@ -125,7 +113,7 @@ def encode_table(
     """Encode rows already read (see :func:`encode_partition`)."""
     table = result.table
     rows_read = table.num_rows
-    skip_response = _response_columns(spec) if not need_response else set()
+    skip_response = spec.fit_only_columns if not need_response else set()
     present = [name for name in spec.raw_columns if name not in skip_response]
     bad = np.zeros(rows_read, dtype=bool)
     arrays: dict[str, Any] = {}

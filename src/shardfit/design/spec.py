@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -110,7 +111,7 @@ class DesignSpec:
             matrices = Formula(self.formula).get_model_matrix(
                 skeleton,
                 context=apply_context(),
-                transform_state=_state_for_formulaic(self.transform_state),
+                transform_state=self.formulaic_state(),
                 na_action="ignore",
             )
         except DesignError:
@@ -143,6 +144,23 @@ class DesignSpec:
             else:
                 data[name] = np.full(nrows, self.numeric_fill.get(name, 1.0), dtype=np.float64)
         return pd.DataFrame(data)
+
+    def formulaic_state(self) -> dict[str, dict[str, Any]]:
+        """A fresh copy of the transform state to hand to formulaic (which mutates it)."""
+        return {key: dict(value) for key, value in self.transform_state.items()}
+
+    @cached_property
+    def fit_only_columns(self) -> frozenset[str]:
+        """Columns only a fit reads: the response and the extra (identifier) columns."""
+        extras = set(self.extra_columns) - set(self.formula_columns)
+        if self.response is not None:
+            return frozenset({self.response} | extras)
+        if self.has_formula_response:
+            from formulaic import Formula
+
+            lhs = Formula(str(self.formula)).lhs.required_variables
+            return frozenset({str(v) for v in lhs} | extras)
+        return frozenset(extras)
 
     def dense_columns(self) -> tuple[bool, ...]:
         """Per design column: ``False`` if its term involves a categorical factor.
@@ -233,10 +251,6 @@ def _replace(spec: DesignSpec, **changes: Any) -> DesignSpec:
     values["_formulaic"] = []
     values["_fast"] = []
     return DesignSpec(**values)
-
-
-def _state_for_formulaic(state: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {key: dict(value) for key, value in state.items()}
 
 
 def _levels_to_json(levels: list[Any]) -> dict[str, Any]:

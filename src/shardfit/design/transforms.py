@@ -12,7 +12,6 @@ bitwise the same mean and scale.
 
 from __future__ import annotations
 
-import ast
 from fractions import Fraction
 from typing import Any
 
@@ -25,7 +24,6 @@ from shardfit.stats.exact_sum import ExactSum
 __all__ = [
     "MERGEABLE_TRANSFORMS",
     "apply_context",
-    "check_supported_state",
     "finalize_state",
     "learning_context",
     "merge_learned_state",
@@ -168,26 +166,3 @@ def finalize_state(learned: dict[str, dict[str, Any]]) -> dict[str, dict[str, An
             "scale": scale,
         }
     return final
-
-
-def check_supported_state(transform_state: dict[str, Any]) -> None:
-    """Raise for stateful transforms whose state cannot be merged across partitions."""
-    unsupported = [key for key, state in transform_state.items() if _LEARN_KEY not in state]
-    if unsupported:
-        names = sorted({_call_name(key) for key in unsupported})
-        raise DesignError(
-            f"the stateful transform(s) {', '.join(names)} in {unsupported} learn their state "
-            "from all the rows at once, which shardfit cannot yet do out of core; supported: "
-            f"{', '.join(MERGEABLE_TRANSFORMS)}. Give the state explicitly "
-            "(e.g. scale(x, center=1.5, scale=2.0)) or transform the column beforehand."
-        )
-
-
-def _call_name(source: str) -> str:
-    try:
-        node = ast.parse(source, mode="eval").body
-    except SyntaxError:
-        return source
-    if isinstance(node, ast.Call):
-        return ast.unparse(node.func) + "()"
-    return source

@@ -121,7 +121,7 @@ def portable(error: BaseException) -> BaseException:
     break on the way back from a worker; the stand-in keeps type name and message.
     """
     try:
-        copy = pickle.loads(pickle.dumps(error))
+        copy = pickle.loads(pickle.dumps(error))  # safe: bytes made on this line, in memory
     except Exception:
         qualified = f"{type(error).__module__}.{type(error).__qualname__}"
         return RemoteTaskError(f"{qualified}: {error}")

@@ -46,6 +46,7 @@ from shardfit.models.linear_tasks import (
     RobustTask,
 )
 from shardfit.results.linear import LinearResults
+from shardfit.stats.gram import GramStatistic
 from shardfit.stats.transform import ColumnTransform
 
 __all__ = ["OLS", "LinearModel", "ols", "wls"]
@@ -297,7 +298,7 @@ def _solve(
     main: LeastSquaresPass, transform: ColumnTransform, intercept: int | None
 ) -> LeastSquaresSolution:
     core = main.core
-    if hasattr(core, "cross"):
+    if isinstance(core, GramStatistic):
         r = cholesky_with_aliasing(core.cross, transform.p)
         return solve_from_r(r, transform, intercept=intercept, tol=0.0)
     return solve_from_r(core.full_r(), transform, intercept=intercept)
@@ -342,7 +343,7 @@ def _total_sums(main: LeastSquaresPass, transform: ColumnTransform) -> tuple[flo
     totals = main.core.totals
     p = transform.p
     shift, scale = transform.shift[p], transform.scale[p]
-    if hasattr(main.core, "cross"):
+    if isinstance(main.core, GramStatistic):
         syy = float(main.core.cross[p, p])
     else:
         r = main.core.full_r()

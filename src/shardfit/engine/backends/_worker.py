@@ -88,8 +88,8 @@ def worker_main(conn: Connection, threads: int | None) -> None:
         try:
             if blob is not None:
                 task = None  # never run a previous pass's task by mistake
-                task = pickle.loads(blob)
-            partition = pickle.loads(partition_blob)
+                task = pickle.loads(blob)  # safe: the parent's own pipe to its worker
+            partition = pickle.loads(partition_blob)  # safe: the parent's own pipe
         except Exception as error:
             # Nothing ran: a task or partition this process cannot import.
             failed = Outcome(index, error=portable(error), traceback=traceback.format_exc())
