@@ -193,3 +193,25 @@ def test_schema_pass_of_all_columns(frame: pd.DataFrame) -> None:
     assert list(statistic.summary.columns) == list(frame.columns)
     assert statistic.summary.columns["g"].sorted_levels() == list("abcde")
     assert [p.rows for p in statistic.partitions] == [150, 150, 150, 150]
+
+
+def test_block_encoding_keeps_partition_row_positions_and_locations() -> None:
+    from shardfit.design.materialize import encode_blocks, encode_partition
+    from shardfit.design.schema import learn_design
+
+    rng = np.random.default_rng(11)
+    frame = pd.DataFrame({"x": rng.normal(size=1000), "g": rng.choice(["a", "b"], 1000)})
+    frame["y"] = frame.x + rng.normal(size=1000)
+    frame.loc[[5, 700], "x"] = np.nan
+    source = from_pandas(frame, 1)
+    spec = learn_design("y ~ x + C(g)", source, backend="serial").spec
+    whole = encode_partition(spec, source.partitions[0], structured=False)
+    blocks = list(encode_blocks(spec, source.partitions[0], block_rows=300))
+    assert len(blocks) == 4
+    np.testing.assert_array_equal(np.concatenate([b.row_index for b in blocks]), whole.row_index)
+    np.testing.assert_array_equal(np.vstack([b.X for b in blocks]), whole.X)
+    assert sum(b.dropped["missing"] for b in blocks) == 2
+    frame.loc[5, "x"] = 0.0
+    late = from_pandas(frame, 1).partitions[0]
+    with pytest.raises(MissingDataError, match=r"\(row 700 of DataFrame\), column 'x'"):
+        list(encode_blocks(spec, late, missing="raise", block_rows=600))

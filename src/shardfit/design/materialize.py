@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,7 +19,7 @@ from shardfit.design.transforms import apply_context
 from shardfit.errors import DesignError, MissingDataError, UnseenLevelError
 from shardfit.stats.column_summary import numeric_values
 
-__all__ = ["DesignChunk", "encode_partition", "encode_table"]
+__all__ = ["BLOCK_ROWS", "DesignChunk", "encode_blocks", "encode_partition", "encode_table"]
 
 MissingPolicy = Literal["drop", "raise"]
 UnseenPolicy = Literal["raise", "zero"]
@@ -84,11 +85,7 @@ def encode_partition(
     :class:`~shardfit.design.fast_encoder.SplitDesign` (dense and sparse blocks), which
     the least-squares statistics multiply through its structure.
     """
-    columns = list(spec.raw_columns)
-    if not need_response:
-        response_columns = spec.fit_only_columns
-        columns = [c for c in columns if c not in response_columns]
-    result = partition.read(columns)
+    result = partition.read(_columns_to_read(spec, need_response))
     return encode_table(
         spec,
         result,
@@ -100,6 +97,57 @@ def encode_partition(
     )
 
 
+def _columns_to_read(spec: DesignSpec, need_response: bool) -> list[str]:
+    """The raw columns to read; without the response and other fit-only columns when
+    they are not needed (predict)."""
+    if need_response:
+        return list(spec.raw_columns)
+    return [c for c in spec.raw_columns if c not in spec.fit_only_columns]
+
+
+#: Rows encoded at a time by :func:`encode_blocks`: the transient arrays of a block
+#: (columns, dense design, products) stay in the tens of megabytes whatever the
+#: partition's size, and a block's dense part fits in a large cache.
+BLOCK_ROWS = 65_536
+
+
+def encode_blocks(
+    spec: DesignSpec,
+    partition: Partition,
+    *,
+    missing: MissingPolicy = "drop",
+    unseen: UnseenPolicy = "raise",
+    need_response: bool = True,
+    structured: bool = False,
+    block_rows: int = BLOCK_ROWS,
+) -> Iterator[DesignChunk]:
+    """Read ``partition`` once and encode it ``block_rows`` rows at a time.
+
+    The blocks are zero-copy slices of the table read, encoded in order; a task
+    folds each block into its statistic, so its memory is bounded by the block
+    rather than the partition. Row positions and error locations are the
+    partition's. The reader's skipped-row count goes with the first block.
+    """
+    result = partition.read(_columns_to_read(spec, need_response))
+    table = result.table
+    starts = range(0, max(table.num_rows, 1), block_rows)
+    for start in starts:
+        block = ReadResult(
+            table.slice(start, block_rows),
+            skipped_rows=result.skipped_rows if start == 0 else 0,
+        )
+        yield encode_table(
+            spec,
+            block,
+            partition=partition,
+            missing=missing,
+            unseen=unseen,
+            need_response=need_response,
+            structured=structured,
+            row_offset=start,
+        )
+
+
 def encode_table(
     spec: DesignSpec,
     result: ReadResult,
@@ -109,9 +157,16 @@ def encode_table(
     unseen: UnseenPolicy = "raise",
     need_response: bool = True,
     structured: bool = False,
+    row_offset: int = 0,
 ) -> DesignChunk:
-    """Encode rows already read (see :func:`encode_partition`)."""
+    """Encode rows already read (see :func:`encode_partition`).
+
+    ``row_offset`` is the position of the table's first row within the partition
+    (when it is a block of it): row positions and error locations count from the
+    partition's start.
+    """
     table = result.table
+    where = _Locator(partition, row_offset)
     rows_read = table.num_rows
     skip_response = spec.fit_only_columns if not need_response else set()
     present = [name for name in spec.raw_columns if name not in skip_response]
@@ -131,7 +186,7 @@ def encode_table(
                 row = int(np.flatnonzero(is_unseen)[0])
                 value = column[row].as_py()
                 raise UnseenLevelError(
-                    f"unseen level in partition {partition.key} ({partition.locate(row)}), "
+                    f"unseen level in partition {partition.key} ({where.locate(row)}), "
                     f"column {name!r}: {value!r} is not among the {len(spec.levels[name])} "
                     f"levels learned when the design was built (first: "
                     f"{spec.levels[name][:5]!r}); pass unseen='zero' to encode it as all zeros"
@@ -139,13 +194,13 @@ def encode_table(
             arrays[name] = (codes, is_unseen)
         else:
             values = _as_float(column, name=name, partition=partition)
-            is_missing = ~np.isfinite(values)
+            is_missing = _nonfinite(values)
             arrays[name] = values
         if is_missing.any():
             if missing == "raise":
                 row = int(np.flatnonzero(is_missing)[0])
                 raise MissingDataError(
-                    f"missing value in partition {partition.key} ({partition.locate(row)}), "
+                    f"missing value in partition {partition.key} ({where.locate(row)}), "
                     f"column {name!r}: {column[row].as_py()!r} (pass missing='drop' to drop "
                     "such rows and count them)"
                 )
@@ -154,7 +209,7 @@ def encode_table(
     row_index = np.flatnonzero(keep)
     dropped = {"missing": int(bad.sum())}
 
-    weights = _checked_weights(spec, arrays, keep, partition, row_index)
+    weights = _checked_weights(spec, arrays, keep, where, row_index)
     offset = _offset(spec, arrays, keep)
     if spec.formula is None:
         X = (
@@ -186,7 +241,7 @@ def encode_table(
             ] or list(spec.response_names)
             raise MissingDataError(
                 f"non-finite design value in partition {partition.key} "
-                f"({partition.locate(row)}), column {bad_columns[0]!r}: a transform produced "
+                f"({where.locate(row)}), column {bad_columns[0]!r}: a transform produced "
                 "NaN or inf from finite inputs"
             )
         dropped["nonfinite"] = int((~finite).sum())
@@ -207,11 +262,35 @@ def encode_table(
         y=y,
         weights=weights,
         offset=offset,
-        row_index=row_index,
+        row_index=row_index + row_offset if row_offset else row_index,
         rows_read=rows_read,
         dropped=dropped,
         skipped_rows=result.skipped_rows,
     )
+
+
+@dataclass(frozen=True)
+class _Locator:
+    """Where a row of a block is, in its partition's terms."""
+
+    partition: Partition
+    row_offset: int
+
+    @property
+    def key(self) -> str:
+        return self.partition.key
+
+    def locate(self, row: int) -> str:
+        return self.partition.locate(self.row_offset + row)
+
+
+def _nonfinite(values: np.ndarray) -> np.ndarray:
+    """Mask of NaN and infinite values; a finite sum (the usual case) proves there are
+    none without building the mask value by value."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(values.sum()):
+            return np.zeros(values.shape, dtype=bool)
+    return ~np.isfinite(values)
 
 
 def _extra_values(array: Any, categorical: bool) -> np.ndarray:
@@ -264,7 +343,7 @@ def _checked_weights(
     spec: DesignSpec,
     arrays: dict[str, Any],
     keep: np.ndarray,
-    partition: Partition,
+    partition: _Locator,
     row_index: np.ndarray,
 ) -> np.ndarray | None:
     if spec.weights is None:
@@ -369,14 +448,13 @@ def _fast_arrays(
 ) -> tuple[SplitDesign, np.ndarray | None]:
     """Encode through the structured encoder; unseen levels (code -1) encode as zeros."""
     nkeep = int(keep.sum())
+    every_row = nkeep == keep.size  # the common case: no copy of each column
     kept: dict[str, Any] = {}
     for name in spec.formula_columns:
         if name not in arrays:
             continue
-        if name in spec.levels:
-            kept[name] = arrays[name][0][keep]
-        else:
-            kept[name] = arrays[name][keep]
+        values = arrays[name][0] if name in spec.levels else arrays[name]
+        kept[name] = values if every_row else values[keep]
     X = encoder.encode(spec, kept, nkeep)
     y = None
     if spec.has_formula_response and need_response:

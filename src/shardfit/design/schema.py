@@ -32,9 +32,12 @@ from shardfit.stats.column_summary import (
     LabelSummary,
     NumericSummary,
     TableSummary,
+    is_categorical_type,
     numeric_values,
     summarize_table,
 )
+
+Summaries = Literal["all", "levels"]
 
 __all__ = [
     "LearnedDesign",
@@ -147,14 +150,19 @@ class LearnedDesign:
     spec : DesignSpec
         The learned design.
     summary : TableSummary
-        Summaries of the columns the design reads.
+        Summaries of the columns the design reads (only the categorical ones, and
+        no row counts when none is categorical, with ``summaries="levels"``).
     partitions : tuple of PartitionCounts
-        Per partition: rows read, rows complete, rows skipped.
+        Per partition: rows read, rows complete, rows skipped (complete over the
+        summarized columns).
+    summaries : {"all", "levels"}
+        What the schema pass summarized (see :func:`learn_design`).
     """
 
     spec: DesignSpec
     summary: TableSummary
     partitions: tuple[PartitionCounts, ...]
+    summaries: Summaries = "all"
 
     @property
     def rows(self) -> int:
@@ -162,8 +170,11 @@ class LearnedDesign:
         return self.summary.rows
 
     @property
-    def rows_complete(self) -> int:
-        """Rows with every value the design needs."""
+    def rows_complete(self) -> int | None:
+        """Rows with every value the design needs (``None`` when only levels were
+        learned: the pass that encodes counts them)."""
+        if self.summaries == "levels":
+            return None
         return sum(p.complete for p in self.partitions)
 
 
@@ -221,6 +232,7 @@ def learn_design(
     extra_columns: tuple[str, ...] = (),
     missing: Literal["drop", "raise"] = "drop",
     max_levels: int = DEFAULT_MAX_LEVELS,
+    summaries: Summaries = "all",
     backend: Any = None,
     workers: int | None = None,
     progress: bool = False,
@@ -249,6 +261,14 @@ def learn_design(
         (counted per partition), or raise naming the first one's location.
     max_levels : int
         The most distinct levels a categorical column may have.
+    summaries : {"all", "levels"}
+        ``"all"`` summarizes every column the design reads (counts, missing,
+        extremes, means, levels, rows with every value present). ``"levels"`` reads
+        only the categorical columns, which is all a formula without stateful
+        transforms needs: a fit that encodes every row anyway counts missing values
+        itself, and a least-squares fit then reads each numeric column once instead
+        of twice. Formulas with ``center``/``scale``/``standardize`` and
+        plain-column designs always get ``"all"``.
     backend, workers, progress
         Where the pass runs (see :func:`shardfit.engine.run_pass`).
 
@@ -261,6 +281,8 @@ def learn_design(
         raise ValueError(f"The 'missing' parameter must be 'drop' or 'raise'. Got {missing!r}.")
     if max_levels < 1:
         raise ValueError(f"The 'max_levels' parameter must be >= 1. Got {max_levels!r}.")
+    if summaries not in ("all", "levels"):
+        raise ValueError(f"The 'summaries' parameter must be 'all' or 'levels'. Got {summaries!r}.")
     extra = [c for c in (weights, offset, exposure) if c is not None]
     identifiers = [c for c in extra_columns if c not in extra]
     if formula is not None:
@@ -275,30 +297,45 @@ def learn_design(
         categorical = frozenset()
         stateful = ()
     raw_columns = tuple(dict.fromkeys([*formula_columns, *extra, *identifiers]))
-    statistic = schema_pass(
-        source,
-        raw_columns,
-        categorical=frozenset(categorical),
-        identifiers=frozenset(c for c in identifiers if c not in formula_columns),
-        stateful_factors=stateful,
-        max_levels=max_levels,
-        missing=missing,
-        backend=backend,
-        workers=workers,
-        progress=progress,
-    )
+    _check_columns_exist(raw_columns, source)
+    if formula is None or stateful:
+        summaries = "all"
+    types = dict(zip(source.schema.names, source.schema.types))
+    for name in extra:
+        if is_categorical_type(types[name]):
+            raise DesignError(f"column {name!r} holds labels; weights/offset/exposure need numbers")
+    if summaries == "levels":
+        summarized = tuple(
+            name
+            for name in formula_columns
+            if name in categorical or is_categorical_type(types[name])
+        )
+    else:
+        summarized = raw_columns
+    if not summarized:  # nothing to learn: skip the pass (rows are counted when encoding)
+        statistic = SchemaStatistic(TableSummary(rows=0, columns={}, partitions=0), {}, ())
+    else:
+        statistic = schema_pass(
+            source,
+            summarized,
+            categorical=frozenset(categorical),
+            identifiers=frozenset(c for c in identifiers if c not in formula_columns),
+            stateful_factors=stateful,
+            max_levels=max_levels,
+            missing=missing,
+            backend=backend,
+            workers=workers,
+            progress=progress,
+        )
     summary = statistic.summary
     levels: dict[str, list[Any]] = {}
     numeric_fill: dict[str, float] = {}
     for name in formula_columns:
-        column = summary.columns[name]
+        column = summary.columns.get(name)  # absent: numeric, not summarized ("levels")
         if isinstance(column, CategoricalSummary):
             levels[name] = column.sorted_levels()
         elif isinstance(column, NumericSummary) and column.count:
             numeric_fill[name] = column.mean
-    for name in extra:
-        if isinstance(summary.columns[name], CategoricalSummary):
-            raise DesignError(f"column {name!r} holds labels; weights/offset/exposure need numbers")
     spec = DesignSpec(
         formula=formula,
         x_columns=tuple(x_columns or ()) if formula is None else (),
@@ -317,7 +354,9 @@ def learn_design(
     )
     if formula is not None:
         spec = spec.with_formulaic()
-    return LearnedDesign(spec=spec, summary=summary, partitions=statistic.partitions)
+    return LearnedDesign(
+        spec=spec, summary=summary, partitions=statistic.partitions, summaries=summaries
+    )
 
 
 def _formula_columns(info: FormulaInfo, source: Source) -> list[str]:

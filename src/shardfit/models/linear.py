@@ -2,19 +2,23 @@
 
 A fit is a short sequence of passes over the data, all on one backend session:
 
-1. the schema pass learns the design (levels, transform state, missing rows);
-2. one partition's encoded design gives column means and spreads, which fix the
-   column transform (centre and scale dense columns; an intercept makes this a
-   reparametrization);
-3. the main pass accumulates the Gram of ``[X | y]`` (``method="gram"``/``"auto"``) or
-   its TSQR factor (``method="qr"``);
-4. ``auto`` estimates the condition number of the transformed design and, above
+1. the schema pass learns the design; a formula without stateful transforms needs
+   only its categorical columns' levels, so only those are read;
+2. the main pass reads every needed column once and accumulates the Gram of
+   ``[X | y]`` about each partition's own weighted means, merged exactly to the
+   global means (``method="gram"``/``"auto"``; see
+   :class:`~shardfit.stats.centered_gram.CenteredGram`), then centred (with an
+   intercept) and scaled to unit spread for the solve; ``method="qr"`` takes the
+   scales from one partition and accumulates the TSQR factor instead;
+3. ``auto`` estimates the condition number of the transformed design and, above
    ``cond_threshold``, runs one TSQR pass and solves from it (``method_used``);
-5. robust covariances run one more pass for the sandwich's meat.
+4. robust covariances run one more pass for the sandwich's meat.
 
-The Gram solve loses about ``cond**2 * eps`` relative accuracy, TSQR about ``cond *
-eps`` (``cond`` of the centred, equilibrated design). The default threshold, 1e3,
-keeps the Gram path within about 1e-10.
+Each partition is encoded and accumulated in blocks of rows, so a worker's memory is
+bounded by the block, not by the partition or the data. The Gram solve loses about
+``cond**2 * eps`` relative accuracy, TSQR about ``cond * eps`` (``cond`` of the
+centred, equilibrated design). The default threshold, 1e3, keeps the Gram path within
+about 1e-10.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from shardfit.models.least_squares import (
     solve_from_r,
 )
 from shardfit.models.linear_tasks import (
+    CenteredGramTask,
     ClusterScores,
     LeastSquaresPass,
     LeastSquaresTask,
@@ -46,6 +51,7 @@ from shardfit.models.linear_tasks import (
     RobustTask,
 )
 from shardfit.results.linear import LinearResults
+from shardfit.stats.centered_gram import CenteredGram
 from shardfit.stats.gram import GramStatistic
 from shardfit.stats.transform import ColumnTransform
 
@@ -130,20 +136,12 @@ class LinearModel:
                 extra_columns=(groups,) if groups else (),
                 missing=self.missing,
                 max_levels=self.max_levels,
+                summaries="levels",
                 backend=sess,
                 progress=progress,
             )
-            if learned.rows_complete == 0:
-                raise DesignError(
-                    f"no rows of {source.name!r} have every value the model needs "
-                    f"({learned.rows:,} rows read, all dropped for missing values)"
-                )
             spec = learned.spec
             intercept = _intercept(learned)
-            transform = _column_transform(learned, source, intercept, sess, self.missing)
-            kind = "qr" if method == "qr" else "gram"
-            if kind == "qr":
-                transform = transform.without_shift()
             # Every rank (under MPI) needs each merged statistic to take the next step.
             options = {
                 "backend": sess,
@@ -151,12 +149,30 @@ class LinearModel:
                 "checkpoint": checkpoint,
                 "allreduce": True,
             }
-            main: LeastSquaresPass = run_pass(
-                LeastSquaresTask(spec, transform, kind, self.missing),
-                source,
-                pass_name=f"ls-{kind}",
-                **options,
-            )
+            if method == "qr":
+                kind = "qr"
+                transform = _column_transform(
+                    learned, source, intercept, sess, self.missing
+                ).without_shift()
+                main: LeastSquaresPass = run_pass(
+                    LeastSquaresTask(spec, transform, kind, self.missing),
+                    source,
+                    pass_name="ls-qr",
+                    **options,
+                )
+            else:
+                kind = "gram"
+                dense = spec.dense_columns()
+                centred: LeastSquaresPass = run_pass(
+                    CenteredGramTask(spec, dense, intercept, self.missing),
+                    source,
+                    pass_name="ls-gram",
+                    **options,
+                )
+                _check_rows_used(centred, source)
+                assert isinstance(centred.core, CenteredGram)
+                gram, transform = centred.core.equilibrated(dense, intercept)
+                main = LeastSquaresPass(gram, centred.counts)
             solution = _solve(main, transform, intercept)
             if method == "auto" and (
                 solution.condition > cond_threshold or not solution.kept.all()
@@ -170,9 +186,9 @@ class LinearModel:
                     **options,
                 )
                 solution = _solve(main, transform, intercept)
-            _report_aliased(solution, spec.column_names, main, rank_deficient)
             totals = main.core.totals
             nobs = totals.nobs
+            _report_aliased(solution, spec.column_names, main, rank_deficient)
             rank = solution.rank
             if nobs - rank <= 0:
                 raise DesignError(
@@ -269,15 +285,31 @@ def _intercept(learned: LearnedDesign) -> int | None:
 def _column_transform(
     learned: LearnedDesign, source: Source, intercept: int | None, sess: Any, missing: str
 ) -> ColumnTransform:
-    """Shift and scale from the first partition with complete rows."""
+    """Shift and scale from the first partition with complete rows.
+
+    Raises when no partition has one (every row dropped for missing values).
+    """
     spec = learned.spec
     p = len(spec.column_names)
     dense = spec.dense_columns()
-    first = next(i for i, counts in enumerate(learned.partitions) if counts.complete > 0)
-    sample = Source(source.name, (source.partitions[first],), source.schema)
-    moments = run_pass(
-        MomentsTask(spec, missing), sample, backend=sess, pass_name="moments", allreduce=True
-    )
+    rows_read = 0
+    for index, partition in enumerate(source.partitions):
+        known = learned.partitions[index] if learned.rows_complete is not None else None
+        if known is not None and known.complete == 0:
+            rows_read += known.rows
+            continue
+        sample = Source(source.name, (partition,), source.schema)
+        moments = run_pass(
+            MomentsTask(spec, missing), sample, backend=sess, pass_name="moments", allreduce=True
+        )
+        rows_read += moments.rows_read
+        if moments.n:
+            break
+    else:
+        raise DesignError(
+            f"no rows of {source.name!r} have every value the model needs "
+            f"({rows_read:,} rows read, all dropped for missing values)"
+        )
     spread = np.where(moments.std > 0, moments.std, 1.0)
     magnitude = np.where(moments.std > 0, spread, np.maximum(np.abs(moments.mean), 1.0))
     shift = np.zeros(p + 1)
@@ -292,6 +324,14 @@ def _column_transform(
     if intercept is not None:
         shift[p] = moments.mean[p]
     return ColumnTransform(tuple(shift), tuple(scale), dense)
+
+
+def _check_rows_used(main: LeastSquaresPass, source: Source) -> None:
+    if main.core.nobs == 0:  # type: ignore[union-attr]
+        raise DesignError(
+            f"no rows of {source.name!r} have every value the model needs "
+            f"({main.counts.read:,} rows read, all dropped for missing values)"
+        )
 
 
 def _solve(

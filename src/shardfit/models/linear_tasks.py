@@ -8,22 +8,27 @@ covariances (per-row for HC0-HC3, per-cluster score sums for cluster).
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from shardfit.data.partition import Partition
-from shardfit.design.materialize import encode_partition
+from shardfit.design.materialize import DesignChunk, encode_blocks
 from shardfit.design.spec import DesignSpec
 from shardfit.errors import ShardfitError
+from shardfit.stats.centered_gram import CenteredGram
 from shardfit.stats.counts import RowCounts
 from shardfit.stats.gram import GramStatistic, weighted_gram
 from shardfit.stats.transform import ColumnTransform
 from shardfit.stats.tsqr import QRStatistic
 
 __all__ = [
+    "CenteredGramTask",
     "ClusterScores",
     "ColumnMoments",
     "LeastSquaresPass",
@@ -31,29 +36,54 @@ __all__ = [
     "MeatStatistic",
     "MomentsTask",
     "RobustTask",
+    "fold_blocks",
 ]
 
 Missing = Literal["drop", "raise"]
+S = TypeVar("S")
+
+
+def fold_blocks(
+    spec: DesignSpec,
+    partition: Partition,
+    missing: Missing,
+    statistic_of: Callable[[DesignChunk], S],
+) -> tuple[S, RowCounts]:
+    """Encode ``partition`` block by block (see
+    :func:`~shardfit.design.materialize.encode_blocks`) and merge ``statistic_of``
+    each block in row order: memory is bounded by the block, not the partition."""
+    merged: Any = None
+    read, skipped, dropped = 0, 0, Counter[str]()
+    for chunk in encode_blocks(spec, partition, missing=missing, structured=True):
+        piece = statistic_of(chunk)
+        merged = piece if merged is None else merged.merge(piece)
+        read += chunk.rows_read
+        skipped += chunk.skipped_rows
+        dropped.update(chunk.dropped)
+    return merged, RowCounts.of_partition(partition.key, read, dict(dropped), skipped)
 
 
 @dataclass(frozen=True)
 class ColumnMoments:
     """Count, means and sums of squared deviations of the columns of ``[X | y]``
-    (Chan et al.'s pairwise merge)."""
+    (Chan et al.'s pairwise merge), and the rows read to get them."""
 
     n: int
     mean: np.ndarray
     m2: np.ndarray
+    rows_read: int = 0
 
     def merge(self, other: ColumnMoments) -> ColumnMoments:
         n = self.n + other.n
+        rows_read = self.rows_read + other.rows_read
         if n == 0:
-            return self
+            return ColumnMoments(0, self.mean, self.m2, rows_read)
         delta = other.mean - self.mean
         return ColumnMoments(
             n=n,
             mean=self.mean + delta * other.n / n,
             m2=self.m2 + other.m2 + delta**2 * self.n * other.n / n,
+            rows_read=rows_read,
         )
 
     @property
@@ -70,26 +100,31 @@ class MomentsTask:
     missing: Missing
 
     def __call__(self, partition: Partition) -> ColumnMoments:
-        chunk = encode_partition(self.spec, partition, missing=self.missing, structured=True)
-        # Only dense columns get shifted and scaled; sparse ones count as zeros here.
+        moments, _ = fold_blocks(self.spec, partition, self.missing, self._of_block)
+        return moments
+
+    def _of_block(self, chunk: DesignChunk) -> ColumnMoments:
+        # Only dense columns get shifted and scaled: the sparse ones are left out (their
+        # moments stay 0), which keeps this O(rows x dense columns) in time and memory.
         p = len(self.spec.column_names)
-        z = np.zeros((chunk.nrows, p + 1))
         if hasattr(chunk.X, "dense_index"):
-            z[:, chunk.X.dense_index] = chunk.X.dense
+            dense, index = chunk.X.dense, chunk.X.dense_index
         else:
-            z[:, :p] = chunk.X
-        z[:, p] = chunk.y
-        if z.shape[0] == 0:
-            return ColumnMoments(0, np.zeros(z.shape[1]), np.zeros(z.shape[1]))
-        mean = z.mean(axis=0)
-        return ColumnMoments(z.shape[0], mean, ((z - mean) ** 2).sum(axis=0))
+            dense, index = chunk.X, np.arange(p)
+        mean = np.zeros(p + 1)
+        m2 = np.zeros(p + 1)
+        if chunk.nrows:
+            for j, values in zip([*index, p], [*dense.T, chunk.y]):
+                mean[j] = values.mean()
+                m2[j] = np.dot(values - mean[j], values - mean[j])
+        return ColumnMoments(chunk.nrows, mean, m2, chunk.rows_read)
 
 
 @dataclass(frozen=True)
 class LeastSquaresPass:
     """The merged result of a least-squares pass: the factor statistic and row counts."""
 
-    core: GramStatistic | QRStatistic
+    core: GramStatistic | QRStatistic | CenteredGram
     counts: RowCounts
 
     def merge(self, other: LeastSquaresPass) -> LeastSquaresPass:
@@ -116,11 +151,34 @@ class LeastSquaresTask:
         return f"ls-{self.kind}-{self.spec.fingerprint()}-{self.transform.fingerprint()}"
 
     def __call__(self, partition: Partition) -> LeastSquaresPass:
-        chunk = encode_partition(self.spec, partition, missing=self.missing, structured=True)
+        return LeastSquaresPass(*fold_blocks(self.spec, partition, self.missing, self._of_block))
+
+    def _of_block(self, chunk: DesignChunk) -> GramStatistic | QRStatistic:
         assert chunk.y is not None
         statistic = GramStatistic if self.kind == "gram" else QRStatistic
-        core = statistic.of_chunk(chunk.X, chunk.y, chunk.weights, self.transform)
-        return LeastSquaresPass(core, RowCounts.of_chunk(chunk))
+        return statistic.of_chunk(chunk.X, chunk.y, chunk.weights, self.transform)
+
+
+@dataclass(frozen=True)
+class CenteredGramTask:
+    """Encode a partition and accumulate the Gram of ``[X | y]`` about its own weighted
+    means (see :class:`~shardfit.stats.centered_gram.CenteredGram`): no pass is needed
+    beforehand to choose a centre."""
+
+    spec: DesignSpec
+    dense: tuple[bool, ...]  # spec.dense_columns(), worked out once on the driver
+    intercept: int | None
+    missing: Missing
+
+    def fingerprint(self) -> str:
+        return f"ls-centred-gram-{self.spec.fingerprint()}-{self.intercept}"
+
+    def __call__(self, partition: Partition) -> LeastSquaresPass:
+        return LeastSquaresPass(*fold_blocks(self.spec, partition, self.missing, self._of_block))
+
+    def _of_block(self, chunk: DesignChunk) -> CenteredGram:
+        assert chunk.y is not None
+        return CenteredGram.of_chunk(chunk.X, chunk.y, chunk.weights, self.dense, self.intercept)
 
 
 @dataclass(frozen=True)
@@ -187,11 +245,15 @@ class RobustTask:
     missing: Missing
 
     def fingerprint(self) -> str:
-        digest = hash((self.gamma.tobytes(), self.cov_gamma.tobytes()))
-        return f"robust-{self.cov_type}-{self.spec.fingerprint()}-{digest:x}"
+        # hashlib, not hash(): the key must be the same in every process and run.
+        digest = hashlib.sha256(self.gamma.tobytes() + self.cov_gamma.tobytes()).hexdigest()
+        return f"robust-{self.cov_type}-{self.spec.fingerprint()}-{digest[:16]}"
 
     def __call__(self, partition: Partition) -> MeatStatistic | ClusterScores:
-        chunk = encode_partition(self.spec, partition, missing=self.missing, structured=True)
+        meat, _ = fold_blocks(self.spec, partition, self.missing, self._of_block)
+        return meat
+
+    def _of_block(self, chunk: DesignChunk) -> MeatStatistic | ClusterScores:
         assert chunk.y is not None
         dense, sparse, order = self._kept_blocks(chunk)
         z_y = dense[:, -1]

@@ -32,12 +32,17 @@ class RowCounts:
     @classmethod
     def of_chunk(cls, chunk: Any) -> RowCounts:
         """Counts of one encoded partition (a :class:`~shardfit.design.DesignChunk`)."""
-        dropped = {reason: n for reason, n in chunk.dropped.items() if n}
+        return cls.of_partition(chunk.key, chunk.rows_read, chunk.dropped, chunk.skipped_rows)
+
+    @classmethod
+    def of_partition(cls, key: str, read: int, dropped: dict[str, int], skipped: int) -> RowCounts:
+        """Counts of one partition: ``read`` rows, ``dropped`` by reason, ``skipped``."""
+        dropped = {reason: n for reason, n in dropped.items() if n}
         return cls(
-            read=chunk.rows_read,
+            read=read,
             dropped=dropped,
-            skipped=chunk.skipped_rows,
-            by_partition=((chunk.key, chunk.rows_read, sum(dropped.values()), chunk.skipped_rows),),
+            skipped=skipped,
+            by_partition=((key, read, sum(dropped.values()), skipped),),
         )
 
     @property

@@ -22,7 +22,7 @@ from scipy.linalg.blas import dsyrk
 from shardfit.errors import ShardfitError
 from shardfit.stats.transform import ColumnTransform
 
-__all__ = ["GramStatistic", "RowTotals", "weighted_gram"]
+__all__ = ["GramStatistic", "RowTotals", "block_gram", "scale_rows", "weighted_gram"]
 
 
 def weighted_gram(
@@ -34,8 +34,21 @@ def weighted_gram(
     ``[dense | sparse]``.
     """
     if sqrt_w is not None:
-        dense = np.asfortranarray(dense * sqrt_w[:, None])
-        sparse = sp.csc_matrix(sp.diags(sqrt_w) @ sparse)
+        dense = np.multiply(dense, sqrt_w[:, None], order="F")
+        sparse = scale_rows(sparse, sqrt_w)
+    return block_gram(dense, sparse, order)
+
+
+def scale_rows(sparse: sp.csc_matrix, factor: np.ndarray) -> sp.csc_matrix:
+    """``diag(factor) @ sparse``, keeping the CSC structure (no sparse product)."""
+    sparse = sp.csc_matrix(sparse)
+    return sp.csc_matrix(
+        (sparse.data * factor[sparse.indices], sparse.indices, sparse.indptr), shape=sparse.shape
+    )
+
+
+def block_gram(dense: np.ndarray, sparse: sp.csc_matrix, order: np.ndarray) -> np.ndarray:
+    """``Z'Z`` for ``Z = [dense | sparse]`` (rows already weighted), reordered."""
     kd, ks = dense.shape[1], sparse.shape[1]
     q = kd + ks
     out = np.zeros((q, q))
@@ -83,8 +96,14 @@ class RowTotals:
         sparse: sp.csc_matrix,
         weights: np.ndarray | None,
         transform: ColumnTransform,
+        *,
+        dense_weighted: bool = False,
     ) -> RowTotals:
-        """Totals of one partition from its split, transformed blocks."""
+        """Totals of one partition from its split, transformed blocks.
+
+        With ``dense_weighted`` the dense block's rows are already multiplied by
+        ``sqrt(w)`` (the sparse block's never are).
+        """
         n = dense.shape[0]
         if weights is None:
             w = np.ones(n)
@@ -95,7 +114,7 @@ class RowTotals:
             sum_log = float(np.sum(np.log(w[positive])))
             zero = int(n - positive.sum())
         sums = np.zeros(transform.p + 1)
-        sums[transform.dense_index] = dense.T @ w
+        sums[transform.dense_index] = dense.T @ (np.sqrt(w) if dense_weighted else w)
         if sparse.shape[1]:
             sums[transform.sparse_index] = sparse.T @ w
         return cls(
@@ -165,12 +184,14 @@ class GramStatistic:
         transform: ColumnTransform,
     ) -> GramStatistic:
         """The statistic of one partition's encoded rows."""
-        dense, sparse = transform.split(X, y)
-        order = np.concatenate([transform.dense_index, transform.sparse_index])
         sqrt_w = None if weights is None else np.sqrt(np.asarray(weights, dtype=np.float64))
+        # The dense block comes back already multiplied by sqrt(w): one sweep, one copy.
+        dense_w, sparse = transform.split(X, y, row_scale=sqrt_w)
+        sparse_w = sparse if sqrt_w is None else scale_rows(sparse, sqrt_w)
+        order = np.concatenate([transform.dense_index, transform.sparse_index])
         return cls(
-            cross=weighted_gram(dense, sparse, sqrt_w, order),
-            totals=RowTotals.of_blocks(dense, sparse, weights, transform),
+            cross=block_gram(dense_w, sparse_w, order),
+            totals=RowTotals.of_blocks(dense_w, sparse, weights, transform, dense_weighted=True),
             transform=transform.fingerprint(),
         )
 

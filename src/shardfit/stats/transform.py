@@ -1,7 +1,7 @@
 """The column transform applied before accumulating cross-products.
 
 Dense numeric columns are centred and scaled (``z = (x - shift) / scale``) by the
-schema pass's means and spreads before any product is formed: the Gram of centred,
+data's means and spreads before products are formed or solved: the Gram of centred,
 unit-spread columns has a far smaller condition number than the raw one, so far
 fewer digits cancel (Longley goes from 4e-8 to about 1e-11 relative error). Sparse
 columns (one-hot codes of categoricals and their interactions) are left as they are
@@ -17,7 +17,32 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["ColumnTransform"]
+__all__ = ["ColumnTransform", "dense_and_sparse"]
+
+
+def dense_and_sparse(
+    X: Any, dense_cols: np.ndarray, sparse_cols: np.ndarray
+) -> tuple[np.ndarray, sp.csc_matrix]:
+    """The raw dense columns (``(n, kd)`` array) and sparse columns (CSC) of ``X``.
+
+    ``X`` is a dense array, a SciPy sparse matrix, or a
+    :class:`~shardfit.design.fast_encoder.SplitDesign` (used as it is when split the
+    same way, without a copy).
+    """
+    if (
+        hasattr(X, "dense_index")
+        and np.array_equal(X.dense_index, dense_cols)
+        and np.array_equal(X.sparse_index, sparse_cols)
+    ):
+        return X.dense, X.sparse
+    if hasattr(X, "toarray") and not sp.issparse(X):
+        full = X.toarray()
+        return full[:, dense_cols], sp.csc_matrix(full[:, sparse_cols])
+    if sp.issparse(X):
+        X = sp.csc_matrix(X)
+        return X[:, dense_cols].toarray(), X[:, sparse_cols]
+    X = np.asarray(X, dtype=np.float64)
+    return X[:, dense_cols], sp.csc_matrix(X[:, sparse_cols])
 
 
 @dataclass(frozen=True)
@@ -72,41 +97,30 @@ class ColumnTransform:
         """Indices into ``X`` of the sparse columns."""
         return np.flatnonzero(~np.asarray(self.dense, dtype=bool)).astype(np.intp)
 
-    def split(self, X: Any, y: np.ndarray | None) -> tuple[np.ndarray, sp.csc_matrix]:
+    def split(
+        self, X: Any, y: np.ndarray | None, row_scale: np.ndarray | None = None
+    ) -> tuple[np.ndarray, sp.csc_matrix]:
         """Transformed dense block ``[X_dense | y]`` (Fortran order) and raw sparse block.
 
         ``X`` is a dense array, a SciPy sparse matrix, or a
         :class:`~shardfit.design.fast_encoder.SplitDesign`. With ``y=None`` the dense
-        block has no response column.
+        block has no response column. ``row_scale`` (e.g. square-root weights)
+        multiplies every row of the dense block (not the sparse one) in the same sweep.
         """
         dense_cols = np.flatnonzero(self.dense)
-        sparse_cols = self.sparse_index
-        if (
-            hasattr(X, "dense_index")
-            and np.array_equal(X.dense_index, dense_cols)
-            and (np.array_equal(X.sparse_index, sparse_cols))
-        ):
-            # Already split by the structured encoder, the same way.
-            dense, sparse = X.dense, X.sparse
-        elif hasattr(X, "toarray") and not sp.issparse(X):
-            full = X.toarray()
-            dense, sparse = full[:, dense_cols], sp.csc_matrix(full[:, sparse_cols])
-        elif sp.issparse(X):
-            X = sp.csc_matrix(X)
-            dense = X[:, dense_cols].toarray()
-            sparse = X[:, sparse_cols]
-        else:
-            X = np.asarray(X, dtype=np.float64)
-            dense = X[:, dense_cols]
-            sparse = sp.csc_matrix(X[:, sparse_cols])
-        shift = np.asarray(self.shift)
-        scale = np.asarray(self.scale)
-        if y is not None:
-            dense = np.column_stack([dense, y])
-            index = self.dense_index
-        else:
-            index = dense_cols
-        block = np.asfortranarray((dense - shift[index]) / scale[index])
+        dense, sparse = dense_and_sparse(X, dense_cols, self.sparse_index)
+        columns = list(dense.T) + ([y] if y is not None else [])
+        index = self.dense_index if y is not None else dense_cols
+        # One sweep per column into a fresh Fortran-ordered block: no stacked copy, no
+        # transpose, and the caller may scale it in place.
+        block = np.empty((dense.shape[0], len(columns)), order="F")
+        for j, (values, column) in enumerate(zip(columns, index)):
+            out = block[:, j]
+            np.subtract(values, self.shift[column], out=out)
+            if self.scale[column] != 1.0:
+                np.divide(out, self.scale[column], out=out)
+            if row_scale is not None:
+                np.multiply(out, row_scale, out=out)
         return block, sparse
 
     def fingerprint(self) -> str:
