@@ -24,7 +24,7 @@ from shardfit.data.simulate import default_formula
 
 __all__ = ["CASES", "ShardfitFit", "make_data", "make_estimator"]
 
-QUICK_ROWS = (50_000,)
+QUICK_ROWS = (20_000,)
 FULL_ROWS = (2_000_000, 10_000_000)
 GB = 1e9
 
@@ -96,12 +96,13 @@ BIG = 2_000_000  # rows above which --full trims
 def _plan(*, once: int | None = None, skip: int | None = None, why: str = "") -> Plan:
     """Time ``once`` in --full above ``once`` rows; skip above ``skip`` rows saying ``why``.
 
-    ``once=0``/``skip=0`` apply at every --full size; --quick always runs every tool with
-    the repeats asked for.
+    ``once=0`` applies at every --full size, ``skip=0`` at every size of both modes;
+    otherwise --quick runs every tool with the repeats asked for.
     """
 
     def plan(rows: int, mode: Mode, repeats: int) -> tuple[int, str]:
-        if mode == "full" and skip is not None and rows > skip:
+        # skip=0 means "never in this case" (measured on another), in --quick too.
+        if skip is not None and rows > skip and (mode == "full" or skip == 0):
             raise Skip(why)
         if mode == "full" and once is not None and rows > once and repeats > 1:
             return 1, "1 repeat (time budget)"
