@@ -100,6 +100,15 @@ def cholesky_with_aliasing(gram: np.ndarray, p: int, tol: float = GRAM_ALIAS_TOL
     diag = np.sqrt(np.clip(np.diag(gram), 0.0, None))
     safe = np.where(diag > 0, diag, 1.0)
     scaled = gram / safe[:, None] / safe[None, :]
+    if diag[:p].all():
+        # The usual full-rank case in one LAPACK call; it is the loop's factor whenever
+        # no column is aliased, which its pivots show.
+        try:
+            r = scipy.linalg.cholesky(scaled, lower=False, check_finite=False)
+        except np.linalg.LinAlgError:
+            r = None
+        if r is not None and np.all(np.diag(r)[:p] ** 2 > tol):
+            return r * safe[None, :]
     r = np.zeros((q, q))
     for j in range(q):
         if diag[j] == 0:
