@@ -131,6 +131,8 @@ class Case:
     references: tuple[str, ...] = ()
     #: Set on placeholders: why the case does not run yet.
     pending: str | None = None
+    #: The goals the issue sets for shardfit on this case, quoted in the report.
+    goals: str = ""
 
     def tool(self, name: str) -> Tool:
         for tool in self.tools:

@@ -206,6 +206,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--keep", action="store_true", help="keep the data afterwards")
     run.add_argument("--out", type=Path, help="the results file (default: by mode)")
     commands.add_parser("list", help="list the cases and their tools")
+    combine = commands.add_parser(
+        "combine", help="one RESULTS.md from several runs' RESULTS.json (e.g. case by case)"
+    )
+    combine.add_argument("parts", type=Path, nargs="+", help="RESULTS.json files, in order")
+    combine.add_argument("--out", type=Path, required=True, help="the RESULTS.md to write")
     again = commands.add_parser("render", help="rewrite a RESULTS.md from its RESULTS.json")
     again.add_argument("json", type=Path, help="the RESULTS.json a run wrote")
     return parser
@@ -220,6 +225,42 @@ def _render_again(path: Path) -> int:
     ]
     path.with_suffix(".md").write_text(render(ms, saved["meta"]))
     print(f"wrote {path.with_suffix('.md')}")
+    return 0
+
+
+def _combine(parts: Sequence[Path], out: Path) -> int:
+    """Concatenate runs' measurements; the header names every run, its date and load."""
+    fields = set(Measurement.__dataclass_fields__)
+    measurements: list[Measurement] = []
+    metas = []
+    for path in parts:
+        saved = json.loads(path.read_text())
+        metas.append(saved["meta"])
+        measurements += [
+            Measurement(**{k: v for k, v in row.items() if k in fields})
+            for row in saved["measurements"]
+        ]
+    first, last = metas[0], metas[-1]
+    runs = "; ".join(
+        f"`{m['command']}` ({m['date']}, {m['wall_seconds']:.0f} s, load "
+        f"{m['load_start']:.1f}→{m['load_end']:.1f})"
+        for m in metas
+    )
+    meta = {
+        **first,
+        "command": "python -m benchmarks combine " + " ".join(str(p) for p in parts),
+        "date": last["date"],
+        "wall_seconds": sum(m["wall_seconds"] for m in metas),
+        "load_end": last["load_end"],
+        "parts": f"Combined from {len(metas)} runs on this machine: {runs}.",
+        "goals": {k: v for m in metas for k, v in m.get("goals", {}).items()},
+        "generated": [g for m in metas for g in m.get("generated", [])],
+    }
+    out.write_text(render(measurements, meta))
+    out.with_suffix(".json").write_text(
+        json.dumps({"meta": meta, "measurements": [m.row() for m in measurements]}, indent=1)
+    )
+    print(f"wrote {out} from {len(metas)} runs")
     return 0
 
 
@@ -242,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _list()
     if args.command == "render":
         return _render_again(args.json)
+    if args.command == "combine":
+        return _combine(args.parts, args.out)
     mode: Mode = args.mode
     names = _split(args.only) or list(CASES)
     unknown = [n for n in names if n not in CASES]
@@ -305,6 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"removed {root}")
 
     meta = {
+        "goals": {name: CASES[name].goals for name in names if CASES[name].goals},
         "command": "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": datetime.date.today().isoformat(),
         "wall_seconds": time.perf_counter() - started,
