@@ -78,15 +78,26 @@ class DesignSpec:
 
     # -- construction -------------------------------------------------------------
     def with_formulaic(self) -> DesignSpec:
-        """Build formulaic's spec once (on a skeleton frame) and fill the column names."""
-        specs = self.formulaic_specs()
+        """Build formulaic's spec once (on a skeleton frame) and fill the column names.
+
+        Refitting the same design (same formula, levels and state) in a process reuses
+        the spec built the first time.
+        """
         if self.formula is None:
             return self
+        key = self.to_json()
+        known = _WITH_FORMULAIC.get(key)
+        if known is not None:
+            return known
+        specs = self.formulaic_specs()
         rhs = specs.rhs if self.has_formula_response else specs
         column_names = tuple(rhs.column_names)
         response_names = tuple(specs.lhs.column_names) if self.has_formula_response else ()
         spec = _replace(self, column_names=column_names, response_names=response_names)
         spec._formulaic.append(specs)
+        _WITH_FORMULAIC[key] = spec
+        while len(_WITH_FORMULAIC) > _BUILT_KEEP:
+            del _WITH_FORMULAIC[next(iter(_WITH_FORMULAIC))]
         return spec
 
     @property
@@ -258,6 +269,8 @@ class DesignSpec:
 #: Per process: a spec's JSON -> its (formulaic spec, encoder plan) cache lists.
 _BUILT_BY_JSON: dict[str, tuple[list[Any], list[Any]]] = {}
 _BUILT_KEEP = 8
+#: Per process: a learned spec's JSON -> the same spec with formulaic's spec built.
+_WITH_FORMULAIC: dict[str, DesignSpec] = {}
 
 
 def _replace(spec: DesignSpec, **changes: Any) -> DesignSpec:
