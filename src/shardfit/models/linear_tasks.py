@@ -178,7 +178,10 @@ class CenteredGramTask:
 
     def _of_block(self, chunk: DesignChunk) -> CenteredGram:
         assert chunk.y is not None
-        return CenteredGram.of_chunk(chunk.X, chunk.y, chunk.weights, self.dense, self.intercept)
+        # The block is encoded for this call only: centre and weight it in place.
+        return CenteredGram.of_chunk(
+            chunk.X, chunk.y, chunk.weights, self.dense, self.intercept, overwrite=True
+        )
 
 
 @dataclass(frozen=True)

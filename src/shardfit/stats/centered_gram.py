@@ -25,7 +25,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from shardfit.errors import ShardfitError
-from shardfit.stats.gram import GramStatistic, RowTotals, block_gram, scale_rows
+from shardfit.stats.gram import (
+    GramStatistic,
+    RowTotals,
+    block_gram,
+    scale_rows,
+    weight_totals,
+)
 from shardfit.stats.transform import ColumnTransform, dense_and_sparse
 
 __all__ = ["CenteredGram"]
@@ -67,20 +73,26 @@ class CenteredGram:
         weights: np.ndarray | None,
         dense: tuple[bool, ...],
         intercept: int | None,
+        *,
+        overwrite: bool = False,
     ) -> CenteredGram:
-        """The statistic of one partition's encoded rows.
+        """The statistic of one partition's (or block's) encoded rows.
 
         ``dense`` flags the columns of ``X`` stored dense (those get centred, except
         the ``intercept`` column); sparse columns are multiplied through their
-        structure, uncentred.
+        structure, uncentred. With ``overwrite`` the dense block of ``X`` (a
+        :class:`~shardfit.design.fast_encoder.SplitDesign` the caller will not use
+        again) is centred and weighted in place instead of in a copy.
         """
         p = len(dense)
         flags = np.asarray(dense, dtype=bool)
         dense_cols = np.flatnonzero(flags)
         sparse_cols = np.flatnonzero(~flags)
-        block, _ = dense_and_sparse(X, dense_cols, sparse_cols)
+        block, sparse = dense_and_sparse(X, dense_cols, sparse_cols)
+        if not (overwrite and block.flags.f_contiguous and block.flags.writeable):
+            block = np.array(block, dtype=np.float64, order="F")
         n = block.shape[0]
-        w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+        w, sum_log, zero = weight_totals(weights, n)
         sum_w = float(w.sum())
         centred = np.zeros(p + 1, dtype=bool)
         centred[dense_cols] = True
@@ -92,21 +104,36 @@ class CenteredGram:
             center[dense_cols] = (block.T @ w) / sum_w
             center[p] = float(y @ w) / sum_w
             center[~centred] = 0.0
-        shifted = ColumnTransform(tuple(center), (1.0,) * (p + 1), tuple(bool(f) for f in flags))
         sqrt_w = None if weights is None else np.sqrt(w)
-        dense_w, sparse = shifted.split(X, y, row_scale=sqrt_w)
+        # Centre and weight the dense block column by column, in place: one sweep.
+        for j, column in enumerate(dense_cols):
+            values = block[:, j]
+            if center[column] != 0.0:
+                np.subtract(values, center[column], out=values)
+            if sqrt_w is not None:
+                np.multiply(values, sqrt_w, out=values)
+        y_w = np.subtract(y, center[p], dtype=np.float64)
+        if sqrt_w is not None:
+            np.multiply(y_w, sqrt_w, out=y_w)
         sparse_w = sparse if sqrt_w is None else scale_rows(sparse, sqrt_w)
-        order = np.concatenate([shifted.dense_index, shifted.sparse_index])
-        totals = RowTotals.of_blocks(dense_w, sparse, weights, shifted, dense_weighted=True)
+        order = np.concatenate([dense_cols, sparse_cols])
+        cross = block_gram(block, sp.csc_matrix(sparse_w), order, response=y_w)
+        # Weighted sums of the centred columns: sqrt(w)' (sqrt(w) * (z - c)).
+        root = np.ones(n) if sqrt_w is None else sqrt_w
+        sums = np.zeros(p + 1)
+        sums[dense_cols] = block.T @ root
+        sums[p] = float(y_w @ root)
+        if sparse_cols.size:
+            sums[sparse_cols] = sparse.T @ w
         return cls(
-            cross=block_gram(dense_w, sp.csc_matrix(sparse_w), order),
+            cross=cross,
             center=center,
-            sums=totals.sums,
+            sums=sums,
             centred=centred,
-            nobs=totals.nobs,
-            sum_weights=totals.sum_weights,
-            sum_log_weights=totals.sum_log_weights,
-            zero_weights=totals.zero_weights,
+            nobs=n,
+            sum_weights=sum_w,
+            sum_log_weights=sum_log,
+            zero_weights=zero,
         )
 
     def about(self, center: np.ndarray) -> CenteredGram:

@@ -22,7 +22,14 @@ from scipy.linalg.blas import dsyrk
 from shardfit.errors import ShardfitError
 from shardfit.stats.transform import ColumnTransform
 
-__all__ = ["GramStatistic", "RowTotals", "block_gram", "scale_rows", "weighted_gram"]
+__all__ = [
+    "GramStatistic",
+    "RowTotals",
+    "block_gram",
+    "scale_rows",
+    "weight_totals",
+    "weighted_gram",
+]
 
 
 def weighted_gram(
@@ -47,24 +54,48 @@ def scale_rows(sparse: sp.csc_matrix, factor: np.ndarray) -> sp.csc_matrix:
     )
 
 
-def block_gram(dense: np.ndarray, sparse: sp.csc_matrix, order: np.ndarray) -> np.ndarray:
-    """``Z'Z`` for ``Z = [dense | sparse]`` (rows already weighted), reordered."""
+def block_gram(
+    dense: np.ndarray,
+    sparse: sp.csc_matrix,
+    order: np.ndarray,
+    response: np.ndarray | None = None,
+) -> np.ndarray:
+    """``Z'Z`` for ``Z = [dense | sparse]`` (rows already weighted), reordered.
+
+    ``order[i]`` is the output position of the ``i``-th column of ``[dense | sparse]``.
+    A ``response`` vector is one more column of ``Z``, placed last in the output.
+    """
     kd, ks = dense.shape[1], sparse.shape[1]
-    q = kd + ks
-    out = np.zeros((q, q))
+    extra = 0 if response is None else 1
+    q = kd + ks + extra
     if dense.shape[0] and kd:
         upper = dsyrk(1.0, dense, trans=1, lower=0)
         dd = np.triu(upper) + np.triu(upper, 1).T
     else:
         dd = np.zeros((kd, kd))
-    if ks:
-        sd = np.asarray(sparse.T @ dense) if kd else np.zeros((ks, 0))
-        ss = (sparse.T @ sparse).toarray()
-    else:
-        sd, ss = np.zeros((0, kd)), np.zeros((0, 0))
-    full = np.block([[dd, sd.T], [sd, ss]]) if ks else dd
-    out[np.ix_(order, order)] = full
+    sd = np.asarray(sparse.T @ dense) if ks and kd else np.zeros((ks, kd))
+    ss = (sparse.T @ sparse).toarray() if ks else np.zeros((0, 0))
+    rows = [[dd, sd.T], [sd, ss]]
+    if response is not None:
+        dy = (dense.T @ response)[:, None]
+        sy = np.asarray(sparse.T @ response).reshape(ks, 1)
+        yy = np.array([[response @ response]])
+        rows = [[dd, sd.T, dy], [sd, ss, sy], [dy.T, sy.T, yy]]
+    full = np.block(rows)
+    out = np.zeros((q, q))
+    where = np.concatenate([order, [q - 1]]) if extra else order
+    out[np.ix_(where, where)] = full
     return out
+
+
+def weight_totals(weights: np.ndarray | None, n: int) -> tuple[np.ndarray, float, int]:
+    """The weights of ``n`` rows (ones when ``None``), ``sum(log w)`` over the positive
+    ones and the number of zero weights."""
+    if weights is None:
+        return np.ones(n), 0.0, 0
+    w = np.asarray(weights, dtype=np.float64)
+    positive = w > 0
+    return w, float(np.sum(np.log(w[positive]))), int(n - positive.sum())
 
 
 @dataclass(frozen=True)
@@ -105,14 +136,7 @@ class RowTotals:
         ``sqrt(w)`` (the sparse block's never are).
         """
         n = dense.shape[0]
-        if weights is None:
-            w = np.ones(n)
-            sum_log, zero = 0.0, 0
-        else:
-            w = np.asarray(weights, dtype=np.float64)
-            positive = w > 0
-            sum_log = float(np.sum(np.log(w[positive])))
-            zero = int(n - positive.sum())
+        w, sum_log, zero = weight_totals(weights, n)
         sums = np.zeros(transform.p + 1)
         sums[transform.dense_index] = dense.T @ (np.sqrt(w) if dense_weighted else w)
         if sparse.shape[1]:
