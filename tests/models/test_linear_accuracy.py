@@ -162,3 +162,22 @@ def test_dropped_rows_are_counted_and_reported() -> None:
     assert result.rows_dropped == {"missing": 3}
     reference = smf.ols("y ~ x", frame.dropna()).fit()
     np.testing.assert_allclose(result.params, reference.params, rtol=1e-12)
+
+
+def test_partitions_with_drifting_means_match_exact_least_squares() -> None:
+    # Each partition sits far from the others (x around 0, 1e4, 2e4, ...): a centre
+    # taken from one partition would leave the rest far off-centre; centring each
+    # partition at its own mean and merging exactly does not.
+    rng = np.random.default_rng(12)
+    parts = []
+    for k in range(5):
+        x = 1e4 * k + rng.normal(size=40)
+        z = 3.0 - 1e3 * ((3 * k) % 5) + rng.normal(size=40)
+        parts.append(pd.DataFrame({"x": x, "z": z}))
+    frame = pd.concat(parts, ignore_index=True)
+    frame["y"] = 2.0 + 0.5 * frame.x - 0.25 * frame.z + rng.normal(0, 0.1, len(frame))
+    X = np.column_stack([np.ones(len(frame)), frame.x, frame.z])
+    exact = _exact_least_squares(X, frame.y.to_numpy())
+    result = shardfit.ols("y ~ x + z", shardfit.from_pandas(frame, 5)).fit(backend="serial")
+    assert result.method_used == "gram"
+    np.testing.assert_allclose(result.params.to_numpy(), exact, rtol=1e-10)
