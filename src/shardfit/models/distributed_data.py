@@ -1,0 +1,96 @@
+"""The partitions of a distributed fit: statsmodels' ``(endog, exog)`` pairs or a source.
+
+statsmodels' ``data_generator`` gives one partition per pair (the arrays travel with
+the partition, as in-memory sources do); data for a formula keeps its own partitions
+and learns the design in a schema pass. Either way each partition is wrapped with its
+position and its ``init_kwds_generator`` keywords.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from shardfit.data.partition import Source
+from shardfit.models.distributed_tasks import ArraysPartition, FitPartition
+
+__all__ = ["fit_source"]
+
+
+def fit_source(
+    data: Any,
+    init_kwds_generator: Iterable[dict[str, Any]] | None,
+    *,
+    formula: str | None,
+    weights: str | None,
+    offset: str | None,
+    exposure: str | None,
+    missing: str,
+    backend: Any,
+) -> tuple[Source, Any, tuple[str, ...] | None, bool]:
+    """The fit's wrapped partitions, design spec (None for arrays), names, and whether
+    the results are labelled by them."""
+    if formula is not None:
+        from shardfit.data.resolve import as_source
+        from shardfit.design.schema import learn_design
+
+        source = as_source(data)
+        learned = learn_design(
+            formula,
+            source,
+            weights=weights,
+            offset=offset,
+            exposure=exposure,
+            missing=missing,  # type: ignore[arg-type]
+            backend=backend,
+        )
+        spec = learned.spec
+        names: tuple[str, ...] | None = tuple(spec.column_names)
+        inner = source.partitions
+        labelled = True
+        schema, name = source.schema, source.name
+    else:
+        if isinstance(data, Source | str) or hasattr(data, "columns"):
+            raise ValueError(
+                "data given as a source, path or frame needs formula=...; statsmodels-"
+                "style data is an iterable of (endog, exog) pairs"
+            )
+        pairs = list(data)
+        if not pairs:
+            raise ValueError("the data generator gave no partitions")
+        inner = tuple(
+            ArraysPartition(_as_1d(endog), _as_2d(exog), index)
+            for index, (endog, exog) in enumerate(pairs)
+        )
+        spec, names, labelled = None, _names(pairs[0][1]), False
+        schema, name = pa.schema([]), "arrays"
+    if init_kwds_generator is not None:
+        extra = list(init_kwds_generator)
+        if len(extra) != len(inner):
+            raise ValueError(
+                f"init_kwds_generator gave {len(extra)} items for {len(inner)} partitions"
+            )
+    else:
+        extra = [{} for _ in inner]
+    wrapped = tuple(
+        FitPartition(part, index, dict(kwds))
+        for index, (part, kwds) in enumerate(zip(inner, extra))
+    )
+    return Source(name, wrapped, schema), spec, names, labelled
+
+
+def _as_1d(values: Any) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64).reshape(-1)
+
+
+def _as_2d(values: Any) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    return array[:, None] if array.ndim == 1 else array
+
+
+def _names(exog: Any) -> tuple[str, ...] | None:
+    columns = getattr(exog, "columns", None)
+    return tuple(str(c) for c in columns) if columns is not None else None

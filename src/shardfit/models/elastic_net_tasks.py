@@ -1,0 +1,203 @@
+"""What each partition computes for the exact elastic net (runs on workers).
+
+Cross-validation folds are assigned row by row by a fixed hash, never by Python's
+salted ``hash``: a row's fold is ``splitmix64(seed(key) + row) mod K``, where ``key``
+is its partition's key, ``seed`` the first 8 bytes of its BLAKE2b digest and ``row``
+the row's position within the partition as read (before rows with missing values are
+dropped). The same data read as the same partitions gets the same folds on every
+backend and in every run; :func:`cv_folds` gives them, e.g. to hand scikit-learn a
+``PredefinedSplit`` with the same folds.
+
+- :class:`FoldGramTask` (Gaussian): one pass, the Gram statistic of ``[X | y]`` of each
+  fold's rows (one set when there is no cross-validation).
+- :class:`IrlsTask` (GLMs): for each model (the full-data one and one per fold), the
+  weighted Gram and working response of its training rows at its current coefficients,
+  its training deviance, and the held-out deviance of the fold it leaves out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from shardfit.data.partition import Partition
+from shardfit.design.materialize import encode_partition
+from shardfit.design.spec import DesignSpec
+from shardfit.stats.gram import GramStatistic
+from shardfit.stats.transform import ColumnTransform
+
+__all__ = ["FoldGramTask", "FoldGrams", "IrlsStatistic", "IrlsTask", "cv_folds"]
+
+Missing = Literal["drop", "raise"]
+_MASK = (1 << 64) - 1
+
+
+def cv_folds(key: str, rows: Any, k: int) -> np.ndarray:
+    """The cross-validation fold (``0 .. k-1``) of rows ``rows`` of partition ``key``.
+
+    Parameters
+    ----------
+    key : str
+        The partition's key (``Partition.key``).
+    rows : array_like of int
+        Row positions within the partition, counted from 0 as read.
+    k : int
+        The number of folds.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+    """
+    seed = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
+    z = np.asarray(rows, dtype=np.uint64) + np.uint64(seed)
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z % np.uint64(k)).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class FoldGrams:
+    """One :class:`~shardfit.stats.gram.GramStatistic` per fold; merge: fold by fold."""
+
+    grams: tuple[GramStatistic, ...]
+
+    def merge(self, other: FoldGrams) -> FoldGrams:
+        if len(self.grams) != len(other.grams):
+            raise ValueError("cannot merge fold statistics with different numbers of folds")
+        return FoldGrams(tuple(a.merge(b) for a, b in zip(self.grams, other.grams)))
+
+    def total(self) -> GramStatistic:
+        """All rows."""
+        out = self.grams[0]
+        for gram in self.grams[1:]:
+            out = out.merge(gram)
+        return out
+
+
+@dataclass(frozen=True)
+class FoldGramTask:
+    """Encode a partition and accumulate the Gram of ``[X | y]`` of each fold's rows."""
+
+    spec: DesignSpec
+    transform: ColumnTransform
+    folds: int
+    missing: Missing
+
+    def __call__(self, partition: Partition) -> FoldGrams:
+        chunk = encode_partition(self.spec, partition, missing=self.missing, structured=True)
+        assert chunk.y is not None
+        if self.folds == 1:
+            return FoldGrams(
+                (GramStatistic.of_chunk(chunk.X, chunk.y, chunk.weights, self.transform),)
+            )
+        fold = cv_folds(partition.key, chunk.row_index, self.folds)
+        grams = []
+        for f in range(self.folds):
+            rows = fold == f
+            X = chunk.X.take_rows(rows) if hasattr(chunk.X, "take_rows") else chunk.X[rows]
+            w = None if chunk.weights is None else chunk.weights[rows]
+            grams.append(GramStatistic.of_chunk(X, chunk.y[rows], w, self.transform))
+        return FoldGrams(tuple(grams))
+
+
+@dataclass(frozen=True)
+class IrlsStatistic:
+    """Per model: weighted Gram ``Z'WZ``, ``Z'Wz``, prior-weight sums and deviances.
+
+    Model 0 is fitted on every row, model ``f + 1`` on every row outside fold ``f``.
+    Every field is a sum over rows, so merge is addition.
+    """
+
+    cross: np.ndarray  # (M, q, q)
+    target: np.ndarray  # (M, q)
+    sum_weights: np.ndarray  # (M,) prior weights of the training rows
+    deviance: np.ndarray  # (M,) training deviance
+    test_deviance: np.ndarray  # (M,) deviance of the held-out fold (0 for model 0)
+    test_weights: np.ndarray  # (M,)
+    sums: np.ndarray  # (q + 1,) prior-weighted sums of [Z | y] over all rows
+    squares: np.ndarray  # (q + 1,) prior-weighted sums of squares
+    nobs: int
+
+    def merge(self, other: IrlsStatistic) -> IrlsStatistic:
+        return IrlsStatistic(
+            self.cross + other.cross,
+            self.target + other.target,
+            self.sum_weights + other.sum_weights,
+            self.deviance + other.deviance,
+            self.test_deviance + other.test_deviance,
+            self.test_weights + other.test_weights,
+            self.sums + other.sums,
+            self.squares + other.squares,
+            self.nobs + other.nobs,
+        )
+
+
+@dataclass(frozen=True)
+class IrlsTask:
+    """One IRLS pass of every model at its coefficients ``params`` (``(M, q)``, z-space)."""
+
+    spec: DesignSpec
+    transform: ColumnTransform
+    family: Any
+    params: np.ndarray
+    folds: int
+    missing: Missing
+
+    def __call__(self, partition: Partition) -> IrlsStatistic:
+        chunk = encode_partition(self.spec, partition, missing=self.missing, structured=True)
+        assert chunk.y is not None
+        y = chunk.y
+        dense, sparse = self.transform.split(chunk.X, None)
+        Z = np.empty((y.size, self.transform.p))
+        Z[:, np.flatnonzero(self.transform.dense)] = dense
+        if sparse.shape[1]:
+            Z[:, self.transform.sparse_index] = sparse.toarray()
+        n, q = Z.shape
+        w = np.ones(n) if chunk.weights is None else np.asarray(chunk.weights, dtype=np.float64)
+        offset = np.zeros(n) if chunk.offset is None else chunk.offset
+        fold = (
+            cv_folds(partition.key, chunk.row_index, self.folds)
+            if self.folds > 1
+            else np.full(n, -1)
+        )
+        models = self.params.shape[0]
+        cross = np.zeros((models, q, q))
+        target = np.zeros((models, q))
+        sum_w = np.zeros(models)
+        dev = np.zeros(models)
+        test_dev = np.zeros(models)
+        test_w = np.zeros(models)
+        family, link = self.family, self.family.link
+        for m in range(models):
+            eta = Z @ self.params[m] + offset
+            mu = link.inverse(eta)
+            unit = family.unit_deviance(y, mu) * w
+            train = fold != (m - 1) if m > 0 else np.ones(n, dtype=bool)
+            if m > 0:
+                test_dev[m] = float(unit[~train].sum())
+                test_w[m] = float(w[~train].sum())
+            dev[m] = float(unit[train].sum())
+            sum_w[m] = float(w[train].sum())
+            weights = (w * family.irls_weights(mu))[train]
+            working = (eta - offset + (y - mu) * link.deriv(mu))[train]
+            Zt = Z[train]
+            cross[m] = (Zt * weights[:, None]).T @ Zt
+            target[m] = Zt.T @ (weights * working)
+        full = np.column_stack([Z, y])
+        return IrlsStatistic(
+            cross,
+            target,
+            sum_w,
+            dev,
+            test_dev,
+            test_w,
+            full.T @ w,
+            (full * full).T @ w,
+            n,
+        )

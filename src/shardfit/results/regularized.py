@@ -1,0 +1,398 @@
+"""Results of regularized and distributed fits: coefficients (zeros kept), predict, summary.
+
+:class:`DistributedResults` holds the joined estimate of a
+:class:`~shardfit.models.distributed.DistributedModel` fit (averaging or one-shot
+debiasing: an approximation of the full-data estimate, with no covariance).
+:class:`ElasticNetResults` holds an exact elastic-net fit with its regularization path
+and cross-validation curve (:func:`~shardfit.models.elastic_net.elastic_net`).
+Both predict from a design matrix in memory or, for formula fits, from any source
+through the design learned at fit time.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shardfit.results.summary import Summary
+
+__all__ = ["DistributedResults", "ElasticNetResults", "PredictTask"]
+
+
+@dataclass(frozen=True)
+class PredictTask:
+    """Encode a partition with the fit's design: ``(kept rows, eta, rows read)``."""
+
+    spec: Any
+    params: np.ndarray
+    intercept: float = 0.0
+
+    def __call__(self, partition: Any) -> tuple[np.ndarray, np.ndarray, int]:
+        from shardfit.design.materialize import encode_partition
+
+        chunk = encode_partition(self.spec, partition, need_response=False)
+        X = np.asarray(chunk.X, dtype=np.float64)
+        eta = X @ self.params + self.intercept
+        if chunk.offset is not None:
+            eta = eta + chunk.offset
+        return chunk.row_index, eta, chunk.rows_read
+
+
+def _inverse_link(family: str | None, link: str | None) -> Any:
+    if family is None or (family == "gaussian" and link in (None, "identity")):
+        return None
+    from shardfit.models.families import get_family
+
+    return get_family(family, link).link.inverse
+
+
+def _linear_predictor(
+    spec: Any,
+    params: np.ndarray,
+    intercept: float,
+    data: Any,
+    backend: Any,
+) -> np.ndarray:
+    if spec is None or isinstance(data, np.ndarray | list):
+        X = np.asarray(data, dtype=np.float64)
+        if X.ndim == 1:
+            X = X[None, :] if X.size == params.size else X[:, None]
+        if X.shape[1] != params.size:
+            raise ValueError(
+                f"predict needs {params.size} design columns; got an array with {X.shape[1]}"
+            )
+        return X @ params + intercept
+    from shardfit.data.resolve import as_source
+    from shardfit.engine.run import map_partitions
+
+    source = as_source(data)
+    parts = map_partitions(
+        PredictTask(spec, params, intercept),
+        source,
+        backend="serial" if backend is None else backend,
+        pass_name="predict",
+    )
+    assert parts is not None
+    read = sum(part[2] for part in parts)
+    kept = sum(part[1].size for part in parts)
+    if kept < read:
+        warnings.warn(
+            f"{read - kept:,} of {read:,} rows have no prediction (a value the design needs "
+            "is missing or not finite); the predictions skip them",
+            UserWarning,
+            stacklevel=3,
+        )
+    return np.concatenate([eta for _, eta, _ in parts]) if parts else np.zeros(0)
+
+
+@dataclass(frozen=True, eq=False)
+class DistributedResults:
+    """The joined estimate of a distributed fit.
+
+    Attributes
+    ----------
+    names : tuple of str
+        Design columns.
+    params_array : numpy.ndarray
+        The joined coefficients (thresholded ones are exactly zero).
+    method : str
+        ``"debiased"``, ``"average"``, ``"average_regularized"`` or ``"custom"``.
+    model : str
+        ``"ols"``, ``"glm"``, or the statsmodels class name that was fitted.
+    family, link : str or None
+        The GLM family and link names.
+    alpha : float or list of float
+    l1_wt, threshold : float
+    partitions : int
+    solver : str
+        ``"shardfit"`` or ``"statsmodels"``.
+    labelled : bool
+        Whether :attr:`params` is a labelled Series (formula fits) rather than an array
+        (statsmodels-style array data, as statsmodels returns).
+    """
+
+    names: tuple[str, ...]
+    params_array: np.ndarray
+    method: str
+    model: str
+    family: str | None = None
+    link: str | None = None
+    alpha: Any = 0.0
+    l1_wt: float = 1.0
+    threshold: float = 0.0
+    partitions: int = 1
+    solver: str = "shardfit"
+    labelled: bool = False
+    formula: str | None = None
+    data_name: str = ""
+    spec: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def params(self) -> Any:
+        """The coefficients: a Series by design column for formula fits, else an array."""
+        if self.labelled:
+            return pd.Series(self.params_array, index=list(self.names), name="params")
+        return self.params_array.copy()
+
+    def predict(self, exog: Any, *, linear: bool = False, backend: Any = None) -> np.ndarray:
+        """Predicted means (or the linear predictor with ``linear=True``).
+
+        Parameters
+        ----------
+        exog : array_like, or data (path, DataFrame, Source) for formula fits
+            A design matrix, or new data encoded with the fit's design.
+        linear : bool
+            Return ``X b`` (plus any offset) rather than the mean.
+        backend
+            Where formula data is encoded (default ``"serial"``).
+        """
+        eta = _linear_predictor(self.spec, self.params_array, 0.0, exog, backend)
+        inverse = _inverse_link(self.family, self.link)
+        return eta if linear or inverse is None else inverse(eta)
+
+    def summary(self) -> Summary:
+        """The coefficients and the settings of the fit."""
+        zero = self.params_array == 0
+        left = [
+            ("Model:", self.model.upper() if self.model in ("ols", "glm") else self.model),
+            ("Method:", self.method),
+            ("Solver:", self.solver),
+            ("Partitions:", f"{self.partitions:,}"),
+            ("Data:", self.data_name or "-"),
+        ]
+        if self.family is not None:
+            left.insert(1, ("Family:", f"{self.family} ({self.link})"))
+        right = [
+            ("alpha:", _short(self.alpha)),
+            ("L1_wt:", f"{self.l1_wt:g}"),
+            ("threshold:", f"{self.threshold:g}"),
+            ("Non-zero:", f"{int((~zero).sum())} of {zero.size}"),
+        ]
+        coefficients = pd.DataFrame({"coef": self.params_array}, index=list(self.names))
+        notes = [
+            "A distributed estimate joins per-partition fits: it approximates the "
+            "full-data estimate and carries no standard errors."
+        ]
+        return Summary(
+            title=f"Distributed {self.method} estimate",
+            left=tuple(left),
+            right=tuple(right),
+            coefficients=coefficients,
+            notes=tuple(notes),
+        )
+
+    def save(self, path: Any) -> Any:
+        """Save as one JSON document (no pickle); returns the path written."""
+        from shardfit.results.io import save_results
+
+        return save_results(self, path)
+
+    @classmethod
+    def load(cls, path: Any) -> Any:
+        """Load results written by :meth:`save`."""
+        from shardfit.results.io import load_results
+
+        loaded = load_results(path)
+        if not isinstance(loaded, cls):
+            raise TypeError(f"{path} holds {type(loaded).__name__}, not {cls.__name__}")
+        return loaded
+
+
+def _short(value: Any) -> str:
+    array = np.asarray(value, dtype=np.float64)
+    if array.ndim == 0:
+        return f"{float(array):g}"
+    return f"vector ({array.size})"
+
+
+@dataclass(frozen=True, eq=False)
+class ElasticNetResults:
+    """An exact elastic-net fit, its regularization path and cross-validation curve.
+
+    Attributes
+    ----------
+    names : tuple of str
+        Penalized design columns (the intercept, if any, is :attr:`intercept`).
+    coef_array : numpy.ndarray
+        Coefficients at :attr:`alpha` on the original scale of the columns (zeros kept).
+    intercept : float
+        Unpenalized intercept (0 without one).
+    alpha : float
+        The chosen (or given) penalty.
+    l1_ratio : float
+    alphas : numpy.ndarray
+        The path's penalties, largest first.
+    path_array : numpy.ndarray
+        ``(len(alphas), p)`` coefficients along the path (full data).
+    path_intercepts : numpy.ndarray
+    cv_mse : numpy.ndarray or None
+        ``(len(alphas), K)`` held-out loss per fold (mean squared error for the
+        Gaussian family, mean deviance for GLMs); None without cross-validation.
+    family, link : str
+    nobs : int
+    standardize, fit_intercept : bool
+    intercept_name : str or None
+        The design's intercept column, reported in :attr:`params`.
+    """
+
+    names: tuple[str, ...]
+    coef_array: np.ndarray
+    intercept: float
+    alpha: float
+    l1_ratio: float
+    alphas: np.ndarray
+    path_array: np.ndarray
+    path_intercepts: np.ndarray
+    cv_mse: np.ndarray | None
+    family: str = "gaussian"
+    link: str | None = None
+    nobs: int = 0
+    standardize: bool = False
+    fit_intercept: bool = True
+    intercept_name: str | None = None
+    formula: str | None = None
+    data_name: str = ""
+    spec: Any = None
+    passes: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def coef_(self) -> np.ndarray:
+        """scikit-learn's name for the penalized coefficients."""
+        return self.coef_array.copy()
+
+    @property
+    def intercept_(self) -> float:
+        """scikit-learn's name for the intercept."""
+        return self.intercept
+
+    @property
+    def alpha_(self) -> float:
+        """scikit-learn's name for the chosen penalty."""
+        return self.alpha
+
+    @property
+    def params(self) -> pd.Series:
+        """Every design coefficient by name, the intercept included (zeros kept)."""
+        names = list(self.names)
+        values = list(self.coef_array)
+        if self.intercept_name is not None:
+            names.insert(0, self.intercept_name)
+            values.insert(0, self.intercept)
+        return pd.Series(values, index=names, name="params")
+
+    @property
+    def path(self) -> pd.DataFrame:
+        """Coefficients along the path: one row per alpha (index), one column per term."""
+        frame = pd.DataFrame(
+            self.path_array, index=pd.Index(self.alphas, name="alpha"), columns=list(self.names)
+        )
+        if self.intercept_name is not None:
+            frame.insert(0, self.intercept_name, self.path_intercepts)
+        return frame
+
+    @property
+    def cv_curve(self) -> pd.DataFrame | None:
+        """Mean and standard error over folds of the held-out loss, by alpha."""
+        if self.cv_mse is None:
+            return None
+        k = self.cv_mse.shape[1]
+        return pd.DataFrame(
+            {
+                "mean": self.cv_mse.mean(axis=1),
+                "std_error": self.cv_mse.std(axis=1, ddof=1) / np.sqrt(k) if k > 1 else np.nan,
+            },
+            index=pd.Index(self.alphas, name="alpha"),
+        )
+
+    def predict(self, data: Any, *, linear: bool = False, backend: Any = None) -> np.ndarray:
+        """Predictions for new data (formula fits) or a design matrix without intercept."""
+        if self.spec is not None and not isinstance(data, np.ndarray):
+            full = self.params.to_numpy() if self.intercept_name is not None else self.coef_array
+            eta = _linear_predictor(self.spec, self._design_params(full), 0.0, data, backend)
+        else:
+            eta = _linear_predictor(None, self.coef_array, self.intercept, data, backend)
+        inverse = _inverse_link(self.family, self.link)
+        return eta if linear or inverse is None else inverse(eta)
+
+    def _design_params(self, full: np.ndarray) -> np.ndarray:
+        """Coefficients in the design's column order (the intercept where it stands)."""
+        order = self.extra.get("design_order")
+        if order is None:
+            return full
+        out = np.zeros(len(order))
+        for position, name in enumerate(order):
+            out[position] = self.params[name]
+        return out
+
+    def summary(self) -> Summary:
+        """Coefficients at the chosen alpha, with the path and CV settings."""
+        left = [
+            ("Family:", self.family + (f" ({self.link})" if self.link else "")),
+            ("Method:", "elastic net (exact, coordinate descent)"),
+            ("Data:", self.data_name or "-"),
+            ("No. Observations:", f"{self.nobs:,}"),
+            ("Passes over the data:", f"{self.passes:,}"),
+        ]
+        curve = self.cv_curve
+        right = [
+            ("alpha:", f"{self.alpha:.6g}"),
+            ("l1_ratio:", f"{self.l1_ratio:g}"),
+            ("Path length:", f"{self.alphas.size}"),
+            ("CV folds:", "-" if self.cv_mse is None else f"{self.cv_mse.shape[1]}"),
+            ("Non-zero:", f"{int(np.count_nonzero(self.coef_array))} of {self.coef_array.size}"),
+        ]
+        if curve is not None:
+            right.append(("CV loss at alpha:", f"{float(curve['mean'].min()):.6g}"))
+        notes = [
+            "Objective (scikit-learn's): 1/(2 n) ||y - b0 - X b||^2 + alpha * l1_ratio * "
+            "||b||_1 + alpha * (1 - l1_ratio) / 2 * ||b||^2"
+            if self.family == "gaussian"
+            else "Objective: mean negative log-likelihood + alpha * (l1_ratio * ||b||_1 + "
+            "(1 - l1_ratio) / 2 * ||b||^2); the intercept is not penalized.",
+            "Penalized estimates carry no standard errors.",
+        ]
+        if self.standardize:
+            notes.append(
+                "Columns were standardized for the penalty; coefficients are on the original scale."
+            )
+        return Summary(
+            title="Elastic-net results",
+            left=tuple(left),
+            right=tuple(right),
+            coefficients=pd.DataFrame({"coef": self.params}),
+            notes=tuple(notes),
+        )
+
+    def plot_path(self, ax: Any = None) -> Any:
+        """Plot the coefficients along the path (needs matplotlib: ``shardfit[plot]``)."""
+        from shardfit.results.regularized_plot import plot_path
+
+        return plot_path(self, ax=ax)
+
+    def plot_cv(self, ax: Any = None) -> Any:
+        """Plot the cross-validation curve (needs matplotlib: ``shardfit[plot]``)."""
+        from shardfit.results.regularized_plot import plot_cv
+
+        return plot_cv(self, ax=ax)
+
+    def save(self, path: Any) -> Any:
+        """Save as one JSON document (no pickle); returns the path written."""
+        from shardfit.results.io import save_results
+
+        return save_results(self, path)
+
+    @classmethod
+    def load(cls, path: Any) -> Any:
+        """Load results written by :meth:`save`."""
+        from shardfit.results.io import load_results
+
+        loaded = load_results(path)
+        if not isinstance(loaded, cls):
+            raise TypeError(f"{path} holds {type(loaded).__name__}, not {cls.__name__}")
+        return loaded
