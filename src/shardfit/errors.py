@@ -15,6 +15,7 @@ __all__ = [
     "MissingDataError",
     "PartitionTaskError",
     "ReadError",
+    "ResponseError",
     "SchemaError",
     "ShardfitError",
     "UnseenLevelError",
@@ -74,3 +75,8 @@ class PartitionTaskError(ShardfitError):
 
 class ConvergenceError(ShardfitError):
     """An iterative estimator failed to converge and the caller asked for an error."""
+
+
+class ResponseError(DesignError):
+    """A response value outside the model family's support (e.g. a negative count),
+    named with its partition, row and value."""

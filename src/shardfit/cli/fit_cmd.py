@@ -133,6 +133,24 @@ def add_parser(subparsers: Any) -> None:
         default="drop",
         help="rows missing a value: drop and count them (default), or fail",
     )
+    parser.add_argument(
+        "--family",
+        default=None,
+        metavar="NAME",
+        help="fit a GLM by IRLS: gaussian, binomial, poisson, gamma, inverse_gaussian, "
+        "negative_binomial or tweedie (default: least squares)",
+    )
+    parser.add_argument(
+        "--link",
+        default=None,
+        metavar="NAME",
+        help="GLM link: logit, probit, cloglog, log, identity, inverse, inverse_squared, "
+        "sqrt (default: the family's canonical link)",
+    )
+    parser.add_argument("--offset", default=None, metavar="COL", help="GLM offset column")
+    parser.add_argument(
+        "--exposure", default=None, metavar="COL", help="GLM exposure column (log is added)"
+    )
     parser.add_argument("--out", default=None, metavar="FILE", help="save the results (JSON)")
     add_backend_arguments(parser)
     parser.set_defaults(run=run)
@@ -157,9 +175,44 @@ def _fit_least_squares(args: argparse.Namespace, context: FitContext) -> Any:
     )
 
 
+def _fit_glm(args: argparse.Namespace, context: FitContext) -> Any:
+    from shardfit.models.glm import glm
+
+    cov_type, cov_kwds = args.cov
+    model = glm(
+        args.formula,
+        context.source,
+        family=args.family,
+        link=args.link,
+        weights=args.weights,
+        offset=args.offset,
+        exposure=args.exposure,
+        missing=args.missing,
+    )
+    return model.fit(
+        backend=context.backend,
+        workers=context.workers,
+        cov_type=cov_type,
+        cov_kwds=cov_kwds,
+        rank_deficient=args.rank_deficient,
+        progress=context.progress,
+    )
+
+
+_GLM_FAMILIES = (
+    "gaussian",
+    "binomial",
+    "poisson",
+    "gamma",
+    "inverse_gaussian",
+    "negative_binomial",
+    "tweedie",
+)
+
 #: Fitters by model family (``args.family``; ``None``: least squares).
 FITTERS: dict[str | None, Callable[[argparse.Namespace, FitContext], Any]] = {
     None: _fit_least_squares,
+    **dict.fromkeys(_GLM_FAMILIES, _fit_glm),
 }
 
 

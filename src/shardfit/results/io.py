@@ -47,9 +47,16 @@ _TAGS = ("__ndarray__", "__float__", "__tuple__", "__design_spec__")
 
 def _kinds() -> dict[str, type]:
     """Results classes by name (imported late: the results modules import this one)."""
+    from shardfit.results.glm import GLMResults
     from shardfit.results.linear import LinearResults
+    from shardfit.results.regularized import DistributedResults, ElasticNetResults
 
-    return {"LinearResults": LinearResults}
+    return {
+        "LinearResults": LinearResults,
+        "GLMResults": GLMResults,
+        "DistributedResults": DistributedResults,
+        "ElasticNetResults": ElasticNetResults,
+    }
 
 
 def save_results(results: Any, path: str | os.PathLike[str]) -> Path:

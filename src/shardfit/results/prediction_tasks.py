@@ -86,8 +86,11 @@ class PredictionModel:
     scale: float
     crit: float
 
-    def columns(self, X: np.ndarray, outputs: Outputs) -> dict[str, np.ndarray]:
-        """``predicted`` and the columns of ``outputs`` for design rows ``X``."""
+    def columns(
+        self, X: np.ndarray, outputs: Outputs, offset: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """``predicted`` and the columns of ``outputs`` for design rows ``X`` (plus the
+        design's ``offset`` column, when it has one)."""
         Xk = X if self.kept.all() else X[:, self.kept]
         n = Xk.shape[0]
         predicted = np.empty(n)
@@ -100,6 +103,8 @@ class PredictionModel:
             predicted[start : start + _BLOCK_ROWS] = (block * self.params).sum(axis=1)
             if variance is not None:
                 variance[start : start + _BLOCK_ROWS] = ((block @ self.cov) * block).sum(axis=1)
+        if offset is not None:
+            predicted += offset
         out = {"predicted": predicted}
         if variance is None:
             return out
@@ -186,7 +191,7 @@ class PredictTask:
         )
         # A structured (split) design is a speed-up of fits; prediction multiplies densely.
         X = chunk.X if isinstance(chunk.X, np.ndarray) else chunk.X.toarray()
-        values = self.model.columns(X, self.outputs)
+        values = self.model.columns(X, self.outputs, chunk.offset)
         dropped = {reason: n for reason, n in chunk.dropped.items() if n}
         if self.layout is None or self.out_dir is None:
             return PartPrediction(

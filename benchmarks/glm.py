@@ -1,0 +1,162 @@
+"""Case family ``glm``: logistic regression by IRLS on the simulated ``logit`` data.
+
+``glm_logit`` fits ``default_formula("logit")``, the full quadratic formula in ``x1,
+x2, x3`` (10 design columns: main effects, the three products and the three squares,
+built by the formula from the three raw columns), from Parquet.
+
+Tools: the pyarrow read of the four columns (the physical limit), statsmodels' GLM in
+memory (the reference), and shardfit's ``logit`` on a warm session. shardfit's notes
+give its passes: the schema pass, the first data pass (read, encode, cache), the mean
+IRLS iteration (from the partition cache) and their ratio.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+
+import psutil
+
+from benchmarks.case import Case, DataSpec, Mode, Outcome, Problem, Skip, Tool
+from benchmarks.report import READ_TOOL
+from shardfit.data.simulate import default_formula
+
+__all__ = ["CASES", "ShardfitLogit", "make_data", "make_estimator"]
+
+QUICK_ROWS = (50_000,)
+FULL_ROWS = (1_000_000, 5_000_000)
+COLUMNS = ("x1", "x2", "x3", "y")
+#: Peak bytes per row of statsmodels' in-memory GLM with 10 columns (measured at 1M
+#: rows: 1.54 GiB).
+SM_BYTES_PER_ROW = 1_700
+GB = 1e9
+
+
+def make_data(rows: int) -> DataSpec:
+    """The data of this family at ``rows``: ``shardfit simulate logit --seed 0``."""
+    return DataSpec("logit", rows, seed=0)
+
+
+class ReadColumns:
+    """pyarrow ``read_table`` of the four raw columns, then NumPy arrays (the case's
+    ``pyarrow read Parquet → NumPy``)."""
+
+    def __init__(self, problem: Problem, outcome: Outcome) -> None:
+        self.path = str(problem.parquet)
+
+    def fit(self) -> None:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(self.path, columns=list(COLUMNS))
+        arrays = [table[name].to_numpy() for name in COLUMNS]
+        assert all(len(a) == table.num_rows for a in arrays)
+
+    def close(self) -> None:
+        pass
+
+
+class StatsmodelsGLM:
+    """``smf.glm(formula, frame, family=Binomial()).fit()`` (IRLS) on a pandas frame."""
+
+    def __init__(self, problem: Problem, outcome: Outcome) -> None:
+        import statsmodels.formula.api  # noqa: F401 - imported before the clock starts
+
+        self.path = problem.parquet
+        self.formula = problem.formula
+
+    def fit(self) -> dict[str, float]:
+        import pandas as pd
+        import statsmodels.api as sm
+        import statsmodels.formula.api as smf
+
+        frame = pd.read_parquet(self.path, columns=list(COLUMNS))
+        model = smf.glm(self.formula, frame, family=sm.families.Binomial())
+        del frame
+        results = model.fit()
+        return {str(k): float(v) for k, v in results.params.items()}
+
+    def close(self) -> None:
+        pass
+
+
+class ShardfitLogit:
+    """``shardfit.logit`` from Parquet on a warm session of the default backend."""
+
+    def __init__(self, problem: Problem, outcome: Outcome) -> None:
+        import pyarrow.parquet as pq
+
+        import shardfit
+        from shardfit.engine import session
+
+        self.shardfit = shardfit
+        self.problem = problem
+        self.outcome = outcome
+        started = time.perf_counter()
+        self.session = session().open()
+        # Start and warm the workers (imports, formula parsing) on a 2,000-row sample,
+        # as the peers' clusters are started before their clocks: reported as startup.
+        sample = pq.ParquetFile(problem.parquet).read_row_group(0).slice(0, 2_000)
+        shardfit.logit(problem.formula, sample).fit(backend=self.session)
+        outcome.startup_seconds = time.perf_counter() - started
+        outcome.notes.append(
+            f"{self.session.name}, {self.session.nworkers} workers, warmed by a 2,000-row fit"
+        )
+
+    def fit(self) -> dict[str, float]:
+        source = self.shardfit.read_parquet(str(self.problem.parquet))
+        results = self.shardfit.logit(self.problem.formula, source).fit(backend=self.session)
+        passes = results.extra["passes"]
+        schema = sum(s for name, s in passes if name == "schema")
+        first = sum(s for name, s in passes if name == "glm-prepare")
+        irls = [s for name, s in passes if name.startswith("glm-irls")]
+        mean_irls = sum(irls) / len(irls)
+        note = (
+            f"{results.iterations} iterations ({len(irls)} IRLS passes); schema "
+            f"{schema:.2f} s, first pass {first:.2f} s, IRLS pass {mean_irls:.3f} s "
+            f"({mean_irls / first:.0%} of the first)"
+        )
+        self.outcome.notes[1:] = [note]  # the last repeat's figures
+        return {str(k): float(v) for k, v in results.params.items()}
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def make_estimator() -> partial[ShardfitLogit]:
+    """shardfit's estimator of this case."""
+    return partial(ShardfitLogit)
+
+
+def _every(rows: int, mode: Mode, repeats: int) -> tuple[int, str]:
+    return repeats, ""
+
+
+def _reference(rows: int, mode: Mode, repeats: int) -> tuple[int, str]:
+    need = rows * SM_BYTES_PER_ROW
+    available = psutil.virtual_memory().available
+    if need > 0.9 * available:
+        raise Skip(f"in memory it needs ~{need / GB:.0f} GB; {available / GB:.0f} GB available")
+    return 1, ""  # the reference: its parameters matter, its time is indicative
+
+
+CASES: dict[str, Case] = {
+    "glm_logit": Case(
+        name="glm_logit",
+        description="logistic GLM (IRLS) on logit with the full quadratic formula, Parquet",
+        make_data=make_data,
+        formula=default_formula("logit"),
+        sizes={"quick": QUICK_ROWS, "full": FULL_ROWS},
+        tools=(
+            Tool(READ_TOOL, "limit", ReadColumns, plan=_every),
+            Tool(
+                "statsmodels GLM in memory",
+                "reference",
+                StatsmodelsGLM,
+                requires=("statsmodels",),
+                plan=_reference,
+            ),
+            Tool("shardfit logit", "shardfit", make_estimator(), rtol=1e-7, plan=_every),
+        ),
+        references=("statsmodels GLM in memory",),
+    ),
+}

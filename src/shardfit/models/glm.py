@@ -1,0 +1,540 @@
+"""Generalized linear models out of core by IRLS: ``glm``, ``logit``, ``poisson``, ``GLM``.
+
+A fit is a sequence of passes on one backend session, and, from the second pass on,
+on the session's partition cache (so no pass after the first reads or encodes data):
+
+1. the schema pass learns the design (levels, missing rows);
+2. the prepare pass encodes every partition, checks the response's support and the
+   weights, caches the encoded design on the workers, and sums what the start values
+   and the column transform need (centre and scale dense columns, as the exact OLS);
+3. one IRLS pass per iteration (:class:`~shardfit.models.glm_tasks.IrlsTask`): the
+   weighted Gram of the transformed ``[X | z]`` and the deviance and Pearson chi2 at the
+   current mean; the driver solves the merged Gram by Cholesky with aliasing detection;
+4. a final pass at the estimates: log-likelihood at the final scale, null deviance, and
+   the sandwich pieces of robust covariances.
+
+The iteration is statsmodels' ``GLM.fit()`` (IRLS) step for step: the same start values
+(``(y + mean(y)) / 2``, ``(y + 0.5) / 2`` for the binomial), the same working weights
+and response, and the same stopping rule, ``|dev_k - dev_{k-1}| <= tol + rtol |dev_k|``
+on the deviance history (whose entries are divided by the scale estimate of the
+previous iterate, as statsmodels does), with ``tol=1e-8``, ``rtol=0`` and
+``maxiter=100``; the covariance is that of the last weighted least-squares step. So the
+estimates, their covariance and the iteration count equal statsmodels' (to rounding).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from shardfit.data.partition import Source
+from shardfit.data.resolve import as_source
+from shardfit.design.schema import learn_design
+from shardfit.engine import PartitionCache, run_pass, session
+from shardfit.engine.blas import single_threaded_blas
+from shardfit.errors import DesignError
+from shardfit.models.families import Family, get_family
+from shardfit.models.glm_final import FinalStatistic, FinalTask
+from shardfit.models.glm_tasks import IrlsStatistic, IrlsTask, PrepareStatistic, PrepareTask
+from shardfit.models.irls import (
+    ConvergenceWarning,
+    IrlsOptions,
+    PerfectSeparationError,
+    PerfectSeparationWarning,
+    fit_null_intercept,
+    glm_covariance,
+    run_irls,
+    separated_terms,
+)
+from shardfit.results.glm import GLMResults
+from shardfit.stats.transform import ColumnTransform
+
+__all__ = [
+    "GLM",
+    "ConvergenceWarning",
+    "GeneralizedLinearModel",
+    "PerfectSeparationError",
+    "PerfectSeparationWarning",
+    "glm",
+    "logit",
+    "poisson",
+]
+
+GLMCovType = Literal["nonrobust", "HC0", "cluster"]
+#: Above this condition number (centred, equilibrated design) ``method="auto"``
+#: switches to TSQR, as the exact OLS does.
+DEFAULT_COND_THRESHOLD = 1e3
+_COV_TYPES = ("nonrobust", "HC0", "cluster")
+
+
+class _TimedPasses:
+    """``run_pass`` that records each pass's wall time (``results.extra["passes"]``)."""
+
+    def __init__(self) -> None:
+        self.passes: list[list[Any]] = []
+
+    def __call__(self, task: Any, source: Source, *, pass_name: str, **options: Any) -> Any:
+        started = time.perf_counter()
+        out = run_pass(task, source, pass_name=pass_name, **options)
+        self.passes.append([pass_name, time.perf_counter() - started])
+        return out
+
+
+@dataclass(frozen=True)
+class GeneralizedLinearModel:
+    """A GLM on a source, fitted with :meth:`fit`.
+
+    Use :func:`glm`, :func:`logit`, :func:`poisson` or :func:`GLM` to build one.
+    """
+
+    formula: str | None
+    data: Any
+    family: Family
+    weights: str | None = None
+    offset: str | None = None
+    exposure: str | None = None
+    missing: Literal["drop", "raise"] = "drop"
+    x_columns: tuple[str, ...] | None = None
+    response: str | None = None
+    max_levels: int = 10_000
+
+    def fit(
+        self,
+        *,
+        start_params: Any = None,
+        maxiter: int = 100,
+        tol: float = 1e-8,
+        rtol: float = 0.0,
+        cov_type: GLMCovType = "nonrobust",
+        cov_kwds: dict[str, Any] | None = None,
+        method: Literal["auto", "gram", "qr"] = "auto",
+        cond_threshold: float = DEFAULT_COND_THRESHOLD,
+        rank_deficient: Literal["raise", "drop"] = "raise",
+        separation: Literal["warn", "raise"] = "warn",
+        backend: Any = None,
+        workers: int | None = None,
+        cache_bytes: int | None = None,
+        progress: bool = False,
+    ) -> GLMResults:
+        """Fit by IRLS, one pass over the (cached) data per iteration.
+
+        Parameters
+        ----------
+        start_params : array_like or pandas.Series, optional
+            Starting coefficients (a Series is aligned by column name); by default
+            statsmodels' start values of the mean.
+        maxiter : int
+            The most IRLS iterations.
+        tol, rtol : float
+            Stop when ``|dev_k - dev_{k-1}| <= tol + rtol * |dev_k|`` (statsmodels'
+            ``atol``/``rtol`` on its deviance history).
+        cov_type : {"nonrobust", "HC0", "cluster"}
+            Covariance of the estimates: the inverse Fisher information times the
+            scale, or a sandwich with statsmodels' observed information as the bread
+            (``"cluster"`` with statsmodels' small-sample correction); robust ones read
+            the data once more (cluster ids are not cached).
+        cov_kwds : dict, optional
+            ``{"groups": column}`` for ``"cluster"``.
+        method : {"auto", "gram", "qr"}
+            How each weighted least-squares step is solved: ``"gram"``, the Gram of
+            centred, scaled columns (fastest; loses ``cond**2 * eps``); ``"qr"``, TSQR
+            factors (``cond * eps``); ``"auto"``, the Gram until a step's design has a
+            condition number above ``cond_threshold`` (or looks rank deficient), then
+            TSQR (``results.method_used`` says which).
+        cond_threshold : float
+            See ``method``.
+        rank_deficient : {"raise", "drop"}
+            Collinear columns raise naming them, or are dropped (reported as NaN).
+        separation : {"warn", "raise"}
+            What to do when a binomial model's data are (quasi-)separated.
+        backend, workers
+            Where the passes run (see :func:`shardfit.engine.run_pass`).
+        cache_bytes : int, optional
+            In-memory bound per worker of the encoded-partition cache (beyond it,
+            partitions spill to memory-mapped files); default a quarter of memory.
+        progress : bool
+            Show progress bars.
+
+        Returns
+        -------
+        GLMResults
+        """
+        _check_options(maxiter, tol, rtol, cov_type, cov_kwds, rank_deficient, separation)
+        if method not in ("auto", "gram", "qr"):
+            raise ValueError(
+                f"The 'method' parameter must be 'auto', 'gram' or 'qr'. Got {method!r}."
+            )
+        if not cond_threshold > 1:
+            raise ValueError(f"The 'cond_threshold' parameter must be > 1. Got {cond_threshold!r}.")
+        source = as_source(self.data)
+        groups = (cov_kwds or {}).get("groups") if cov_type == "cluster" else None
+        family = self.family
+        timed = _TimedPasses()
+        with (
+            session(backend, workers=workers) as sess,
+            single_threaded_blas(),
+            PartitionCache(sess, max_bytes=cache_bytes) as cache,
+        ):
+            started = time.perf_counter()
+            learned = learn_design(
+                self.formula,
+                source,
+                x_columns=self.x_columns,
+                response=self.response,
+                weights=self.weights,
+                offset=self.offset,
+                exposure=self.exposure,
+                extra_columns=(groups,) if groups else (),
+                missing=self.missing,
+                max_levels=self.max_levels,
+                backend=sess,
+                progress=progress,
+            )
+            timed.passes.append(["schema", time.perf_counter() - started])
+            spec = learned.spec
+            options = {"backend": sess, "progress": progress, "allreduce": True}
+            prepared: PrepareStatistic = timed(
+                PrepareTask(spec, family, self.missing, cache.ref),
+                source,
+                pass_name="glm-prepare",
+                **options,
+            )
+            nobs = prepared.nobs
+            if nobs == 0:
+                raise DesignError(
+                    f"no rows of {source.name!r} have every value the model needs "
+                    f"({prepared.counts.read:,} rows read, all dropped for missing values)"
+                )
+            intercept = _intercept(spec, prepared)
+            transform = _column_transform(spec, prepared, intercept)
+            y_mean = prepared.sum_y / nobs
+
+            def irls_pass(beta: np.ndarray | None, kind: str) -> IrlsStatistic:
+                task = IrlsTask(
+                    spec, family, transform, self.missing, cache.ref, beta, y_mean, kind
+                )
+                return timed(task, source, pass_name=f"glm-irls-{kind}", **options)
+
+            state = run_irls(
+                irls_pass,
+                _start(start_params, spec.column_names),
+                family,
+                transform,
+                intercept,
+                nobs,
+                IrlsOptions(maxiter, tol, rtol, method, cond_threshold, rank_deficient),
+                spec.column_names,
+            )
+            assert state.solution is not None and state.last is not None
+            solution = state.solution
+            # The final pass works in the columns the solution's back-transform expects.
+            final_transform = transform.without_shift() if state.kind == "qr" else transform
+            rank = solution.rank
+            scale = state.scale
+            loglike_scale = scale
+            if family.name == "gaussian" and family.link.name == "identity":
+                loglike_scale = state.last.deviance / nobs  # statsmodels' concentrated llf
+            has_offset = self.offset is not None or self.exposure is not None
+            null_beta = None
+            if has_offset:
+                null_beta = fit_null_intercept(
+                    spec,
+                    family,
+                    self.missing,
+                    cache.ref,
+                    source,
+                    timed,
+                    options,
+                    prepared,
+                    maxiter,
+                    tol,
+                )
+            final: FinalStatistic = timed(
+                FinalTask(
+                    spec=spec,
+                    family=family,
+                    transform=final_transform,
+                    missing=self.missing,
+                    cache=cache.ref,
+                    beta=np.asarray(state.beta),
+                    scale=scale,
+                    loglike_scale=loglike_scale,
+                    null_mu=None if has_offset else prepared.sum_wy / prepared.sum_w,
+                    null_beta=null_beta,
+                    kept=tuple(bool(k) for k in solution.kept),
+                    cov_type=cov_type,
+                    groups=groups,
+                ),
+                source,
+                pass_name="glm-final",
+                **options,
+            )
+        separated = separated_terms(
+            family, state, final, spec.column_names, transform.scale[:-1], separation
+        )
+        method_used = state.kind
+        cov, n_groups, df_inference = glm_covariance(cov_type, solution, final, scale, nobs)
+        if not state.converged:
+            trace = ", ".join(f"{d:.10g}" for d in state.history[1:])
+            warnings.warn(
+                f"IRLS did not converge in {maxiter} iterations (tol={tol:g}); deviance "
+                f"trace: [{trace}]",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return GLMResults(
+            names=spec.column_names,
+            params_array=np.asarray(state.beta, dtype=np.float64),
+            normalized_cov=solution.normalized_cov,
+            cov_array=cov,
+            nobs=nobs,
+            rank=rank,
+            family_name=family.name,
+            link_name=family.link.name,
+            family_params=family.params(),
+            scale=float(scale),
+            deviance=float(state.last.deviance),
+            null_deviance=float(final.null_deviance),
+            pearson_chi2=float(state.last.pearson_chi2),
+            llf=float(final.loglike),
+            converged=state.converged,
+            iterations=state.iterations,
+            deviance_history=tuple(float(d) for d in state.history),
+            cov_type=cov_type,
+            df_resid_inference=df_inference,
+            const_idx=intercept,
+            data_name=source.name,
+            formula=self.formula,
+            rows_read=prepared.counts.read,
+            rows_dropped=dict(prepared.counts.dropped),
+            rows_skipped=prepared.counts.skipped,
+            n_groups=n_groups,
+            weighted=self.weights is not None,
+            separated_terms=tuple(separated),
+            boundary_rows=final.boundary,
+            spec=spec,
+            method_used=method_used,
+            extra={"passes": timed.passes},
+        )
+
+
+def _check_options(
+    maxiter: int,
+    tol: float,
+    rtol: float,
+    cov_type: str,
+    cov_kwds: dict[str, Any] | None,
+    rank_deficient: str,
+    separation: str,
+) -> None:
+    if isinstance(maxiter, bool) or not isinstance(maxiter, int) or maxiter < 1:
+        raise ValueError(f"The 'maxiter' parameter must be an int >= 1. Got {maxiter!r}.")
+    if not (tol >= 0 and rtol >= 0):
+        raise ValueError(f"The 'tol' and 'rtol' parameters must be >= 0. Got {tol!r}, {rtol!r}.")
+    if cov_type not in _COV_TYPES:
+        raise ValueError(f"The 'cov_type' parameter must be one of {_COV_TYPES}. Got {cov_type!r}.")
+    if rank_deficient not in ("raise", "drop"):
+        raise ValueError(
+            f"The 'rank_deficient' parameter must be 'raise' or 'drop'. Got {rank_deficient!r}."
+        )
+    if separation not in ("warn", "raise"):
+        raise ValueError(
+            f"The 'separation' parameter must be 'warn' or 'raise'. Got {separation!r}."
+        )
+    kwds = dict(cov_kwds or {})
+    if cov_type == "cluster":
+        groups = kwds.pop("groups", None)
+        if not isinstance(groups, str):
+            raise ValueError(
+                "cov_type='cluster' needs cov_kwds={'groups': column_name}; "
+                f"got groups={groups!r}"
+            )
+    if kwds:
+        raise ValueError(f"unknown cov_kwds for cov_type={cov_type!r}: {sorted(kwds)}")
+
+
+def _intercept(spec: Any, prepared: PrepareStatistic) -> int | None:
+    index = spec.intercept_index()
+    if index is not None or spec.formula is not None:
+        return index
+    # Plain columns: a constant non-zero column (add_constant's) is the intercept.
+    dense = np.flatnonzero(spec.dense_columns())
+    moments = prepared.moments
+    for k, j in enumerate(dense):
+        if moments.m2[k] == 0 and moments.mean[k] != 0:
+            return int(j)
+    return None
+
+
+def _column_transform(
+    spec: Any, prepared: PrepareStatistic, intercept: int | None
+) -> ColumnTransform:
+    """Centre (with an intercept) and scale the dense columns; the working response is
+    left as it is (it changes every iteration)."""
+    flags = spec.dense_columns()
+    p = len(flags)
+    moments = prepared.moments
+    spread = np.where(moments.std > 0, moments.std, 1.0)
+    magnitude = np.where(moments.std > 0, spread, np.maximum(np.abs(moments.mean), 1.0))
+    shift = np.zeros(p + 1)
+    scale = np.ones(p + 1)
+    for k, j in enumerate(np.flatnonzero(flags)):
+        if j == intercept:
+            continue
+        scale[j] = magnitude[k]
+        if intercept is not None:
+            shift[j] = moments.mean[k]
+    return ColumnTransform(tuple(shift), tuple(scale), tuple(flags))
+
+
+def _start(start_params: Any, names: tuple[str, ...]) -> np.ndarray | None:
+    if start_params is None:
+        return None
+    if isinstance(start_params, pd.Series):
+        missing = [name for name in names if name not in start_params.index]
+        if missing:
+            raise ValueError(f"start_params lacks the columns {missing}")
+        values = start_params.loc[list(names)].to_numpy(dtype=np.float64)
+    else:
+        values = np.asarray(start_params, dtype=np.float64).ravel()
+    if values.shape != (len(names),) or not np.all(np.isfinite(values)):
+        raise ValueError(
+            f"start_params needs {len(names)} finite values (columns {list(names)}); "
+            f"got {values.shape[0]}"
+        )
+    return values
+
+
+# -- constructors ------------------------------------------------------------------------
+def glm(
+    formula: str,
+    data: Any,
+    *,
+    family: str | Family = "gaussian",
+    link: str | None = None,
+    weights: str | None = None,
+    offset: str | None = None,
+    exposure: str | None = None,
+    missing: Literal["drop", "raise"] = "drop",
+    max_levels: int = 10_000,
+    alpha: float | None = None,
+    var_power: float | None = None,
+) -> GeneralizedLinearModel:
+    """A generalized linear model on ``data`` from a formula.
+
+    Parameters
+    ----------
+    formula : str
+        A formulaic formula, e.g. ``"y ~ x1 + np.log(x2) + C(g)"``. Formula strings are
+        evaluated as Python: never pass one from an untrusted source.
+    data : Source, path, glob, pandas.DataFrame or pyarrow.Table
+        The data, of any size.
+    family : str or Family
+        ``"gaussian"``, ``"binomial"``, ``"poisson"``, ``"gamma"``,
+        ``"inverse_gaussian"``, ``"negative_binomial"``, ``"tweedie"`` or a
+        :class:`~shardfit.models.families.Family`.
+    link : str, optional
+        The link (the family's canonical one, statsmodels' default, when omitted).
+    weights : str, optional
+        A column of positive weights with statsmodels' ``var_weights`` meaning: the
+        variance of row ``i`` is ``scale * V(mu_i) / w_i``. A binomial response that is
+        a proportion of ``n_i`` trials takes ``n_i`` as its weight.
+    offset, exposure : str, optional
+        Columns added to the linear predictor (``log(exposure)`` for the exposure).
+    missing : {"drop", "raise"}
+        Drop rows missing a needed value (counted), or raise naming the first.
+    max_levels : int
+        The most levels a categorical column may have.
+    alpha, var_power : float, optional
+        The negative binomial's ``alpha`` (default 1) and Tweedie's ``var_power``
+        (default 1).
+
+    Returns
+    -------
+    GeneralizedLinearModel
+        Call ``.fit()``.
+
+    Examples
+    --------
+    >>> import shardfit
+    >>> model = shardfit.glm(
+    ...     "claims ~ age + C(region)", "policies/*.parquet", family="poisson",
+    ...     exposure="years",
+    ... )  # doctest: +SKIP
+    >>> print(model.fit(cov_type="HC0").summary())  # doctest: +SKIP
+    """
+    params = {k: v for k, v in (("alpha", alpha), ("var_power", var_power)) if v is not None}
+    return GeneralizedLinearModel(
+        formula,
+        data,
+        get_family(family, link, **params),
+        weights=weights,
+        offset=offset,
+        exposure=exposure,
+        missing=missing,
+        max_levels=max_levels,
+    )
+
+
+def logit(formula: str, data: Any, **options: Any) -> GeneralizedLinearModel:
+    """Logistic regression: :func:`glm` with the binomial family and the logit link.
+
+    Keyword options are those of :func:`glm` (``weights``, ``offset``, ``missing``...).
+    Formula strings are evaluated as Python: never pass one from an untrusted source.
+    """
+    return glm(formula, data, family="binomial", link="logit", **options)
+
+
+def poisson(formula: str, data: Any, **options: Any) -> GeneralizedLinearModel:
+    """Poisson regression with the log link: :func:`glm` with ``family="poisson"``.
+
+    Keyword options are those of :func:`glm` (``exposure``, ``offset``, ``weights``...).
+    Formula strings are evaluated as Python: never pass one from an untrusted source.
+    """
+    return glm(formula, data, family="poisson", **options)
+
+
+def GLM(
+    endog: Any,
+    exog: Any,
+    family: str | Family = "gaussian",
+    *,
+    link: str | None = None,
+    weights: Any = None,
+    offset: Any = None,
+    exposure: Any = None,
+    npartitions: int = 1,
+) -> GeneralizedLinearModel:
+    """A GLM on arrays, like ``statsmodels.GLM(y, X, family, var_weights=...)``.
+
+    No intercept is added. ``weights`` are statsmodels' ``var_weights``; ``offset`` and
+    ``exposure`` are arrays; ``npartitions`` splits the arrays into partitions.
+    """
+    from shardfit.data.memory import from_pandas
+    from shardfit.models.linear import _array_names
+
+    X = np.asarray(exog, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[:, None]
+    names = [str(n) for n in exog.columns] if isinstance(exog, pd.DataFrame) else _array_names(X)
+    frame = pd.DataFrame(X, columns=names)
+    frame["__y__"] = np.asarray(endog, dtype=np.float64)
+    extra = {"__w__": weights, "__offset__": offset, "__exposure__": exposure}
+    for column, values in extra.items():
+        if values is not None:
+            frame[column] = np.asarray(values, dtype=np.float64)
+    return GeneralizedLinearModel(
+        None,
+        from_pandas(frame, npartitions),
+        get_family(family, link),
+        weights="__w__" if weights is not None else None,
+        offset="__offset__" if offset is not None else None,
+        exposure="__exposure__" if exposure is not None else None,
+        x_columns=tuple(names),
+        response="__y__",
+    )

@@ -1,0 +1,262 @@
+"""The last passes of a GLM fit (run on workers), from the partition cache.
+
+- :class:`FinalTask` evaluates the fit at the final coefficients: log-likelihood at
+  the final scale, null deviance, fitted probabilities at 0 or 1, and for robust
+  covariances statsmodels' observed-information Gram (the bread) and the score outer
+  products (the meat) or per-cluster score sums;
+- :class:`NullTask` is one IRLS step of the constant-only model with the offset (its
+  deviance is the null deviance when the model has an offset).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from shardfit.data.partition import Partition
+from shardfit.design.materialize import encode_partition
+from shardfit.design.spec import DesignSpec
+from shardfit.engine.cache import CacheRef
+from shardfit.errors import ShardfitError
+from shardfit.models.families import Family
+from shardfit.models.glm_tasks import (
+    BOUNDARY_EPS,
+    Missing,
+    _Block,
+    _block,
+    _cached_arrays,
+    _check_chunk,
+    _Coefficients,
+    _mean,
+    _to_arrays,
+    _transformed_weighted,
+)
+from shardfit.models.linear_tasks import ClusterScores, _cluster_scores
+from shardfit.stats.gram import weighted_gram
+from shardfit.stats.transform import ColumnTransform
+
+__all__ = ["FinalStatistic", "FinalTask", "NullStatistic", "NullTask"]
+
+
+# -- the final pass ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class FinalStatistic:
+    """Fit measures at the final coefficients, and the robust covariance's pieces."""
+
+    nobs: int
+    loglike: float
+    deviance: float
+    null_deviance: float
+    boundary: int
+    hessian: np.ndarray | None
+    meat: np.ndarray | None
+    clusters: ClusterScores | None
+
+    @property
+    def nrows(self) -> int:
+        return self.nobs
+
+    def merge(self, other: FinalStatistic) -> FinalStatistic:
+        def add(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None or b is None else a + b
+
+        return FinalStatistic(
+            nobs=self.nobs + other.nobs,
+            loglike=self.loglike + other.loglike,
+            deviance=self.deviance + other.deviance,
+            null_deviance=self.null_deviance + other.null_deviance,
+            boundary=self.boundary + other.boundary,
+            hessian=add(self.hessian, other.hessian),
+            meat=add(self.meat, other.meat),
+            clusters=(
+                None
+                if self.clusters is None or other.clusters is None
+                else self.clusters.merge(other.clusters)
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class FinalTask:
+    """Log-likelihood, null deviance and robust pieces at the final ``beta``.
+
+    ``scale`` is the final scale (log-likelihood and scores use it); ``null_mu`` the
+    fitted mean of the constant-only model, or None when an offset makes that model
+    need its own fit (then ``null_beta``, its intercept, is used with the offset).
+    ``cov_type`` ``"HC0"`` or ``"cluster"`` adds the observed-information Gram and the
+    meat (in the transformed columns, kept ones only, order of ``kept``).
+    """
+
+    spec: DesignSpec
+    family: Family
+    transform: ColumnTransform
+    missing: Missing
+    cache: CacheRef | None
+    beta: np.ndarray
+    scale: float
+    loglike_scale: float
+    null_mu: float | None
+    null_beta: float | None
+    kept: tuple[bool, ...]
+    cov_type: str
+    groups: str | None
+
+    def __call__(self, partition: Partition) -> FinalStatistic:
+        family = self.family
+        groups = None
+        if self.cov_type == "cluster":
+            # Cluster ids may be text: read them with the design (not cached).
+            chunk = encode_partition(self.spec, partition, missing=self.missing, structured=True)
+            _check_chunk(chunk, family, partition)
+            if self.groups is None:
+                raise ShardfitError("cluster covariance needs groups")
+            groups = chunk.extras[self.groups]
+            arrays = _to_arrays(chunk, self.spec)
+        else:
+            arrays = _cached_arrays(self.spec, family, self.missing, self.cache, partition)
+        block = _block(arrays)
+        coef = _Coefficients.of(self.beta, self.transform.dense)
+        _, mu = _mean(family, block, coef, 0.0)
+        w = block.weights
+        y = block.y
+        if self.null_mu is not None:
+            null_mu = np.full(y.shape, self.null_mu)
+        else:
+            null_eta = np.full(y.shape, float(self.null_beta or 0.0))
+            if block.offset is not None:
+                null_eta = null_eta + block.offset
+            null_mu = family.link.inverse(null_eta)
+        unit = family.unit_deviance(y, mu)
+        null_unit = family.unit_deviance(y, null_mu)
+        if w is not None:
+            unit, null_unit = unit * w, null_unit * w
+        boundary = 0
+        if family.name == "binomial":
+            boundary = int(np.count_nonzero((mu < BOUNDARY_EPS) | (mu > 1 - BOUNDARY_EPS)))
+        hessian = meat = clusters = None
+        if self.cov_type in ("HC0", "cluster"):
+            hessian, meat, clusters = self._robust(block, mu, groups)
+        return FinalStatistic(
+            nobs=block.nrows,
+            loglike=float(family.loglike_obs(y, mu, w, self.loglike_scale).sum()),
+            deviance=float(unit.sum()),
+            null_deviance=float(null_unit.sum()),
+            boundary=boundary,
+            hessian=hessian,
+            meat=meat,
+            clusters=clusters,
+        )
+
+    def _robust(
+        self, block: _Block, mu: np.ndarray, groups: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None, ClusterScores | None]:
+        """statsmodels' observed information and scores, in transformed kept columns."""
+        family = self.family
+        w = np.ones(block.nrows) if block.weights is None else block.weights
+        deriv = family.link.deriv(mu)
+        variance = family.variance(mu)
+        score = (block.y - mu) / deriv / variance * w / self.scale
+        eim = w / (deriv**2 * variance)
+        tmp = variance * family.link.deriv2(mu) + family.variance_deriv(mu) * deriv
+        tmp = score * self.scale * tmp / w
+        oim = eim * (1 + tmp) / self.scale
+        plain_d, plain_s, order = self._kept(block, np.ones(block.nrows))
+        if np.all(oim >= 0):
+            root_d, root_s, _ = self._kept(block, np.sqrt(oim))
+            hessian = weighted_gram(root_d, root_s, None, order)
+        else:
+            # The observed information can be negative in places (non-canonical links).
+            hessian = _signed_gram(plain_d, plain_s, oim, order)
+        if self.cov_type == "cluster":
+            assert groups is not None
+            return hessian, None, _cluster_scores(groups, score, plain_d, plain_s, order)
+        scaled_d, scaled_s, _ = self._kept(block, np.abs(score))
+        return hessian, weighted_gram(scaled_d, scaled_s, None, order), None
+
+    def _kept(
+        self, block: _Block, factor: np.ndarray
+    ) -> tuple[np.ndarray, sp.csc_matrix, np.ndarray]:
+        """``factor`` times the transformed kept columns, dense and sparse, and each
+        block column's position among the kept columns."""
+        dense, sparse = _transformed_weighted(block, self.transform, None, factor)
+        kept = np.asarray(self.kept, dtype=bool)
+        position = np.full(kept.size, -1)
+        position[kept] = np.arange(int(kept.sum()))
+        dense_cols = np.flatnonzero(self.transform.dense)
+        sparse_cols = self.transform.sparse_index
+        dense = np.asfortranarray(dense[:, kept[dense_cols]])
+        sparse = sp.csc_matrix(sparse[:, np.flatnonzero(kept[sparse_cols])])
+        order = np.concatenate(
+            [position[dense_cols[kept[dense_cols]]], position[sparse_cols[kept[sparse_cols]]]]
+        )
+        return dense, sparse, order.astype(np.intp)
+
+
+def _signed_gram(
+    dense: np.ndarray, sparse: sp.csc_matrix, factor: np.ndarray, order: np.ndarray
+) -> np.ndarray:
+    """``Z' diag(factor) Z`` for a factor of any sign."""
+    full = np.hstack([dense, sparse.toarray()]) if sparse.shape[1] else dense
+    block = full.T @ (full * factor[:, None])
+    out = np.zeros_like(block)
+    out[np.ix_(order, order)] = block
+    return out
+
+
+# -- the constant-only model with an offset ------------------------------------------------
+@dataclass(frozen=True)
+class NullStatistic:
+    """Sums of one IRLS step of the constant-only model (merge: addition)."""
+
+    nobs: int
+    sum_w: float
+    sum_wz: float
+    deviance: float
+    pearson_chi2: float
+
+    @property
+    def nrows(self) -> int:
+        return self.nobs
+
+    def merge(self, other: NullStatistic) -> NullStatistic:
+        return NullStatistic(
+            nobs=self.nobs + other.nobs,
+            sum_w=self.sum_w + other.sum_w,
+            sum_wz=self.sum_wz + other.sum_wz,
+            deviance=self.deviance + other.deviance,
+            pearson_chi2=self.pearson_chi2 + other.pearson_chi2,
+        )
+
+
+@dataclass(frozen=True)
+class NullTask:
+    """One IRLS step of ``y ~ 1`` with the model's offset, at intercept ``beta0``."""
+
+    spec: DesignSpec
+    family: Family
+    missing: Missing
+    cache: CacheRef | None
+    beta0: float
+
+    def __call__(self, partition: Partition) -> NullStatistic:
+        arrays = _cached_arrays(self.spec, self.family, self.missing, self.cache, partition)
+        block = _block(arrays)
+        family = self.family
+        offset = np.zeros(block.nrows) if block.offset is None else block.offset
+        eta = self.beta0 + offset
+        mu = family.link.inverse(eta)
+        w = np.ones(block.nrows) if block.weights is None else block.weights
+        deriv = family.link.deriv(mu)
+        variance = family.variance(mu)
+        irls_w = w / (deriv**2 * variance)
+        resid = block.y - mu
+        z = eta + deriv * resid - offset
+        return NullStatistic(
+            nobs=block.nrows,
+            sum_w=float(irls_w.sum()),
+            sum_wz=float(irls_w @ z) if block.nrows else 0.0,
+            deviance=float((family.unit_deviance(block.y, mu) * w).sum()),
+            pearson_chi2=float((resid**2 * w / variance).sum()),
+        )

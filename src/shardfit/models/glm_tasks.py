@@ -1,0 +1,508 @@
+"""What each partition computes for a GLM fitted by IRLS (runs on workers).
+
+Three kinds of pass, all reading the partition's encoded design from the session's
+:class:`~shardfit.engine.cache.PartitionCache` (only a miss reads and encodes):
+
+- :class:`PrepareTask` encodes the partition (checking the response's support and the
+  weights), caches it, and returns row counts, response sums and the moments of the
+  dense columns (which fix the column transform);
+- :class:`IrlsTask` is one IRLS iteration at coefficients ``beta``: ``eta = X beta +
+  offset``, ``mu = g^{-1}(eta)``, working weights ``w g'(mu)^-2 / V(mu)`` and working
+  response ``z = eta - offset + g'(mu) (y - mu)``; it returns the weighted Gram of the
+  transformed ``[X | z]`` (or its TSQR factor, for ill-conditioned designs) and the
+  deviance and Pearson chi2 at ``mu``, row block by row block;
+- the final pass (:mod:`shardfit.models.glm_final`) evaluates the fit at the
+  estimates.
+
+Everything a pass returns is a sum over rows (merge is addition; TSQR factors merge
+by a QR of the stacked factors) of size ``O(p**2)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.linalg.blas import dsyrk
+
+from shardfit.data.partition import Partition
+from shardfit.design.fast_encoder import SplitDesign
+from shardfit.design.materialize import DesignChunk, encode_partition
+from shardfit.design.spec import DesignSpec
+from shardfit.engine.cache import CacheRef
+from shardfit.errors import DesignError
+from shardfit.models.families import Family, ResponseError
+from shardfit.models.linear_tasks import ColumnMoments
+from shardfit.stats.counts import RowCounts
+from shardfit.stats.gram import weighted_gram
+from shardfit.stats.transform import ColumnTransform
+from shardfit.stats.tsqr import QRStatistic
+
+__all__ = [
+    "IrlsStatistic",
+    "IrlsTask",
+    "PrepareStatistic",
+    "PrepareTask",
+]
+
+Missing = Literal["drop", "raise"]
+# A binomial fitted probability this close to 0 or 1 counts as "numerically 0 or 1".
+BOUNDARY_EPS = 1e-8
+# Rows per block of an IRLS step: its temporaries (~15 row-sized arrays and the
+# weighted design) then stay in the CPU's cache.
+ROW_BLOCK = 16_384
+
+
+@dataclass(frozen=True)
+class _Block:
+    """One partition's encoded rows as the IRLS passes use them."""
+
+    dense: np.ndarray  # (n, kd) raw dense columns, Fortran order
+    sparse: sp.csc_matrix  # (n, ks) raw sparse columns
+    y: np.ndarray
+    weights: np.ndarray | None
+    offset: np.ndarray | None
+
+    @property
+    def nrows(self) -> int:
+        return int(self.y.shape[0])
+
+    def row_blocks(self) -> list[tuple[int, _Block]]:
+        """``(first row, block)`` views of at most ``ROW_BLOCK`` rows (one block when
+        there are sparse columns): a block's row-sized temporaries stay in cache."""
+        n = self.nrows
+        if self.sparse.shape[1] or n <= ROW_BLOCK:
+            return [(0, self)]
+
+        def part(array: np.ndarray | None, a: int, b: int) -> np.ndarray | None:
+            return None if array is None else array[a:b]
+
+        return [
+            (
+                a,
+                _Block(
+                    dense=self.dense[a : a + ROW_BLOCK],
+                    sparse=sp.csc_matrix((min(ROW_BLOCK, n - a), 0)),
+                    y=self.y[a : a + ROW_BLOCK],
+                    weights=part(self.weights, a, a + ROW_BLOCK),
+                    offset=part(self.offset, a, a + ROW_BLOCK),
+                ),
+            )
+            for a in range(0, n, ROW_BLOCK)
+        ]
+
+    def linear_predictor(self, beta_dense: np.ndarray, beta_sparse: np.ndarray) -> np.ndarray:
+        """``X beta + offset``."""
+        dense = self.dense
+        if dense.shape[1] and not dense.flags.f_contiguous:
+            # A row block of a Fortran array: column by column (each one contiguous,
+            # and the block stays in cache for the weighted copy that follows).
+            eta = dense[:, 0] * beta_dense[0]
+            term = np.empty_like(eta)
+            for j in range(1, dense.shape[1]):
+                np.multiply(dense[:, j], beta_dense[j], out=term)
+                eta += term
+        elif dense.shape[1]:
+            eta = dense @ beta_dense
+        else:
+            eta = np.zeros(self.nrows)
+        if self.sparse.shape[1]:
+            eta = eta + self.sparse @ beta_sparse
+        if self.offset is not None:
+            eta = eta + self.offset
+        return eta
+
+
+def _to_arrays(chunk: DesignChunk, spec: DesignSpec) -> dict[str, np.ndarray]:
+    """A design chunk as the dict of plain arrays the partition cache holds."""
+    X = chunk.X
+    dense_cols = np.flatnonzero(spec.dense_columns())
+    if hasattr(X, "dense_index") and np.array_equal(X.dense_index, dense_cols):
+        dense, sparse = X.dense, sp.csc_matrix(X.sparse)
+    else:
+        full = X.toarray() if hasattr(X, "toarray") else np.asarray(X, dtype=np.float64)
+        sparse_cols = np.flatnonzero(~np.asarray(spec.dense_columns(), dtype=bool))
+        dense, sparse = full[:, dense_cols], sp.csc_matrix(full[:, sparse_cols])
+    assert chunk.y is not None
+    arrays = {
+        "dense": np.asfortranarray(dense, dtype=np.float64),
+        "sp_data": np.asarray(sparse.data, dtype=np.float64),
+        "sp_indices": np.asarray(sparse.indices, dtype=np.int64),
+        "sp_indptr": np.asarray(sparse.indptr, dtype=np.int64),
+        "sp_shape": np.asarray(sparse.shape, dtype=np.int64),
+        "y": np.asarray(chunk.y, dtype=np.float64),
+        "counts": np.asarray([chunk.rows_read, chunk.skipped_rows], dtype=np.int64),
+        "dropped_reasons": np.asarray(sorted(chunk.dropped), dtype=np.str_),
+        "dropped_counts": np.asarray(
+            [chunk.dropped[k] for k in sorted(chunk.dropped)], dtype=np.int64
+        ),
+    }
+    if chunk.weights is not None:
+        arrays["weights"] = np.asarray(chunk.weights, dtype=np.float64)
+    if chunk.offset is not None:
+        arrays["offset"] = np.asarray(chunk.offset, dtype=np.float64)
+    return arrays
+
+
+def _block(arrays: dict[str, np.ndarray]) -> _Block:
+    shape = tuple(int(s) for s in arrays["sp_shape"])
+    sparse = sp.csc_matrix(
+        (arrays["sp_data"], arrays["sp_indices"], arrays["sp_indptr"]), shape=shape
+    )
+    return _Block(
+        dense=arrays["dense"],
+        sparse=sparse,
+        y=arrays["y"],
+        weights=arrays.get("weights"),
+        offset=arrays.get("offset"),
+    )
+
+
+def _check_chunk(chunk: DesignChunk, family: Family, partition: Partition) -> None:
+    """Raise on a response outside the family's support, a non-positive weight, or a
+    non-finite offset, naming the partition, the row and the value."""
+    assert chunk.y is not None
+
+    def where(position: int) -> str:
+        row = int(chunk.row_index[position])
+        return f"partition {partition.key} ({partition.locate(row)})"
+
+    bad = family._outside(np.asarray(chunk.y, dtype=np.float64))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ResponseError(
+            f"response outside the support of the {family.name} family ({family.support}) "
+            f"in {where(i)}: {float(chunk.y[i])!r} ({int(bad.sum())} such rows in this "
+            "partition)"
+        )
+    if chunk.weights is not None:
+        nonpositive = ~(chunk.weights > 0)
+        if nonpositive.any():
+            i = int(np.flatnonzero(nonpositive)[0])
+            raise DesignError(
+                f"non-positive weight in {where(i)}: {float(chunk.weights[i])!r}; GLM weights "
+                "(statsmodels' var_weights) must be > 0 (drop such rows before fitting)"
+            )
+    if chunk.offset is not None:
+        nonfinite = ~np.isfinite(chunk.offset)
+        if nonfinite.any():
+            i = int(np.flatnonzero(nonfinite)[0])
+            raise DesignError(
+                f"non-finite offset (or non-positive exposure) in {where(i)}: "
+                f"{float(chunk.offset[i])!r}"
+            )
+
+
+def _cached_arrays(
+    spec: DesignSpec,
+    family: Family,
+    missing: Missing,
+    cache: CacheRef | None,
+    partition: Partition,
+) -> dict[str, np.ndarray]:
+    def compute() -> dict[str, np.ndarray]:
+        chunk = encode_partition(spec, partition, missing=missing, structured=True)
+        _check_chunk(chunk, family, partition)
+        return _to_arrays(chunk, spec)
+
+    if cache is None:
+        return compute()
+    return cache.get_or_compute(partition.key, compute)
+
+
+# -- the prepare pass ------------------------------------------------------------------
+@dataclass(frozen=True)
+class PrepareStatistic:
+    """Row counts, response sums and dense-column moments over some partitions."""
+
+    counts: RowCounts
+    nobs: int
+    sum_y: float
+    sum_w: float
+    sum_wy: float
+    sum_log_w: float
+    moments: ColumnMoments
+
+    @property
+    def nrows(self) -> int:
+        return self.counts.read
+
+    def merge(self, other: PrepareStatistic) -> PrepareStatistic:
+        return PrepareStatistic(
+            counts=self.counts.merge(other.counts),
+            nobs=self.nobs + other.nobs,
+            sum_y=self.sum_y + other.sum_y,
+            sum_w=self.sum_w + other.sum_w,
+            sum_wy=self.sum_wy + other.sum_wy,
+            sum_log_w=self.sum_log_w + other.sum_log_w,
+            moments=self.moments.merge(other.moments),
+        )
+
+
+@dataclass(frozen=True)
+class PrepareTask:
+    """Encode, check and cache a partition; sums for the start values and transform."""
+
+    spec: DesignSpec
+    family: Family
+    missing: Missing
+    cache: CacheRef | None
+
+    def __call__(self, partition: Partition) -> PrepareStatistic:
+        arrays = _cached_arrays(self.spec, self.family, self.missing, self.cache, partition)
+        block = _block(arrays)
+        read, skipped = (int(v) for v in arrays["counts"])
+        dropped = {
+            str(reason): int(n)
+            for reason, n in zip(arrays["dropped_reasons"], arrays["dropped_counts"])
+            if n
+        }
+        counts = RowCounts(
+            read=read,
+            dropped=dropped,
+            skipped=skipped,
+            by_partition=((partition.key, read, sum(dropped.values()), skipped),),
+        )
+        n = block.nrows
+        w = np.ones(n) if block.weights is None else block.weights
+        dense = block.dense
+        if n:
+            mean = dense.mean(axis=0)
+            moments = ColumnMoments(n, mean, ((dense - mean) ** 2).sum(axis=0))
+        else:
+            kd = dense.shape[1]
+            moments = ColumnMoments(0, np.zeros(kd), np.zeros(kd))
+        return PrepareStatistic(
+            counts=counts,
+            nobs=n,
+            sum_y=float(block.y.sum()),
+            sum_w=float(w.sum()),
+            sum_wy=float(w @ block.y) if n else 0.0,
+            sum_log_w=float(np.log(w).sum()),
+            moments=moments,
+        )
+
+
+# -- one IRLS iteration ------------------------------------------------------------------
+@dataclass(frozen=True)
+class IrlsStatistic:
+    """Weighted Gram (or TSQR factor, ``qr``) of transformed ``[X | z]`` and fit
+    measures at the current ``mu``.
+
+    ``max_abs_resid`` (merge: maximum) detects perfect prediction as statsmodels does;
+    the QR factors merge by a QR of the stacked factors; every other field adds.
+    """
+
+    cross: np.ndarray | None
+    nobs: int
+    deviance: float
+    pearson_chi2: float
+    max_abs_resid: float
+    qr: QRStatistic | None = None
+
+    @property
+    def nrows(self) -> int:
+        return self.nobs
+
+    def merge(self, other: IrlsStatistic) -> IrlsStatistic:
+        cross = None
+        if self.cross is not None and other.cross is not None:
+            cross = self.cross + other.cross
+        qr = None
+        if self.qr is not None and other.qr is not None:
+            qr = self.qr.merge(other.qr)
+        return IrlsStatistic(
+            cross=cross,
+            qr=qr,
+            nobs=self.nobs + other.nobs,
+            deviance=self.deviance + other.deviance,
+            pearson_chi2=self.pearson_chi2 + other.pearson_chi2,
+            max_abs_resid=max(self.max_abs_resid, other.max_abs_resid),
+        )
+
+
+@dataclass(frozen=True)
+class _Coefficients:
+    """Coefficients split like the design's dense and sparse blocks (0 for aliased)."""
+
+    dense: np.ndarray
+    sparse: np.ndarray
+
+    @classmethod
+    def of(cls, beta: np.ndarray, dense_flags: tuple[bool, ...]) -> _Coefficients:
+        flags = np.asarray(dense_flags, dtype=bool)
+        beta = np.where(np.isfinite(beta), beta, 0.0)
+        return cls(np.ascontiguousarray(beta[flags]), np.ascontiguousarray(beta[~flags]))
+
+
+def _mean(
+    family: Family, block: _Block, beta: _Coefficients | None, y_mean: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(eta, mu)`` at ``beta``, or statsmodels' start values when ``beta`` is None."""
+    if beta is None:
+        mu = family.starting_mu_given_mean(block.y, y_mean)
+        eta = family.link(mu)  # statsmodels starts from g(mu_0), offset included in it
+        return eta, mu
+    eta = block.linear_predictor(beta.dense, beta.sparse)
+    return eta, family.link.inverse(eta)
+
+
+def _transformed_weighted(
+    block: _Block,
+    transform: ColumnTransform,
+    column: np.ndarray | None,
+    sqrt_w: np.ndarray,
+    *,
+    scaled: bool = True,
+) -> tuple[np.ndarray, sp.csc_matrix]:
+    """``sqrt(w)`` times the transformed dense block (with ``column`` appended) and
+    times the sparse block: one buffer, no other row-sized temporaries.
+
+    With ``scaled=False`` the dense columns are centred but not divided by their
+    scales (the caller scales the small Gram instead: one pass less per column).
+    """
+    n, kd = block.dense.shape
+    p = transform.p
+    dense_cols = np.flatnonzero(transform.dense)
+    shift = np.asarray(transform.shift)[dense_cols]
+    scale = np.asarray(transform.scale)[dense_cols]
+    width = kd + (column is not None)
+    buf = np.empty((n, width), order="F")
+    # Column by column, in place: contiguous passes and no (n, kd) temporaries.
+    for j in range(kd):
+        out = buf[:, j]
+        if shift[j] != 0.0:
+            np.subtract(block.dense[:, j], shift[j], out=out)
+            np.multiply(out, sqrt_w, out=out)
+        else:
+            np.multiply(block.dense[:, j], sqrt_w, out=out)
+        if scaled and scale[j] != 1.0:
+            np.multiply(out, 1.0 / scale[j], out=out)
+    if column is not None:
+        z_shift, z_scale = transform.shift[p], transform.scale[p]
+        np.multiply((column - z_shift) / z_scale, sqrt_w, out=buf[:, kd])
+    sparse = block.sparse
+    if sparse.shape[1]:
+        sparse = sp.csc_matrix(
+            (sparse.data * sqrt_w[sparse.indices], sparse.indices, sparse.indptr),
+            shape=sparse.shape,
+        )
+    return buf, sparse
+
+
+@dataclass(frozen=True)
+class IrlsTask:
+    """One IRLS iteration on a partition (see the module notes).
+
+    ``beta`` holds the coefficients in the original columns (``None``: start from
+    statsmodels' start values, which use ``y_mean``, the mean of all responses).
+    """
+
+    spec: DesignSpec
+    family: Family
+    transform: ColumnTransform
+    missing: Missing
+    cache: CacheRef | None
+    beta: np.ndarray | None
+    y_mean: float
+    kind: Literal["gram", "qr"] = "gram"
+
+    def __call__(self, partition: Partition) -> IrlsStatistic:
+        arrays = _cached_arrays(self.spec, self.family, self.missing, self.cache, partition)
+        whole = _block(arrays)
+        coef = None if self.beta is None else _Coefficients.of(self.beta, self.transform.dense)
+        if self.kind == "qr":
+            return self._qr(whole, coef)
+        order = np.concatenate([self.transform.dense_index, self.transform.sparse_index])
+        q = order.size
+        dense_only = whole.sparse.shape[1] == 0
+        # Dense designs: one dsyrk accumulator over the row blocks, symmetrized once.
+        upper = np.zeros((q, q), order="F")
+        cross = np.zeros((q, q))
+        deviance = pearson = max_abs_resid = 0.0
+        for _, block in whole.row_blocks():
+            eta = None if coef is None else block.linear_predictor(coef.dense, coef.sparse)
+            dense, sparse, unit, chi2, resid = self._rows(block, eta)
+            if dense_only:
+                if block.nrows:
+                    upper = dsyrk(1.0, dense, beta=1.0, c=upper, trans=1, lower=0, overwrite_c=1)
+            else:
+                cross += weighted_gram(dense, sparse, None, order)
+            deviance += unit
+            pearson += chi2
+            max_abs_resid = max(max_abs_resid, resid)
+        if dense_only:
+            full = np.triu(upper) + np.triu(upper, 1).T
+            cross[np.ix_(order, order)] = full
+        scale = np.asarray(self.transform.scale)
+        cross /= np.outer(scale, scale)  # the dense columns were centred, not scaled
+        return IrlsStatistic(
+            cross=cross,
+            nobs=whole.nrows,
+            deviance=deviance,
+            pearson_chi2=pearson,
+            max_abs_resid=max_abs_resid,
+        )
+
+    def _qr(self, whole: _Block, coef: _Coefficients | None) -> IrlsStatistic:
+        """The TSQR factor of the weighted ``[X | z]`` (scaled, not centred), row block
+        by row block: accurate to ``cond * eps`` where the Gram gives ``cond**2 * eps``."""
+        transform = self.transform.without_shift()
+        dense_cols = np.flatnonzero(transform.dense)
+        total: IrlsStatistic | None = None
+        for _, block in whole.row_blocks():
+            eta = None if coef is None else block.linear_predictor(coef.dense, coef.sparse)
+            z, irls_w, unit, chi2, resid = self._working(block, eta)
+            design = SplitDesign(block.dense, dense_cols, block.sparse, transform.sparse_index)
+            stat = IrlsStatistic(
+                cross=None,
+                qr=QRStatistic.of_chunk(design, z, irls_w, transform),
+                nobs=block.nrows,
+                deviance=unit,
+                pearson_chi2=chi2,
+                max_abs_resid=resid,
+            )
+            total = stat if total is None else total.merge(stat)
+        assert total is not None
+        return total
+
+    def _rows(
+        self, block: _Block, eta: np.ndarray | None
+    ) -> tuple[np.ndarray, sp.csc_matrix, float, float, float]:
+        """The weighted, centred ``[X | z]`` of a block, and its deviance, Pearson chi2
+        and largest ``|y - mu|``."""
+        z, irls_w, unit, chi2, largest = self._working(block, eta)
+        dense, sparse = _transformed_weighted(
+            block, self.transform, z, np.sqrt(irls_w), scaled=False
+        )
+        return dense, sparse, unit, chi2, largest
+
+    def _working(
+        self, block: _Block, eta: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, float, float, float]:
+        """Working response and weights of a block, and its deviance, Pearson chi2 and
+        largest ``|y - mu|`` (statsmodels' IRLS step)."""
+        family = self.family
+        if eta is None:
+            mu = family.starting_mu_given_mean(block.y, self.y_mean)
+            eta = family.link(mu)  # statsmodels starts from g(mu_0), offset included in it
+        else:
+            mu = family.link.inverse(eta)
+        w = block.weights
+        deriv = family.link.deriv(mu)
+        variance = family.variance(mu)
+        irls_w = 1.0 / (deriv**2 * variance)
+        if w is not None:
+            irls_w = irls_w * w
+        resid = block.y - mu
+        z = eta + deriv * resid
+        if block.offset is not None:
+            z = z - block.offset
+        unit = family.unit_deviance(block.y, mu)
+        pearson = resid**2 / variance
+        if w is not None:
+            unit, pearson = unit * w, pearson * w
+        largest = float(np.abs(resid).max()) if block.nrows else 0.0
+        return z, irls_w, float(unit.sum()), float(pearson.sum()), largest

@@ -1,0 +1,275 @@
+"""The IRLS driver of a GLM fit: statsmodels' iteration, one pass per step.
+
+Pure driver-side logic on merged statistics: solving each weighted least-squares step
+(Gram by Cholesky, or TSQR), the stopping rule on the deviance history, the null
+model's intercept with an offset, separation detection, and robust covariances.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from shardfit.data.partition import Source
+from shardfit.errors import ConvergenceError, DesignError
+from shardfit.models.families import Family
+from shardfit.models.glm_final import FinalStatistic, NullStatistic, NullTask
+from shardfit.models.glm_tasks import IrlsStatistic, PrepareStatistic
+from shardfit.models.least_squares import (
+    LeastSquaresSolution,
+    cholesky_with_aliasing,
+    solve_from_r,
+)
+from shardfit.stats.transform import ColumnTransform
+
+__all__ = [
+    "ConvergenceWarning",
+    "IrlsOptions",
+    "IrlsState",
+    "PerfectSeparationError",
+    "PerfectSeparationWarning",
+    "fit_null_intercept",
+    "glm_covariance",
+    "run_irls",
+    "separated_terms",
+]
+
+
+class ConvergenceWarning(UserWarning):
+    """IRLS stopped at ``maxiter`` before the deviance settled."""
+
+
+class PerfectSeparationWarning(UserWarning):
+    """A binomial model's fitted probabilities reach 0 or 1: the data are separated."""
+
+
+class PerfectSeparationError(ConvergenceError):
+    """Separation detected with ``separation="raise"``."""
+
+
+@dataclass
+class IrlsState:
+    """What the driver keeps between passes."""
+
+    beta: np.ndarray | None
+    solution: LeastSquaresSolution | None = None
+    history: list[float] = field(default_factory=lambda: [float("inf")])
+    params_history: list[np.ndarray] = field(default_factory=list)
+    scale: float = 1.0
+    last: IrlsStatistic | None = None
+    converged: bool = False
+    iterations: int = 0
+    kind: Literal["gram", "qr"] = "gram"
+
+
+@dataclass(frozen=True)
+class IrlsOptions:
+    """The fixed settings of an IRLS run."""
+
+    maxiter: int
+    tol: float
+    rtol: float
+    method: str
+    cond_threshold: float
+    rank_deficient: str
+
+
+def _solve(stat: IrlsStatistic, transform: ColumnTransform, intercept: int | None) -> Any:
+    if stat.qr is not None:
+        return solve_from_r(stat.qr.full_r(), transform.without_shift(), intercept=intercept)
+    assert stat.cross is not None
+    r = cholesky_with_aliasing(stat.cross, transform.p)
+    return solve_from_r(r, transform, intercept=intercept, tol=0.0)
+
+
+def _ratio(deviance: float, scale: float) -> float:
+    """``deviance / scale`` with NumPy's semantics (a zero scale gives inf or nan, as
+    in statsmodels, rather than an exception)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.float64(deviance) / np.float64(scale))
+
+
+def run_irls(
+    irls_pass: Any,
+    start: np.ndarray | None,
+    family: Family,
+    transform: ColumnTransform,
+    intercept: int | None,
+    nobs: int,
+    options: IrlsOptions,
+    names: tuple[str, ...],
+) -> IrlsState:
+    """statsmodels' ``_fit_irls``, one pass per deviance evaluation.
+
+    Pass ``k`` evaluates the deviance at ``beta_k`` and accumulates the Gram that
+    gives ``beta_{k+1}``; convergence of ``beta_k`` is known after pass ``k``, so the
+    estimate's covariance is that of pass ``k - 1``'s Gram, as in statsmodels. With
+    ``method="auto"``, a Gram whose design is ill-conditioned (or looks rank
+    deficient) is recomputed once as a TSQR factor, and TSQR is used from then on.
+    """
+    state = IrlsState(beta=start)
+    state.kind = "qr" if options.method == "qr" else "gram"
+
+    def solve(stat: IrlsStatistic, beta: np.ndarray | None) -> tuple[IrlsStatistic, Any]:
+        solution = _solve(stat, transform, intercept)
+        suspicious = solution.condition > options.cond_threshold or not solution.kept.all()
+        if options.method == "auto" and state.kind == "gram" and suspicious:
+            state.kind = "qr"
+            stat = irls_pass(beta, "qr")
+            solution = _solve(stat, transform, intercept)
+        _report_aliased(solution, names, options.rank_deficient)
+        return stat, solution
+
+    stat, solution = solve(irls_pass(start, state.kind), start)
+    df_resid = nobs - solution.rank
+    if df_resid <= 0:
+        raise DesignError(f"{nobs} rows for {solution.rank} coefficients: no residual df")
+
+    def scale_of(s: IrlsStatistic) -> float:
+        return s.pearson_chi2 / df_resid if family.free_scale else 1.0
+
+    state.scale = scale_of(stat)
+    state.history.append(_ratio(stat.deviance, state.scale))
+    if not np.isfinite(stat.deviance):
+        raise ConvergenceError("the deviance at the start values is not finite")
+    for iteration in range(options.maxiter):
+        state.solution = solution
+        state.beta = solution.params
+        state.params_history.append(solution.params)
+        stat = irls_pass(solution.params, state.kind)
+        state.last = stat
+        state.history.append(_ratio(stat.deviance, state.scale))
+        state.scale = scale_of(stat)
+        state.iterations = iteration + 1
+        old, new = state.history[-2], state.history[-1]
+        if abs(old - new) <= options.tol + options.rtol * abs(new):
+            state.converged = True
+            break
+        if iteration + 1 < options.maxiter:
+            stat, solution = solve(stat, solution.params)
+    return state
+
+
+def _report_aliased(solution: LeastSquaresSolution, names: tuple[str, ...], policy: str) -> None:
+    if solution.kept.all():
+        return
+    aliased = [names[j] for j in np.flatnonzero(~solution.kept)]
+    message = (
+        f"the design is rank deficient: {aliased} "
+        f"{'is' if len(aliased) == 1 else 'are'} collinear with earlier columns"
+    )
+    if policy == "raise":
+        raise DesignError(message + "; pass rank_deficient='drop' to drop them")
+    warnings.warn(message + "; dropped (reported as NaN)", UserWarning, stacklevel=4)
+
+
+def fit_null_intercept(
+    spec: Any,
+    family: Family,
+    missing: Any,
+    cache: Any,
+    source: Source,
+    timed: Any,
+    options: dict[str, Any],
+    prepared: PrepareStatistic,
+    maxiter: int,
+    tol: float,
+) -> float:
+    """The intercept of the constant-only model with the offset (statsmodels' ``null``):
+    IRLS on one coefficient, started at ``g(mean(y))``, one scalar pass an iteration."""
+    df_resid = prepared.nobs - 1
+    b0 = float(family.link(np.asarray(prepared.sum_y / prepared.nobs)))
+
+    def run(beta0: float) -> NullStatistic:
+        task = NullTask(spec, family, missing, cache, beta0)
+        return timed(task, source, pass_name="glm-null", **options)
+
+    stat = run(b0)
+    scale = stat.pearson_chi2 / df_resid if family.free_scale else 1.0
+    history = [_ratio(stat.deviance, scale)]
+    for _ in range(maxiter):
+        b0 = stat.sum_wz / stat.sum_w
+        stat = run(b0)
+        history.append(_ratio(stat.deviance, scale))
+        scale = stat.pearson_chi2 / df_resid if family.free_scale else 1.0
+        if abs(history[-2] - history[-1]) <= tol:
+            break
+    return b0
+
+
+def separated_terms(
+    family: Family,
+    state: IrlsState,
+    final: FinalStatistic,
+    names: tuple[str, ...],
+    spread: tuple[float, ...],
+    policy: str,
+) -> list[str]:
+    """Terms whose coefficients diverge while fitted probabilities reach 0 or 1.
+
+    Any family: every fitted value equal to its response (statsmodels' "perfect
+    prediction" check, ``|y - mu| <= 1e-8``) warns as well.
+    """
+    if family.name != "binomial" or final.boundary == 0:
+        if state.last is not None and state.last.max_abs_resid <= 1e-8:
+            warnings.warn(
+                "perfect prediction: every fitted value equals its response, so the "
+                "parameters may not be identified",
+                PerfectSeparationWarning,
+                stacklevel=3,
+            )
+        return []
+    history = state.params_history
+    diverging: list[str] = []
+    if len(history) >= 3:
+        step = history[-1] - history[-2]
+        before = history[-2] - history[-3]
+        with np.errstate(invalid="ignore"):
+            grows = (np.abs(step) > 1e-3 * (1 + np.abs(history[-1]))) & (
+                np.abs(step) >= 0.5 * np.abs(before)
+            )
+        # Standardized steps: a separating direction dominates; bystanders only drift.
+        standardized = np.abs(step) * np.asarray(spread)
+        grows &= standardized >= 0.05 * np.nanmax(standardized)
+        diverging = [names[j] for j in np.flatnonzero(grows)]
+    if not diverging and state.converged:
+        return []
+    terms = diverging or ["(not isolated: the IRLS did not converge)"]
+    message = (
+        f"perfect or quasi-complete separation: {final.boundary:,} of {final.nobs:,} fitted "
+        f"probabilities are numerically 0 or 1 and the coefficients of {terms} diverge; "
+        "their estimates and standard errors are meaningless (remove or merge the "
+        "separating terms, or use a penalized fit)"
+    )
+    if policy == "raise":
+        raise PerfectSeparationError(message)
+    warnings.warn(message, PerfectSeparationWarning, stacklevel=3)
+    return diverging
+
+
+def glm_covariance(
+    cov_type: str,
+    solution: LeastSquaresSolution,
+    final: FinalStatistic,
+    scale: float,
+    nobs: int,
+) -> tuple[np.ndarray, int | None, float | None]:
+    if cov_type == "nonrobust":
+        return solution.normalized_cov * scale, None, None
+    assert final.hessian is not None
+    bread = np.linalg.inv(final.hessian)
+    if cov_type == "cluster":
+        assert final.clusters is not None
+        sums = final.clusters.sums
+        n_groups = len(final.clusters.keys)
+        if n_groups < 2:
+            raise DesignError(f"cluster covariance needs at least 2 clusters; found {n_groups}")
+        k_params = solution.kept.size
+        correction = n_groups / (n_groups - 1) * (nobs - 1) / (nobs - k_params)
+        cov_gamma = bread @ (sums.T @ sums) @ bread * correction
+        return solution.covariance_of(cov_gamma), n_groups, float(n_groups - 1)
+    assert final.meat is not None
+    return solution.covariance_of(bread @ final.meat @ bread), None, None

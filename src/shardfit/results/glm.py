@@ -1,0 +1,232 @@
+"""Results of a generalized linear model, with statsmodels' ``GLMResults`` names.
+
+Computed from the merged statistics of the fit (no data). Definitions follow
+statsmodels (``var_weights`` for the weights):
+
+- ``df_model = rank - 1`` (statsmodels subtracts 1 whether or not there is a
+  constant), ``df_resid = nobs - rank``;
+- ``scale`` is 1 for the binomial, Poisson and negative binomial families, else
+  Pearson's chi2 over ``df_resid``;
+- ``llf`` is the family's log-likelihood at the estimated scale (Gaussian with the
+  identity link: at ``deviance / nobs``, the concentrated likelihood);
+- ``aic = -2 llf + 2 (df_model + 1)``; ``bic = bic_llf = -2 llf + (df_model + 1)
+  log(nobs)`` (statsmodels' ``bic_llf``, its ``bic`` since 0.14);
+  ``bic_deviance = deviance - df_resid log(nobs)`` is statsmodels' older ``bic``;
+- inference uses the normal distribution (``z`` statistics), as statsmodels' GLM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = ["GLMResults"]
+
+
+@dataclass(frozen=True, eq=False)
+class GLMResults:
+    """Estimates of a GLM fit, labelled by design column.
+
+    Build it with :func:`shardfit.glm`, :func:`shardfit.logit`,
+    :func:`shardfit.poisson` or :func:`shardfit.GLM`.
+    """
+
+    names: tuple[str, ...]
+    params_array: np.ndarray
+    normalized_cov: np.ndarray
+    cov_array: np.ndarray
+    nobs: int
+    rank: int
+    family_name: str
+    link_name: str
+    scale: float
+    deviance: float
+    null_deviance: float
+    pearson_chi2: float
+    llf: float
+    converged: bool
+    iterations: int
+    deviance_history: tuple[float, ...] = ()
+    family_params: dict[str, float] = field(default_factory=dict)
+    cov_type: str = "nonrobust"
+    use_t: bool = False
+    df_resid_inference: float | None = None
+    const_idx: int | None = None
+    data_name: str = ""
+    formula: str | None = None
+    rows_read: int = 0
+    rows_dropped: dict[str, int] = field(default_factory=dict)
+    rows_skipped: int = 0
+    n_groups: int | None = None
+    weighted: bool = False
+    method_used: str = "gram"
+    separated_terms: tuple[str, ...] = ()
+    boundary_rows: int = 0
+    spec: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # -- the model --------------------------------------------------------------------
+    @property
+    def family(self) -> Any:
+        """The fitted :class:`~shardfit.models.families.Family` (with its link)."""
+        from shardfit.models.families import get_family
+
+        return get_family(self.family_name, self.link_name, **self.family_params)
+
+    @property
+    def fit_history(self) -> dict[str, Any]:
+        """``{"deviance": [...], "iteration": n}`` like statsmodels' (the deviance
+        history starts with ``inf``; entries are divided by the previous scale)."""
+        return {"deviance": list(self.deviance_history), "iteration": self.iterations}
+
+    # -- estimates --------------------------------------------------------------------
+    @property
+    def params(self) -> pd.Series:
+        """Estimated coefficients (NaN for aliased columns)."""
+        return pd.Series(self.params_array, index=list(self.names), name="params")
+
+    def cov_params(self) -> pd.DataFrame:
+        """Covariance of the estimates (of the chosen ``cov_type``)."""
+        return pd.DataFrame(self.cov_array, index=list(self.names), columns=list(self.names))
+
+    @property
+    def bse(self) -> pd.Series:
+        """Standard errors."""
+        return pd.Series(np.sqrt(np.diag(self.cov_array)), index=list(self.names), name="bse")
+
+    @property
+    def tvalues(self) -> pd.Series:
+        """``params / bse`` (z statistics)."""
+        return pd.Series(
+            self.params_array / np.sqrt(np.diag(self.cov_array)), index=list(self.names)
+        )
+
+    @property
+    def df_inference(self) -> float:
+        """Degrees of freedom of F tests' denominators."""
+        if self.df_resid_inference is not None:
+            return float(self.df_resid_inference)
+        return float(self.df_resid)
+
+    @property
+    def pvalues(self) -> pd.Series:
+        """Two-sided p-values of the z statistics."""
+        z = np.abs(self.tvalues.to_numpy())
+        values = 2 * (stats.t.sf(z, self.df_inference) if self.use_t else stats.norm.sf(z))
+        return pd.Series(values, index=list(self.names))
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Confidence intervals at level ``1 - alpha`` (columns 0 and 1, as statsmodels)."""
+        if not 0 < alpha < 1:
+            raise ValueError(f"The 'alpha' parameter must be in (0, 1). Got {alpha!r}.")
+        if self.use_t:
+            q = stats.t.ppf(1 - alpha / 2, self.df_inference)
+        else:
+            q = stats.norm.ppf(1 - alpha / 2)
+        bse = self.bse.to_numpy()
+        return pd.DataFrame(
+            {0: self.params_array - q * bse, 1: self.params_array + q * bse},
+            index=list(self.names),
+        )
+
+    # -- fit measures ------------------------------------------------------------------
+    @property
+    def df_model(self) -> float:
+        """``rank - 1``."""
+        return float(self.rank - 1)
+
+    @property
+    def df_resid(self) -> float:
+        """``nobs - rank``."""
+        return float(self.nobs - self.rank)
+
+    @property
+    def aic(self) -> float:
+        """``-2 llf + 2 (df_model + 1)``."""
+        return -2 * self.llf + 2 * (self.df_model + 1)
+
+    @property
+    def bic_llf(self) -> float:
+        """``-2 llf + (df_model + 1) log(nobs)``."""
+        return -2 * self.llf + (self.df_model + 1) * np.log(self.df_model + self.df_resid + 1)
+
+    @property
+    def bic(self) -> float:
+        """Schwarz's criterion from the log-likelihood (:attr:`bic_llf`)."""
+        return self.bic_llf
+
+    @property
+    def bic_deviance(self) -> float:
+        """``deviance - df_resid log(nobs)`` (statsmodels' ``bic`` before 0.14)."""
+        return self.deviance - (self.nobs - self.df_model - 1) * np.log(self.nobs)
+
+    # -- tests ---------------------------------------------------------------------
+    def t_test(self, r_matrix: Any, q: Any = None) -> Any:
+        """Test linear restrictions one by one (strings like ``"x1 = x2"`` or a matrix)."""
+        from shardfit.results.hypothesis import t_test
+
+        return t_test(self, r_matrix, q)
+
+    def f_test(self, r_matrix: Any, q: Any = None) -> Any:
+        """Joint Wald F test of linear restrictions."""
+        from shardfit.results.hypothesis import f_test
+
+        return f_test(self, r_matrix, q)
+
+    # -- summary, prediction, save and load -------------------------------------------
+    def summary(self, *, alpha: float = 0.05) -> Any:
+        """A text table like statsmodels' (``print`` it; ``.as_frame()`` for the table)."""
+        from shardfit.results.glm_summary import glm_summary
+
+        return glm_summary(self, alpha=alpha)
+
+    def predict(
+        self,
+        data: Any,
+        *,
+        which: str = "mean",
+        out: Any = None,
+        unseen: str = "raise",
+        backend: Any = None,
+        workers: int | None = None,
+        overwrite: bool = False,
+        progress: bool = False,
+    ) -> Any:
+        """Predict the mean (``which="mean"``) or the linear predictor (``"linear"``).
+
+        The offset (and exposure) columns of the fit are read from ``data`` and added
+        to the linear predictor. See :func:`shardfit.results.glm_predict.predict_glm`.
+        """
+        from shardfit.results.glm_predict import predict_glm
+
+        return predict_glm(
+            self,
+            data,
+            which=which,
+            out=out,
+            unseen=unseen,
+            backend=backend,
+            workers=workers,
+            overwrite=overwrite,
+            progress=progress,
+        )
+
+    def save(self, path: Any) -> Any:
+        """Save as one JSON document (no pickle); returns the path written."""
+        from shardfit.results.io import save_results
+
+        return save_results(self, path)
+
+    @classmethod
+    def load(cls, path: Any) -> GLMResults:
+        """Load results written by :meth:`save`."""
+        from shardfit.results.io import load_results
+
+        loaded = load_results(path)
+        if not isinstance(loaded, cls):
+            raise TypeError(f"{path} holds {type(loaded).__name__}, not {cls.__name__}")
+        return loaded

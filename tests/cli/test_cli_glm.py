@@ -1,0 +1,93 @@
+"""``shardfit fit DATA FORMULA --family ... [--link ...] [--offset COL]`` as a program,
+checked against statsmodels (issue 6)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import statsmodels.api as sm
+import statsmodels.formula.api as smf
+
+from shardfit.results.glm import GLMResults
+
+FORMULA = "y ~ x1 + x2 + C(g)"
+
+
+def _shardfit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shardfit", *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory):
+    rng = np.random.default_rng(6)
+    n = 4000
+    columns = {
+        "x1": rng.normal(size=n),
+        "x2": rng.normal(size=n),
+        "g": rng.choice(["a", "b", "c"], size=n),
+        "off": rng.uniform(-0.3, 0.3, size=n),
+    }
+    eta = 0.2 + 0.5 * columns["x1"] - 0.3 * columns["x2"] + columns["off"]
+    columns["y"] = (rng.uniform(size=n) < 1 / (1 + np.exp(-eta))).astype(float)
+    table = pa.table(columns)
+    path = tmp_path_factory.mktemp("cli-glm") / "d.parquet"
+    pq.write_table(table, path, row_group_size=1000)
+    return table.to_pandas(), path
+
+
+@pytest.mark.parametrize("link", [None, "probit"])
+def test_fit_binomial_with_link_and_offset(data, tmp_path, link) -> None:
+    frame, path = data
+    out = tmp_path / "r.json"
+    args = ["fit", str(path), FORMULA, "--family", "binomial", "--offset", "off"]
+    args += ["--link", link] if link else []
+    done = _shardfit(*args, "--out", str(out), "--backend", "serial")
+    assert done.returncode == 0, done.stderr
+    assert "Generalized Linear Model Regression Results" in done.stdout
+    expected_link = "Probit" if link else "Logit"
+    assert re.search(rf"Link Function:\s+{expected_link}\s", done.stdout)
+    family = sm.families.Binomial(sm.families.links.Probit() if link else None)
+    reference = smf.glm(FORMULA, frame, family=family, offset=frame["off"]).fit()
+    result = GLMResults.load(out)
+    index = reference.params.index
+    np.testing.assert_allclose(result.params.loc[index], reference.params, rtol=1e-9)
+    np.testing.assert_allclose(result.bse.loc[index], reference.bse, rtol=1e-9)
+    np.testing.assert_allclose(result.llf, reference.llf, rtol=1e-12)
+    assert f"{reference.deviance:.6g}" in done.stdout
+
+
+def test_fit_cli_errors(data) -> None:
+    _, path = data
+    done = _shardfit("fit", str(path), FORMULA, "--family", "binomal", "--backend", "serial")
+    assert done.returncode == 2 and "unknown family 'binomal'" in done.stderr
+    done = _shardfit(
+        "fit", str(path), FORMULA, "--family", "poisson", "--link", "logit", "--backend", "serial"
+    )
+    assert done.returncode == 2 and "'logit' link is not valid for the poisson" in done.stderr
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        done = _shardfit(
+            "fit",
+            str(path),
+            FORMULA,
+            "--family",
+            "poisson",
+            "--cov",
+            "HC1",
+            "--backend",
+            "serial",
+        )
+    assert done.returncode == 2 and "'cov_type' parameter must be one of" in done.stderr

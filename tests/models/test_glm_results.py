@@ -1,0 +1,90 @@
+"""GLM results: predict (mean and linear, in memory and to Parquet), save/load, summary,
+Wald tests, against statsmodels (issue 6)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from glm_cases import FORMULA, glm_frame, sm_fit
+
+import shardfit
+from shardfit.data.memory import from_pandas
+from shardfit.results.glm import GLMResults
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    frame = glm_frame("poisson", seed=21)
+    ours = shardfit.poisson(FORMULA, from_pandas(frame, 3), weights="w", exposure="expo").fit(
+        backend="serial", cov_type="HC0"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = sm_fit(frame, "poisson", weights=True, exposure=True, cov_type="HC0")
+    return frame, ours, theirs
+
+
+def test_predict_mean_and_linear(fitted) -> None:
+    _, ours, theirs = fitted
+    new = glm_frame("poisson", seed=22).iloc[:300]
+    expected = theirs.predict(new, exposure=new["expo"], which="mean")
+    np.testing.assert_allclose(ours.predict(new), expected, rtol=1e-12)
+    linear = theirs.predict(new, exposure=new["expo"], which="linear")
+    np.testing.assert_allclose(ours.predict(new, which="linear"), linear, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="'which' parameter of predict must be 'mean' or"):
+        ours.predict(new, which="var")
+
+
+def test_predict_out_of_core_to_parquet(fitted, tmp_path) -> None:
+    frame, ours, theirs = fitted
+    written = ours.predict(from_pandas(frame, 4), out=tmp_path / "preds", backend="serial")
+    assert written.rows_written == len(frame)
+    table = pq.read_table(tmp_path / "preds").to_pandas()
+    np.testing.assert_array_equal(table["row"], np.arange(len(frame)))
+    np.testing.assert_allclose(table["predicted"], theirs.fittedvalues, rtol=1e-12)
+
+
+def test_save_load_round_trip(fitted, tmp_path) -> None:
+    frame, ours, _ = fitted
+    path = ours.save(tmp_path / "glm.json")
+    loaded = GLMResults.load(path)
+    assert isinstance(loaded, GLMResults)
+    for name in ("params", "bse", "pvalues"):
+        pd.testing.assert_series_equal(getattr(loaded, name), getattr(ours, name))
+    for name in ("deviance", "null_deviance", "llf", "aic", "bic", "scale", "iterations"):
+        assert getattr(loaded, name) == getattr(ours, name), name
+    assert loaded.family == ours.family and loaded.cov_type == "HC0"
+    assert loaded.fit_history == ours.fit_history
+    np.testing.assert_array_equal(loaded.predict(frame.iloc[:50]), ours.predict(frame.iloc[:50]))
+    assert shardfit.load_results(path).family_name == "poisson"
+    nb = shardfit.glm(FORMULA, frame, family="negative_binomial", alpha=0.4).fit(backend="serial")
+    assert GLMResults.load(nb.save(tmp_path / "nb.json")).family.alpha == 0.4
+
+
+def test_summary(fitted) -> None:
+    _, ours, theirs = fitted
+    text = str(ours.summary())
+    assert "Generalized Linear Model Regression Results" in text
+    assert "Model Family:                 Poisson" in text
+    assert "Link Function:                    Log" in text
+    assert f"{theirs.llf:.6g}" in text and f"{theirs.deviance:.6g}" in text
+    assert "heteroscedasticity-robust (HC0)" in text
+    table = ours.summary().as_frame()
+    assert list(table.columns[:4]) == ["coef", "std err", "z", "P>|z|"]
+    np.testing.assert_allclose(table.loc[theirs.params.index, "z"], theirs.tvalues, rtol=1e-9)
+
+
+def test_wald_tests_and_intervals(fitted) -> None:
+    _, ours, theirs = fitted
+    ci = ours.conf_int(0.1).loc[theirs.params.index]
+    np.testing.assert_allclose(ci.to_numpy(), theirs.conf_int(0.1).to_numpy(), rtol=1e-9)
+    mine = ours.t_test("x1 = x2")
+    reference = theirs.t_test("x1 = x2")
+    np.testing.assert_allclose(mine.tvalue, np.ravel(reference.tvalue), rtol=1e-9)
+    np.testing.assert_allclose(mine.pvalue, np.ravel(reference.pvalue), rtol=1e-9)
+    joint, joint_ref = ours.f_test("x1 = 0, x2 = 0"), theirs.f_test("x1 = 0, x2 = 0")
+    np.testing.assert_allclose(joint.fvalue, joint_ref.fvalue, rtol=1e-9)
