@@ -192,6 +192,9 @@ class GeneralizedLinearModel:
                 extra_columns=(groups,) if groups else (),
                 missing=self.missing,
                 max_levels=self.max_levels,
+                # The prepare pass reads and checks every column; here only the
+                # categorical columns' levels are needed (no pass at all without one).
+                summaries="levels",
                 backend=sess,
                 progress=progress,
             )
