@@ -6,7 +6,10 @@ A placeholder has ``pending`` set; the runner lists it as skipped with that reas
 from __future__ import annotations
 
 from benchmarks.case import Case
+from benchmarks.distributed import CASES as DISTRIBUTED
+from benchmarks.glm import CASES as GLM
 from benchmarks.linear import CASES as LINEAR
+from benchmarks.streaming import CASES as STREAMING
 
 __all__ = ["CASES"]
 
@@ -17,14 +20,7 @@ def _pending(name: str, description: str, issue: int) -> Case:
 
 CASES: dict[str, Case] = {
     **LINEAR,
-    "glm_logit": _pending("glm_logit", "logistic GLM on logit with the full quadratic formula", 6),
-    "debiased_lasso": _pending(
-        "debiased_lasso", "one-shot debiased lasso on 8 partitions vs statsmodels", 7
-    ),
-    "elastic_net": _pending(
-        "elastic_net", "exact elastic-net path with 10-fold CV vs ElasticNetCV", 7
-    ),
-    "streaming_logit": _pending(
-        "streaming_logit", "streaming hashed logistic learner vs Vowpal Wabbit and SGD", 8
-    ),
+    **GLM,
+    **DISTRIBUTED,
+    **STREAMING,
 }

@@ -48,14 +48,38 @@ _EXPORTS: dict[str, str] = {
     "schema_pass": "shardfit.design.schema",
     # models and results
     "OLS": "shardfit.models.linear",
+    "DistributedModel": "shardfit.models.distributed",
+    "DistributedResults": "shardfit.results.regularized",
+    "ElasticNetResults": "shardfit.results.regularized",
+    "cv_folds": "shardfit.models.elastic_net_tasks",
+    "elastic_net": "shardfit.models.elastic_net",
     "LinearModel": "shardfit.models.linear",
     "ols": "shardfit.models.linear",
     "wls": "shardfit.models.linear",
     "LinearResults": "shardfit.results.linear",
+    "GLM": "shardfit.models.glm",
+    "GeneralizedLinearModel": "shardfit.models.glm",
+    "glm": "shardfit.models.glm",
+    "logit": "shardfit.models.glm",
+    "poisson": "shardfit.models.glm",
+    "GLMResults": "shardfit.results.glm",
+    "Family": "shardfit.models.families",
+    "Link": "shardfit.models.links",
+    "get_family": "shardfit.models.families",
     "load_results": "shardfit.results.io",
     "save_results": "shardfit.results.io",
     "PredictionResults": "shardfit.results.predict",
     "PredictionOutput": "shardfit.results.predict",
+    # streaming and model search
+    "HashingFeaturizer": "shardfit.streaming.hashing",
+    "FTRLClassifier": "shardfit.streaming.learners",
+    "FTRLRegressor": "shardfit.streaming.learners",
+    "stream_fit": "shardfit.streaming.stream",
+    "StreamResult": "shardfit.streaming.progressive",
+    "search": "shardfit.streaming.search",
+    "open_store": "shardfit.streaming.store",
+    "StoreError": "shardfit.streaming.store",
+    "StoreFullError": "shardfit.streaming.store",
     # errors
     "BackendError": "shardfit.errors",
     "ConvergenceError": "shardfit.errors",
@@ -63,20 +87,32 @@ _EXPORTS: dict[str, str] = {
     "MissingDataError": "shardfit.errors",
     "PartitionTaskError": "shardfit.errors",
     "ReadError": "shardfit.errors",
+    "ResponseError": "shardfit.errors",
     "SchemaError": "shardfit.errors",
     "ShardfitError": "shardfit.errors",
     "UnseenLevelError": "shardfit.errors",
 }
 
 __all__ = [
+    "GLM",
     "OLS",
     "BackendError",
     "ConvergenceError",
     "DesignError",
     "DesignSpec",
+    "DistributedModel",
+    "DistributedResults",
+    "ElasticNetResults",
+    "FTRLClassifier",
+    "FTRLRegressor",
+    "Family",
+    "GLMResults",
+    "GeneralizedLinearModel",
+    "HashingFeaturizer",
     "LearnedDesign",
     "LinearModel",
     "LinearResults",
+    "Link",
     "MissingDataError",
     "Partition",
     "PartitionCache",
@@ -86,25 +122,36 @@ __all__ = [
     "ProgressEvent",
     "ReadError",
     "ReadResult",
+    "ResponseError",
     "RichProgress",
     "SchemaError",
     "Session",
     "ShardfitError",
     "Source",
+    "StoreError",
+    "StoreFullError",
+    "StreamResult",
     "UnseenLevelError",
     "__version__",
     "as_source",
     "convert",
+    "cv_folds",
     "dmatrices",
     "dmatrix",
+    "elastic_net",
     "from_arrays",
     "from_arrow",
     "from_dask",
     "from_pandas",
+    "get_family",
+    "glm",
     "learn_design",
     "load_results",
+    "logit",
     "map_partitions",
     "ols",
+    "open_store",
+    "poisson",
     "read_csv",
     "read_hdf5",
     "read_npy",
@@ -115,8 +162,10 @@ __all__ = [
     "run_pass",
     "save_results",
     "schema_pass",
+    "search",
     "session",
     "simulate",
+    "stream_fit",
     "wls",
 ]
 
@@ -162,11 +211,26 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         MissingDataError,
         PartitionTaskError,
         ReadError,
+        ResponseError,
         SchemaError,
         ShardfitError,
         UnseenLevelError,
     )
+    from shardfit.models.distributed import DistributedModel
+    from shardfit.models.elastic_net import elastic_net
+    from shardfit.models.elastic_net_tasks import cv_folds
+    from shardfit.models.families import Family, get_family
+    from shardfit.models.glm import GLM, GeneralizedLinearModel, glm, logit, poisson
     from shardfit.models.linear import OLS, LinearModel, ols, wls
+    from shardfit.models.links import Link
+    from shardfit.results.glm import GLMResults
     from shardfit.results.io import load_results, save_results
     from shardfit.results.linear import LinearResults
     from shardfit.results.predict import PredictionOutput, PredictionResults
+    from shardfit.results.regularized import DistributedResults, ElasticNetResults
+    from shardfit.streaming.hashing import HashingFeaturizer
+    from shardfit.streaming.learners import FTRLClassifier, FTRLRegressor
+    from shardfit.streaming.progressive import StreamResult
+    from shardfit.streaming.search import search
+    from shardfit.streaming.store import StoreError, StoreFullError, open_store
+    from shardfit.streaming.stream import stream_fit

@@ -19,6 +19,8 @@ _COMMANDS: dict[str, str] = {
     "demo": "shardfit.cli.demo_cmd",
     "fit": "shardfit.cli.fit_cmd",
     "predict": "shardfit.cli.predict_cmd",
+    "search": "shardfit.cli.search_cmd",
+    "best": "shardfit.cli.best_cmd",
 }
 
 

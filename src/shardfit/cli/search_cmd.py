@@ -1,0 +1,135 @@
+"""``shardfit search CONFIG.toml``: a parallel model search on a stream, into a store.
+
+The configuration file (TOML) names the data, the target, the store and the search
+space; paths are relative to the file's folder::
+
+    data = "logit.parquet"
+    target = "y"
+    store = "models.db"
+    batch_rows = 1000        # optional, as the keyword arguments of shardfit.search
+    backend = "processes"
+    workers = 2
+
+    [halving]                # optional successive halving
+    min_rows = 20000
+    factor = 2
+
+    [grid.featurizer]
+    columns = [["x1", "x2"], ["x1", "x2", "x3"]]
+    degree = [1, 2]
+
+    [grid.learner]
+    estimator = "ftrl"
+    alpha = [0.0001, 0.001]
+
+``[[grid]]`` (an array of tables) gives several spaces. Command-line options override
+the file's ``backend``, ``workers`` and ``store``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from shardfit.cli.fit_cmd import _positive
+
+__all__ = ["add_parser", "load_config", "run"]
+
+_REQUIRED = ("data", "target", "store", "grid")
+_OPTIONAL = {
+    "batch_rows",
+    "drop",
+    "scoring",
+    "classes",
+    "backend",
+    "workers",
+    "unit_configs",
+    "units",
+    "halving",
+    "n_iter",
+    "random_state",
+    "resume",
+    "allow_pickle",
+    "max_store_bytes",
+}
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read and check a search configuration; returns keyword arguments of ``search``."""
+    path = Path(path)
+    try:
+        config = tomllib.loads(path.read_text())
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path} is not valid TOML: {error}") from error
+    missing = [key for key in _REQUIRED if key not in config]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(map(repr, missing))}")
+    unknown = set(config) - set(_REQUIRED) - _OPTIONAL
+    if unknown:
+        raise ValueError(
+            f"{path}: unknown key(s) {sorted(unknown)}; known: {sorted([*_REQUIRED, *_OPTIONAL])}"
+        )
+    base = path.resolve().parent
+    data = config.pop("data")
+    if isinstance(data, str):
+        data = str(base / data) if not Path(data).is_absolute() else data
+    elif isinstance(data, list):
+        data = [str(base / d) if not Path(d).is_absolute() else d for d in data]
+    config["data"] = data
+    config["store"] = str(base / config["store"])
+    config["space"] = config.pop("grid")
+    return config
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add the ``search`` sub-command to ``subparsers``."""
+    parser = subparsers.add_parser(
+        "search",
+        help="search featurizer and learner parameters on a stream, into a SQLite store",
+        description=(
+            "Fit every configuration of the search space in CONFIG (TOML) with progressive "
+            "validation, in parallel, saving scores and models to a SQLite store. A killed "
+            "search resumes when run again with the same configuration."
+        ),
+    )
+    parser.add_argument("config", help="the search configuration (TOML)")
+    parser.add_argument("--store", default=None, metavar="FILE", help="override the store")
+    parser.add_argument("--backend", default=None, help="serial, threads, processes or dask")
+    parser.add_argument("--workers", type=_positive, default=None, metavar="N")
+    parser.add_argument("-n", "--top", type=_positive, default=5, help="best configurations shown")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar (default: when standard error is a terminal)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``shardfit search``."""
+    from shardfit.cli.best_cmd import print_best
+    from shardfit.streaming.search import search
+
+    try:
+        config = load_config(args.config)
+        for name in ("store", "backend", "workers"):
+            if getattr(args, name) is not None:
+                config[name] = getattr(args, name)
+        progress = sys.stderr.isatty() if args.progress is None else args.progress
+        summary = search(progress=progress, **config)
+    except (OSError, ValueError) as error:
+        print(f"shardfit search: error: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"{summary.configurations} configurations: {summary.fitted} fitted, "
+        f"{summary.dropped} dropped by halving, {summary.skipped} already in the store; "
+        f"{summary.seconds:.1f} s"
+    )
+    print_best(summary.store, args.top, file=sys.stdout)
+    return 0

@@ -1,0 +1,320 @@
+"""Progressive validation: score each batch with the model as it was before that batch.
+
+A :class:`Tracker` drives one estimator through the batches of a stream and keeps,
+per batch, the sums that make its scores (log-loss, squared error, accuracy, AUC), and
+the same scores for the null benchmark: the running mean of the target over the
+batches before (for a classifier, the share of the positive class). The first batch is
+learned but not scored, as neither the model nor the benchmark has seen anything yet.
+
+The metrics of a classifier use the probability of the positive class where the
+estimator has ``predict_proba`` (the squared error is then the Brier score), and the
+decision function otherwise (accuracy and AUC only). A regressor is scored by squared
+error. Everything is computed per chunk of many batches with NumPy, so the cost per
+batch is a few array operations whatever the estimator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.base import is_classifier
+
+from shardfit.streaming import _kernels
+
+__all__ = ["METRICS", "StreamResult", "Tracker", "summarize"]
+
+#: Metric name -> whether larger is better.
+METRICS: dict[str, bool] = {
+    "log_loss": False,
+    "squared_error": False,
+    "accuracy": True,
+    "auc": True,
+}
+_EPS = 1e-15
+
+
+def _fast_path(estimator: Any) -> bool:
+    """Whether the estimator scores and learns a chunk of batches in one call.
+
+    The protocol: ``progressive_fit(X, y, batch_rows=..., classes=...)`` returns each
+    row's decision value made before its batch was learned; for a classifier with
+    ``predict_proba`` the probability is the logistic function of it.
+    """
+    return callable(getattr(estimator, "progressive_fit", None))
+
+
+def _sigmoid(m: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * m))
+
+
+@dataclass
+class _Sums:
+    """Per-batch sums of one predictor (the model or the benchmark)."""
+
+    log_loss: list[np.ndarray] = field(default_factory=list)
+    squared_error: list[np.ndarray] = field(default_factory=list)
+    accuracy: list[np.ndarray] = field(default_factory=list)
+    auc: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, name: str, values: np.ndarray) -> None:
+        getattr(self, name).append(values)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            name: np.concatenate(getattr(self, name)) if getattr(self, name) else np.empty(0)
+            for name in METRICS
+        }
+
+
+class Tracker:
+    """Feed one estimator batch by batch, scoring each batch before learning it.
+
+    Parameters
+    ----------
+    estimator : object with ``partial_fit``
+        Trained in place.
+    batch_rows : int
+        Rows per batch.
+    classes : array-like, optional
+        The two labels of a classifier (default ``[0, 1]``), passed to the first
+        ``partial_fit``.
+    """
+
+    def __init__(self, estimator: Any, *, batch_rows: int, classes: Any = None) -> None:
+        self.estimator = estimator
+        self.batch_rows = batch_rows
+        self.classifier = bool(is_classifier(estimator))
+        self.classes = np.array([0, 1] if classes is None else classes)
+        if self.classifier and np.unique(self.classes).shape[0] != 2:
+            raise ValueError(
+                f"stream_fit scores binary classifiers; classes must hold 2 labels, "
+                f"got {self.classes.tolist()}"
+            )
+        self.batches = 0  # batches learned
+        self.rows = 0
+        self.batch_sizes: list[np.ndarray] = []
+        self.model = _Sums()
+        self.bench = _Sums()
+        self._sum_y = 0.0
+        self._count = 0
+
+    def _positive(self, y: np.ndarray) -> np.ndarray:
+        return (y == np.max(self.classes)).astype(np.float64)
+
+    def _predict(self, X: sp.csr_matrix, y: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Learn every batch of the chunk; return each row's prediction before its batch.
+
+        Returns the predictions and whether they are probabilities (else decision values
+        or, for a regressor, predicted values).
+        """
+        est, rows = self.estimator, X.shape[0]
+        extra = {"classes": self.classes} if self.classifier else {}
+        if _fast_path(est):
+            m = est.progressive_fit(X, y, batch_rows=self.batch_rows, **extra)
+            if self.classifier and hasattr(est, "predict_proba"):
+                return _sigmoid(m), True
+            return m, False
+        out = np.zeros(rows)
+        proba = self.classifier and hasattr(est, "predict_proba")
+        for start in range(0, rows, self.batch_rows):
+            stop = min(start + self.batch_rows, rows)
+            Xb, yb = X[start:stop], y[start:stop]
+            if self.batches + start // self.batch_rows > 0:
+                if not self.classifier:
+                    out[start:stop] = est.predict(Xb)
+                elif proba:
+                    out[start:stop] = est.predict_proba(Xb)[:, 1]
+                else:
+                    out[start:stop] = est.decision_function(Xb)
+            est.partial_fit(Xb, yb, **extra)
+        return out, proba
+
+    def feed(self, X: sp.csr_matrix, y: np.ndarray) -> None:
+        """Learn the batches of a chunk (whole batches, except at the end of the stream)."""
+        rows = X.shape[0]
+        if rows == 0:
+            return
+        prediction, proba = self._predict(X, y)
+        ids = np.arange(rows) // self.batch_rows
+        nb = int(ids[-1]) + 1
+        sizes = np.bincount(ids, minlength=nb).astype(np.float64)
+        target = self._positive(y) if self.classifier else y.astype(np.float64)
+        # The benchmark predicts each batch with the mean of the target before it.
+        sums = np.bincount(ids, weights=target, minlength=nb)
+        before = self._sum_y + np.concatenate([[0.0], np.cumsum(sums)[:-1]])
+        counts = self._count + np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            bench = np.repeat(before / counts, sizes.astype(np.int64))
+        self._sum_y += float(sums.sum())
+        self._count += rows
+        self._score(self.model, prediction, target, ids, nb, proba=proba)
+        self._score(self.bench, bench, target, ids, nb, proba=self.classifier, constant=True)
+        self.batch_sizes.append(sizes)
+        self.batches += nb
+        self.rows += rows
+
+    def _score(
+        self,
+        sums: _Sums,
+        pred: np.ndarray,
+        target: np.ndarray,
+        ids: np.ndarray,
+        nb: int,
+        *,
+        proba: bool,
+        constant: bool = False,
+    ) -> None:
+        nan = np.full(nb, np.nan)
+        if not self.classifier:
+            sums.add("squared_error", np.bincount(ids, (pred - target) ** 2, nb))
+            for name in ("log_loss", "accuracy", "auc"):
+                sums.add(name, nan)
+            return
+        if proba:
+            p = np.clip(pred, _EPS, 1 - _EPS)
+            loss = -(target * np.log(p) + (1 - target) * np.log1p(-p))
+            sums.add("log_loss", np.bincount(ids, loss, nb))
+            sums.add("squared_error", np.bincount(ids, (pred - target) ** 2, nb))
+            hit = (pred >= 0.5) == (target == 1)
+        else:
+            sums.add("log_loss", nan)
+            sums.add("squared_error", nan)
+            hit = (pred > 0) == (target == 1)
+        sums.add("accuracy", np.bincount(ids, hit.astype(np.float64), nb))
+        bounds = np.searchsorted(ids, np.arange(nb + 1))
+        positive = target == 1
+        if constant:  # every ranking ties: 0.5 (NaN where a batch has one class)
+            ones = np.add.reduceat(positive, bounds[:-1]) if nb else np.empty(0)
+            one_class = (ones == 0) | (ones == np.diff(bounds))
+            auc = np.where(one_class, np.nan, 0.5)
+        else:
+            auc = _kernels.batch_auc(np.ascontiguousarray(pred), positive, bounds)
+        sums.add("auc", auc)  # a per-batch value, not a sum (weighted by rows later)
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    """The progressive scores of a streaming fit.
+
+    Attributes
+    ----------
+    estimator : object
+        The trained estimator.
+    curve : pandas.DataFrame
+        One row per scored batch: ``batch``, ``rows`` (rows learned before it),
+        ``n`` (its rows), the model's metrics and the benchmark's (``benchmark_...``).
+    scoring : str
+        The metric of :attr:`score`.
+    score, benchmark_score : float
+        Mean of ``scoring`` over the batches after the leading ``drop`` fraction,
+        weighted by rows, for the model and the running-mean benchmark.
+    improvement : float
+        ``(benchmark - score) / benchmark`` for losses, ``(score - benchmark) /
+        benchmark`` for accuracy and AUC: the relative gain over the benchmark.
+    scores, benchmark_scores : dict of str to float
+        Every metric, averaged the same way (NaN where it does not apply).
+    rows : int
+        Rows learned.
+    drop : float
+        The leading fraction of scored batches left out of the means.
+    """
+
+    estimator: Any
+    curve: pd.DataFrame
+    scoring: str
+    score: float
+    benchmark_score: float
+    improvement: float
+    scores: dict[str, float]
+    benchmark_scores: dict[str, float]
+    rows: int
+    drop: float
+
+    def __repr__(self) -> str:
+        return (
+            f"StreamResult({self.scoring}={self.score:.6g}, benchmark={self.benchmark_score:.6g}, "
+            f"improvement={self.improvement:.4g}, rows={self.rows})"
+        )
+
+
+def default_scoring(estimator: Any) -> str:
+    """``log_loss`` for probabilistic classifiers, ``accuracy`` for others, else squared error."""
+    if not is_classifier(estimator):
+        return "squared_error"
+    return "log_loss" if hasattr(estimator, "predict_proba") else "accuracy"
+
+
+def check_scoring(scoring: str) -> str:
+    """Validate a metric name."""
+    if scoring not in METRICS:
+        raise ValueError(
+            f"The 'scoring' parameter must be one of {', '.join(map(repr, METRICS))}. "
+            f"Got {scoring!r} instead."
+        )
+    return scoring
+
+
+def _means(sums: _Sums, sizes: np.ndarray, keep: slice) -> dict[str, float]:
+    arrays = sums.arrays()
+    out = {}
+    n = sizes[keep]
+    for name, values in arrays.items():
+        v = values[keep]
+        if name == "auc":
+            ok = np.isfinite(v)
+            out[name] = float(np.average(v[ok], weights=n[ok])) if ok.any() else float("nan")
+        elif n.sum() > 0 and np.isfinite(v).all():
+            out[name] = float(v.sum() / n.sum())
+        else:
+            out[name] = float("nan")
+    return out
+
+
+def improvement(score: float, bench: float, scoring: str) -> float:
+    """The relative gain of ``score`` over ``bench`` (positive when better)."""
+    if not np.isfinite(bench) or bench == 0:
+        return float("nan")
+    gain = (score - bench) if METRICS[scoring] else (bench - score)
+    return float(gain / abs(bench))
+
+
+def summarize(tracker: Tracker, *, scoring: str, drop: float) -> StreamResult:
+    """Turn a tracker's sums into a :class:`StreamResult`."""
+    sizes = np.concatenate(tracker.batch_sizes) if tracker.batch_sizes else np.empty(0)
+    model, bench = tracker.model.arrays(), tracker.bench.arrays()
+    # Batch 0 is learned, not scored.
+    scored = slice(1, None)
+    n = sizes[scored]
+    start = int(drop * n.shape[0])
+    keep = slice(1 + start, None)
+    curve = pd.DataFrame(
+        {
+            "batch": np.arange(1, sizes.shape[0]),
+            "rows": np.cumsum(sizes)[:-1].astype(np.int64) if sizes.size else np.empty(0),
+            "n": n.astype(np.int64),
+        }
+    )
+    for name in METRICS:
+        per = model[name][scored] if name == "auc" else model[name][scored] / n
+        curve[name] = per
+    for name in METRICS:
+        per = bench[name][scored] if name == "auc" else bench[name][scored] / n
+        curve[f"benchmark_{name}"] = per
+    scores = _means(tracker.model, sizes, keep)
+    bench_scores = _means(tracker.bench, sizes, keep)
+    return StreamResult(
+        estimator=tracker.estimator,
+        curve=curve,
+        scoring=scoring,
+        score=scores[scoring],
+        benchmark_score=bench_scores[scoring],
+        improvement=improvement(scores[scoring], bench_scores[scoring], scoring),
+        scores=scores,
+        benchmark_scores=bench_scores,
+        rows=tracker.rows,
+        drop=drop,
+    )

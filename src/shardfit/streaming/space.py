@@ -1,0 +1,199 @@
+"""Search spaces: from a grid or distributions to a list of configurations (pure functions).
+
+A configuration is a featurizer's parameters (:class:`~shardfit.HashingFeaturizer`)
+and a learner's (``estimator`` names the class, the rest are its parameters), with a
+stable key: a hash of both as canonical JSON. A space is written as::
+
+    {"featurizer": {"columns": [["x1", "x2"], ["x1", "x2", "x3"]], "degree": [1, 2]},
+     "learner": {"estimator": "ftrl", "alpha": [1e-4, 1e-3], "l1_ratio": 0.15}}
+
+A list is a choice, a scalar is fixed (``columns`` and ``categorical`` take a list of
+names as one value, so their choices are lists of lists), and anything with an ``rvs``
+method (a ``scipy.stats`` distribution) is sampled: then ``n_iter`` configurations are
+drawn. A list of such dicts is the union of their configurations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.linear_model import (
+    PassiveAggressiveClassifier,
+    PassiveAggressiveRegressor,
+    Perceptron,
+    SGDClassifier,
+    SGDRegressor,
+)
+from sklearn.naive_bayes import BernoulliNB, MultinomialNB
+
+from shardfit.streaming.learners import FTRLClassifier, FTRLRegressor
+
+__all__ = ["LEARNERS", "Config", "build_learner", "expand"]
+
+#: Learner names a space may use in ``estimator``.
+LEARNERS: dict[str, type] = {
+    "ftrl": FTRLClassifier,
+    "ftrl_classifier": FTRLClassifier,
+    "ftrl_regressor": FTRLRegressor,
+    "sgd": SGDClassifier,
+    "sgd_classifier": SGDClassifier,
+    "sgd_regressor": SGDRegressor,
+    "passive_aggressive_classifier": PassiveAggressiveClassifier,
+    "passive_aggressive_regressor": PassiveAggressiveRegressor,
+    "perceptron": Perceptron,
+    "multinomial_nb": MultinomialNB,
+    "bernoulli_nb": BernoulliNB,
+}
+_LIST_VALUED = {"columns", "categorical"}
+_SECTIONS = ("featurizer", "learner")
+
+
+def _canonical(value: Any) -> Any:
+    """Plain JSON values (NumPy scalars become Python numbers, tuples lists)."""
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@dataclass(frozen=True)
+class Config:
+    """One configuration: featurizer and learner parameters, and its key."""
+
+    featurizer: dict[str, Any]
+    learner: dict[str, Any]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """``{"featurizer": ..., "learner": ...}``."""
+        return {"featurizer": self.featurizer, "learner": self.learner}
+
+    @property
+    def key(self) -> str:
+        """A stable identifier: a hash of the parameters as canonical JSON."""
+        text = json.dumps(self.params, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def featurizer_key(self) -> str:
+        """Identifies the featurizer alone (configurations sharing it share hashing)."""
+        text = json.dumps(self.featurizer, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def build_learner(params: Mapping[str, Any]) -> Any:
+    """A fresh learner from a configuration's learner parameters."""
+    params = dict(params)
+    name = params.pop("estimator", "ftrl")
+    cls = LEARNERS.get(str(name).lower())
+    if cls is None:
+        raise ValueError(
+            f"Unknown learner {name!r}; the 'estimator' of a search space must be one of "
+            f"{', '.join(sorted(LEARNERS))}"
+        )
+    try:
+        return cls(**params)
+    except TypeError as error:
+        raise ValueError(f"bad parameters for {cls.__name__}: {error}") from None
+
+
+def _choices(section: str, key: str, value: Any) -> tuple[list[Any] | None, Any]:
+    """(choices, distribution): a list of choices, or a distribution to sample."""
+    if hasattr(value, "rvs"):
+        return None, value
+    if key in _LIST_VALUED and section == "featurizer":
+        if (
+            isinstance(value, list | tuple)
+            and value
+            and all(isinstance(v, list | tuple) for v in value)
+        ):
+            return [list(v) for v in value], None
+        return [list(value) if isinstance(value, list | tuple) else value], None
+    if isinstance(value, list | tuple):
+        if not value:
+            raise ValueError(f"the search space gives no choice for {section}.{key}")
+        return list(value), None
+    return [value], None
+
+
+def _expand_one(
+    space: Mapping[str, Any], n_iter: int | None, rng: np.random.Generator
+) -> list[Config]:
+    unknown = set(space) - set(_SECTIONS)
+    if unknown:
+        raise ValueError(
+            f"a search space has the sections 'featurizer' and 'learner'; got {sorted(unknown)}"
+        )
+    axes: list[tuple[str, str, list[Any] | None, Any]] = []
+    for section in _SECTIONS:
+        block = space.get(section, {}) or {}
+        if not isinstance(block, Mapping):
+            raise ValueError(f"the {section!r} section of a search space must be a mapping")
+        for key in sorted(block):
+            choices, dist = _choices(section, key, block[key])
+            axes.append((section, key, choices, dist))
+    sampled = any(dist is not None for *_, dist in axes)
+    configs = []
+    if not sampled and n_iter is None:
+        for combo in itertools.product(*[choices for _, _, choices, _ in axes]):
+            parts: dict[str, dict[str, Any]] = {s: {} for s in _SECTIONS}
+            for (section, key, _, _), value in zip(axes, combo):
+                parts[section][key] = _canonical(value)
+            configs.append(Config(parts["featurizer"], parts["learner"]))
+        return configs
+    if n_iter is None:
+        raise ValueError("a search space with distributions needs n_iter (how many to draw)")
+    for _ in range(n_iter):
+        parts = {s: {} for s in _SECTIONS}
+        for section, key, choices, dist in axes:
+            if dist is not None:
+                value = dist.rvs(random_state=rng)
+            else:
+                assert choices is not None
+                value = choices[int(rng.integers(len(choices)))]
+            parts[section][key] = _canonical(value)
+        configs.append(Config(parts["featurizer"], parts["learner"]))
+    return configs
+
+
+def expand(
+    space: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    *,
+    n_iter: int | None = None,
+    random_state: int = 0,
+) -> list[Config]:
+    """The configurations of a search space, without duplicates, in a stable order.
+
+    Parameters
+    ----------
+    space : mapping or list of mappings
+        See the module notes.
+    n_iter : int, optional
+        With distributions: how many configurations to draw (per mapping).
+    random_state : int, default 0
+        Seeds the draws.
+
+    Returns
+    -------
+    list of Config
+    """
+    rng = np.random.default_rng(random_state)
+    spaces = [space] if isinstance(space, Mapping) else list(space)
+    if not spaces:
+        raise ValueError("the search space is empty")
+    seen: dict[str, Config] = {}
+    for one in spaces:
+        if not isinstance(one, Mapping):
+            raise ValueError(f"a search space is a mapping or a list of them; got {one!r}")
+        for config in _expand_one(one, n_iter, rng):
+            seen.setdefault(config.key, config)
+    return list(seen.values())

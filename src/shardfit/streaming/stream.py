@@ -1,0 +1,291 @@
+"""Streaming fit: drive a ``partial_fit`` estimator through a source's batches, in order.
+
+:func:`stream_fit` reads the partitions of a source one after another (only the
+featurizer's columns and the target), cuts the rows into batches of ``batch_rows``
+whatever the partition sizes, hashes them with the featurizer and feeds an estimator
+with progressive validation (:mod:`shardfit.streaming.progressive`). Memory holds one
+partition and one chunk of batches at a time, never the data set.
+
+:func:`iter_chunks` is the reading half, shared with :func:`shardfit.search`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from shardfit.data.partition import Partition, Source
+from shardfit.data.resolve import as_source
+from shardfit.errors import DesignError, MissingDataError, SchemaError
+from shardfit.streaming.progressive import (
+    StreamResult,
+    Tracker,
+    check_scoring,
+    default_scoring,
+    summarize,
+)
+
+__all__ = ["Chunk", "check_columns", "iter_chunks", "stream_fit"]
+
+# Rows hashed and learned per call: large enough that per-call overheads vanish,
+# small enough to keep memory bounded (a whole number of batches).
+_CHUNK_TARGET_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Rows of consecutive batches, and where each run of them came from.
+
+    Attributes
+    ----------
+    table : pyarrow.Table
+        The columns asked for.
+    y : numpy.ndarray
+        The target.
+    segments : tuple of (Partition, int, int)
+        ``(partition, first row in it, rows)`` in order, covering the table.
+    """
+
+    table: pa.Table
+    y: np.ndarray
+    segments: tuple[tuple[Partition, int, int], ...]
+
+    def locate(self, row: int) -> str:
+        """Where row ``row`` of the chunk is stored (partition and row or line)."""
+        for partition, first, count in self.segments:
+            if row < count:
+                return f"partition {partition.key} ({partition.locate(first + row)})"
+            row -= count
+        return f"row {row} past the chunk"  # pragma: no cover - callers pass valid rows
+
+
+def check_columns(source: Source, columns: Sequence[str], target: str) -> None:
+    """Raise naming the column if the target or a feature is not in the source."""
+    known = source.columns
+    if target not in known:
+        raise SchemaError(
+            f"the target column {target!r} is not in {source.name}; it has {', '.join(known)}"
+        )
+    for column in columns:
+        if column not in known:
+            raise DesignError(
+                f"the feature column {column!r} is not in {source.name}; it has {', '.join(known)}"
+            )
+    if target in columns:
+        raise DesignError(f"the target column {target!r} is also a feature column")
+
+
+def _target(table: pa.Table, target: str, partition: Partition, first: int) -> np.ndarray:
+    """The target of one partition's rows as float64, checked for type and missing values."""
+    column = table.column(target)
+    kind = column.type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+        raise SchemaError(
+            f"the target column {target!r} in partition {partition.key} has type {kind}; "
+            "streaming learners need a numeric target (0/1 labels or values)"
+        )
+    if column.null_count:
+        row = int(np.flatnonzero(np.asarray(column.is_null()))[0])
+        raise MissingDataError(
+            f"missing target in partition {partition.key} ({partition.locate(first + row)}), "
+            f"column {target!r}"
+        )
+    y = column.to_numpy().astype(np.float64, copy=False)
+    bad = ~np.isfinite(y)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise MissingDataError(
+            f"non-finite target {y[row]} in partition {partition.key} "
+            f"({partition.locate(first + row)}), column {target!r}"
+        )
+    return y
+
+
+def iter_chunks(
+    source: Source,
+    columns: Sequence[str],
+    target: str,
+    *,
+    chunk_rows: int,
+    start: int = 0,
+    stop: int | None = None,
+) -> Iterator[Chunk]:
+    """Yield the rows ``start:stop`` of ``source`` in chunks of ``chunk_rows`` rows.
+
+    Chunk boundaries depend only on row numbers, never on partition sizes, so every
+    consumer sees the same batches from any partitioning of the same rows.
+    """
+    names = list(dict.fromkeys([*columns, target]))
+    pending: list[tuple[pa.Table, np.ndarray, Partition, int]] = []
+    npending = 0
+    offset = 0  # global index of the first row of the current partition
+    for partition in source.partitions:
+        if stop is not None and offset >= stop:
+            break
+        table = partition.read(names).table
+        nrows = table.num_rows
+        lo = max(start - offset, 0)
+        hi = nrows if stop is None else min(nrows, stop - offset)
+        offset += nrows
+        if hi <= lo:
+            continue
+        table = table.slice(lo, hi - lo)
+        pending.append((table, _target(table, target, partition, lo), partition, lo))
+        npending += hi - lo
+        while npending >= chunk_rows:
+            chunk, pending = _take(pending, chunk_rows)
+            npending -= chunk_rows
+            yield chunk
+    if npending:
+        chunk, _ = _take(pending, npending)
+        yield chunk
+
+
+def _take(
+    pending: list[tuple[pa.Table, np.ndarray, Partition, int]], rows: int
+) -> tuple[Chunk, list[tuple[pa.Table, np.ndarray, Partition, int]]]:
+    """Cut the first ``rows`` rows off the pending pieces."""
+    tables, ys, segments = [], [], []
+    rest = list(pending)
+    need = rows
+    while need:
+        table, y, partition, first = rest.pop(0)
+        n = min(need, table.num_rows)
+        tables.append(table.slice(0, n))
+        ys.append(y[:n])
+        segments.append((partition, first, n))
+        if n < table.num_rows:
+            rest.insert(0, (table.slice(n), y[n:], partition, first + n))
+        need -= n
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    return Chunk(table, np.concatenate(ys), tuple(segments)), rest
+
+
+def chunk_rows_for(batch_rows: int) -> int:
+    """A whole number of batches near :data:`_CHUNK_TARGET_ROWS` rows."""
+    return batch_rows * max(1, math.ceil(_CHUNK_TARGET_ROWS / batch_rows))
+
+
+def featurize(featurizer: Any, chunk: Chunk) -> Any:
+    """Hash a chunk, turning a missing-value error into one that names the file row."""
+    try:
+        return featurizer.transform(chunk.table)
+    except MissingDataError as error:
+        row = getattr(error, "row", None)
+        if row is None:
+            raise
+        raise MissingDataError(f"{error} — in {chunk.locate(row)}") from error
+
+
+def _check_int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise ValueError(
+            f"The {name!r} parameter of stream_fit must be an int >= {low}. Got {value!r} instead."
+        )
+    return int(value)
+
+
+def stream_fit(
+    estimator: Any,
+    featurizer: Any,
+    data: Any,
+    *,
+    target: str,
+    batch_rows: int = 1000,
+    drop: float = 0.7,
+    scoring: str | None = None,
+    classes: Any = None,
+    progress: bool = False,
+) -> StreamResult:
+    """Learn from a stream of batches with progressive validation.
+
+    Each batch is scored by the estimator as trained on the batches before it, then
+    learned with ``partial_fit``; a null benchmark (the running mean of the target) is
+    scored the same way. The result holds the progressive curve, the mean scores after
+    dropping the leading ``drop`` fraction of batches, the benchmark's and the relative
+    improvement.
+
+    Parameters
+    ----------
+    estimator : object with ``partial_fit``
+        Any scikit-learn streaming estimator (``SGDClassifier``, ``SGDRegressor``,
+        ``PassiveAggressiveClassifier``, ``MultinomialNB``…) or a
+        :class:`~shardfit.FTRLClassifier` / :class:`~shardfit.FTRLRegressor`
+        (which take a compiled path). Trained in place. Classifiers must be binary.
+    featurizer : transformer
+        Maps a pyarrow Table of rows to a matrix, e.g. :class:`~shardfit.HashingFeaturizer`
+        (its ``columns`` are the columns read).
+    data : Source, path, DataFrame, Table, …
+        Anything :func:`shardfit.as_source` accepts; partitions are read in order.
+    target : str
+        The target column (numeric: 0/1 labels for a classifier).
+    batch_rows : int, default 1000
+        Rows per batch; batches do not depend on how the data are partitioned.
+    drop : float, default 0.7
+        Leading fraction of scored batches left out of the mean scores.
+    scoring : {"log_loss", "squared_error", "accuracy", "auc"}, optional
+        The metric of ``result.score``; by default log-loss for classifiers with
+        ``predict_proba``, accuracy for other classifiers and squared error for
+        regressors.
+    classes : array-like, optional
+        A classifier's two labels (default ``[0, 1]``).
+    progress : bool, default False
+        Show a progress bar (rows) on standard error.
+
+    Returns
+    -------
+    StreamResult
+
+    Raises
+    ------
+    SchemaError
+        The target column is missing or not numeric.
+    DesignError
+        A feature column is missing.
+    MissingDataError
+        A missing or non-finite target or feature value (names partition and row).
+    """
+    if not hasattr(estimator, "partial_fit"):
+        raise TypeError(
+            f"stream_fit needs an estimator with partial_fit; {type(estimator).__name__} has none"
+        )
+    batch_rows = _check_int("batch_rows", batch_rows, 1)
+    if not isinstance(drop, int | float) or not 0 <= drop < 1:
+        raise ValueError(f"The 'drop' parameter of stream_fit must be in [0, 1). Got {drop!r}.")
+    scoring = check_scoring(scoring or default_scoring(estimator))
+    source = as_source(data)
+    columns = list(getattr(featurizer, "columns", ()))
+    check_columns(source, columns, target)
+    tracker = Tracker(estimator, batch_rows=batch_rows, classes=classes)
+    with _progress(progress) as advance:
+        for chunk in iter_chunks(source, columns, target, chunk_rows=chunk_rows_for(batch_rows)):
+            tracker.feed(featurize(featurizer, chunk), chunk.y)
+            advance(chunk.table.num_rows)
+    return summarize(tracker, scoring=scoring, drop=float(drop))
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar counting rows on standard error, or nothing."""
+    if not enabled:
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("[bold]stream_fit"),
+        TextColumn("{task.completed:,} rows"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task("rows", total=None)
+    with bar:
+        yield lambda n: bar.advance(task, n)
