@@ -228,6 +228,9 @@ class DistributedModel:
             exposure=self.exposure,
             missing=self.missing,
             backend=sess,
+            partitions=self.partitions
+            if isinstance(self.partitions, int) and not isinstance(self.partitions, bool)
+            else None,
         )
         k = self.partitions if self.partitions is not None else source.npartitions
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:

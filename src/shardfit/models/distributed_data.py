@@ -30,13 +30,23 @@ def fit_source(
     exposure: str | None,
     missing: str,
     backend: Any,
+    partitions: int | None = None,
 ) -> tuple[Source, Any, tuple[str, ...] | None, bool]:
     """The fit's wrapped partitions, design spec (None for arrays), names, and whether
-    the results are labelled by them."""
+    the results are labelled by them.
+
+    An in-memory frame or table is split into ``partitions`` partitions (statsmodels
+    splits its data into that many); a source or path keeps its own partitions.
+    """
     if formula is not None:
+        from shardfit.data.memory import from_arrow, from_pandas
         from shardfit.data.resolve import as_source
         from shardfit.design.schema import learn_design
 
+        if partitions is not None and isinstance(data, pa.Table):
+            data = from_arrow(data, partitions)
+        elif partitions is not None and hasattr(data, "iloc"):
+            data = from_pandas(data, partitions)
         source = as_source(data)
         learned = learn_design(
             formula,
