@@ -215,3 +215,36 @@ def test_block_encoding_keeps_partition_row_positions_and_locations() -> None:
     late = from_pandas(frame, 1).partitions[0]
     with pytest.raises(MissingDataError, match=r"\(row 700 of DataFrame\), column 'x'"):
         list(encode_blocks(spec, late, missing="raise", block_rows=600))
+
+
+def test_dictionary_read_labels_code_like_plain_strings(tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from shardfit.data.parquet import read_parquet
+
+    rng = np.random.default_rng(12)
+    n = 3000
+    g = rng.choice(["b", "a", "c", "d"], n).astype(object)
+    g[[5, 700, 2999]] = None  # missing labels in several row groups
+    g[:1000][g[:1000] == "d"] = "c"  # "d" first appears after the first row group
+    frame = pd.DataFrame({"x": rng.normal(size=n), "g": g})
+    frame["y"] = frame.x + rng.normal(size=n)
+    path = tmp_path / "labels.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=1000)
+    parquet = read_parquet(str(path))
+    assert parquet.npartitions == 3
+    read = parquet.partitions[0].read(["g", "x"], dictionary=["g", "x"]).table
+    assert pa.types.is_dictionary(read.column("g").type)  # only strings are encoded
+    assert pa.types.is_floating(read.column("x").type)
+    from_parquet = learn("y ~ x + C(g)", parquet)
+    from_frame = learn("y ~ x + C(g)", from_pandas(frame, 3))
+    assert from_parquet.spec.levels == from_frame.spec.levels == {"g": ["a", "b", "c", "d"]}
+    summary = from_parquet.summary.columns["g"]
+    assert summary.missing == 3 and summary.count == n - 3
+    assert summary.levels == from_frame.summary.columns["g"].levels
+    for index in range(3):
+        a = encode_partition(from_parquet.spec, parquet.partitions[index])
+        b = encode_partition(from_frame.spec, from_pandas(frame, 3).partitions[index])
+        np.testing.assert_array_equal(a.X, b.X)
+        assert a.dropped == b.dropped

@@ -6,6 +6,7 @@ read their own row groups with :meth:`pyarrow.parquet.ParquetFile.read_row_group
 
 from __future__ import annotations
 
+import functools
 import glob
 import itertools
 import os
@@ -71,8 +72,18 @@ class ParquetPartition(Partition):
         hi = self.row_groups[-1] + 1 if self.row_groups else 0
         return f"{self.label}[rg{lo}:{hi}]"
 
-    def read(self, columns: Sequence[str] | None = None) -> ReadResult:
-        """Read the row groups, keeping ``columns`` (all when ``None``) in that order."""
+    #: :func:`~shardfit.data.partition.read_labels` may ask for dictionary columns.
+    reads_dictionaries = True
+
+    def read(
+        self, columns: Sequence[str] | None = None, *, dictionary: Sequence[str] = ()
+    ) -> ReadResult:
+        """Read the row groups, keeping ``columns`` (all when ``None``) in that order.
+
+        String columns named in ``dictionary`` come back dictionary-encoded, as Parquet
+        usually stores them: label columns are then coded without building a Python
+        string per row.
+        """
         wanted = list(check_columns(columns, self.columns, where=f"partition {self.key}"))
         with reading(self.key, f"file {self.path}"):
             size = os.stat(self.path).st_size
@@ -84,7 +95,12 @@ class ParquetPartition(Partition):
                 )
             # Buffered column reads instead of pre-buffering whole column chunks: the
             # same speed on local files, a third less transient memory per row group.
-            with pq.ParquetFile(self.path, pre_buffer=False, buffer_size=_READ_BUFFER) as pf:
+            with pq.ParquetFile(
+                self.path,
+                pre_buffer=False,
+                buffer_size=_READ_BUFFER,
+                read_dictionary=_string_columns(self, dictionary, wanted),
+            ) as pf:
                 table = pf.read_row_groups(list(self.row_groups), columns=wanted)
                 nbytes = _compressed_bytes(pf.metadata, self.row_groups, set(wanted))
         return ReadResult(table.select(wanted), nbytes=nbytes)
@@ -99,6 +115,27 @@ class ParquetPartition(Partition):
 
 
 _READ_BUFFER = 1 << 20
+
+
+def _string_columns(
+    partition: ParquetPartition, names: Sequence[str], wanted: Sequence[str]
+) -> list[str] | None:
+    """Those of ``names`` that are read and stored as strings (dictionary-readable)."""
+    if not names:
+        return None
+    strings = _file_strings(partition.path, partition.size, partition.mtime_ns)
+    return [name for name in names if name in wanted and name in strings] or None
+
+
+@functools.lru_cache(maxsize=64)
+def _file_strings(path: str, size: int, mtime_ns: int) -> frozenset[str]:
+    """The string columns of a file (its footer read once per process and version)."""
+    schema = pq.read_schema(path)
+    return frozenset(
+        field.name
+        for field in schema
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
+    )
 
 
 def _compressed_bytes(meta: pq.FileMetaData, row_groups: Sequence[int], columns: set[str]) -> int:

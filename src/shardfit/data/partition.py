@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-__all__ = ["Partition", "ReadResult", "Source"]
+__all__ = ["Partition", "ReadResult", "Source", "read_labels"]
 
 
 @dataclass(frozen=True)
@@ -116,3 +116,13 @@ class Source:
 
     def __repr__(self) -> str:
         return f"Source({self.name!r}, npartitions={self.npartitions}, columns={self.columns!r})"
+
+
+def read_labels(partition: Partition, columns: Sequence[str], labels: Sequence[str]) -> ReadResult:
+    """``partition.read(columns)``, with the string columns among ``labels``
+    dictionary-encoded where the format stores them so (Parquet): coding their levels
+    then costs a lookup per distinct value, not a string per row. Other partitions
+    read as usual; readers of label columns accept both."""
+    if labels and getattr(partition, "reads_dictionaries", False):
+        return partition.read(columns, dictionary=tuple(labels))  # type: ignore[call-arg]
+    return partition.read(columns)

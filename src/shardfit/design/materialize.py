@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shardfit.data.partition import Partition, ReadResult
+from shardfit.data.partition import Partition, ReadResult, read_labels
 from shardfit.design.fast_encoder import SplitDesign
 from shardfit.design.spec import DesignSpec
 from shardfit.design.transforms import apply_context
@@ -85,7 +85,7 @@ def encode_partition(
     :class:`~shardfit.design.fast_encoder.SplitDesign` (dense and sparse blocks), which
     the least-squares statistics multiply through its structure.
     """
-    result = partition.read(_columns_to_read(spec, need_response))
+    result = read_labels(partition, _columns_to_read(spec, need_response), tuple(spec.levels))
     return encode_table(
         spec,
         result,
@@ -128,7 +128,7 @@ def encode_blocks(
     rather than the partition. Row positions and error locations are the
     partition's. The reader's skipped-row count goes with the first block.
     """
-    result = partition.read(_columns_to_read(spec, need_response))
+    result = read_labels(partition, _columns_to_read(spec, need_response), tuple(spec.levels))
     table = result.table
     starts = range(0, max(table.num_rows, 1), block_rows)
     for start in starts:
@@ -321,7 +321,7 @@ def _level_codes(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Codes into ``levels`` (-1 for missing or unseen), and masks of both."""
     if pa.types.is_dictionary(column.type):
-        column = column.cast(column.type.value_type)
+        return _dictionary_level_codes(column, levels)
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
     is_null = np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
@@ -337,6 +337,28 @@ def _level_codes(
     codes = np.asarray(index.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
     is_unseen = (codes < 0) & ~is_null
     return codes, is_null, is_unseen
+
+
+def _dictionary_level_codes(
+    column: pa.ChunkedArray | pa.Array, levels: list[Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_level_codes` of a dictionary-encoded column: each chunk's dictionary is
+    matched against the levels once, and its codes are mapped through that."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    codes_parts, null_parts = [], []
+    for chunk in chunks:
+        dictionary_codes, _, _ = _level_codes(chunk.dictionary, levels)
+        indices = chunk.indices.to_numpy(zero_copy_only=False)
+        is_null = np.asarray(chunk.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        mapped = np.full(len(chunk), -1, dtype=np.int64)
+        valid = ~is_null
+        if dictionary_codes.size:
+            mapped[valid] = dictionary_codes[indices[valid].astype(np.intp)]
+        codes_parts.append(mapped)
+        null_parts.append(is_null)
+    codes = np.concatenate(codes_parts) if codes_parts else np.empty(0, dtype=np.int64)
+    is_null = np.concatenate(null_parts) if null_parts else np.empty(0, dtype=bool)
+    return codes, is_null, (codes < 0) & ~is_null
 
 
 def _checked_weights(

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from shardfit.data.partition import Partition, Source
+from shardfit.data.partition import Partition, Source, read_labels
 from shardfit.data.resolve import as_source
 from shardfit.design.formula import FormulaInfo, analyze_formula
 from shardfit.design.spec import DesignSpec
@@ -91,7 +91,9 @@ class SchemaTask:
         return repr(self)
 
     def __call__(self, partition: Partition) -> SchemaStatistic:
-        result = partition.read(list(self.columns))
+        # Label columns may come back dictionary-encoded (summarized from their codes).
+        labels = [c for c in self.columns if c in self.categorical or c not in self.identifiers]
+        result = read_labels(partition, list(self.columns), labels)
         table = result.table
         summary = summarize_table(
             table,

@@ -137,10 +137,10 @@ class CategoricalSummary:
         cls, column: pa.ChunkedArray | pa.Array, *, name: str, max_levels: int
     ) -> CategoricalSummary:
         """Summarize one Arrow column, treating its values as labels."""
+        if pa.types.is_dictionary(column.type):
+            return cls._of_dictionary(column, name=name, max_levels=max_levels)
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
-        if pa.types.is_dictionary(column.type):
-            column = column.dictionary_decode()
         missing = column.null_count
         if pa.types.is_floating(column.type):
             missing += int(pc.sum(pc.is_nan(column).cast(pa.int64())).as_py() or 0)
@@ -158,6 +158,35 @@ class CategoricalSummary:
             levels=levels,
             max_levels=max_levels,
             dtype=str(column.type),
+            column=name,
+        )
+        summary._check_cap()
+        return summary
+
+    @classmethod
+    def _of_dictionary(
+        cls, column: pa.ChunkedArray | pa.Array, *, name: str, max_levels: int
+    ) -> CategoricalSummary:
+        """Level counts of a dictionary-encoded column from its codes (no decoding)."""
+        chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+        levels: dict[Any, int] = {}
+        missing = 0
+        for chunk in chunks:
+            missing += chunk.null_count
+            codes = chunk.indices.to_numpy(zero_copy_only=False)
+            if chunk.null_count:
+                codes = codes[~np.asarray(chunk.is_null().to_numpy(zero_copy_only=False))]
+            counts = np.bincount(codes.astype(np.intp), minlength=len(chunk.dictionary))
+            values = chunk.dictionary.to_pylist()
+            for code in np.flatnonzero(counts):
+                value = values[code]
+                levels[value] = levels.get(value, 0) + int(counts[code])
+        summary = cls(
+            count=len(column) - missing,
+            missing=missing,
+            levels=levels,
+            max_levels=max_levels,
+            dtype=str(column.type.value_type),
             column=name,
         )
         summary._check_cap()
