@@ -133,6 +133,9 @@ class Case:
     pending: str | None = None
     #: The goals the issue sets for shardfit on this case, quoted in the report.
     goals: str = ""
+    #: shardfit tool -> the peers it is compared with (default: every exact peer or
+    #: reference that matched), for cases whose tools do different jobs.
+    compare: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def tool(self, name: str) -> Tool:
         for tool in self.tools:

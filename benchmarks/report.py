@@ -161,18 +161,24 @@ def _median_of(ms: Iterable[Measurement], tool: str, case: str, rows: int) -> fl
     return None
 
 
-def best_peer(ms: Sequence[Measurement], case: str, rows: int) -> Measurement | None:
-    """The fastest exact peer that passed its accuracy check."""
-    peers = [
-        m
-        for m in ms
-        if m.case == case
-        and m.rows == rows
-        and m.role == "peer"
-        and m.exact
-        and m.median is not None
-        and m.accuracy_ok is not False
-    ]
+def best_peer(
+    ms: Sequence[Measurement], case: str, rows: int, names: Sequence[str] | None = None
+) -> Measurement | None:
+    """The fastest other tool doing the same job: among ``names`` when given, else the
+    exact peers and references that passed their accuracy check."""
+    if names:
+        peers = [m for m in ms if (m.case, m.rows) == (case, rows) and m.tool in names and m.median]
+    else:
+        peers = [
+            m
+            for m in ms
+            if m.case == case
+            and m.rows == rows
+            and m.role in ("peer", "reference")
+            and m.exact
+            and m.median is not None
+            and m.accuracy_ok is not False
+        ]
     return min(peers, key=lambda m: m.median or 0.0, default=None)
 
 
@@ -211,7 +217,7 @@ def render(ms: Sequence[Measurement], meta: dict[str, Any]) -> str:
         "only.",
         "",
     ]
-    lines += _shardfit_table(ms, meta.get("goals", {}))
+    lines += _shardfit_table(ms, meta.get("goals", {}), meta.get("compare", {}))
     lines += _full_table(ms)
     lines += _skips(ms)
     if meta.get("generated"):
@@ -225,7 +231,9 @@ def render(ms: Sequence[Measurement], meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _shardfit_table(ms: Sequence[Measurement], goals: dict[str, str]) -> list[str]:
+def _shardfit_table(
+    ms: Sequence[Measurement], goals: dict[str, str], compare: dict[str, dict[str, Any]]
+) -> list[str]:
     rows = [m for m in ms if m.role == "shardfit" and m.median is not None]
     if not rows:
         return []
@@ -234,7 +242,8 @@ def _shardfit_table(ms: Sequence[Measurement], goals: dict[str, str]) -> list[st
         "",
         "`× limit`: shardfit's time over the case's physical limit (the pyarrow read of "
         "the columns it needs) in the same run; `best exact peer ÷ shardfit`: how many "
-        "times longer the fastest peer that matched the reference took.",
+        "times longer the fastest other tool took: a peer or reference that matched the "
+        "reference, or for streaming the tools doing the same job.",
         "",
     ]
     for case in dict.fromkeys(m.case for m in rows):
@@ -248,7 +257,7 @@ def _shardfit_table(ms: Sequence[Measurement], goals: dict[str, str]) -> list[st
     ]
     for m in rows:
         read = _median_of(ms, READ_TOOL, m.case, m.rows)
-        best = best_peer(ms, m.case, m.rows)
+        best = best_peer(ms, m.case, m.rows, compare.get(m.case, {}).get(m.tool))
         best_text = f"{best.tool} ({_seconds(best.median)} s)" if best else "–"
         lines.append(
             f"| {m.case} | {m.tool} | {m.rows:,} | {_seconds(m.median)} | "

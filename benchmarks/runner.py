@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from benchmarks.case import Case, Mode, Skip, Tool
 from benchmarks.data import DataStore
@@ -223,9 +224,20 @@ def _render_again(path: Path) -> int:
         Measurement(**{k: v for k, v in row.items() if k in fields})
         for row in saved["measurements"]
     ]
-    path.with_suffix(".md").write_text(render(ms, saved["meta"]))
+    # Goals and comparisons as the registry states them now.
+    meta = {**saved["meta"], **_case_meta([m.case for m in ms])}
+    path.with_suffix(".md").write_text(render(ms, meta))
     print(f"wrote {path.with_suffix('.md')}")
     return 0
+
+
+def _case_meta(names: Sequence[str]) -> dict[str, Any]:
+    """Goals and comparisons of the named cases, from the registry."""
+    known = [CASES[n] for n in dict.fromkeys(names) if n in CASES]
+    return {
+        "goals": {case.name: case.goals for case in known if case.goals},
+        "compare": {case.name: dict(case.compare) for case in known if case.compare},
+    }
 
 
 def _combine(parts: Sequence[Path], out: Path) -> int:
@@ -253,7 +265,7 @@ def _combine(parts: Sequence[Path], out: Path) -> int:
         "wall_seconds": sum(m["wall_seconds"] for m in metas),
         "load_end": last["load_end"],
         "parts": f"Combined from {len(metas)} runs on this machine: {runs}.",
-        "goals": {k: v for m in metas for k, v in m.get("goals", {}).items()},
+        **_case_meta([m.case for m in measurements]),
         "generated": [g for m in metas for g in m.get("generated", [])],
     }
     out.write_text(render(measurements, meta))
@@ -348,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"removed {root}")
 
     meta = {
-        "goals": {name: CASES[name].goals for name in names if CASES[name].goals},
+        **_case_meta(names),
         "command": "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": datetime.date.today().isoformat(),
         "wall_seconds": time.perf_counter() - started,

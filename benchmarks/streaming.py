@@ -282,6 +282,10 @@ CASES: dict[str, Case] = {
             ),
         ),
         references=("in-memory LogisticRegression, true terms",),
+        compare={
+            "HashingFeaturizer degree 2": ("per-row dict featurizer (seed)",),
+            "shardfit stream_fit FTRL": ("Vowpal Wabbit -q nn -b 22", "SGDClassifier.partial_fit"),
+        },
         goals=(
             "featurizer ≥ 2M rows/s per core at degree 2; end-to-end streaming with the "
             "built-in learner at or above Vowpal Wabbit's rows/s, with progressive "
