@@ -151,7 +151,7 @@ def _tools(*, weighted: bool) -> tuple[Tool, ...]:
             "limit",
             ParseCsv,
             needs=("csv",),
-            plan=_plan(skip=0 if weighted else None, why=ols_only + " (same file)"),
+            plan=_plan(once=BIG, skip=0 if weighted else None, why=ols_only + " (same file)"),
         ),
         Tool("NumPy BLAS Gram X'X (in memory)", "limit", GramBlas, plan=_plan(once=BIG)),
         Tool(
@@ -207,7 +207,11 @@ def _tools(*, weighted: bool) -> tuple[Tool, ...]:
             spark_peer.NormalSolver,
             requires=("pyspark", "cmd:java"),
             rtol=1e-7,
-            plan=_plan(once=0 if weighted else BIG),
+            plan=_plan(
+                once=0 if weighted else BIG,
+                skip=BIG if weighted else None,
+                why=ols_only + " at 10M",
+            ),
         ),
         Tool(
             "statsmodels DistributedModel (naive)",
