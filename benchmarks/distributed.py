@@ -26,6 +26,8 @@ import numpy as np
 import psutil
 
 from benchmarks.case import Case, DataSpec, Mode, Outcome, Problem, Skip, Tool
+from benchmarks.limits import ReadParquet
+from benchmarks.report import READ_TOOL
 from shardfit.data.simulate import default_formula
 
 __all__ = ["CASES"]
@@ -269,6 +271,7 @@ CASES: dict[str, Case] = {
         formula=FORMULA,
         sizes={"quick": (10_000,), "full": (10_000, 100_000)},
         tools=(
+            Tool(READ_TOOL, "limit", ReadParquet),
             Tool(
                 "statsmodels DistributedModel (debiased)",
                 "reference",
@@ -292,6 +295,7 @@ CASES: dict[str, Case] = {
         # scikit-learn's CV at 1M rows and 229 columns takes several minutes per fit.
         sizes={"quick": (50_000,), "full": (500_000, 5_000_000)},
         tools=(
+            Tool(READ_TOOL, "limit", ReadParquet),
             Tool(
                 "scikit-learn ElasticNetCV (tol=1e-10)",
                 "reference",

@@ -40,6 +40,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks.case import Case, DataSpec, Mode, Outcome, Problem, Tool
+from benchmarks.glm import ReadColumns
+from benchmarks.report import READ_TOOL
 
 __all__ = ["CASES", "make_data"]
 
@@ -262,6 +264,7 @@ CASES: dict[str, Case] = {
         make_data=make_data,
         sizes={"quick": QUICK_ROWS, "full": FULL_ROWS},
         tools=(
+            Tool(READ_TOOL, "limit", ReadColumns),
             Tool("HashingFeaturizer degree 2", "shardfit", Featurizer),
             Tool("per-row dict featurizer (seed)", "peer", SeedFeaturizer, plan=_once),
             Tool(
