@@ -124,6 +124,17 @@ def _plan(*, once: int | None = None, skip: int | None = None, why: str = "") ->
     return plan
 
 
+def _not_quick(plan: Plan, *, why: str) -> Plan:
+    """``plan`` in --full; skipped in --quick (which must stay within 3 minutes)."""
+
+    def quick_skip(rows: int, mode: Mode, repeats: int) -> tuple[int, str]:
+        if mode == "quick":
+            raise Skip(why)
+        return plan(rows, mode, repeats)
+
+    return quick_skip
+
+
 def _reference_plan(rows: int, mode: Mode, repeats: int) -> tuple[int, str]:
     return 1, ""  # the reference: its parameters matter, its time is indicative
 
@@ -180,7 +191,12 @@ def _tools(*, weighted: bool) -> tuple[Tool, ...]:
             "shardfit auto, one call",
             "shardfit",
             make_estimator("auto", warm=False),
-            plan=_plan(skip=BIG, why="time budget: the pool's start is measured at 2M"),
+            plan=_not_quick(
+                _plan(skip=BIG, why="time budget: the pool's start is measured at 2M"),
+                why=ols_only,
+            )
+            if weighted
+            else _plan(skip=BIG, why="time budget: the pool's start is measured at 2M"),
         ),
         Tool(
             "Dask solve(X'X, X'y)",
@@ -207,11 +223,12 @@ def _tools(*, weighted: bool) -> tuple[Tool, ...]:
             spark_peer.NormalSolver,
             requires=("pyspark", "cmd:java"),
             rtol=1e-7,
-            plan=_plan(
-                once=0 if weighted else BIG,
-                skip=BIG if weighted else None,
-                why=ols_only + " at 10M",
-            ),
+            plan=_not_quick(
+                _plan(once=0, skip=BIG, why=ols_only + " at 10M"),
+                why=ols_only + " (a JVM start per case)",
+            )
+            if weighted
+            else _plan(once=BIG),
         ),
         Tool(
             "statsmodels DistributedModel (naive)",

@@ -36,22 +36,10 @@ class SparkGLM:
     """
 
     def __init__(self, problem: Problem, outcome: Outcome) -> None:
-        from pyspark.sql import SparkSession
+        from benchmarks.peers.spark_peer import local_session
 
         self.problem = problem
-        started = time.perf_counter()
-        self.spark = (
-            SparkSession.builder.master("local[2]")
-            .appName("shardfit-bench-glm")
-            .config("spark.ui.enabled", "false")
-            .config("spark.driver.host", "127.0.0.1")
-            .config("spark.driver.bindAddress", "127.0.0.1")
-            .config("spark.driver.memory", "2g")
-            .config("spark.local.dir", str(problem.scratch))
-            .getOrCreate()
-        )
-        self.spark.sparkContext.setLogLevel("ERROR")
-        outcome.startup_seconds = time.perf_counter() - started
+        self.spark = local_session(problem, outcome, "shardfit-bench-glm")
 
     def fit(self) -> dict[str, float]:
         from pyspark.ml.feature import VectorAssembler

@@ -10,34 +10,21 @@ no regularization (``weightCol`` for WLS). The driver gets 2 GB of heap.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from benchmarks.case import Outcome, Problem
 from benchmarks.design import parse_formula
 
-__all__ = ["NormalSolver"]
+__all__ = ["NormalSolver", "local_session"]
 
 
 class NormalSolver:
     """Spark MLlib ``LinearRegression`` with the normal-equation solver."""
 
     def __init__(self, problem: Problem, outcome: Outcome) -> None:
-        from pyspark.sql import SparkSession
-
         self.problem = problem
         self.terms = parse_formula(problem.formula)
-        started = time.perf_counter()
-        self.spark = (
-            SparkSession.builder.master("local[2]")
-            .appName("shardfit-bench")
-            .config("spark.ui.enabled", "false")
-            .config("spark.driver.host", "127.0.0.1")
-            .config("spark.driver.bindAddress", "127.0.0.1")
-            .config("spark.driver.memory", "2g")
-            .config("spark.local.dir", str(problem.scratch))
-            .getOrCreate()
-        )
-        self.spark.sparkContext.setLogLevel("ERROR")
-        outcome.startup_seconds = time.perf_counter() - started
+        self.spark = local_session(problem, outcome, "shardfit-bench")
 
     def fit(self) -> dict[str, float]:
         from pyspark.ml.feature import RFormula
@@ -67,6 +54,27 @@ class NormalSolver:
 
     def close(self) -> None:
         self.spark.stop()
+
+
+def local_session(problem: Problem, outcome: Outcome, name: str) -> Any:
+    """A ``local[2]`` SparkSession on loopback with a 2 GB driver; its start (the JVM) is
+    recorded as the outcome's start-up time."""
+    from pyspark.sql import SparkSession
+
+    started = time.perf_counter()
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .appName(name)
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.memory", "2g")
+        .config("spark.local.dir", str(problem.scratch))
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    outcome.startup_seconds = time.perf_counter() - started
+    return spark
 
 
 def _feature_names(metadata: dict, categorical: tuple[str, ...]) -> list[str]:
