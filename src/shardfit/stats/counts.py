@@ -30,11 +30,6 @@ class RowCounts:
     by_partition: tuple[tuple[str, int, int, int], ...] = ()
 
     @classmethod
-    def of_chunk(cls, chunk: Any) -> RowCounts:
-        """Counts of one encoded partition (a :class:`~shardfit.design.DesignChunk`)."""
-        return cls.of_partition(chunk.key, chunk.rows_read, chunk.dropped, chunk.skipped_rows)
-
-    @classmethod
     def of_partition(cls, key: str, read: int, dropped: dict[str, int], skipped: int) -> RowCounts:
         """Counts of one partition: ``read`` rows, ``dropped`` by reason, ``skipped``."""
         dropped = {reason: n for reason, n in dropped.items() if n}
