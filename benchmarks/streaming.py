@@ -16,7 +16,12 @@ Tools:
   its interactions, then scikit-learn's ``FeatureHasher``: the baseline;
 - ``shardfit stream_fit FTRL``: end to end from Parquet with the built-in compiled
   learner (goal: at or above Vowpal Wabbit's rows/s, log-loss <= 0.502);
-- ``SGDClassifier.partial_fit``: scikit-learn's learner through the same featurizer;
+- ``SGDClassifier.partial_fit (shardfit featurizer)``: scikit-learn's learner through
+  shardfit's featurizer and ``stream_fit``;
+- ``scikit-learn FeatureHasher + SGDClassifier.partial_fit``: scikit-learn end to end, as
+  its user would stream: pyarrow batches, the 9 degree-2 terms hashed by scikit-learn's
+  ``FeatureHasher`` (``input_type="pair"``, ``2**22`` columns), the same
+  ``SGDClassifier(loss="log_loss")``;
 - ``Vowpal Wabbit``: its native driver on a text file written beforehand (not timed),
   ``-q nn -b 22``, one pass, logistic loss; its predictions (written by a second, untimed
   run) are progressive. Its timed runs include starting the driver; ``startup s`` shows
@@ -170,6 +175,86 @@ class StreamSGD(StreamFTRL):
     estimator = "sgd"
 
 
+def _terms() -> list[tuple[str, str, str | None]]:
+    """``(name, factor, other factor or None)`` of the 9 degree-2 terms, named as the seed does."""
+    names = sorted(COLUMNS)
+    pairs = itertools.combinations_with_replacement(names, 2)
+    return [(c, c, None) for c in names] + [
+        (f"{a}^2" if a == b else f"{a}*{b}", a, b) for a, b in pairs
+    ]
+
+
+def _parquet_chunks(path: Path, columns: list[str], rows: int) -> Any:
+    """Tables of exactly ``rows`` rows (the last one shorter), whatever the row groups.
+
+    pyarrow's batches never cross a row group, so they are re-cut: the batches then
+    start at the same rows as ``stream_fit``'s at any file layout.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pending: list[Any] = []
+    count = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=rows, columns=columns):
+        pending.append(batch)
+        count += batch.num_rows
+        while count >= rows:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, rows)
+            rest = table.slice(rows)
+            pending, count = rest.to_batches(), rest.num_rows
+    if count:
+        yield pa.Table.from_batches(pending)
+
+
+class SklearnStream(_Timed):
+    """scikit-learn end to end: ``FeatureHasher`` pairs, then ``SGDClassifier.partial_fit``.
+
+    Reads 64 batches at a time (fewer Python calls than one batch a read: the peer's
+    favour) and hashes them in one ``transform`` call; each batch of ``BATCH`` rows is
+    then scored with ``predict_proba`` and learned, as in ``stream_fit``.
+    """
+
+    def __init__(self, problem: Problem, outcome: Outcome) -> None:
+        # Imported here, not timed, as the other tools import theirs.
+        import pyarrow.parquet  # noqa: F401 - used by _parquet_chunks
+        from sklearn.feature_extraction import FeatureHasher
+        from sklearn.linear_model import SGDClassifier
+
+        super().__init__(problem, outcome)
+        self.hasher_class, self.model_class = FeatureHasher, SGDClassifier
+
+    def fit(self) -> dict[str, float]:
+        started = time.perf_counter()
+        terms = _terms()
+        names = [name for name, _, _ in terms]
+        hasher = self.hasher_class(n_features=2**22, input_type="pair")
+        model = self.model_class(loss="log_loss")  # as StreamSGD: scikit-learn's defaults
+        ys, ps = [], []
+        learned = 0
+        columns = [*COLUMNS, "y"]
+        for table in _parquet_chunks(self.problem.parquet, columns, 64 * BATCH):
+            x = {c: table.column(c).to_numpy() for c in COLUMNS}
+            values = np.column_stack([x[a] if b is None else x[a] * x[b] for _, a, b in terms])
+            X = hasher.transform(zip(names, row) for row in values.tolist())
+            y = table.column("y").to_numpy()
+            for start in range(0, len(y), BATCH):
+                Xb, yb = X[start : start + BATCH], y[start : start + BATCH]
+                if learned:  # the first batch is learned, not scored
+                    ps.append(model.predict_proba(Xb)[:, 1])
+                    ys.append(yb)
+                model.partial_fit(Xb, yb, classes=[0, 1])
+                learned += len(yb)
+        seconds = time.perf_counter() - started
+        _rate(self.outcome, learned, seconds, "end to end")
+        y_scored, p = np.concatenate(ys), np.concatenate(ps)
+        late = slice(int(0.7 * (len(p) // BATCH)) * BATCH, None)  # as VowpalWabbit's
+        self.outcome.notes.append(
+            f"log-loss after drop=0.7: {_log_loss(y_scored[late], p[late]):.4f}"
+        )
+        return {PARAM: _log_loss(y_scored, p)}
+
+
 class VowpalWabbit(_Timed):
     """Vowpal Wabbit's native driver: ``-q nn -b 22``, logistic loss, one pass."""
 
@@ -274,7 +359,20 @@ CASES: dict[str, Case] = {
                 plan=_once,
             ),
             Tool("shardfit stream_fit FTRL", "shardfit", StreamFTRL, exact=True, rtol=0.02),
-            Tool("SGDClassifier.partial_fit", "peer", StreamSGD, exact=False, plan=_once),
+            Tool(
+                "SGDClassifier.partial_fit (shardfit featurizer)",
+                "peer",
+                StreamSGD,
+                exact=False,
+                plan=_once,
+            ),
+            Tool(
+                "scikit-learn FeatureHasher + SGDClassifier.partial_fit",
+                "peer",
+                SklearnStream,
+                exact=False,
+                plan=_once,
+            ),
             Tool(
                 "Vowpal Wabbit -q nn -b 22",
                 "peer",
@@ -287,7 +385,11 @@ CASES: dict[str, Case] = {
         references=("in-memory LogisticRegression, true terms",),
         compare={
             "HashingFeaturizer degree 2": ("per-row dict featurizer (seed)",),
-            "shardfit stream_fit FTRL": ("Vowpal Wabbit -q nn -b 22", "SGDClassifier.partial_fit"),
+            "shardfit stream_fit FTRL": (
+                "Vowpal Wabbit -q nn -b 22",
+                "scikit-learn FeatureHasher + SGDClassifier.partial_fit",
+                "SGDClassifier.partial_fit (shardfit featurizer)",
+            ),
         },
         goals=(
             "featurizer ≥ 2M rows/s per core at degree 2; end-to-end streaming with the "

@@ -22,15 +22,19 @@ def test_memory_then_spill_to_memory_mapped_files(isolated_tmp):
         return make
 
     small = get_or_compute(ref, "a", compute(10))  # 80 + 16 bytes: fits exactly
-    big = get_or_compute(ref, "b", compute(50))  # over the bound: spilled
-    assert not isinstance(small["X"], np.memmap)
-    assert isinstance(big["X"], np.memmap) and str(big["X"].filename).startswith(str(ref.spill_dir))
+    first = get_or_compute(ref, "b", compute(50))  # over the bound: spilled
+    assert not isinstance(small["X"], np.memmap) and not isinstance(first["X"], np.memmap)
+    with pytest.raises(ValueError, match="read-only"):
+        first["X"][0] = 1.0
     assert get_or_compute(ref, "a", compute(10)) is small
-    np.testing.assert_array_equal(get_or_compute(ref, "b", compute(50))["X"], np.arange(50.0))
+    big = get_or_compute(ref, "b", compute(50))  # mapped from the spill files, anew
+    assert isinstance(big["X"], np.memmap) and str(big["X"].filename).startswith(str(ref.spill_dir))
+    np.testing.assert_array_equal(big["X"], np.arange(50.0))
+    assert get_or_compute(ref, "b", compute(50)) is not big  # a new mapping per get
     assert calls == [10, 50]
     with pytest.raises(ValueError, match="read-only"):
         small["X"][0] = 1.0
-    assert cache_info("unit") == {"memory": 1, "spilled": 1, "nbytes": 96, "hits": 2, "misses": 2}
+    assert cache_info("unit") == {"memory": 1, "spilled": 1, "nbytes": 96, "hits": 3, "misses": 2}
     drop_cache("unit", str(isolated_tmp))
     assert not ref.spill_dir.exists()
     assert cache_info("unit")["memory"] == cache_info("unit")["spilled"] == 0

@@ -30,3 +30,26 @@ def test_iterations_do_not_read_processes(tmp_path) -> None:
     counts = reads(log)
     assert set(counts) == {p.key for p in source.partitions}
     assert all(2 <= n <= 3 for n in counts.values()), counts
+
+
+def test_the_last_iteration_evaluates_the_fit_when_it_can() -> None:
+    """A fixed-scale family with a nonrobust covariance needs no final pass: the IRLS
+    pass expected to be the last evaluates the log-likelihood and null deviance on the
+    block it holds. Its figures equal a fit that runs the final pass (HC0 needs it)."""
+    import numpy as np
+
+    frame = glm_frame("poisson", seed=5)
+    folded = shardfit.poisson(FORMULA, frame).fit(backend="serial")
+    robust = shardfit.poisson(FORMULA, frame).fit(backend="serial", cov_type="HC0")
+    names = [name for name, _ in folded.extra["passes"]]
+    assert "glm-final" not in names
+    assert "glm-final" in [name for name, _ in robust.extra["passes"]]
+    assert sum(name.startswith("glm-irls") for name in names) == folded.iterations + 1
+    for attribute in ("llf", "deviance", "null_deviance", "aic", "pearson_chi2"):
+        np.testing.assert_allclose(
+            getattr(folded, attribute), getattr(robust, attribute), rtol=1e-13
+        )
+    np.testing.assert_array_equal(folded.params, robust.params)
+    # A free-scale family keeps the final pass (its log-likelihood needs the scale).
+    gamma = shardfit.glm(FORMULA, glm_frame("gamma", "log", seed=5), family="gamma", link="log")
+    assert "glm-final" in [name for name, _ in gamma.fit(backend="serial").extra["passes"]]

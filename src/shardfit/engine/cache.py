@@ -10,12 +10,16 @@ in the task; the task asks ``ref.get_or_compute(partition.key, encode)``::
             gram = run_pass(IrlsTask(beta, cache=cache.ref), source, backend=sess)
 
 Values are dicts of NumPy arrays. Each worker process keeps them in memory up to
-``max_bytes`` (default: a quarter of the machine's memory divided by the processes
-that hold a cache, i.e. the workers; the threads backend shares one cache). Entries
-that do not fit go to worker-local disk, one ``.npy`` file per array, and come back
-memory-mapped read-only (``np.load(mmap_mode="r")``), so they cost page cache, not
-process memory. Nothing is evicted: first come, first kept in memory. Arrays handed
-out are read-only, so a task cannot corrupt the cache.
+``max_bytes`` (default: 64 MiB, or a quarter of the machine's memory divided by the
+processes that hold a cache if that is less; the threads backend shares one cache).
+Entries that do not fit go to worker-local disk, one ``.npy`` file per array, and
+come back memory-mapped read-only (``np.load(mmap_mode="r")``), mapped anew for each
+task: they live in the OS page cache, and a worker's resident memory holds only its
+in-memory entries and the partitions its task is using, so peak RSS stays flat in
+the number of rows (reading a mapped partition back costs about what copying it
+would; measured in ``benchmarks/``, case ``glm_logit``). Nothing is evicted: first
+come, first kept in memory. Arrays handed out are read-only, so a task cannot
+corrupt the cache.
 
 Cleanup is unconditional: leaving the ``with`` block (normally, on an error, on
 ``KeyboardInterrupt``) drops the entries in every worker (a broadcast through the
@@ -44,8 +48,11 @@ import numpy as np
 
 __all__ = ["CacheRef", "PartitionCache", "cache_info", "drop_cache", "get_or_compute"]
 
-#: Share of the machine's memory all workers' in-memory caches may use together.
+#: Share of the machine's memory all workers' in-memory caches may use together...
 DEFAULT_MEMORY_FRACTION = 0.25
+#: ...and the most one process keeps in memory by default: the rest is spilled, so
+#: memory does not grow with the data (the page cache serves spilled entries).
+DEFAULT_MAX_BYTES = 64 * 2**20
 
 Encoded = dict[str, np.ndarray]
 
@@ -94,7 +101,10 @@ class _Store:
     """
 
     memory: dict[str, Encoded] = field(default_factory=dict)
-    spilled: dict[str, Encoded] = field(default_factory=dict)
+    # Spilled entries by key: their directory. Each get maps the files anew, and the
+    # mapping ends when the task drops the arrays, so a worker's resident memory
+    # holds the in-memory entries plus the partitions in use, not every page read.
+    spilled: dict[str, Path] = field(default_factory=dict)
     nbytes: int = 0
     hits: int = 0
     misses: int = 0
@@ -133,7 +143,7 @@ def _load_spilled(directory: Path) -> Encoded | None:
     }
 
 
-def _spill(ref: CacheRef, key: str, value: Encoded) -> Encoded:
+def _spill(ref: CacheRef, key: str, value: Encoded) -> Path:
     final = _entry_dir(ref, key)
     ref.spill_dir.mkdir(parents=True, exist_ok=True)
     # Write a private directory and rename it into place: another worker (same
@@ -150,9 +160,7 @@ def _spill(ref: CacheRef, key: str, value: Encoded) -> Encoded:
             pass
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    loaded = _load_spilled(final)
-    assert loaded is not None
-    return loaded
+    return final
 
 
 def get_or_compute(cache: CacheRef, key: str, compute: Callable[[], Encoded]) -> Encoded:
@@ -176,16 +184,14 @@ def get_or_compute(cache: CacheRef, key: str, compute: Callable[[], Encoded]) ->
         store = _stores.setdefault(cache.cache_id, _Store())
     with store.lock:
         found = store.memory.get(key)
-        if found is None:
-            found = store.spilled.get(key)
+        if found is None and not store.dropped:
+            # Ours, or spilled by another worker on this machine.
+            directory = store.spilled.get(key, _entry_dir(cache, key))
+            found = _load_spilled(directory)
+            if found is not None:
+                store.spilled[key] = directory
         if found is not None:
             store.hits += 1
-            return found
-        if not store.dropped:
-            found = _load_spilled(_entry_dir(cache, key))  # spilled by another worker
-        if found is not None:
-            store.hits += 1
-            store.spilled[key] = found
             return found
     value = compute()
     if not isinstance(value, dict) or not all(
@@ -202,7 +208,7 @@ def get_or_compute(cache: CacheRef, key: str, compute: Callable[[], Encoded]) ->
             store.memory[key] = _frozen(value)
             return store.memory[key]
         store.spilled[key] = _spill(cache, key, value)
-        return store.spilled[key]
+        return _frozen(value)  # this task uses the computed arrays; later ones map
 
 
 def drop_cache(cache_id: str, spill_root: str | None = None) -> None:
@@ -244,7 +250,8 @@ class PartitionCache:
         The open session the passes run on (a fresh pool per pass would lose the
         cached values, so a cache needs a session).
     max_bytes : int or None
-        In-memory bound per worker process; see the module notes for the default.
+        In-memory bound per worker process (the rest is spilled to local files); see
+        the module notes for the default.
     """
 
     def __init__(self, session: Any, *, max_bytes: int | None = None) -> None:
@@ -269,7 +276,8 @@ class PartitionCache:
         backend = self._session.open().backend
         max_bytes = self._max_bytes
         if max_bytes is None:
-            max_bytes = int(DEFAULT_MEMORY_FRACTION * total_memory() / backend.cache_processes)
+            share = int(DEFAULT_MEMORY_FRACTION * total_memory() / backend.cache_processes)
+            max_bytes = min(share, DEFAULT_MAX_BYTES)
         # Under MPI every rank makes this object: they must agree on the id.
         cache_id = backend.share(uuid.uuid4().hex)
         spill_root = tempfile.gettempdir() if backend.shares_filesystem else None

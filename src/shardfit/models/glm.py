@@ -156,7 +156,10 @@ class GeneralizedLinearModel:
             Where the passes run (see :func:`shardfit.engine.run_pass`).
         cache_bytes : int, optional
             In-memory bound per worker of the encoded-partition cache (beyond it,
-            partitions spill to memory-mapped files); default a quarter of memory.
+            partitions spill to local files, memory-mapped when used, so memory does
+            not grow with the rows); default 64 MiB (see
+            :mod:`shardfit.engine.cache`). A larger bound saves mapping spilled
+            partitions back on every iteration.
         progress : bool
             Show progress bars.
 
@@ -217,11 +220,49 @@ class GeneralizedLinearModel:
             transform = _column_transform(spec, prepared, intercept)
             y_mean = prepared.sum_y / nobs
 
-            def irls_pass(beta: np.ndarray | None, kind: str) -> IrlsStatistic:
+            has_offset = self.offset is not None or self.exposure is not None
+            null_mu = None if has_offset else prepared.sum_wy / prepared.sum_w
+
+            def final_task(
+                beta: np.ndarray,
+                scale: float,
+                loglike_scale: float,
+                kept: tuple[bool, ...],
+                kind: str,
+            ) -> FinalTask:
+                return FinalTask(
+                    spec=spec,
+                    family=family,
+                    # The final pass works in the columns the solution's back-transform
+                    # expects.
+                    transform=transform.without_shift() if kind == "qr" else transform,
+                    missing=self.missing,
+                    cache=cache.ref,
+                    beta=np.asarray(beta),
+                    scale=scale,
+                    loglike_scale=loglike_scale,
+                    null_mu=null_mu,
+                    null_beta=null_beta,
+                    kept=kept,
+                    cov_type=cov_type,
+                    groups=groups,
+                )
+
+            # A pass expected to be the last also evaluates the final fit measures at
+            # its coefficients (saving the final pass) when they need neither the final
+            # scale nor a later pass: a fixed scale, no offset, nonrobust covariance.
+            may_fold_final = cov_type == "nonrobust" and not family.free_scale and not has_offset
+
+            def irls_pass(beta: np.ndarray | None, kind: str, last_likely: bool) -> IrlsStatistic:
+                final = None
+                if last_likely and may_fold_final and beta is not None:
+                    final = final_task(beta, 1.0, 1.0, (True,) * len(spec.column_names), kind)
                 task = IrlsTask(
-                    spec, family, transform, self.missing, cache.ref, beta, y_mean, kind
+                    spec, family, transform, self.missing, cache.ref, beta, y_mean, kind, final
                 )
                 return timed(task, source, pass_name=f"glm-irls-{kind}", **options)
+
+            null_beta = None
 
             state = run_irls(
                 irls_pass,
@@ -235,15 +276,8 @@ class GeneralizedLinearModel:
             )
             assert state.solution is not None and state.last is not None
             solution = state.solution
-            # The final pass works in the columns the solution's back-transform expects.
-            final_transform = transform.without_shift() if state.kind == "qr" else transform
             rank = solution.rank
             scale = state.scale
-            loglike_scale = scale
-            if family.name == "gaussian" and family.link.name == "identity":
-                loglike_scale = state.last.deviance / nobs  # statsmodels' concentrated llf
-            has_offset = self.offset is not None or self.exposure is not None
-            null_beta = None
             if has_offset:
                 null_beta = fit_null_intercept(
                     spec,
@@ -257,26 +291,25 @@ class GeneralizedLinearModel:
                     maxiter,
                     tol,
                 )
-            final: FinalStatistic = timed(
-                FinalTask(
-                    spec=spec,
-                    family=family,
-                    transform=final_transform,
-                    missing=self.missing,
-                    cache=cache.ref,
-                    beta=np.asarray(state.beta),
-                    scale=scale,
-                    loglike_scale=loglike_scale,
-                    null_mu=None if has_offset else prepared.sum_wy / prepared.sum_w,
-                    null_beta=null_beta,
-                    kept=tuple(bool(k) for k in solution.kept),
-                    cov_type=cov_type,
-                    groups=groups,
-                ),
-                source,
-                pass_name="glm-final",
-                **options,
-            )
+            loglike_scale = scale
+            if family.name == "gaussian" and family.link.name == "identity":
+                loglike_scale = state.last.deviance / nobs  # statsmodels' concentrated llf
+            final: FinalStatistic
+            if state.last.final is not None:
+                final = state.last.final  # evaluated by the last IRLS pass
+            else:
+                final = timed(
+                    final_task(
+                        np.asarray(state.beta),
+                        scale,
+                        loglike_scale,
+                        tuple(bool(k) for k in solution.kept),
+                        state.kind,
+                    ),
+                    source,
+                    pass_name="glm-final",
+                    **options,
+                )
         separated = separated_terms(
             family, state, final, spec.column_names, transform.scale[:-1], separation
         )

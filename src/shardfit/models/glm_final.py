@@ -116,9 +116,18 @@ class FinalTask:
             arrays = _to_arrays(chunk, self.spec)
         else:
             arrays = _cached_arrays(self.spec, family, self.missing, self.cache, partition)
-        block = _block(arrays)
-        coef = _Coefficients.of(self.beta, self.transform.dense)
-        _, mu = _mean(family, block, coef, 0.0)
+        return self.evaluate(_block(arrays), groups)
+
+    def evaluate(
+        self, block: _Block, groups: np.ndarray | None = None, mu: np.ndarray | None = None
+    ) -> FinalStatistic:
+        """The statistic of one partition's encoded rows (an IRLS pass that may be the
+        last calls this on the block it holds, with the ``mu`` it computed at ``beta``:
+        see :class:`~.glm_tasks.IrlsTask`)."""
+        family = self.family
+        if mu is None:
+            coef = _Coefficients.of(self.beta, self.transform.dense)
+            _, mu = _mean(family, block, coef, 0.0)
         w = block.weights
         y = block.y
         if self.null_mu is not None:

@@ -20,8 +20,8 @@ by a QR of the stacked factors) of size ``O(p**2)``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,12 +33,16 @@ from shardfit.design.materialize import DesignChunk, encode_partition
 from shardfit.design.spec import DesignSpec
 from shardfit.engine.cache import CacheRef
 from shardfit.errors import DesignError
+from shardfit.models._irls_kernel import centred_weighted
 from shardfit.models.families import Family, ResponseError
 from shardfit.models.linear_tasks import ColumnMoments
 from shardfit.stats.counts import RowCounts
-from shardfit.stats.gram import weighted_gram
+from shardfit.stats.gram import scale_rows, weighted_gram
 from shardfit.stats.transform import ColumnTransform
 from shardfit.stats.tsqr import QRStatistic
+
+if TYPE_CHECKING:  # glm_final builds on this module
+    from shardfit.models.glm_final import FinalStatistic, FinalTask
 
 __all__ = [
     "IrlsStatistic",
@@ -53,6 +57,8 @@ BOUNDARY_EPS = 1e-8
 # Rows per block of an IRLS step: its temporaries (~15 row-sized arrays and the
 # weighted design) then stay in the CPU's cache.
 ROW_BLOCK = 16_384
+# Rows per block of the weighted copy of a dense design (11 columns: ~2.9 MB, in cache).
+COMPILED_ROW_BLOCK = 32_768
 
 
 @dataclass(frozen=True)
@@ -266,23 +272,31 @@ class PrepareTask:
             by_partition=((partition.key, read, sum(dropped.values()), skipped),),
         )
         n = block.nrows
-        w = np.ones(n) if block.weights is None else block.weights
-        dense = block.dense
-        if n:
-            mean = dense.mean(axis=0)
-            moments = ColumnMoments(n, mean, ((dense - mean) ** 2).sum(axis=0))
-        else:
-            kd = dense.shape[1]
-            moments = ColumnMoments(0, np.zeros(kd), np.zeros(kd))
+        w = block.weights
+        sum_y = float(block.y.sum())
         return PrepareStatistic(
             counts=counts,
             nobs=n,
-            sum_y=float(block.y.sum()),
-            sum_w=float(w.sum()),
-            sum_wy=float(w @ block.y) if n else 0.0,
-            sum_log_w=float(np.log(w).sum()),
-            moments=moments,
+            sum_y=sum_y,
+            sum_w=float(n) if w is None else float(w.sum()),
+            sum_wy=sum_y if w is None else (float(w @ block.y) if n else 0.0),
+            sum_log_w=0.0 if w is None else float(np.log(w).sum()),
+            moments=_moments(block.dense),
         )
+
+
+def _moments(dense: np.ndarray) -> ColumnMoments:
+    """Means and sums of squared deviations of the (Fortran-order) dense columns, a
+    column at a time: no block-sized temporaries."""
+    n, kd = dense.shape
+    mean = dense.mean(axis=0) if n else np.zeros(kd)
+    squares = np.zeros(kd)
+    if n:
+        deviation = np.empty(n)
+        for j in range(kd):
+            np.subtract(dense[:, j], mean[j], out=deviation)
+            squares[j] = deviation @ deviation
+    return ColumnMoments(n, mean, squares)
 
 
 # -- one IRLS iteration ------------------------------------------------------------------
@@ -301,6 +315,7 @@ class IrlsStatistic:
     pearson_chi2: float
     max_abs_resid: float
     qr: QRStatistic | None = None
+    final: FinalStatistic | None = None
 
     @property
     def nrows(self) -> int:
@@ -313,9 +328,13 @@ class IrlsStatistic:
         qr = None
         if self.qr is not None and other.qr is not None:
             qr = self.qr.merge(other.qr)
+        final = None
+        if self.final is not None and other.final is not None:
+            final = self.final.merge(other.final)
         return IrlsStatistic(
             cross=cross,
             qr=qr,
+            final=final,
             nobs=self.nobs + other.nobs,
             deviance=self.deviance + other.deviance,
             pearson_chi2=self.pearson_chi2 + other.pearson_chi2,
@@ -398,6 +417,9 @@ class IrlsTask:
 
     ``beta`` holds the coefficients in the original columns (``None``: start from
     statsmodels' start values, which use ``y_mean``, the mean of all responses).
+    ``final``, a :class:`~shardfit.models.glm_final.FinalTask` at the same ``beta``,
+    is evaluated on the same cached block when the driver expects this pass to be the
+    last (the deviance has nearly settled): if it is, the fit needs no final pass.
     """
 
     spec: DesignSpec
@@ -408,43 +430,64 @@ class IrlsTask:
     beta: np.ndarray | None
     y_mean: float
     kind: Literal["gram", "qr"] = "gram"
+    final: FinalTask | None = None
 
     def __call__(self, partition: Partition) -> IrlsStatistic:
         arrays = _cached_arrays(self.spec, self.family, self.missing, self.cache, partition)
         whole = _block(arrays)
         coef = None if self.beta is None else _Coefficients.of(self.beta, self.transform.dense)
         if self.kind == "qr":
-            return self._qr(whole, coef)
-        order = np.concatenate([self.transform.dense_index, self.transform.sparse_index])
+            stat, mu = self._qr(whole, coef), None
+        else:
+            eta = None if coef is None else whole.linear_predictor(coef.dense, coef.sparse)
+            z, irls_w, deviance, pearson, largest, mu = self._working(whole, eta)
+            stat = IrlsStatistic(
+                cross=self._weighted_cross(whole, z, np.sqrt(irls_w)),
+                nobs=whole.nrows,
+                deviance=deviance,
+                pearson_chi2=pearson,
+                max_abs_resid=largest,
+            )
+        if self.final is not None:
+            stat = replace(stat, final=self.final.evaluate(whole, mu=mu))
+        return stat
+
+    def _weighted_cross(self, whole: _Block, z: np.ndarray, sqrt_w: np.ndarray) -> np.ndarray:
+        """The Gram of the centred, ``sqrt(w)``-weighted ``[X | z]`` (in the transform's
+        order; divided by the scales at the end).
+
+        The row quantities come from NumPy on the whole partition (vectorized ``exp``
+        and ``log`` beat a scalar loop); the weighted copy of the dense columns is made
+        row block by row block by a compiled loop into a buffer that stays in cache,
+        and ``dsyrk`` accumulates each block. Sparse columns go through their
+        structure.
+        """
+        transform = self.transform
+        order = np.concatenate([transform.dense_index, transform.sparse_index])
+        n, kd = whole.dense.shape
         q = order.size
-        dense_only = whole.sparse.shape[1] == 0
-        # Dense designs: one dsyrk accumulator over the row blocks, symmetrized once.
-        upper = np.zeros((q, q), order="F")
+        p = transform.p
+        shift = np.ascontiguousarray(np.asarray(transform.shift)[np.flatnonzero(transform.dense)])
+        z_column = (z - transform.shift[p]) / transform.scale[p]
         cross = np.zeros((q, q))
-        deviance = pearson = max_abs_resid = 0.0
-        for _, block in whole.row_blocks():
-            eta = None if coef is None else block.linear_predictor(coef.dense, coef.sparse)
-            dense, sparse, unit, chi2, resid = self._rows(block, eta)
-            if dense_only:
-                if block.nrows:
-                    upper = dsyrk(1.0, dense, beta=1.0, c=upper, trans=1, lower=0, overwrite_c=1)
-            else:
-                cross += weighted_gram(dense, sparse, None, order)
-            deviance += unit
-            pearson += chi2
-            max_abs_resid = max(max_abs_resid, resid)
-        if dense_only:
-            full = np.triu(upper) + np.triu(upper, 1).T
-            cross[np.ix_(order, order)] = full
-        scale = np.asarray(self.transform.scale)
+        if whole.sparse.shape[1]:
+            buf = np.empty((n, kd + 1), order="F")
+            centred_weighted(whole.dense, shift, sqrt_w, 0, buf[:, :kd])
+            np.multiply(z_column, sqrt_w, out=buf[:, kd])
+            cross += weighted_gram(buf, scale_rows(whole.sparse, sqrt_w), None, order)
+        elif n:
+            upper = np.zeros((q, q), order="F")
+            buf = np.empty((min(n, COMPILED_ROW_BLOCK), kd + 1), order="F")
+            for a in range(0, n, COMPILED_ROW_BLOCK):
+                rows = buf[: min(COMPILED_ROW_BLOCK, n - a)]
+                b = a + rows.shape[0]
+                centred_weighted(whole.dense, shift, sqrt_w, a, rows[:, :kd])
+                np.multiply(z_column[a:b], sqrt_w[a:b], out=rows[:, kd])
+                upper = dsyrk(1.0, rows, beta=1.0, c=upper, trans=1, lower=0, overwrite_c=1)
+            cross[np.ix_(order, order)] = np.triu(upper) + np.triu(upper, 1).T
+        scale = np.asarray(transform.scale)
         cross /= np.outer(scale, scale)  # the dense columns were centred, not scaled
-        return IrlsStatistic(
-            cross=cross,
-            nobs=whole.nrows,
-            deviance=deviance,
-            pearson_chi2=pearson,
-            max_abs_resid=max_abs_resid,
-        )
+        return cross
 
     def _qr(self, whole: _Block, coef: _Coefficients | None) -> IrlsStatistic:
         """The TSQR factor of the weighted ``[X | z]`` (scaled, not centred), row block
@@ -454,7 +497,7 @@ class IrlsTask:
         total: IrlsStatistic | None = None
         for _, block in whole.row_blocks():
             eta = None if coef is None else block.linear_predictor(coef.dense, coef.sparse)
-            z, irls_w, unit, chi2, resid = self._working(block, eta)
+            z, irls_w, unit, chi2, resid, _ = self._working(block, eta)
             design = SplitDesign(block.dense, dense_cols, block.sparse, transform.sparse_index)
             stat = IrlsStatistic(
                 cross=None,
@@ -468,22 +511,11 @@ class IrlsTask:
         assert total is not None
         return total
 
-    def _rows(
-        self, block: _Block, eta: np.ndarray | None
-    ) -> tuple[np.ndarray, sp.csc_matrix, float, float, float]:
-        """The weighted, centred ``[X | z]`` of a block, and its deviance, Pearson chi2
-        and largest ``|y - mu|``."""
-        z, irls_w, unit, chi2, largest = self._working(block, eta)
-        dense, sparse = _transformed_weighted(
-            block, self.transform, z, np.sqrt(irls_w), scaled=False
-        )
-        return dense, sparse, unit, chi2, largest
-
     def _working(
         self, block: _Block, eta: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray, float, float, float]:
-        """Working response and weights of a block, and its deviance, Pearson chi2 and
-        largest ``|y - mu|`` (statsmodels' IRLS step)."""
+    ) -> tuple[np.ndarray, np.ndarray, float, float, float, np.ndarray]:
+        """Working response and weights of a block, its deviance, Pearson chi2 and
+        largest ``|y - mu|`` (statsmodels' IRLS step), and ``mu``."""
         family = self.family
         if eta is None:
             mu = family.starting_mu_given_mean(block.y, self.y_mean)
@@ -505,4 +537,4 @@ class IrlsTask:
         if w is not None:
             unit, pearson = unit * w, pearson * w
         largest = float(np.abs(resid).max()) if block.nrows else 0.0
-        return z, irls_w, float(unit.sum()), float(pearson.sum()), largest
+        return z, irls_w, float(unit.sum()), float(pearson.sum()), largest, mu

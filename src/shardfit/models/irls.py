@@ -104,6 +104,10 @@ def run_irls(
 ) -> IrlsState:
     """statsmodels' ``_fit_irls``, one pass per deviance evaluation.
 
+    ``irls_pass(beta, kind, last_likely)`` runs one pass; ``last_likely`` says the
+    deviance has nearly settled (or the pass is the last ``maxiter`` allows), so the
+    pass may as well evaluate the final fit measures at ``beta`` too.
+
     Pass ``k`` evaluates the deviance at ``beta_k`` and accumulates the Gram that
     gives ``beta_{k+1}``; convergence of ``beta_k`` is known after pass ``k``, so the
     estimate's covariance is that of pass ``k - 1``'s Gram, as in statsmodels. With
@@ -113,17 +117,24 @@ def run_irls(
     state = IrlsState(beta=start)
     state.kind = "qr" if options.method == "qr" else "gram"
 
+    def likely_last(old: float, new: float) -> bool:
+        # Newton's quadratic convergence: the next change is about change**2 / |dev|;
+        # expect convergence when that is within 100x of the threshold.
+        change = abs(old - new)
+        threshold = options.tol + options.rtol * abs(new)
+        return bool(change * change <= 100.0 * threshold * max(abs(new), 1e-300))
+
     def solve(stat: IrlsStatistic, beta: np.ndarray | None) -> tuple[IrlsStatistic, Any]:
         solution = _solve(stat, transform, intercept)
         suspicious = solution.condition > options.cond_threshold or not solution.kept.all()
         if options.method == "auto" and state.kind == "gram" and suspicious:
             state.kind = "qr"
-            stat = irls_pass(beta, "qr")
+            stat = irls_pass(beta, "qr", False)
             solution = _solve(stat, transform, intercept)
         _report_aliased(solution, names, options.rank_deficient)
         return stat, solution
 
-    stat, solution = solve(irls_pass(start, state.kind), start)
+    stat, solution = solve(irls_pass(start, state.kind, False), start)
     df_resid = nobs - solution.rank
     if df_resid <= 0:
         raise DesignError(f"{nobs} rows for {solution.rank} coefficients: no residual df")
@@ -135,11 +146,12 @@ def run_irls(
     state.history.append(_ratio(stat.deviance, state.scale))
     if not np.isfinite(stat.deviance):
         raise ConvergenceError("the deviance at the start values is not finite")
+    last_likely = False
     for iteration in range(options.maxiter):
         state.solution = solution
         state.beta = solution.params
         state.params_history.append(solution.params)
-        stat = irls_pass(solution.params, state.kind)
+        stat = irls_pass(solution.params, state.kind, last_likely)
         state.last = stat
         state.history.append(_ratio(stat.deviance, state.scale))
         state.scale = scale_of(stat)
@@ -148,6 +160,7 @@ def run_irls(
         if abs(old - new) <= options.tol + options.rtol * abs(new):
             state.converged = True
             break
+        last_likely = likely_last(old, new) or iteration + 2 == options.maxiter
         if iteration + 1 < options.maxiter:
             stat, solution = solve(stat, solution.params)
     return state

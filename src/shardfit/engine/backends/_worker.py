@@ -33,10 +33,14 @@ def _limit_threads(threads: int) -> None:
         os.environ[name] = str(threads)
     try:
         from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
-
-        threadpool_limits(threads)
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        pass
+        return
+    if threads == 1:
+        from shardfit.engine.blas import limit_process_to_one_thread
+
+        limit_process_to_one_thread()  # and tasks need not limit it again
+    else:
+        threadpool_limits(threads)
 
 
 def _reply(conn: Connection, message: tuple[Any, ...]) -> bool:
