@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg.blas import dsyrk
 
 from shardfit.data.partition import Partition
 from shardfit.design.fast_encoder import SplitDesign
@@ -33,7 +32,7 @@ from shardfit.design.materialize import DesignChunk, encode_partition
 from shardfit.design.spec import DesignSpec
 from shardfit.engine.cache import CacheRef
 from shardfit.errors import DesignError
-from shardfit.models._irls_kernel import centred_weighted
+from shardfit.models._irls_kernel import add_upper_gram, centred_weighted
 from shardfit.models.families import Family, ResponseError
 from shardfit.models.linear_tasks import ColumnMoments
 from shardfit.stats.counts import RowCounts
@@ -57,8 +56,9 @@ BOUNDARY_EPS = 1e-8
 # Rows per block of an IRLS step: its temporaries (~15 row-sized arrays and the
 # weighted design) then stay in the CPU's cache.
 ROW_BLOCK = 16_384
-# Rows per block of the weighted copy of a dense design (11 columns: ~2.9 MB, in cache).
-COMPILED_ROW_BLOCK = 32_768
+# Rows per block of an IRLS pass on a dense design: its ~15 row-sized temporaries and
+# the weighted copy of the block (11 columns: 1.4 MB) stay in the CPU's L2 cache.
+IRLS_ROW_BLOCK = 16_384
 
 
 @dataclass(frozen=True)
@@ -75,11 +75,13 @@ class _Block:
     def nrows(self) -> int:
         return int(self.y.shape[0])
 
-    def row_blocks(self) -> list[tuple[int, _Block]]:
-        """``(first row, block)`` views of at most ``ROW_BLOCK`` rows (one block when
-        there are sparse columns): a block's row-sized temporaries stay in cache."""
+    def row_blocks(self, size: int = 0) -> list[tuple[int, _Block]]:
+        """``(first row, block)`` views of at most ``size`` rows (default
+        ``ROW_BLOCK``; one block when there are sparse columns): a block's row-sized
+        temporaries stay in cache."""
         n = self.nrows
-        if self.sparse.shape[1] or n <= ROW_BLOCK:
+        size = size or ROW_BLOCK
+        if self.sparse.shape[1] or n <= size:
             return [(0, self)]
 
         def part(array: np.ndarray | None, a: int, b: int) -> np.ndarray | None:
@@ -89,28 +91,22 @@ class _Block:
             (
                 a,
                 _Block(
-                    dense=self.dense[a : a + ROW_BLOCK],
-                    sparse=sp.csc_matrix((min(ROW_BLOCK, n - a), 0)),
-                    y=self.y[a : a + ROW_BLOCK],
-                    weights=part(self.weights, a, a + ROW_BLOCK),
-                    offset=part(self.offset, a, a + ROW_BLOCK),
+                    dense=self.dense[a : a + size],
+                    sparse=sp.csc_matrix((min(size, n - a), 0)),
+                    y=self.y[a : a + size],
+                    weights=part(self.weights, a, a + size),
+                    offset=part(self.offset, a, a + size),
                 ),
             )
-            for a in range(0, n, ROW_BLOCK)
+            for a in range(0, n, size)
         ]
 
     def linear_predictor(self, beta_dense: np.ndarray, beta_sparse: np.ndarray) -> np.ndarray:
         """``X beta + offset``."""
         dense = self.dense
-        if dense.shape[1] and not dense.flags.f_contiguous:
-            # A row block of a Fortran array: column by column (each one contiguous,
-            # and the block stays in cache for the weighted copy that follows).
-            eta = dense[:, 0] * beta_dense[0]
-            term = np.empty_like(eta)
-            for j in range(1, dense.shape[1]):
-                np.multiply(dense[:, j], beta_dense[j], out=term)
-                eta += term
-        elif dense.shape[1]:
+        if dense.shape[1]:
+            # BLAS takes a row block of a Fortran array as it is (a leading dimension
+            # larger than the block): no copy, twice as fast as column by column.
             eta = dense @ beta_dense
         else:
             eta = np.zeros(self.nrows)
@@ -436,58 +432,94 @@ class IrlsTask:
         arrays = _cached_arrays(self.spec, self.family, self.missing, self.cache, partition)
         whole = _block(arrays)
         coef = None if self.beta is None else _Coefficients.of(self.beta, self.transform.dense)
+        mu: np.ndarray | None = None
         if self.kind == "qr":
-            stat, mu = self._qr(whole, coef), None
+            stat = self._qr(whole, coef)
+        elif whole.sparse.shape[1]:
+            stat, mu = self._sparse_step(whole, coef)
         else:
-            eta = None if coef is None else whole.linear_predictor(coef.dense, coef.sparse)
-            z, irls_w, deviance, pearson, largest, mu = self._working(whole, eta)
-            stat = IrlsStatistic(
-                cross=self._weighted_cross(whole, z, np.sqrt(irls_w)),
-                nobs=whole.nrows,
-                deviance=deviance,
-                pearson_chi2=pearson,
-                max_abs_resid=largest,
-            )
+            stat, mu = self._dense_step(whole, coef)
         if self.final is not None:
             stat = replace(stat, final=self.final.evaluate(whole, mu=mu))
         return stat
 
-    def _weighted_cross(self, whole: _Block, z: np.ndarray, sqrt_w: np.ndarray) -> np.ndarray:
-        """The Gram of the centred, ``sqrt(w)``-weighted ``[X | z]`` (in the transform's
-        order; divided by the scales at the end).
-
-        The row quantities come from NumPy on the whole partition (vectorized ``exp``
-        and ``log`` beat a scalar loop); the weighted copy of the dense columns is made
-        row block by row block by a compiled loop into a buffer that stays in cache,
-        and ``dsyrk`` accumulates each block. Sparse columns go through their
-        structure.
-        """
+    def _columns(self) -> tuple[np.ndarray, np.ndarray, float, float]:
+        """The output order of ``[dense | sparse]`` columns, the dense columns' shifts,
+        and the working response's shift and scale."""
         transform = self.transform
         order = np.concatenate([transform.dense_index, transform.sparse_index])
-        n, kd = whole.dense.shape
-        q = order.size
-        p = transform.p
         shift = np.ascontiguousarray(np.asarray(transform.shift)[np.flatnonzero(transform.dense)])
-        z_column = (z - transform.shift[p]) / transform.scale[p]
-        cross = np.zeros((q, q))
-        if whole.sparse.shape[1]:
-            buf = np.empty((n, kd + 1), order="F")
-            centred_weighted(whole.dense, shift, sqrt_w, 0, buf[:, :kd])
-            np.multiply(z_column, sqrt_w, out=buf[:, kd])
-            cross += weighted_gram(buf, scale_rows(whole.sparse, sqrt_w), None, order)
-        elif n:
-            upper = np.zeros((q, q), order="F")
-            buf = np.empty((min(n, COMPILED_ROW_BLOCK), kd + 1), order="F")
-            for a in range(0, n, COMPILED_ROW_BLOCK):
-                rows = buf[: min(COMPILED_ROW_BLOCK, n - a)]
-                b = a + rows.shape[0]
-                centred_weighted(whole.dense, shift, sqrt_w, a, rows[:, :kd])
-                np.multiply(z_column[a:b], sqrt_w[a:b], out=rows[:, kd])
-                upper = dsyrk(1.0, rows, beta=1.0, c=upper, trans=1, lower=0, overwrite_c=1)
-            cross[np.ix_(order, order)] = np.triu(upper) + np.triu(upper, 1).T
-        scale = np.asarray(transform.scale)
+        p = transform.p
+        return order, shift, transform.shift[p], transform.scale[p]
+
+    def _scaled(self, cross: np.ndarray) -> np.ndarray:
+        scale = np.asarray(self.transform.scale)
         cross /= np.outer(scale, scale)  # the dense columns were centred, not scaled
         return cross
+
+    def _dense_step(
+        self, whole: _Block, coef: _Coefficients | None
+    ) -> tuple[IrlsStatistic, np.ndarray | None]:
+        """A dense design, row block by row block: each block's linear predictor, row
+        quantities (NumPy: its vectorized ``exp`` and ``log`` beat a scalar compiled
+        loop), centred weighted copy (a compiled loop: one read of each column) and
+        ``dsyrk`` all work on data that stays in the CPU's cache, a quarter less time
+        than whole-partition arrays (measured on 250k x 10 blocks)."""
+        order, shift, z_shift, z_scale = self._columns()
+        n, kd = whole.dense.shape
+        q = order.size
+        upper = np.zeros((q, q), order="F")
+        buf = np.empty((min(n, IRLS_ROW_BLOCK), kd + 1), order="F")
+        deviance = pearson = largest = 0.0
+        mus: list[np.ndarray] = []
+        for a, block in whole.row_blocks(IRLS_ROW_BLOCK):
+            eta = None if coef is None else block.linear_predictor(coef.dense, coef.sparse)
+            z, irls_w, unit, chi2, resid, mu = self._working(block, eta)
+            sqrt_w = np.sqrt(irls_w)
+            centred_weighted(whole.dense, shift, sqrt_w, a, block.nrows, buf)
+            rows = buf[: block.nrows]
+            np.subtract(z, z_shift, out=rows[:, kd])
+            rows[:, kd] *= sqrt_w / z_scale
+            add_upper_gram(buf, block.nrows, upper)
+            deviance += unit
+            pearson += chi2
+            largest = max(largest, resid)
+            if self.final is not None:
+                mus.append(mu)
+        cross = np.zeros((q, q))
+        if n:
+            cross[np.ix_(order, order)] = np.triu(upper) + np.triu(upper, 1).T
+        stat = IrlsStatistic(
+            cross=self._scaled(cross),
+            nobs=n,
+            deviance=deviance,
+            pearson_chi2=pearson,
+            max_abs_resid=largest,
+        )
+        return stat, (np.concatenate(mus) if mus else None)
+
+    def _sparse_step(
+        self, whole: _Block, coef: _Coefficients | None
+    ) -> tuple[IrlsStatistic, np.ndarray]:
+        """A design with sparse columns: whole-partition arrays, and the sparse
+        products through their structure."""
+        order, shift, z_shift, z_scale = self._columns()
+        n, kd = whole.dense.shape
+        eta = None if coef is None else whole.linear_predictor(coef.dense, coef.sparse)
+        z, irls_w, deviance, pearson, largest, mu = self._working(whole, eta)
+        sqrt_w = np.sqrt(irls_w)
+        buf = np.empty((n, kd + 1), order="F")
+        centred_weighted(whole.dense, shift, sqrt_w, 0, n, buf)
+        np.multiply((z - z_shift) / z_scale, sqrt_w, out=buf[:, kd])
+        cross = weighted_gram(buf, scale_rows(whole.sparse, sqrt_w), None, order)
+        stat = IrlsStatistic(
+            cross=self._scaled(cross),
+            nobs=n,
+            deviance=deviance,
+            pearson_chi2=pearson,
+            max_abs_resid=largest,
+        )
+        return stat, mu
 
     def _qr(self, whole: _Block, coef: _Coefficients | None) -> IrlsStatistic:
         """The TSQR factor of the weighted ``[X | z]`` (scaled, not centred), row block

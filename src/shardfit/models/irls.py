@@ -86,8 +86,11 @@ def _solve(stat: IrlsStatistic, transform: ColumnTransform, intercept: int | Non
 
 
 def _ratio(deviance: float, scale: float) -> float:
-    """``deviance / scale`` with NumPy's semantics (a zero scale gives inf or nan, as
-    in statsmodels, rather than an exception)."""
+    """``deviance / scale`` with NumPy's semantics (a zero scale gives inf, as in
+    statsmodels, rather than an exception), except that an exact fit (zero deviance,
+    and so a zero estimated scale) is 0, not nan: it has converged."""
+    if deviance == 0.0:
+        return 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
         return float(np.float64(deviance) / np.float64(scale))
 
@@ -119,10 +122,10 @@ def run_irls(
 
     def likely_last(old: float, new: float) -> bool:
         # Newton's quadratic convergence: the next change is about change**2 / |dev|;
-        # expect convergence when that is within 100x of the threshold.
+        # expect convergence when that is within the threshold.
         change = abs(old - new)
         threshold = options.tol + options.rtol * abs(new)
-        return bool(change * change <= 100.0 * threshold * max(abs(new), 1e-300))
+        return bool(change * change <= threshold * max(abs(new), 1e-300))
 
     def solve(stat: IrlsStatistic, beta: np.ndarray | None) -> tuple[IrlsStatistic, Any]:
         solution = _solve(stat, transform, intercept)
