@@ -87,12 +87,15 @@ class _Block:
         def part(array: np.ndarray | None, a: int, b: int) -> np.ndarray | None:
             return None if array is None else array[a:b]
 
+        # One empty sparse block per row count (building one costs ~0.1 ms).
+        no_columns = {m: sp.csc_matrix((m, 0)) for m in {size, n - (n - 1) // size * size}}
+
         return [
             (
                 a,
                 _Block(
                     dense=self.dense[a : a + size],
-                    sparse=sp.csc_matrix((min(size, n - a), 0)),
+                    sparse=no_columns[min(size, n - a)],
                     y=self.y[a : a + size],
                     weights=part(self.weights, a, a + size),
                     offset=part(self.offset, a, a + size),
