@@ -88,3 +88,21 @@ def test_wald_tests_and_intervals(fitted) -> None:
     np.testing.assert_allclose(mine.pvalue, np.ravel(reference.pvalue), rtol=1e-9)
     joint, joint_ref = ours.f_test("x1 = 0, x2 = 0"), theirs.f_test("x1 = 0, x2 = 0")
     np.testing.assert_allclose(joint.fvalue, joint_ref.fvalue, rtol=1e-9)
+
+
+@pytest.mark.parametrize("cov_type", ["HC1", "HC3"])
+def test_hc1_to_hc3_equal_statsmodels(cov_type) -> None:
+    """statsmodels' GLM gives HC1-HC3 the HC0 sandwich; shardfit follows it."""
+    frame = glm_frame("gamma", "log", seed=23)
+    ours = shardfit.glm(FORMULA, from_pandas(frame, 3), family="gamma", link="log").fit(
+        backend="serial", cov_type=cov_type
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = sm_fit(frame, "gamma", "log", cov_type=cov_type)
+    names = list(ours.bse.index)
+    np.testing.assert_allclose(ours.bse.to_numpy(), theirs.bse[names].to_numpy(), rtol=1e-7)
+    np.testing.assert_allclose(
+        ours.cov_params().to_numpy(), theirs.cov_params().loc[names, names], rtol=1e-7
+    )
+    assert ours.cov_type == cov_type

@@ -65,11 +65,11 @@ __all__ = [
     "poisson",
 ]
 
-GLMCovType = Literal["nonrobust", "HC0", "cluster"]
+GLMCovType = Literal["nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster"]
 #: Above this condition number (centred, equilibrated design) ``method="auto"``
 #: switches to TSQR, as the exact OLS does.
 DEFAULT_COND_THRESHOLD = 1e3
-_COV_TYPES = ("nonrobust", "HC0", "cluster")
+_COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster")
 
 
 class _TimedPasses:
@@ -133,11 +133,14 @@ class GeneralizedLinearModel:
         tol, rtol : float
             Stop when ``|dev_k - dev_{k-1}| <= tol + rtol * |dev_k|`` (statsmodels'
             ``atol``/``rtol`` on its deviance history).
-        cov_type : {"nonrobust", "HC0", "cluster"}
+        cov_type : {"nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster"}
             Covariance of the estimates: the inverse Fisher information times the
             scale, or a sandwich with statsmodels' observed information as the bread
             (``"cluster"`` with statsmodels' small-sample correction); robust ones read
-            the data once more (cluster ids are not cached).
+            the data once more (cluster ids are not cached). ``"HC1"``–``"HC3"`` equal
+            ``"HC0"``, as in statsmodels' GLM (which applies no leverage or
+            degrees-of-freedom correction to GLM sandwiches), so code written for
+            statsmodels gets the same numbers.
         cov_kwds : dict, optional
             ``{"groups": column}`` for ``"cluster"``.
         method : {"auto", "gram", "qr"}

@@ -85,7 +85,8 @@ class FinalTask:
     ``scale`` is the final scale (log-likelihood and scores use it); ``null_mu`` the
     fitted mean of the constant-only model, or None when an offset makes that model
     need its own fit (then ``null_beta``, its intercept, is used with the offset).
-    ``cov_type`` ``"HC0"`` or ``"cluster"`` adds the observed-information Gram and the
+    ``cov_type`` ``"HC0"`` (or ``"HC1"``–``"HC3"``, the same sandwich in statsmodels'
+    GLM) or ``"cluster"`` adds the observed-information Gram and the
     meat (in the transformed columns, kept ones only, order of ``kept``).
     """
 
@@ -145,7 +146,7 @@ class FinalTask:
         if family.name == "binomial":
             boundary = int(np.count_nonzero((mu < BOUNDARY_EPS) | (mu > 1 - BOUNDARY_EPS)))
         hessian = meat = clusters = None
-        if self.cov_type in ("HC0", "cluster"):
+        if self.cov_type in ("HC0", "HC1", "HC2", "HC3", "cluster"):
             hessian, meat, clusters = self._robust(block, mu, groups)
         return FinalStatistic(
             nobs=block.nrows,
