@@ -110,11 +110,15 @@ class ShardfitLogit:
         schema = sum(s for name, s in passes if name == "schema")
         first = sum(s for name, s in passes if name == "glm-prepare")
         irls = [s for name, s in passes if name.startswith("glm-irls")]
+        final = [s for name, s in passes if name == "glm-final"]
         mean_irls = sum(irls) / len(irls)
+        median_irls = sorted(irls)[len(irls) // 2]
         note = (
-            f"{results.iterations} iterations ({len(irls)} IRLS passes); schema "
-            f"{schema:.2f} s, first pass {first:.2f} s, IRLS pass {mean_irls:.3f} s "
-            f"({mean_irls / first:.0%} of the first)"
+            f"{results.iterations} iterations ({len(irls)} IRLS passes"
+            f"{', then a final pass' if final else ', the last one also evaluating the fit'}"
+            f"); schema {schema:.2f} s, first pass {first:.2f} s, IRLS pass mean "
+            f"{mean_irls:.3f} s ({mean_irls / first:.0%} of the first), median "
+            f"{median_irls:.3f} s ({median_irls / first:.0%})"
         )
         self.outcome.notes[1:] = [note]  # the last repeat's figures
         return {str(k): float(v) for k, v in results.params.items()}
