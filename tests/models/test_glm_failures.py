@@ -128,7 +128,7 @@ def test_rank_deficient_raises_or_drops() -> None:
 def test_bad_options() -> None:
     model = shardfit.logit(FORMULA, from_pandas(glm_frame("binomial"), 1))
     with pytest.raises(ValueError, match="'cov_type' parameter must be one of"):
-        model.fit(cov_type="HC3")
+        model.fit(cov_type="HC4")
     with pytest.raises(ValueError, match="'maxiter' parameter must be an int >= 1"):
         model.fit(maxiter=0)
     with pytest.raises(ValueError, match="needs cov_kwds=\\{'groups': column_name\\}"):
