@@ -31,7 +31,6 @@ __all__ = ["FastEncoder", "SplitDesign"]
 _SIMPLE_CATEGORICAL = re.compile(r"^(?:C\(\s*)?([A-Za-z_][A-Za-z0-9_]*)")
 
 
-@dataclass(frozen=True)
 class SplitDesign:
     """A design matrix held as a dense block and a sparse block.
 
@@ -43,23 +42,163 @@ class SplitDesign:
         Positions of the dense and sparse columns in the design.
     sparse : scipy.sparse.csc_matrix
         ``(n, ks)`` values of the sparse columns.
+    sparse_rows : scipy.sparse.csr_matrix
+        The same values by rows (what the least-squares products read).
+
+    The sparse block may be given in either format; the other one is built the first
+    time it is asked for, so a consumer that reads rows never pays for columns. The
+    dense block may be given as its columns (:meth:`of_columns`); it is then put
+    together only when asked for, so a consumer that transforms the columns anyway
+    (:meth:`dense_columns`) writes its block once. Instances are read-only.
     """
 
-    dense: np.ndarray
+    __slots__ = (
+        "_column_sums",
+        "_columns",
+        "_csc",
+        "_csr",
+        "_dense",
+        "_known_sums",
+        "_nrows",
+        "dense_index",
+        "sparse_index",
+    )
+
     dense_index: np.ndarray
-    sparse: sp.csc_matrix
     sparse_index: np.ndarray
+
+    def __init__(
+        self,
+        dense: np.ndarray,
+        dense_index: np.ndarray,
+        sparse: sp.spmatrix,
+        sparse_index: np.ndarray,
+    ) -> None:
+        self._set(dense, None, dense.shape[0], dense_index, sparse, sparse_index)
+
+    @classmethod
+    def of_columns(
+        cls,
+        columns: list[np.ndarray | None],
+        nrows: int,
+        dense_index: np.ndarray,
+        sparse: sp.spmatrix,
+        sparse_index: np.ndarray,
+        *,
+        column_sums: list[float | None] | None = None,
+    ) -> SplitDesign:
+        """A design whose dense column ``j`` is ``columns[j]`` (a float64 vector of
+        ``nrows`` values, or ``None`` for ones), not copied until :attr:`dense` is read.
+
+        ``column_sums[j]``, where given, is ``columns[j].sum()`` already taken."""
+        design = cls.__new__(cls)
+        design._set(None, list(columns), nrows, dense_index, sparse, sparse_index)
+        if column_sums is not None:
+            object.__setattr__(design, "_known_sums", list(column_sums))
+        return design
+
+    def _set(
+        self,
+        dense: np.ndarray | None,
+        columns: list[np.ndarray | None] | None,
+        nrows: int,
+        dense_index: np.ndarray,
+        sparse: sp.spmatrix,
+        sparse_index: np.ndarray,
+    ) -> None:
+        is_csr = sp.isspmatrix_csr(sparse)
+        for name, value in (
+            ("_dense", dense),
+            ("_columns", columns),
+            ("_column_sums", None),
+            ("_known_sums", None),
+            ("_nrows", int(nrows)),
+            ("dense_index", dense_index),
+            ("sparse_index", sparse_index),
+            ("_csr", sparse if is_csr else None),
+            ("_csc", None if is_csr else sp.csc_matrix(sparse)),
+        ):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"SplitDesign is read-only (cannot set {name!r})")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def dense(self) -> np.ndarray:
+        """The dense block (Fortran order), put together on first use."""
+        if self._dense is None:
+            assert self._columns is not None
+            # Filled column by column in Fortran order: the BLAS products read it that
+            # way, and it avoids a stack-then-transpose copy of the whole block.
+            block = np.empty((self._nrows, len(self._columns)), order="F")
+            for j, column in enumerate(self._columns):
+                if column is None:
+                    block[:, j] = 1.0
+                else:
+                    np.copyto(block[:, j], column)
+            object.__setattr__(self, "_dense", block)
+        return self._dense  # type: ignore[return-value]
+
+    def dense_columns(self) -> list[np.ndarray | None]:
+        """The dense columns as vectors (``None``: a column of ones), without putting
+        the block together. They may be read-only views of the data read."""
+        if self._columns is not None:
+            return list(self._columns)
+        return list(self.dense.T)
+
+    def column_sums(self) -> np.ndarray:
+        """The sums of the dense columns (``numpy.sum`` of each, kept once taken: the
+        finiteness check takes them, and an unweighted mean reuses them)."""
+        if self._column_sums is None:
+            columns = self.dense_columns()
+            known = self._known_sums or [None] * len(columns)
+            sums = np.array(
+                [
+                    float(self._nrows) if c is None else (c.sum() if k is None else k)
+                    for c, k in zip(columns, known)
+                ],
+                dtype=np.float64,
+            )
+            object.__setattr__(self, "_column_sums", sums)
+        return self._column_sums  # type: ignore[return-value]
+
+    @property
+    def sparse(self) -> sp.csc_matrix:
+        """The sparse block by columns (CSC)."""
+        if self._csc is None:
+            object.__setattr__(self, "_csc", self._csr.tocsc())
+        return self._csc  # type: ignore[return-value]
+
+    @property
+    def sparse_rows(self) -> sp.csr_matrix:
+        """The sparse block by rows (CSR)."""
+        if self._csr is None:
+            object.__setattr__(self, "_csr", self._csc.tocsr())  # type: ignore[union-attr]
+        return self._csr  # type: ignore[return-value]
+
+    def _stored_sparse(self) -> sp.spmatrix:
+        """The sparse block in whichever format is at hand (no conversion)."""
+        return self._csr if self._csr is not None else self._csc  # type: ignore[return-value]
 
     @property
     def shape(self) -> tuple[int, int]:
-        return (self.dense.shape[0], self.dense.shape[1] + self.sparse.shape[1])
+        kd = len(self._columns) if self._dense is None else self._dense.shape[1]  # type: ignore[arg-type]
+        return (self._nrows, kd + self._stored_sparse().shape[1])
 
     def toarray(self) -> np.ndarray:
         """The full design as a dense array."""
         out = np.zeros(self.shape)
         out[:, self.dense_index] = self.dense
-        if self.sparse.shape[1]:
-            out[:, self.sparse_index] = self.sparse.toarray()
+        sparse = self._stored_sparse()
+        if sparse.shape[1]:
+            out[:, self.sparse_index] = sparse.toarray()
         return out
 
     def take_rows(self, rows: np.ndarray) -> SplitDesign:
@@ -67,23 +206,24 @@ class SplitDesign:
         return SplitDesign(
             np.asfortranarray(self.dense[rows]),
             self.dense_index,
-            sp.csc_matrix(self.sparse.tocsr()[rows]),
+            sp.csr_matrix(self.sparse_rows[rows]),
             self.sparse_index,
         )
 
     def finite_rows(self) -> np.ndarray:
         """Rows whose every value is finite."""
-        n = self.dense.shape[0]
+        n = self._nrows
+        sparse = self._stored_sparse()
         # Column sums are finite when every value is (the usual case), at a fraction
         # of the cost of a per-value mask; an overflowing sum only sends us the slow way.
-        if np.isfinite(self.dense.sum(axis=0)).all() and np.isfinite(self.sparse.data).all():
+        if np.isfinite(self.column_sums()).all() and np.isfinite(sparse.data).all():
             return np.ones(n, dtype=bool)
         finite = np.isfinite(self.dense).all(axis=1)
-        bad = ~np.isfinite(self.sparse.data)
+        csr = self.sparse_rows
+        bad = ~np.isfinite(csr.data)
         if bad.any():
-            csr = self.sparse.tocsr()
             rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
-            finite[rows[~np.isfinite(csr.data)]] = False
+            finite[rows[bad]] = False
         return finite
 
 
@@ -178,19 +318,40 @@ class FastEncoder:
         if got.shape != expected.shape or not np.array_equal(got, expected, equal_nan=True):
             raise _Unsupported
 
-    def encode(self, spec: Any, arrays: dict[str, Any], n: int) -> SplitDesign:
-        """Encode ``n`` rows given raw numeric arrays and level codes (-1: no level)."""
+    def encode(
+        self,
+        spec: Any,
+        arrays: dict[str, Any],
+        n: int,
+        *,
+        totals: dict[str, float] | None = None,
+    ) -> SplitDesign:
+        """Encode ``n`` rows given raw numeric arrays and level codes (-1: no level).
+
+        ``totals`` may give ``arrays[name].sum()`` of some numeric columns, already
+        taken by the caller: a dense column that is one of them keeps it as its sum.
+        """
         values = dict(arrays)
         if self.expressions:
             values.update(_evaluate(spec, self.expressions, arrays, n))
         dense_terms = [term for term in self.terms if term.categorical is None]
-        # Filled column by column in Fortran order: the BLAS products read it that way,
-        # and it avoids a stack-then-transpose copy of the whole block.
-        dense = np.empty((n, len(dense_terms)), order="F")
         dense_index = [term.columns[0] for term in dense_terms]
-        for j, term in enumerate(dense_terms):
-            _product(term.numeric, values, out=dense[:, j])
-        sparse_blocks: list[sp.csc_matrix] = []
+        # The dense columns are handed over as vectors (a plain column is the data
+        # read, not a copy): the block is written once, by whoever reads it.
+        dense_columns = [_product(term.numeric, values, n) for term in dense_terms]
+        known = totals or {}
+        column_sums = [
+            known.get(term.numeric[0])
+            if len(term.numeric) == 1 and term.numeric[0] in arrays
+            else None
+            for term in dense_terms
+        ]
+        # A treatment-coded term puts at most one value in each row, so the sparse block
+        # is built by rows directly: row i holds, term by term, the column of its level
+        # (a term's columns follow the previous term's, so each row's are sorted).
+        term_codes: list[np.ndarray] = []
+        lookups: list[np.ndarray] = []
+        row_values: list[np.ndarray | None] = []
         sparse_index: list[int] = []
         for term in self.terms:
             if term.categorical is None:
@@ -199,35 +360,86 @@ class FastEncoder:
             for expression in term.numeric:
                 factor = np.asarray(values[expression], dtype=np.float64)
                 product = factor if product is None else product * factor
-            codes = values[term.categorical]
+            # Column of each level code in the whole sparse block, -1 for none.
             lookup = np.asarray(term.level_columns, dtype=np.int64)
-            column_of_row = np.where(codes >= 0, lookup[np.maximum(codes, 0)], -1)
-            rows = np.flatnonzero(column_of_row >= 0)
-            data = np.ones(rows.size) if product is None else product[rows]
-            block = sp.csc_matrix((data, (rows, column_of_row[rows])), shape=(n, len(term.columns)))
-            sparse_blocks.append(block)
+            lookups.append(np.where(lookup >= 0, lookup + len(sparse_index), -1))
+            term_codes.append(np.asarray(values[term.categorical]))
+            row_values.append(product)
             sparse_index.extend(term.columns)
-        sparse = sp.hstack(sparse_blocks, format="csc") if sparse_blocks else sp.csc_matrix((n, 0))
-        return SplitDesign(
-            dense,
+        sparse = _sparse_rows(term_codes, lookups, row_values, n, len(sparse_index))
+        return SplitDesign.of_columns(
+            dense_columns,
+            n,
             np.asarray(dense_index, dtype=np.intp),
-            sp.csc_matrix(sparse),
+            sparse,
             np.asarray(sparse_index, dtype=np.intp),
+            column_sums=column_sums,
         )
+
+
+def _sparse_rows(
+    codes: list[np.ndarray],
+    lookups: list[np.ndarray],
+    values: list[np.ndarray | None],
+    n: int,
+    width: int,
+) -> sp.csr_matrix:
+    """The ``(n, width)`` CSR block whose row ``i`` holds, term by term, ``values[t][i]``
+    (1 for ``None``) at column ``lookups[t][codes[t][i]]``, skipping code -1 and
+    column -1."""
+    # Code -1 picks the appended -1: no column.
+    columns = [np.append(lookup, -1).take(code) for code, lookup in zip(codes, lookups)]
+    return _rows_to_csr(columns, values, n, width)
+
+
+def _rows_to_csr(
+    columns: list[np.ndarray], values: list[np.ndarray | None], n: int, width: int
+) -> sp.csr_matrix:
+    """The ``(n, width)`` CSR matrix whose row ``i`` holds ``values[t][i]`` (1 for
+    ``None``) at column ``columns[t][i]`` for each term ``t``, skipping columns < 0."""
+    m = len(columns)
+    if not m:
+        return sp.csr_matrix((n, width))
+    index_dtype = np.int32 if max(width, n * m) < 2**31 else np.int64
+    present = [column >= 0 for column in columns]
+    counts = present[0].astype(index_dtype)
+    for mask in present[1:]:
+        counts += mask
+    indptr = np.empty(n + 1, dtype=index_dtype)
+    indptr[0] = 0
+    np.cumsum(counts, out=indptr[1:])
+    # Interleaved row by row, term by term, then the absent entries dropped.
+    interleaved = np.empty(n * m, dtype=index_dtype)
+    keep = np.empty(n * m, dtype=bool)
+    for t in range(m):
+        interleaved[t::m] = columns[t]
+        keep[t::m] = present[t]
+    indices = interleaved[keep]
+    if all(v is None for v in values):
+        data = np.ones(indices.size)
+    else:
+        products = np.empty(n * m)
+        for t, v in enumerate(values):
+            products[t::m] = 1.0 if v is None else v
+        data = products[keep]
+    return sp.csr_matrix((data, indices, indptr), shape=(n, width))
 
 
 class _Unsupported(Exception):
     pass
 
 
-def _product(expressions: tuple[str, ...], values: dict[str, Any], *, out: np.ndarray) -> None:
-    """``out[:] =`` the product of the numeric factors (1 for none)."""
+def _product(expressions: tuple[str, ...], values: dict[str, Any], n: int) -> np.ndarray | None:
+    """The product of the numeric factors as a float64 vector of ``n`` values (the
+    factor itself when there is one), ``None`` for none (ones)."""
     if not expressions:
-        out.fill(1.0)
-        return
-    np.copyto(out, np.asarray(values[expressions[0]], dtype=np.float64))
-    for expression in expressions[1:]:
-        np.multiply(out, np.asarray(values[expression], dtype=np.float64), out=out)
+        return None
+    product = np.asarray(values[expressions[0]], dtype=np.float64)
+    if len(expressions) > 1:
+        product = np.array(product, dtype=np.float64)  # never multiply into the data
+        for expression in expressions[1:]:
+            np.multiply(product, np.asarray(values[expression], dtype=np.float64), out=product)
+    return product.reshape(n)
 
 
 def _categorical_columns(

@@ -172,6 +172,7 @@ def encode_table(
     present = [name for name in spec.raw_columns if name not in skip_response]
     bad = np.zeros(rows_read, dtype=bool)
     arrays: dict[str, Any] = {}
+    totals: dict[str, float] = {}  # sums of the numeric columns found finite
     identifiers = set(spec.extra_columns) - set(spec.formula_columns)
     for name in present:
         column = table.column(name)
@@ -194,7 +195,9 @@ def encode_table(
             arrays[name] = (codes, is_unseen)
         else:
             values = _as_float(column, name=name, partition=partition)
-            is_missing = _nonfinite(values)
+            is_missing, total = _nonfinite_and_sum(values)
+            if total is not None:
+                totals[name] = total
             arrays[name] = values
         if is_missing.any():
             if missing == "raise":
@@ -220,7 +223,9 @@ def encode_table(
         X = np.asarray(X, dtype=np.float64).reshape(int(keep.sum()), len(spec.x_columns))
         y = arrays[spec.response][keep] if spec.response is not None and need_response else None
     else:
-        X, y = _formula_arrays(spec, arrays, keep, need_response=need_response, unseen=unseen)
+        X, y = _formula_arrays(
+            spec, arrays, keep, need_response=need_response, unseen=unseen, totals=totals
+        )
         if isinstance(X, SplitDesign) and not structured:
             X = X.toarray()
 
@@ -287,10 +292,17 @@ class _Locator:
 def _nonfinite(values: np.ndarray) -> np.ndarray:
     """Mask of NaN and infinite values; a finite sum (the usual case) proves there are
     none without building the mask value by value."""
+    return _nonfinite_and_sum(values)[0]
+
+
+def _nonfinite_and_sum(values: np.ndarray) -> tuple[np.ndarray, float | None]:
+    """:func:`_nonfinite`, and the sum of the values when it is finite (the structured
+    encoder's column sums reuse it rather than read the column again)."""
     with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(values.sum()):
-            return np.zeros(values.shape, dtype=bool)
-    return ~np.isfinite(values)
+        total = values.sum()
+        if np.isfinite(total):
+            return np.zeros(values.shape, dtype=bool), total
+    return ~np.isfinite(values), None
 
 
 def _extra_values(array: Any, categorical: bool) -> np.ndarray:
@@ -349,6 +361,11 @@ def _dictionary_level_codes(
     for chunk in chunks:
         dictionary_codes, _, _ = _level_codes(chunk.dictionary, levels)
         indices = chunk.indices.to_numpy(zero_copy_only=False)
+        if chunk.null_count == 0 and dictionary_codes.size:
+            # No nulls (the usual case): one gather, no masks.
+            codes_parts.append(dictionary_codes.take(indices))
+            null_parts.append(np.zeros(len(chunk), dtype=bool))
+            continue
         is_null = np.asarray(chunk.is_null().to_numpy(zero_copy_only=False), dtype=bool)
         mapped = np.full(len(chunk), -1, dtype=np.int64)
         valid = ~is_null
@@ -400,12 +417,15 @@ def _formula_arrays(
     *,
     need_response: bool,
     unseen: UnseenPolicy,
+    totals: dict[str, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     specs = spec.formulaic_specs()
     nkeep = int(keep.sum())
     encoder = spec.fast_encoder()
     if encoder is not None and nkeep:
-        return _fast_arrays(spec, encoder, arrays, keep, need_response=need_response)
+        return _fast_arrays(
+            spec, encoder, arrays, keep, need_response=need_response, totals=totals or {}
+        )
     frame: dict[str, Any] = {}
     unseen_rows: dict[str, np.ndarray] = {}
     for name in spec.formula_columns:
@@ -467,8 +487,11 @@ def _fast_arrays(
     keep: np.ndarray,
     *,
     need_response: bool,
+    totals: dict[str, float],
 ) -> tuple[SplitDesign, np.ndarray | None]:
-    """Encode through the structured encoder; unseen levels (code -1) encode as zeros."""
+    """Encode through the structured encoder; unseen levels (code -1) encode as zeros.
+    ``totals`` are sums of numeric columns over all the rows read (used as the dense
+    columns' sums when no row was dropped)."""
     nkeep = int(keep.sum())
     every_row = nkeep == keep.size  # the common case: no copy of each column
     kept: dict[str, Any] = {}
@@ -477,7 +500,7 @@ def _fast_arrays(
             continue
         values = arrays[name][0] if name in spec.levels else arrays[name]
         kept[name] = values if every_row else values[keep]
-    X = encoder.encode(spec, kept, nkeep)
+    X = encoder.encode(spec, kept, nkeep, totals=totals if every_row else None)
     y = None
     if spec.has_formula_response and need_response:
         response = spec.response_names[0] if len(spec.response_names) == 1 else None

@@ -178,7 +178,7 @@ class CenteredGramTask:
 
     def _of_block(self, chunk: DesignChunk) -> CenteredGram:
         assert chunk.y is not None
-        # The block is encoded for this call only: centre and weight it in place.
+        # The block is encoded for this call only: it may be centred and weighted in place.
         return CenteredGram.of_chunk(
             chunk.X, chunk.y, chunk.weights, self.dense, self.intercept, overwrite=True
         )

@@ -22,16 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from shardfit.errors import ShardfitError
-from shardfit.stats.gram import (
-    GramStatistic,
-    RowTotals,
-    block_gram,
-    scale_rows,
-    weight_totals,
-)
+from shardfit.stats.gram import GramStatistic, RowTotals, cross_blocks, weight_totals
 from shardfit.stats.transform import ColumnTransform, dense_and_sparse
 
 __all__ = ["CenteredGram"]
@@ -80,18 +73,34 @@ class CenteredGram:
 
         ``dense`` flags the columns of ``X`` stored dense (those get centred, except
         the ``intercept`` column); sparse columns are multiplied through their
-        structure, uncentred. With ``overwrite`` the dense block of ``X`` (a
-        :class:`~shardfit.design.fast_encoder.SplitDesign` the caller will not use
-        again) is centred and weighted in place instead of in a copy.
+        structure, uncentred. A :class:`~shardfit.design.fast_encoder.SplitDesign`
+        split this way has its dense columns centred and weighted into a block of our
+        own in one sweep; otherwise, with ``overwrite``, the dense block of ``X`` (one
+        the caller will not use again) is centred and weighted in place instead of in
+        a copy.
         """
         p = len(dense)
         flags = np.asarray(dense, dtype=bool)
         dense_cols = np.flatnonzero(flags)
         sparse_cols = np.flatnonzero(~flags)
-        block, sparse = dense_and_sparse(X, dense_cols, sparse_cols)
-        if not (overwrite and block.flags.f_contiguous and block.flags.writeable):
-            block = np.array(block, dtype=np.float64, order="F")
-        n = block.shape[0]
+        split = hasattr(X, "sparse_rows") and (
+            np.array_equal(X.dense_index, dense_cols)
+            and np.array_equal(X.sparse_index, sparse_cols)
+        )
+        # A SplitDesign split this way hands over its sparse block by rows, as the
+        # product reads it, and its dense columns, which are centred and weighted into
+        # a fresh block in one sweep (the only copy made of them).
+        block: np.ndarray | None = None
+        if split:
+            columns: list[np.ndarray | None] = X.dense_columns()
+            sparse = X.sparse_rows
+            n = X.shape[0]
+        else:
+            block, sparse = dense_and_sparse(X, dense_cols, sparse_cols)
+            if not (overwrite and block.flags.f_contiguous and block.flags.writeable):
+                block = np.array(block, dtype=np.float64, order="F")
+            columns = list(block.T)
+            n = block.shape[0]
         w, sum_log, zero = weight_totals(weights, n)
         sum_w = float(w.sum())
         centred = np.zeros(p + 1, dtype=bool)
@@ -101,32 +110,40 @@ class CenteredGram:
             centred[intercept] = False
         center = np.zeros(p + 1)
         if sum_w > 0:
-            center[dense_cols] = (block.T @ w) / sum_w
+            # Column by column (not one matrix product), so that a block and its
+            # columns give the same bits; unweighted, from the column sums (which a
+            # SplitDesign has already taken to check them).
+            if weights is None:
+                totals = X.column_sums() if split else [values.sum() for values in columns]
+                center[dense_cols] = np.asarray(totals, dtype=np.float64) / sum_w
+            else:
+                ones = np.ones(n) if any(values is None for values in columns) else None
+                center[dense_cols] = [
+                    float((ones if values is None else values) @ w) / sum_w for values in columns
+                ]
             center[p] = float(y @ w) / sum_w
             center[~centred] = 0.0
         sqrt_w = None if weights is None else np.sqrt(w)
-        # Centre and weight the dense block column by column, in place: one sweep.
-        for j, column in enumerate(dense_cols):
-            values = block[:, j]
-            if center[column] != 0.0:
-                np.subtract(values, center[column], out=values)
-            if sqrt_w is not None:
-                np.multiply(values, sqrt_w, out=values)
+        # Centre and weight the dense columns: in place in a block of our own, or
+        # from a SplitDesign's columns into a fresh block (one sweep per column).
+        block = _centred_block(columns, n, center[dense_cols], sqrt_w, out=block)
         y_w = np.subtract(y, center[p], dtype=np.float64)
         if sqrt_w is not None:
             np.multiply(y_w, sqrt_w, out=y_w)
-        sparse_w = sparse if sqrt_w is None else scale_rows(sparse, sqrt_w)
         order = np.concatenate([dense_cols, sparse_cols])
-        cross = block_gram(block, sp.csc_matrix(sparse_w), order, response=y_w)
-        # Weighted sums of the centred columns: sqrt(w)' (sqrt(w) * (z - c)).
-        root = np.ones(n) if sqrt_w is None else sqrt_w
+        # The sparse rows are weighted inside the product; the same pass gives the
+        # weighted sums of the centred dense columns, sqrt(w)' (sqrt(w) * (z - c)),
+        # and those of the sparse ones, w' z.
+        products = cross_blocks(
+            block, sparse, order, y_w, row_scale=sqrt_w, weights=None if weights is None else w
+        )
         sums = np.zeros(p + 1)
-        sums[dense_cols] = block.T @ root
-        sums[p] = float(y_w @ root)
+        sums[dense_cols] = products.dense_sums
+        sums[p] = float(np.sum(y_w) if sqrt_w is None else y_w @ sqrt_w)
         if sparse_cols.size:
-            sums[sparse_cols] = sparse.T @ w
+            sums[sparse_cols] = products.sparse_sums
         return cls(
-            cross=cross,
+            cross=products.cross,
             center=center,
             sums=sums,
             centred=centred,
@@ -245,3 +262,28 @@ class CenteredGram:
             sum_log_weights=float(state["sum_log_weights"]),
             zero_weights=int(state["zero_weights"]),
         )
+
+
+def _centred_block(
+    columns: list[np.ndarray | None],
+    n: int,
+    shift: np.ndarray,
+    sqrt_w: np.ndarray | None,
+    *,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """The Fortran-ordered block ``(x_j - shift_j) * sqrt_w`` of the columns (``None``:
+    ones), each written in one sweep. With ``out``, the block the columns are
+    columns of, it is done in place; the values are the same bits either way."""
+    block = np.empty((n, len(columns)), order="F") if out is None else out
+    for j, values in enumerate(columns):
+        target = block[:, j]
+        if values is None:
+            target.fill(1.0 - shift[j])
+        elif shift[j] != 0.0:
+            np.subtract(values, shift[j], out=target)
+        elif out is None:
+            np.copyto(target, values)
+        if sqrt_w is not None:
+            np.multiply(target, sqrt_w, out=target)
+    return block

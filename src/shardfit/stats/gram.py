@@ -6,14 +6,14 @@ ColumnTransform`) and weights ``w`` it keeps ``Z' W Z``, ``Z' w``, the number of
 associative, and bitwise reproducible along the engine's fixed merge tree.
 
 Dense columns are multiplied by BLAS (``dsyrk``); sparse columns through their
-structure (sparse-dense and sparse-sparse products), so a one-hot block of 200
-levels costs one product per row, not 200.
+structure, in one compiled pass over their rows (:mod:`shardfit.stats._sparse_cross`),
+so a one-hot block of 200 levels costs a few products per row, not 200.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,9 +23,11 @@ from shardfit.errors import ShardfitError
 from shardfit.stats.transform import ColumnTransform
 
 __all__ = [
+    "BlockCross",
     "GramStatistic",
     "RowTotals",
     "block_gram",
+    "cross_blocks",
     "scale_rows",
     "weight_totals",
     "weighted_gram",
@@ -42,8 +44,8 @@ def weighted_gram(
     """
     if sqrt_w is not None:
         dense = np.multiply(dense, sqrt_w[:, None], order="F")
-        sparse = scale_rows(sparse, sqrt_w)
-    return block_gram(dense, sparse, order)
+    # The sparse rows are scaled inside the product (no scaled copy of the block).
+    return cross_blocks(dense, sparse, order, row_scale=sqrt_w).cross
 
 
 def scale_rows(sparse: sp.csc_matrix, factor: np.ndarray) -> sp.csc_matrix:
@@ -65,27 +67,65 @@ def block_gram(
     ``order[i]`` is the output position of the ``i``-th column of ``[dense | sparse]``.
     A ``response`` vector is one more column of ``Z``, placed last in the output.
     """
-    kd, ks = dense.shape[1], sparse.shape[1]
+    return cross_blocks(dense, sparse, order, response).cross
+
+
+class BlockCross(NamedTuple):
+    """What :func:`cross_blocks` computes in its passes over the rows."""
+
+    cross: np.ndarray  # Z'Z, reordered
+    sparse_sums: np.ndarray  # (ks,) sparse' weights, the sparse block unscaled
+    dense_sums: np.ndarray  # (kd,) dense' row_scale
+
+
+def cross_blocks(
+    dense: np.ndarray,
+    sparse: sp.spmatrix,
+    order: np.ndarray,
+    response: np.ndarray | None = None,
+    *,
+    row_scale: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+) -> BlockCross:
+    """:func:`block_gram` of ``[dense | diag(row_scale) sparse]``, with column sums.
+
+    ``dense`` and ``response`` come with their rows already scaled; the sparse block's
+    rows are scaled inside the product, so no scaled copy of it is made (any SciPy
+    format; CSR is read without a conversion). The sums are those of the unscaled
+    sparse block weighted by ``weights`` and of the dense block weighted by
+    ``row_scale`` (ones when ``None``), taken in the same pass.
+    """
+    n, kd = dense.shape
+    ks = sparse.shape[1]
     extra = 0 if response is None else 1
     q = kd + ks + extra
-    if dense.shape[0] and kd:
+    if n and kd:
         upper = dsyrk(1.0, dense, trans=1, lower=0)
         dd = np.triu(upper) + np.triu(upper, 1).T
     else:
         dd = np.zeros((kd, kd))
-    sd = np.asarray(sparse.T @ dense) if ks and kd else np.zeros((ks, kd))
-    ss = (sparse.T @ sparse).toarray() if ks else np.zeros((0, 0))
+    if ks:
+        # One compiled pass over the rows: S'D, S'S, S'y, S'w, D'r and D'y together.
+        from shardfit.stats._sparse_cross import sparse_cross
+
+        sd, ss, sy, sparse_sums, dense_sums, dy = sparse_cross(
+            dense, sparse, response, row_scale, weights
+        )
+    else:
+        sd, ss, sy, sparse_sums = np.zeros((0, kd)), np.zeros((0, 0)), np.zeros(0), np.zeros(0)
+        dense_sums = dense.T @ (np.ones(n) if row_scale is None else row_scale)
+        dy = dense.T @ response if response is not None else np.zeros(kd)
     rows = [[dd, sd.T], [sd, ss]]
     if response is not None:
-        dy = (dense.T @ response)[:, None]
-        sy = np.asarray(sparse.T @ response).reshape(ks, 1)
+        dy = dy[:, None]
         yy = np.array([[response @ response]])
+        sy = sy.reshape(ks, 1)
         rows = [[dd, sd.T, dy], [sd, ss, sy], [dy.T, sy.T, yy]]
     full = np.block(rows)
     out = np.zeros((q, q))
     where = np.concatenate([order, [q - 1]]) if extra else order
     out[np.ix_(where, where)] = full
-    return out
+    return BlockCross(out, sparse_sums, dense_sums)
 
 
 def weight_totals(weights: np.ndarray | None, n: int) -> tuple[np.ndarray, float, int]:
@@ -211,10 +251,9 @@ class GramStatistic:
         sqrt_w = None if weights is None else np.sqrt(np.asarray(weights, dtype=np.float64))
         # The dense block comes back already multiplied by sqrt(w): one sweep, one copy.
         dense_w, sparse = transform.split(X, y, row_scale=sqrt_w)
-        sparse_w = sparse if sqrt_w is None else scale_rows(sparse, sqrt_w)
         order = np.concatenate([transform.dense_index, transform.sparse_index])
         return cls(
-            cross=block_gram(dense_w, sparse_w, order),
+            cross=cross_blocks(dense_w, sparse, order, row_scale=sqrt_w).cross,
             totals=RowTotals.of_blocks(dense_w, sparse, weights, transform, dense_weighted=True),
             transform=transform.fingerprint(),
         )
