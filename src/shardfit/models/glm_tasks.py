@@ -455,10 +455,14 @@ class IrlsTask:
         p = transform.p
         return order, shift, transform.shift[p], transform.scale[p]
 
-    def _scaled(self, cross: np.ndarray) -> np.ndarray:
+    def _statistic(
+        self, cross: np.ndarray, n: int, deviance: float, pearson: float, largest: float
+    ) -> IrlsStatistic:
         scale = np.asarray(self.transform.scale)
         cross /= np.outer(scale, scale)  # the dense columns were centred, not scaled
-        return cross
+        return IrlsStatistic(
+            cross=cross, nobs=n, deviance=deviance, pearson_chi2=pearson, max_abs_resid=largest
+        )
 
     def _dense_step(
         self, whole: _Block, coef: _Coefficients | None
@@ -492,13 +496,7 @@ class IrlsTask:
         cross = np.zeros((q, q))
         if n:
             cross[np.ix_(order, order)] = np.triu(upper) + np.triu(upper, 1).T
-        stat = IrlsStatistic(
-            cross=self._scaled(cross),
-            nobs=n,
-            deviance=deviance,
-            pearson_chi2=pearson,
-            max_abs_resid=largest,
-        )
+        stat = self._statistic(cross, n, deviance, pearson, largest)
         return stat, (np.concatenate(mus) if mus else None)
 
     def _sparse_step(
@@ -515,14 +513,7 @@ class IrlsTask:
         centred_weighted(whole.dense, shift, sqrt_w, 0, n, buf)
         np.multiply((z - z_shift) / z_scale, sqrt_w, out=buf[:, kd])
         cross = weighted_gram(buf, scale_rows(whole.sparse, sqrt_w), None, order)
-        stat = IrlsStatistic(
-            cross=self._scaled(cross),
-            nobs=n,
-            deviance=deviance,
-            pearson_chi2=pearson,
-            max_abs_resid=largest,
-        )
-        return stat, mu
+        return self._statistic(cross, n, deviance, pearson, largest), mu
 
     def _qr(self, whole: _Block, coef: _Coefficients | None) -> IrlsStatistic:
         """The TSQR factor of the weighted ``[X | z]`` (scaled, not centred), row block
