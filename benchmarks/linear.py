@@ -39,6 +39,11 @@ def make_data(rows: int) -> DataSpec:
     return DataSpec("linreg", rows, seed=0)
 
 
+#: Rows a worker fits while the session warms up: above the size from which blocks go
+#: through the compiled kernels (``shardfit.stats._sparse_cross.COMPILED_MIN_ROWS``).
+WARM_ROWS = 40_000
+
+
 class ShardfitFit:
     """``shardfit.ols`` / ``shardfit.wls`` from Parquet on the default backend.
 
@@ -62,14 +67,18 @@ class ShardfitFit:
 
             started = time.perf_counter()
             self.session = session().open()  # the default backend and worker count
-            # Start and warm the workers (imports, the formula's plan) on a 2,000-row
-            # sample, as the peers' clusters and JVMs start before their clocks.
-            sample = pq.ParquetFile(problem.parquet).read_row_group(0).slice(0, 2_000)
-            self._model(sample).fit(backend=self.session, method=method)
+            # Start and warm the workers (imports, the formula's plan, the compiled
+            # kernels, which large blocks only use) on a sample of WARM_ROWS rows a
+            # worker, as the peers' clusters and JVMs start before their clocks.
+            workers = self.session.nworkers
+            table = pq.ParquetFile(problem.parquet).read_row_group(0)
+            sample = table.slice(0, min(table.num_rows, WARM_ROWS * workers))
+            source = shardfit.from_arrow(sample, npartitions=workers)
+            self._model(source).fit(backend=self.session, method=method)
             outcome.startup_seconds = time.perf_counter() - started
             outcome.notes.append(
-                f"{self.session.name}, {self.session.nworkers} workers, session reused "
-                "(warmed by a 2,000-row fit)"
+                f"{self.session.name}, {workers} workers, session reused (warmed by a "
+                f"{sample.num_rows:,}-row fit)"
             )
 
     def _model(self, data: Any) -> Any:
