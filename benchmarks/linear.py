@@ -63,6 +63,7 @@ class ShardfitFit:
         self.method = method
         self.session = None
         if warm:
+            import pyarrow as pa
             import pyarrow.parquet as pq
 
             started = time.perf_counter()
@@ -71,10 +72,13 @@ class ShardfitFit:
             # kernels, which large blocks only use) on a sample of WARM_ROWS rows a
             # worker, as the peers' clusters and JVMs start before their clocks.
             workers = self.session.nworkers
-            table = pq.ParquetFile(problem.parquet).read_row_group(0)
-            sample = table.slice(0, min(table.num_rows, WARM_ROWS * workers))
+            batches = pq.ParquetFile(problem.parquet).iter_batches(WARM_ROWS * workers)
+            sample = pa.Table.from_batches([next(batches)])  # only the sample is read
+            del batches
             source = shardfit.from_arrow(sample, npartitions=workers)
             self._model(source).fit(backend=self.session, method=method)
+            del source
+            pa.default_memory_pool().release_unused()  # the sample is not the fit's memory
             outcome.startup_seconds = time.perf_counter() - started
             outcome.notes.append(
                 f"{self.session.name}, {workers} workers, session reused (warmed by a "
