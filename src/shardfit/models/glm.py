@@ -225,6 +225,7 @@ class GeneralizedLinearModel:
 
             has_offset = self.offset is not None or self.exposure is not None
             null_mu = None if has_offset else prepared.sum_wy / prepared.sum_w
+            null_beta = None  # the null model's intercept with an offset (fitted last)
 
             def final_task(
                 beta: np.ndarray,
@@ -264,8 +265,6 @@ class GeneralizedLinearModel:
                     spec, family, transform, self.missing, cache.ref, beta, y_mean, kind, final
                 )
                 return timed(task, source, pass_name=f"glm-irls-{kind}", **options)
-
-            null_beta = None
 
             state = run_irls(
                 irls_pass,

@@ -146,7 +146,7 @@ class FinalTask:
         if family.name == "binomial":
             boundary = int(np.count_nonzero((mu < BOUNDARY_EPS) | (mu > 1 - BOUNDARY_EPS)))
         hessian = meat = clusters = None
-        if self.cov_type in ("HC0", "HC1", "HC2", "HC3", "cluster"):
+        if self.cov_type != "nonrobust":
             hessian, meat, clusters = self._robust(block, mu, groups)
         return FinalStatistic(
             nobs=block.nrows,

@@ -120,12 +120,14 @@ def run_irls(
     state = IrlsState(beta=start)
     state.kind = "qr" if options.method == "qr" else "gram"
 
+    def threshold(new: float) -> float:
+        return options.tol + options.rtol * abs(new)
+
     def likely_last(old: float, new: float) -> bool:
         # Newton's quadratic convergence: the next change is about change**2 / |dev|;
         # expect convergence when that is within the threshold.
         change = abs(old - new)
-        threshold = options.tol + options.rtol * abs(new)
-        return bool(change * change <= threshold * max(abs(new), 1e-300))
+        return bool(change * change <= threshold(new) * max(abs(new), 1e-300))
 
     def solve(stat: IrlsStatistic, beta: np.ndarray | None) -> tuple[IrlsStatistic, Any]:
         solution = _solve(stat, transform, intercept)
@@ -160,7 +162,7 @@ def run_irls(
         state.scale = scale_of(stat)
         state.iterations = iteration + 1
         old, new = state.history[-2], state.history[-1]
-        if abs(old - new) <= options.tol + options.rtol * abs(new):
+        if abs(old - new) <= threshold(new):
             state.converged = True
             break
         last_likely = likely_last(old, new) or iteration + 2 == options.maxiter

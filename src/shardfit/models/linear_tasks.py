@@ -92,6 +92,19 @@ class ColumnMoments:
         return np.sqrt(self.m2 / self.n) if self.n else np.zeros_like(self.m2)
 
 
+def mean_and_m2(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's mean and sum of squared deviations, a column at a time (no
+    block-sized temporaries); zeros for columns of no rows."""
+    mean = np.zeros(len(columns))
+    m2 = np.zeros(len(columns))
+    for j, values in enumerate(columns):
+        if values.size:
+            mean[j] = values.mean()
+            deviation = values - mean[j]
+            m2[j] = np.dot(deviation, deviation)
+    return mean, m2
+
+
 @dataclass(frozen=True)
 class MomentsTask:
     """Moments of the encoded design of one partition (to pick shifts and scales)."""
@@ -113,10 +126,8 @@ class MomentsTask:
             dense, index = chunk.X, np.arange(p)
         mean = np.zeros(p + 1)
         m2 = np.zeros(p + 1)
-        if chunk.nrows:
-            for j, values in zip([*index, p], [*dense.T, chunk.y]):
-                mean[j] = values.mean()
-                m2[j] = np.dot(values - mean[j], values - mean[j])
+        where = [*index, p]
+        mean[where], m2[where] = mean_and_m2([*dense.T, chunk.y])
         return ColumnMoments(chunk.nrows, mean, m2, chunk.rows_read)
 
 

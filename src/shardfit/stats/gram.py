@@ -176,11 +176,25 @@ class RowTotals:
         ``sqrt(w)`` (the sparse block's never are).
         """
         n = dense.shape[0]
+        w = weight_totals(weights, n)[0]
+        dense_sums = dense.T @ (np.sqrt(w) if dense_weighted else w)
+        return cls.of_sums(dense_sums, sparse.T @ w, weights, n, transform)
+
+    @classmethod
+    def of_sums(
+        cls,
+        dense_sums: np.ndarray,
+        sparse_sums: np.ndarray,
+        weights: np.ndarray | None,
+        n: int,
+        transform: ColumnTransform,
+    ) -> RowTotals:
+        """Totals of ``n`` rows from their column sums, already taken."""
         w, sum_log, zero = weight_totals(weights, n)
         sums = np.zeros(transform.p + 1)
-        sums[transform.dense_index] = dense.T @ (np.sqrt(w) if dense_weighted else w)
-        if sparse.shape[1]:
-            sums[transform.sparse_index] = sparse.T @ w
+        sums[transform.dense_index] = dense_sums
+        if transform.sparse_index.size:
+            sums[transform.sparse_index] = sparse_sums
         return cls(
             nobs=n,
             sums=sums,
@@ -252,9 +266,16 @@ class GramStatistic:
         # The dense block comes back already multiplied by sqrt(w): one sweep, one copy.
         dense_w, sparse = transform.split(X, y, row_scale=sqrt_w)
         order = np.concatenate([transform.dense_index, transform.sparse_index])
+        # The same pass over the rows gives the column sums: sqrt(w)' (sqrt(w) * x) of
+        # the dense columns, w' x of the sparse ones.
+        w = None if weights is None else np.asarray(weights, dtype=np.float64)
+        products = cross_blocks(dense_w, sparse, order, row_scale=sqrt_w, weights=w)
+        n = dense_w.shape[0]
         return cls(
-            cross=cross_blocks(dense_w, sparse, order, row_scale=sqrt_w).cross,
-            totals=RowTotals.of_blocks(dense_w, sparse, weights, transform, dense_weighted=True),
+            cross=products.cross,
+            totals=RowTotals.of_sums(
+                products.dense_sums, products.sparse_sums, weights, n, transform
+            ),
             transform=transform.fingerprint(),
         )
 
