@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import pytest
 from glm_cases import FORMULA, glm_frame
 from glm_counting import logged_source, reads
 
@@ -53,3 +54,54 @@ def test_the_last_iteration_evaluates_the_fit_when_it_can() -> None:
     # A free-scale family keeps the final pass (its log-likelihood needs the scale).
     gamma = shardfit.glm(FORMULA, glm_frame("gamma", "log", seed=5), family="gamma", link="log")
     assert "glm-final" in [name for name, _ in gamma.fit(backend="serial").extra["passes"]]
+
+
+def test_the_prepare_pass_takes_the_first_step_when_the_start_allows() -> None:
+    """A start that needs no mean of all the responses (the binomial's, or given
+    start_params) lets the prepare pass take IRLS's first step: one pass fewer, the
+    same estimates as statsmodels, including a partition whose rows are all dropped."""
+    import numpy as np
+    import statsmodels.api as sm
+    from glm_cases import sm_fit
+    from statsmodels.genmod.generalized_linear_model import GLM as SmGLM
+
+    from shardfit.data.memory import from_pandas
+
+    frame = glm_frame("binomial", seed=7, rows=2000)
+    frame.loc[1000:1499, "x1"] = np.nan  # the third of four partitions: all dropped
+    complete = frame.dropna().reset_index(drop=True)
+    reference = sm_fit(complete, "binomial", weights=True, offset=True)
+    model = shardfit.logit(FORMULA, from_pandas(frame, 4), weights="w", offset="off")
+    result = model.fit(backend="serial")
+    names = [name for name, _ in result.extra["passes"]]
+    assert sum(name.startswith("glm-irls") for name in names) == result.iterations
+    assert result.iterations == reference.fit_history["iteration"]
+    assert result.rows_dropped == {"missing": 500}
+    for attribute in ("params", "bse"):
+        np.testing.assert_allclose(
+            getattr(result, attribute).loc[reference.params.index],
+            getattr(reference, attribute),
+            rtol=1e-10,
+        )
+    np.testing.assert_allclose(result.deviance, reference.deviance, rtol=1e-12)
+    assert result.deviance_history[1] == pytest.approx(reference.fit_history["deviance"][1])
+
+    # method="qr" takes every step by TSQR: the prepare pass does not take one.
+    qr = shardfit.logit(FORMULA, from_pandas(frame, 4), weights="w", offset="off")
+    qr_result = qr.fit(backend="serial", method="qr")
+    qr_names = [name for name, _ in qr_result.extra["passes"]]
+    assert sum(name.startswith("glm-irls") for name in qr_names) == qr_result.iterations + 1
+    np.testing.assert_allclose(qr_result.params, result.params, rtol=1e-10)
+
+    # A family whose start needs the mean takes it with given start_params.
+    gamma = glm_frame("gamma", "log", seed=8)
+    start = sm_fit(gamma, "gamma", "log").params * 0.8
+    log_gamma = sm.families.Gamma(sm.families.links.Log())
+    theirs = SmGLM.from_formula(FORMULA, gamma, family=log_gamma).fit(start_params=start.to_numpy())
+    ours = shardfit.glm(FORMULA, from_pandas(gamma, 3), family="gamma", link="log").fit(
+        backend="serial", start_params=start
+    )
+    gamma_names = [name for name, _ in ours.extra["passes"]]
+    assert sum(name.startswith("glm-irls") for name in gamma_names) == ours.iterations
+    np.testing.assert_allclose(ours.params.loc[theirs.params.index], theirs.params, rtol=1e-10)
+    np.testing.assert_allclose(ours.scale, theirs.scale, rtol=1e-10)

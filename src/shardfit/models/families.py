@@ -81,10 +81,14 @@ class Family(ABC):
     free_scale : bool
         Whether the scale (dispersion) is estimated (Pearson chi2 / df_resid) rather
         than fixed at 1.
+    start_needs_mean : bool
+        Whether the IRLS start values use the mean of all responses
+        (:meth:`starting_mu_given_mean`).
     """
 
     name: str = ""
     free_scale: bool = True
+    start_needs_mean: bool = True
     default_link: type[Link] = Identity
     valid_links: tuple[type[Link], ...] = ()
     support: str = "finite values"
@@ -136,6 +140,17 @@ class Family(ABC):
         """The start from ``y`` and the (unweighted) mean of all responses."""
         return (y + mean) / 2.0
 
+    def unit_deviance_given(self, y: np.ndarray, mu: np.ndarray, *, binary: bool) -> np.ndarray:
+        """:meth:`unit_deviance` when whether every ``y`` is 0 or 1 is already known
+        (the IRLS passes check it once per partition, not once per block)."""
+        return self.unit_deviance(y, mu)
+
+    def deriv_and_variance(self, mu: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """``g'(mu)`` and ``V(mu)``; ``g'(mu)`` is ``None`` where it is ``1 / V(mu)``
+        computed from the same clipped ``mu`` (a canonical link), which an IRLS step
+        then need not evaluate."""
+        return self.link.deriv(mu), self.variance(mu)
+
     def irls_weights(self, mu: np.ndarray) -> np.ndarray:
         """IRLS weights ``1 / (g'(mu)**2 V(mu))`` before the prior weights."""
         return 1.0 / (self.link.deriv(mu) ** 2 * self.variance(mu))
@@ -158,6 +173,28 @@ class Family(ABC):
     ) -> float:
         """The log-likelihood (sum over rows)."""
         return float(np.sum(self.loglike_obs(y, mu, weights, scale)))
+
+    def null_deviance_at(
+        self, y: np.ndarray, weights: Any, null_mu: float, *, binary: bool
+    ) -> float:
+        """The deviance of the constant fitted value ``null_mu`` (``binary``: whether
+        every ``y`` is 0 or 1, as for :meth:`unit_deviance_given`)."""
+        unit = self.unit_deviance_given(y, np.full(y.shape, null_mu), binary=binary)
+        return float(np.sum(unit * _w(weights)))
+
+    def loglike_given_deviance(
+        self,
+        y: np.ndarray,
+        mu: np.ndarray,
+        weights: Any,
+        scale: float,
+        deviance: float,
+        *,
+        binary: bool,
+    ) -> float:
+        """:meth:`loglike` at ``mu``, whose deviance is known (some families derive
+        one from the other without another pass over the rows)."""
+        return self.loglike(y, mu, weights, scale)
 
     def check_response(self, y: np.ndarray, where: str = "") -> None:
         """Raise :class:`ResponseError` naming the first value outside the support.
@@ -225,6 +262,7 @@ class Binomial(Family):
 
     name = "binomial"
     free_scale = False
+    start_needs_mean = False
     default_link = Logit
     valid_links = (Logit, Probit, CLogLog, Log, Identity)
     support = "0 <= y <= 1"
@@ -236,24 +274,59 @@ class Binomial(Family):
         p = np.clip(mu, FLOAT_EPS, 1 - FLOAT_EPS)
         return p * (1 - p)
 
+    def deriv_and_variance(self, mu: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        # The logit's g'(mu) is 1 / (p (1 - p)) with the variance's clipped p.
+        if isinstance(self.link, Logit):
+            return None, self.variance(mu)
+        return super().deriv_and_variance(mu)
+
     def variance_deriv(self, mu: np.ndarray) -> np.ndarray:
         return 1 - 2 * np.clip(mu, FLOAT_EPS, 1 - FLOAT_EPS)
 
     def unit_deviance(self, y: np.ndarray, mu: np.ndarray) -> np.ndarray:
-        if _binary(y):
+        return self.unit_deviance_given(y, mu, binary=_binary(y))
+
+    def unit_deviance_given(self, y: np.ndarray, mu: np.ndarray, *, binary: bool) -> np.ndarray:
+        if binary:
             # The same numbers for 0/1 responses (the other term is exactly -0.0), at
             # half the cost: one log a row.
             # mu where y = 1, 1 - mu where y = 0, exactly (branch-free: faster than where)
             odds = mu * y
             odds += (1.0 - mu) * (1.0 - y)
             odds += 1e-20
-            np.divide(1.0, odds, out=odds)
             np.log(odds, out=odds)
-            odds *= 2
+            odds *= -2.0
             return odds
         y_mu = _clean(y / (mu + 1e-20))
         n_y_mu = _clean((1.0 - y) / (1.0 - mu + 1e-20))
         return 2 * (y * np.log(y_mu) + (1 - y) * np.log(n_y_mu))
+
+    def null_deviance_at(
+        self, y: np.ndarray, weights: Any, null_mu: float, *, binary: bool
+    ) -> float:
+        if not binary:
+            return super().null_deviance_at(y, weights, null_mu, binary=binary)
+        # The unit deviance of a 0/1 response is -2 log(m + 1e-20) or -2 log(1 - m + 1e-20).
+        ones = float(y.sum() if weights is None else y @ weights)
+        total = float(y.size if weights is None else np.sum(weights))
+        return -2.0 * (
+            ones * float(np.log(null_mu + 1e-20))
+            + (total - ones) * float(np.log(1.0 - null_mu + 1e-20))
+        )
+
+    def loglike_given_deviance(
+        self,
+        y: np.ndarray,
+        mu: np.ndarray,
+        weights: Any,
+        scale: float,
+        deviance: float,
+        *,
+        binary: bool,
+    ) -> float:
+        if binary:  # log(mu + 1e-20) or log(1 - mu + 1e-20) a row: minus half its deviance
+            return -0.5 * deviance
+        return super().loglike_given_deviance(y, mu, weights, scale, deviance, binary=binary)
 
     def loglike_obs(
         self, y: np.ndarray, mu: np.ndarray, weights: Any = None, scale: float = 1.0

@@ -40,7 +40,13 @@ from shardfit.engine.blas import single_threaded_blas
 from shardfit.errors import DesignError
 from shardfit.models.families import Family, get_family
 from shardfit.models.glm_final import FinalStatistic, FinalTask
-from shardfit.models.glm_tasks import IrlsStatistic, IrlsTask, PrepareStatistic, PrepareTask
+from shardfit.models.glm_tasks import (
+    FirstStep,
+    IrlsStatistic,
+    IrlsTask,
+    PrepareStatistic,
+    PrepareTask,
+)
 from shardfit.models.irls import (
     ConvergenceWarning,
     IrlsOptions,
@@ -207,8 +213,11 @@ class GeneralizedLinearModel:
             timed.passes.append(["schema", time.perf_counter() - started])
             spec = learned.spec
             options = {"backend": sess, "progress": progress, "allreduce": True}
+            start = _start(start_params, spec.column_names)
             prepared: PrepareStatistic = timed(
-                PrepareTask(spec, family, self.missing, cache.ref),
+                PrepareTask(
+                    spec, family, self.missing, cache.ref, _first_step(spec, family, start, method)
+                ),
                 source,
                 pass_name="glm-prepare",
                 **options,
@@ -220,7 +229,11 @@ class GeneralizedLinearModel:
                     f"({prepared.counts.read:,} rows read, all dropped for missing values)"
                 )
             intercept = _intercept(spec, prepared)
-            transform = _column_transform(spec, prepared, intercept)
+            first = None
+            if prepared.first is not None:
+                first, transform = prepared.first.irls_statistic(spec.dense_columns(), intercept)
+            else:
+                transform = _column_transform(spec, prepared, intercept)
             y_mean = prepared.sum_y / nobs
 
             has_offset = self.offset is not None or self.exposure is not None
@@ -268,13 +281,14 @@ class GeneralizedLinearModel:
 
             state = run_irls(
                 irls_pass,
-                _start(start_params, spec.column_names),
+                start,
                 family,
                 transform,
                 intercept,
                 nobs,
                 IrlsOptions(maxiter, tol, rtol, method, cond_threshold, rank_deficient),
                 spec.column_names,
+                first,
             )
             assert state.solution is not None and state.last is not None
             solution = state.solution
@@ -403,6 +417,7 @@ def _intercept(spec: Any, prepared: PrepareStatistic) -> int | None:
     # Plain columns: a constant non-zero column (add_constant's) is the intercept.
     dense = np.flatnonzero(spec.dense_columns())
     moments = prepared.moments
+    assert moments is not None  # taken unless the spec knows its intercept
     for k, j in enumerate(dense):
         if moments.m2[k] == 0 and moments.mean[k] != 0:
             return int(j)
@@ -417,6 +432,7 @@ def _column_transform(
     flags = spec.dense_columns()
     p = len(flags)
     moments = prepared.moments
+    assert moments is not None  # taken unless the first IRLS step gives the transform
     spread = np.where(moments.std > 0, moments.std, 1.0)
     magnitude = np.where(moments.std > 0, spread, np.maximum(np.abs(moments.mean), 1.0))
     shift = np.zeros(p + 1)
@@ -428,6 +444,19 @@ def _column_transform(
         if intercept is not None:
             shift[j] = moments.mean[k]
     return ColumnTransform(tuple(shift), tuple(scale), tuple(flags))
+
+
+def _first_step(
+    spec: Any, family: Family, start: np.ndarray | None, method: str
+) -> FirstStep | None:
+    """IRLS's first step for the prepare pass to take, when it can: a Gram step whose
+    start needs no mean of all the responses, with an intercept known from the spec
+    (plain array designs find theirs from the prepare pass's moments)."""
+    if method == "qr" or (start is None and family.start_needs_mean):
+        return None
+    if spec.formula is None and spec.intercept_index() is None:
+        return None
+    return FirstStep(start, tuple(spec.dense_columns()), spec.intercept_index())
 
 
 def _start(start_params: Any, names: tuple[str, ...]) -> np.ndarray | None:

@@ -120,39 +120,48 @@ class FinalTask:
         return self.evaluate(_block(arrays), groups)
 
     def evaluate(
-        self, block: _Block, groups: np.ndarray | None = None, mu: np.ndarray | None = None
+        self,
+        block: _Block,
+        groups: np.ndarray | None = None,
+        mu: np.ndarray | None = None,
+        deviance: float | None = None,
     ) -> FinalStatistic:
         """The statistic of one partition's encoded rows (an IRLS pass that may be the
-        last calls this on the block it holds, with the ``mu`` it computed at ``beta``:
-        see :class:`~.glm_tasks.IrlsTask`)."""
+        last calls this on the block it holds, with the ``mu`` and deviance it
+        computed at ``beta``: see :class:`~.glm_tasks.IrlsTask`)."""
         family = self.family
         if mu is None:
             coef = _Coefficients.of(self.beta, self.transform.dense)
             _, mu = _mean(family, block, coef, 0.0)
         w = block.weights
         y = block.y
+        per_row = 1.0 if w is None else w
+        if deviance is None:
+            unit = family.unit_deviance_given(y, mu, binary=block.binary)
+            deviance = float(np.sum(unit * per_row))
         if self.null_mu is not None:
-            null_mu = np.full(y.shape, self.null_mu)
+            null_deviance = family.null_deviance_at(y, w, self.null_mu, binary=block.binary)
         else:
             null_eta = np.full(y.shape, float(self.null_beta or 0.0))
             if block.offset is not None:
                 null_eta = null_eta + block.offset
             null_mu = family.link.inverse(null_eta)
-        unit = family.unit_deviance(y, mu)
-        null_unit = family.unit_deviance(y, null_mu)
-        if w is not None:
-            unit, null_unit = unit * w, null_unit * w
+            null_unit = family.unit_deviance_given(y, null_mu, binary=block.binary)
+            null_deviance = float(np.sum(null_unit * per_row))
         boundary = 0
         if family.name == "binomial":
             boundary = int(np.count_nonzero((mu < BOUNDARY_EPS) | (mu > 1 - BOUNDARY_EPS)))
         hessian = meat = clusters = None
         if self.cov_type != "nonrobust":
             hessian, meat, clusters = self._robust(block, mu, groups)
+        loglike = family.loglike_given_deviance(
+            y, mu, w, self.loglike_scale, deviance, binary=block.binary
+        )
         return FinalStatistic(
             nobs=block.nrows,
-            loglike=float(family.loglike_obs(y, mu, w, self.loglike_scale).sum()),
-            deviance=float(unit.sum()),
-            null_deviance=float(null_unit.sum()),
+            loglike=loglike,
+            deviance=deviance,
+            null_deviance=null_deviance,
             boundary=boundary,
             hessian=hessian,
             meat=meat,

@@ -78,6 +78,7 @@ class IrlsOptions:
 
 
 def _solve(stat: IrlsStatistic, transform: ColumnTransform, intercept: int | None) -> Any:
+    transform = transform if stat.transform is None else stat.transform
     if stat.qr is not None:
         return solve_from_r(stat.qr.full_r(), transform.without_shift(), intercept=intercept)
     assert stat.cross is not None
@@ -104,8 +105,12 @@ def run_irls(
     nobs: int,
     options: IrlsOptions,
     names: tuple[str, ...],
+    first: IrlsStatistic | None = None,
 ) -> IrlsState:
     """statsmodels' ``_fit_irls``, one pass per deviance evaluation.
+
+    ``first``, when given, is the first pass's statistic at ``start``, already taken
+    (with the prepare pass: see :class:`~shardfit.models.glm_tasks.FirstStep`).
 
     ``irls_pass(beta, kind, last_likely)`` runs one pass; ``last_likely`` says the
     deviance has nearly settled (or the pass is the last ``maxiter`` allows), so the
@@ -139,7 +144,9 @@ def run_irls(
         _report_aliased(solution, names, options.rank_deficient)
         return stat, solution
 
-    stat, solution = solve(irls_pass(start, state.kind, False), start)
+    if first is None or state.kind != "gram":
+        first = irls_pass(start, state.kind, False)
+    stat, solution = solve(first, start)
     df_resid = nobs - solution.rank
     if df_resid <= 0:
         raise DesignError(f"{nobs} rows for {solution.rank} coefficients: no residual df")
