@@ -8,8 +8,9 @@ Tools: the pyarrow read of the four columns (the physical limit), the same IRLS 
 plain NumPy on the design already in memory (the compute floor: what the iterations
 alone cost with BLAS on every core), statsmodels' GLM in memory (the reference), and
 shardfit's ``logit`` on a warm session. shardfit's notes
-give its passes: the schema pass, the first data pass (read, encode, cache), the mean
-IRLS iteration (from the partition cache) and their ratio.
+give its passes: the schema pass, the first data pass (read, encode, cache, and the
+first IRLS step), the mean, median and largest later IRLS pass (from the partition
+cache) and their ratios to the first.
 """
 
 from __future__ import annotations
@@ -168,12 +169,17 @@ class ShardfitLogit:
         final = [s for name, s in passes if name == "glm-final"]
         mean_irls = sum(irls) / len(irls)
         median_irls = sorted(irls)[len(irls) // 2]
+        # The first pass takes the first IRLS step too when the start allows it
+        # (the binomial's does): then there is one IRLS pass fewer than iterations + 1.
+        folded = len(irls) == results.iterations
         note = (
-            f"{results.iterations} iterations ({len(irls)} IRLS passes"
-            f"{', then a final pass' if final else ', the last one also evaluating the fit'}"
+            f"{results.iterations} iterations ("
+            f"{'the first step in the first pass, then ' if folded else ''}{len(irls)} IRLS "
+            f"passes{', then a final pass' if final else ', the last one also evaluating the fit'}"
             f"); schema {schema:.2f} s, first pass {first:.2f} s, IRLS pass mean "
             f"{mean_irls:.3f} s ({mean_irls / first:.0%} of the first), median "
-            f"{median_irls:.3f} s ({median_irls / first:.0%})"
+            f"{median_irls:.3f} s ({median_irls / first:.0%}), largest {max(irls):.3f} s "
+            f"({max(irls) / first:.0%})"
         )
         self.outcome.notes[1:] = [note]  # the last repeat's figures
         return {str(k): float(v) for k, v in results.params.items()}

@@ -218,3 +218,36 @@ def test_ill_conditioned_design_switches_to_tsqr(rng) -> None:
     assert_matches(gram, reference, rtol=1e-7)
     worst = np.max(np.abs(gram.params.loc[reference.params.index] / reference.params - 1))
     assert worst > 1e-12  # the Gram really is less accurate here
+
+
+@pytest.mark.parametrize(
+    ("family", "link", "response"),
+    [
+        ("binomial", None, "binary"),  # the compiled logistic row kernel
+        ("binomial", None, "proportion"),  # the same link on proportions: NumPy rows
+        ("binomial", "probit", "binary"),  # a non-canonical link
+        ("gamma", "log", "counts"),
+    ],
+)
+def test_dense_designs_by_row_blocks(family, link, response) -> None:
+    """Dense designs go through the row-block kernels (partitions of more than one
+    block, a short last block); each family's rows equal statsmodels with weights and
+    an offset."""
+    from shardfit.models.glm_tasks import ROW_BLOCK
+
+    frame = glm_frame(family, link, rows=2 * (ROW_BLOCK + 700), seed=21)
+    weights = frame["w"].to_numpy()
+    if response == "proportion":
+        # y successes out of n trials as a proportion, with n among the weights.
+        trials = np.random.default_rng(21).integers(1, 6, len(frame))
+        frame["y"] = np.random.default_rng(22).binomial(trials, 0.4) / trials
+        weights = weights * trials
+        frame["w"] = weights
+    dense = "y ~ x1 + x2 + I(x1 * x2) + I(x2 ** 2)"
+    reference = _reference(frame, family, link, formula=dense, weights=True, offset=True)
+    model = shardfit.glm(
+        dense, from_pandas(frame, 2), family=family, link=link, weights="w", offset="off"
+    )
+    result = model.fit(backend="serial")
+    assert_matches(result, reference, rtol=1e-9)
+    assert result.iterations == reference.fit_history["iteration"]
