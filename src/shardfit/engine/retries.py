@@ -19,6 +19,7 @@ same bytes give the same error. They are not retried and reach the caller unchan
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import socket
@@ -180,9 +181,24 @@ def run_task(
         outcome.traceback = ""
         outcome.attempts = attempt
         outcome.elapsed = elapsed + time.perf_counter() - start
+        _free_young_cycles()
         return outcome
     outcome.elapsed = elapsed
+    _free_young_cycles()
     return outcome
+
+
+def _free_young_cycles() -> None:
+    """Collect the reference cycles a task left behind, before the next partition.
+
+    Reading and encoding a partition (pandas frames, formulaic's model matrices)
+    leaves a few hundred objects in cycles that hold the partition's arrays. Python
+    collects cycles by counting container objects, not bytes, so a worker kept tens
+    of partitions' arrays alive: 5M rows of the ``glm_logit`` benchmark measured
+    +140 MB of resident memory over 20 partitions, growing with the rows. Collecting
+    the young generations takes ~0.2 ms and keeps the worker at one partition's worth.
+    """
+    gc.collect(1)
 
 
 def outcome_error(outcome: Outcome, *, key: str, task: Callable[..., Any]) -> BaseException:
