@@ -717,11 +717,11 @@ class IrlsTask:
         products through their structure."""
         order, shift, z_shift, z_scale = self._columns()
         n, kd = whole.dense.shape
-        z, irls_w, deviance, pearson, largest, mu = _working(self.family, whole, coef, self.y_mean)
-        sqrt_w = np.sqrt(irls_w)
+        sqrt_w = np.empty(n)
         buf = np.empty((n, kd + 1), order="F")
+        rows = _RowQuantities(self.family, n, z_shift, z_scale)
+        mu, deviance, pearson, largest = rows.write(whole, coef, self.y_mean, sqrt_w, buf, kd)
         centred_weighted(whole.dense, shift, sqrt_w, 0, n, buf)
-        np.multiply((z - z_shift) / z_scale, sqrt_w, out=buf[:, kd])
         # The sparse rows are weighted inside the product: no scaled copy of them.
         cross = cross_blocks(buf, whole.sparse, order, row_scale=sqrt_w).cross
         return self._statistic(cross, n, deviance, pearson, largest), mu
