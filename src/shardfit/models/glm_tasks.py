@@ -22,6 +22,7 @@ by a QR of the stacked factors) of size ``O(p**2)``.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from types import ModuleType
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -33,12 +34,6 @@ from shardfit.design.materialize import DesignChunk, encode_partition
 from shardfit.design.spec import DesignSpec
 from shardfit.engine.cache import CacheRef
 from shardfit.errors import DesignError
-from shardfit.models._irls_kernel import (
-    add_upper_gram,
-    centred_weighted,
-    logit_rows,
-    working_rows,
-)
 from shardfit.models.families import Binomial, Family, ResponseError, _binary
 from shardfit.models.linear_tasks import ColumnMoments, mean_and_m2
 from shardfit.models.links import Logit
@@ -128,6 +123,15 @@ class _Block:
         if self.offset is not None:
             eta = eta + self.offset
         return eta
+
+
+def _kernels() -> ModuleType:
+    """The compiled loops (:mod:`~shardfit.models._irls_kernel`), imported on first
+    use: the driver of a fit on worker processes never runs them, and importing numba
+    costs a process ~50 MB."""
+    from shardfit.models import _irls_kernel
+
+    return _irls_kernel
 
 
 def _to_arrays(chunk: DesignChunk, spec: DesignSpec) -> dict[str, np.ndarray]:
@@ -368,10 +372,10 @@ class FirstStep:
         for a in range(0, n, ROW_BLOCK):
             m = min(ROW_BLOCK, n - a)
             sqrt_w = np.sqrt(w[a : a + m])
-            centred_weighted(dense, shift, sqrt_w, a, m, buf)
+            _kernels().centred_weighted(dense, shift, sqrt_w, a, m, buf)
             np.subtract(z[a : a + m], center[p], out=buf[:m, p])
             buf[:m, p] *= sqrt_w
-            add_upper_gram(buf, m, upper)
+            _kernels().add_upper_gram(buf, m, upper)
         sums = np.append(column_sums, z @ w) - center * sum_w
         _, sum_log, zero = weight_totals(w, n)
         return CenteredGram(
@@ -580,7 +584,7 @@ class _RowQuantities:
             with np.errstate(over="ignore"):  # exp(-eta) = inf gives the exact limit 0
                 np.exp(t, out=t)
             mu, odds = self.mu[:m], self.odds[:m]
-            chi2 = logit_rows(
+            chi2 = _kernels().logit_rows(
                 eta,
                 t,
                 block.y,
@@ -602,7 +606,7 @@ class _RowQuantities:
         eta, mu = _mean(family, block, coef, y_mean)
         unit = family.unit_deviance_given(block.y, mu, binary=block.binary)
         deriv, variance = family.deriv_and_variance(mu)
-        chi2 = working_rows(
+        chi2 = _kernels().working_rows(
             eta,
             block.y,
             mu,
@@ -697,8 +701,8 @@ class IrlsTask:
         for a, block in whole.row_blocks():
             m = block.nrows
             mu, unit, chi2, resid = rows.write(block, coef, self.y_mean, sqrt_w, buf, kd)
-            centred_weighted(whole.dense, shift, sqrt_w, a, m, buf)
-            add_upper_gram(buf, m, upper)
+            _kernels().centred_weighted(whole.dense, shift, sqrt_w, a, m, buf)
+            _kernels().add_upper_gram(buf, m, upper)
             deviance += unit
             pearson += chi2
             largest = max(largest, resid)
@@ -721,7 +725,7 @@ class IrlsTask:
         buf = np.empty((n, kd + 1), order="F")
         rows = _RowQuantities(self.family, n, z_shift, z_scale)
         mu, deviance, pearson, largest = rows.write(whole, coef, self.y_mean, sqrt_w, buf, kd)
-        centred_weighted(whole.dense, shift, sqrt_w, 0, n, buf)
+        _kernels().centred_weighted(whole.dense, shift, sqrt_w, 0, n, buf)
         # The sparse rows are weighted inside the product: no scaled copy of them.
         cross = cross_blocks(buf, whole.sparse, order, row_scale=sqrt_w).cross
         return self._statistic(cross, n, deviance, pearson, largest), mu
