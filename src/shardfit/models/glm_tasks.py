@@ -546,9 +546,10 @@ def _transformed_weighted(
 
 
 class _RowQuantities:
-    """The row quantities of IRLS steps on a dense design's row blocks: ``sqrt(w)``,
-    the weighted working-response column, the deviance, Pearson chi2, largest
-    ``|y - mu|`` and ``mu`` (reused buffers: ``mu`` is valid until the next block).
+    """The row quantities of IRLS steps on blocks of up to ``rows`` rows (a dense
+    design's row blocks, or a whole partition with sparse columns): ``sqrt(w)``, the
+    weighted working-response column, the deviance, Pearson chi2, largest ``|y - mu|``
+    and ``mu`` (reused buffers: ``mu`` is valid until the next block).
 
     A logistic regression on 0/1 responses takes :func:`logit_rows` (about 30%
     faster a step on 250k x 10 partitions); other models NumPy's passes for ``mu``,
