@@ -352,6 +352,13 @@ class Poisson(Family):
     def variance(self, mu: np.ndarray) -> np.ndarray:
         return np.fabs(mu)
 
+    def deriv_and_variance(self, mu: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        # The log link's g'(mu) = 1 / max(mu, eps) is 1 / V(mu) unless some mu < eps.
+        variance = self.variance(mu)
+        if isinstance(self.link, Log) and (mu.size == 0 or float(mu.min()) >= FLOAT_EPS):
+            return None, variance
+        return self.link.deriv(mu), variance
+
     def variance_deriv(self, mu: np.ndarray) -> np.ndarray:
         return np.where(mu < 0, -1.0, 1.0)
 
