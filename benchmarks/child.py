@@ -14,13 +14,16 @@ import time
 import traceback
 from pathlib import Path
 
-from benchmarks.case import Outcome, problem_for
-from benchmarks.registry import CASES
-
 __all__ = ["main"]
 
 
 def main(argv: list[str]) -> int:
+    # Imported here, not at the top: worker processes a tool spawns import this module
+    # again (multiprocessing's spawn re-runs the main module), and should carry what
+    # the tool itself imports, not every case's peers and their libraries.
+    from benchmarks.case import Outcome, problem_for
+    from benchmarks.registry import CASES
+
     spec = json.loads(Path(argv[0]).read_text())
     result_path = Path(spec["result"])
     case = CASES[spec["case"]]

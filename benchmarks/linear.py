@@ -39,11 +39,6 @@ def make_data(rows: int) -> DataSpec:
     return DataSpec("linreg", rows, seed=0)
 
 
-#: Rows a worker fits while the session warms up: above the size from which blocks go
-#: through the compiled kernels (``shardfit.stats._sparse_cross.COMPILED_MIN_ROWS``).
-WARM_ROWS = 40_000
-
-
 class ShardfitFit:
     """``shardfit.ols`` / ``shardfit.wls`` from Parquet on the default backend.
 
@@ -63,26 +58,24 @@ class ShardfitFit:
         self.method = method
         self.session = None
         if warm:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+            from shardfit.data.partition import Source
 
             started = time.perf_counter()
             self.session = session().open()  # the default backend and worker count
             # Start and warm the workers (imports, the formula's plan, the compiled
-            # kernels, which large blocks only use) on a sample of WARM_ROWS rows a
-            # worker, as the peers' clusters and JVMs start before their clocks.
+            # kernels, which large blocks only use) with a fit of the file's first row
+            # groups, one a worker, read as the measured fits read them, as the peers'
+            # clusters and JVMs start before their clocks.
             workers = self.session.nworkers
-            batches = pq.ParquetFile(problem.parquet).iter_batches(WARM_ROWS * workers)
-            sample = pa.Table.from_batches([next(batches)])  # only the sample is read
-            del batches
-            source = shardfit.from_arrow(sample, npartitions=workers)
-            self._model(source).fit(backend=self.session, method=method)
-            del source
-            pa.default_memory_pool().release_unused()  # the sample is not the fit's memory
+            whole = shardfit.read_parquet(str(problem.parquet))
+            first = whole.partitions[:workers]
+            sample = Source(whole.name, first, whole.schema)
+            self._model(sample).fit(backend=self.session, method=method)
+            rows = sum(getattr(part, "num_rows", 0) for part in first)
             outcome.startup_seconds = time.perf_counter() - started
             outcome.notes.append(
                 f"{self.session.name}, {workers} workers, session reused (warmed by a "
-                f"{sample.num_rows:,}-row fit)"
+                f"{rows:,}-row fit of the first row groups)"
             )
 
     def _model(self, data: Any) -> Any:

@@ -189,3 +189,27 @@ def test_partitions_pickle_and_read_the_same_in_another_process(tmp_path, table)
         results = pool.map(operator.methodcaller("read"), source.partitions)
     assert all(isinstance(p, ParquetPartition) for p in source.partitions)
     assert pa.concat_tables([r.table for r in results]).equals(table)
+
+
+def test_coalesced_partitions_join_consecutive_row_groups_of_each_file(tmp_path, table):
+    from shardfit.data.parquet import coalesce_partitions
+
+    _write(tmp_path / "a.parquet", table, row_group_size=10)  # 17 row groups
+    _write(tmp_path / "b.parquet", table.slice(0, 30), row_group_size=10)  # 3 row groups
+    source = read_parquet(str(tmp_path))
+    assert len(source.partitions) == 20
+    joined = coalesce_partitions(source.partitions, 2)
+    # About 200 / 2 rows a partition, never across files: a[0:10], a[10:17], b[0:3].
+    assert [(p.label, p.row_groups[0], p.row_groups[-1] + 1) for p in joined] == [
+        ("a.parquet", 0, 10),
+        ("a.parquet", 10, 17),
+        ("b.parquet", 0, 3),
+    ]
+    assert [p.num_rows for p in joined] == [100, 70, 30]
+    whole = pa.concat_tables([p.read(["i", "f"]).table for p in joined])
+    parts = pa.concat_tables([p.read(["i", "f"]).table for p in source.partitions])
+    assert whole.equals(parts)
+    assert joined[1].first_row == 100
+    # Nothing to join: as they are.
+    assert coalesce_partitions(source.partitions, 50) == source.partitions
+    assert coalesce_partitions(joined[:1], 1) == joined[:1]

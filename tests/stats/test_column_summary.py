@@ -93,3 +93,25 @@ def test_merge_rejects_kind_change() -> None:
     labels = summarize_table(pa.table({"a": ["x"]}))
     with pytest.raises(SchemaError, match="cannot merge a numeric summary"):
         numeric.merge(labels)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pa.chunked_array([pa.array(np.arange(10.0)), pa.array(np.arange(5.0))]).slice(3, 9),
+        pa.array(np.arange(40, dtype=np.int32)).slice(7, 20),
+        pa.array([True, False, True, True, False, False, True, False, True, True] * 3).slice(3),
+        pa.chunked_array([pa.array([True, False]), pa.array([False, True, True])]),
+        pa.array([1.0, None, 3.0]),  # nulls: pyarrow's own conversion (NaN)
+        pa.array(np.arange(6, dtype=np.uint8)),
+        pa.chunked_array([], type=pa.float64()),
+        pa.array(["a", "b"]),
+    ],
+)
+def test_to_numpy_equals_pyarrows_conversion(values) -> None:
+    from shardfit.stats.column_summary import to_numpy
+
+    got = to_numpy(values)
+    expected = values.to_numpy(zero_copy_only=False)
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)

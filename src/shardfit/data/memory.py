@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from shardfit.data._ranges import (
@@ -24,6 +24,9 @@ from shardfit.data._ranges import (
     pandas_to_arrow,
 )
 from shardfit.data.partition import Partition, ReadResult, Source
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["MemoryPartition", "from_arrays", "from_arrow", "from_pandas"]
 
@@ -141,6 +144,8 @@ def from_pandas(df: pd.DataFrame, npartitions: int = 1, *, name: str = "DataFram
     -------
     Source
     """
+    import pandas as pd  # here, not at import: worker processes never need it
+
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"from_pandas expects a pandas.DataFrame. Got {type(df).__name__}.")
     check_positive_int(npartitions, name="npartitions", owner="from_pandas")

@@ -27,7 +27,7 @@ from shardfit.data._ranges import (
 from shardfit.data.partition import Partition, ReadResult, Source
 from shardfit.errors import ReadError
 
-__all__ = ["ParquetPartition", "read_parquet"]
+__all__ = ["ParquetPartition", "coalesce_partitions", "read_parquet"]
 
 _SUFFIXES = (".parquet", ".pq")
 
@@ -285,4 +285,51 @@ def read_parquet(
         partitions=tuple(partitions),
         schema=schema0,
         meta={"format": "parquet", "files": files, "nrows": total},
+    )
+
+
+def coalesce_partitions(partitions: Sequence[Partition], groups: int) -> tuple[Partition, ...]:
+    """Consecutive Parquet partitions of one file joined into at most about ``groups``
+    partitions of similar row counts (as many more as there are files).
+
+    For a pass whose tasks are too small to repay a task each (the schema pass that
+    learns only categorical levels reads a column or two per row group): fewer,
+    larger tasks. Partitions that are not Parquet row groups are returned as they are.
+    """
+    if groups < 1 or len(partitions) <= groups:
+        return tuple(partitions)
+    if not all(isinstance(part, ParquetPartition) and part.row_groups for part in partitions):
+        return tuple(partitions)
+    parquet = [part for part in partitions if isinstance(part, ParquetPartition)]
+    total = sum(part.num_rows for part in parquet)
+    target = max(1, -(-total // groups))  # rows per group, rounded up
+    joined: list[Partition] = []
+    run: list[ParquetPartition] = []
+    rows = 0
+    for part in parquet:
+        follows = bool(run) and part.path == run[-1].path
+        follows = follows and part.row_groups[0] == run[-1].row_groups[-1] + 1
+        if run and (not follows or rows + part.num_rows > target):
+            joined.append(_joined(run))
+            run, rows = [], 0
+        run.append(part)
+        rows += part.num_rows
+    joined.append(_joined(run))
+    return tuple(joined)
+
+
+def _joined(run: list[ParquetPartition]) -> ParquetPartition:
+    """One partition of the consecutive row groups of ``run`` (one file)."""
+    first = run[0]
+    if len(run) == 1:
+        return first
+    return ParquetPartition(
+        path=first.path,
+        label=first.label,
+        columns=first.columns,
+        row_groups=tuple(g for part in run for g in part.row_groups),
+        first_row=first.first_row,
+        num_rows=sum(part.num_rows for part in run),
+        size=first.size,
+        mtime_ns=first.mtime_ns,
     )

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from shardfit.data._ranges import check_positive_int
@@ -149,7 +148,9 @@ def as_source(data: Any, *, partition_rows: int | None = None) -> Source:
         and all(isinstance(p, str | os.PathLike) for p in data)
     ):
         return _read_paths([os.fspath(p) for p in data], partition_rows)
-    if isinstance(data, pd.DataFrame):
+    # A DataFrame exists only once pandas is imported (worker processes never import it).
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(data, pandas.DataFrame):
         return from_pandas(data, _nparts(len(data), partition_rows))
     if isinstance(data, pa.Table):
         return from_arrow(data, _nparts(data.num_rows, partition_rows))

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 __all__ = ["FastEncoder", "SplitDesign"]
@@ -59,7 +58,9 @@ class SplitDesign:
         "_csr",
         "_dense",
         "_known_sums",
+        "_known_weighted",
         "_nrows",
+        "_weighted_by",
         "dense_index",
         "sparse_index",
     )
@@ -86,15 +87,22 @@ class SplitDesign:
         sparse_index: np.ndarray,
         *,
         column_sums: list[float | None] | None = None,
+        weighted_sums: list[float | None] | None = None,
+        weighted_by: np.ndarray | None = None,
     ) -> SplitDesign:
         """A design whose dense column ``j`` is ``columns[j]`` (a float64 vector of
         ``nrows`` values, or ``None`` for ones), not copied until :attr:`dense` is read.
 
-        ``column_sums[j]``, where given, is ``columns[j].sum()`` already taken."""
+        ``column_sums[j]``, where given, is ``columns[j].sum()`` already taken;
+        ``weighted_sums[j]``, where given, is ``columns[j] @ weighted_by`` (weights
+        all finite and non-negative), found finite: so the column is."""
         design = cls.__new__(cls)
         design._set(None, list(columns), nrows, dense_index, sparse, sparse_index)
         if column_sums is not None:
             object.__setattr__(design, "_known_sums", list(column_sums))
+        if weighted_sums is not None and weighted_by is not None:
+            object.__setattr__(design, "_known_weighted", list(weighted_sums))
+            object.__setattr__(design, "_weighted_by", weighted_by)
         return design
 
     def _set(
@@ -112,6 +120,8 @@ class SplitDesign:
             ("_columns", columns),
             ("_column_sums", None),
             ("_known_sums", None),
+            ("_known_weighted", None),
+            ("_weighted_by", None),
             ("_nrows", int(nrows)),
             ("dense_index", dense_index),
             ("sparse_index", sparse_index),
@@ -169,6 +179,30 @@ class SplitDesign:
             object.__setattr__(self, "_column_sums", sums)
         return self._column_sums  # type: ignore[return-value]
 
+    def weighted_sums(self, weights: np.ndarray) -> np.ndarray:
+        """``x_j @ weights`` of each dense column (ones for ``None``); those the encoder
+        took are reused when ``weights`` are the ones it took them with."""
+        columns = self.dense_columns()
+        by = self._weighted_by
+        same = by is not None and (weights is by or np.array_equal(weights, by))
+        known = self._known_weighted if same and self._known_weighted else [None] * len(columns)
+        ones = np.ones(self._nrows) if any(c is None for c in columns) else None
+        return np.array(
+            [
+                (k if k is not None else float((ones if c is None else c) @ weights))
+                for c, k in zip(columns, known)
+            ],
+            dtype=np.float64,
+        )
+
+    def _dense_known_finite(self) -> bool:
+        """Whether every dense column is known finite without reading it: each is ones
+        or has a finite weighted sum from the encoder (see :meth:`of_columns`)."""
+        known = self._known_weighted
+        if known is None or self._columns is None:
+            return False
+        return all(c is None or k is not None for c, k in zip(self._columns, known))
+
     @property
     def sparse(self) -> sp.csc_matrix:
         """The sparse block by columns (CSC)."""
@@ -216,7 +250,8 @@ class SplitDesign:
         sparse = self._stored_sparse()
         # Column sums are finite when every value is (the usual case), at a fraction
         # of the cost of a per-value mask; an overflowing sum only sends us the slow way.
-        if np.isfinite(self.column_sums()).all() and np.isfinite(sparse.data).all():
+        dense_finite = self._dense_known_finite() or np.isfinite(self.column_sums()).all()
+        if dense_finite and np.isfinite(sparse.data).all():
             return np.ones(n, dtype=bool)
         finite = np.isfinite(self.dense).all(axis=1)
         csr = self.sparse_rows
@@ -325,11 +360,15 @@ class FastEncoder:
         n: int,
         *,
         totals: dict[str, float] | None = None,
+        weighted: dict[str, float] | None = None,
+        weights: np.ndarray | None = None,
     ) -> SplitDesign:
         """Encode ``n`` rows given raw numeric arrays and level codes (-1: no level).
 
         ``totals`` may give ``arrays[name].sum()`` of some numeric columns, already
         taken by the caller: a dense column that is one of them keeps it as its sum.
+        ``weighted`` likewise gives their finite products with ``weights``, all
+        finite and non-negative (see :meth:`SplitDesign.of_columns`).
         """
         values = dict(arrays)
         if self.expressions:
@@ -340,12 +379,13 @@ class FastEncoder:
         # read, not a copy): the block is written once, by whoever reads it.
         dense_columns = [_product(term.numeric, values, n) for term in dense_terms]
         known = totals or {}
-        column_sums = [
-            known.get(term.numeric[0])
-            if len(term.numeric) == 1 and term.numeric[0] in arrays
-            else None
+        known_weighted = weighted or {}
+        plain = [
+            term.numeric[0] if len(term.numeric) == 1 and term.numeric[0] in arrays else None
             for term in dense_terms
         ]
+        column_sums = [None if name is None else known.get(name) for name in plain]
+        weighted_sums = [None if name is None else known_weighted.get(name) for name in plain]
         # A treatment-coded term puts at most one value in each row, so the sparse block
         # is built by rows directly: row i holds, term by term, the column of its level
         # (a term's columns follow the previous term's, so each row's are sorted).
@@ -374,6 +414,8 @@ class FastEncoder:
             sparse,
             np.asarray(sparse_index, dtype=np.intp),
             column_sums=column_sums,
+            weighted_sums=weighted_sums if known_weighted else None,
+            weighted_by=weights,
         )
 
 
@@ -482,6 +524,7 @@ def _evaluate(
     spec: Any, expressions: tuple[str, ...], arrays: dict[str, Any], n: int
 ) -> dict[str, np.ndarray]:
     """Numeric factor expressions through formulaic (numeric columns only)."""
+    import pandas as pd
     from formulaic import Formula
 
     from shardfit.design.transforms import apply_context

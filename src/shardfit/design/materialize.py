@@ -8,16 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from shardfit.data.partition import Partition, ReadResult, read_labels
 from shardfit.design.fast_encoder import SplitDesign
 from shardfit.design.spec import DesignSpec
-from shardfit.design.transforms import apply_context
 from shardfit.errors import DesignError, MissingDataError, UnseenLevelError
-from shardfit.stats.column_summary import numeric_values
+from shardfit.stats.column_summary import numeric_values, to_numpy
 
 __all__ = ["BLOCK_ROWS", "DesignChunk", "encode_blocks", "encode_partition", "encode_table"]
 
@@ -173,7 +170,9 @@ def encode_table(
     bad = np.zeros(rows_read, dtype=bool)
     arrays: dict[str, Any] = {}
     totals: dict[str, float] = {}  # sums of the numeric columns found finite
+    weighted: dict[str, float] = {}  # their dot products with the weights, when so found
     identifiers = set(spec.extra_columns) - set(spec.formula_columns)
+    probe = _weights_probe(spec, table, present, identifiers, partition)
     for name in present:
         column = table.column(name)
         if name in identifiers:
@@ -195,9 +194,16 @@ def encode_table(
             arrays[name] = (codes, is_unseen)
         else:
             values = _as_float(column, name=name, partition=partition)
-            is_missing, total = _nonfinite_and_sum(values)
-            if total is not None:
-                totals[name] = total
+            dot = None if probe is None or name == spec.weights else _finite_dot(values, probe)
+            if dot is not None:
+                # Finite with non-negative finite weights: no value is NaN or inf (0 * inf
+                # is NaN), and the weighted mean needs this product anyway.
+                is_missing = np.zeros(values.shape, dtype=bool)
+                weighted[name] = dot
+            else:
+                is_missing, total = _nonfinite_and_sum(values)
+                if total is not None:
+                    totals[name] = total
             arrays[name] = values
         if is_missing.any():
             if missing == "raise":
@@ -224,7 +230,13 @@ def encode_table(
         y = arrays[spec.response][keep] if spec.response is not None and need_response else None
     else:
         X, y = _formula_arrays(
-            spec, arrays, keep, need_response=need_response, unseen=unseen, totals=totals
+            spec,
+            arrays,
+            keep,
+            need_response=need_response,
+            unseen=unseen,
+            totals=totals,
+            weighted=weighted,
         )
         if isinstance(X, SplitDesign) and not structured:
             X = X.toarray()
@@ -289,6 +301,34 @@ class _Locator:
         return self.partition.locate(self.row_offset + row)
 
 
+def _weights_probe(
+    spec: DesignSpec,
+    table: pa.Table,
+    present: list[str],
+    identifiers: set[str],
+    partition: Partition,
+) -> np.ndarray | None:
+    """The weights column when every value is finite and non-negative (then a finite
+    dot product of a column with it proves the column finite), else ``None``."""
+    name = spec.weights
+    if name is None or name not in present or name in spec.levels or name in identifiers:
+        return None
+    values = _as_float(table.column(name), name=name, partition=partition)
+    if not values.size:
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        if not np.isfinite(values.sum()) or values.min() < 0:
+            return None
+    return values
+
+
+def _finite_dot(values: np.ndarray, weights: np.ndarray) -> float | None:
+    """``values @ weights`` when finite, else ``None``."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        dot = float(values @ weights)
+    return dot if np.isfinite(dot) else None
+
+
 def _nonfinite(values: np.ndarray) -> np.ndarray:
     """Mask of NaN and infinite values; a finite sum (the usual case) proves there are
     none without building the mask value by value."""
@@ -334,11 +374,17 @@ def _level_codes(
     """Codes into ``levels`` (-1 for missing or unseen), and masks of both."""
     if pa.types.is_dictionary(column.type):
         return _dictionary_level_codes(column, levels)
+    # Here, not at import: dictionary columns (Parquet's) never need it.
+    import pyarrow.compute as pc
+
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        # Coded through a dictionary of the distinct values, matched in Python.
+        return _dictionary_level_codes(pc.dictionary_encode(column), levels)
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
-    is_null = np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    is_null = np.asarray(to_numpy(column.is_null()), dtype=bool)
     if pa.types.is_floating(column.type):
-        is_null |= np.asarray(pc.is_nan(column).fill_null(False).to_numpy(zero_copy_only=False))
+        is_null |= np.asarray(to_numpy(pc.is_nan(column).fill_null(False)))
     value_set = pa.array(levels)
     if value_set.type != column.type:
         try:
@@ -346,9 +392,22 @@ def _level_codes(
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             column = column.cast(value_set.type)
     index = pc.index_in(column, value_set=value_set)
-    codes = np.asarray(index.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    codes = np.asarray(to_numpy(index.fill_null(-1)), dtype=np.int64)
     is_unseen = (codes < 0) & ~is_null
     return codes, is_null, is_unseen
+
+
+def _dictionary_codes(dictionary: pa.Array, levels: list[Any]) -> np.ndarray:
+    """Each dictionary entry's code into ``levels`` (-1: missing or unseen).
+
+    A dictionary of strings (Parquet's, a few hundred entries at most) is matched in
+    Python, which needs no Arrow array of the levels (building one would import
+    pandas in a worker that has no other use for it); others through
+    :func:`_level_codes`."""
+    if pa.types.is_string(dictionary.type) or pa.types.is_large_string(dictionary.type):
+        lookup = {level: code for code, level in enumerate(levels) if isinstance(level, str)}
+        return np.array([lookup.get(v, -1) for v in dictionary.to_pylist()], dtype=np.int64)
+    return _level_codes(dictionary, levels)[0]
 
 
 def _dictionary_level_codes(
@@ -359,14 +418,14 @@ def _dictionary_level_codes(
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
     codes_parts, null_parts = [], []
     for chunk in chunks:
-        dictionary_codes, _, _ = _level_codes(chunk.dictionary, levels)
-        indices = chunk.indices.to_numpy(zero_copy_only=False)
+        dictionary_codes = _dictionary_codes(chunk.dictionary, levels)
+        indices = to_numpy(chunk.indices)
         if chunk.null_count == 0 and dictionary_codes.size:
             # No nulls (the usual case): one gather, no masks.
             codes_parts.append(dictionary_codes.take(indices))
             null_parts.append(np.zeros(len(chunk), dtype=bool))
             continue
-        is_null = np.asarray(chunk.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        is_null = np.asarray(to_numpy(chunk.is_null()), dtype=bool)
         mapped = np.full(len(chunk), -1, dtype=np.int64)
         valid = ~is_null
         if dictionary_codes.size:
@@ -418,14 +477,26 @@ def _formula_arrays(
     need_response: bool,
     unseen: UnseenPolicy,
     totals: dict[str, float] | None = None,
+    weighted: dict[str, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    specs = spec.formulaic_specs()
     nkeep = int(keep.sum())
     encoder = spec.fast_encoder()
     if encoder is not None and nkeep:
         return _fast_arrays(
-            spec, encoder, arrays, keep, need_response=need_response, totals=totals or {}
+            spec,
+            encoder,
+            arrays,
+            keep,
+            need_response=need_response,
+            totals=totals or {},
+            weighted=weighted or {},
         )
+    # formulaic's path (the structured encoder's plan does not cover the formula).
+    import pandas as pd
+
+    from shardfit.design.transforms import apply_context
+
+    specs = spec.formulaic_specs()
     frame: dict[str, Any] = {}
     unseen_rows: dict[str, np.ndarray] = {}
     for name in spec.formula_columns:
@@ -488,6 +559,7 @@ def _fast_arrays(
     *,
     need_response: bool,
     totals: dict[str, float],
+    weighted: dict[str, float] | None = None,
 ) -> tuple[SplitDesign, np.ndarray | None]:
     """Encode through the structured encoder; unseen levels (code -1) encode as zeros.
     ``totals`` are sums of numeric columns over all the rows read (used as the dense
@@ -500,13 +572,24 @@ def _fast_arrays(
             continue
         values = arrays[name][0] if name in spec.levels else arrays[name]
         kept[name] = values if every_row else values[keep]
-    X = encoder.encode(spec, kept, nkeep, totals=totals if every_row else None)
+    X = encoder.encode(
+        spec,
+        kept,
+        nkeep,
+        totals=totals if every_row else None,
+        weighted=weighted if every_row else None,
+        weights=arrays[spec.weights] if every_row and spec.weights in arrays else None,
+    )
     y = None
     if spec.has_formula_response and need_response:
         response = spec.response_names[0] if len(spec.response_names) == 1 else None
         if response in kept and response not in spec.levels:
             y = np.asarray(kept[response], dtype=np.float64)
         else:
+            import pandas as pd
+
+            from shardfit.design.transforms import apply_context
+
             frame = pd.DataFrame(
                 {n: kept[n] for n in spec.formula_columns if n in kept and n not in spec.levels}
             )

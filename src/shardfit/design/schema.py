@@ -9,21 +9,14 @@ stateful transforms. Merged in partition order, these give the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from shardfit.data.partition import Partition, Source, read_labels
 from shardfit.data.resolve import as_source
-from shardfit.design.formula import FormulaInfo, analyze_formula
 from shardfit.design.spec import DesignSpec
-from shardfit.design.transforms import (
-    finalize_state,
-    learning_context,
-    merge_learned_state,
-)
 from shardfit.engine import run_pass
 from shardfit.errors import DesignError, MissingDataError
 from shardfit.stats.column_summary import (
@@ -35,7 +28,17 @@ from shardfit.stats.column_summary import (
     is_categorical_type,
     numeric_values,
     summarize_table,
+    to_numpy,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from shardfit.design.formula import FormulaInfo
+
+# formulaic (and pandas) are imported where a formula is analysed or a stateful
+# transform learned, not here: the workers that run SchemaTask never need them
+# otherwise.
 
 Summaries = Literal["all", "levels"]
 
@@ -71,7 +74,7 @@ class SchemaStatistic:
         """Both operands' rows, left then right."""
         return SchemaStatistic(
             summary=self.summary.merge(other.summary),
-            learned=merge_learned_state(self.learned, other.learned),
+            learned=_merged_state(self.learned, other.learned),
             partitions=self.partitions + other.partitions,
         )
 
@@ -106,7 +109,11 @@ class SchemaTask:
         for name in self.columns:
             column = table.column(name)
             if isinstance(summary.columns[name], CategoricalSummary | LabelSummary):
-                absent = np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+                absent = (
+                    np.asarray(to_numpy(column.is_null()), dtype=bool)
+                    if column.null_count
+                    else np.zeros(len(column), dtype=bool)
+                )
                 if pa.types.is_floating(column.type):
                     absent |= np.isnan(numeric_values(column))
             else:
@@ -132,8 +139,20 @@ class SchemaTask:
         return SchemaStatistic(summary=summary, learned=learned, partitions=(counts,))
 
 
+def _merged_state(
+    left: dict[str, dict[str, Any]], right: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    if not left and not right:
+        return {}
+    from shardfit.design.transforms import merge_learned_state
+
+    return merge_learned_state(left, right)
+
+
 def _learn_transform_sums(factors: tuple[str, ...], frame: pd.DataFrame) -> dict[str, Any]:
     from formulaic import model_matrix
+
+    from shardfit.design.transforms import learning_context
 
     formula = "0 + " + " + ".join(factors)
     try:
@@ -156,7 +175,9 @@ class LearnedDesign:
         no row counts when none is categorical, with ``summaries="levels"``).
     partitions : tuple of PartitionCounts
         Per partition: rows read, rows complete, rows skipped (complete over the
-        summarized columns).
+        summarized columns). With ``summaries="levels"`` on a session, consecutive
+        Parquet row groups are summarized together (about one task per worker), so
+        these are the joined partitions.
     summaries : {"all", "levels"}
         What the schema pass summarized (see :func:`learn_design`).
     """
@@ -288,6 +309,8 @@ def learn_design(
     extra = [c for c in (weights, offset, exposure) if c is not None]
     identifiers = [c for c in extra_columns if c not in extra]
     if formula is not None:
+        from shardfit.design.formula import analyze_formula
+
         info = analyze_formula(formula)
         formula_columns = _formula_columns(info, source)
         categorical = info.categorical_calls & set(formula_columns)
@@ -318,7 +341,7 @@ def learn_design(
         statistic = SchemaStatistic(TableSummary(rows=0, columns={}, partitions=0), {}, ())
     else:
         statistic = schema_pass(
-            source,
+            _levels_source(source, backend) if summaries == "levels" else source,
             summarized,
             categorical=frozenset(categorical),
             identifiers=frozenset(c for c in identifiers if c not in formula_columns),
@@ -344,7 +367,7 @@ def learn_design(
         response=response if formula is None else None,
         levels=levels,
         numeric_fill=numeric_fill,
-        transform_state=finalize_state(statistic.learned) if stateful else {},
+        transform_state=_finalized(statistic.learned) if stateful else {},
         column_names=tuple(x_columns or ()) if formula is None else (),
         response_names=(response,) if (formula is None and response) else (),
         weights=weights,
@@ -359,6 +382,28 @@ def learn_design(
     return LearnedDesign(
         spec=spec, summary=summary, partitions=statistic.partitions, summaries=summaries
     )
+
+
+def _levels_source(source: Source, backend: Any) -> Source:
+    """The source the levels-only schema pass reads: consecutive Parquet row groups
+    joined into about one partition per worker. Its tasks read a column or two per
+    row group, too little to repay a task each (dispatch, result, merge); the levels
+    learned are the same. Other sources are read as they are."""
+    from shardfit.data.parquet import coalesce_partitions
+
+    workers = getattr(backend, "nworkers", None)
+    if not isinstance(workers, int) or workers < 1:
+        return source
+    partitions = coalesce_partitions(source.partitions, workers)
+    if len(partitions) == len(source.partitions):
+        return source
+    return Source(source.name, partitions, source.schema, source.meta)
+
+
+def _finalized(learned: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    from shardfit.design.transforms import finalize_state
+
+    return finalize_state(learned)
 
 
 def _formula_columns(info: FormulaInfo, source: Source) -> list[str]:

@@ -13,13 +13,14 @@ import hashlib
 import json
 from dataclasses import dataclass, field, fields
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
-from shardfit.design.transforms import apply_context
 from shardfit.errors import DesignError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["DesignSpec"]
 
@@ -117,6 +118,8 @@ class DesignSpec:
             raise DesignError("a plain-columns design has no formulaic spec")
         from formulaic import Formula
 
+        from shardfit.design.transforms import apply_context
+
         skeleton = self.skeleton_frame()
         try:
             matrices = Formula(self.formula).get_model_matrix(
@@ -143,6 +146,8 @@ class DesignSpec:
 
     def skeleton_frame(self) -> pd.DataFrame:
         """A small frame with every level of every categorical (rebuilds the spec)."""
+        import pandas as pd
+
         nrows = max([2, *(len(levels) for levels in self.levels.values())])
         data: dict[str, Any] = {}
         for name in self.formula_columns:
@@ -246,9 +251,19 @@ class DesignSpec:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:24]
 
     def __getstate__(self) -> dict[str, Any]:
-        # Ship the spec to workers as its JSON; each process rebuilds formulaic's
+        # Ship the spec to workers as its JSON, with the structured encoder's plan
+        # (plain tuples) and the fit-only columns worked out here: a worker encoding
+        # with the plan never builds formulaic's spec, nor imports formulaic or
+        # pandas (~50 MB a process). Without a plan, each process rebuilds formulaic's
         # spec once instead of unpickling formulaic internals.
-        return {"json": self.to_json()}
+        state: dict[str, Any] = {"json": self.to_json()}
+        if self.formula is not None:
+            try:
+                state["fast"] = self.fast_encoder()
+                state["fit_only"] = sorted(self.fit_only_columns)
+            except Exception:  # a worker meets (and reports) it when encoding
+                state.pop("fast", None)
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         text = state["json"]
@@ -262,8 +277,12 @@ class DesignSpec:
         _BUILT_BY_JSON[text] = caches  # most recently used last
         while len(_BUILT_BY_JSON) > _BUILT_KEEP:
             del _BUILT_BY_JSON[next(iter(_BUILT_BY_JSON))]
+        if "fast" in state and not caches[1]:
+            caches[1].append(state["fast"])
         object.__setattr__(self, "_formulaic", caches[0])
         object.__setattr__(self, "_fast", caches[1])
+        if "fit_only" in state:
+            self.__dict__["fit_only_columns"] = frozenset(state["fit_only"])
 
 
 #: Per process: a spec's JSON -> its (formulaic spec, encoder plan) cache lists.

@@ -116,6 +116,9 @@ class CenteredGram:
             if weights is None:
                 totals = X.column_sums() if split else [values.sum() for values in columns]
                 center[dense_cols] = np.asarray(totals, dtype=np.float64) / sum_w
+            elif split:
+                # The encoder may have taken them already (to check the columns).
+                center[dense_cols] = X.weighted_sums(w) / sum_w
             else:
                 ones = np.ones(n) if any(values is None for values in columns) else None
                 center[dense_cols] = [

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from shardfit.errors import SchemaError
 
@@ -51,7 +50,57 @@ def numeric_values(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """A numeric or boolean column as float64, nulls as NaN."""
     if pa.types.is_boolean(column.type) or pa.types.is_null(column.type):
         column = column.cast(pa.float64())
-    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+    return np.asarray(to_numpy(column), dtype=np.float64)
+
+
+_FIXED_WIDTH = {
+    pa.float64(): np.float64,
+    pa.float32(): np.float32,
+    pa.int64(): np.int64,
+    pa.int32(): np.int32,
+    pa.int16(): np.int16,
+    pa.int8(): np.int8,
+    pa.uint64(): np.uint64,
+    pa.uint32(): np.uint32,
+    pa.uint16(): np.uint16,
+    pa.uint8(): np.uint8,
+}
+
+
+def to_numpy(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """``values.to_numpy(zero_copy_only=False)``, read straight from the Arrow
+    buffers where they hold the values as NumPy would (numbers and booleans without
+    nulls: a read-only view, or the unpacked bits).
+
+    pyarrow's own conversion imports pandas on first use (about 40 MB in each worker
+    process that otherwise never needs it); the values are the same either way.
+    """
+    if isinstance(values, pa.ChunkedArray):
+        dtype = _FIXED_WIDTH.get(values.type, bool if pa.types.is_boolean(values.type) else None)
+        if values.num_chunks == 1:
+            return to_numpy(values.chunk(0))
+        if values.num_chunks == 0 and dtype is not None:
+            return np.empty(0, dtype=dtype)
+        if dtype is not None and values.null_count == 0:
+            return np.concatenate([to_numpy(chunk) for chunk in values.chunks])
+        return values.to_numpy(zero_copy_only=False)
+    if values.null_count == 0:
+        dtype = _FIXED_WIDTH.get(values.type)
+        if dtype is not None:
+            itemsize = np.dtype(dtype).itemsize
+            return np.frombuffer(
+                values.buffers()[1],
+                dtype=dtype,
+                count=len(values),
+                offset=values.offset * itemsize,
+            )
+        if pa.types.is_boolean(values.type):
+            if not len(values):
+                return np.empty(0, dtype=bool)
+            bits = np.frombuffer(values.buffers()[1], dtype=np.uint8)
+            start = values.offset
+            return np.unpackbits(bits, bitorder="little")[start : start + len(values)].view(bool)
+    return values.to_numpy(zero_copy_only=False)
 
 
 @dataclass(frozen=True)
@@ -141,6 +190,8 @@ class CategoricalSummary:
             return cls._of_dictionary(column, name=name, max_levels=max_levels)
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
+        import pyarrow.compute as pc  # here: dictionary columns (Parquet's) never need it
+
         missing = column.null_count
         if pa.types.is_floating(column.type):
             missing += int(pc.sum(pc.is_nan(column).cast(pa.int64())).as_py() or 0)
@@ -173,9 +224,9 @@ class CategoricalSummary:
         missing = 0
         for chunk in chunks:
             missing += chunk.null_count
-            codes = chunk.indices.to_numpy(zero_copy_only=False)
+            codes = to_numpy(chunk.indices)
             if chunk.null_count:
-                codes = codes[~np.asarray(chunk.is_null().to_numpy(zero_copy_only=False))]
+                codes = codes[~np.asarray(to_numpy(chunk.is_null()))]
             counts = np.bincount(codes.astype(np.intp), minlength=len(chunk.dictionary))
             values = chunk.dictionary.to_pylist()
             for code in np.flatnonzero(counts):
@@ -244,6 +295,8 @@ class LabelSummary:
         """Summarize one Arrow column of identifiers."""
         missing = column.null_count
         if pa.types.is_floating(column.type):
+            import pyarrow.compute as pc
+
             missing += int(pc.sum(pc.is_nan(column).cast(pa.int64())).as_py() or 0)
         return cls(count=len(column) - missing, missing=missing, dtype=str(column.type))
 
