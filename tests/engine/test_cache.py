@@ -115,3 +115,24 @@ def test_cache_needs_a_session_and_a_with_block():
         cache = PartitionCache(sess)
         with pytest.raises(RuntimeError, match="in a `with` block"):
             _ = cache.ref
+
+
+def test_caches_pin_partitions_only_while_open(source, reference, tmp_path, isolated_tmp):
+    """Passes send partitions back to the workers that cached them only while a cache
+    is open, and a new cache starts from a free placement: an earlier fit's uneven
+    placement (3 partitions to 1 after one slow first task) is not kept."""
+    with session("processes", workers=2) as sess:
+        backend = sess.backend
+        assert not backend.pinned
+        with PartitionCache(sess) as cache:
+            task = CachedGramTask(cache.ref, marker_dir=str(tmp_path))
+            assert run_pass(task, source, backend=sess).digest() == reference
+            placed = dict(backend._affinity)
+            assert backend.pinned and len(placed) == source.npartitions
+            with PartitionCache(sess):  # nested: the outer cache's placement stays
+                assert backend.pinned and backend._affinity == placed
+            assert backend.pinned
+        assert not backend.pinned and not backend._affinity
+        run_pass(task, source, backend=sess)  # unpinned passes place freely...
+        with PartitionCache(sess):  # ...and a new cache forgets where they ran
+            assert backend.pinned and not backend._affinity

@@ -67,6 +67,7 @@ class Backend(ABC):
 
     def __init__(self) -> None:
         self.is_open = False
+        self._pins = 0
 
     def open(self) -> None:
         """Start workers, pools or connections (idempotent)."""
@@ -106,6 +107,30 @@ class Backend(ABC):
     def broadcast(self, fn: Callable[..., Any], *args: Any) -> None:
         """Call ``fn(*args)`` once in every worker process (and here where they are one)."""
         fn(*args)
+
+    def pin_partitions(self, on: bool) -> None:
+        """Open (``on``) or close a stretch of passes that read worker-local partition
+        caches (:class:`~shardfit.engine.cache.PartitionCache`); they may nest.
+
+        While one is open, a backend that can (``processes``, ``dask``) sends each
+        partition back to the worker that ran it last, whose cache holds it. Outside,
+        and at the start of the outermost one (a new cache holds nothing anywhere),
+        partitions go to whichever worker is free: where a partition ran in an earlier
+        fit is no reason to send it there, and following it kept one fit's uneven
+        placement (3 partitions to 1 after a slow first task) in every later pass.
+        """
+        self._pins = max(0, self._pins + (1 if on else -1))
+        if self._pins == (1 if on else 0):
+            self._forget_placement()
+
+    @property
+    def pinned(self) -> bool:
+        """Whether passes now follow where each partition ran last."""
+        return self._pins > 0
+
+    def _forget_placement(self) -> None:
+        """Drop what the backend knows of where partitions ran (none here)."""
+        return None
 
     def share(self, value: Any) -> Any:
         """Give every process the root's ``value`` (identity, except under MPI)."""

@@ -189,7 +189,7 @@ class DaskBackend(Backend):
         futures = {}
         for index in job.indices:
             partition = job.partitions[index]
-            where = self._affinity.get(partition.key)
+            where = self._affinity.get(partition.key) if self.pinned else None
             placement: dict[str, Any] = {}
             if where in alive:
                 placement = {"workers": [where], "allow_other_workers": True}
@@ -220,6 +220,9 @@ class DaskBackend(Backend):
         finally:
             if pending:
                 client.cancel(list(pending))
+
+    def _forget_placement(self) -> None:
+        self._affinity.clear()
 
     def broadcast(self, fn: Callable[..., Any], *args: Any) -> None:
         """Call ``fn(*args)`` on every worker (``Client.run``), then here."""

@@ -216,7 +216,7 @@ class ProcessesBackend(Backend):
         queues: dict[int | None, deque[int]] = {slot.number: deque() for slot in self._slots}
         queues[None] = deque()
         for index in job.indices:
-            owner = self._affinity.get(job.partitions[index].key)
+            owner = self._affinity.get(job.partitions[index].key) if self.pinned else None
             queues[owner if owner in queues else None].append(index)
         deaths: dict[int, int] = {}
         remaining = len(job.indices)
@@ -304,6 +304,9 @@ class ProcessesBackend(Backend):
             f"the worker process died ({how}) while running it, {deaths[index]} time(s)"
         )
         return Outcome(index, error=error, attempts=deaths[index])
+
+    def _forget_placement(self) -> None:
+        self._affinity.clear()
 
     def broadcast(self, fn: Callable[..., Any], *args: Any) -> None:
         """Call ``fn(*args)`` in every live worker, then here.
