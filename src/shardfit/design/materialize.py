@@ -176,10 +176,10 @@ def encode_table(
     for name in present:
         column = table.column(name)
         if name in identifiers:
-            is_missing = np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+            is_missing = np.asarray(to_numpy(column.is_null()), dtype=bool)
             if pa.types.is_floating(column.type):
                 is_missing |= np.isnan(numeric_values(column))
-            arrays[name] = column.to_numpy(zero_copy_only=False)
+            arrays[name] = to_numpy(column)
         elif name in spec.levels:
             codes, is_missing, is_unseen = _level_codes(column, spec.levels[name])
             if is_unseen.any() and unseen == "raise":

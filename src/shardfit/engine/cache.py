@@ -264,7 +264,6 @@ class PartitionCache:
         self._session = session
         self._max_bytes = max_bytes
         self._ref: CacheRef | None = None
-        self._pinned: Any = None  # the backend whose partitions this cache pins
 
     @property
     def ref(self) -> CacheRef:
@@ -278,7 +277,6 @@ class PartitionCache:
         # The passes that read this cache go back to the workers holding each
         # partition; the first one places them freely (see Backend.pin_partitions).
         backend.pin_partitions(True)
-        self._pinned = backend
         max_bytes = self._max_bytes
         if max_bytes is None:
             share = int(DEFAULT_MEMORY_FRACTION * total_memory() / backend.cache_processes)
@@ -302,7 +300,7 @@ class PartitionCache:
         ref, self._ref = self._ref, None
         if ref is None:
             return
-        self._pinned.pin_partitions(False)
+        self._session.backend.pin_partitions(False)
         try:
             if self._session.backend.is_open:
                 self._session.backend.broadcast(drop_cache, ref.cache_id, ref.spill_root)

@@ -199,7 +199,7 @@ class FinalTask:
     ) -> tuple[np.ndarray, sp.csc_matrix, np.ndarray]:
         """``factor`` times the transformed kept columns, dense and sparse, and each
         block column's position among the kept columns."""
-        dense, sparse = _transformed_weighted(block, self.transform, None, factor)
+        dense, sparse = _transformed_weighted(block, self.transform, factor)
         kept = np.asarray(self.kept, dtype=bool)
         position = np.full(kept.size, -1)
         position[kept] = np.arange(int(kept.sum()))

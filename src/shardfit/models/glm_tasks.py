@@ -508,26 +508,14 @@ def _mean(
 
 
 def _transformed_weighted(
-    block: _Block,
-    transform: ColumnTransform,
-    column: np.ndarray | None,
-    sqrt_w: np.ndarray,
-    *,
-    scaled: bool = True,
+    block: _Block, transform: ColumnTransform, sqrt_w: np.ndarray
 ) -> tuple[np.ndarray, sp.csc_matrix]:
-    """``sqrt(w)`` times the transformed dense block (with ``column`` appended) and
-    times the sparse block: one buffer, no other row-sized temporaries.
-
-    With ``scaled=False`` the dense columns are centred but not divided by their
-    scales (the caller scales the small Gram instead: one pass less per column).
-    """
+    """``sqrt(w)`` times the transformed dense block, and times the sparse block."""
     n, kd = block.dense.shape
-    p = transform.p
     dense_cols = np.flatnonzero(transform.dense)
     shift = np.asarray(transform.shift)[dense_cols]
     scale = np.asarray(transform.scale)[dense_cols]
-    width = kd + (column is not None)
-    buf = np.empty((n, width), order="F")
+    buf = np.empty((n, kd), order="F")
     # Column by column, in place: contiguous passes and no (n, kd) temporaries.
     for j in range(kd):
         out = buf[:, j]
@@ -536,11 +524,8 @@ def _transformed_weighted(
             np.multiply(out, sqrt_w, out=out)
         else:
             np.multiply(block.dense[:, j], sqrt_w, out=out)
-        if scaled and scale[j] != 1.0:
+        if scale[j] != 1.0:
             np.multiply(out, 1.0 / scale[j], out=out)
-    if column is not None:
-        z_shift, z_scale = transform.shift[p], transform.scale[p]
-        np.multiply((column - z_shift) / z_scale, sqrt_w, out=buf[:, kd])
     sparse = scale_rows(block.sparse, sqrt_w) if block.sparse.shape[1] else block.sparse
     return buf, sparse
 
