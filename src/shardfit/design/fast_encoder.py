@@ -6,7 +6,9 @@ cost of a least-squares pass. For terms that are
 
 - the intercept,
 - numeric factors (plain columns, or expressions such as ``np.log(x)``, ``I(x**2)``,
-  ``scale(x)``: evaluated by formulaic, numeric only) and their products, or
+  ``scale(x)``: arithmetic ones evaluated by NumPy
+  (:mod:`~shardfit.design.expressions`), others by formulaic; numeric only) and their
+  products, or
 - one treatment-coded categorical variable times any numeric factors (``C(g)``,
   ``g``, ``C(g, contr.treatment('b'))``, ``g:x``),
 
@@ -24,6 +26,8 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+
+from shardfit.design.expressions import NativeExpression
 
 __all__ = ["FastEncoder", "SplitDesign"]
 
@@ -277,6 +281,9 @@ class FastEncoder:
     terms: tuple[_Term, ...]
     expressions: tuple[str, ...]  # numeric factors that are not plain columns
     width: int
+    # Those of ``expressions`` NumPy evaluates here (arithmetic on numeric columns);
+    # formulaic evaluates the others.
+    native: tuple[NativeExpression, ...] = ()
 
     @classmethod
     def build(cls, spec: Any) -> FastEncoder | None:
@@ -328,9 +335,31 @@ class FastEncoder:
             if len(names) != width:
                 raise _Unsupported
             terms.append(_Term(columns, tuple(numeric), variable, tuple(level_columns)))
-        encoder = cls(tuple(terms), tuple(expressions), position)
-        encoder._check_against_formulaic(spec)
+        native = tuple(
+            parsed
+            for parsed in (NativeExpression.parse(e, frozenset(plain)) for e in expressions)
+            if parsed is not None
+        )
+        encoder = cls(tuple(terms), tuple(expressions), position, native)
+        try:
+            encoder._check_against_formulaic(spec)
+        except _Unsupported:
+            if not native:
+                raise
+            # NumPy's values differ from formulaic's somewhere: leave every expression
+            # to formulaic rather than lose the plan.
+            encoder = cls(tuple(terms), tuple(expressions), position)
+            encoder._check_against_formulaic(spec)
         return encoder
+
+    def _evaluate(self, spec: Any, arrays: dict[str, Any], n: int) -> dict[str, np.ndarray]:
+        """The values of the numeric factor expressions: NumPy's for the arithmetic
+        ones (no pandas frame), formulaic's for the others."""
+        out = {e.text: e.evaluate(arrays, n) for e in self.native}
+        rest = tuple(e for e in self.expressions if e not in out)
+        if rest:
+            out.update(_formulaic_evaluate(spec, rest, arrays, n))
+        return out
 
     def _check_against_formulaic(self, spec: Any) -> None:
         frame = spec.skeleton_frame()
@@ -372,7 +401,7 @@ class FastEncoder:
         """
         values = dict(arrays)
         if self.expressions:
-            values.update(_evaluate(spec, self.expressions, arrays, n))
+            values.update(self._evaluate(spec, arrays, n))
         dense_terms = [term for term in self.terms if term.categorical is None]
         dense_index = [term.columns[0] for term in dense_terms]
         # The dense columns are handed over as vectors (a plain column is the data
@@ -520,7 +549,7 @@ def _categorical_columns(
     return variable, offsets, names
 
 
-def _evaluate(
+def _formulaic_evaluate(
     spec: Any, expressions: tuple[str, ...], arrays: dict[str, Any], n: int
 ) -> dict[str, np.ndarray]:
     """Numeric factor expressions through formulaic (numeric columns only)."""

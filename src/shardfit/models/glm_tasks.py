@@ -39,7 +39,7 @@ from shardfit.models.linear_tasks import ColumnMoments, mean_and_m2
 from shardfit.models.links import Logit
 from shardfit.stats.centered_gram import CenteredGram
 from shardfit.stats.counts import RowCounts
-from shardfit.stats.gram import cross_blocks, scale_rows, weight_totals
+from shardfit.stats.gram import cross_blocks, scale_rows
 from shardfit.stats.transform import ColumnTransform
 from shardfit.stats.tsqr import QRStatistic
 
@@ -332,62 +332,80 @@ class FirstStep:
     def of_block(self, family: Family, block: _Block) -> FirstStepStatistic:
         coef = None if self.beta is None else _Coefficients.of(self.beta, self.dense)
         n = block.nrows
-        z, irls_w = np.empty(n), np.empty(n)
-        deviance = pearson = largest = 0.0
-        for a, part in block.row_blocks():
-            # The start needs no mean of the responses here (see the class notes).
-            z_part, w_part, unit, chi2, resid, _ = _working(family, part, coef, float("nan"))
-            z[a : a + part.nrows], irls_w[a : a + part.nrows] = z_part, w_part
-            deviance, pearson = deviance + unit, pearson + chi2
-            largest = max(largest, resid)
-        gram = None
-        if n and block.sparse.shape[1]:
-            flags = np.asarray(self.dense, dtype=bool)
-            design = SplitDesign(
-                block.dense, np.flatnonzero(flags), block.sparse, np.flatnonzero(~flags)
-            )
-            gram = CenteredGram.of_chunk(design, z, irls_w, self.dense, self.intercept)
-        elif n:
-            gram = self._dense_gram(block.dense, z, irls_w)
+        if not n:
+            return FirstStepStatistic(None, 0, 0.0, 0.0, 0.0)
+        if not block.sparse.shape[1]:
+            return self._dense_step(family, block, coef)
+        # The start needs no mean of the responses here (see the class notes).
+        z, irls_w, deviance, pearson, largest, _ = _working(family, block, coef, float("nan"))
+        flags = np.asarray(self.dense, dtype=bool)
+        design = SplitDesign(
+            block.dense, np.flatnonzero(flags), block.sparse, np.flatnonzero(~flags)
+        )
+        gram = CenteredGram.of_chunk(design, z, irls_w, self.dense, self.intercept)
         return FirstStepStatistic(gram, n, deviance, pearson, largest)
 
-    def _dense_gram(self, dense: np.ndarray, z: np.ndarray, w: np.ndarray) -> CenteredGram:
-        """:meth:`CenteredGram.of_chunk <shardfit.stats.centered_gram.CenteredGram.of_chunk>`
-        for a design of dense columns only, by row blocks through the IRLS kernels
-        (a third of its time on 250k x 10 partitions)."""
-        n, p = dense.shape
+    def _dense_step(
+        self, family: Family, block: _Block, coef: _Coefficients | None
+    ) -> FirstStepStatistic:
+        """The step on a design of dense columns only, through the IRLS kernels in
+        two sweeps of row blocks: the first writes ``sqrt(w)`` and ``sqrt(w) z`` (and
+        the fit measures), which give the weighted means; the second accumulates the
+        Gram about them. :meth:`CenteredGram.of_chunk
+        <shardfit.stats.centered_gram.CenteredGram.of_chunk>` on NumPy's arrays took
+        four times as long (21 against 5 ms on a 250k x 10 partition)."""
+        n, p = block.dense.shape
+        rows = min(n, ROW_BLOCK)
+        sqrt_w, zw = np.empty(n), np.empty(n)
+        buf = np.empty((rows, p + 1), order="F")
+        quantities = _RowQuantities(family, rows, 0.0, 1.0)
+        deviance = pearson = largest = 0.0
+        for a, part in block.row_blocks():
+            m = part.nrows
+            _, unit, chi2, resid = quantities.write(
+                part, coef, float("nan"), sqrt_w[a : a + m], buf, p
+            )
+            zw[a : a + m] = buf[:m, p]
+            deviance, pearson = deviance + unit, pearson + chi2
+            largest = max(largest, resid)
+        # The Gram below weights by sqrt(w)**2: so do its means and sums.
+        w = sqrt_w * sqrt_w
+        sum_w = float(w.sum())
+        column_sums = block.dense.T @ w
+        z_sum = float(zw @ sqrt_w)
         centred = np.ones(p + 1, dtype=bool)
         if self.intercept is not None:
             centred[self.intercept] = False
-        sum_w = float(w.sum())
-        column_sums = dense.T @ w
         center = np.zeros(p + 1)
         if sum_w > 0:
             center[:p] = column_sums / sum_w
-            center[p] = float(z @ w) / sum_w
+            center[p] = z_sum / sum_w
             center[~centred] = 0.0
         upper = np.zeros((p + 1, p + 1), order="F")
-        buf = np.empty((min(n, ROW_BLOCK), p + 1), order="F")
         shift = np.ascontiguousarray(center[:p])
+        kernels = _kernels()
         for a in range(0, n, ROW_BLOCK):
             m = min(ROW_BLOCK, n - a)
-            sqrt_w = np.sqrt(w[a : a + m])
-            _kernels().centred_weighted(dense, shift, sqrt_w, a, m, buf)
-            np.subtract(z[a : a + m], center[p], out=buf[:m, p])
-            buf[:m, p] *= sqrt_w
-            _kernels().add_upper_gram(buf, m, upper)
-        sums = np.append(column_sums, z @ w) - center * sum_w
-        _, sum_log, zero = weight_totals(w, n)
-        return CenteredGram(
+            root = sqrt_w[a : a + m]
+            kernels.centred_weighted(block.dense, shift, root, a, m, buf)
+            column = buf[:m, p]
+            np.multiply(root, center[p], out=column)
+            np.subtract(zw[a : a + m], column, out=column)
+            kernels.add_upper_gram(buf, m, upper)
+        gram = CenteredGram(
             cross=np.triu(upper) + np.triu(upper, 1).T,
             center=center,
-            sums=sums,
+            sums=np.append(column_sums, z_sum) - center * sum_w,
             centred=centred,
             nobs=n,
             sum_weights=sum_w,
-            sum_log_weights=sum_log,
-            zero_weights=zero,
+            # IRLS weights are positive (the variance is bounded away from 0), and
+            # nothing reads the log-sum of a working Gram's weights (a GLM's
+            # likelihood comes from its family).
+            sum_log_weights=0.0,
+            zero_weights=int(n - np.count_nonzero(w)),
         )
+        return FirstStepStatistic(gram, n, deviance, pearson, largest)
 
 
 @dataclass(frozen=True)
