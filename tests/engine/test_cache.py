@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import mmap
+
 import numpy as np
 import pytest
 
@@ -23,13 +25,18 @@ def test_memory_then_spill_to_memory_mapped_files(isolated_tmp):
 
     small = get_or_compute(ref, "a", compute(10))  # 80 + 16 bytes: fits exactly
     first = get_or_compute(ref, "b", compute(50))  # over the bound: spilled
-    assert not isinstance(small["X"], np.memmap) and not isinstance(first["X"], np.memmap)
+    assert _mapped_from(small["X"]) is None and _mapped_from(first["X"]) is None
     with pytest.raises(ValueError, match="read-only"):
         first["X"][0] = 1.0
     assert get_or_compute(ref, "a", compute(10)) is small
-    big = get_or_compute(ref, "b", compute(50))  # mapped from the spill files, anew
-    assert isinstance(big["X"], np.memmap) and str(big["X"].filename).startswith(str(ref.spill_dir))
+    big = get_or_compute(ref, "b", compute(50))  # mapped from the spill file, anew
+    assert isinstance(_mapped_from(big["X"]), mmap.mmap)
+    assert _mapped_from(big["X"]) is _mapped_from(big["y"])  # one mapping per entry
+    assert [p.suffix for p in ref.spill_dir.iterdir()] == [".entry"]
     np.testing.assert_array_equal(big["X"], np.arange(50.0))
+    np.testing.assert_array_equal(big["y"], np.ones(2))
+    with pytest.raises(ValueError, match="read-only"):
+        big["X"][0] = 1.0
     assert get_or_compute(ref, "b", compute(50)) is not big  # a new mapping per get
     assert calls == [10, 50]
     with pytest.raises(ValueError, match="read-only"):
@@ -41,6 +48,45 @@ def test_memory_then_spill_to_memory_mapped_files(isolated_tmp):
     # A task still running after the drop computes and keeps nothing.
     get_or_compute(ref, "b", compute(50))
     assert calls == [10, 50, 50] and not ref.spill_dir.exists()
+
+
+def _mapped_from(array: np.ndarray) -> mmap.mmap | None:
+    """The memory mapping an array's data lies in, if any."""
+    base = array
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    return base
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_spilled_entries_keep_dtypes_shapes_and_layout(isolated_tmp, order):
+    ref = CacheRef(f"layout-{order}", max_bytes=0, spill_root=str(isolated_tmp))
+    rng = np.random.default_rng(1)
+    value = {
+        "dense": np.asarray(rng.normal(size=(37, 5)), order=order),
+        "codes": rng.integers(0, 9, 37).astype(np.int32),
+        "flags": np.array([True, False, True]),
+        "names": np.array(["missing", "nonfinite"], dtype=np.str_),
+        "empty": np.empty((0, 3)),
+        "scalar": np.array(2.5),
+        "strided": np.arange(20.0)[::3],  # neither C nor F contiguous as given
+    }
+    get_or_compute(ref, "p", lambda: value)
+    back = get_or_compute(ref, "p", lambda: {})  # mapped from its file
+    assert set(back) == set(value)
+    for name, array in value.items():
+        assert back[name].dtype == array.dtype and back[name].shape == array.shape, name
+        np.testing.assert_array_equal(back[name], array)
+        assert not back[name].flags.writeable, name
+    assert back["dense"].flags.f_contiguous == (order == "F")
+    drop_cache(f"layout-{order}", str(isolated_tmp))
+
+
+def test_objects_are_never_spilled(isolated_tmp):
+    ref = CacheRef("objects", max_bytes=0, spill_root=str(isolated_tmp))
+    with pytest.raises(TypeError, match="no Python objects"):
+        get_or_compute(ref, "p", lambda: {"o": np.array([{"a": 1}], dtype=object)})
+    drop_cache("objects", str(isolated_tmp))
 
 
 def test_values_must_be_dicts_of_arrays():
@@ -65,7 +111,7 @@ def test_later_passes_reuse_the_encoded_partitions(
         for _ in range(4):
             assert run_pass(task, source, backend=sess).digest() == reference
             encoded.append(count_markers(tmp_path, "encoded-"))
-        spilled = list(cache.ref.spill_dir.glob("*/names.json"))
+        spilled = list(cache.ref.spill_dir.glob("*.entry"))
     assert encoded[0] == source.npartitions
     if backend == "threads" or max_bytes == 0 or workers == 1:
         # One shared memory, spill files every local worker maps, or one worker.
