@@ -107,8 +107,8 @@ class _Store:
 
     memory: dict[str, Encoded] = field(default_factory=dict)
     # Spilled entries by key: their file. Each get maps it anew, and the mapping ends
-    # when the task drops the arrays, so a worker's resident memory
-    # holds the in-memory entries plus the partitions in use, not every page read.
+    # when the task drops the arrays, so a worker's resident memory holds the
+    # in-memory entries plus the partitions in use, not every page read.
     spilled: dict[str, Path] = field(default_factory=dict)
     nbytes: int = 0
     hits: int = 0

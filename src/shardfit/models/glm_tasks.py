@@ -351,9 +351,8 @@ class FirstStep:
         """The step on a design of dense columns only, through the IRLS kernels in
         two sweeps of row blocks: the first writes ``sqrt(w)`` and ``sqrt(w) z`` (and
         the fit measures), which give the weighted means; the second accumulates the
-        Gram about them. :meth:`CenteredGram.of_chunk
-        <shardfit.stats.centered_gram.CenteredGram.of_chunk>` on NumPy's arrays took
-        four times as long (21 against 5 ms on a 250k x 10 partition)."""
+        Gram about them. NumPy's row quantities for the whole partition took 21 ms on a
+        250k x 10 partition of the ``glm_logit`` benchmark, this 13 ms."""
         n, p = block.dense.shape
         rows = min(n, ROW_BLOCK)
         sqrt_w, zw = np.empty(n), np.empty(n)
