@@ -91,11 +91,57 @@ def test_a_constant_expression_is_broadcast() -> None:
 
 def test_the_plan_evaluates_arithmetic_natively_and_the_rest_through_formulaic(frame) -> None:
     data = frame.iloc[10:].reset_index(drop=True).assign(y=1.0)
-    formula = "y ~ x1 + I(x1 ** 2) + scale(x2) + np.log1p(z ** 2):x1"
+    formula = "y ~ x1 + I(x1 ** 2) + scale(x2) + I((x1 > 0) * 1.0) + np.log1p(z ** 2):x1"
     spec = learn_design(formula, from_pandas(data, npartitions=2), backend="serial").spec
     encoder = FastEncoder.build(spec)
     assert encoder is not None
-    assert [e.text for e in encoder.native] == ["I(x1 ** 2)", "np.log1p(z ** 2)"]
-    assert "scale(x2)" in encoder.expressions
+    assert [e.text for e in encoder.native] == ["I(x1 ** 2)", "scale(x2)", "np.log1p(z ** 2)"]
+    assert "I((x1 > 0) * 1.0)" in encoder.expressions  # a comparison: formulaic's
     # Equal plans compare equal (the parsed tree is not part of the comparison).
     assert encoder == FastEncoder.build(spec)
+
+
+TRANSFORMS = [
+    "scale(x1)",
+    "center(x2)",
+    "standardize(z)",
+    "scale(x2, scale=2.0)",
+    "scale(x1, center=False)",
+    "scale(x1, ddof=0)",
+    "I(scale(x1) ** 2)",
+    "np.exp(center(x1) / 4)",
+]
+
+
+@pytest.mark.parametrize("text", TRANSFORMS)
+def test_stateful_transforms_apply_their_learned_state_bit_for_bit(frame, text) -> None:
+    """``center``/``scale``/``standardize`` with the state the design learned out of
+    core, against formulaic applying the same state through shardfit's transforms."""
+    from shardfit.design.transforms import apply_context
+
+    data = frame.iloc[10:].reset_index(drop=True).assign(y=1.0)
+    spec = learn_design(f"y ~ {text}", from_pandas(data, npartitions=3), backend="serial").spec
+    expression = NativeExpression.parse(text, COLUMNS, spec.transform_state)
+    assert expression is not None
+    with np.errstate(all="ignore"):
+        expected = np.asarray(
+            Formula("0 + " + text).get_model_matrix(
+                frame,
+                context=apply_context(),
+                na_action="ignore",
+                transform_state=spec.formulaic_state(),
+            ),
+            dtype=float,
+        )[:, 0]
+    got = expression.evaluate({name: frame[name].to_numpy() for name in COLUMNS}, len(frame))
+    np.testing.assert_array_equal(got, expected)
+    finite = np.isfinite(got)
+    np.testing.assert_array_equal(got[finite].view(np.int64), expected[finite].view(np.int64))
+
+
+def test_a_transform_without_learned_state_stays_with_formulaic() -> None:
+    assert NativeExpression.parse("scale(x1)", COLUMNS) is None
+    assert NativeExpression.parse("scale(x1)", COLUMNS, {"scale(x2)": {"ddof": 1.0}}) is None
+    state = {"scale(x1)": {"ddof": 1.0, "center": 1.0, "scale": 2.0}}
+    assert NativeExpression.parse("scale(x1)", COLUMNS, state) is not None
+    assert NativeExpression.parse("scale(x1, ddof=k)", COLUMNS, state) is None  # not a literal

@@ -1,8 +1,8 @@
 """What a worker does to encode a partition for least squares, and what it needs.
 
 A worker process encodes with the structured encoder's plan shipped with the design
-(never building formulaic's spec; arithmetic factors such as ``I(x ** 2)`` through
-NumPy), checks numeric columns for NaN and inf through
+(never building formulaic's spec; arithmetic factors such as ``I(x ** 2)``, and
+``scale(x)`` with its learned state, through NumPy), checks numeric columns for NaN and inf through
 their products with the weights when the fit is weighted, and imports neither
 pandas nor formulaic. The levels-only schema pass reads joined row groups.
 """
@@ -137,7 +137,7 @@ print(core.nobs, digest, "pandas" in sys.modules, "formulaic" in sys.modules)
 
 @pytest.mark.parametrize(
     "formula",
-    [FORMULA, "y ~ x1 + I(x1 ** 2) + np.log(x2 ** 2 + 1) + I(x1 / 2):x2 + C(g)"],
+    [FORMULA, "y ~ x1 + I(x1 ** 2) + np.log(x2 ** 2 + 1) + I(x1 / 2):x2 + scale(x2) + C(g)"],
     ids=["columns", "arithmetic-expressions"],
 )
 def test_a_worker_encodes_parquet_without_pandas_or_formulaic(parquet, tmp_path, formula) -> None:

@@ -337,7 +337,10 @@ class FastEncoder:
             terms.append(_Term(columns, tuple(numeric), variable, tuple(level_columns)))
         native = tuple(
             parsed
-            for parsed in (NativeExpression.parse(e, frozenset(plain)) for e in expressions)
+            for parsed in (
+                NativeExpression.parse(e, frozenset(plain), spec.transform_state)
+                for e in expressions
+            )
             if parsed is not None
         )
         encoder = cls(tuple(terms), tuple(expressions), position, native)
