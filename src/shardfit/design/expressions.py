@@ -226,7 +226,11 @@ def _evaluate(node: ast.expr, arrays: Mapping[str, np.ndarray], states: _States)
         values = np.asarray(inner, dtype=np.float64)
         if center is not None:
             values = values - center
-        if scale is not None:
+            if scale is not None and isinstance(values, np.ndarray) and values.ndim:
+                np.divide(values, scale, out=values)  # into the new array: one allocation
+            elif scale is not None:
+                values = values / scale
+        elif scale is not None:
             values = values / scale
         return values
     return _function(node.func)(inner)
