@@ -41,7 +41,14 @@ def test_memory_then_spill_to_memory_mapped_files(isolated_tmp):
     assert calls == [10, 50]
     with pytest.raises(ValueError, match="read-only"):
         small["X"][0] = 1.0
-    assert cache_info("unit") == {"memory": 1, "spilled": 1, "nbytes": 96, "hits": 3, "misses": 2}
+    assert cache_info("unit") == {
+        "memory": 1,
+        "spilled": 1,
+        "nbytes": 96,
+        "hits": 3,
+        "misses": 2,
+        "unspilled": 0,
+    }
     drop_cache("unit", str(isolated_tmp))
     assert not ref.spill_dir.exists()
     assert cache_info("unit")["memory"] == cache_info("unit")["spilled"] == 0
@@ -80,6 +87,26 @@ def test_spilled_entries_keep_dtypes_shapes_and_layout(isolated_tmp, order):
         assert not back[name].flags.writeable, name
     assert back["dense"].flags.f_contiguous == (order == "F")
     drop_cache(f"layout-{order}", str(isolated_tmp))
+
+
+def test_an_entry_that_cannot_be_written_is_computed_again(tmp_path):
+    """A spill that fails (here the spill root is a file, as good as a full disk for
+    mkdir) costs a recomputation, never an error or a wrong value."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    ref = CacheRef("nowhere", max_bytes=0, spill_root=str(blocker))
+    calls = []
+
+    def make():
+        calls.append(1)
+        return {"X": np.arange(5.0)}
+
+    for _ in range(3):
+        np.testing.assert_array_equal(get_or_compute(ref, "p", make)["X"], np.arange(5.0))
+    assert len(calls) == 3
+    info = cache_info("nowhere")
+    assert info["unspilled"] == 3 and info["spilled"] == 0 and info["misses"] == 3
+    drop_cache("nowhere", str(blocker))
 
 
 def test_objects_are_never_spilled(isolated_tmp):

@@ -21,7 +21,8 @@ and one mapping per entry, not one ``.npy`` file per array: a GLM partition hold
 arrays, and opening and mapping ten files cost 2 ms a partition and pass (10% of an
 IRLS pass at 5M rows of the ``glm_logit`` benchmark, where 14 of 20 partitions spill).
 Nothing is evicted: first come, first kept in memory. Arrays handed out are
-read-only, so a task cannot corrupt the cache.
+read-only, so a task cannot corrupt the cache. An entry that cannot be written (a full
+disk) is not kept: later passes read and encode that partition again.
 
 Cleanup is unconditional: leaving the ``with`` block (normally, on an error, on
 ``KeyboardInterrupt``) drops the entries in every worker (a broadcast through the
@@ -113,6 +114,7 @@ class _Store:
     nbytes: int = 0
     hits: int = 0
     misses: int = 0
+    unspilled: int = 0  # entries that could not be written (no room on disk)
     dropped: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -157,7 +159,7 @@ def _load_spilled(path: Path) -> Encoded | None:
             length = int.from_bytes(head[len(_MAGIC) :], "little")
             layout = json.loads(file.read(length))
             mapping = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     start = _aligned(len(_MAGIC) + 8 + length)
     out: Encoded = {}
@@ -265,7 +267,13 @@ def get_or_compute(cache: CacheRef, key: str, compute: Callable[[], Encoded]) ->
             store.nbytes += size
             store.memory[key] = _frozen(value)
             return store.memory[key]
-        store.spilled[key] = _spill(cache, key, value)
+        try:
+            store.spilled[key] = _spill(cache, key, value)
+        except OSError:
+            # No room (or no place) for it on the worker's disk: this task uses the
+            # value, and a later pass reads and encodes the partition again. Slower,
+            # never wrong; counted in cache_info.
+            store.unspilled += 1
         return _frozen(value)  # this task uses the computed arrays; later ones map
 
 
@@ -296,6 +304,7 @@ def cache_info(cache_id: str) -> dict[str, int]:
             "nbytes": store.nbytes,
             "hits": store.hits,
             "misses": store.misses,
+            "unspilled": store.unspilled,
         }
 
 
