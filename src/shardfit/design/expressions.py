@@ -167,11 +167,12 @@ def _check(
             isinstance(k.value, ast.Constant) and k.arg is not None for k in node.keywords
         ):
             raise _NotNative
-        state = transform_state.get(ast.unparse(node))
+        call = ast.unparse(node)
+        state = transform_state.get(call)
         if state is None or "ddof" not in state:
             raise _NotNative
         center, scale = state["center"], state["scale"]
-        states[ast.unparse(node)] = (
+        states[call] = (
             None if center is None else float(center),
             None if scale is None else float(scale),
         )

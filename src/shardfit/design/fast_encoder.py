@@ -21,7 +21,7 @@ formula goes through formulaic.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -351,7 +351,7 @@ class FastEncoder:
                 raise
             # NumPy's values differ from formulaic's somewhere: leave every expression
             # to formulaic rather than lose the plan.
-            encoder = cls(tuple(terms), tuple(expressions), position)
+            encoder = replace(encoder, native=())
             encoder._check_against_formulaic(spec)
         return encoder
 
