@@ -128,6 +128,14 @@ def add_parser(subparsers: Any) -> None:
         help="collinear columns: fail naming them (default), or drop them (reported as NA)",
     )
     parser.add_argument(
+        "--rank-tol",
+        type=float,
+        default=None,
+        metavar="TOL",
+        help="a column whose part not explained by the columns before it is below TOL "
+        "times its norm is collinear (default 1e-10; R's lm uses 1e-7)",
+    )
+    parser.add_argument(
         "--missing",
         choices=("drop", "raise"),
         default="drop",
@@ -171,8 +179,13 @@ def _fit_least_squares(args: argparse.Namespace, context: FitContext) -> Any:
         cov_kwds=cov_kwds,
         method=args.method,
         rank_deficient=args.rank_deficient,
+        **_rank_tol(args),
         progress=context.progress,
     )
+
+
+def _rank_tol(args: argparse.Namespace) -> dict[str, float]:
+    return {} if args.rank_tol is None else {"rank_tol": args.rank_tol}
 
 
 def _fit_glm(args: argparse.Namespace, context: FitContext) -> Any:
@@ -195,6 +208,7 @@ def _fit_glm(args: argparse.Namespace, context: FitContext) -> Any:
         cov_type=cov_type,
         cov_kwds=cov_kwds,
         rank_deficient=args.rank_deficient,
+        **_rank_tol(args),
         progress=context.progress,
     )
 

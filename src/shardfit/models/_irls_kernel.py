@@ -1,11 +1,12 @@
 """Compiled inner loops of an IRLS step on a dense design: the working weights and
 response of a row block, its centred, weighted copy, and its Gram.
 
-An IRLS pass needs ``sqrt(w) (X - shift)`` and its Gram. In NumPy the copy is two
+An IRLS pass needs the Gram of ``sqrt(w) (X - shift)``. In NumPy the copy is two
 passes per column over row-sized data (subtract, then multiply) plus a temporary;
-here it is one loop that reads each column once and writes a block that stays in
-cache, whose Gram :func:`add_upper_gram` then accumulates (OpenBLAS's ``dsyrk`` is
-tuned for wide matrices, not blocks of ~11 columns). The row quantities themselves
+:func:`add_weighted_gram` writes it a few hundred rows at a time into a scratch
+block that stays in the CPU's first-level cache, whose Gram :func:`add_upper_gram`
+then accumulates (OpenBLAS's ``dsyrk`` is tuned for wide matrices, not blocks of ~11
+columns). The row quantities themselves
 (``mu``, the weights, the deviance) stay in NumPy: its vectorized ``exp`` and ``log``
 beat a scalar compiled loop, measured 8–11 ms against 6.6 ms for 250k rows; what
 follows them (weights, working response, Pearson chi2, the response column of the
@@ -18,7 +19,20 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["add_upper_gram", "centred_weighted", "logit_rows", "working_rows"]
+__all__ = [
+    "GRAM_SCRATCH_ROWS",
+    "add_upper_gram",
+    "add_weighted_gram",
+    "centred_weighted",
+    "logit_rows",
+    "working_rows",
+]
+
+# Rows of the scratch block of :func:`add_weighted_gram`: 256 x 11 doubles are 22 KiB,
+# inside a 32 KiB first-level data cache. Measured on 250k x 10 partitions: 2.9 ms
+# for the copy and Gram where copying whole 8192-row blocks (the Gram then streaming
+# them from the second-level cache, column pair after column pair) took 3.7 ms.
+GRAM_SCRATCH_ROWS = 256
 
 
 @njit(cache=True, nogil=True)
@@ -36,6 +50,38 @@ def centred_weighted(
         target = out[:rows, j]
         for i in range(rows):
             target[i] = (column[i] - s) * sqrt_w[i]
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def add_weighted_gram(
+    dense: np.ndarray,
+    shift: np.ndarray,
+    sqrt_w: np.ndarray,
+    start: int,
+    rows: int,
+    z: np.ndarray,
+    scratch: np.ndarray,
+    upper: np.ndarray,
+) -> None:  # pragma: no cover - compiled; tests/models/test_glm_*.py run it
+    """``upper += B.T @ B`` on and above the diagonal for ``B = [(dense[start : start
+    + rows] - shift) * sqrt_w | z]``: the Gram of a row block's centred, weighted
+    design and (already weighted) working response.
+
+    ``scratch``, a Fortran array of ``dense.shape[1] + 1`` columns, holds ``B`` a
+    ``scratch.shape[0]`` rows at a time (see :data:`GRAM_SCRATCH_ROWS`).
+    """
+    kd = dense.shape[1]
+    size = scratch.shape[0]
+    a = 0
+    while a < rows:
+        m = min(size, rows - a)
+        centred_weighted(dense, shift, sqrt_w[a : a + m], start + a, m, scratch)
+        target = scratch[:m, kd]
+        column = z[a : a + m]
+        for i in range(m):
+            target[i] = column[i]
+        add_upper_gram(scratch, m, upper)
+        a += m
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})

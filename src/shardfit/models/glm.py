@@ -57,6 +57,7 @@ from shardfit.models.irls import (
     run_irls,
     separated_terms,
 )
+from shardfit.models.least_squares import QR_ALIAS_TOL, check_rank_tol
 from shardfit.results.glm import GLMResults
 from shardfit.stats.transform import ColumnTransform
 
@@ -121,6 +122,7 @@ class GeneralizedLinearModel:
         method: Literal["auto", "gram", "qr"] = "auto",
         cond_threshold: float = DEFAULT_COND_THRESHOLD,
         rank_deficient: Literal["raise", "drop"] = "raise",
+        rank_tol: float = QR_ALIAS_TOL,
         separation: Literal["warn", "raise"] = "warn",
         backend: Any = None,
         workers: int | None = None,
@@ -159,6 +161,10 @@ class GeneralizedLinearModel:
             See ``method``.
         rank_deficient : {"raise", "drop"}
             Collinear columns raise naming them, or are dropped (reported as NaN).
+        rank_tol : float
+            A column whose component orthogonal to the columns before it (centred
+            and scaled, in TSQR steps) is below ``rank_tol`` times its norm is aliased
+            (see :meth:`shardfit.LinearModel.fit`); R uses 1e-7.
         separation : {"warn", "raise"}
             What to do when a binomial model's data are (quasi-)separated.
         backend, workers
@@ -183,6 +189,7 @@ class GeneralizedLinearModel:
             )
         if not cond_threshold > 1:
             raise ValueError(f"The 'cond_threshold' parameter must be > 1. Got {cond_threshold!r}.")
+        check_rank_tol(rank_tol)
         source = as_source(self.data)
         groups = (cov_kwds or {}).get("groups") if cov_type == "cluster" else None
         family = self.family
@@ -286,7 +293,7 @@ class GeneralizedLinearModel:
                 transform,
                 intercept,
                 nobs,
-                IrlsOptions(maxiter, tol, rtol, method, cond_threshold, rank_deficient),
+                IrlsOptions(maxiter, tol, rtol, method, cond_threshold, rank_deficient, rank_tol),
                 spec.column_names,
                 first,
             )

@@ -19,6 +19,7 @@ from shardfit.models.families import Family
 from shardfit.models.glm_final import FinalStatistic, NullStatistic, NullTask
 from shardfit.models.glm_tasks import IrlsStatistic, PrepareStatistic
 from shardfit.models.least_squares import (
+    QR_ALIAS_TOL,
     LeastSquaresSolution,
     cholesky_with_aliasing,
     solve_from_r,
@@ -75,12 +76,16 @@ class IrlsOptions:
     method: str
     cond_threshold: float
     rank_deficient: str
+    rank_tol: float = QR_ALIAS_TOL
 
 
-def _solve(stat: IrlsStatistic, transform: ColumnTransform, intercept: int | None) -> Any:
+def _solve(
+    stat: IrlsStatistic, transform: ColumnTransform, intercept: int | None, rank_tol: float
+) -> Any:
     transform = transform if stat.transform is None else stat.transform
     if stat.qr is not None:
-        return solve_from_r(stat.qr.full_r(), transform.without_shift(), intercept=intercept)
+        r = stat.qr.full_r()
+        return solve_from_r(r, transform.without_shift(), intercept=intercept, tol=rank_tol)
     assert stat.cross is not None
     r = cholesky_with_aliasing(stat.cross, transform.p)
     return solve_from_r(r, transform, intercept=intercept, tol=0.0)
@@ -135,12 +140,12 @@ def run_irls(
         return bool(change * change <= threshold(new) * max(abs(new), 1e-300))
 
     def solve(stat: IrlsStatistic, beta: np.ndarray | None) -> tuple[IrlsStatistic, Any]:
-        solution = _solve(stat, transform, intercept)
+        solution = _solve(stat, transform, intercept, options.rank_tol)
         suspicious = solution.condition > options.cond_threshold or not solution.kept.all()
         if options.method == "auto" and state.kind == "gram" and suspicious:
             state.kind = "qr"
             stat = irls_pass(beta, "qr", False)
-            solution = _solve(stat, transform, intercept)
+            solution = _solve(stat, transform, intercept, options.rank_tol)
         _report_aliased(solution, names, options.rank_deficient)
         return stat, solution
 

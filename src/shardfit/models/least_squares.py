@@ -4,9 +4,10 @@ Input is an upper-triangular factor ``R`` of transformed ``Z = [X | y]`` (``R'R 
 Z'WZ``), from TSQR directly or from a Cholesky factorization of the Gram. Steps:
 
 1. Aliased columns: column ``j`` of ``X`` is aliased when its component orthogonal
-   to the columns before it is below ``tol`` times its norm (R's ``lm`` rule,
-   ``tol = 1e-7`` on the QR). The Gram path uses the same rule on the equilibrated
-   Gram, where the threshold applies to squared norms.
+   to the columns before it is below ``tol`` times its norm (R's ``lm`` rule, with
+   ``tol = 1e-10`` on the QR by default where R takes 1e-7: see
+   :data:`QR_ALIAS_TOL`). The Gram path uses the same rule on the equilibrated Gram,
+   where the threshold applies to squared norms.
 2. The factor of the kept columns is re-formed from ``R`` (a QR of a ``(p+1) x k``
    matrix, no data).
 3. ``gamma = R_xx^{-1} r_xy``, ``ssr = r_yy**2``, ``(Z'WZ)^{-1} = R_xx^{-1} R_xx^{-T}``.
@@ -27,16 +28,31 @@ __all__ = [
     "GRAM_ALIAS_TOL",
     "QR_ALIAS_TOL",
     "LeastSquaresSolution",
+    "check_rank_tol",
     "cholesky_with_aliasing",
     "equilibrated_condition",
     "solve_from_r",
 ]
 
-QR_ALIAS_TOL = 1e-7
+# A numerical rank, not a statistical judgement. The TSQR factor of scaled columns is
+# backward stable: rounding leaves an exactly collinear column a relative residual of
+# order 1e-16 times a modest growth factor (measured: 1e-16 to 1e-14 for linear
+# combinations, dummy sums and products, 2M rows in 1 and 16 partitions), so 1e-10
+# separates collinearity from real columns with a wide margin. R's ``lm`` takes 1e-7
+# (``rank_tol=1e-7`` reproduces it), which declares NIST's Filip polynomial (relative
+# residual 6.1e-8 for x**10) rank deficient, where the QR solves it to the 7-8 digits
+# its conditioning allows.
+QR_ALIAS_TOL = 1e-10
 # On the Gram, rounding alone leaves relative Schur complements near 1e-16 * cond;
 # 1e-10 (1e-5 on norms) separates exact collinearity from real columns, and designs
 # where it is close are sent to the QR path by the condition check first.
 GRAM_ALIAS_TOL = 1e-10
+
+
+def check_rank_tol(rank_tol: float) -> None:
+    """Raise on a ``rank_tol`` outside ``[0, 1)``."""
+    if not 0.0 <= rank_tol < 1.0:
+        raise ValueError(f"The 'rank_tol' parameter must be in [0, 1). Got {rank_tol!r}.")
 
 
 @dataclass(frozen=True)

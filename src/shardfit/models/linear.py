@@ -11,7 +11,9 @@ A fit is a short sequence of passes over the data, all on one backend session:
    intercept) and scaled to unit spread for the solve; ``method="qr"`` takes the
    scales from one partition and accumulates the TSQR factor instead;
 3. ``auto`` estimates the condition number of the transformed design and, above
-   ``cond_threshold``, runs one TSQR pass and solves from it (``method_used``);
+   ``cond_threshold`` (or when the residuals are under
+   :data:`AUTO_MIN_RESIDUAL_FRACTION` of the response's sum of squares), runs one
+   TSQR pass and solves from it (``method_used``);
 4. robust covariances run one more pass for the sandwich's meat.
 
 Each partition is encoded and accumulated in blocks of rows, so a worker's memory is
@@ -37,7 +39,9 @@ from shardfit.engine import run_pass, session
 from shardfit.engine.blas import single_threaded_blas
 from shardfit.errors import DesignError
 from shardfit.models.least_squares import (
+    QR_ALIAS_TOL,
     LeastSquaresSolution,
+    check_rank_tol,
     cholesky_with_aliasing,
     solve_from_r,
 )
@@ -61,6 +65,12 @@ CovType = Literal["nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster"]
 Method = Literal["auto", "gram", "qr"]
 _COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster")
 DEFAULT_COND_THRESHOLD = 1e3
+# The Gram gives the residual sum of squares as a difference, so it loses about
+# log10(1 / fraction) digits where the residuals are that small a fraction of the
+# response's (centred) sum of squares: an almost exact fit (NIST's Pontius, 1 - R2 =
+# 1e-7, lost 9 of its 15 digits in the standard errors). "auto" then takes TSQR,
+# which computes it directly.
+AUTO_MIN_RESIDUAL_FRACTION = 1e-5
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,7 @@ class LinearModel:
         method: Method = "auto",
         rank_deficient: Literal["raise", "drop"] = "raise",
         cond_threshold: float = DEFAULT_COND_THRESHOLD,
+        rank_tol: float = QR_ALIAS_TOL,
         checkpoint: str | None = None,
         progress: bool = False,
     ) -> LinearResults:
@@ -105,13 +116,20 @@ class LinearModel:
             ``{"groups": column}`` for ``"cluster"`` (clusters may span partitions).
         method : {"auto", "gram", "qr"}
             ``"auto"``: Gram of centred, scaled columns, then TSQR if the condition
-            number exceeds ``cond_threshold``; ``"qr"``: always TSQR; ``"gram"``: the
-            Gram only (fastest, least accurate).
+            number exceeds ``cond_threshold`` or the fit is nearly exact (residuals
+            under 1e-5 of the response's sum of squares, whose difference the Gram
+            would take); ``"qr"``: always TSQR; ``"gram"``: the Gram only (fastest,
+            least accurate).
         rank_deficient : {"raise", "drop"}
             Aliased (collinear) columns raise naming them, or are dropped with a
             warning and reported as NaN, as R's ``lm`` does.
         cond_threshold : float
             See ``method``.
+        rank_tol : float
+            A column whose component orthogonal to the columns before it (centred
+            and scaled) is below ``rank_tol`` times its norm is aliased. The default,
+            1e-10, is a numerical rank (rounding leaves exact collinearity near
+            1e-16); R's ``lm`` uses 1e-7, which ``rank_tol=1e-7`` reproduces.
         checkpoint : str, optional
             A directory where each partition's statistic is kept as it completes;
             a rerun after an interruption computes only what is missing.
@@ -123,6 +141,7 @@ class LinearModel:
         LinearResults
         """
         _check_options(cov_type, cov_kwds, method, rank_deficient, cond_threshold)
+        check_rank_tol(rank_tol)
         source = as_source(self.data)
         groups = (cov_kwds or {}).get("groups") if cov_type == "cluster" else None
         # One BLAS thread for every product and solve: bitwise the same on every backend.
@@ -173,9 +192,11 @@ class LinearModel:
                 assert isinstance(centred.core, CenteredGram)
                 gram, transform = centred.core.equilibrated(dense, intercept)
                 main = LeastSquaresPass(gram, centred.counts)
-            solution = _solve(main, transform, intercept)
+            solution = _solve(main, transform, intercept, rank_tol)
             if method == "auto" and (
-                solution.condition > cond_threshold or not solution.kept.all()
+                solution.condition > cond_threshold
+                or not solution.kept.all()
+                or _residual_fraction(main, solution, transform) < AUTO_MIN_RESIDUAL_FRACTION
             ):
                 kind = "qr"
                 transform = transform.without_shift()
@@ -185,7 +206,7 @@ class LinearModel:
                     pass_name="ls-qr",
                     **options,
                 )
-                solution = _solve(main, transform, intercept)
+                solution = _solve(main, transform, intercept, rank_tol)
             totals = main.core.totals
             nobs = totals.nobs
             _report_aliased(solution, spec.column_names, main, rank_deficient)
@@ -335,13 +356,28 @@ def _check_rows_used(main: LeastSquaresPass, source: Source) -> None:
 
 
 def _solve(
-    main: LeastSquaresPass, transform: ColumnTransform, intercept: int | None
+    main: LeastSquaresPass, transform: ColumnTransform, intercept: int | None, rank_tol: float
 ) -> LeastSquaresSolution:
     core = main.core
     if isinstance(core, GramStatistic):
         r = cholesky_with_aliasing(core.cross, transform.p)
         return solve_from_r(r, transform, intercept=intercept, tol=0.0)
-    return solve_from_r(core.full_r(), transform, intercept=intercept)
+    return solve_from_r(core.full_r(), transform, intercept=intercept, tol=rank_tol)
+
+
+def _residual_fraction(
+    main: LeastSquaresPass, solution: LeastSquaresSolution, transform: ColumnTransform
+) -> float:
+    """The Gram solution's residual sum of squares over the response's sum of squares
+    about its shift (its centred sum with an intercept); 1 for a TSQR solution."""
+    core = main.core
+    if not isinstance(core, GramStatistic):
+        return 1.0
+    p = transform.p
+    total = float(core.cross[p, p])
+    if total <= 0:
+        return 1.0
+    return solution.ssr / transform.scale[p] ** 2 / total
 
 
 def _report_aliased(
