@@ -15,7 +15,14 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
-from glm_cases import FORMULA, assert_matches, glm_frame, sm_family, sm_fit
+from glm_cases import (
+    FORMULA,
+    assert_matches,
+    glm_frame,
+    sm_family,
+    sm_fit,
+    two_column_binomial,
+)
 
 import shardfit
 from shardfit.data.memory import from_pandas
@@ -98,13 +105,33 @@ def test_binomial_proportions_with_trials_as_weights(rng) -> None:
     frame["w"] = trials.astype(float)
     reference = _reference(frame, "binomial", weights=True)
     result = _ours(frame, "binomial", npartitions=17, weights=True)
-    assert_matches(result, reference)
-    # The same model as the two-column (successes, failures) binomial of statsmodels.
-    successes = frame["y"] * frame["w"]
-    endog = np.column_stack([successes, frame["w"] - successes])
-    two_column = sm.GLM(endog, reference.model.exog, family=sm.families.Binomial()).fit()
+    # The same model as the two-column (successes, failures) binomial of statsmodels,
+    # whose log-likelihood is that of the counts (var_weights' is not).
+    two_column = two_column_binomial(reference, frame["w"].to_numpy())
+    assert_matches(result, reference, likelihood=two_column)
     ours = result.params.loc[reference.params.index].to_numpy()
     np.testing.assert_allclose(ours, two_column.params, rtol=1e-9)
+    assert abs(reference.llf - two_column.llf) > 100  # the two forms really differ
+
+
+def test_star98_binomial_counts_equal_rs_published_values() -> None:
+    """statsmodels' Star98 data (303 schools, successes out of trials), fitted as
+    proportions with the trial counts as weights: R's glm values (statsmodels' test
+    suite records them), independent of statsmodels' own fit."""
+    data = sm.datasets.star98.load_pandas()
+    frame = data.exog.copy()
+    trials = data.endog.sum(axis=1)
+    frame["p"] = data.endog.iloc[:, 0] / trials
+    frame["n"] = trials
+    formula = "p ~ " + " + ".join(data.exog.columns)
+    result = shardfit.glm(formula, from_pandas(frame, 3), family="binomial", weights="n").fit(
+        backend="serial"
+    )
+    np.testing.assert_allclose(result.llf, -2998.61255899391, rtol=1e-12)
+    np.testing.assert_allclose(result.aic, 6039.22511799, rtol=1e-11)
+    np.testing.assert_allclose(result.deviance, 4078.76541772, rtol=1e-11)
+    np.testing.assert_allclose(result.null_deviance, 34345.3688931, rtol=1e-11)
+    np.testing.assert_allclose(result.params["Intercept"], 2.95887, rtol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -249,5 +276,8 @@ def test_dense_designs_by_row_blocks(family, link, response) -> None:
         dense, from_pandas(frame, 2), family=family, link=link, weights="w", offset="off"
     )
     result = model.fit(backend="serial")
-    assert_matches(result, reference, rtol=1e-9)
+    likelihood = None
+    if response == "proportion":
+        likelihood = two_column_binomial(reference, weights)
+    assert_matches(result, reference, rtol=1e-9, likelihood=likelihood)
     assert result.iterations == reference.fit_history["iteration"]

@@ -6,7 +6,9 @@ equals statsmodels' to rounding. Weights are statsmodels' ``var_weights``: the u
 deviance, the log-likelihood and the IRLS weights of a row are multiplied by its
 weight (the variance of a row is ``scale * V(mu) / weight``). A binomial proportion
 ``y = successes / trials`` with ``weights = trials`` is the binomial of ``trials``
-draws (statsmodels' log-likelihood of that form is the one reported).
+draws, and its log-likelihood (so ``llf``, ``aic``, ``bic``) is that of the counts, as
+in R's ``glm`` and statsmodels' two-column ``(successes, failures)`` form; statsmodels'
+``var_weights`` form reports another number for proportions.
 
 Use :func:`get_family` to build one from names::
 
@@ -332,9 +334,20 @@ class Binomial(Family):
         self, y: np.ndarray, mu: np.ndarray, weights: Any = None, scale: float = 1.0
     ) -> np.ndarray:
         ll = y * np.log((mu + 1e-20) / (1 - mu + 1e-20)) + np.log(1 - mu + 1e-20)
+        ll = ll * _w(weights)
         if not _binary(y):  # the binomial coefficients are exactly 0 for 0/1 responses
-            ll = ll + (special.gammaln(2) - special.gammaln(y + 1) - special.gammaln(2 - y))
-        return ll * _w(weights)
+            # A proportion y of n = weight trials: log C(n, n y), the binomial of the
+            # counts (R's glm; statsmodels' two-column form). statsmodels' var_weights
+            # form adds n * log C(1, y) instead, which is no distribution's likelihood
+            # (on its Star98 data: -110686, where R and the two-column form: -2998.6).
+            n = np.ones_like(y) if weights is None else np.broadcast_to(weights, y.shape)
+            successes = n * y
+            ll = ll + (
+                special.gammaln(n + 1)
+                - special.gammaln(successes + 1)
+                - special.gammaln(n - successes + 1)
+            )
+        return ll
 
     def _outside(self, y: np.ndarray) -> np.ndarray:
         return ~((y >= 0) & (y <= 1))

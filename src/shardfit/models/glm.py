@@ -517,7 +517,9 @@ def glm(
     weights : str, optional
         A column of positive weights with statsmodels' ``var_weights`` meaning: the
         variance of row ``i`` is ``scale * V(mu_i) / w_i``. A binomial response that is
-        a proportion of ``n_i`` trials takes ``n_i`` as its weight.
+        a proportion of ``n_i`` trials takes ``n_i`` as its weight (its ``llf`` is then
+        the binomial log-likelihood of the counts, as in R and statsmodels'
+        two-column form).
     offset, exposure : str, optional
         Columns added to the linear predictor (``log(exposure)`` for the exposure).
     missing : {"drop", "raise"}

@@ -8,7 +8,10 @@ statsmodels (``var_weights`` for the weights):
 - ``scale`` is 1 for the binomial, Poisson and negative binomial families, else
   Pearson's chi2 over ``df_resid``;
 - ``llf`` is the family's log-likelihood at the estimated scale (Gaussian with the
-  identity link: at ``deviance / nobs``, the concentrated likelihood);
+  identity link: at ``deviance / nobs``, the concentrated likelihood); a binomial
+  proportion with trial counts as weights has the binomial log-likelihood of its
+  counts, as in R and statsmodels' two-column form (not statsmodels' ``var_weights``
+  number, which adds ``n log C(1, y)`` where the counts' ``log C(n, n y)`` belongs);
 - ``aic = -2 llf + 2 (df_model + 1)``; ``bic = bic_llf = -2 llf + (df_model + 1)
   log(nobs)`` (statsmodels' ``bic_llf``, its ``bic`` since 0.14);
   ``bic_deviance = deviance - df_resid log(nobs)`` is statsmodels' older ``bic``;
