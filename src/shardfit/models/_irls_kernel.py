@@ -97,14 +97,13 @@ def working_rows(
     z_scale: float,
     sqrt_w: np.ndarray,
     out: np.ndarray,
-    column: int,
 ) -> float:  # pragma: no cover - compiled; tests/models/test_glm_*.py run it
     """One IRLS step's row quantities from ``mu``, ``g'(mu)`` and ``V(mu)``.
 
     Writes ``sqrt_w[i] = sqrt(prior_i / (g'(mu_i)**2 V(mu_i)))`` and the transformed,
-    weighted working response ``out[i, column] = (z_i - z_shift) / z_scale *
-    sqrt_w[i]`` with ``z_i = eta_i - offset_i + g'(mu_i) (y_i - mu_i)``; returns the
-    Pearson chi2 ``sum prior_i (y_i - mu_i)**2 / V(mu_i)``.
+    weighted working response ``out[i] = (z_i - z_shift) / z_scale * sqrt_w[i]`` with
+    ``z_i = eta_i - offset_i + g'(mu_i) (y_i - mu_i)``; returns the Pearson chi2
+    ``sum prior_i (y_i - mu_i)**2 / V(mu_i)``.
     An empty ``prior`` or ``offset`` means none (all ones, all zeros); an empty
     ``deriv`` means ``g'(mu) = 1 / V(mu)`` (a canonical link), which takes one
     division a row instead of three (divisions and square roots bound this loop).
@@ -117,7 +116,7 @@ def working_rows(
     weighted = prior.shape[0] > 0
     offsets = offset.shape[0] > 0
     canonical = deriv.shape[0] == 0
-    target = out[:n, column]
+    target = out[:n]
     inv_z_scale = 1.0 / z_scale
     pearson = 0.0
     for i in range(n):
@@ -154,7 +153,6 @@ def logit_rows(
     z_scale: float,
     sqrt_w: np.ndarray,
     out: np.ndarray,
-    column: int,
     mu: np.ndarray,
     odds: np.ndarray,
 ) -> float:  # pragma: no cover - compiled; tests/models/test_glm_*.py run it
@@ -171,7 +169,7 @@ def logit_rows(
     n = eta.shape[0]
     weighted = prior.shape[0] > 0
     offsets = offset.shape[0] > 0
-    target = out[:n, column]
+    target = out[:n]
     inv_z_scale = 1.0 / z_scale
     eps = np.finfo(np.float64).eps
     pearson = 0.0

@@ -356,15 +356,13 @@ class FirstStep:
         n, p = block.dense.shape
         rows = min(n, ROW_BLOCK)
         sqrt_w, zw = np.empty(n), np.empty(n)
-        buf = np.empty((rows, p + 1), order="F")
         quantities = _RowQuantities(family, rows, 0.0, 1.0)
         deviance = pearson = largest = 0.0
         for a, part in block.row_blocks():
             m = part.nrows
             _, unit, chi2, resid = quantities.write(
-                part, coef, float("nan"), sqrt_w[a : a + m], buf, p
+                part, coef, float("nan"), sqrt_w[a : a + m], zw[a : a + m]
             )
-            zw[a : a + m] = buf[:m, p]
             deviance, pearson = deviance + unit, pearson + chi2
             largest = max(largest, resid)
         # The Gram below weights by sqrt(w)**2: so do its means and sums.
@@ -384,7 +382,7 @@ class FirstStep:
         shift = np.ascontiguousarray(center[:p])
         kernels = _kernels()
         scratch = _gram_scratch(n, p + 1)
-        column = buf[:, p]
+        column = np.empty(rows)
         for a in range(0, n, ROW_BLOCK):
             m = min(ROW_BLOCK, n - a)
             root = sqrt_w[a : a + m]
@@ -578,11 +576,13 @@ class _RowQuantities:
         coef: _Coefficients | None,
         y_mean: float,
         sqrt_w: np.ndarray,
-        buf: np.ndarray,
-        column: int,
+        z: np.ndarray,
     ) -> tuple[np.ndarray, float, float, float]:
-        """Write ``sqrt_w`` and ``buf[:, column]`` for ``block``; return ``mu`` and the
-        block's deviance, Pearson chi2 and largest ``|y - mu|``."""
+        """Write ``sqrt_w`` and the weighted working response ``z`` (contiguous 1-d
+        arrays: a column of a 2-d array that NumPy also calls C-contiguous, such as
+        one of shape ``(n, 1)``, is typed as strided by numba, and the loops then do
+        not vectorize: twice as slow) for ``block``; return ``mu`` and the block's
+        deviance, Pearson chi2 and largest ``|y - mu|``."""
         family, none, m = self.family, self.none, block.nrows
         prior = none if block.weights is None else block.weights
         offset = none if block.offset is None else block.offset
@@ -601,8 +601,7 @@ class _RowQuantities:
                 self.z_shift,
                 self.z_scale,
                 sqrt_w,
-                buf,
-                column,
+                z,
                 mu,
                 odds,
             )
@@ -625,8 +624,7 @@ class _RowQuantities:
             self.z_shift,
             self.z_scale,
             sqrt_w,
-            buf,
-            column,
+            z,
         )
         deviance = float(unit.sum() if block.weights is None else unit @ block.weights)
         largest = float(np.abs(block.y - mu).max()) if m else 0.0
@@ -702,7 +700,7 @@ class IrlsTask:
         n, kd = whole.dense.shape
         q = order.size
         upper = np.zeros((q, q), order="F")
-        z = np.empty((min(n, ROW_BLOCK), 1), order="F")
+        z = np.empty(min(n, ROW_BLOCK))
         scratch = _gram_scratch(n, kd + 1)
         deviance = pearson = largest = 0.0
         mus: list[np.ndarray] = []
@@ -711,8 +709,8 @@ class IrlsTask:
         kernels = _kernels()
         for a, block in whole.row_blocks():
             m = block.nrows
-            mu, unit, chi2, resid = rows.write(block, coef, self.y_mean, sqrt_w, z, 0)
-            kernels.add_weighted_gram(whole.dense, shift, sqrt_w, a, m, z[:, 0], scratch, upper)
+            mu, unit, chi2, resid = rows.write(block, coef, self.y_mean, sqrt_w, z)
+            kernels.add_weighted_gram(whole.dense, shift, sqrt_w, a, m, z, scratch, upper)
             deviance += unit
             pearson += chi2
             largest = max(largest, resid)
@@ -734,7 +732,7 @@ class IrlsTask:
         sqrt_w = np.empty(n)
         buf = np.empty((n, kd + 1), order="F")
         rows = _RowQuantities(self.family, n, z_shift, z_scale)
-        mu, deviance, pearson, largest = rows.write(whole, coef, self.y_mean, sqrt_w, buf, kd)
+        mu, deviance, pearson, largest = rows.write(whole, coef, self.y_mean, sqrt_w, buf[:, kd])
         _kernels().centred_weighted(whole.dense, shift, sqrt_w, 0, n, buf)
         # The sparse rows are weighted inside the product: no scaled copy of them.
         cross = cross_blocks(buf, whole.sparse, order, row_scale=sqrt_w).cross
