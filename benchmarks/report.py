@@ -209,7 +209,9 @@ def render(ms: Sequence[Measurement], meta: dict[str, Any]) -> str:
         "session (`processes`, 2 workers) once and fit on it, while `shardfit auto, one "
         "call` is the plain `ols(...).fit()` that starts and stops its pool every time. "
         "`1st s` is the first repeat, in a fresh process (allocator and JIT cold); the "
-        "median of a limit is thus a warm read. Data files sit in the page cache.",
+        "median of a limit is thus a warm read. Data files sit in the page cache. At "
+        "each size the pyarrow read runs first and shardfit right after it (then the "
+        "peers), so `× limit` compares two measurements of the same machine state.",
         "",
         "**Accuracy**: max over parameters of |p − p_ref| / |p_ref| against the case's "
         "reference at that size (statsmodels in memory where it fits, else the exact NumPy "
