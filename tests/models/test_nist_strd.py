@@ -57,6 +57,19 @@ def test_certified_values(name: str, method: str, partitions: int) -> None:
     assert result.nobs == len(case.frame)
 
 
+@pytest.mark.parametrize("name", ["Norris", "Pontius", "Filip", "Wampler4"])
+def test_gaussian_glm_certified_values(name: str) -> None:
+    """The same problems as a Gaussian GLM (IRLS, scale from Pearson's chi2)."""
+    case = CASES[name]
+    result = shardfit.glm(case.formula, from_pandas(case.frame, 2), family="gaussian").fit(
+        backend="serial"
+    )
+    params_tol, spread_tol, _ = TOLERANCES[name]
+    np.testing.assert_allclose(result.params, case.params, rtol=params_tol, atol=0)
+    np.testing.assert_allclose(result.bse, case.bse, rtol=spread_tol, atol=0)
+    np.testing.assert_allclose(np.sqrt(result.scale), case.resid_sd, rtol=spread_tol)
+
+
 def test_auto_takes_tsqr_for_a_nearly_exact_fit() -> None:
     """Pontius (1 - R2 = 1e-7) is well conditioned, but the Gram would give its
     residual sum of squares as a difference and lose 9 digits of the standard errors."""
