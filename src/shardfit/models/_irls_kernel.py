@@ -6,12 +6,11 @@ passes per column over row-sized data (subtract, then multiply) plus a temporary
 :func:`add_weighted_gram` writes it a few hundred rows at a time into a scratch
 block that stays in the CPU's first-level cache, whose Gram :func:`add_upper_gram`
 then accumulates (OpenBLAS's ``dsyrk`` is tuned for wide matrices, not blocks of ~11
-columns). The row quantities themselves
-(``mu``, the weights, the deviance) stay in NumPy: its vectorized ``exp`` and ``log``
-beat a scalar compiled loop, measured 8–11 ms against 6.6 ms for 250k rows; what
-follows them (weights, working response, Pearson chi2, the response column of the
-block: a dozen NumPy passes over row-sized temporaries) is one loop,
-:func:`working_rows`.
+columns). The row quantities themselves (``mu``, the weights, the deviance) stay in
+NumPy: its vectorized ``exp`` and ``log`` beat a scalar compiled loop, measured 8–11
+ms against 6.6 ms for 250k rows; what follows them (weights, working response,
+Pearson chi2, the response column of the block: a dozen NumPy passes over row-sized
+temporaries) is one loop, :func:`working_rows`.
 """
 
 from __future__ import annotations

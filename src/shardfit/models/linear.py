@@ -126,8 +126,10 @@ class LinearModel:
         cond_threshold : float
             See ``method``.
         rank_tol : float
-            A column whose component orthogonal to the columns before it (centred
-            and scaled) is below ``rank_tol`` times its norm is aliased. The default,
+            A column whose component orthogonal to the columns before it (columns
+            scaled to unit spread) is below ``rank_tol`` times its norm is aliased
+            (decided on the TSQR factor; ``"auto"`` takes TSQR when the Gram shows
+            collinearity). The default,
             1e-10, is a numerical rank (rounding leaves exact collinearity near
             1e-16); R's ``lm`` uses 1e-7, which ``rank_tol=1e-7`` reproduces.
         checkpoint : str, optional
