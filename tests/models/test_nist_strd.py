@@ -5,6 +5,7 @@ tenth-degree polynomial and Wampler5's nearly uninformative fit."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from nist_strd import Certified, datasets
 
@@ -83,6 +84,28 @@ def test_auto_takes_tsqr_for_a_nearly_exact_fit() -> None:
     # A fit that is not nearly exact stays on the Gram (one pass).
     norris = CASES["NoInt1"]
     assert shardfit.ols(norris.formula, norris.frame).fit(backend="serial").method_used == "gram"
+
+
+def test_auto_takes_tsqr_for_a_nearly_exact_weighted_fit() -> None:
+    """The same rule with weights (1 - R2 ~ 2e-10): against statsmodels' WLS, which
+    computes the residuals directly."""
+    import statsmodels.formula.api as smf
+
+    rng = np.random.default_rng(8)
+    n = 3000
+    frame = pd.DataFrame(
+        {"x1": rng.normal(10, 2, n), "x2": rng.uniform(0, 5, n), "w": rng.uniform(0.2, 4, n)}
+    )
+    noise = rng.normal(0, 1e-4, n) / np.sqrt(frame.w)
+    frame["y"] = 3 + 2 * frame.x1 - 1.5 * frame.x2 + noise
+    reference = smf.wls("y ~ x1 + x2", frame, weights=frame.w).fit()
+    source = from_pandas(frame, 3)
+    auto = shardfit.wls("y ~ x1 + x2", source, weights="w").fit(backend="serial")
+    assert auto.method_used == "qr"
+    np.testing.assert_allclose(auto.bse, reference.bse, rtol=1e-10)
+    np.testing.assert_allclose(auto.ssr, reference.ssr, rtol=1e-10)
+    gram = shardfit.wls("y ~ x1 + x2", source, weights="w").fit(backend="serial", method="gram")
+    assert abs(gram.ssr / reference.ssr - 1) > 1e-9  # what the Gram alone would give
 
 
 def test_filip_with_rs_tolerance_drops_the_last_power() -> None:
