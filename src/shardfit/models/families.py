@@ -333,14 +333,13 @@ class Binomial(Family):
     def loglike_obs(
         self, y: np.ndarray, mu: np.ndarray, weights: Any = None, scale: float = 1.0
     ) -> np.ndarray:
-        ll = y * np.log((mu + 1e-20) / (1 - mu + 1e-20)) + np.log(1 - mu + 1e-20)
-        ll = ll * _w(weights)
+        n = _w(weights)  # trials of a proportion
+        ll = n * (y * np.log((mu + 1e-20) / (1 - mu + 1e-20)) + np.log(1 - mu + 1e-20))
         if not _binary(y):  # the binomial coefficients are exactly 0 for 0/1 responses
             # A proportion y of n = weight trials: log C(n, n y), the binomial of the
             # counts (R's glm; statsmodels' two-column form). statsmodels' var_weights
             # form adds n * log C(1, y) instead, which is no distribution's likelihood
             # (on its Star98 data: -110686, where R and the two-column form: -2998.6).
-            n = np.ones_like(y) if weights is None else np.broadcast_to(weights, y.shape)
             successes = n * y
             ll = ll + (
                 special.gammaln(n + 1)
