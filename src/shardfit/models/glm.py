@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -56,6 +56,7 @@ from shardfit.models.irls import (
     glm_covariance,
     run_irls,
     separated_terms,
+    working_response_centre,
 )
 from shardfit.models.least_squares import QR_ALIAS_TOL, check_rank_tol
 from shardfit.results.glm import GLMResults
@@ -281,10 +282,15 @@ class GeneralizedLinearModel:
                 final = None
                 if last_likely and may_fold_final and beta is not None:
                     final = final_task(beta, 1.0, 1.0, (True,) * len(spec.column_names), kind)
+                columns = transform
+                if beta is not None:
+                    centre = working_response_centre(beta, transform, intercept)
+                    columns = transform.with_response_shift(centre)
                 task = IrlsTask(
-                    spec, family, transform, self.missing, cache.ref, beta, y_mean, kind, final
+                    spec, family, columns, self.missing, cache.ref, beta, y_mean, kind, final
                 )
-                return timed(task, source, pass_name=f"glm-irls-{kind}", **options)
+                stat = timed(task, source, pass_name=f"glm-irls-{kind}", **options)
+                return replace(stat, transform=columns)
 
             state = run_irls(
                 irls_pass,

@@ -741,7 +741,7 @@ class IrlsTask:
     def _qr(self, whole: _Block, coef: _Coefficients | None) -> IrlsStatistic:
         """The TSQR factor of the weighted ``[X | z]`` (scaled, not centred), row block
         by row block: accurate to ``cond * eps`` where the Gram gives ``cond**2 * eps``."""
-        transform = self.transform.without_shift()
+        transform = self.transform.without_design_shift()
         dense_cols = np.flatnonzero(transform.dense)
         total: IrlsStatistic | None = None
         for _, block in whole.row_blocks():

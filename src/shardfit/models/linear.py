@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import scipy.linalg
 
 from shardfit.data.partition import Source
 from shardfit.data.resolve import as_source
@@ -174,7 +175,7 @@ class LinearModel:
                 kind = "qr"
                 transform = _column_transform(
                     learned, source, intercept, sess, self.missing
-                ).without_shift()
+                ).without_design_shift()
                 main: LeastSquaresPass = run_pass(
                     LeastSquaresTask(spec, transform, kind, self.missing),
                     source,
@@ -201,7 +202,7 @@ class LinearModel:
                 or _residual_fraction(main, solution, transform) < AUTO_MIN_RESIDUAL_FRACTION
             ):
                 kind = "qr"
-                transform = transform.without_shift()
+                transform = transform.without_design_shift()
                 main = run_pass(
                     LeastSquaresTask(spec, transform, "qr", self.missing),
                     source,
@@ -219,7 +220,7 @@ class LinearModel:
                 )
             k_constant, const_idx = _constant(solution, totals, intercept, transform)
             ssr = solution.ssr
-            centered, uncentered = _total_sums(main, transform)
+            centered, uncentered = _total_sums(main, transform, intercept)
             cov, use_t, df_inference, n_groups = _covariance(
                 cov_type,
                 solution,
@@ -416,19 +417,33 @@ def _constant(
     return 0, None
 
 
-def _total_sums(main: LeastSquaresPass, transform: ColumnTransform) -> tuple[float, float]:
-    """Weighted centred and uncentred total sums of squares of y."""
+def _total_sums(
+    main: LeastSquaresPass, transform: ColumnTransform, intercept: int | None
+) -> tuple[float, float]:
+    """Weighted centred and uncentred total sums of squares of y.
+
+    With a TSQR factor and an intercept column, the centred sum is the squared
+    residual norm of y on the intercept alone, read off the factor (its entries are
+    sums of squares, not differences): ``syy - sy**2 / sw`` would cancel every digit
+    of a response far from zero relative to its spread (NIST's SmLs09: 1e12 + 0.1).
+    A Gram is centred on the global means, so there the difference does not cancel.
+    """
     totals = main.core.totals
     p = transform.p
     shift, scale = transform.shift[p], transform.scale[p]
+    sy = float(totals.sums[p])
+    sw = totals.sum_weights
     if isinstance(main.core, GramStatistic):
         syy = float(main.core.cross[p, p])
+        centered = scale**2 * (syy - sy * sy / sw)
     else:
         r = main.core.full_r()
         syy = float(r[:, p] @ r[:, p])
-    sy = float(totals.sums[p])
-    sw = totals.sum_weights
-    centered = scale**2 * (syy - sy * sy / sw)
+        if intercept is not None:
+            pair = scipy.linalg.qr(r[:, [intercept, p]], mode="r", check_finite=False)[0]
+            centered = scale**2 * float(pair[1, 1] ** 2) if pair.shape[0] > 1 else 0.0
+        else:
+            centered = scale**2 * (syy - sy * sy / sw)
     uncentered = scale**2 * syy + 2 * scale * shift * sy + shift**2 * sw
     return centered, uncentered
 

@@ -82,6 +82,24 @@ class ColumnTransform:
         """
         return ColumnTransform((0.0,) * len(self.shift), self.scale, self.dense)
 
+    def with_response_shift(self, shift: float) -> ColumnTransform:
+        """The same transform with the response column shifted by ``shift``."""
+        return ColumnTransform((*self.shift[:-1], float(shift)), self.scale, self.dense)
+
+    def without_design_shift(self) -> ColumnTransform:
+        """The same scales, the response's shift kept, the design's dropped.
+
+        For TSQR of a model with an intercept column. The design's columns stay
+        uncentred (see :meth:`without_shift`), but the response does not: its
+        factor entry ``r_yy`` (the residual norm) comes out of Householder
+        reflections of the whole column, accurate to ``eps * ||y||``, so a response
+        far from zero relative to its spread (NIST's SmLs07-09: 1e12 + 0.1 steps)
+        loses every digit of the residuals. Shifting it back costs nothing: only the
+        intercept moves, by the shift itself (``beta_0 = gamma_0 + shift_y``).
+        """
+        shift = (0.0,) * (len(self.shift) - 1) + (self.shift[-1],)
+        return ColumnTransform(shift, self.scale, self.dense)
+
     @property
     def p(self) -> int:
         """Columns of X."""
