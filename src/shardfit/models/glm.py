@@ -260,7 +260,7 @@ class GeneralizedLinearModel:
                     family=family,
                     # The final pass works in the columns the solution's back-transform
                     # expects.
-                    transform=transform.without_shift() if kind == "qr" else transform,
+                    transform=transform,
                     missing=self.missing,
                     cache=cache.ref,
                     beta=np.asarray(beta),
@@ -278,14 +278,20 @@ class GeneralizedLinearModel:
             # scale nor a later pass: a fixed scale, no offset, nonrobust covariance.
             may_fold_final = cov_type == "nonrobust" and not family.free_scale and not has_offset
 
+            centre: list[float] = []  # the working response's shift, once known
+
             def irls_pass(beta: np.ndarray | None, kind: str, last_likely: bool) -> IrlsStatistic:
                 final = None
                 if last_likely and may_fold_final and beta is not None:
                     final = final_task(beta, 1.0, 1.0, (True,) * len(spec.column_names), kind)
                 columns = transform
                 if beta is not None:
-                    centre = working_response_centre(beta, transform, intercept)
-                    columns = transform.with_response_shift(centre)
+                    # One centre for every pass: moving it would change each pass's
+                    # rounding, and the deviance of an ill-conditioned fit (Filip as
+                    # a Gaussian GLM) would then never settle to 1e-8.
+                    if not centre:
+                        centre.append(working_response_centre(beta, transform, intercept))
+                    columns = transform.with_response_shift(centre[0])
                 task = IrlsTask(
                     spec, family, columns, self.missing, cache.ref, beta, y_mean, kind, final
                 )

@@ -739,9 +739,9 @@ class IrlsTask:
         return self._statistic(cross, n, deviance, pearson, largest), mu
 
     def _qr(self, whole: _Block, coef: _Coefficients | None) -> IrlsStatistic:
-        """The TSQR factor of the weighted ``[X | z]`` (scaled, not centred), row block
-        by row block: accurate to ``cond * eps`` where the Gram gives ``cond**2 * eps``."""
-        transform = self.transform.without_design_shift()
+        """The TSQR factor of the weighted, transformed ``[X | z]``, row block by row
+        block: accurate to ``cond * eps`` where the Gram gives ``cond**2 * eps``."""
+        transform = self.transform
         dense_cols = np.flatnonzero(transform.dense)
         total: IrlsStatistic | None = None
         for _, block in whole.row_blocks():

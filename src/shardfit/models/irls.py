@@ -86,7 +86,7 @@ def _solve(
     transform = transform if stat.transform is None else stat.transform
     if stat.qr is not None:
         r = stat.qr.full_r()
-        return solve_from_r(r, transform.without_design_shift(), intercept=intercept, tol=rank_tol)
+        return solve_from_r(r, transform, intercept=intercept, tol=rank_tol)
     assert stat.cross is not None
     r = cholesky_with_aliasing(stat.cross, transform.p)
     return solve_from_r(r, transform, intercept=intercept, tol=0.0)

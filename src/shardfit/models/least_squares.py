@@ -155,6 +155,32 @@ def equilibrated_condition(r_xx: np.ndarray) -> float:
     return float(singular[0] / singular[-1]) if singular[-1] > 0 else np.inf
 
 
+def _uncentred_factor(
+    full: np.ndarray, transform: ColumnTransform, intercept: int | None
+) -> np.ndarray:
+    """The factor of the same columns scaled but not centred, from the factor ``full``
+    of the centred ones: ``x_j / s_j = z_j + (shift_j / s_j) s_0 z_0`` with ``z_0`` the
+    intercept column, so ``Z_raw = Z M`` and ``R_raw`` is ``R M`` (re-triangularized
+    when the intercept is not the first column).
+
+    Aliasing is decided on it, as R's ``lm`` decides on its uncentred QR: relative to
+    a column's norm, not to its spread (``rank_tol=1e-7`` then drops what R drops),
+    while the solution keeps the centred factor's digits.
+    """
+    p = transform.p
+    shift = np.asarray(transform.shift[:p])
+    if intercept is None or not shift.any():
+        return full
+    scale = np.asarray(transform.scale)
+    m = np.eye(full.shape[1])
+    m[intercept, :p] += shift * scale[intercept] / scale[:p]
+    m[intercept, intercept] = 1.0
+    product = full @ m
+    if intercept == 0:  # adding multiples of the first column keeps it triangular
+        return product
+    return np.triu(scipy.linalg.qr(product, mode="r", check_finite=False)[0])
+
+
 def solve_from_r(
     r: np.ndarray,
     transform: ColumnTransform,
@@ -168,9 +194,10 @@ def solve_from_r(
     full = np.zeros((q, q))
     full[: r.shape[0]] = r[:q]
     kept = np.ones(p, dtype=bool)
+    decide = _uncentred_factor(full, transform, intercept) if tol > 0 else full
     for j in range(p):
-        column_norm = np.linalg.norm(full[: j + 1, j])
-        if column_norm == 0 or abs(full[j, j]) <= tol * column_norm:
+        column_norm = np.linalg.norm(decide[: j + 1, j])
+        if column_norm == 0 or abs(decide[j, j]) <= tol * column_norm:
             kept[j] = False
     index = np.concatenate([np.flatnonzero(kept), [p]])
     if not kept.all():

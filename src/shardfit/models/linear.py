@@ -9,7 +9,9 @@ A fit is a short sequence of passes over the data, all on one backend session:
    global means (``method="gram"``/``"auto"``; see
    :class:`~shardfit.stats.centered_gram.CenteredGram`), then centred (with an
    intercept) and scaled to unit spread for the solve; ``method="qr"`` takes the
-   scales from one partition and accumulates the TSQR factor instead;
+   shifts and scales from one partition and accumulates the TSQR factor of the
+   columns so centred instead (the intercept absorbs the shifts; aliasing is still
+   decided on the uncentred columns, as R's ``lm`` does);
 3. ``auto`` estimates the condition number of the transformed design and, above
    ``cond_threshold`` (or when the residuals are under
    :data:`AUTO_MIN_RESIDUAL_FRACTION` of the response's sum of squares), runs one
@@ -173,9 +175,7 @@ class LinearModel:
             }
             if method == "qr":
                 kind = "qr"
-                transform = _column_transform(
-                    learned, source, intercept, sess, self.missing
-                ).without_design_shift()
+                transform = _column_transform(learned, source, intercept, sess, self.missing)
                 main: LeastSquaresPass = run_pass(
                     LeastSquaresTask(spec, transform, kind, self.missing),
                     source,
@@ -202,7 +202,6 @@ class LinearModel:
                 or _residual_fraction(main, solution, transform) < AUTO_MIN_RESIDUAL_FRACTION
             ):
                 kind = "qr"
-                transform = transform.without_design_shift()
                 main = run_pass(
                     LeastSquaresTask(spec, transform, "qr", self.missing),
                     source,

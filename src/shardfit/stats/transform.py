@@ -73,32 +73,9 @@ class ColumnTransform:
         """No shift, no scale, every column dense."""
         return cls(shift=(0.0,) * (p + 1), scale=(1.0,) * (p + 1), dense=(True,) * p)
 
-    def without_shift(self) -> ColumnTransform:
-        """The same scales without centring.
-
-        Householder QR does not need centring (its accuracy does not depend on column
-        scaling or location), and undoing a centring costs digits in the intercept
-        (``beta_0 = ... - sum(shift_j * beta_j)`` cancels), so TSQR uses this.
-        """
-        return ColumnTransform((0.0,) * len(self.shift), self.scale, self.dense)
-
     def with_response_shift(self, shift: float) -> ColumnTransform:
         """The same transform with the response column shifted by ``shift``."""
         return ColumnTransform((*self.shift[:-1], float(shift)), self.scale, self.dense)
-
-    def without_design_shift(self) -> ColumnTransform:
-        """The same scales, the response's shift kept, the design's dropped.
-
-        For TSQR of a model with an intercept column. The design's columns stay
-        uncentred (see :meth:`without_shift`), but the response does not: its
-        factor entry ``r_yy`` (the residual norm) comes out of Householder
-        reflections of the whole column, accurate to ``eps * ||y||``, so a response
-        far from zero relative to its spread (NIST's SmLs07-09: 1e12 + 0.1 steps)
-        loses every digit of the residuals. Shifting it back costs nothing: only the
-        intercept moves, by the shift itself (``beta_0 = gamma_0 + shift_y``).
-        """
-        shift = (0.0,) * (len(self.shift) - 1) + (self.shift[-1],)
-        return ColumnTransform(shift, self.scale, self.dense)
 
     @property
     def p(self) -> int:
