@@ -1,9 +1,10 @@
-"""One-way ANOVA as a regression on a factor, against NIST's StRD ANOVA problems
-SmLs01-09: nine treatments, the same decimal steps (0.1) on a constant of 0, 1e6
-or 1e12, with 21, 201 or 2001 rows a treatment. They test whether the sums of
-squares survive a response whose leading digits are all the same.
+"""One-way ANOVA as a regression on a factor, against NIST's StRD ANOVA problems:
+the observed SiRstv and AtmWtAg, and the constructed SmLs01-09 (nine treatments,
+the same decimal steps of 0.1 on a constant of 0, 1e6 or 1e12, with 21, 201 or 2001
+rows a treatment). They test whether the sums of squares survive a response whose
+leading digits are all the same.
 
-The data follow NIST's construction: treatment ``k`` has mean ``m_k`` (1.4, then
+The SmLs data follow NIST's construction: treatment ``k`` has mean ``m_k`` (1.4, then
 1.3 and 1.5 alternately), its first row ``m_k`` and the others ``m_k -+ 0.1``
 alternately. So the certified values are exact decimals: between-treatment SS
 ``0.08 r``, within ``0.09 (r - 1)`` for ``r`` rows a treatment, F ``r``, residual
@@ -130,6 +131,64 @@ def test_the_data_follow_nists_construction(problems) -> None:
     assert reference["rsquared"] == pytest.approx(0.482758620689655, rel=1e-14)
     assert problems["SmLs03"][1]["rsquared"] == pytest.approx(0.470712773465067, rel=1e-14)
     assert len(problems["SmLs09"][0]) == 18009
+
+
+# NIST's observed-data problems: silicon resistivity by five instruments (SiRstv),
+# and the atomic weight of silver by two (AtmWtAg: 7 constant leading digits).
+OBSERVED = {
+    "SiRstv": (
+        [
+            [196.3052, 196.1240, 196.1890, 196.2569, 196.3403],
+            [196.3042, 196.3825, 196.1669, 196.3257, 196.0422],
+            [196.1303, 196.2005, 196.2889, 196.0343, 196.1811],
+            [196.2795, 196.1748, 196.1494, 196.1485, 195.9885],
+            [196.2119, 196.1051, 196.1850, 196.0052, 196.2090],
+        ],
+        # F, R-squared, residual SD, and the tolerance the data's decimals allow
+        (1.18046237440255e00, 1.90999039051129e-01, 1.04076068334656e-01, 1e-12),
+    ),
+    "AtmWtAg": (
+        [
+            [
+                107.8681568, 107.8681465, 107.8681572, 107.8681785, 107.8681446,
+                107.8681903, 107.8681526, 107.8681494, 107.8681616, 107.8681587,
+                107.8681519, 107.8681486, 107.8681419, 107.8681569, 107.8681508,
+                107.8681672, 107.8681385, 107.8681518, 107.8681662, 107.8681424,
+                107.8681360, 107.8681333, 107.8681610, 107.8681477,
+            ],
+            [
+                107.8681079, 107.8681344, 107.8681513, 107.8681197, 107.8681604,
+                107.8681385, 107.8681642, 107.8681365, 107.8681151, 107.8681082,
+                107.8681517, 107.8681448, 107.8681198, 107.8681482, 107.8681334,
+                107.8681609, 107.8681101, 107.8681512, 107.8681469, 107.8681360,
+                107.8681254, 107.8681261, 107.8681450, 107.8681368,
+            ],
+        ],
+        (1.59467335677930e01, 2.57426544538321e-01, 1.51048314446410e-05, 2e-10),
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(OBSERVED))
+@pytest.mark.parametrize("method", ["auto", "qr"])
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_observed_data_equal_the_certified_anova(name, method, partitions) -> None:
+    groups, (fvalue, rsquared, resid_sd, tolerance) = OBSERVED[name]
+    frame = pd.DataFrame(
+        {
+            "treatment": [k for k, values in enumerate(groups, start=1) for _ in values],
+            "y": [y for values in groups for y in values],
+        }
+    )
+    result = shardfit.ols("y ~ C(treatment)", from_pandas(frame, partitions)).fit(
+        backend="serial", method=method
+    )
+    assert result.fvalue == pytest.approx(fvalue, rel=tolerance)
+    assert result.rsquared == pytest.approx(rsquared, rel=tolerance)
+    assert np.sqrt(result.scale) == pytest.approx(resid_sd, rel=tolerance)
+    reference = exact(frame)
+    for key, value in _measures(result).items():
+        assert value == pytest.approx(reference[key], rel=1e-12, abs=0), key
 
 
 @pytest.mark.parametrize("name", ["SmLs03", "SmLs06", "SmLs09"])
