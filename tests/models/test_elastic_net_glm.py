@@ -128,3 +128,20 @@ def test_separated_data_warn_without_a_penalty(frame) -> None:
         shardfit.elastic_net(
             FORMULA, separated, alpha=0.0, family="binomial", max_iter=5, backend="serial"
         )
+
+
+def test_cached_passes_on_processes_equal_serial(frame) -> None:
+    """The path's later IRLS passes read the encoded partitions from the workers'
+    cache (some spilled to disk: the cache holds only a few kilobytes in memory), and
+    give the serial, uncached path."""
+    source = shardfit.from_pandas(frame, 5)
+    kwargs = {"family": "binomial", "cv": 3, "n_alphas": 6, "weights": "w"}
+    serial = shardfit.elastic_net(FORMULA, source, backend="serial", **kwargs)
+    # 100 rows x 5 columns a partition: 8 kB holds one entry in memory, not two.
+    spread = shardfit.elastic_net(
+        FORMULA, source, backend="processes", workers=2, cache_bytes=8_000, **kwargs
+    )
+    np.testing.assert_allclose(spread.path_array, serial.path_array, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(spread.cv_mse, serial.cv_mse, rtol=1e-10)
+    assert spread.alpha_ == serial.alpha_
+    assert spread.passes == serial.passes

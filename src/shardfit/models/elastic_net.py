@@ -29,7 +29,8 @@ from the p x p statistics alone. The alpha grid is scikit-learn's:
 values spaced evenly in log scale down to ``eps * alpha_max``; the chosen alpha
 minimizes the mean over folds of the held-out MSE (ties: the largest alpha).
 
-GLMs: every IRLS step is one pass computing, for the full-data model and for each
+GLMs: every IRLS step is one pass (the first reads and encodes, the others read the
+workers' partition cache) computing, for the full-data model and for each
 fold's model, the weighted Gram and working response at its current coefficients;
 coordinate descent solves each penalized weighted least-squares problem, with step
 halving when the objective rises, and warm starts along the path.
@@ -37,6 +38,7 @@ halving when the objective rises, and warm starts along the path.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Literal
 
 import numpy as np
@@ -44,7 +46,7 @@ import numpy as np
 from shardfit.data.partition import Source
 from shardfit.data.resolve import as_source
 from shardfit.design.schema import LearnedDesign, learn_design
-from shardfit.engine import run_pass, session
+from shardfit.engine import PartitionCache, run_pass, session
 from shardfit.engine.blas import single_threaded_blas
 from shardfit.errors import DesignError
 from shardfit.models.elastic_net_paths import GaussianPath, GlmPath
@@ -75,6 +77,7 @@ def elastic_net(
     tol: float = 1e-10,
     max_iter: int = 50,
     missing: Literal["drop", "raise"] = "drop",
+    cache_bytes: int | None = None,
     backend: Any = None,
     workers: int | None = None,
     progress: bool = False,
@@ -114,6 +117,10 @@ def elastic_net(
         IRLS passes per penalty at most (GLMs).
     missing : {"drop", "raise"}
         Rows missing a value the formula needs.
+    cache_bytes : int, optional
+        GLMs: in-memory bound per worker of the encoded-partition cache that the IRLS
+        passes after the first read (beyond it, partitions spill to local files,
+        memory-mapped when used); default 64 MiB (see :mod:`shardfit.engine.cache`).
     backend, workers, progress
         Where the passes run (see :func:`shardfit.engine.run_pass`).
 
@@ -149,25 +156,39 @@ def elastic_net(
             raise ValueError("offset and exposure apply to GLMs; subtract an offset from y")
         transform = _column_transform(learned, source, intercept, sess, missing, gaussian)
         options = {"backend": sess, "progress": progress, "allreduce": True}
-        if gaussian:
-            stats = run_pass(
-                FoldGramTask(spec, transform, folds, missing),
-                source,
-                pass_name="enet-gram",
-                **options,
-            )
-            fit = GaussianPath(stats.grams, transform, intercept, standardize)
-            passes = 1
-        else:
-            fit = GlmPath(
-                spec, transform, intercept, standardize, fam, folds, missing, source, options
-            )
-            passes = 0
-        # Small p x p problems: one BLAS thread is faster, and the same on every machine.
-        with single_threaded_blas():
-            grid = fit.grid(alpha, alphas, l1_ratio, n_alphas, eps)
-            path, intercepts, cv_loss = fit.run(grid, l1_ratio, tol, max_iter, folds > 1)
-        passes += getattr(fit, "passes", 0)
+        # The IRLS passes of a GLM's path read the encoded partitions from the workers'
+        # cache (the Gaussian path makes one pass and needs none).
+        with contextlib.ExitStack() as stack:
+            fit: GaussianPath | GlmPath
+            if gaussian:
+                stats = run_pass(
+                    FoldGramTask(spec, transform, folds, missing),
+                    source,
+                    pass_name="enet-gram",
+                    **options,
+                )
+                fit = GaussianPath(stats.grams, transform, intercept, standardize)
+                passes = 1
+            else:
+                cache = stack.enter_context(PartitionCache(sess, max_bytes=cache_bytes))
+                fit = GlmPath(
+                    spec,
+                    transform,
+                    intercept,
+                    standardize,
+                    fam,
+                    folds,
+                    missing,
+                    source,
+                    options,
+                    cache.ref,
+                )
+                passes = 0
+            # Small p x p problems: one BLAS thread is faster, and the same everywhere.
+            with single_threaded_blas():
+                grid = fit.grid(alpha, alphas, l1_ratio, n_alphas, eps)
+                path, intercepts, cv_loss = fit.run(grid, l1_ratio, tol, max_iter, folds > 1)
+            passes += getattr(fit, "passes", 0)
     if cv_loss is not None:
         best = int(np.argmin(cv_loss.mean(axis=1)))
     else:

@@ -17,6 +17,7 @@ import numpy as np
 
 from shardfit.data.partition import Source
 from shardfit.engine import run_pass
+from shardfit.engine.cache import CacheRef
 from shardfit.errors import DesignError
 from shardfit.models._elastic_net_cd import solve_enet_gram
 from shardfit.models.elastic_net_tasks import IrlsTask
@@ -160,8 +161,10 @@ class GlmPath:
         missing: str,
         source: Source,
         options: dict[str, Any],
+        cache: CacheRef | None = None,
     ) -> None:
         self.spec, self.transform, self.intercept = spec, transform, intercept
+        self.cache = cache
         self.standardize, self.family, self.folds = standardize, family, folds
         self.missing, self.source, self.options = missing, source, options
         self.p = transform.p
@@ -170,7 +173,7 @@ class GlmPath:
         self.shift = np.asarray(transform.shift[: self.p])
         self.scale = np.asarray(transform.scale[: self.p])
         self.penalized = np.array([j != intercept for j in range(self.p)])
-        first = self._pass(np.zeros((self.models, self.p)))
+        first = self._pass(np.zeros((self.models, self.p)), moments=True)
         self.nobs = int(first.nobs)
         sw = float(first.sum_weights[0])
         mean = first.sums / sw
@@ -188,9 +191,18 @@ class GlmPath:
                 ybar = min(ybar, 1 - 1e-10)
             self.start[:, intercept] = float(family.link(np.array([ybar]))[0])
 
-    def _pass(self, params: np.ndarray) -> Any:
+    def _pass(self, params: np.ndarray, moments: bool = False) -> Any:
         self.passes += 1
-        task = IrlsTask(self.spec, self.transform, self.family, params, self.folds, self.missing)  # type: ignore[arg-type]
+        task = IrlsTask(
+            self.spec,
+            self.transform,
+            self.family,
+            params,
+            self.folds,
+            self.missing,  # type: ignore[arg-type]
+            cache=self.cache,
+            moments=moments,
+        )
         return run_pass(task, self.source, pass_name="enet-irls", **self.options)
 
     def grid(

@@ -22,10 +22,21 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import scipy.sparse as sp
 
 from shardfit.data.partition import Partition
 from shardfit.design.materialize import encode_partition
 from shardfit.design.spec import DesignSpec
+from shardfit.engine.cache import CacheRef
+from shardfit.models.families import _binary
+from shardfit.models.glm_tasks import (
+    ROW_BLOCK,
+    _Block,
+    _Coefficients,
+    _gram_scratch,
+    _kernels,
+    _RowQuantities,
+)
 from shardfit.stats.gram import GramStatistic
 from shardfit.stats.transform import ColumnTransform
 
@@ -140,7 +151,17 @@ class IrlsStatistic:
 
 @dataclass(frozen=True)
 class IrlsTask:
-    """One IRLS pass of every model at its coefficients ``params`` (``(M, q)``, z-space)."""
+    """One IRLS pass of every model at its coefficients ``params`` (``(M, q)``, z-space).
+
+    With ``cache``, a partition's transformed design (sparse columns made dense), its
+    response, weights, offset and folds are encoded once and read from the workers'
+    partition cache by the later passes of the path. Each model's step is the GLM's
+    (its row quantities and compiled Gram kernel, row block by row block, see
+    :mod:`~shardfit.models.glm_tasks`) with the held-out rows' prior weights 0,
+    rather than NumPy passes over copies of the training rows. ``moments`` adds the
+    prior-weighted sums and sums of squares of ``[Z | y]`` (the first pass's, for the
+    start and the standardization).
+    """
 
     spec: DesignSpec
     transform: ColumnTransform
@@ -148,24 +169,42 @@ class IrlsTask:
     params: np.ndarray
     folds: int
     missing: Missing
+    cache: CacheRef | None = None
+    moments: bool = True
+
+    def _arrays(self, partition: Partition) -> dict[str, np.ndarray]:
+        def compute() -> dict[str, np.ndarray]:
+            chunk = encode_partition(self.spec, partition, missing=self.missing, structured=True)
+            assert chunk.y is not None
+            dense, sparse = self.transform.split(chunk.X, None)
+            n = chunk.y.size
+            Z = np.empty((n, self.transform.p), order="F")
+            Z[:, np.flatnonzero(self.transform.dense)] = dense
+            if sparse.shape[1]:
+                Z[:, self.transform.sparse_index] = sparse.toarray()
+            none = np.empty(0)
+            return {
+                "Z": Z,
+                "y": np.asarray(chunk.y, dtype=np.float64),
+                "w": none if chunk.weights is None else np.asarray(chunk.weights, np.float64),
+                "offset": none if chunk.offset is None else np.asarray(chunk.offset, np.float64),
+                "fold": (
+                    cv_folds(partition.key, chunk.row_index, self.folds)
+                    if self.folds > 1
+                    else np.empty(0, dtype=np.int64)
+                ),
+            }
+
+        if self.cache is None:
+            return compute()
+        return self.cache.get_or_compute(partition.key, compute)
 
     def __call__(self, partition: Partition) -> IrlsStatistic:
-        chunk = encode_partition(self.spec, partition, missing=self.missing, structured=True)
-        assert chunk.y is not None
-        y = chunk.y
-        dense, sparse = self.transform.split(chunk.X, None)
-        Z = np.empty((y.size, self.transform.p))
-        Z[:, np.flatnonzero(self.transform.dense)] = dense
-        if sparse.shape[1]:
-            Z[:, self.transform.sparse_index] = sparse.toarray()
+        arrays = self._arrays(partition)
+        Z, y, w = arrays["Z"], arrays["y"], arrays["w"]
         n, q = Z.shape
-        w = np.ones(n) if chunk.weights is None else np.asarray(chunk.weights, dtype=np.float64)
-        offset = np.zeros(n) if chunk.offset is None else chunk.offset
-        fold = (
-            cv_folds(partition.key, chunk.row_index, self.folds)
-            if self.folds > 1
-            else np.full(n, -1)
-        )
+        weights = w if w.size else np.ones(n)
+        fold = arrays["fold"]
         models = self.params.shape[0]
         cross = np.zeros((models, q, q))
         target = np.zeros((models, q))
@@ -173,31 +212,70 @@ class IrlsTask:
         dev = np.zeros(models)
         test_dev = np.zeros(models)
         test_w = np.zeros(models)
-        family, link = self.family, self.family.link
+        binary = _binary(y)
         for m in range(models):
-            eta = Z @ self.params[m] + offset
-            mu = link.inverse(eta)
-            unit = family.unit_deviance(y, mu) * w
-            train = fold != (m - 1) if m > 0 else np.ones(n, dtype=bool)
-            if m > 0:
-                test_dev[m] = float(unit[~train].sum())
-                test_w[m] = float(w[~train].sum())
-            dev[m] = float(unit[train].sum())
-            sum_w[m] = float(w[train].sum())
-            weights = (w * family.irls_weights(mu))[train]
-            working = (eta - offset + (y - mu) * link.deriv(mu))[train]
-            Zt = Z[train]
-            cross[m] = (Zt * weights[:, None]).T @ Zt
-            target[m] = Zt.T @ (weights * working)
-        full = np.column_stack([Z, y])
-        return IrlsStatistic(
-            cross,
-            target,
-            sum_w,
-            dev,
-            test_dev,
-            test_w,
-            full.T @ w,
-            (full * full).T @ w,
-            n,
-        )
+            # Model f + 1 leaves fold f out: its rows weigh 0 in the training sums.
+            held_out = fold == m - 1 if m > 0 else None
+            prior = w if w.size else None
+            if held_out is not None:
+                prior = np.where(held_out, 0.0, weights)
+            block = _Block(
+                dense=Z,
+                sparse=_no_columns(n),
+                y=y,
+                weights=prior,
+                offset=arrays["offset"] if arrays["offset"].size else None,
+                binary=binary,
+            )
+            coefficients = _Coefficients(np.ascontiguousarray(self.params[m]), np.empty(0))
+            step = _model_step(self.family, block, coefficients, held_out, weights)
+            upper, dev[m], test_dev[m] = step
+            full = np.triu(upper) + np.triu(upper, 1).T
+            cross[m], target[m] = full[:q, :q], full[:q, q]
+            if held_out is None:
+                sum_w[m] = float(weights.sum())
+            else:
+                test_w[m] = float(weights @ held_out)
+                sum_w[m] = float(weights @ ~held_out)
+        if self.moments:
+            sums = np.append(Z.T @ weights, y @ weights)
+            squares = np.append((Z * Z).T @ weights, (y * y) @ weights)
+        else:
+            sums = squares = np.zeros(q + 1)
+        return IrlsStatistic(cross, target, sum_w, dev, test_dev, test_w, sums, squares, n)
+
+
+def _no_columns(n: int) -> sp.csc_matrix:
+    return sp.csc_matrix((n, 0))
+
+
+def _model_step(
+    family: Any,
+    block: _Block,
+    coefficients: _Coefficients,
+    held_out: np.ndarray | None,
+    weights: np.ndarray,
+) -> tuple[np.ndarray, float, float]:
+    """One model's weighted Gram of ``[Z | z]`` (upper triangle), training deviance and
+    held-out deviance, row block by row block through the GLM's IRLS row quantities
+    and Gram kernel (``Z`` is already transformed: no shift)."""
+    kernels = _kernels()
+    n, q = block.dense.shape
+    rows = min(n, ROW_BLOCK)
+    upper = np.zeros((q + 1, q + 1), order="F")
+    scratch = _gram_scratch(n, q + 1)
+    sqrt_w, z = np.empty(rows), np.empty(rows)
+    quantities = _RowQuantities(family, rows, 0.0, 1.0)
+    no_shift = np.zeros(q)
+    deviance = test = 0.0
+    for a, part in block.row_blocks():
+        m = part.nrows
+        mu, unit, _, _ = quantities.write(part, coefficients, float("nan"), sqrt_w, z)
+        kernels.add_weighted_gram(block.dense, no_shift, sqrt_w, a, m, z, scratch, upper)
+        deviance += unit
+        if held_out is not None:
+            out = held_out[a : a + m]
+            if out.any():
+                held = family.unit_deviance_given(part.y[out], mu[out], binary=block.binary)
+                test += float(held @ weights[a : a + m][out])
+    return upper, deviance, test
