@@ -46,6 +46,7 @@ from shardfit.models.glm_tasks import (
     IrlsTask,
     PrepareStatistic,
     PrepareTask,
+    centring,
 )
 from shardfit.models.irls import (
     ConvergenceWarning,
@@ -253,7 +254,7 @@ class GeneralizedLinearModel:
                 scale: float,
                 loglike_scale: float,
                 kept: tuple[bool, ...],
-                kind: str,
+                centred: tuple[float, int] | None,
             ) -> FinalTask:
                 return FinalTask(
                     spec=spec,
@@ -271,6 +272,7 @@ class GeneralizedLinearModel:
                     kept=kept,
                     cov_type=cov_type,
                     groups=groups,
+                    centred=centred,
                 )
 
             # A pass expected to be the last also evaluates the final fit measures at
@@ -280,10 +282,13 @@ class GeneralizedLinearModel:
 
             centre: list[float] = []  # the working response's shift, once known
 
-            def irls_pass(beta: np.ndarray | None, kind: str, last_likely: bool) -> IrlsStatistic:
+            def irls_pass(
+                beta: np.ndarray | None, kind: str, last_likely: bool, solution: Any
+            ) -> IrlsStatistic:
+                centred = centring(solution, transform, intercept)
                 final = None
                 if last_likely and may_fold_final and beta is not None:
-                    final = final_task(beta, 1.0, 1.0, (True,) * len(spec.column_names), kind)
+                    final = final_task(beta, 1.0, 1.0, (True,) * len(spec.column_names), centred)
                 columns = transform
                 if beta is not None:
                     # One centre for every pass: moving it would change each pass's
@@ -293,7 +298,16 @@ class GeneralizedLinearModel:
                         centre.append(working_response_centre(beta, transform, intercept))
                     columns = transform.with_response_shift(centre[0])
                 task = IrlsTask(
-                    spec, family, columns, self.missing, cache.ref, beta, y_mean, kind, final
+                    spec,
+                    family,
+                    columns,
+                    self.missing,
+                    cache.ref,
+                    beta,
+                    y_mean,
+                    kind,
+                    final,
+                    centred,
                 )
                 stat = timed(task, source, pass_name=f"glm-irls-{kind}", **options)
                 return replace(stat, transform=columns)
@@ -339,7 +353,7 @@ class GeneralizedLinearModel:
                         scale,
                         loglike_scale,
                         tuple(bool(k) for k in solution.kept),
-                        state.kind,
+                        centring(solution, transform, intercept),
                     ),
                     source,
                     pass_name="glm-final",

@@ -103,6 +103,7 @@ class FinalTask:
     kept: tuple[bool, ...]
     cov_type: str
     groups: str | None
+    centred: tuple[float, int] | None = None  # see :func:`~.glm_tasks.centring`
 
     def __call__(self, partition: Partition) -> FinalStatistic:
         family = self.family
@@ -131,7 +132,8 @@ class FinalTask:
         computed at ``beta``: see :class:`~.glm_tasks.IrlsTask`)."""
         family = self.family
         if mu is None:
-            coef = _Coefficients.of(self.beta, self.transform.dense)
+            transform = self.transform
+            coef = _Coefficients.of(self.beta, transform.dense, self.centred, transform.shift)
             _, mu = _mean(family, block, coef, 0.0)
         w = block.weights
         y = block.y

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from types import ModuleType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -53,6 +53,7 @@ __all__ = [
     "IrlsTask",
     "PrepareStatistic",
     "PrepareTask",
+    "centring",
 ]
 
 Missing = Literal["drop", "raise"]
@@ -109,10 +110,15 @@ class _Block:
             for a in range(0, n, ROW_BLOCK)
         ]
 
-    def linear_predictor(self, beta_dense: np.ndarray, beta_sparse: np.ndarray) -> np.ndarray:
-        """``X beta + offset``."""
+    def linear_predictor(
+        self, beta_dense: np.ndarray, beta_sparse: np.ndarray, shift: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``X beta + offset``, or ``(X_dense - shift) beta_dense + X_sparse beta_sparse +
+        offset`` with ``shift`` (see :class:`_Coefficients`)."""
         dense = self.dense
-        if dense.shape[1]:
+        if shift is not None:
+            eta = (dense - shift) @ beta_dense
+        elif dense.shape[1]:
             # BLAS takes a row block of a Fortran array as it is (a leading dimension
             # larger than the block): no copy, twice as fast as column by column.
             eta = dense @ beta_dense
@@ -498,16 +504,62 @@ class IrlsStatistic:
 
 @dataclass(frozen=True)
 class _Coefficients:
-    """Coefficients split like the design's dense and sparse blocks (0 for aliased)."""
+    """Coefficients split like the design's dense and sparse blocks (0 for aliased).
+
+    With ``shift``, the linear predictor is formed about the design's centre, ``eta =
+    f + sum_j beta_j (x_j - shift_j)``, the intercept's coefficient replaced by ``f``,
+    the fitted value there (see :func:`centring`): on columns far from zero relative
+    to their spread, ``beta_0 + sum_j beta_j x_j`` cancels (x = 1e6 + U(0, 10) and a
+    slope of 0.1: terms of 1e5 for an eta of ~1, whose rounding then made a Gamma
+    fit's deviance jitter for 46 iterations instead of converging in 8).
+    """
 
     dense: np.ndarray
     sparse: np.ndarray
+    shift: np.ndarray | None = None
 
     @classmethod
-    def of(cls, beta: np.ndarray, dense_flags: tuple[bool, ...]) -> _Coefficients:
+    def of(
+        cls,
+        beta: np.ndarray,
+        dense_flags: tuple[bool, ...],
+        centred: tuple[float, int] | None = None,
+        shift: tuple[float, ...] = (),
+    ) -> _Coefficients:
+        """Split ``beta``; ``centred`` is ``(fitted value at shift, intercept index)``
+        and ``shift`` the transform's (``p + 1`` entries, the response's last)."""
         flags = np.asarray(dense_flags, dtype=bool)
         beta = np.where(np.isfinite(beta), beta, 0.0)
-        return cls(np.ascontiguousarray(beta[flags]), np.ascontiguousarray(beta[~flags]))
+        sparse = np.ascontiguousarray(beta[~flags])
+        if centred is None:
+            return cls(np.ascontiguousarray(beta[flags]), sparse)
+        fit, intercept = centred
+        centre = np.asarray(shift[: flags.size], dtype=np.float64).copy()
+        centre[intercept] = 0.0
+        beta = beta.copy()
+        beta[intercept] = fit
+        return cls(np.ascontiguousarray(beta[flags]), sparse, centre[flags])
+
+
+def centring(
+    solution: Any, transform: ColumnTransform, intercept: int | None
+) -> tuple[float, int] | None:
+    """``(fitted value at the transform's shifts, intercept)`` for
+    :meth:`_Coefficients.of` where the plain linear predictor would cancel more than
+    three digits (the shifted terms ``|beta_j shift_j|`` a thousand times the fitted
+    value's size and the spreads' ``|beta_j| scale_j``), else ``None``: the plain form
+    is one BLAS product, the centred one a copy more."""
+    fit = getattr(solution, "centre_fit", None)
+    if intercept is None or fit is None:
+        return None
+    p = transform.p
+    beta = np.where(np.isfinite(solution.params), solution.params, 0.0)
+    others = np.arange(p) != intercept
+    shift = np.asarray(transform.shift[:p])
+    scale = np.asarray(transform.scale[:p])
+    shifted = float(np.abs(beta[others] * shift[others]).sum())
+    natural = abs(fit) + float(np.abs(beta[others] * scale[others]).sum())
+    return (fit, intercept) if shifted > 1e3 * natural else None
 
 
 def _mean(
@@ -518,7 +570,7 @@ def _mean(
         mu = family.starting_mu_given_mean(block.y, y_mean)
         eta = family.link(mu)  # statsmodels starts from g(mu_0), offset included in it
         return eta, mu
-    eta = block.linear_predictor(beta.dense, beta.sparse)
+    eta = block.linear_predictor(beta.dense, beta.sparse, beta.shift)
     return eta, family.link.inverse(eta)
 
 
@@ -587,7 +639,7 @@ class _RowQuantities:
         prior = none if block.weights is None else block.weights
         offset = none if block.offset is None else block.offset
         if self.logit and block.binary and coef is not None:
-            eta = block.linear_predictor(coef.dense, coef.sparse)
+            eta = block.linear_predictor(coef.dense, coef.sparse, coef.shift)
             t = np.negative(eta, out=self.t[:m])
             with np.errstate(over="ignore"):  # exp(-eta) = inf gives the exact limit 0
                 np.exp(t, out=t)
@@ -651,11 +703,15 @@ class IrlsTask:
     y_mean: float
     kind: Literal["gram", "qr"] = "gram"
     final: FinalTask | None = None
+    centred: tuple[float, int] | None = None  # see :func:`centring`
 
     def __call__(self, partition: Partition) -> IrlsStatistic:
         arrays = _cached_arrays(self.spec, self.family, self.missing, self.cache, partition)
         whole = _block(arrays)
-        coef = None if self.beta is None else _Coefficients.of(self.beta, self.transform.dense)
+        coef = None
+        if self.beta is not None:
+            transform = self.transform
+            coef = _Coefficients.of(self.beta, transform.dense, self.centred, transform.shift)
         mu: np.ndarray | None = None
         if self.kind == "qr":
             stat = self._qr(whole, coef)

@@ -139,9 +139,10 @@ def run_irls(
     ``first``, when given, is the first pass's statistic at ``start``, already taken
     (with the prepare pass: see :class:`~shardfit.models.glm_tasks.FirstStep`).
 
-    ``irls_pass(beta, kind, last_likely)`` runs one pass; ``last_likely`` says the
-    deviance has nearly settled (or the pass is the last ``maxiter`` allows), so the
-    pass may as well evaluate the final fit measures at ``beta`` too.
+    ``irls_pass(beta, kind, last_likely, solution)`` runs one pass; ``last_likely``
+    says the deviance has nearly settled (or the pass is the last ``maxiter`` allows),
+    so the pass may as well evaluate the final fit measures at ``beta`` too;
+    ``solution`` is the solve that gave ``beta`` (``None`` at the start).
 
     Pass ``k`` evaluates the deviance at ``beta_k`` and accumulates the Gram that
     gives ``beta_{k+1}``; convergence of ``beta_k`` is known after pass ``k``, so the
@@ -161,19 +162,22 @@ def run_irls(
         change = abs(old - new)
         return bool(change * change <= threshold(new) * max(abs(new), 1e-300))
 
-    def solve(stat: IrlsStatistic, beta: np.ndarray | None) -> tuple[IrlsStatistic, Any]:
+    def solve(stat: IrlsStatistic, previous: Any) -> tuple[IrlsStatistic, Any]:
+        """Solve from ``stat``, the pass at ``previous``'s coefficients (``None``: at
+        the start)."""
         solution = _solve(stat, transform, intercept, options.rank_tol)
         suspicious = solution.condition > options.cond_threshold or not solution.kept.all()
         if options.method == "auto" and state.kind == "gram" and suspicious:
             state.kind = "qr"
-            stat = irls_pass(beta, "qr", False)
+            beta = start if previous is None else previous.params
+            stat = irls_pass(beta, "qr", False, previous)
             solution = _solve(stat, transform, intercept, options.rank_tol)
         _report_aliased(solution, names, options.rank_deficient)
         return stat, solution
 
     if first is None or state.kind != "gram":
-        first = irls_pass(start, state.kind, False)
-    stat, solution = solve(first, start)
+        first = irls_pass(start, state.kind, False, None)
+    stat, solution = solve(first, None)
     df_resid = nobs - solution.rank
     if df_resid <= 0:
         raise DesignError(f"{nobs} rows for {solution.rank} coefficients: no residual df")
@@ -190,7 +194,7 @@ def run_irls(
         state.solution = solution
         state.beta = solution.params
         state.params_history.append(solution.params)
-        stat = irls_pass(solution.params, state.kind, last_likely)
+        stat = irls_pass(solution.params, state.kind, last_likely, solution)
         state.last = stat
         state.history.append(_ratio(stat.deviance, state.scale))
         state.scale = scale_of(stat)
@@ -203,7 +207,7 @@ def run_irls(
             break
         last_likely = likely_last(old, new) or iteration + 2 == options.maxiter
         if iteration + 1 < options.maxiter:
-            stat, solution = solve(stat, solution.params)
+            stat, solution = solve(stat, solution)
     return state
 
 

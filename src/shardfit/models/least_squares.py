@@ -79,6 +79,10 @@ class LeastSquaresSolution:
     to_original : numpy.ndarray
         ``T`` with ``beta_K = T gamma + c``; a covariance ``C`` of ``gamma`` maps to
         ``T C T'``.
+    centre_fit : float or None
+        The fitted value at the transform's shifts, ``beta_0 + sum_j shift_j beta_j``,
+        from the transformed solution (so without that sum's cancellation); ``None``
+        without a kept intercept.
     """
 
     params: np.ndarray
@@ -90,6 +94,7 @@ class LeastSquaresSolution:
     gamma: np.ndarray
     cov_gamma: np.ndarray
     to_original: np.ndarray
+    centre_fit: float | None = None
 
     def covariance_of(self, cov_gamma: np.ndarray) -> np.ndarray:
         """``(p, p)`` covariance of ``beta`` (NaN for aliased) from one of ``gamma``."""
@@ -222,12 +227,14 @@ def solve_from_r(
     cols = np.flatnonzero(kept)
     t = np.diag(scale[p] / scale[cols])
     offset = np.zeros(k)
+    centre_fit = None
     if intercept is not None and kept[intercept]:
         i0 = int(np.flatnonzero(cols == intercept)[0])
         row = -shift[cols] * scale[p] / scale[cols]
         row[i0] = scale[p]
         t[i0, :] = row
         offset[i0] = shift[p]
+        centre_fit = float(scale[p] * gamma[i0] + shift[p])
     beta = t @ gamma + offset
     cov_beta = t @ cov_gamma @ t.T / scale[p] ** 2
     params = np.full(p, np.nan)
@@ -252,4 +259,5 @@ def solve_from_r(
         gamma=gamma,
         cov_gamma=cov_gamma,
         to_original=t,
+        centre_fit=centre_fit,
     )
