@@ -213,6 +213,8 @@ class IrlsTask:
         test_dev = np.zeros(models)
         test_w = np.zeros(models)
         binary = _binary(y)
+        no_columns = sp.csc_matrix((n, 0))  # every column is in Z
+        offset = arrays["offset"] if arrays["offset"].size else None
         for m in range(models):
             # Model f + 1 leaves fold f out: its rows weigh 0 in the training sums.
             held_out = fold == m - 1 if m > 0 else None
@@ -221,10 +223,10 @@ class IrlsTask:
                 prior = np.where(held_out, 0.0, weights)
             block = _Block(
                 dense=Z,
-                sparse=_no_columns(n),
+                sparse=no_columns,
                 y=y,
                 weights=prior,
-                offset=arrays["offset"] if arrays["offset"].size else None,
+                offset=offset,
                 binary=binary,
             )
             coefficients = _Coefficients(np.ascontiguousarray(self.params[m]), np.empty(0))
@@ -243,10 +245,6 @@ class IrlsTask:
         else:
             sums = squares = np.zeros(q + 1)
         return IrlsStatistic(cross, target, sum_w, dev, test_dev, test_w, sums, squares, n)
-
-
-def _no_columns(n: int) -> sp.csc_matrix:
-    return sp.csc_matrix((n, 0))
 
 
 def _model_step(
