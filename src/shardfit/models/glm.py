@@ -57,7 +57,6 @@ from shardfit.models.irls import (
     glm_covariance,
     run_irls,
     separated_terms,
-    working_response_centre,
 )
 from shardfit.models.least_squares import QR_ALIAS_TOL, check_rank_tol
 from shardfit.results.glm import GLMResults
@@ -289,13 +288,17 @@ class GeneralizedLinearModel:
                 final = None
                 if last_likely and may_fold_final and beta is not None:
                     final = final_task(beta, 1.0, 1.0, (True,) * len(spec.column_names), centred)
+                # The working response is centred at the first solve's fitted value at
+                # the design's centre (the intercept absorbs it): uncentred, a response
+                # far from zero relative to its spread (a Gaussian GLM of NIST's SmLs06,
+                # 1e6 + 0.1 steps) loses the slopes' digits in the Gram's Cholesky
+                # factor. One centre for every pass: moving it would change each pass's
+                # rounding, and an ill-conditioned fit's deviance (Filip as a Gaussian
+                # GLM) would then never settle to 1e-8.
                 columns = transform
-                if beta is not None:
-                    # One centre for every pass: moving it would change each pass's
-                    # rounding, and the deviance of an ill-conditioned fit (Filip as
-                    # a Gaussian GLM) would then never settle to 1e-8.
+                if solution is not None and solution.centre_fit is not None:
                     if not centre:
-                        centre.append(working_response_centre(beta, transform, intercept))
+                        centre.append(solution.centre_fit)
                     columns = transform.with_response_shift(centre[0])
                 task = IrlsTask(
                     spec,

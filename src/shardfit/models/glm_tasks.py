@@ -549,9 +549,9 @@ def centring(
     three digits (the shifted terms ``|beta_j shift_j|`` a thousand times the fitted
     value's size and the spreads' ``|beta_j| scale_j``), else ``None``: the plain form
     is one BLAS product, the centred one a copy more."""
-    fit = getattr(solution, "centre_fit", None)
-    if intercept is None or fit is None:
+    if intercept is None or solution is None or solution.centre_fit is None:
         return None
+    fit = solution.centre_fit
     p = transform.p
     beta = np.where(np.isfinite(solution.params), solution.params, 0.0)
     others = np.arange(p) != intercept

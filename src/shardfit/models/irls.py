@@ -36,7 +36,6 @@ __all__ = [
     "glm_covariance",
     "run_irls",
     "separated_terms",
-    "working_response_centre",
 ]
 
 
@@ -90,27 +89,6 @@ def _solve(
     assert stat.cross is not None
     r = cholesky_with_aliasing(stat.cross, transform.p)
     return solve_from_r(r, transform, intercept=intercept, tol=0.0)
-
-
-def working_response_centre(
-    beta: np.ndarray, transform: ColumnTransform, intercept: int | None
-) -> float:
-    """Where to centre the working response of the IRLS pass at ``beta``: its linear
-    predictor at the design's centre (the dense columns' shifts; 1 for the intercept,
-    0 for sparse columns), close to the working response's mean.
-
-    A response far from zero relative to its spread (a Gaussian GLM of NIST's SmLs06:
-    1e6 + 0.1 steps) otherwise enters the Gram uncentred, and the Cholesky factor of
-    ``[X | z]`` cancels the digits of the slopes (1.9e-6 relative error on SmLs06,
-    none left on SmLs09). The intercept absorbs the shift exactly; without an
-    intercept column there is none (0).
-    """
-    if intercept is None:
-        return 0.0
-    centre = np.where(np.asarray(transform.dense), np.asarray(transform.shift[:-1]), 0.0)
-    centre[intercept] = 1.0
-    coefficients = np.where(np.isfinite(beta), beta, 0.0)
-    return float(coefficients @ centre)
 
 
 def _ratio(deviance: float, scale: float) -> float:

@@ -432,17 +432,14 @@ def _total_sums(
     shift, scale = transform.shift[p], transform.scale[p]
     sy = float(totals.sums[p])
     sw = totals.sum_weights
-    if isinstance(main.core, GramStatistic):
-        syy = float(main.core.cross[p, p])
-        centered = scale**2 * (syy - sy * sy / sw)
+    gram = isinstance(main.core, GramStatistic)
+    r = None if gram else main.core.full_r()
+    syy = float(main.core.cross[p, p]) if r is None else float(r[:, p] @ r[:, p])
+    if r is not None and intercept is not None:
+        pair = scipy.linalg.qr(r[:, [intercept, p]], mode="r", check_finite=False)[0]
+        centered = scale**2 * float(pair[1, 1] ** 2) if pair.shape[0] > 1 else 0.0
     else:
-        r = main.core.full_r()
-        syy = float(r[:, p] @ r[:, p])
-        if intercept is not None:
-            pair = scipy.linalg.qr(r[:, [intercept, p]], mode="r", check_finite=False)[0]
-            centered = scale**2 * float(pair[1, 1] ** 2) if pair.shape[0] > 1 else 0.0
-        else:
-            centered = scale**2 * (syy - sy * sy / sw)
+        centered = scale**2 * (syy - sy * sy / sw)
     uncentered = scale**2 * syy + 2 * scale * shift * sy + shift**2 * sw
     return centered, uncentered
 
