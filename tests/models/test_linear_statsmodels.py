@@ -107,3 +107,31 @@ def test_no_intercept_and_implicit_constant(frame: pd.DataFrame) -> None:
         np.testing.assert_allclose(result.fvalue, reference.fvalue, rtol=RTOL)
         np.testing.assert_allclose(result.df_model, reference.df_model)
         np.testing.assert_allclose(result.aic, reference.aic, rtol=RTOL)
+
+
+@pytest.mark.parametrize(
+    ("formula", "k_constant"),
+    [
+        # The constant is u + (1 - u): in the span, on a design of condition 2e8 (the
+        # quadratic form through (X'WX)^-1 left a residual of 2.1 of sum(w) there).
+        ("y ~ 0 + u + I(1 - u) + x1", 1),
+        # t and t**2 over 30 years from 1950 reproduce the constant to 5 digits only
+        # (residual 3e-10 of sum(w), which the former threshold of 1e-8 took for one).
+        ("y ~ 0 + t + I(t ** 2) + x1", 0),
+    ],
+)
+def test_implicit_constant_decided_like_statsmodels(frame, formula, k_constant) -> None:
+    rng = np.random.default_rng(5)
+    data = frame.iloc[:3000].copy()
+    data["u"] = 1000.0 + 0.01 * rng.normal(size=len(data))
+    data["t"] = 1950.0 + 30.0 * np.arange(len(data)) / len(data)
+    reference = smf.wls(formula, data, weights=data["w"]).fit()
+    assert reference.model.k_constant == k_constant
+    for method in ("auto", "qr"):
+        model = shardfit.wls(formula, shardfit.from_pandas(data, 3), weights="w")
+        result = model.fit(backend="serial", method=method)
+        assert result.k_constant == k_constant
+        # Centred or not: R2 of ~5e-4 either way here, but its total differs by 1e6.
+        np.testing.assert_allclose(result.rsquared, reference.rsquared, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(result.fvalue, reference.fvalue, rtol=1e-5)
+        assert result.df_model == reference.df_model
