@@ -155,3 +155,40 @@ def test_a_worker_encodes_parquet_without_pandas_or_formulaic(parquet, tmp_path,
     here = task(parquet.partitions[-1]).core
     digest = hashlib.sha256(here.cross.tobytes() + here.sums.tobytes()).hexdigest()
     assert out.stdout.split() == ["100", digest, "False", "False"]
+
+
+_GLM_CHILD = """
+import hashlib, pickle, sys
+task, partition = pickle.load(open(sys.argv[1], "rb"))
+first = task(partition).first
+digest = hashlib.sha256(first.gram.cross.tobytes() + first.gram.sums.tobytes()).hexdigest()
+print(first.nobs, digest, "pandas" in sys.modules, "formulaic" in sys.modules)
+"""
+
+
+def test_a_worker_takes_a_glm_first_step_without_pandas_or_formulaic(rng, tmp_path) -> None:
+    """The GLM's prepare task reads the design's dense-column flags, which a pickled
+    spec carries: a cold worker does not import formulaic and pandas (~0.6 s of its
+    first task) to work them out."""
+    import cloudpickle
+
+    from shardfit.models.families import Binomial
+    from shardfit.models.glm_tasks import FirstStep, PrepareTask
+
+    table = _table(rng)
+    table = table.set_column(4, "y", pa.array((table["y"].to_numpy() > 0).astype(float)))
+    pq.write_table(table, tmp_path / "binary.parquet", row_group_size=100)
+    parquet = read_parquet(str(tmp_path / "binary.parquet"))
+    formula = "y ~ x1 + I(x1 ** 2) + x2 + C(g)"
+    spec = learn_design(formula, parquet, summaries="levels", backend="serial").spec
+    flags = spec.dense_columns()
+    assert flags.count(False) == 3  # the levels of g: sparse columns
+    task = PrepareTask(spec, Binomial(), "drop", None, FirstStep(None, flags, 0))
+    blob = tmp_path / "task.pkl"
+    blob.write_bytes(cloudpickle.dumps((task, parquet.partitions[-1])))
+    out = subprocess.run(
+        [sys.executable, "-c", _GLM_CHILD, str(blob)], capture_output=True, text=True, check=True
+    )
+    here = task(parquet.partitions[-1]).first
+    digest = hashlib.sha256(here.gram.cross.tobytes() + here.gram.sums.tobytes()).hexdigest()
+    assert out.stdout.split() == ["100", digest, "False", "False"]

@@ -186,6 +186,9 @@ class DesignSpec:
         """
         if self.formula is None:
             return (True,) * len(self.column_names)
+        known = self.__dict__.get("_dense_flags")
+        if known is not None:  # shipped with a pickled spec (see __getstate__)
+            return known
         specs = self.formulaic_specs()
         rhs = specs.rhs if self.has_formula_response else specs
         categorical = {
@@ -197,7 +200,9 @@ class DesignSpec:
         for structure in rhs.structure:
             is_dense = not any(str(factor) in categorical for factor in structure.term.factors)
             dense.extend([is_dense] * len(structure.columns))
-        return tuple(dense)
+        flags = tuple(dense)
+        self.__dict__["_dense_flags"] = flags
+        return flags
 
     def intercept_index(self) -> int | None:
         """Position of the formula's intercept column, ``None`` without one."""
@@ -252,15 +257,17 @@ class DesignSpec:
 
     def __getstate__(self) -> dict[str, Any]:
         # Ship the spec to workers as its JSON, with the structured encoder's plan
-        # (plain tuples) and the fit-only columns worked out here: a worker encoding
-        # with the plan never builds formulaic's spec, nor imports formulaic or
-        # pandas (~50 MB a process). Without a plan, each process rebuilds formulaic's
-        # spec once instead of unpickling formulaic internals.
+        # (plain tuples), the fit-only columns and the dense-column flags worked out
+        # here: a worker encoding with the plan never builds formulaic's spec, nor
+        # imports formulaic or pandas (~50 MB and ~0.6 s of a cold worker's first
+        # task). Without a plan, each process rebuilds formulaic's spec once instead
+        # of unpickling formulaic internals.
         state: dict[str, Any] = {"json": self.to_json()}
         if self.formula is not None:
             try:
                 state["fast"] = self.fast_encoder()
                 state["fit_only"] = sorted(self.fit_only_columns)
+                state["dense"] = list(self.dense_columns())
             except Exception:  # a worker meets (and reports) it when encoding
                 state.pop("fast", None)
         return state
@@ -283,6 +290,8 @@ class DesignSpec:
         object.__setattr__(self, "_fast", caches[1])
         if "fit_only" in state:
             self.__dict__["fit_only_columns"] = frozenset(state["fit_only"])
+        if "dense" in state:
+            self.__dict__["_dense_flags"] = tuple(bool(flag) for flag in state["dense"])
 
 
 #: Per process: a spec's JSON -> its (formulaic spec, encoder plan) cache lists.
