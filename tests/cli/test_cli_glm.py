@@ -96,3 +96,49 @@ def test_fit_cli_errors(data) -> None:
         "fit", str(path), FORMULA, "--family", "poisson", "--cov", "HC1", "--backend", "serial"
     )
     assert done.returncode == 0 and "heteroscedasticity-robust (HC1)" in done.stdout
+
+
+def test_predict_from_glm_results_gives_the_mean(data, tmp_path) -> None:
+    """`shardfit predict` on GLM results writes the mean (the inverse link of x'b +
+    offset, a probability here), with `--which linear` the linear predictor, with
+    `--interval confidence` statsmodels' get_prediction columns; a linear model's
+    results refuse `--which`, and results that cannot predict out of core say so."""
+    frame, path = data
+    saved = tmp_path / "r.json"
+    args = ["fit", str(path), FORMULA, "--family", "binomial", "--offset", "off"]
+    assert _shardfit(*args, "--out", str(saved), "--backend", "serial").returncode == 0
+    reference = smf.glm(FORMULA, frame, family=sm.families.Binomial(), offset=frame["off"]).fit()
+    expected = reference.get_prediction(frame, offset=frame["off"]).summary_frame(alpha=0.1)
+    out = tmp_path / "mean"
+    done = _shardfit(
+        "predict", str(saved), str(path), "--out", str(out), "--interval", "confidence",
+        "--alpha", "0.1", "--backend", "serial",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    table = pq.read_table(out).to_pandas().sort_values("row")
+    assert table["predicted"].between(0, 1).all()
+    for ours, theirs in [("predicted", "mean"), *((c, c) for c in expected.columns[1:])]:
+        np.testing.assert_allclose(table[ours], expected[theirs], rtol=1e-9, err_msg=ours)
+    linear = tmp_path / "linear"
+    done = _shardfit(
+        "predict", str(saved), str(path), "--out", str(linear), "--which", "linear",
+        "--backend", "serial",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    eta = pq.read_table(linear).to_pandas().sort_values("row")["predicted"]
+    np.testing.assert_allclose(eta, reference.predict(which="linear"), rtol=1e-9, atol=1e-12)
+    done = _shardfit(
+        "predict", str(saved), str(path), "--out", str(tmp_path / "p"), "--interval",
+        "prediction", "--backend", "serial",
+    )  # fmt: skip
+    assert done.returncode == 2 and "no interval for a new observation" in done.stderr
+    ols = tmp_path / "ols.json"
+    assert (
+        _shardfit("fit", str(path), FORMULA, "--out", str(ols), "--backend", "serial").returncode
+        == 0
+    )
+    done = _shardfit(
+        "predict", str(ols), str(path), "--out", str(tmp_path / "o"), "--which", "linear",
+        "--backend", "serial",
+    )  # fmt: skip
+    assert done.returncode == 2 and "--which is for GLM results" in done.stderr

@@ -39,6 +39,60 @@ def test_predict_mean_and_linear(fitted) -> None:
         ours.predict(new, which="var")
 
 
+@pytest.mark.parametrize(
+    ("family", "link"),
+    [("binomial", None), ("binomial", "probit"), ("gamma", None), ("poisson", None)],
+)
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # statsmodels: 1 / 0
+def test_get_prediction_equals_statsmodels(family, link) -> None:
+    """Standard errors (the delta method's on the mean) and intervals (the linear
+    predictor's, mapped by the inverse link) as statsmodels' get_prediction; the inverse
+    link of a Gamma decreases, and shardfit orders the mapped endpoints."""
+    frame = glm_frame(family, link, seed=31)
+    ours = shardfit.glm(FORMULA, from_pandas(frame, 3), family=family, link=link).fit(
+        backend="serial"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = sm_fit(frame, family, link)
+    new = glm_frame(family, link, seed=32).iloc[:250]
+    expected = theirs.get_prediction(new).summary_frame(alpha=0.1)
+    lower = np.minimum(expected["mean_ci_lower"], expected["mean_ci_upper"])
+    upper = np.maximum(expected["mean_ci_lower"], expected["mean_ci_upper"])
+    assert (expected["mean_ci_lower"] > expected["mean_ci_upper"]).any() == (family == "gamma")
+    got = ours.get_prediction(new, alpha=0.1)
+    frame_ = got.summary_frame()
+    assert list(frame_.columns) == ["mean", "mean_se", "mean_ci_lower", "mean_ci_upper"]
+    np.testing.assert_allclose(frame_["mean"], expected["mean"], rtol=1e-12)
+    np.testing.assert_allclose(frame_["mean_se"], expected["mean_se"], rtol=1e-9)
+    np.testing.assert_allclose(frame_["mean_ci_lower"], lower, rtol=1e-9)
+    np.testing.assert_allclose(frame_["mean_ci_upper"], upper, rtol=1e-9)
+    np.testing.assert_allclose(got.conf_int(alpha=0.05)[:, 0], np.minimum(
+        *theirs.get_prediction(new).conf_int(alpha=0.05).T), rtol=1e-9)  # fmt: skip
+    linear = theirs.get_prediction(new, which="linear").summary_frame(alpha=0.1)
+    ours_linear = ours.get_prediction(new, which="linear", alpha=0.1).summary_frame()
+    np.testing.assert_allclose(ours_linear.to_numpy(), linear.to_numpy(), rtol=1e-9, atol=1e-12)
+    # predict(interval="confidence") gives the same columns, in memory and out of core.
+    table = ours.predict(new, interval="confidence", alpha=0.1)
+    np.testing.assert_allclose(table.to_numpy(), frame_.to_numpy(), rtol=1e-15)
+
+
+def test_predict_interval_options(fitted, tmp_path) -> None:
+    frame, ours, theirs = fitted
+    written = ours.predict(
+        from_pandas(frame, 4), out=tmp_path / "ci", interval="confidence", backend="serial"
+    )
+    table = pq.read_table(tmp_path / "ci").to_pandas()
+    assert written.columns == ("row", "predicted", "mean_se", "mean_ci_lower", "mean_ci_upper")
+    expected = theirs.get_prediction(frame, exposure=frame["expo"]).summary_frame()
+    np.testing.assert_allclose(table["mean_se"], expected["mean_se"], rtol=1e-9)
+    np.testing.assert_allclose(table["mean_ci_upper"], expected["mean_ci_upper"], rtol=1e-9)
+    with pytest.raises(ValueError, match="no interval for a new observation"):
+        ours.predict(frame, interval="prediction")
+    with pytest.raises(ValueError, match="'alpha' parameter of predict must be a float"):
+        ours.get_prediction(frame, alpha=1.5)
+
+
 def test_predict_out_of_core_to_parquet(fitted, tmp_path) -> None:
     frame, ours, theirs = fitted
     written = ours.predict(from_pandas(frame, 4), out=tmp_path / "preds", backend="serial")

@@ -46,6 +46,12 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--alpha", type=_alpha, default=0.05, help="intervals at 1 - alpha")
     parser.add_argument(
+        "--which",
+        choices=("mean", "linear"),
+        default=None,
+        help="GLM results: predict the mean (default) or the linear predictor",
+    )
+    parser.add_argument(
         "--unseen",
         choices=("raise", "zero"),
         default="raise",
@@ -61,18 +67,31 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``shardfit predict``; prints a one-line account and returns the exit status."""
     from shardfit.data.resolve import as_source
+    from shardfit.results.glm import GLMResults
     from shardfit.results.io import load_results
-    from shardfit.results.predict import PredictionOutput, predict
+    from shardfit.results.linear import LinearResults
+    from shardfit.results.predict import PredictionOutput
 
     started = time.perf_counter()
     try:
         results = load_results(args.results)
+        # Each kind predicts its own way (a GLM's mean is the inverse link of x'b).
+        options: dict[str, object] = {}
+        if isinstance(results, GLMResults):
+            options["which"] = args.which or "mean"
+        elif not isinstance(results, LinearResults):
+            raise ValueError(
+                f"{args.results} holds {type(results).__name__}, which predicts in Python "
+                "(results.predict) but not out of core; the CLI predicts from linear "
+                "models and GLMs"
+            )
+        elif args.which is not None:
+            raise ValueError("--which is for GLM results; a linear model predicts its mean")
         source = as_source(args.data, partition_rows=args.partition_rows)
         with warnings.catch_warnings():
             # The account below reports dropped rows; the library's warning would repeat it.
             warnings.filterwarnings("ignore", message="predict: ", category=UserWarning)
-            output = predict(
-                results,
+            output = results.predict(
                 source,
                 out=args.out,
                 interval=args.interval,
@@ -82,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 overwrite=args.overwrite,
                 progress=sys.stderr.isatty() if args.progress is None else args.progress,
+                **options,
             )
     except (OSError, ValueError) as error:
         print(f"shardfit predict: error: {error}", file=sys.stderr)

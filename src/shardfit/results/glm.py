@@ -130,13 +130,16 @@ class GLMResults(CoefficientTable):
         *,
         which: str = "mean",
         out: Any = None,
+        interval: str | None = None,
+        alpha: float = 0.05,
         unseen: str = "raise",
         backend: Any = None,
         workers: int | None = None,
         overwrite: bool = False,
         progress: bool = False,
     ) -> Any:
-        """Predict the mean (``which="mean"``) or the linear predictor (``"linear"``).
+        """Predict the mean (``which="mean"``) or the linear predictor (``"linear"``),
+        with ``interval="confidence"`` their standard errors and intervals too.
 
         The offset (and exposure) columns of the fit are read from ``data`` and added
         to the linear predictor. See :func:`shardfit.results.glm_predict.predict_glm`.
@@ -146,13 +149,37 @@ class GLMResults(CoefficientTable):
         return predict_glm(
             self,
             data,
-            which=which,
+            which=which,  # type: ignore[arg-type]
             out=out,
-            unseen=unseen,
+            interval=interval,  # type: ignore[arg-type]
+            alpha=alpha,
+            unseen=unseen,  # type: ignore[arg-type]
             backend=backend,
             workers=workers,
             overwrite=overwrite,
             progress=progress,
+        )
+
+    def get_prediction(
+        self,
+        data: Any,
+        *,
+        which: str = "mean",
+        alpha: float = 0.05,
+        unseen: str = "raise",
+        backend: Any = None,
+    ) -> Any:
+        """Predictions with standard errors; ``.summary_frame()`` as statsmodels'
+        (see :func:`shardfit.results.glm_predict.get_prediction_glm`)."""
+        from shardfit.results.glm_predict import get_prediction_glm
+
+        return get_prediction_glm(
+            self,
+            data,
+            which=which,  # type: ignore[arg-type]
+            alpha=alpha,
+            unseen=unseen,  # type: ignore[arg-type]
+            backend=backend,
         )
 
     def save(self, path: Any) -> Any:

@@ -5,30 +5,43 @@ bitwise the same on every backend); the fit's offset and exposure columns are re
 from the new data and added (``log(exposure)``), and ``which="mean"`` applies the
 inverse link. Out of core (``out=``) each worker writes its partition's part file, as
 :mod:`shardfit.results.prediction_output` describes.
+
+Standard errors and confidence intervals follow statsmodels' ``get_prediction``: on
+the linear scale ``se = sqrt(x'Cx)`` and ``eta -/+ q se``; on the mean scale the
+delta method's ``se = |d mu / d eta| sqrt(x'Cx)`` and the linear interval's endpoints
+mapped through the inverse link (so the interval stays inside the mean's range, a
+probability's in [0, 1]). Where the inverse link decreases (the inverse and inverse
+squared links) the mapped endpoints swap; statsmodels reports them in that order,
+shardfit as lower and upper.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 
-from shardfit.engine import map_partitions
 from shardfit.models.links import Link
-from shardfit.results.predict import _gather, _in_memory_backend, _source
+from shardfit.results.predict import (
+    _check,
+    _check_alpha,
+    _source,
+    inference_fields,
+    predict_rows,
+)
 from shardfit.results.prediction_output import PredictionOutput, write_predictions
 from shardfit.results.prediction_tasks import (
     Outputs,
     PredictionModel,
-    PredictTask,
+    critical_value,
     prediction_model,
-    warn_dropped,
 )
 
-__all__ = ["GLMPredictionModel", "predict_glm"]
+__all__ = ["GLMPredictionModel", "GLMPredictionResults", "get_prediction_glm", "predict_glm"]
 
 Which = Literal["mean", "linear"]
 
@@ -43,10 +56,96 @@ class GLMPredictionModel(PredictionModel):
     def columns(
         self, X: np.ndarray, outputs: Outputs, offset: np.ndarray | None = None
     ) -> dict[str, np.ndarray]:
-        linear = super().columns(X, "mean", offset)["predicted"]
+        linear = super().columns(X, outputs, offset)
         if self.which == "linear" or self.link is None:
-            return {"predicted": linear}
-        return {"predicted": np.asarray(self.link.inverse(linear), dtype=np.float64)}
+            return linear
+        return _on_mean_scale(self.link, linear)
+
+
+def _on_mean_scale(link: Link, linear: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The mean's columns from the linear predictor's (see the module notes)."""
+    eta = linear["predicted"]
+    out = {"predicted": np.asarray(link.inverse(eta), dtype=np.float64)}
+    if "mean_se" in linear:
+        out["mean_se"] = np.abs(link.inverse_deriv(eta)) * linear["mean_se"]
+    if "mean_ci_lower" in linear:
+        ends = link.inverse(linear["mean_ci_lower"]), link.inverse(linear["mean_ci_upper"])
+        out["mean_ci_lower"] = np.asarray(np.minimum(*ends), dtype=np.float64)
+        out["mean_ci_upper"] = np.asarray(np.maximum(*ends), dtype=np.float64)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class GLMPredictionResults:
+    """Predictions of a GLM with their standard errors (statsmodels' ``get_prediction``).
+
+    Attributes
+    ----------
+    linear, se_linear : numpy.ndarray
+        The linear predictor (offset included) and its standard error, one value per
+        kept row in source order.
+    link : Link
+        The fit's link.
+    which : {"mean", "linear"}
+        The scale of :attr:`predicted_mean`, :meth:`conf_int` and :meth:`summary_frame`.
+    dist : {"norm", "t"}
+        Distribution of the intervals; ``df`` its degrees of freedom for ``"t"``.
+    df : float or None
+    row_labels : pandas.Index
+        The kept rows: a DataFrame's index labels, else 0-based row positions.
+    rows_read, rows_skipped : int
+    rows_dropped : dict of str to int
+        Rows without a prediction, by reason.
+    alpha : float
+        Default level of :meth:`conf_int` and :meth:`summary_frame`.
+    """
+
+    linear: np.ndarray
+    se_linear: np.ndarray
+    link: Link
+    which: Which
+    dist: str
+    df: float | None
+    row_labels: pd.Index
+    rows_read: int = 0
+    rows_dropped: dict[str, int] = field(default_factory=dict)
+    rows_skipped: int = 0
+    alpha: float = 0.05
+
+    def _columns(self, alpha: float | None) -> dict[str, np.ndarray]:
+        level = self.alpha if alpha is None else alpha
+        _check_alpha(level)
+        q = critical_value(self.dist == "t", self.df, level)
+        linear = {
+            "predicted": self.linear,
+            "mean_se": self.se_linear,
+            "mean_ci_lower": self.linear - q * self.se_linear,
+            "mean_ci_upper": self.linear + q * self.se_linear,
+        }
+        return linear if self.which == "linear" else _on_mean_scale(self.link, linear)
+
+    @property
+    def predicted_mean(self) -> np.ndarray:
+        """The prediction: the mean, or the linear predictor with ``which="linear"``."""
+        return self._columns(None)["predicted"]
+
+    @property
+    def se_mean(self) -> np.ndarray:
+        """Standard error of :attr:`predicted_mean` (the delta method's on the mean)."""
+        return self._columns(None)["mean_se"]
+
+    def conf_int(self, alpha: float | None = None) -> np.ndarray:
+        """``(n, 2)`` confidence intervals of :attr:`predicted_mean`."""
+        columns = self._columns(alpha)
+        return np.column_stack([columns["mean_ci_lower"], columns["mean_ci_upper"]])
+
+    def summary_frame(self, alpha: float | None = None) -> pd.DataFrame:
+        """``mean``, ``mean_se``, ``mean_ci_lower`` and ``mean_ci_upper`` by row, as
+        statsmodels' ``get_prediction(...).summary_frame()``."""
+        columns = self._columns(alpha)
+        columns["mean"] = columns.pop("predicted")
+        order = ["mean", "mean_se", "mean_ci_lower", "mean_ci_upper"]
+        return pd.DataFrame({name: columns[name] for name in order}, index=self.row_labels)
 
 
 def predict_glm(
@@ -55,12 +154,14 @@ def predict_glm(
     *,
     which: Which = "mean",
     out: str | os.PathLike[str] | None = None,
+    interval: Literal["confidence"] | None = None,
+    alpha: float = 0.05,
     unseen: Literal["raise", "zero"] = "raise",
     backend: Any = None,
     workers: int | None = None,
     overwrite: bool = False,
     progress: bool = False,
-) -> np.ndarray | PredictionOutput:
+) -> np.ndarray | pd.DataFrame | PredictionOutput:
     """Predict from a fitted GLM on new data of any size.
 
     Parameters
@@ -70,25 +171,88 @@ def predict_glm(
         Rows with the predictors, and the offset/exposure columns if the fit had them.
     which : {"mean", "linear"}
         The mean ``g^{-1}(x'b + offset)`` or the linear predictor ``x'b + offset``.
+    interval : {"confidence"}, optional
+        Add ``mean_se``, ``mean_ci_lower`` and ``mean_ci_upper`` (see the module notes;
+        a GLM has no interval for a new observation).
+    alpha : float
+        Intervals at level ``1 - alpha``.
     out, unseen, backend, workers, overwrite, progress
         As for :func:`shardfit.results.predict.predict`.
 
     Returns
     -------
-    numpy.ndarray or PredictionOutput
-        The predictions of the kept rows in source order, or what was written.
+    numpy.ndarray, pandas.DataFrame or PredictionOutput
+        The predictions of the kept rows in source order; with ``interval`` a DataFrame
+        of ``predicted`` and the interval columns; with ``out`` what was written.
     """
-    if which not in ("mean", "linear"):
+    _check_options(which, unseen, alpha)
+    if interval not in (None, "confidence"):
         raise ValueError(
-            f"The 'which' parameter of predict must be 'mean' or 'linear'. Got {which!r} instead."
+            "The 'interval' parameter of a GLM's predict must be None or 'confidence' (a "
+            f"GLM has no interval for a new observation). Got {interval!r} instead."
         )
-    if unseen not in ("raise", "zero"):
-        raise ValueError(
-            f"The 'unseen' parameter of predict must be 'raise' or 'zero'. Got {unseen!r} instead."
+    source, labels = _source(results, data)
+    model = _model(results, which, alpha)
+    outputs: Outputs = interval or "mean"
+    if out is not None:
+        return write_predictions(
+            model,
+            source,
+            Path(out),
+            outputs=outputs,
+            unseen=unseen,
+            overwrite=overwrite,
+            backend=backend,
+            workers=workers,
+            progress=progress,
         )
-    source, _ = _source(results, data)
-    base = prediction_model(results, 0.05)
-    model = GLMPredictionModel(
+    values, rows, _ = predict_rows(
+        model, outputs, unseen, source, data, labels, backend, workers, progress
+    )
+    if interval is None:
+        return values["predicted"]
+    return pd.DataFrame(values, index=rows)
+
+
+def get_prediction_glm(
+    results: Any,
+    data: Any,
+    *,
+    which: Which = "mean",
+    alpha: float = 0.05,
+    unseen: Literal["raise", "zero"] = "raise",
+    backend: Any = None,
+    workers: int | None = None,
+) -> GLMPredictionResults:
+    """Predictions with standard errors for data that fits in memory.
+
+    Parameters are those of :func:`predict_glm`; ``alpha`` is the default level of the
+    returned object's intervals.
+
+    Returns
+    -------
+    GLMPredictionResults
+        Its ``summary_frame()`` has statsmodels' columns ``mean``, ``mean_se``,
+        ``mean_ci_lower`` and ``mean_ci_upper``.
+    """
+    _check_options(which, unseen, alpha)
+    source, labels = _source(results, data)
+    model = _model(results, "linear", alpha)
+    values, rows, counts = predict_rows(
+        model, "mean_se", unseen, source, data, labels, backend, workers
+    )
+    return GLMPredictionResults(
+        linear=values["predicted"],
+        se_linear=values["mean_se"],
+        link=results.family.link,
+        which=which,
+        **inference_fields(results, rows, counts, alpha),
+    )
+
+
+def _model(results: Any, which: Which, alpha: float) -> GLMPredictionModel:
+    base = prediction_model(results, alpha)
+    return GLMPredictionModel(
         spec=base.spec,
         kept=base.kept,
         params=base.params,
@@ -98,26 +262,11 @@ def predict_glm(
         link=results.family.link,
         which=which,
     )
-    if out is not None:
-        return write_predictions(
-            model,
-            source,
-            Path(out),
-            outputs="mean",
-            unseen=unseen,
-            overwrite=overwrite,
-            backend=backend,
-            workers=workers,
-            progress=progress,
+
+
+def _check_options(which: str, unseen: str, alpha: float) -> None:
+    if which not in ("mean", "linear"):
+        raise ValueError(
+            f"The 'which' parameter of predict must be 'mean' or 'linear'. Got {which!r} instead."
         )
-    parts = map_partitions(
-        PredictTask(model, "mean", unseen),
-        source,
-        backend=_in_memory_backend(backend, data),
-        workers=workers,
-        progress=progress,
-        pass_name="predict",
-    )
-    values, _, counts = _gather(parts or [], ("predicted",))
-    warn_dropped(counts, source.name)
-    return values["predicted"]
+    _check(None, alpha, unseen)

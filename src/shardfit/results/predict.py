@@ -37,6 +37,7 @@ from shardfit.results.prediction_output import PredictionOutput, write_predictio
 from shardfit.results.prediction_tasks import (
     Outputs,
     PartPrediction,
+    PredictionModel,
     PredictTask,
     Unseen,
     critical_value,
@@ -46,7 +47,14 @@ from shardfit.results.prediction_tasks import (
     warn_dropped,
 )
 
-__all__ = ["PredictionOutput", "PredictionResults", "get_prediction", "predict"]
+__all__ = [
+    "PredictionOutput",
+    "PredictionResults",
+    "get_prediction",
+    "inference_fields",
+    "predict",
+    "predict_rows",
+]
 
 Interval = Literal["confidence", "prediction"]
 
@@ -191,20 +199,12 @@ def predict(
             workers=workers,
             progress=progress,
         )
-    task = PredictTask(model, outputs, unseen)
-    parts = map_partitions(
-        task,
-        source,
-        backend=_in_memory_backend(backend, data),
-        workers=workers,
-        progress=progress,
-        pass_name="predict",
+    values, rows, _ = predict_rows(
+        model, outputs, unseen, source, data, labels, backend, workers, progress
     )
-    values, positions, counts = _gather(parts or [], ("predicted", *value_columns(outputs)))
-    warn_dropped(counts, source.name)
     if interval is None:
         return values["predicted"]
-    return pd.DataFrame(values, index=_row_labels(labels, positions))
+    return pd.DataFrame(values, index=rows)
 
 
 def get_prediction(
@@ -229,28 +229,59 @@ def get_prediction(
     """
     _check(None, alpha, unseen)
     source, labels = _source(results, data)
-    task = PredictTask(prediction_model(results, alpha), "mean_se", unseen)
-    parts = map_partitions(
-        task,
-        source,
-        backend=_in_memory_backend(backend, data),
-        workers=workers,
-        pass_name="predict",
+    model = prediction_model(results, alpha)
+    values, rows, counts = predict_rows(
+        model, "mean_se", unseen, source, data, labels, backend, workers
     )
-    values, positions, counts = _gather(parts or [], ("predicted", "mean_se"))
-    warn_dropped(counts, source.name)
     return PredictionResults(
         predicted_mean=values["predicted"],
         se_mean=values["mean_se"],
         var_resid=float(results.scale),
-        dist="t" if results.use_t else "norm",
-        df=float(results.df_inference) if results.use_t else None,
-        row_labels=_row_labels(labels, positions),
-        rows_read=counts["read"],
-        rows_dropped=counts["dropped"],
-        rows_skipped=counts["skipped"],
-        alpha=alpha,
+        **inference_fields(results, rows, counts, alpha),
     )
+
+
+def inference_fields(
+    results: Any, rows: pd.Index, counts: dict[str, Any], alpha: float
+) -> dict[str, Any]:
+    """The fields prediction results share: the intervals' distribution and degrees of
+    freedom, the kept rows' labels, the row counts and the default level."""
+    return {
+        "dist": "t" if results.use_t else "norm",
+        "df": float(results.df_inference) if results.use_t else None,
+        "row_labels": rows,
+        "rows_read": counts["read"],
+        "rows_dropped": counts["dropped"],
+        "rows_skipped": counts["skipped"],
+        "alpha": alpha,
+    }
+
+
+def predict_rows(
+    model: PredictionModel,
+    outputs: Outputs,
+    unseen: Unseen,
+    source: Source,
+    data: Any,
+    labels: pd.Index | None,
+    backend: Any = None,
+    workers: int | None = None,
+    progress: bool = False,
+) -> tuple[dict[str, np.ndarray], pd.Index, dict[str, Any]]:
+    """Predict every partition and bring the values back: the ``predicted`` and
+    ``outputs`` columns of the kept rows in source order, their labels, and the row
+    counts (a warning says how many rows got no prediction)."""
+    parts = map_partitions(
+        PredictTask(model, outputs, unseen),
+        source,
+        backend=_in_memory_backend(backend, data),
+        workers=workers,
+        progress=progress,
+        pass_name="predict",
+    )
+    values, positions, counts = _gather(parts or [], ("predicted", *value_columns(outputs)))
+    warn_dropped(counts, source.name, stacklevel=5)
+    return values, _row_labels(labels, positions), counts
 
 
 def _check(interval: str | None, alpha: float, unseen: str) -> None:
