@@ -21,7 +21,19 @@ __all__ = ["FormulaInfo", "analyze_formula"]
 # formulaic transforms whose state comes from all the rows and cannot be merged yet.
 _UNMERGEABLE = frozenset({"poly", "bs", "cc", "cr", "cs", "te"})
 # Transforms that look across rows, so a partition cannot evaluate them alone.
-_ROW_DEPENDENT = frozenset({"lag", "diff"})
+_ROW_DEPENDENT = frozenset({"lag", "diff", "shift", "pct_change", "rolling", "expanding", "ewm"})
+# Functions and methods that reduce or order a whole column (np.mean(x), x.max(),
+# x.rank()): each partition, and each block of its rows, would get its own value.
+_WHOLE_COLUMN = frozenset(
+    {
+        "mean", "nanmean", "average", "median", "nanmedian", "std", "nanstd", "var",
+        "nanvar", "sum", "nansum", "prod", "min", "max", "nanmin", "nanmax", "amin",
+        "amax", "ptp", "quantile", "nanquantile", "percentile", "nanpercentile", "rank",
+        "cumsum", "cumprod", "cummax", "cummin", "sort", "sort_values", "argsort",
+        "unique", "nunique", "count", "mode", "zscore", "len", "value_counts", "corr",
+        "cov", "idxmax", "idxmin", "argmax", "argmin",
+    }
+)  # fmt: skip
 _CATEGORICAL_CALLS = frozenset({"C"})
 
 
@@ -150,6 +162,13 @@ def _check_calls(tree: ast.AST, formula: str) -> bool:
             raise DesignError(
                 f"{name}() in formula {formula!r} reads neighbouring rows, which may lie in "
                 "another partition; compute the lagged column before fitting"
+            )
+        if name in _WHOLE_COLUMN:
+            raise DesignError(
+                f"{ast.unparse(node)} in formula {formula!r} reads a whole column, but each "
+                "partition (and each block of its rows) evaluates the formula on its own "
+                "rows; use center(), scale() or standardize(), which learn from all rows, "
+                "or compute the column before fitting"
             )
         if name in _UNMERGEABLE:
             raise DesignError(

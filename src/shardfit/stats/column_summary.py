@@ -9,7 +9,7 @@ Categorical columns keep the count of every level, up to a cap.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -172,6 +172,8 @@ class CategoricalSummary:
 
     ``levels`` maps each level (a str, bool or int) to its count. More than
     ``max_levels`` distinct levels raises :class:`~shardfit.errors.SchemaError`.
+    ``declared`` holds the categories a pandas ``Categorical`` declares, in its
+    order (``None`` for other columns, and when partitions declare different ones).
     """
 
     count: int = 0
@@ -180,14 +182,27 @@ class CategoricalSummary:
     max_levels: int = DEFAULT_MAX_LEVELS
     dtype: str = "string"
     column: str = ""
+    declared: tuple[Any, ...] | None = None
 
     @classmethod
     def of(
-        cls, column: pa.ChunkedArray | pa.Array, *, name: str, max_levels: int
+        cls,
+        column: pa.ChunkedArray | pa.Array,
+        *,
+        name: str,
+        max_levels: int,
+        declared: bool = False,
     ) -> CategoricalSummary:
-        """Summarize one Arrow column, treating its values as labels."""
+        """Summarize one Arrow column, treating its values as labels; ``declared``: the
+        column is a pandas ``Categorical`` (its dictionary is its categories, in order)."""
         if pa.types.is_dictionary(column.type):
-            return cls._of_dictionary(column, name=name, max_levels=max_levels)
+            summary = cls._of_dictionary(column, name=name, max_levels=max_levels)
+            if declared:
+                chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+                orders = {tuple(chunk.dictionary.to_pylist()) for chunk in chunks}
+                if len(orders) == 1:
+                    summary = replace(summary, declared=orders.pop())
+            return summary
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
         import pyarrow.compute as pc  # here: dictionary columns (Parquet's) never need it
@@ -268,12 +283,18 @@ class CategoricalSummary:
             max_levels=self.max_levels,
             dtype=self.dtype,
             column=self.column,
+            declared=self.declared if self.declared == other.declared else None,
         )
         merged._check_cap()
         return merged
 
     def sorted_levels(self) -> list[Any]:
-        """Levels in the order formulaic gives them: sorted by value."""
+        """Levels in the order formulaic gives them: a pandas ``Categorical``'s declared
+        order (its first category is the reference, ``C(x, Poly)`` follows the order),
+        else sorted by value. Declared categories no row has are left out: formulaic
+        would give them a column of zeros, which aliases."""
+        if self.declared is not None:
+            return [level for level in self.declared if level in self.levels]
         return sorted(self.levels)
 
     @property
@@ -367,12 +388,34 @@ def summarize_table(
     the rest a :class:`NumericSummary`.
     """
     columns: dict[str, ColumnSummary] = {}
+    declared = _pandas_categoricals(table.schema)
     for name in table.column_names:
         column = table.column(name)
         if name in identifiers:
             columns[name] = LabelSummary.of(column)
         elif name in categorical or is_categorical_type(column.type):
-            columns[name] = CategoricalSummary.of(column, name=name, max_levels=max_levels)
+            columns[name] = CategoricalSummary.of(
+                column, name=name, max_levels=max_levels, declared=name in declared
+            )
         else:
             columns[name] = NumericSummary.of(column)
     return TableSummary(rows=table.num_rows, columns=columns, skipped_rows=skipped_rows)
+
+
+def _pandas_categoricals(schema: pa.Schema) -> frozenset[str]:
+    """Columns that pandas metadata (an Arrow table made from a DataFrame, or a Parquet
+    file written by pandas) says were a ``Categorical``."""
+    raw = (schema.metadata or {}).get(b"pandas")
+    if not raw:
+        return frozenset()
+    import json
+
+    try:
+        described = json.loads(raw).get("columns", [])
+    except (ValueError, AttributeError):
+        return frozenset()
+    return frozenset(
+        str(item.get("field_name", item.get("name")))
+        for item in described
+        if isinstance(item, dict) and item.get("pandas_type") == "categorical"
+    )
