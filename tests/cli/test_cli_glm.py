@@ -142,3 +142,31 @@ def test_predict_from_glm_results_gives_the_mean(data, tmp_path) -> None:
         "--backend", "serial",
     )  # fmt: skip
     assert done.returncode == 2 and "--which is for GLM results" in done.stderr
+
+
+def test_glm_options_are_used_or_refused(data, tmp_path) -> None:
+    """GLM options without --family are refused (least squares would ignore them);
+    --method and --nb-alpha reach the GLM."""
+    frame, path = data
+    for option in (["--offset", "off"], ["--link", "probit"], ["--nb-alpha", "0.5"]):
+        done = _shardfit("fit", str(path), FORMULA, *option, "--backend", "serial")
+        assert done.returncode == 2, option
+        assert f"{option[0]} is a GLM option; add --family" in done.stderr
+    done = _shardfit(
+        "fit", str(path), FORMULA, "--family", "binomial", "--method", "qr", "--backend", "serial"
+    )
+    assert done.returncode == 0 and re.search(r"Method:\s+IRLS \(qr\)", done.stdout)
+    out = tmp_path / "nb.json"
+    counts = frame.assign(y=np.round(np.exp(frame["x1"])))
+    counts_path = tmp_path / "counts.parquet"
+    pq.write_table(pa.Table.from_pandas(counts, preserve_index=False), counts_path)
+    args = ["fit", str(counts_path), FORMULA, "--family", "negative_binomial", "--nb-alpha"]
+    done = _shardfit(*args, "0.5", "--out", str(out), "--backend", "serial")
+    assert done.returncode == 0, done.stderr
+    family = sm.families.NegativeBinomial(alpha=0.5)
+    reference = smf.glm(FORMULA, counts, family=family).fit()
+    result = GLMResults.load(out)
+    np.testing.assert_allclose(
+        result.params.loc[reference.params.index], reference.params, rtol=1e-9
+    )
+    np.testing.assert_allclose(result.llf, reference.llf, rtol=1e-12)

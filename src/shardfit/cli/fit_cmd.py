@@ -159,6 +159,20 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--exposure", default=None, metavar="COL", help="GLM exposure column (log is added)"
     )
+    parser.add_argument(
+        "--nb-alpha",
+        type=float,
+        default=None,
+        metavar="A",
+        help="the negative binomial family's fixed alpha (default 1)",
+    )
+    parser.add_argument(
+        "--var-power",
+        type=float,
+        default=None,
+        metavar="P",
+        help="the Tweedie family's variance power (default 1)",
+    )
     parser.add_argument("--out", default=None, metavar="FILE", help="save the results (JSON)")
     add_backend_arguments(parser)
     parser.set_defaults(run=run)
@@ -201,12 +215,15 @@ def _fit_glm(args: argparse.Namespace, context: FitContext) -> Any:
         offset=args.offset,
         exposure=args.exposure,
         missing=args.missing,
+        alpha=args.nb_alpha,
+        var_power=args.var_power,
     )
     return model.fit(
         backend=context.backend,
         workers=context.workers,
         cov_type=cov_type,
         cov_kwds=cov_kwds,
+        method=args.method,
         rank_deficient=args.rank_deficient,
         **_rank_tol(args),
         progress=context.progress,
@@ -239,6 +256,16 @@ def run(args: argparse.Namespace) -> int:
     if fitter is None:
         known = sorted(str(name) for name in FITTERS if name is not None)
         print(f"shardfit fit: error: unknown family {family!r}; known: {known}", file=sys.stderr)
+        return 2
+    glm_only = ("link", "offset", "exposure", "nb_alpha", "var_power")
+    given = [f"--{name.replace('_', '-')}" for name in glm_only if getattr(args, name, None)]
+    if family is None and given:
+        # Least squares would ignore them: an offset silently left out is a wrong fit.
+        verb = "is a GLM option" if len(given) == 1 else "are GLM options"
+        print(
+            f"shardfit fit: error: {', '.join(given)} {verb}; add --family (e.g. gaussian)",
+            file=sys.stderr,
+        )
         return 2
     try:
         context = FitContext(
