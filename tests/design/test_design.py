@@ -248,3 +248,16 @@ def test_dictionary_read_labels_code_like_plain_strings(tmp_path) -> None:
         b = encode_partition(from_frame.spec, from_pandas(frame, 3).partitions[index])
         np.testing.assert_array_equal(a.X, b.X)
         assert a.dropped == b.dropped
+
+
+def test_a_response_of_labels_raises_once_naming_it() -> None:
+    """A text response fails in the driver, before any partition is read (it used to
+    fail in every partition, three times, as formulaic's "`y` is not present")."""
+    frame = pd.DataFrame({"x": np.arange(20.0), "y": ["yes", "no"] * 10})
+    for formula in ("y ~ x", "y ~ 0 + x"):
+        with pytest.raises(DesignError, match=r"response column 'y' holds labels \(string\)"):
+            learn_design(formula, from_pandas(frame, 3), backend="serial")
+    with pytest.raises(DesignError, match="response column 'y' holds labels"):
+        learn_design(None, from_pandas(frame, 3), x_columns=["x"], response="y")
+    # Labels on the right-hand side are categorical, as always.
+    learn_design("x ~ y", from_pandas(frame, 3), backend="serial")

@@ -329,6 +329,16 @@ def learn_design(
     for name in extra:
         if is_categorical_type(types[name]):
             raise DesignError(f"column {name!r} holds labels; weights/offset/exposure need numbers")
+    responses = [response] if formula is None and response else []
+    if formula is not None and info.has_response:
+        factors = (str(f).strip("`") for term in info.parsed.lhs for f in term.factors)
+        responses = [name for name in factors if name in types]
+    for name in responses:
+        if is_categorical_type(types[name]) and name not in categorical:
+            raise DesignError(
+                f"the response column {name!r} holds labels ({types[name]}), not numbers; "
+                "code it as numbers (a binomial response as 0/1) before fitting"
+            )
     if summaries == "levels":
         summarized = tuple(
             name
