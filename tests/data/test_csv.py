@@ -385,7 +385,7 @@ def test_integer_column_turning_float_suggests_float64(tmp_path):
     with pytest.raises(
         ReadError,
         match=r"line 250002\), column 'v': cannot parse '1\.5' as int64.*"
-        r"column_types=\{'v': 'float64'\}",
+        r"column_types=\{'v': 'float64'\} to read it as floats",
     ):
         read_all(source)
     fixed = read_csv(path, partition_bytes=200_000, column_types={"v": "float64"})

@@ -405,7 +405,7 @@ def type_hint(column: str, detail: str, schema: pa.Schema) -> str:
         else:
             return (
                 f"; the column was read as integers, pass column_types={{{column!r}: "
-                "'float64'}} to read it as floats."
+                "'float64'} to read it as floats."
             )
     return (
         f"; pass column_types={{{column!r}: 'string'}} to read the column as text, "
