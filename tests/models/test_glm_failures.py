@@ -16,7 +16,7 @@ from glm_cases import FORMULA, glm_frame
 
 import shardfit
 from shardfit.data.memory import from_pandas
-from shardfit.errors import DesignError
+from shardfit.errors import ConvergenceError, DesignError
 from shardfit.models.families import ResponseError
 from shardfit.models.glm import (
     ConvergenceWarning,
@@ -149,3 +149,19 @@ def test_perfect_prediction_warns() -> None:
     assert result.converged and result.iterations == 1
     assert result.deviance == 0.0
     np.testing.assert_allclose(result.params.to_numpy(), [1.0, 2.0], rtol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_diverging_irls_raises_convergence_error() -> None:
+    """The inverse Gaussian's 1/mu**2 link on means growing like exp(0.4 x): the step
+    leaves the link's range and the working weights turn NaN. statsmodels stops with
+    "NaN, inf or invalid value detected in weights"; shardfit names the divergence and
+    the deviance history (it raised numpy's "SVD did not converge")."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0, 10, 400)
+    frame = pd.DataFrame({"x": x, "y": np.exp(0.4 * x) * rng.gamma(5, 1 / 5, 400)})
+    with pytest.raises(ValueError, match="NaN, inf or invalid value detected in weights"):
+        smf.glm("y ~ x", frame, family=sm.families.InverseGaussian()).fit()
+    model = shardfit.glm("y ~ x", from_pandas(frame, 3), family="inverse_gaussian")
+    with pytest.raises(ConvergenceError, match=r"IRLS diverged after \d+ iterations?: .*history"):
+        model.fit(backend="serial")

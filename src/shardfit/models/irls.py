@@ -143,6 +143,7 @@ def run_irls(
     def solve(stat: IrlsStatistic, previous: Any) -> tuple[IrlsStatistic, Any]:
         """Solve from ``stat``, the pass at ``previous``'s coefficients (``None``: at
         the start)."""
+        _check_finite(stat, state.history[1:], family)
         solution = _solve(stat, transform, intercept, options.rank_tol)
         suspicious = solution.condition > options.cond_threshold or not solution.kept.all()
         if options.method == "auto" and state.kind == "gram" and suspicious:
@@ -187,6 +188,23 @@ def run_irls(
         if iteration + 1 < options.maxiter:
             stat, solution = solve(stat, solution)
     return state
+
+
+def _check_finite(stat: IrlsStatistic, history: list[float], family: Family) -> None:
+    """Raise :class:`ConvergenceError` when a pass's weighted Gram (or factor) is not
+    finite: the fitted means left the family's range (a negative mean under the
+    inverse Gaussian's 1/mu**2 link), and IRLS has diverged."""
+    factor = stat.qr.full_r() if stat.qr is not None else stat.cross
+    if factor is not None and np.isfinite(factor).all():
+        return
+    trace = ", ".join(f"{value:.6g}" for value in history) or "none yet"
+    steps = len(history) - 1
+    raise ConvergenceError(
+        f"IRLS diverged after {steps} iteration{'' if steps == 1 else 's'}: the working "
+        f"weights of the {family.name} family are no longer finite (fitted means outside "
+        "its range); "
+        f"deviance history: {trace}. Try another link, start_params, or check the data"
+    )
 
 
 def _report_aliased(solution: LeastSquaresSolution, names: tuple[str, ...], policy: str) -> None:
