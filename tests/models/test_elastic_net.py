@@ -11,6 +11,7 @@ from sklearn.linear_model import ElasticNet, ElasticNetCV
 from sklearn.model_selection import PredefinedSplit
 
 import shardfit
+from shardfit.errors import UnseenLevelError
 
 RTOL = 1e-6
 FORMULA = "y ~ x0 + x1 + x2 + x3 + x4 + x5 + C(g)"
@@ -161,6 +162,23 @@ def test_bad_parameters(frame) -> None:
         shardfit.elastic_net(FORMULA, frame, cv=1, backend="serial")
     with pytest.raises(ValueError, match="needs l1_ratio > 0"):
         shardfit.elastic_net(FORMULA, frame, l1_ratio=0.0, backend="serial")
+    with pytest.raises(ValueError, match=r"either 'alpha' .* or 'alphas'"):
+        shardfit.elastic_net(FORMULA, frame, alpha=0.1, alphas=[0.1, 0.2], backend="serial")
+    with pytest.raises(TypeError, match="'estimation_method' parameter must be a callable"):
+        shardfit.DistributedModel(4, estimation_method="average")
+
+
+def test_predict_encodes_unseen_levels_as_zeros_on_request() -> None:
+    rng = np.random.default_rng(4)
+    train = pd.DataFrame({"x": rng.normal(size=300), "g": rng.choice(["a", "b"], 300)})
+    train["y"] = train["x"] + (train["g"] == "b") + rng.normal(size=300)
+    fit = shardfit.elastic_net("y ~ x + C(g)", train, alpha=0.01, backend="serial")
+    new = pd.DataFrame({"x": [0.5, 1.0], "g": ["a", "z"]})
+    with pytest.raises(UnseenLevelError, match="pass unseen='zero'"):
+        fit.predict(new)
+    # "z" gets the reference level's (all-zero) columns: the prediction at g == "a".
+    zero = fit.predict(new, unseen="zero")
+    np.testing.assert_allclose(zero, fit.predict(new.assign(g="a")), rtol=1e-15)
 
 
 def test_standardized_cross_validation_refits_the_scaler_per_fold(frame, design) -> None:

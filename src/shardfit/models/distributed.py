@@ -137,6 +137,17 @@ class DistributedModel:
         self.partitions = partitions
         self.model_class = model_class
         self.init_kwds = dict(init_kwds or {})
+        for name, value in (
+            ("estimation_method", estimation_method),
+            ("join_method", join_method),
+            ("results_class", results_class),
+        ):
+            if value is not None and not callable(value):
+                raise TypeError(
+                    f"The '{name}' parameter must be a callable (statsmodels' "
+                    f"_est_regularized_debiased, ...) or None. Got {value!r}; to name the "
+                    "method, pass method='debiased', 'average' or 'average_regularized'."
+                )
         self.estimation_method = estimation_method
         self.estimation_kwds = dict(estimation_kwds or {})
         self.join_method = join_method

@@ -131,6 +131,11 @@ def elastic_net(
         ``predict()``, ``summary()``.
     """
     _check(alpha, l1_ratio, cv, n_alphas, eps)
+    if alpha is not None and alphas is not None:
+        raise ValueError(
+            "Pass either 'alpha' (one penalty) or 'alphas' (a path), not both: with "
+            "alpha given, alphas would be ignored."
+        )
     from shardfit.models.families import get_family
 
     fam = get_family(family, link)

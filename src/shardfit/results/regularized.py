@@ -30,11 +30,17 @@ class PredictTask:
     spec: Any
     params: np.ndarray
     intercept: float = 0.0
+    unseen: str = "raise"
 
     def __call__(self, partition: Any) -> tuple[np.ndarray, np.ndarray, int]:
         from shardfit.design.materialize import encode_partition
 
-        chunk = encode_partition(self.spec, partition, need_response=False)
+        chunk = encode_partition(
+            self.spec,
+            partition,
+            need_response=False,
+            unseen=self.unseen,  # type: ignore[arg-type]
+        )
         X = np.asarray(chunk.X, dtype=np.float64)
         eta = X @ self.params + self.intercept
         if chunk.offset is not None:
@@ -56,7 +62,12 @@ def _linear_predictor(
     intercept: float,
     data: Any,
     backend: Any,
+    unseen: str = "raise",
 ) -> np.ndarray:
+    if unseen not in ("raise", "zero"):
+        raise ValueError(
+            f"The 'unseen' parameter of predict must be 'raise' or 'zero'. Got {unseen!r} instead."
+        )
     if spec is None or isinstance(data, np.ndarray | list):
         X = np.asarray(data, dtype=np.float64)
         if X.ndim == 1:
@@ -71,7 +82,7 @@ def _linear_predictor(
 
     source = as_source(data)
     parts = map_partitions(
-        PredictTask(spec, params, intercept),
+        PredictTask(spec, params, intercept, unseen),
         source,
         backend="serial" if backend is None else backend,
         pass_name="predict",
@@ -139,7 +150,9 @@ class DistributedResults:
             return pd.Series(self.params_array, index=list(self.names), name="params")
         return self.params_array.copy()
 
-    def predict(self, exog: Any, *, linear: bool = False, backend: Any = None) -> np.ndarray:
+    def predict(
+        self, exog: Any, *, linear: bool = False, backend: Any = None, unseen: str = "raise"
+    ) -> np.ndarray:
         """Predicted means (or the linear predictor with ``linear=True``).
 
         Parameters
@@ -150,8 +163,10 @@ class DistributedResults:
             Return ``X b`` (plus any offset) rather than the mean.
         backend
             Where formula data is encoded (default ``"serial"``).
+        unseen : {"raise", "zero"}
+            A categorical level the fit never saw raises, or is encoded as zeros.
         """
-        eta = _linear_predictor(self.spec, self.params_array, 0.0, exog, backend)
+        eta = _linear_predictor(self.spec, self.params_array, 0.0, exog, backend, unseen)
         inverse = _inverse_link(self.family, self.link)
         return eta if linear or inverse is None else inverse(eta)
 
@@ -310,11 +325,16 @@ class ElasticNetResults:
             index=pd.Index(self.alphas, name="alpha"),
         )
 
-    def predict(self, data: Any, *, linear: bool = False, backend: Any = None) -> np.ndarray:
-        """Predictions for new data (formula fits) or a design matrix without intercept."""
+    def predict(
+        self, data: Any, *, linear: bool = False, backend: Any = None, unseen: str = "raise"
+    ) -> np.ndarray:
+        """Predictions for new data (formula fits) or a design matrix without intercept;
+        ``unseen="zero"`` encodes a categorical level the fit never saw as zeros."""
         if self.spec is not None and not isinstance(data, np.ndarray):
             full = self.params.to_numpy() if self.intercept_name is not None else self.coef_array
-            eta = _linear_predictor(self.spec, self._design_params(full), 0.0, data, backend)
+            eta = _linear_predictor(
+                self.spec, self._design_params(full), 0.0, data, backend, unseen
+            )
         else:
             eta = _linear_predictor(None, self.coef_array, self.intercept, data, backend)
         inverse = _inverse_link(self.family, self.link)
