@@ -197,6 +197,32 @@ def test_glm_on_arrays_like_statsmodels(rng) -> None:
     np.testing.assert_allclose(plain.params.loc[["a", "b"]], no_const.params, rtol=1e-9)
 
 
+def test_glm_on_arrays_predicts_with_offset_and_exposure_arrays(rng) -> None:
+    """As statsmodels: predict(X, offset=, exposure=) on a fit on arrays, an offset of
+    0 and an exposure of 1 where left out; a formula fit reads them from the data."""
+    X = sm.add_constant(rng.normal(size=(2000, 2)))
+    exposure, offset = rng.uniform(0.5, 3, 2000), rng.uniform(-0.2, 0.2, 2000)
+    y = rng.poisson(np.exp(X @ [0.2, 0.3, -0.2] + offset) * exposure)
+    ours = shardfit.GLM(y, X, "poisson", exposure=exposure, offset=offset, npartitions=3)
+    theirs = sm.GLM(y, X, family=sm.families.Poisson(), exposure=exposure, offset=offset)
+    ours, theirs = ours.fit(backend="serial"), theirs.fit()
+    new, e, o = X[:50], exposure[:50], offset[:50]
+    np.testing.assert_allclose(
+        ours.predict(new, exposure=e, offset=o),
+        theirs.predict(new, exposure=e, offset=o),
+        rtol=1e-9,
+    )
+    np.testing.assert_allclose(ours.predict(new), theirs.predict(new), rtol=1e-9)
+    frame = ours.get_prediction(new, exposure=e, offset=o).summary_frame()
+    expected = theirs.get_prediction(new, exposure=e, offset=o).summary_frame()
+    np.testing.assert_allclose(frame.to_numpy(), expected.to_numpy(), rtol=1e-9)
+    with pytest.raises(ValueError, match=r"exposure= needs one value per row \(50\)"):
+        ours.predict(new, exposure=e[:10])
+    plain = shardfit.GLM(y, X, "poisson").fit(backend="serial")
+    with pytest.raises(ValueError, match="this fit has no exposure"):
+        plain.predict(new, exposure=e)
+
+
 def test_start_params_and_a_family_object() -> None:
     frame = glm_frame("gamma", "log", seed=2)
     reference = _reference(frame, "gamma", "log")

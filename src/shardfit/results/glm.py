@@ -137,12 +137,15 @@ class GLMResults(CoefficientTable):
         workers: int | None = None,
         overwrite: bool = False,
         progress: bool = False,
+        offset: Any = None,
+        exposure: Any = None,
     ) -> Any:
         """Predict the mean (``which="mean"``) or the linear predictor (``"linear"``),
         with ``interval="confidence"`` their standard errors and intervals too.
 
         The offset (and exposure) columns of the fit are read from ``data`` and added
-        to the linear predictor. See :func:`shardfit.results.glm_predict.predict_glm`.
+        to the linear predictor; a fit on arrays takes ``offset=``/``exposure=`` arrays.
+        See :func:`shardfit.results.glm_predict.predict_glm`.
         """
         from shardfit.results.glm_predict import predict_glm
 
@@ -158,6 +161,8 @@ class GLMResults(CoefficientTable):
             workers=workers,
             overwrite=overwrite,
             progress=progress,
+            offset=offset,
+            exposure=exposure,
         )
 
     def get_prediction(
@@ -168,6 +173,8 @@ class GLMResults(CoefficientTable):
         alpha: float = 0.05,
         unseen: str = "raise",
         backend: Any = None,
+        offset: Any = None,
+        exposure: Any = None,
     ) -> Any:
         """Predictions with standard errors; ``.summary_frame()`` as statsmodels'
         (see :func:`shardfit.results.glm_predict.get_prediction_glm`)."""
@@ -180,6 +187,8 @@ class GLMResults(CoefficientTable):
             alpha=alpha,
             unseen=unseen,  # type: ignore[arg-type]
             backend=backend,
+            offset=offset,
+            exposure=exposure,
         )
 
     def save(self, path: Any) -> Any:

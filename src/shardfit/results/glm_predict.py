@@ -161,6 +161,8 @@ def predict_glm(
     workers: int | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    offset: Any = None,
+    exposure: Any = None,
 ) -> np.ndarray | pd.DataFrame | PredictionOutput:
     """Predict from a fitted GLM on new data of any size.
 
@@ -178,6 +180,11 @@ def predict_glm(
         Intervals at level ``1 - alpha``.
     out, unseen, backend, workers, overwrite, progress
         As for :func:`shardfit.results.predict.predict`.
+    offset, exposure : array_like, optional
+        For a fit on arrays (:func:`shardfit.GLM`) with an offset or exposure: one
+        value per row of ``data``; left out, an offset of 0 and an exposure of 1, as
+        in statsmodels. A formula fit reads its offset and exposure columns from
+        ``data``.
 
     Returns
     -------
@@ -191,7 +198,7 @@ def predict_glm(
             "The 'interval' parameter of a GLM's predict must be None or 'confidence' (a "
             f"GLM has no interval for a new observation). Got {interval!r} instead."
         )
-    source, labels = _source(results, data)
+    source, labels = _source(results, _with_offsets(results, data, offset, exposure))
     model = _model(results, which, alpha)
     outputs: Outputs = interval or "mean"
     if out is not None:
@@ -223,6 +230,8 @@ def get_prediction_glm(
     unseen: Literal["raise", "zero"] = "raise",
     backend: Any = None,
     workers: int | None = None,
+    offset: Any = None,
+    exposure: Any = None,
 ) -> GLMPredictionResults:
     """Predictions with standard errors for data that fits in memory.
 
@@ -236,7 +245,7 @@ def get_prediction_glm(
         ``mean_ci_lower`` and ``mean_ci_upper``.
     """
     _check_options(which, unseen, alpha)
-    source, labels = _source(results, data)
+    source, labels = _source(results, _with_offsets(results, data, offset, exposure))
     model = _model(results, "linear", alpha)
     values, rows, counts = predict_rows(
         model, "mean_se", unseen, source, data, labels, backend, workers
@@ -248,6 +257,52 @@ def get_prediction_glm(
         which=which,
         **inference_fields(results, rows, counts, alpha),
     )
+
+
+#: The columns :func:`shardfit.GLM` stores array offsets and exposures under.
+_ARRAY_COLUMNS = {"offset": "__offset__", "exposure": "__exposure__"}
+
+
+def _with_offsets(results: Any, data: Any, offset: Any, exposure: Any) -> Any:
+    """``data`` with the offset and exposure arrays of a fit on arrays as the columns
+    its design reads (0 and 1 where not given, as statsmodels' ``predict``)."""
+    spec = results.spec
+    given = {"offset": offset, "exposure": exposure}
+    internal = (
+        spec is not None
+        and spec.formula is None
+        and any(getattr(spec, kind) == column for kind, column in _ARRAY_COLUMNS.items())
+    )
+    if not internal:
+        for kind, values in given.items():
+            if values is not None:
+                column = None if spec is None else getattr(spec, kind)
+                raise ValueError(
+                    f"predict's {kind}= is for a GLM fitted on arrays with one; this fit "
+                    + (f"reads its {kind} from the column {column!r} of the data"
+                       if column else f"has no {kind}")
+                )  # fmt: skip
+        return data
+    if isinstance(data, pd.DataFrame):
+        frame = data.copy()
+    else:
+        array = np.asarray(data, dtype=np.float64)
+        frame = pd.DataFrame(array.reshape(len(array), -1), columns=list(spec.x_columns))
+    for kind, column in _ARRAY_COLUMNS.items():
+        if getattr(spec, kind) != column:
+            if given[kind] is not None:
+                raise ValueError(f"predict's {kind}= is given, but the fit had no {kind}")
+            continue
+        default = 0.0 if kind == "offset" else 1.0
+        values = given[kind]
+        column_values = np.full(len(frame), default) if values is None else np.asarray(values)
+        if column_values.shape != (len(frame),):
+            raise ValueError(
+                f"predict's {kind}= needs one value per row ({len(frame)}); "
+                f"got shape {column_values.shape}"
+            )
+        frame[column] = column_values.astype(np.float64)
+    return frame
 
 
 def _model(results: Any, which: Which, alpha: float) -> GLMPredictionModel:
