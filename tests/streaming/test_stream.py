@@ -174,3 +174,17 @@ def test_bad_input_names_the_column_partition_and_row(frame, tmp_path) -> None:
     with pytest.raises(TypeError, match="needs an estimator with partial_fit"):
         stream_fit(LogisticRegression(), featurizer, data, target="y")
     assert pa.types.is_int64(pa.Table.from_pandas(data).schema.field("y").type)
+
+
+def test_too_few_batches_to_score_warn() -> None:
+    """One batch only trains: nothing is scored, and the NaN scores come with a
+    warning saying why; two batches score the second."""
+    table = simulate_table("linreg", 800, seed=2)
+    featurizer = HashingFeaturizer(["x1", "x2"], n_features=2**10, degree=1)
+    with pytest.warns(UserWarning, match="scored no rows: 1 batch"):
+        result = stream_fit(SGDRegressor(random_state=0), featurizer, table, target="y")
+    assert np.isnan(result.score) and result.rows == 800
+    scored = stream_fit(
+        SGDRegressor(random_state=0), featurizer, table, target="y", batch_rows=400, drop=0.0
+    )
+    assert np.isfinite(scored.score) and scored.curve["n"].tolist() == [400]

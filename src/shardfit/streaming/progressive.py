@@ -15,6 +15,7 @@ batch is a few array operations whatever the estimator.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -306,6 +307,16 @@ def summarize(tracker: Tracker, *, scoring: str, drop: float) -> StreamResult:
         curve[f"benchmark_{name}"] = per
     scores = _means(tracker.model, sizes, keep)
     bench_scores = _means(tracker.bench, sizes, keep)
+    if not sizes[keep].sum():
+        # Batch 0 only trains, and `drop` leaves out the first scored batches: with
+        # too few batches nothing is scored, and every score is NaN.
+        warnings.warn(
+            f"progressive validation scored no rows: {sizes.shape[0]} batch(es) of "
+            f"{tracker.rows:,} rows, the first only trained on and the first {drop:.0%} of "
+            "the rest dropped; lower batch_rows (or drop) to get scores",
+            UserWarning,
+            stacklevel=3,
+        )
     return StreamResult(
         estimator=tracker.estimator,
         curve=curve,
