@@ -35,3 +35,26 @@ def test_analysis_finds_variables_categoricals_and_stateful_terms() -> None:
 def test_unsupported_formulas_raise_clearly(formula: str, message: str) -> None:
     with pytest.raises(DesignError, match=message):
         analyze_formula(formula)
+
+
+def test_backtick_quoted_names_are_columns() -> None:
+    """formulaic's quoting: `grp-1` is one column, also inside a call."""
+    info = analyze_formula("y ~ x1 + `grp-1` + C(`my g`) + np.log(`a b` + 1)")
+    assert info.variables == {"y", "x1", "grp-1", "my g", "a b"}
+    assert info.categorical_calls == {"my g"}
+
+
+def test_fits_with_quoted_names_equal_plain_names() -> None:
+    import numpy as np
+    import pandas as pd
+
+    import shardfit
+
+    rng = np.random.default_rng(8)
+    plain = pd.DataFrame({"x": rng.normal(size=300), "g": rng.choice(list("abc"), 300)})
+    plain["y"] = plain["x"] + (plain["g"] == "b") + rng.normal(size=300)
+    quoted = plain.rename(columns={"x": "x 1", "g": "grp-1"})
+    for ours, theirs in [("y ~ `x 1` + `grp-1`", "y ~ x + g"), ("y ~ C(`grp-1`)", "y ~ C(g)")]:
+        got = shardfit.ols(ours, shardfit.from_pandas(quoted, 3)).fit(backend="serial")
+        want = shardfit.ols(theirs, shardfit.from_pandas(plain, 3)).fit(backend="serial")
+        np.testing.assert_array_equal(got.params.to_numpy(), want.params.to_numpy())

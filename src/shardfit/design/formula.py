@@ -93,23 +93,30 @@ def analyze_formula(formula: str) -> FormulaInfo:
         raise DesignError(f"cannot parse formula {formula!r}: {message}") from error
     has_response = hasattr(parsed, "lhs") and hasattr(parsed, "rhs")
     sides = [parsed.lhs, parsed.rhs] if has_response else [parsed]
-    factors: list[str] = []
+    factors: dict[str, bool] = {}  # expression -> a plain column lookup
     for side in sides:
         for term in side:
-            factors.extend(str(factor) for factor in term.factors)
+            for factor in term.factors:
+                lookup = str(getattr(factor, "eval_method", "")).endswith("LOOKUP")
+                factors[str(factor)] = factors.get(str(factor), False) or lookup
     categorical: set[str] = set()
     stateful: list[str] = []
     names: set[str] = set()
-    for expression in dict.fromkeys(factors):
+    for expression, lookup in factors.items():
         if expression == "1":
             continue
-        try:
-            tree = ast.parse(expression, mode="eval")
-        except SyntaxError:
-            # A quoted column name such as `my col`: one plain variable.
+        if lookup:  # a column, whatever its name (`grp-1` arrives as grp-1)
             names.add(expression.strip("`"))
             continue
-        names.update(_names(tree))
+        # Backtick-quoted names inside an expression (C(`grp-1`)) become identifiers
+        # for Python's parser, and their names again after.
+        python, quoted = _unquote(expression)
+        try:
+            tree = ast.parse(python, mode="eval")
+        except SyntaxError:
+            names.add(expression.strip("`"))
+            continue
+        names.update(quoted.get(name, name) for name in _names(tree))
         stateful_here = _check_calls(tree, formula)
         if stateful_here:
             stateful.append(expression)
@@ -120,7 +127,7 @@ def analyze_formula(formula: str) -> FormulaInfo:
                 and node.args
                 and isinstance(node.args[0], ast.Name)
             ):
-                categorical.add(node.args[0].id)
+                categorical.add(quoted.get(node.args[0].id, node.args[0].id))
     # formulaic's required_variables leaves out names inside stateful transforms
     # (scale(x) gives nothing), so read the names from the factors as well.
     variables = frozenset(
@@ -133,6 +140,22 @@ def analyze_formula(formula: str) -> FormulaInfo:
         stateful_factors=tuple(stateful),
         has_response=has_response,
     )
+
+
+def _unquote(expression: str) -> tuple[str, dict[str, str]]:
+    """``expression`` with each backtick-quoted name replaced by an identifier, and
+    the names by identifier."""
+    quoted: dict[str, str] = {}
+
+    def identifier(match: re.Match[str]) -> str:
+        for key, value in quoted.items():
+            if value == match.group(1):
+                return key
+        key = f"__shardfit_quoted_{len(quoted)}__"
+        quoted[key] = match.group(1)
+        return key
+
+    return re.sub(r"`([^`]*)`", identifier, expression), quoted
 
 
 def _names(tree: ast.AST) -> set[str]:
