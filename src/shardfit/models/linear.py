@@ -423,7 +423,8 @@ def _constant(
     raw_sums = scale * totals.sums[cols] + shift * sw  # X'w of the kept columns
     u = scipy.linalg.solve_triangular(solution.r_raw, raw_sums, trans="T", check_finite=False)
     residual = 1.0 - float(u @ u) / sw
-    tolerance = max(1e-10, 16 * np.finfo(np.float64).eps * solution.condition)
+    # Capped: at any conditioning, a constant reproduced to 3 digits is none.
+    tolerance = min(max(1e-10, 16 * np.finfo(np.float64).eps * solution.condition), 1e-6)
     return (1, None) if residual <= tolerance else (0, None)
 
 
