@@ -285,6 +285,11 @@ def _with_offsets(results: Any, data: Any, offset: Any, exposure: Any) -> Any:
         return data
     if isinstance(data, pd.DataFrame):
         frame = data.copy()
+    elif isinstance(data, str | os.PathLike) or hasattr(data, "partitions"):
+        raise ValueError(
+            "a GLM fitted on arrays with an offset or exposure predicts on an array or a "
+            "DataFrame of its columns, with offset=/exposure= arrays"
+        )
     else:
         array = np.asarray(data, dtype=np.float64)
         frame = pd.DataFrame(array.reshape(len(array), -1), columns=list(spec.x_columns))
