@@ -198,11 +198,11 @@ def _check_finite(stat: IrlsStatistic, history: list[float], family: Family) -> 
     if factor is not None and np.isfinite(factor).all():
         return
     trace = ", ".join(f"{value:.6g}" for value in history) or "none yet"
-    steps = len(history) - 1
+    steps = max(len(history) - 1, 0)  # the first entry is the start's deviance
+    when = f"after {steps} iteration{'' if steps == 1 else 's'}" if history else "at the start"
     raise ConvergenceError(
-        f"IRLS diverged after {steps} iteration{'' if steps == 1 else 's'}: the working "
-        f"weights of the {family.name} family are no longer finite (fitted means outside "
-        "its range); "
+        f"IRLS diverged {when}: the working weights of the {family.name} family are no "
+        "longer finite (fitted means outside its range); "
         f"deviance history: {trace}. Try another link, start_params, or check the data"
     )
 
