@@ -15,6 +15,7 @@ import statsmodels.formula.api as smf
 from shardfit.cli.fit_cmd import parse_cov
 from shardfit.cli.main import main
 from shardfit.data.simulate import default_formula, simulate_table
+from shardfit.results.io import load_results
 
 FORMULA = default_formula("linreg")  # the full 229-column design
 
@@ -101,3 +102,32 @@ def test_fit_reports_bad_options(tmp_path, capsys) -> None:
     assert "nothere" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["fit", str(data), "y ~ x1", "--cov", "HC9"])
+
+
+def test_csv_options_read_what_the_extension_would_not(tmp_path, capsys) -> None:
+    """--delimiter, --null-values, --column-type, --skip-bad-lines: read_csv's options
+    on the command line (a ';' file could not be read by any command before)."""
+    rng = np.random.default_rng(9)
+    frame = pd.DataFrame({"x": rng.normal(size=400), "g": rng.choice(list("ab"), 400)})
+    frame["y"] = 1 + 2 * frame["x"] + (frame["g"] == "b") + rng.normal(size=400)
+    text = frame.to_csv(sep=";", index=False, float_format="%.17g").splitlines()
+    text[5] = "-;a;1.0"  # a missing x, written as "-"
+    text[9] = "1;2"  # a malformed line
+    path = tmp_path / "semi.txt"
+    path.write_text("\n".join(text) + "\n")
+    saved = tmp_path / "r.json"
+    args = ["fit", str(path), "y ~ x + g", "--backend", "serial", "--out", str(saved)]
+    csv = ["--delimiter", ";", "--null-values", "-", "--skip-bad-lines"]
+    assert main([*args, *csv, "--column-type", "x=float64"]) == 0
+    out = capsys.readouterr().out
+    assert "1 of the 399 rows read were not used (missing: 1)" in out
+    assert "1 malformed rows were skipped by the reader" in out
+    kept = frame.drop(index=[4, 8])  # lines 6 and 10 of the file (1: the header)
+    reference = smf.ols("y ~ x + g", kept).fit()
+    result = load_results(saved)
+    assert result.nobs == len(kept)
+    ours = result.params.loc[reference.params.index].to_numpy()
+    np.testing.assert_allclose(ours, reference.params.to_numpy(), rtol=1e-9)
+    assert main(["schema", str(path), *csv]) == 0
+    done = _shardfit("fit", str(path), "y ~ x", "--backend", "serial")
+    assert done.returncode == 2  # as a comma-separated file it has one column

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from shardfit.cli.csv_args import add_column_type_argument
 from shardfit.data.convert import convert
 
 __all__ = ["add_parser", "run"]
@@ -19,13 +20,6 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
     return value
-
-
-def _column_type(text: str) -> tuple[str, str]:
-    name, sep, kind = text.rpartition("=")
-    if not sep or not name or not kind:
-        raise argparse.ArgumentTypeError(f"expected NAME=TYPE (e.g. x=float64), got {text!r}")
-    return name, kind
 
 
 def add_parser(subparsers: Any) -> None:
@@ -46,14 +40,7 @@ def add_parser(subparsers: Any) -> None:
         type=_positive,
         help="rows per written chunk / Parquet row group (default: about 64 MiB of memory)",
     )
-    parser.add_argument(
-        "--column-type",
-        type=_column_type,
-        action="append",
-        default=[],
-        metavar="NAME=TYPE",
-        help="set a column's type instead of inferring it (repeatable; e.g. id=string)",
-    )
+    add_column_type_argument(parser)
     parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from shardfit.cli.csv_args import add_csv_arguments, source_of
+
 __all__ = ["FITTERS", "FitContext", "add_parser", "parse_cov", "run"]
 
 _HC = ("HC0", "HC1", "HC2", "HC3")
@@ -175,6 +177,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--out", default=None, metavar="FILE", help="save the results (JSON)")
     add_backend_arguments(parser)
+    add_csv_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -249,8 +252,6 @@ FITTERS: dict[str | None, Callable[[argparse.Namespace, FitContext], Any]] = {
 
 def run(args: argparse.Namespace) -> int:
     """Run ``shardfit fit``; prints the summary and returns the exit status."""
-    from shardfit.data.resolve import as_source
-
     family = getattr(args, "family", None)
     fitter = FITTERS.get(family)
     if fitter is None:
@@ -269,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         context = FitContext(
-            source=as_source(args.data, partition_rows=args.partition_rows),
+            source=source_of(args, args.partition_rows),
             backend=backend_of(args),
             workers=args.workers,
             progress=sys.stderr.isatty() if args.progress is None else args.progress,

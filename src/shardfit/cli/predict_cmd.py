@@ -8,6 +8,7 @@ import time
 import warnings
 from typing import Any
 
+from shardfit.cli.csv_args import add_csv_arguments, source_of
 from shardfit.cli.fit_cmd import add_backend_arguments, backend_of
 
 __all__ = ["add_parser", "run"]
@@ -61,12 +62,12 @@ def add_parser(subparsers: Any) -> None:
         "--overwrite", action="store_true", help="replace an earlier prediction in OUT"
     )
     add_backend_arguments(parser)
+    add_csv_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``shardfit predict``; prints a one-line account and returns the exit status."""
-    from shardfit.data.resolve import as_source
     from shardfit.results.glm import GLMResults
     from shardfit.results.io import load_results
     from shardfit.results.linear import LinearResults
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
             )
         elif args.which is not None:
             raise ValueError("--which is for GLM results; a linear model predicts its mean")
-        source = as_source(args.data, partition_rows=args.partition_rows)
+        source = source_of(args, args.partition_rows)
         with warnings.catch_warnings():
             # The account below reports dropped rows; the library's warning would repeat it.
             warnings.filterwarnings("ignore", message="predict: ", category=UserWarning)

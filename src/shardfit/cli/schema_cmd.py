@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from shardfit.cli.csv_args import add_csv_arguments, source_of
 from shardfit.cli.render import render_learned_design, render_summary
 
 __all__ = ["add_parser", "run"]
@@ -29,14 +30,14 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--backend", default=None, help="serial, threads, processes, dask, mpi")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--json", dest="json_out", default=None, help="write the design spec here")
+    add_csv_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from shardfit.data.resolve import as_source
     from shardfit.design.schema import learn_design, schema_pass
 
-    source = as_source(args.data)
+    source = source_of(args)
     options = {
         "max_levels": args.max_levels,
         "missing": args.missing,
