@@ -194,7 +194,7 @@ def _check_finite(stat: IrlsStatistic, history: list[float], family: Family) -> 
     """Raise :class:`ConvergenceError` when a pass's weighted Gram (or factor) is not
     finite: the fitted means left the family's range (a negative mean under the
     inverse Gaussian's 1/mu**2 link), and IRLS has diverged."""
-    factor = stat.qr.full_r() if stat.qr is not None else stat.cross
+    factor = stat.qr.r if stat.qr is not None else stat.cross
     if factor is not None and np.isfinite(factor).all():
         return
     trace = ", ".join(f"{value:.6g}" for value in history) or "none yet"

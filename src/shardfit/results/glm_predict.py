@@ -18,7 +18,7 @@ shardfit as lower and upper.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -312,16 +312,8 @@ def _with_offsets(results: Any, data: Any, offset: Any, exposure: Any) -> Any:
 
 def _model(results: Any, which: Which, alpha: float) -> GLMPredictionModel:
     base = prediction_model(results, alpha)
-    return GLMPredictionModel(
-        spec=base.spec,
-        kept=base.kept,
-        params=base.params,
-        cov=base.cov,
-        scale=base.scale,
-        crit=base.crit,
-        link=results.family.link,
-        which=which,
-    )
+    shared = {item.name: getattr(base, item.name) for item in fields(base)}
+    return GLMPredictionModel(**shared, link=results.family.link, which=which)
 
 
 def _check_options(which: str, unseen: str, alpha: float) -> None:

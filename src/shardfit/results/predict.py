@@ -50,6 +50,7 @@ from shardfit.results.prediction_tasks import (
 __all__ = [
     "PredictionOutput",
     "PredictionResults",
+    "check_unseen",
     "get_prediction",
     "inference_fields",
     "predict",
@@ -291,6 +292,11 @@ def _check(interval: str | None, alpha: float, unseen: str) -> None:
             f"'prediction'. Got {interval!r} instead."
         )
     _check_alpha(alpha)
+    check_unseen(unseen)
+
+
+def check_unseen(unseen: str) -> None:
+    """Raise unless ``unseen`` is one of predict's two policies."""
     if unseen not in ("raise", "zero"):
         raise ValueError(
             f"The 'unseen' parameter of predict must be 'raise' or 'zero'. Got {unseen!r} instead."

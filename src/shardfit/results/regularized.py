@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shardfit.results.predict import check_unseen
 from shardfit.results.summary import Summary
 
 __all__ = ["DistributedResults", "ElasticNetResults", "PredictTask"]
@@ -64,10 +65,7 @@ def _linear_predictor(
     backend: Any,
     unseen: str = "raise",
 ) -> np.ndarray:
-    if unseen not in ("raise", "zero"):
-        raise ValueError(
-            f"The 'unseen' parameter of predict must be 'raise' or 'zero'. Got {unseen!r} instead."
-        )
+    check_unseen(unseen)
     if spec is None or isinstance(data, np.ndarray | list):
         X = np.asarray(data, dtype=np.float64)
         if X.ndim == 1:

@@ -8,8 +8,9 @@ Categorical columns keep the count of every level, up to a cap.
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -196,13 +197,7 @@ class CategoricalSummary:
         """Summarize one Arrow column, treating its values as labels; ``declared``: the
         column is a pandas ``Categorical`` (its dictionary is its categories, in order)."""
         if pa.types.is_dictionary(column.type):
-            summary = cls._of_dictionary(column, name=name, max_levels=max_levels)
-            if declared:
-                chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-                orders = {tuple(chunk.dictionary.to_pylist()) for chunk in chunks}
-                if len(orders) == 1:
-                    summary = replace(summary, declared=orders.pop())
-            return summary
+            return cls._of_dictionary(column, name=name, max_levels=max_levels, declared=declared)
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
         import pyarrow.compute as pc  # here: dictionary columns (Parquet's) never need it
@@ -231,11 +226,14 @@ class CategoricalSummary:
 
     @classmethod
     def _of_dictionary(
-        cls, column: pa.ChunkedArray | pa.Array, *, name: str, max_levels: int
+        cls, column: pa.ChunkedArray | pa.Array, *, name: str, max_levels: int, declared: bool
     ) -> CategoricalSummary:
-        """Level counts of a dictionary-encoded column from its codes (no decoding)."""
+        """Level counts of a dictionary-encoded column from its codes (no decoding);
+        with ``declared``, its dictionary as the declared order when every chunk has
+        the same one."""
         chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
         levels: dict[Any, int] = {}
+        orders: set[tuple[Any, ...]] = set()
         missing = 0
         for chunk in chunks:
             missing += chunk.null_count
@@ -244,6 +242,7 @@ class CategoricalSummary:
                 codes = codes[~np.asarray(to_numpy(chunk.is_null()))]
             counts = np.bincount(codes.astype(np.intp), minlength=len(chunk.dictionary))
             values = chunk.dictionary.to_pylist()
+            orders.add(tuple(values))
             for code in np.flatnonzero(counts):
                 value = values[code]
                 levels[value] = levels.get(value, 0) + int(counts[code])
@@ -254,6 +253,7 @@ class CategoricalSummary:
             max_levels=max_levels,
             dtype=str(column.type.value_type),
             column=name,
+            declared=orders.pop() if declared and len(orders) == 1 else None,
         )
         summary._check_cap()
         return summary
@@ -408,8 +408,6 @@ def _pandas_categoricals(schema: pa.Schema) -> frozenset[str]:
     raw = (schema.metadata or {}).get(b"pandas")
     if not raw:
         return frozenset()
-    import json
-
     try:
         described = json.loads(raw).get("columns", [])
     except (ValueError, AttributeError):
