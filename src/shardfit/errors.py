@@ -45,6 +45,24 @@ class UnseenLevelError(DesignError):
 class MissingDataError(DesignError):
     """A missing or non-finite value where ``missing="raise"`` was asked for."""
 
+    @classmethod
+    def at(cls, partition_key: str, location: str, column: str, value: object) -> MissingDataError:
+        """The error for ``value`` (a null, NaN or infinity) at ``location`` of a
+        partition's ``column``, named as the user would write it (``null``, ``NaN``,
+        ``inf``), not as Python's ``None`` or ``nan``."""
+        if value is None:
+            shown = "null"
+        elif isinstance(value, float) and value != value:
+            shown = "NaN"
+        elif isinstance(value, float):
+            shown = "inf" if value > 0 else "-inf"
+        else:
+            shown = repr(value)
+        return cls(
+            f"missing value in partition {partition_key} ({location}), column {column!r}: "
+            f"{shown} (pass missing='drop' to drop such rows and count them)"
+        )
+
 
 class BackendError(ShardfitError):
     """A backend could not be started or lost its workers beyond recovery."""

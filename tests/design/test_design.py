@@ -8,11 +8,12 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from design_cases import FORMULA, make_frame
 from formulaic import model_matrix
 
-from shardfit.data.memory import from_pandas
+from shardfit.data.memory import from_arrow, from_pandas
 from shardfit.design.dmatrices import dmatrices, dmatrix
 from shardfit.design.materialize import encode_partition
 from shardfit.design.schema import learn_design, schema_pass
@@ -94,8 +95,21 @@ def test_missing_drop_counts_exactly(frame: pd.DataFrame) -> None:
 def test_missing_raise_names_partition_row_and_column(frame: pd.DataFrame) -> None:
     frame = frame.copy()
     frame.loc[421, "x3"] = np.nan
-    with pytest.raises(MissingDataError, match=r"partition .*\(row 421 .*column 'x3'"):
+    with pytest.raises(MissingDataError, match=r"partition .*\(row 421 .*column 'x3': null "):
         learn(FORMULA, from_pandas(frame, 3), missing="raise")
+
+
+@pytest.mark.parametrize(("value", "shown"), [(np.nan, "NaN"), (np.inf, "inf"), (-np.inf, "-inf")])
+def test_missing_raise_shows_the_value_as_written(value: float, shown: str) -> None:
+    """A NaN (not a null) in an Arrow float column, or an infinity, is named as such:
+    the message used to print Python's repr of the value (None for a null)."""
+    x = np.arange(20.0)
+    x[7] = value
+    table = pa.table({"x": pa.array(x, from_pandas=False), "y": np.arange(20.0)})
+    with pytest.raises(MissingDataError, match=rf"row 7 .*column 'x': {shown} \(pass"):
+        encode_partition(
+            learn("y ~ x", from_arrow(table)).spec, from_arrow(table).partitions[0], missing="raise"
+        )
 
 
 def test_unseen_level_raises_then_zero(frame: pd.DataFrame) -> None:

@@ -135,3 +135,24 @@ def test_implicit_constant_decided_like_statsmodels(frame, formula, k_constant) 
         np.testing.assert_allclose(result.rsquared, reference.rsquared, rtol=0, atol=1e-9)
         np.testing.assert_allclose(result.fvalue, reference.fvalue, rtol=1e-5)
         assert result.df_model == reference.df_model
+
+
+def test_zero_weights_count_like_statsmodels_and_warn() -> None:
+    """Zero-weight rows count in nobs and df_resid as in statsmodels, whose llf is then
+    -inf (a zero weight is an infinite variance); the warning names R's alternative.
+    The llf used to add the log-weights of the positive rows only: finite, and neither
+    statsmodels' value nor R's."""
+    rng = np.random.default_rng(3)
+    n = 120
+    frame = pd.DataFrame({"x": rng.normal(size=n), "w": rng.uniform(0.5, 2.0, n)})
+    frame["y"] = 1.0 + 2.0 * frame["x"] + rng.normal(size=n) / np.sqrt(frame["w"])
+    frame.loc[:6, "w"] = 0.0
+    with pytest.warns(UserWarning, match="7 of 120 rows have zero weight"):
+        fit = shardfit.wls("y ~ x", frame, weights="w").fit(backend="serial")
+    with np.errstate(divide="ignore"):
+        ref = smf.wls("y ~ x", frame, weights=frame["w"]).fit()
+        assert ref.llf == -np.inf  # the reference's definition, checked
+    np.testing.assert_allclose(fit.params, ref.params, rtol=1e-12)
+    np.testing.assert_allclose(fit.bse, ref.bse, rtol=1e-10)
+    assert (fit.nobs, fit.df_resid) == (ref.nobs, ref.df_resid) == (120, 118)
+    assert fit.llf == -np.inf and fit.aic == np.inf and fit.bic == np.inf

@@ -208,10 +208,8 @@ def encode_table(
         if is_missing.any():
             if missing == "raise":
                 row = int(np.flatnonzero(is_missing)[0])
-                raise MissingDataError(
-                    f"missing value in partition {partition.key} ({where.locate(row)}), "
-                    f"column {name!r}: {column[row].as_py()!r} (pass missing='drop' to drop "
-                    "such rows and count them)"
+                raise MissingDataError.at(
+                    partition.key, where.locate(row), name, column[row].as_py()
                 )
             bad |= is_missing
     keep = ~bad

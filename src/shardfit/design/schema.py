@@ -120,10 +120,8 @@ class SchemaTask:
                 absent = ~np.isfinite(numeric_values(column))
             if self.missing == "raise" and absent.any():
                 row = int(np.flatnonzero(absent)[0])
-                raise MissingDataError(
-                    f"missing value in partition {partition.key} ({partition.locate(row)}), "
-                    f"column {name!r}: {column[row].as_py()!r} (pass missing='drop' to drop "
-                    "such rows and count them)"
+                raise MissingDataError.at(
+                    partition.key, partition.locate(row), name, column[row].as_py()
                 )
             complete &= ~absent
         learned: dict[str, dict[str, Any]] = {}

@@ -27,6 +27,7 @@ about 1e-10.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -245,7 +246,7 @@ class LinearModel:
             ssr=ssr,
             centered_tss=centered,
             uncentered_tss=uncentered,
-            sum_log_weights=totals.sum_log_weights,
+            sum_log_weights=_sum_log_weights(totals),
             cov_type=cov_type,
             use_t=use_t,
             df_resid_inference=df_inference,
@@ -261,6 +262,27 @@ class LinearModel:
             n_groups=n_groups,
             spec=spec,
         )
+
+
+def _sum_log_weights(totals: Any) -> float:
+    """``sum(log w)`` for the WLS log-likelihood: ``-inf`` when a weight is zero.
+
+    Zero-weight rows count in ``nobs`` and ``df_resid`` as in statsmodels, whose
+    log-likelihood is then ``-inf`` (a zero weight is an infinite variance). R's ``lm``
+    and Stata drop such rows instead; the warning says how to get their answer.
+    """
+    zero = int(getattr(totals, "zero_weights", 0))
+    if not zero:
+        return float(totals.sum_log_weights)
+    warnings.warn(
+        f"{zero:,} of {totals.nobs:,} rows have zero weight: they count in nobs and "
+        "df_resid (so in scale and the standard errors) as in statsmodels, and the "
+        "log-likelihood, AIC and BIC are infinite. R's lm and Stata drop such rows: "
+        "filter them out of the data for their answer.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return -math.inf
 
 
 def _check_options(
