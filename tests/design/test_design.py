@@ -275,3 +275,33 @@ def test_a_response_of_labels_raises_once_naming_it() -> None:
         learn_design(None, from_pandas(frame, 3), x_columns=["x"], response="y")
     # Labels on the right-hand side are categorical, as always.
     learn_design("x ~ y", from_pandas(frame, 3), backend="serial")
+
+
+def test_numbers_read_as_text_because_of_a_stray_token_warn(tmp_path) -> None:
+    """A CSV column of numbers with one stray token ('n/a?') is typed as text by the
+    reader, and the formula would then give it a dummy column per number: warn, name
+    the token, and say how to read it as numbers (which then equals statsmodels on the
+    numeric rows)."""
+    import warnings
+
+    import statsmodels.formula.api as smf
+
+    from shardfit import ols, read_csv
+
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"x": rng.normal(size=300).round(3), "y": rng.normal(size=300)})
+    text = frame.astype({"x": object})
+    text.loc[5, "x"] = "n/a?"
+    path = tmp_path / "stray.csv"
+    text.to_csv(path, index=False)
+    with pytest.warns(UserWarning, match=r"column 'x' was read as text.*'n/a\?' \(1 row\)"):
+        learn("y ~ x", read_csv(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        learn("y ~ C(x)", read_csv(path))  # categorical by intent: no warning
+        fit = ols("y ~ x", read_csv(path, null_values=["n/a?"])).fit(backend="serial")
+        codes = pd.DataFrame({"g": [f"{i % 40:05d}" for i in range(300)], "y": frame.y})
+        learn("y ~ g", from_pandas(codes, 2))  # all numbers (codes): no warning
+    ref = smf.ols("y ~ x", frame.drop(index=5)).fit()
+    np.testing.assert_allclose(fit.params, ref.params, rtol=1e-12)
+    assert fit.nobs == 299

@@ -29,8 +29,9 @@ def render_summary(statistic: Any, *, source_name: str, file: IO[str]) -> None:
     complete = sum(p.complete for p in statistic.partitions)
     dropped = summary.rows - complete
     console.print(
-        f"[bold]{source_name}[/bold]: {summary.rows:,} rows in {summary.partitions} "
-        f"partitions; {complete:,} complete, {dropped:,} with a missing value"
+        f"[bold]{source_name}[/bold]: {summary.rows:,} rows in {summary.partitions:,} "
+        f"partition{'' if summary.partitions == 1 else 's'}; {complete:,} complete, "
+        f"{dropped:,} with a missing value"
         + (f", {summary.skipped_rows:,} malformed rows skipped" if summary.skipped_rows else "")
     )
     table = Table(show_header=True, header_style="bold")

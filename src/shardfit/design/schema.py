@@ -8,6 +8,7 @@ stateful transforms. Merged in partition order, these give the
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -367,6 +368,8 @@ def learn_design(
         column = summary.columns.get(name)  # absent: numeric, not summarized ("levels")
         if isinstance(column, CategoricalSummary):
             levels[name] = column.sorted_levels()
+            if name not in categorical and column.declared is None:
+                _warn_numbers_read_as_text(name, column)
         elif isinstance(column, NumericSummary) and column.count:
             numeric_fill[name] = column.mean
     spec = DesignSpec(
@@ -389,6 +392,46 @@ def learn_design(
         spec = spec.with_formulaic()
     return LearnedDesign(
         spec=spec, summary=summary, partitions=statistic.partitions, summaries=summaries
+    )
+
+
+#: A text column with at least this many levels, all but a few of them numbers, is
+#: most likely a numeric column with a stray token (``n/a``, ``?``, ``-``) in it.
+_STRAY_MIN_LEVELS = 10
+_STRAY_MAX_SHARE = 0.05
+
+
+def _warn_numbers_read_as_text(name: str, column: CategoricalSummary) -> None:
+    """Warn when a text column that enters the formula as a categorical is made of
+    numbers but for a few tokens: a reader typed it as text because of them (pyarrow
+    and pandas do), and the fit would get a dummy column per number."""
+    if len(column.levels) < _STRAY_MIN_LEVELS:
+        return
+    others = []
+    for level in column.levels:
+        if not isinstance(level, str):
+            return  # integers or booleans: labels by intent, not numbers read as text
+        try:
+            float(level)
+        except ValueError:
+            others.append(level)
+            if len(others) > _STRAY_MAX_SHARE * len(column.levels):
+                return
+    if not others:
+        return
+    shown = ", ".join(
+        f"{v!r} ({column.levels[v]:,} row{'' if column.levels[v] == 1 else 's'})"
+        for v in others[:5]
+    )
+    warnings.warn(
+        f"column {name!r} was read as text, so it enters the formula as a categorical "
+        f"with {len(column.levels):,} levels, but {len(column.levels) - len(others):,} of "
+        f"them are numbers; the others: {shown}. If the column is numeric, declare those "
+        "tokens missing (null_values=[...] when reading a CSV, --null-values on the "
+        f"command line) or give its type (column_types={{{name!r}: 'float64'}}); write "
+        f"C({name}) to keep it categorical without this warning.",
+        UserWarning,
+        stacklevel=2,
     )
 
 
