@@ -305,3 +305,20 @@ def test_numbers_read_as_text_because_of_a_stray_token_warn(tmp_path) -> None:
     ref = smf.ols("y ~ x", frame.drop(index=5)).fit()
     np.testing.assert_allclose(fit.params, ref.params, rtol=1e-12)
     assert fit.nobs == 299
+
+
+def test_a_date_in_a_formula_is_refused_before_any_pass(tmp_path) -> None:
+    """A timestamp column passed the schema pass as a number (microseconds since 1970)
+    and failed in every encoding task; it is refused at once, in the driver, with the
+    fix; ``C(t)`` keeps its values as levels."""
+    frame = pd.DataFrame(
+        {"t": pd.date_range("2024-01-01", periods=30, freq="D"), "y": np.arange(30.0)}
+    )
+    frame["day"] = frame["t"].dt.date  # an Arrow date32 column
+    path = tmp_path / "dates.parquet"
+    frame.to_parquet(path)
+    for formula, kind in [("y ~ t", r"timestamp\[.s\]"), ("y ~ np.log(day)", "date32")]:
+        with pytest.raises(DesignError, match=rf"column '\w+' of 'dates.parquet' is a {kind}"):
+            learn(formula, str(path))
+    learned = learn("y ~ C(t)", str(path))
+    assert len(learned.spec.levels["t"]) == 30

@@ -325,6 +325,7 @@ def learn_design(
     if formula is None or stateful:
         summaries = "all"
     types = dict(zip(source.schema.names, source.schema.types))
+    _check_no_temporal([c for c in formula_columns if c not in categorical], types, source)
     for name in extra:
         if is_categorical_type(types[name]):
             raise DesignError(f"column {name!r} holds labels; weights/offset/exposure need numbers")
@@ -471,6 +472,20 @@ def _formula_columns(info: FormulaInfo, source: Source) -> list[str]:
             f"{source.name!r} (columns: {source.columns})"
         )
     return columns
+
+
+def _check_no_temporal(columns: list[str], types: dict[str, pa.DataType], source: Source) -> None:
+    """Refuse dates, times and durations in a design before any data is read: as
+    numbers their unit (days? microseconds since 1970?) would silently set the scale of
+    the coefficient. ``C(column)`` (levels) is allowed."""
+    for name in columns:
+        kind = types.get(name)
+        if kind is not None and pa.types.is_temporal(kind):
+            raise DesignError(
+                f"column {name!r} of {source.name!r} is a {kind} column; a design needs "
+                "numbers: convert it first (for example days since a start date, or its "
+                f"year), or write C({name}) to use its values as levels"
+            )
 
 
 def _check_columns_exist(columns: tuple[str, ...], source: Source) -> None:
