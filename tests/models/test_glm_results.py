@@ -71,6 +71,7 @@ def test_get_prediction_equals_statsmodels(family, link) -> None:
         *theirs.get_prediction(new).conf_int(alpha=0.05).T), rtol=1e-9)  # fmt: skip
     linear = theirs.get_prediction(new, which="linear").summary_frame(alpha=0.1)
     ours_linear = ours.get_prediction(new, which="linear", alpha=0.1).summary_frame()
+    assert list(ours_linear.columns) == list(linear.columns)  # predicted, se, ci_lower, ...
     np.testing.assert_allclose(ours_linear.to_numpy(), linear.to_numpy(), rtol=1e-9, atol=1e-12)
     # predict(interval="confidence") gives the same columns, in memory and out of core.
     table = ours.predict(new, interval="confidence", alpha=0.1)

@@ -134,6 +134,16 @@ class GLMPredictionResults:
         """Standard error of :attr:`predicted_mean` (the delta method's on the mean)."""
         return self._columns(None)["mean_se"]
 
+    @property
+    def predicted(self) -> np.ndarray:
+        """:attr:`predicted_mean` (statsmodels' name on the linear scale)."""
+        return self.predicted_mean
+
+    @property
+    def se(self) -> np.ndarray:
+        """:attr:`se_mean` (statsmodels' name on the linear scale)."""
+        return self.se_mean
+
     def conf_int(self, alpha: float | None = None) -> np.ndarray:
         """``(n, 2)`` confidence intervals of :attr:`predicted_mean`."""
         columns = self._columns(alpha)
@@ -141,11 +151,16 @@ class GLMPredictionResults:
 
     def summary_frame(self, alpha: float | None = None) -> pd.DataFrame:
         """``mean``, ``mean_se``, ``mean_ci_lower`` and ``mean_ci_upper`` by row, as
-        statsmodels' ``get_prediction(...).summary_frame()``."""
+        statsmodels' ``get_prediction(...).summary_frame()``; with ``which="linear"``
+        its names there: ``predicted``, ``se``, ``ci_lower`` and ``ci_upper``."""
         columns = self._columns(alpha)
-        columns["mean"] = columns.pop("predicted")
-        order = ["mean", "mean_se", "mean_ci_lower", "mean_ci_upper"]
-        return pd.DataFrame({name: columns[name] for name in order}, index=self.row_labels)
+        order = ["predicted", "mean_se", "mean_ci_lower", "mean_ci_upper"]
+        if self.which == "linear":
+            names = ["predicted", "se", "ci_lower", "ci_upper"]
+        else:
+            names = ["mean", "mean_se", "mean_ci_lower", "mean_ci_upper"]
+        frame = {name: columns[key] for name, key in zip(names, order)}
+        return pd.DataFrame(frame, index=self.row_labels)
 
 
 def predict_glm(
@@ -242,7 +257,8 @@ def get_prediction_glm(
     -------
     GLMPredictionResults
         Its ``summary_frame()`` has statsmodels' columns ``mean``, ``mean_se``,
-        ``mean_ci_lower`` and ``mean_ci_upper``.
+        ``mean_ci_lower`` and ``mean_ci_upper`` (``predicted``, ``se``, ``ci_lower``
+        and ``ci_upper`` with ``which="linear"``).
     """
     _check_options(which, unseen, alpha)
     source, labels = _source(results, _with_offsets(results, data, offset, exposure))
