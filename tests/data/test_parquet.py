@@ -109,11 +109,14 @@ def test_files_with_columns_in_another_order_read_in_the_first_files_order(tmp_p
 
 
 def test_a_file_with_other_types_names_both_files_and_the_column(tmp_path, table):
+    # float32 and double unify (tests/data/test_parquet_unify.py); text and numbers
+    # do not: reading the column names it and both files with their types.
     _write(tmp_path / "p0.parquet", table)
-    other = table.set_column(1, "f", table.column("f").cast(pa.float32()))
+    other = table.set_column(1, "f", table.column("f").cast(pa.string()))
     _write(tmp_path / "p1.parquet", other)
-    with pytest.raises(ReadError, match=r"column 'f' is float in .*p1.parquet but double in .*p0"):
-        read_parquet(tmp_path)
+    source = read_parquet(tmp_path)
+    with pytest.raises(ReadError, match=r"column 'f' .* double in .*p0.parquet but string in .*p1"):
+        source.partitions[-1].read(["i", "f"])
 
 
 def test_a_file_missing_a_column_names_both_files_and_the_column(tmp_path, table):

@@ -28,9 +28,10 @@ def add_parser(subparsers: Any) -> None:
         "convert",
         help="convert CSV <-> Parquet chunk by chunk",
         description=(
-            "Convert a CSV (.csv, .csv.gz) or Parquet (.parquet, .pq) file to CSV or "
-            "Parquet, format by extension, chunk by chunk with bounded memory. The output "
-            "is replaced atomically and left untouched on failure."
+            "Convert a CSV (.csv, or compressed: .csv.gz, .csv.bz2, .csv.zst, .csv.lz4, "
+            ".csv.br) or Parquet (.parquet, .pq) file to CSV or Parquet, format by "
+            "extension, chunk by chunk with bounded memory. The output is replaced "
+            "atomically and left untouched on failure."
         ),
     )
     parser.add_argument("src", metavar="IN", help="input file")

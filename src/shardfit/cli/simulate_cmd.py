@@ -35,10 +35,14 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("kind", choices=KINDS, help="the data-generating model")
     parser.add_argument("--rows", type=_count, required=True, help="number of rows")
-    parser.add_argument("--out", required=True, help="output file (.csv, .csv.gz, .parquet)")
+    parser.add_argument(
+        "--out", required=True, help="output file (.csv, .csv.gz, .csv.bz2, .csv.zst, .parquet)"
+    )
     parser.add_argument("--seed", type=_count, default=0, help="random seed (default 0)")
     parser.add_argument(
-        "--format", choices=("csv", "parquet"), help="file format (default: by extension)"
+        "--format",
+        choices=("csv", "parquet"),
+        help="file format (default: by extension; one the extension contradicts is an error)",
     )
     parser.add_argument(
         "--chunk-rows",

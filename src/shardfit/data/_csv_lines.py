@@ -66,9 +66,25 @@ class CsvOptions:
     block_size: int | None
 
 
+# Compressions pyarrow has no codec for: refused by name rather than parsed as text.
+_UNSUPPORTED = {".xz": "xz", ".lzma": "lzma", ".zip": "zip"}
+
+
 def compression_of(path: str) -> str | None:
-    """The pyarrow codec name implied by ``path``'s extension, or ``None``."""
-    return _COMPRESSIONS.get(os.path.splitext(path)[1].lower())
+    """The pyarrow codec name implied by ``path``'s extension, or ``None``.
+
+    Raises
+    ------
+    ReadError
+        For ``.xz``, ``.lzma`` and ``.zip`` files, which pyarrow cannot decompress.
+    """
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in _UNSUPPORTED:
+        raise ReadError(
+            f"cannot read {path}: pyarrow cannot decompress {_UNSUPPORTED[suffix]} files; "
+            f"decompress it, or recompress it as {', '.join(_COMPRESSIONS)}"
+        )
+    return _COMPRESSIONS.get(suffix)
 
 
 def read_head(path: str, compression: str | None, nbytes: int) -> tuple[bytes, bool]:

@@ -48,9 +48,17 @@ CSV_BLOCK_BYTES = 4 * 2**20
 CSV_INFER_BYTES = 16 * 2**20
 #: In-memory (Arrow) bytes per output chunk when ``chunk_rows`` is not given.
 TARGET_CHUNK_BYTES = 64 * 2**20
+# Compressed CSV by extension -> pyarrow codec (streamed both ways).
+_CODECS: dict[str, str] = {
+    ".gz": "gzip",
+    ".bz2": "bz2",
+    ".zst": "zstd",
+    ".lz4": "lz4",
+    ".br": "brotli",
+}
 _SUFFIXES: dict[str, tuple[Format, str | None]] = {
     ".csv": ("csv", None),
-    ".csv.gz": ("csv", "gzip"),
+    **{f".csv{ext}": ("csv", codec) for ext, codec in _CODECS.items()},
     ".parquet": ("parquet", None),
     ".pq": ("parquet", None),
 }
@@ -68,28 +76,43 @@ def infer_format(
     Parameters
     ----------
     path : str or path-like
-        The file name; ``.csv``, ``.csv.gz``, ``.parquet`` and ``.pq`` are known.
+        The file name; ``.csv``, ``.csv.gz``, ``.csv.bz2``, ``.csv.zst``, ``.csv.lz4``,
+        ``.csv.br``, ``.parquet`` and ``.pq`` are known.
     format : {"csv", "parquet"}, optional
-        The format, overriding the extension (compression still comes from it).
+        The format, for a file whose extension does not say it (``.txt``, ``.bin``;
+        compression still comes from a ``.gz``-like ending).
 
     Returns
     -------
     tuple of (str, str or None)
-        The format and the compression (``"gzip"`` or ``None``).
+        The format and the pyarrow compression codec (``"gzip"``, ``"bz2"``,
+        ``"zstd"``, ``"lz4"``, ``"brotli"``) or ``None``.
+
+    Raises
+    ------
+    ValueError
+        When ``format`` contradicts the extension (``format="csv"`` for
+        ``out.parquet``: a CSV file named as Parquet), or neither says the format.
     """
     name = Path(path).name.lower()
-    compression = "gzip" if name.endswith(".gz") else None
+    compression = next((codec for ext, codec in _CODECS.items() if name.endswith(ext)), None)
+    by_suffix = next((found for ext, found in _SUFFIXES.items() if name.endswith(ext)), None)
     if format is not None:
         if format not in ("csv", "parquet"):
             raise ValueError(
                 f"The 'format' parameter must be 'csv' or 'parquet'. Got {format!r} instead."
             )
+        if by_suffix is not None and by_suffix[0] != format:
+            raise ValueError(
+                f"{path}: the format {format!r} contradicts the extension, which says "
+                f"{by_suffix[0]!r}; name the file for its format, or leave the format out "
+                "to take it from the extension"
+            )
         if format == "parquet" and compression:
-            raise ValueError(f"{path}: gzip compression applies to CSV files only")
+            raise ValueError(f"{path}: {compression} compression applies to CSV files only")
         return format, compression
-    for suffix, result in _SUFFIXES.items():
-        if name.endswith(suffix):
-            return result
+    if by_suffix is not None:
+        return by_suffix
     raise ValueError(
         f"Cannot tell the format of {str(path)!r} from its extension "
         f"(known: {', '.join(_SUFFIXES)})."
@@ -488,7 +511,8 @@ def convert(
     Parameters
     ----------
     src : str or path-like
-        The input: ``.csv``, ``.csv.gz``, ``.parquet`` or ``.pq``.
+        The input: ``.csv`` (plain, or compressed: ``.csv.gz``, ``.csv.bz2``,
+        ``.csv.zst``, ``.csv.lz4``, ``.csv.br``), ``.parquet`` or ``.pq``.
     dst : str or path-like
         The output, format by extension; replaced atomically, untouched on failure.
     chunk_rows : int, optional

@@ -1,14 +1,18 @@
 """Parquet files as a source: each partition is a run of row groups of one file.
 
 The driver reads only the files' footers (row-group sizes and schemas); workers
-read their own row groups with :meth:`pyarrow.parquet.ParquetFile.read_row_groups`.
+read their own row groups with :meth:`pyarrow.parquet.ParquetFile.read_row_groups`
+and cast them to the column types unified across the files
+(:mod:`shardfit.data._parquet_schema`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import glob
 import itertools
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,10 +21,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shardfit.data._parquet_schema import (
+    conform,
+    file_casts,
+    refuse_conflicts,
+    unify_file_schemas,
+)
 from shardfit.data._ranges import (
     check_columns,
     check_positive_int,
-    dataclass_fingerprint,
     file_stat,
     reading,
 )
@@ -54,6 +63,12 @@ class ParquetPartition(Partition):
         Rows in these row groups.
     size, mtime_ns : int
         The file's size and modification time when the source was planned.
+    casts : tuple of (str, pyarrow.DataType)
+        Columns this file stores with another type than the source's, and the
+        source's (unified) type they are cast to when read.
+    conflicts : tuple of (str, str)
+        Columns whose types differ across the files beyond unifying, each with the
+        message reading it raises.
     """
 
     path: str
@@ -64,6 +79,8 @@ class ParquetPartition(Partition):
     num_rows: int
     size: int
     mtime_ns: int
+    casts: tuple[tuple[str, pa.DataType], ...] = ()
+    conflicts: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> str:
@@ -82,9 +99,11 @@ class ParquetPartition(Partition):
 
         String columns named in ``dictionary`` come back dictionary-encoded, as Parquet
         usually stores them: label columns are then coded without building a Python
-        string per row.
+        string per row. Columns the file stores with another type than the source's
+        are cast to the source's type.
         """
         wanted = list(check_columns(columns, self.columns, where=f"partition {self.key}"))
+        refuse_conflicts(wanted, self.conflicts, where=f"partition {self.key}")
         with reading(self.key, f"file {self.path}"):
             size = os.stat(self.path).st_size
             if size != self.size:
@@ -103,15 +122,24 @@ class ParquetPartition(Partition):
             ) as pf:
                 table = pf.read_row_groups(list(self.row_groups), columns=wanted)
                 nbytes = _compressed_bytes(pf.metadata, self.row_groups, set(wanted))
-        return ReadResult(table.select(wanted), nbytes=nbytes)
+        table = table.select(wanted)
+        if self.casts:
+            table = conform(table, self.casts, dictionary=dictionary, where=f"file {self.path}")
+        return ReadResult(table, nbytes=nbytes)
 
     def locate(self, row: int) -> str:
         """``"file part-0.parquet, row 1234 (0-based, within the file)"``."""
         return f"file {self.label}, row {self.first_row + row} (0-based, within the file)"
 
     def fingerprint(self) -> str:
-        """The absolute path, size, mtime and row-group ids (all the fields)."""
-        return dataclass_fingerprint(self)
+        """The absolute path, size, mtime and row-group ids (all the fields; the casts
+        and conflicts only where there are some, so a data set of one type keeps the
+        fingerprints it had before they existed)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name in ("casts", "conflicts"):
+            if not fields[name]:
+                del fields[name]
+        return json.dumps({"type": type(self).__name__, **fields}, sort_keys=True, default=str)
 
 
 _READ_BUFFER = 1 << 20
@@ -171,15 +199,13 @@ def _expand(item: PathArg) -> list[str]:
     return [text]
 
 
-def _schema_mismatch(first: str, schema0: pa.Schema, other: str, schema: pa.Schema) -> str | None:
-    """Describe how ``schema`` (of ``other``) differs from ``schema0`` (of ``first``)."""
+def _columns_mismatch(first: str, schema0: pa.Schema, other: str, schema: pa.Schema) -> str | None:
+    """Describe how the column names of ``schema`` (of ``other``) differ from those of
+    ``schema0`` (of ``first``); their types are unified separately."""
     names = set(schema.names)
     for fld in schema0:
         if fld.name not in names:
             return f"column {fld.name!r} of {first} is missing from {other}"
-        typ = schema.field(fld.name).type
-        if typ != fld.type:
-            return f"column {fld.name!r} is {typ} in {other} but {fld.type} in {first}"
     extra = [n for n in schema.names if n not in set(schema0.names)]
     if extra:
         return f"column {extra[0]!r} of {other} is not in {first}"
@@ -222,15 +248,25 @@ def read_parquet(
     Returns
     -------
     Source
-        Its schema is the first file's Arrow schema. A file with no row groups gives
-        one empty partition.
+        Its schema has the first file's columns, in its order, each with the type
+        unified across the files: types that can be promoted are (int32 and int64
+        make int64, float32 and float64 float64, integers and floats float64; an
+        all-missing ``null`` column takes the others' type; string, large_string and
+        dictionary-encoded strings make string), and every partition casts the rows
+        it reads to these types, so all partitions yield the same schema. The casts
+        are safe: an integer that float64 cannot hold exactly (beyond 2**53) is a
+        ReadError naming the file and column, not a rounded value as in pandas. A
+        file with no row groups gives one empty partition.
 
     Raises
     ------
     ReadError
-        When no file matches, a file is not Parquet, or a file's column names or
-        types differ from the first file's (the message names both files and the
-        column).
+        When no file matches, a file is not Parquet, or a file's column names differ
+        from the first file's (the message names both files and the column). Types
+        that do not unify (strings in one file, numbers in another) are refused only
+        when a partition reads that column: the message names the column and the
+        files with their types; columns that are not read may disagree (the schema
+        gives them type ``null``, and ``meta["type_conflicts"]`` the messages).
     """
     check_positive_int(partition_rows, name="partition_rows", owner="read_parquet", optional=True)
     items = (
@@ -243,23 +279,20 @@ def read_parquet(
         raise ReadError("read_parquet was given an empty list of paths")
     root = os.path.commonpath([os.path.dirname(f) for f in files])
 
-    partitions: list[Partition] = []
-    schema0: pa.Schema | None = None
-    total = 0
-    for f in files:
-        full, size, mtime_ns = file_stat(f)
-        label = os.path.relpath(full, root)
-        try:
-            with pq.ParquetFile(full) as pf:
-                schema = pf.schema_arrow
-                meta = pf.metadata
-                sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
-        except (OSError, pa.ArrowException) as e:
-            raise ReadError(f"cannot read the Parquet footer of {full}: {e}") from e
-        if schema0 is None:
-            schema0, first = schema, full
-        elif (problem := _schema_mismatch(first, schema0, full, schema)) is not None:
+    footers = [_footer(f) for f in files]
+    schema0, first = footers[0].schema, footers[0].path
+    for footer in footers[1:]:
+        if (problem := _columns_mismatch(first, schema0, footer.path, footer.schema)) is not None:
             raise ReadError(f"Parquet files disagree: {problem}")
+    unified = unify_file_schemas([f.path for f in footers], [f.schema for f in footers])
+    conflicts = tuple(unified.conflicts.items())
+
+    partitions: list[Partition] = []
+    total = 0
+    for footer in footers:
+        full, size, mtime_ns, sizes = footer.path, footer.size, footer.mtime_ns, footer.sizes
+        label = os.path.relpath(full, root)
+        casts = file_casts(footer.schema, unified)
         offsets = [0, *itertools.accumulate(sizes)]
         for run in _group(sizes, partition_rows):
             partitions.append(
@@ -272,20 +305,42 @@ def read_parquet(
                     num_rows=sum(sizes[g] for g in run),
                     size=size,
                     mtime_ns=mtime_ns,
+                    casts=casts,
+                    conflicts=conflicts,
                 )
             )
         total += sum(sizes)
-    assert schema0 is not None
     if len(files) == 1:
         name = os.path.basename(files[0])
     else:
         name = os.fspath(items[0]) if len(items) == 1 else f"{len(files)} Parquet files"
-    return Source(
-        name=name,
-        partitions=tuple(partitions),
-        schema=schema0,
-        meta={"format": "parquet", "files": files, "nrows": total},
-    )
+    meta: dict[str, object] = {"format": "parquet", "files": files, "nrows": total}
+    if unified.conflicts:
+        meta["type_conflicts"] = dict(unified.conflicts)
+    return Source(name=name, partitions=tuple(partitions), schema=unified.schema, meta=meta)
+
+
+@dataclass(frozen=True)
+class _Footer:
+    """What the driver learns of one file: its schema, row-group sizes and identity."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    schema: pa.Schema
+    sizes: list[int]
+
+
+def _footer(path: str) -> _Footer:
+    full, size, mtime_ns = file_stat(path)
+    try:
+        with pq.ParquetFile(full) as pf:
+            schema = pf.schema_arrow
+            meta = pf.metadata
+            sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+    except (OSError, pa.ArrowException) as e:
+        raise ReadError(f"cannot read the Parquet footer of {full}: {e}") from e
+    return _Footer(full, size, mtime_ns, schema, sizes)
 
 
 def coalesce_partitions(partitions: Sequence[Partition], groups: int) -> tuple[Partition, ...]:
@@ -323,13 +378,8 @@ def _joined(run: list[ParquetPartition]) -> ParquetPartition:
     first = run[0]
     if len(run) == 1:
         return first
-    return ParquetPartition(
-        path=first.path,
-        label=first.label,
-        columns=first.columns,
+    return dataclasses.replace(
+        first,
         row_groups=tuple(g for part in run for g in part.row_groups),
-        first_row=first.first_row,
         num_rows=sum(part.num_rows for part in run),
-        size=first.size,
-        mtime_ns=first.mtime_ns,
     )

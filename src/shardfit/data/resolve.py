@@ -21,10 +21,15 @@ from shardfit.errors import ReadError
 
 __all__ = ["as_source"]
 
-# Longest suffixes first, so ".csv.gz" wins over ".gz".
+# Compressed text: read_csv decompresses these as a stream (one partition per file).
+_CODECS = (".gz", ".bz2", ".zst", ".lz4", ".br")
+# Longest suffixes first, so ".csv.gz" wins over ".gz" and ".tsv.bz2" over ".bz2".
 _FORMATS: dict[str, str] = {
-    ".csv.gz": "csv",
-    ".tsv.gz": "tsv",
+    **{
+        f"{text}{codec}": kind
+        for codec in _CODECS
+        for text, kind in ((".csv", "csv"), (".tsv", "tsv"), (".txt", "csv"))
+    },
     ".csv": "csv",
     ".tsv": "tsv",
     ".txt": "csv",
@@ -45,9 +50,18 @@ _ACCEPTED = (
 )
 
 
+# Compressions pyarrow cannot decompress (see _csv_lines.compression_of).
+_UNSUPPORTED = (".xz", ".lzma", ".zip")
+
+
 def _format_of(path: str) -> str:
     """The reader for ``path`` by its extension; a plain directory means Parquet."""
     name = path.rstrip("/\\").lower()
+    if name.endswith(_UNSUPPORTED):
+        raise ReadError(
+            f"cannot read {path!r}: pyarrow cannot decompress {name.rsplit('.', 1)[1]} "
+            f"files; decompress it, or recompress it as {', '.join(_CODECS)}"
+        )
     for suffix, fmt in _FORMATS.items():
         if name.endswith(suffix):
             return fmt
@@ -103,8 +117,11 @@ def as_source(data: Any, *, partition_rows: int | None = None) -> Source:
     ----------
     data : Source, str, os.PathLike, list of paths, DataFrame, Table, Dask collection or ndarray
         A Source is returned as it is. A path or glob picks the reader by its
-        extension: ``.csv``, ``.txt``, ``.gz``, ``.csv.gz`` (CSV), ``.tsv``,
-        ``.tsv.gz`` (tab-separated), ``.parquet``, ``.pq`` or a directory (Parquet),
+        extension: ``.csv``, ``.txt``, ``.gz`` (CSV), ``.tsv`` (tab-separated),
+        either compressed (``.csv.gz``, ``.csv.bz2``, ``.csv.zst``, ``.csv.lz4``,
+        ``.csv.br``, the same for ``.tsv``: read as a stream, one partition per
+        file; ``.xz`` and ``.zip`` are refused, pyarrow has no codec for them),
+        ``.parquet``, ``.pq`` or a directory (Parquet),
         ``.h5``, ``.hdf5``, ``.hdf`` (HDF5), ``.zarr`` (Zarr), ``.npy`` (NumPy).
         A list or tuple of CSV (or of Parquet) files is read as one source. A pandas DataFrame,
         pyarrow Table, Dask collection or 2-D NumPy array is wrapped in memory.

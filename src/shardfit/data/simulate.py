@@ -351,7 +351,8 @@ def simulate(
         The seed. The data depend only on the seed and the row index.
     format : {"csv", "parquet"}, optional
         The file format; by default taken from the extension (``.csv``,
-        ``.csv.gz``, ``.parquet``, ``.pq``).
+        ``.csv.gz``, ``.csv.bz2``, ``.csv.zst``, ``.parquet``, ``.pq``). A format that
+        contradicts the extension (``"csv"`` for ``x.parquet``) is a ValueError.
     chunk_rows : int, default 250_000
         Rows generated and written at a time: the Parquet row-group size. Memory
         grows with it; the data do not depend on it.
