@@ -34,7 +34,7 @@ from shardfit.data.partition import Source
 from shardfit.engine import map_partitions, session
 from shardfit.models.distributed_data import fit_source
 from shardfit.models.distributed_join import join_average, join_debiased
-from shardfit.models.distributed_tasks import FitOptions, PartitionFit
+from shardfit.models.distributed_tasks import Counted, FitOptions, PartitionFit
 from shardfit.results.regularized import DistributedResults
 
 __all__ = ["DistributedModel"]
@@ -284,7 +284,12 @@ class DistributedModel:
             task, source, backend=sess, progress=progress, pass_name="distributed", allgather=True
         )
         assert parts is not None
-        params = self._join(method, parts)
+        counted: list[Counted] = parts
+        params = self._join(method, [part.value for part in counted])
+        dropped: dict[str, int] = {}
+        for part in counted:
+            for reason, n in part.dropped.items():
+                dropped[reason] = dropped.get(reason, 0) + n
         p = params.size
         if names is None or len(names) != p:
             names = tuple(f"x{j}" for j in range(p))
@@ -314,6 +319,10 @@ class DistributedModel:
             formula=self.formula,
             data_name=source.name,
             spec=spec,
+            nobs=sum(part.nobs for part in counted),
+            rows_read=sum(part.rows_read for part in counted),
+            rows_dropped=dropped,
+            rows_skipped=sum(part.skipped for part in counted),
         )
 
     # -- helpers -------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from shardfit.models._elastic_net_cd import (
 )
 from shardfit.models.distributed_join import DebiasedPart
 
-__all__ = ["ArraysPartition", "FitOptions", "FitPartition", "PartitionFit"]
+__all__ = ["ArraysPartition", "Counted", "FitOptions", "FitPartition", "PartitionFit"]
 
 Method = Literal["debiased", "average", "average_regularized"]
 
@@ -78,6 +78,32 @@ class FitPartition(Partition):
 
 
 @dataclass(frozen=True)
+class Counted:
+    """A partition's fit and the rows behind it (so no dropped row goes uncounted).
+
+    Attributes
+    ----------
+    value : object
+        What the estimation method returned (parameters, a :class:`DebiasedPart`, or a
+        custom method's output), as the join expects it.
+    rows_read : int
+        Rows read from the partition.
+    nobs : int
+        Rows fitted.
+    dropped : dict of str to int
+        Rows not fitted, by reason (``"missing"``, ``"nonfinite"``).
+    skipped : int
+        Malformed rows the reader skipped (not in ``rows_read``).
+    """
+
+    value: Any
+    rows_read: int
+    nobs: int
+    dropped: dict[str, int] = field(default_factory=dict)
+    skipped: int = 0
+
+
+@dataclass(frozen=True)
 class FitOptions:
     """The estimator's settings, as statsmodels' ``fit_kwds`` and our own.
 
@@ -119,32 +145,37 @@ class PartitionFit:
     sm_estimation_kwds: dict[str, Any] = field(default_factory=dict)
     sm_fit_kwds: dict[str, Any] = field(default_factory=dict)
 
-    def __call__(self, partition: Partition) -> Any:
+    def __call__(self, partition: Partition) -> Counted:
         if not isinstance(partition, FitPartition):
             raise TypeError("PartitionFit runs on FitPartition wrappers")
-        y, X, from_design = self._arrays(partition)
+        y, X, from_design, rows_read, dropped, skipped = self._arrays(partition)
         kwds = {**from_design, **partition.init_kwds}
         if self.sm_model_class is not None:
             model = self.sm_model_class(y, X, **{**self.sm_init_kwds, **kwds})
             assert self.sm_estimation is not None
-            return self.sm_estimation(
+            value = self.sm_estimation(
                 model,
                 partition.index,
                 self.options.partitions,
                 fit_kwds=dict(self.sm_fit_kwds),
                 **self.sm_estimation_kwds,
             )
-        if y.shape[0] == 0:
+        elif y.shape[0] == 0:
             raise DesignError(f"partition {partition.key} has no complete rows to fit")
-        if self.options.model == "ols":
-            return _fit_least_squares(X, y, kwds.get("weights"), self.options, partition.index)
-        return _fit_glm(X, y, kwds, self.options, partition.index)
+        elif self.options.model == "ols":
+            value = _fit_least_squares(X, y, kwds.get("weights"), self.options, partition.index)
+        else:
+            value = _fit_glm(X, y, kwds, self.options, partition.index)
+        return Counted(value, rows_read, int(y.shape[0]), dropped, skipped)
 
-    def _arrays(self, partition: FitPartition) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        """Response, design and the design's own weights and offset (if any)."""
+    def _arrays(
+        self, partition: FitPartition
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any], int, dict[str, int], int]:
+        """Response, design, the design's own weights and offset (if any), the rows
+        read, the rows dropped by reason and the malformed rows skipped."""
         inner = partition.inner
         if isinstance(inner, ArraysPartition):
-            return inner.endog, inner.exog, {}
+            return inner.endog, inner.exog, {}, int(inner.endog.shape[0]), {}, 0
         from shardfit.design.materialize import encode_partition
 
         chunk = encode_partition(self.spec, inner, missing=self.missing)  # type: ignore[arg-type]
@@ -154,7 +185,9 @@ class PartitionFit:
             extra["weights"] = chunk.weights
         if chunk.offset is not None:
             extra["offset"] = chunk.offset
-        return chunk.y, np.asarray(chunk.X, dtype=np.float64), extra
+        dropped = {reason: int(n) for reason, n in chunk.dropped.items() if n}
+        X = np.asarray(chunk.X, dtype=np.float64)
+        return chunk.y, X, extra, chunk.rows_read, dropped, int(chunk.skipped_rows)
 
 
 def _alpha_vector(alpha: Any, p: int) -> np.ndarray:

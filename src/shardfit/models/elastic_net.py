@@ -212,6 +212,8 @@ def elastic_net(
         family=fam.name,
         link=fam.link.name,
         nobs=fit.nobs,
+        rows_read=learned.rows,
+        rows_skipped=learned.summary.skipped_rows,
         standardize=standardize,
         fit_intercept=intercept is not None,
         intercept_name=spec.column_names[intercept] if intercept is not None else None,

@@ -122,6 +122,15 @@ class DistributedResults:
     labelled : bool
         Whether :attr:`params` is a labelled Series (formula fits) rather than an array
         (statsmodels-style array data, as statsmodels returns).
+    nobs : int
+        Rows fitted, over all partitions.
+    rows_read : int
+        Rows read (``nobs`` plus the dropped ones).
+    rows_dropped : dict of str to int
+        Rows read but not fitted, by reason (``"missing"``: a value the formula needs is
+        missing or not finite; ``"nonfinite"``: a transform made it so).
+    rows_skipped : int
+        Malformed rows the reader skipped (``on_bad_lines="skip"``), not in ``rows_read``.
     """
 
     names: tuple[str, ...]
@@ -140,6 +149,10 @@ class DistributedResults:
     data_name: str = ""
     spec: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    nobs: int = 0
+    rows_read: int = 0
+    rows_dropped: dict[str, int] = field(default_factory=dict)
+    rows_skipped: int = 0
 
     @property
     def params(self) -> Any:
@@ -177,11 +190,15 @@ class DistributedResults:
             ("Solver:", self.solver),
             ("Partitions:", f"{self.partitions:,}"),
             ("Data:", self.data_name or "-"),
+            ("No. Observations:", f"{self.nobs:,}"),
+            ("Rows dropped:", f"{sum(self.rows_dropped.values()):,}"),
         ]
+        if self.rows_skipped:
+            left.append(("Rows skipped:", f"{self.rows_skipped:,}"))
         if self.family is not None:
             left.insert(1, ("Family:", f"{self.family} ({self.link})"))
         right = [
-            ("alpha:", _short(self.alpha)),
+            ("alpha:", "-" if self.alpha is None else _short(self.alpha)),
             ("L1_wt:", f"{self.l1_wt:g}"),
             ("threshold:", f"{self.threshold:g}"),
             ("Non-zero:", f"{int((~zero).sum())} of {zero.size}"),
@@ -191,6 +208,18 @@ class DistributedResults:
             "A distributed estimate joins per-partition fits: it approximates the "
             "full-data estimate and carries no standard errors."
         ]
+        dropped = sum(self.rows_dropped.values())
+        if dropped:
+            reasons = ", ".join(
+                f"{reason}: {n:,}" for reason, n in sorted(self.rows_dropped.items()) if n
+            )
+            notes.append(
+                f"{dropped:,} of the {self.rows_read:,} rows read were not used ({reasons})."
+            )
+        if self.rows_skipped:
+            notes.append(
+                f"The reader skipped {self.rows_skipped:,} malformed row(s) (on_bad_lines='skip')."
+            )
         return Summary(
             title=f"Distributed {self.method} estimate",
             left=tuple(left),
@@ -248,6 +277,12 @@ class ElasticNetResults:
         Gaussian family, mean deviance for GLMs); None without cross-validation.
     family, link : str
     nobs : int
+        Rows fitted.
+    rows_read : int
+        Rows read; those beyond ``nobs`` were dropped (a value the design needs was
+        missing or not finite). 0 when unknown (results saved before it was kept).
+    rows_skipped : int
+        Malformed rows the reader skipped (``on_bad_lines="skip"``), not in ``rows_read``.
     standardize, fit_intercept : bool
     intercept_name : str or None
         The design's intercept column, reported in :attr:`params`.
@@ -273,6 +308,8 @@ class ElasticNetResults:
     spec: Any = None
     passes: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
+    rows_read: int = 0
+    rows_skipped: int = 0
 
     @property
     def coef_(self) -> np.ndarray:
@@ -352,11 +389,12 @@ class ElasticNetResults:
         """Coefficients at the chosen alpha, with the path and CV settings."""
         left = [
             ("Family:", self.family + (f" ({self.link})" if self.link else "")),
-            ("Method:", "elastic net (exact, coordinate descent)"),
+            ("Method:", "exact coordinate descent"),
             ("Data:", self.data_name or "-"),
             ("No. Observations:", f"{self.nobs:,}"),
             ("Passes over the data:", f"{self.passes:,}"),
         ]
+        dropped = max(self.rows_read - self.nobs, 0)
         curve = self.cv_curve
         right = [
             ("alpha:", f"{self.alpha:.6g}"),
@@ -378,6 +416,15 @@ class ElasticNetResults:
         if self.standardize:
             notes.append(
                 "Columns were standardized for the penalty; coefficients are on the original scale."
+            )
+        if dropped:
+            notes.append(
+                f"{dropped:,} of the {self.rows_read:,} rows read were not used (a value the "
+                "design needs is missing or not finite)."
+            )
+        if self.rows_skipped:
+            notes.append(
+                f"The reader skipped {self.rows_skipped:,} malformed row(s) (on_bad_lines='skip')."
             )
         return Summary(
             title="Elastic-net results",

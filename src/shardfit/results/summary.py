@@ -217,6 +217,9 @@ def _response(results: Any) -> str:
 # -- formatting --------------------------------------------------------------------
 def _pair(pair: tuple[str, str]) -> str:
     label, value = pair
+    # A value too long for its half (a data path) is clipped, so it never runs into
+    # the right-hand column.
+    value = _clip(value, max(_HALF - 3 - len(label), 8))
     space = max(1, _HALF - 2 - len(label) - len(value))
     return f"{label}{' ' * space}{value}"
 

@@ -18,7 +18,13 @@ t·alpha·(1 - l1_ratio)`` (FTRL regularizes the *cumulative* loss).
 
 AdaGrad (Duchi, Hazan & Singer 2011) with a proximal L1 step: ``n_i += g_i²``,
 ``u = w_i - η g_i / (β + sqrt(n_i))``, ``w_i = sign(u) max(|u| - η λ / (β +
-sqrt(n_i)), 0)`` with the per-row penalties, the L2 part in the gradient.
+sqrt(n_i)), 0)`` with the per-row penalties, the L2 part in the gradient. The penalty
+is scikit-learn's, charged on every row to every coordinate, not only on the rows
+where the coordinate is non-zero (else a rare hashed term would be penalized in
+proportion to its frequency and converge to another objective). The rows that skip a
+coordinate are charged lazily, when it is next touched or read (``last_i`` holds the
+row it was last charged at): with its step ``s`` frozen at its last update, the ``k``
+penalty-only steps ``w <- S(w (1 - s λ2), s λ1)`` have a closed form (:func:`_catch_up`).
 
 The intercept is the last coordinate, with feature value 1 and no penalty. Losses
 (``loss`` code): 0 logistic on y in {0, 1}; 1 squared; 2 hinge on y in {-1, +1}.
@@ -31,7 +37,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["margins", "progressive", "train"]
+__all__ = ["adagrad_weights", "has_duplicates", "margins", "progressive", "train"]
 
 LOG, SQUARED, HINGE = 0, 1, 2
 FTRL, ADAGRAD = 0, 1
@@ -57,14 +63,50 @@ def _gradient(margin: float, y: float, loss: int) -> float:
     return -y if y * margin < 1.0 else 0.0
 
 
+@njit(cache=True, inline="always")
+def _catch_up(w: float, n: float, gap: float, l1: float, l2: float, eta: float, beta: float):
+    """AdaGrad weight ``w`` after ``gap`` rows that charge only the penalty.
+
+    Each such row is the proximal step ``w <- S(w (1 - s l2), s l1)`` with the
+    coordinate's step ``s = eta / (beta + sqrt(n))`` (no loss gradient, so ``n`` is
+    left as it was). While ``w`` keeps its sign the magnitude follows
+    ``m <- c m - d`` (``c = 1 - s l2``, ``d = s l1``), whose k-th term is
+    ``c^k m - d (1 - c^k) / (1 - c)``; once it reaches zero it stays there.
+    """
+    if gap <= 0.0 or w == 0.0 or (l1 == 0.0 and l2 == 0.0):
+        return w
+    s = eta / (beta + math.sqrt(n))
+    c = 1.0 - s * l2
+    d = s * l1
+    if c <= 0.0:  # a step past zero each row (a huge penalty): replay it row by row
+        for _ in range(int(gap)):
+            u = w * c
+            w = u - d if u > d else (u + d if u < -d else 0.0)
+            if w == 0.0:
+                break
+        return w
+    m = abs(w)
+    if l2 == 0.0:
+        m -= gap * d
+    else:
+        # c^k - 1 without cancellation when s l2 is tiny; (1 - c^k) / (1 - c) from it
+        shrink = math.expm1(gap * math.log1p(-s * l2))
+        m = (1.0 + shrink) * m + d * shrink / (s * l2)
+    if m <= 0.0:
+        return 0.0
+    return m if w > 0.0 else -m
+
+
 @njit(cache=True)
-def margins(indptr, indices, data, a, n, t, solver, alpha, l1_ratio, eta, beta, intercept):
+def margins(indptr, indices, data, a, n, last, t, solver, alpha, l1_ratio, eta, beta, intercept):
     """Decision values of every row with the current state (nothing changes)."""
     nrows = indptr.shape[0] - 1
     out = np.empty(nrows)
     bias = a.shape[0] - 1
     lam1 = t * alpha * l1_ratio
     lam2 = t * alpha * (1.0 - l1_ratio)
+    l1 = alpha * l1_ratio
+    l2 = alpha * (1.0 - l1_ratio)
     w0 = 0.0
     if intercept:
         w0 = _ftrl_weight(a[bias], n[bias], 0.0, 0.0, eta, beta) if solver == FTRL else a[bias]
@@ -75,8 +117,20 @@ def margins(indptr, indices, data, a, n, t, solver, alpha, l1_ratio, eta, beta, 
             if solver == FTRL:
                 m += _ftrl_weight(a[j], n[j], lam1, lam2, eta, beta) * data[k]
             else:
-                m += a[j] * data[k]
+                m += _catch_up(a[j], n[j], t - last[j], l1, l2, eta, beta) * data[k]
         out[r] = m
+    return out
+
+
+@njit(cache=True)
+def adagrad_weights(a, n, last, t, alpha, l1_ratio, eta, beta):
+    """AdaGrad's weights after ``t`` rows (the pending penalty charged; bias last, as is)."""
+    out = a.copy()
+    l1 = alpha * l1_ratio
+    l2 = alpha * (1.0 - l1_ratio)
+    for j in range(a.shape[0] - 1):
+        if a[j] != 0.0:
+            out[j] = _catch_up(a[j], n[j], t - last[j], l1, l2, eta, beta)
     return out
 
 
@@ -90,6 +144,7 @@ def train(
     stop,
     a,
     n,
+    last,
     t,
     solver,
     loss,
@@ -99,7 +154,8 @@ def train(
     beta,
     intercept,
 ):
-    """One pass over rows ``start:stop`` in order, updating ``a`` and ``n``; returns the new t."""
+    """One pass over rows ``start:stop`` in order, updating ``a``, ``n`` (and AdaGrad's
+    ``last``); returns the new t."""
     bias = a.shape[0] - 1
     width = 0
     for r in range(start, stop):
@@ -134,11 +190,16 @@ def train(
             l1 = alpha * l1_ratio
             l2 = alpha * (1.0 - l1_ratio)
             for k in range(lo, hi):
-                margin += a[indices[k]] * data[k]
+                j = indices[k]
+                if last[j] < t - 1.0:  # charge the rows since j was last touched
+                    a[j] = _catch_up(a[j], n[j], t - 1.0 - last[j], l1, l2, eta, beta)
+                    last[j] = t - 1.0
+                margin += a[j] * data[k]
             w0 = a[bias] if intercept else 0.0
             g = _gradient(margin + w0, y[r], loss)
             for k in range(lo, hi):
                 j = indices[k]
+                last[j] = t
                 gi = g * data[k] + l2 * a[j]
                 n[j] += gi * gi
                 step = eta / (beta + math.sqrt(n[j]))
@@ -160,6 +221,7 @@ def progressive(
     batch_rows,
     a,
     n,
+    last,
     t,
     solver,
     loss,
@@ -179,7 +241,7 @@ def progressive(
         stop = min(start + batch_rows, nrows)
         sub = indptr[start : stop + 1]
         out[start:stop] = margins(
-            sub, indices, data, a, n, t, solver, alpha, l1_ratio, eta, beta, intercept
+            sub, indices, data, a, n, last, t, solver, alpha, l1_ratio, eta, beta, intercept
         )
         t = train(
             indptr,
@@ -190,6 +252,7 @@ def progressive(
             stop,
             a,
             n,
+            last,
             t,
             solver,
             loss,
@@ -200,6 +263,22 @@ def progressive(
             intercept,
         )
     return out, t
+
+
+@njit(cache=True)
+def has_duplicates(indptr, indices, width):
+    """Whether some row of a CSR matrix names a column twice (colliding hashed terms).
+
+    One pass over the entries, stamping each column with the row that last named it.
+    """
+    stamp = np.zeros(width, dtype=np.int64)
+    for r in range(indptr.shape[0] - 1):
+        for k in range(indptr[r], indptr[r + 1]):
+            j = indices[k]
+            if stamp[j] == r + 1:
+                return True
+            stamp[j] = r + 1
+    return False
 
 
 @njit(cache=True)

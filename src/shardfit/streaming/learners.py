@@ -134,12 +134,24 @@ class _OnlineLinear(BaseEstimator):
             ),
             shape=X.shape,
         )
+        # Hashed terms that collide are two entries of one column in a row; the value
+        # of the column is their sum (as SciPy's products and scikit-learn's SGD take
+        # it), but the per-coordinate updates must see it once: sum them first.
+        if _kernels.has_duplicates(csr.indptr, csr.indices, csr.shape[1]):
+            csr = csr.copy()
+            csr.sum_duplicates()
+            csr = sp.csr_matrix(
+                (csr.data, csr.indices.astype(np.int32), csr.indptr.astype(np.int64)),
+                shape=csr.shape,
+            )
         return csr, y
 
     def _start(self, n_features: int) -> None:
         # The intercept's state is the last slot.
         self.state_a_ = np.zeros(n_features + 1)
         self.state_n_ = np.zeros(n_features + 1)
+        # AdaGrad: the row at which each coordinate's penalty was last charged.
+        self.state_last_ = np.zeros(n_features + 1)
         self.t_ = 0.0
 
     def _encoded(self, y: np.ndarray) -> np.ndarray:
@@ -148,15 +160,17 @@ class _OnlineLinear(BaseEstimator):
     def _fit_rows(self, X: sp.csr_matrix, y: np.ndarray, *, batch_rows: int | None) -> np.ndarray:
         solver, loss, alpha, l1_ratio, eta, beta, intercept = self._settings()
         target = self._encoded(y)
+        last = self._last()
         if batch_rows is None:
             self.t_ = _kernels.train(
                 X.indptr, X.indices, X.data, target, 0, X.shape[0], self.state_a_,
-                self.state_n_, self.t_, solver, loss, alpha, l1_ratio, eta, beta, intercept,
+                self.state_n_, last, self.t_, solver, loss, alpha, l1_ratio, eta, beta,
+                intercept,
             )  # fmt: skip
             return np.empty(0)
         scores, self.t_ = _kernels.progressive(
             X.indptr, X.indices, X.data, target, batch_rows, self.state_a_,
-            self.state_n_, self.t_, solver, loss, alpha, l1_ratio, eta, beta, intercept,
+            self.state_n_, last, self.t_, solver, loss, alpha, l1_ratio, eta, beta, intercept,
         )  # fmt: skip
         return scores
 
@@ -165,9 +179,19 @@ class _OnlineLinear(BaseEstimator):
         solver, _, alpha, l1_ratio, eta, beta, intercept = self._settings()
         X, _ = self._validated(X, reset=False)
         return _kernels.margins(
-            X.indptr, X.indices, X.data, self.state_a_, self.state_n_, self.t_,
+            X.indptr, X.indices, X.data, self.state_a_, self.state_n_, self._last(), self.t_,
             solver, alpha, l1_ratio, eta, beta, intercept,
         )  # fmt: skip
+
+    def _last(self) -> np.ndarray:
+        """AdaGrad's per-coordinate row of the last penalty charge.
+
+        A state without it (saved before it existed) has every penalty charged: ``t_``.
+        """
+        last = getattr(self, "state_last_", None)
+        if last is None or last.shape != self.state_a_.shape:
+            self.state_last_ = last = np.full(self.state_a_.shape, float(self.t_))
+        return last
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -179,7 +203,7 @@ class _OnlineLinear(BaseEstimator):
     def __getstate__(self) -> dict[str, Any]:
         # Hashed models touch few of their 2**20+ coordinates: send only those.
         state = dict(super().__getstate__())  # a copy: object's is the live __dict__
-        for name in ("state_a_", "state_n_"):
+        for name in ("state_a_", "state_n_", "state_last_"):
             if isinstance(state.get(name), np.ndarray):
                 dense = state[name]
                 index = np.flatnonzero(dense)
@@ -187,7 +211,7 @@ class _OnlineLinear(BaseEstimator):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        for name in ("state_a_", "state_n_"):
+        for name in ("state_a_", "state_n_", "state_last_"):
             packed = state.get(name)
             if isinstance(packed, tuple) and packed and packed[0] == "sparse":
                 dense = np.zeros(packed[1])
@@ -201,7 +225,10 @@ class _OnlineLinear(BaseEstimator):
         """Weights of every coordinate (intercept last) from the solver state."""
         a, n = self.state_a_, self.state_n_
         if self.solver == "adagrad":
-            return a.copy()
+            return _kernels.adagrad_weights(
+                a, n, self._last(), float(self.t_), float(self.alpha), float(self.l1_ratio),
+                float(self.learning_rate), float(self.beta),
+            )  # fmt: skip
         # Only touched coordinates can be non-zero: compute those (2**22 slots, ~10 used).
         index = np.flatnonzero(a)
         t, alpha, l1_ratio = self.t_, float(self.alpha), float(self.l1_ratio)
@@ -240,7 +267,7 @@ class _OnlineLinear(BaseEstimator):
         self._fit_rows(X, y, batch_rows=None)
 
     def _forget(self) -> None:
-        for name in ("state_a_", "state_n_", "t_", "n_features_in_", "classes_"):
+        for name in ("state_a_", "state_n_", "state_last_", "t_", "n_features_in_", "classes_"):
             self.__dict__.pop(name, None)
 
     def _prepare(self, X: Any, y: Any, *, classes: Any) -> tuple[sp.csr_matrix, np.ndarray]:

@@ -30,6 +30,7 @@ from sklearn.linear_model import (
 from shardfit.errors import ShardfitError
 from shardfit.streaming.hashing import HashingFeaturizer
 from shardfit.streaming.learners import FTRLClassifier, FTRLRegressor
+from shardfit.streaming.space import restore_json_params
 
 __all__ = ["PickleNotAllowedError", "dump_model", "load_model"]
 
@@ -123,6 +124,7 @@ def dump_model(
     if kind == "builtin" and hasattr(learner, "state_a_"):
         _sparse("state_a_", learner.state_a_, arrays)
         _sparse("state_n_", learner.state_n_, arrays)
+        _sparse("state_last_", learner._last(), arrays)
     elif kind == "sklearn" and hasattr(learner, "coef_"):
         coef = learner.coef_
         _sparse("coef_", coef.toarray() if hasattr(coef, "toarray") else np.asarray(coef), arrays)
@@ -169,11 +171,13 @@ def load_model(fmt: str, spec: str, blob: bytes, *, allow_pickle: bool = False) 
     cls = classes.get(meta["learner"])
     if cls is None:
         raise ShardfitError(f"unknown learner {meta['learner']!r} in the store")
-    learner = cls(**meta["params"])
+    learner = cls(**restore_json_params(meta["params"]))
     arrays = _unpack(blob)
     if "state_a_.shape" in arrays:
         learner.state_a_ = _dense("state_a_", arrays)
         learner.state_n_ = _dense("state_n_", arrays)
+        if "state_last_.shape" in arrays:  # absent from stores written before it existed
+            learner.state_last_ = _dense("state_last_", arrays)
     if "coef_.shape" in arrays:
         learner.coef_ = _dense("coef_", arrays)
     for attr in _LINEAR_ATTRS:

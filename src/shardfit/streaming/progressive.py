@@ -26,7 +26,7 @@ from sklearn.base import is_classifier
 
 from shardfit.streaming import _kernels
 
-__all__ = ["METRICS", "StreamResult", "Tracker", "summarize"]
+__all__ = ["METRICS", "StreamResult", "Tracker", "applicable_scorings", "summarize"]
 
 #: Metric name -> whether larger is better.
 METRICS: dict[str, bool] = {
@@ -35,7 +35,10 @@ METRICS: dict[str, bool] = {
     "accuracy": True,
     "auc": True,
 }
-_EPS = 1e-15
+# Probabilities are clipped to [eps, 1 - eps] before the log-loss, with scikit-learn's
+# eps (``log_loss`` clips at the float64 machine epsilon), so a saturated prediction
+# costs what scikit-learn charges for it.
+_EPS = float(np.finfo(np.float64).eps)
 
 
 def _fast_path(estimator: Any) -> bool:
@@ -222,6 +225,8 @@ class StreamResult:
         Rows learned.
     drop : float
         The leading fraction of scored batches left out of the means.
+    rows_skipped : int
+        Malformed rows the reader skipped (``on_bad_lines="skip"``), not learned.
     """
 
     estimator: Any
@@ -234,11 +239,13 @@ class StreamResult:
     benchmark_scores: dict[str, float]
     rows: int
     drop: float
+    rows_skipped: int = 0
 
     def __repr__(self) -> str:
+        skipped = f", rows_skipped={self.rows_skipped}" if self.rows_skipped else ""
         return (
             f"StreamResult({self.scoring}={self.score:.6g}, benchmark={self.benchmark_score:.6g}, "
-            f"improvement={self.improvement:.4g}, rows={self.rows})"
+            f"improvement={self.improvement:.4g}, rows={self.rows}{skipped})"
         )
 
 
@@ -257,6 +264,20 @@ def check_scoring(scoring: str) -> str:
             f"Got {scoring!r} instead."
         )
     return scoring
+
+
+def applicable_scorings(estimator: Any) -> tuple[str, ...]:
+    """The metrics progressive validation computes for ``estimator`` (others are NaN).
+
+    A regressor is scored by squared error; a classifier with ``predict_proba`` by
+    every metric (the squared error is the Brier score); another classifier by its
+    decision function: accuracy and AUC.
+    """
+    if not is_classifier(estimator):
+        return ("squared_error",)
+    if hasattr(estimator, "predict_proba"):
+        return tuple(METRICS)
+    return ("accuracy", "auc")
 
 
 def _means(sums: _Sums, sizes: np.ndarray, keep: slice) -> dict[str, float]:

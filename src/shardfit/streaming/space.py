@@ -34,7 +34,7 @@ from sklearn.naive_bayes import BernoulliNB, MultinomialNB
 
 from shardfit.streaming.learners import FTRLClassifier, FTRLRegressor
 
-__all__ = ["LEARNERS", "Config", "build_learner", "expand"]
+__all__ = ["LEARNERS", "Config", "build_learner", "expand", "restore_json_params"]
 
 #: Learner names a space may use in ``estimator``.
 LEARNERS: dict[str, type] = {
@@ -90,9 +90,35 @@ class Config:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _label(key: Any) -> Any:
+    """A class label from a JSON object key: ``"1"`` -> 1, ``"0.5"`` -> 0.5, else as is."""
+    if not isinstance(key, str):
+        return key
+    for kind in (int, float):
+        try:
+            return kind(key)
+        except ValueError:
+            pass
+    return key
+
+
+def restore_json_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Learner parameters as they were before a trip through JSON.
+
+    JSON object keys are strings, so ``class_weight={0: 1.0, 1: 3.0}`` comes back as
+    ``{"0": 1.0, "1": 3.0}``, which scikit-learn does not match to the labels 0 and 1
+    (streamed targets are numeric, so the labels are numbers again).
+    """
+    params = dict(params)
+    weights = params.get("class_weight")
+    if isinstance(weights, Mapping):
+        params["class_weight"] = {_label(k): v for k, v in weights.items()}
+    return params
+
+
 def build_learner(params: Mapping[str, Any]) -> Any:
     """A fresh learner from a configuration's learner parameters."""
-    params = dict(params)
+    params = restore_json_params(params)
     name = params.pop("estimator", "ftrl")
     cls = LEARNERS.get(str(name).lower())
     if cls is None:

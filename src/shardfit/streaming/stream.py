@@ -11,7 +11,9 @@ partition and one chunk of batches at a time, never the data set.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from shardfit.errors import DesignError, MissingDataError, SchemaError
 from shardfit.streaming.progressive import (
     StreamResult,
     Tracker,
+    applicable_scorings,
     check_scoring,
     default_scoring,
     summarize,
@@ -115,11 +118,14 @@ def iter_chunks(
     chunk_rows: int,
     start: int = 0,
     stop: int | None = None,
+    skipped: list[int] | None = None,
 ) -> Iterator[Chunk]:
     """Yield the rows ``start:stop`` of ``source`` in chunks of ``chunk_rows`` rows.
 
     Chunk boundaries depend only on row numbers, never on partition sizes, so every
-    consumer sees the same batches from any partitioning of the same rows.
+    consumer sees the same batches from any partitioning of the same rows. Rows the
+    reader skipped (malformed CSV lines with ``on_bad_lines="skip"``) are added to
+    ``skipped[0]`` when a list is given.
     """
     names = list(dict.fromkeys([*columns, target]))
     pending: list[tuple[pa.Table, np.ndarray, Partition, int]] = []
@@ -128,7 +134,10 @@ def iter_chunks(
     for partition in source.partitions:
         if stop is not None and offset >= stop:
             break
-        table = partition.read(names).table
+        read = partition.read(names)
+        table = read.table
+        if skipped is not None:
+            skipped[0] += read.skipped_rows
         nrows = table.num_rows
         lo = max(start - offset, 0)
         hi = nrows if stop is None else min(nrows, stop - offset)
@@ -232,7 +241,8 @@ def stream_fit(
     scoring : {"log_loss", "squared_error", "accuracy", "auc"}, optional
         The metric of ``result.score``; by default log-loss for classifiers with
         ``predict_proba``, accuracy for other classifiers and squared error for
-        regressors.
+        regressors. A regressor takes only ``"squared_error"``, a classifier without
+        ``predict_proba`` only ``"accuracy"`` or ``"auc"``.
     classes : array-like, optional
         A classifier's two labels (default ``[0, 1]``).
     progress : bool, default False
@@ -241,9 +251,13 @@ def stream_fit(
     Returns
     -------
     StreamResult
+        ``rows`` counts the rows learned, ``rows_skipped`` the malformed rows the reader
+        skipped (a warning says so).
 
     Raises
     ------
+    ValueError
+        A bad parameter, or a ``scoring`` the estimator cannot be scored by.
     SchemaError
         The target column is missing or not numeric.
     DesignError
@@ -259,15 +273,35 @@ def stream_fit(
     if not isinstance(drop, int | float) or not 0 <= drop < 1:
         raise ValueError(f"The 'drop' parameter of stream_fit must be in [0, 1). Got {drop!r}.")
     scoring = check_scoring(scoring or default_scoring(estimator))
+    applicable = applicable_scorings(estimator)
+    if scoring not in applicable:
+        # The metric would be NaN for every batch: say so rather than return NaN.
+        raise ValueError(
+            f"scoring={scoring!r} does not apply to {type(estimator).__name__}, which "
+            f"progressive validation scores by {', '.join(map(repr, applicable))} "
+            "(log-loss and squared error of a classifier need predict_proba)"
+        )
     source = as_source(data)
     columns = list(getattr(featurizer, "columns", ()))
     check_columns(source, columns, target)
     tracker = Tracker(estimator, batch_rows=batch_rows, classes=classes)
+    skipped = [0]
+    chunks = iter_chunks(
+        source, columns, target, chunk_rows=chunk_rows_for(batch_rows), skipped=skipped
+    )
     with _progress(progress) as advance:
-        for chunk in iter_chunks(source, columns, target, chunk_rows=chunk_rows_for(batch_rows)):
+        for chunk in chunks:
             tracker.feed(featurize(featurizer, chunk), chunk.y)
             advance(chunk.table.num_rows)
-    return summarize(tracker, scoring=scoring, drop=float(drop))
+    if skipped[0]:
+        warnings.warn(
+            f"the reader skipped {skipped[0]:,} malformed row(s) of {source.name} "
+            f"(on_bad_lines='skip'); {tracker.rows:,} rows were learned",
+            UserWarning,
+            stacklevel=2,
+        )
+    result = summarize(tracker, scoring=scoring, drop=float(drop))
+    return dataclasses.replace(result, rows_skipped=skipped[0])
 
 
 @contextmanager
