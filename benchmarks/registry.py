@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from benchmarks.case import Case
 from benchmarks.distributed import CASES as DISTRIBUTED
+from benchmarks.ensemble import CASES as ENSEMBLE
 from benchmarks.glm import CASES as GLM
 from benchmarks.linear import CASES as LINEAR
 from benchmarks.streaming import CASES as STREAMING
@@ -23,4 +24,5 @@ CASES: dict[str, Case] = {
     **GLM,
     **DISTRIBUTED,
     **STREAMING,
+    **ENSEMBLE,
 }

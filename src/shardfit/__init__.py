@@ -63,6 +63,10 @@ _EXPORTS: dict[str, str] = {
     "logit": "shardfit.models.glm",
     "poisson": "shardfit.models.glm",
     "GLMResults": "shardfit.results.glm",
+    "SumstatsModel": "shardfit.models.sumstats",
+    "SumstatsGroup": "shardfit.models.sumstats",
+    "SumstatsFitResult": "shardfit.results.sumstats",
+    "SumstatsScanResult": "shardfit.results.sumstats",
     "Family": "shardfit.models.families",
     "Link": "shardfit.models.links",
     "get_family": "shardfit.models.families",
@@ -70,6 +74,8 @@ _EXPORTS: dict[str, str] = {
     "save_results": "shardfit.results.io",
     "PredictionResults": "shardfit.results.predict",
     "PredictionOutput": "shardfit.results.predict",
+    "StackingEnsembleClassifier": "shardfit.models.ensemble",
+    "StackingEnsembleRegressor": "shardfit.models.ensemble",
     # streaming and model search
     "HashingFeaturizer": "shardfit.streaming.hashing",
     "FTRLClassifier": "shardfit.streaming.learners",
@@ -128,9 +134,15 @@ __all__ = [
     "Session",
     "ShardfitError",
     "Source",
+    "StackingEnsembleClassifier",
+    "StackingEnsembleRegressor",
     "StoreError",
     "StoreFullError",
     "StreamResult",
+    "SumstatsFitResult",
+    "SumstatsGroup",
+    "SumstatsModel",
+    "SumstatsScanResult",
     "UnseenLevelError",
     "__version__",
     "as_source",
@@ -219,15 +231,18 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from shardfit.models.distributed import DistributedModel
     from shardfit.models.elastic_net import elastic_net
     from shardfit.models.elastic_net_tasks import cv_folds
+    from shardfit.models.ensemble import StackingEnsembleClassifier, StackingEnsembleRegressor
     from shardfit.models.families import Family, get_family
     from shardfit.models.glm import GLM, GeneralizedLinearModel, glm, logit, poisson
     from shardfit.models.linear import OLS, LinearModel, ols, wls
     from shardfit.models.links import Link
+    from shardfit.models.sumstats import SumstatsGroup, SumstatsModel
     from shardfit.results.glm import GLMResults
     from shardfit.results.io import load_results, save_results
     from shardfit.results.linear import LinearResults
     from shardfit.results.predict import PredictionOutput, PredictionResults
     from shardfit.results.regularized import DistributedResults, ElasticNetResults
+    from shardfit.results.sumstats import SumstatsFitResult, SumstatsScanResult
     from shardfit.streaming.hashing import HashingFeaturizer
     from shardfit.streaming.learners import FTRLClassifier, FTRLRegressor
     from shardfit.streaming.progressive import StreamResult

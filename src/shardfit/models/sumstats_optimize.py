@@ -1,0 +1,257 @@
+"""Optimizers and Latin-hypercube scans for summary-statistic models.
+
+Every loss-and-gradient evaluation is one pass over the data; one backend session is
+opened for the whole optimization, so a process pool or Dask cluster starts once.
+Under MPI every rank runs the same loop on the same (broadcast) numbers, so all ranks
+take identical steps and return identical results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from shardfit.engine.session import session
+from shardfit.results.sumstats import SumstatsFitResult, SumstatsScanResult
+
+__all__ = ["fit", "scan"]
+
+Method = Literal["lbfgs", "adam", "gd"]
+_DEFAULT_MAXITER = {"lbfgs": 200, "adam": 1000, "gd": 1000}
+
+
+def _bounds(bounds: Sequence[Any] | None, nparams: int, *, finite: bool) -> np.ndarray:
+    """``bounds`` as a (nparams, 2) array, ``None`` entries as infinities."""
+    if bounds is None:
+        if finite:
+            raise ValueError("a scan needs bounds: one (low, high) pair per parameter")
+        return np.tile([-np.inf, np.inf], (nparams, 1))
+    pairs = list(bounds)
+    if len(pairs) != nparams or not all(
+        isinstance(pair, (tuple, list, np.ndarray)) and len(pair) == 2 for pair in pairs
+    ):
+        raise ValueError(
+            f"bounds must be {nparams} (low, high) pairs, one per parameter; got {bounds!r}"
+        )
+    out = np.array(
+        [
+            [-np.inf if lo is None else float(lo), np.inf if hi is None else float(hi)]
+            for lo, hi in pairs
+        ]
+    )
+    if not (out[:, 0] < out[:, 1]).all():
+        raise ValueError(f"each bound needs low < high; got {bounds!r}")
+    if finite and not np.isfinite(out).all():
+        raise ValueError(f"a scan needs finite bounds; got {bounds!r}")
+    return out
+
+
+def _projected(grad: np.ndarray, x: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """The gradient without the components that point out of the box at its faces."""
+    out = grad.copy()
+    out[(x <= box[:, 0]) & (grad > 0)] = 0.0
+    out[(x >= box[:, 1]) & (grad < 0)] = 0.0
+    return out
+
+
+def fit(
+    objective: Any,
+    params0: Any,
+    *,
+    method: Method = "lbfgs",
+    bounds: Sequence[Any] | None = None,
+    maxiter: int | None = None,
+    tol: float = 1e-8,
+    learning_rate: float = 0.01,
+    backend: Any = None,
+    workers: int | None = None,
+) -> SumstatsFitResult:
+    """Minimize a summary-statistic model's loss, one pass per evaluation.
+
+    Parameters
+    ----------
+    objective : SumstatsModel or SumstatsGroup
+    params0 : array-like of shape (nparams,)
+        The starting point (inside ``bounds``).
+    method : {"lbfgs", "adam", "gd"}
+        ``"lbfgs"``: L-BFGS-B (:func:`scipy.optimize.minimize` with the exact
+        gradient); ``"adam"``: Adam (Kingma & Ba, 2015) with bias correction;
+        ``"gd"``: gradient descent with a fixed step. Adam and gradient descent
+        project each step onto ``bounds``.
+    bounds : sequence of (low, high) or None
+        One pair per parameter; ``None`` for an open side.
+    maxiter : int, optional
+        Iterations at most (default 200 for L-BFGS-B, 1000 otherwise).
+    tol : float
+        Stop when the largest component of the (projected) gradient is at most
+        ``tol`` (L-BFGS-B's ``gtol``; it also stops, converged, when the loss no
+        longer decreases in float64: near the optimum of a loss ``f`` with curvature
+        ``h`` that is within about ``sqrt(2 * ulp(f) / h)`` of it).
+    learning_rate : float
+        The step size of Adam and gradient descent.
+    backend, workers
+        Where the passes run, as for :func:`shardfit.run_pass`; one session is kept
+        open for the whole optimization.
+
+    Returns
+    -------
+    SumstatsFitResult
+        For Adam and gradient descent, the best point evaluated.
+
+    Raises
+    ------
+    DesignError
+        The statistics or their Jacobian are not finite at a point the optimizer
+        tried (the message names the partition); ``bounds`` can keep it away.
+    ValueError
+        Bad options, ``params0`` of the wrong shape or outside ``bounds``.
+    """
+    if method not in _DEFAULT_MAXITER:
+        raise ValueError(f"method must be 'lbfgs', 'adam' or 'gd'; got {method!r}")
+    maxiter = _DEFAULT_MAXITER[method] if maxiter is None else maxiter
+    if isinstance(maxiter, bool) or not isinstance(maxiter, int) or maxiter < 1:
+        raise ValueError(f"maxiter must be an int >= 1; got {maxiter!r}")
+    if not tol >= 0 or not learning_rate > 0:
+        raise ValueError(f"need tol >= 0 and learning_rate > 0; got {tol!r}, {learning_rate!r}")
+    x0 = objective.check_params(params0)
+    box = _bounds(bounds, objective.nparams, finite=False)
+    if ((x0 < box[:, 0]) | (x0 > box[:, 1])).any():
+        raise ValueError(f"params0 {x0.tolist()} is outside the bounds {box.tolist()}")
+    history: list[float] = []
+    with session(backend, workers=workers) as sess:
+
+        def evaluate(x: np.ndarray) -> tuple[float, np.ndarray]:
+            value, grad = objective._loss_and_grad_in(np.asarray(x, dtype=np.float64), sess)
+            history.append(value)
+            return value, grad
+
+        if method == "lbfgs":
+            params, loss, grad, iterations, converged, message = _lbfgs(
+                evaluate, x0, box, maxiter, tol
+            )
+        else:
+            params, loss, grad, iterations, converged, message = _first_order(
+                evaluate, x0, box, maxiter, tol, learning_rate, adam=method == "adam"
+            )
+    return SumstatsFitResult(
+        params=params,
+        param_names=objective.param_names,
+        loss=loss,
+        grad=grad,
+        iterations=iterations,
+        npasses=len(history),
+        loss_history=np.array(history),
+        converged=converged,
+        method=method,
+        message=message,
+    )
+
+
+def _lbfgs(evaluate: Any, x0: np.ndarray, box: np.ndarray, maxiter: int, tol: float) -> Any:
+    from scipy.optimize import minimize
+
+    bounds = [(None if np.isinf(lo) else lo, None if np.isinf(hi) else hi) for lo, hi in box]
+    # ftol 0: stop on the gradient, not on a relative change of the loss, which on a
+    # loss of large magnitude (a sum over many rows) stops short of the optimum.
+    options = {"maxiter": maxiter, "gtol": tol, "ftol": 0.0}
+    res = minimize(evaluate, x0, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
+    grad = np.asarray(res.jac, dtype=np.float64)
+    converged = bool(res.success) or float(np.max(np.abs(_projected(grad, res.x, box)))) <= tol
+    return (
+        np.asarray(res.x, dtype=np.float64),
+        float(res.fun),
+        grad,
+        int(res.nit),
+        converged,
+        str(res.message),
+    )
+
+
+def _first_order(
+    evaluate: Any,
+    x0: np.ndarray,
+    box: np.ndarray,
+    maxiter: int,
+    tol: float,
+    learning_rate: float,
+    *,
+    adam: bool,
+) -> Any:
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    x = x0.copy()
+    m = np.zeros_like(x)
+    v = np.zeros_like(x)
+    best: tuple[float, np.ndarray, np.ndarray] | None = None
+    converged = False
+    steps = 0
+    while True:
+        value, grad = evaluate(x)
+        if np.isfinite(value) and (best is None or value < best[0]):
+            best = (value, x.copy(), grad)
+        if float(np.max(np.abs(_projected(grad, x, box)))) <= tol:
+            converged = True
+            break
+        if steps == maxiter:
+            break
+        steps += 1
+        if adam:
+            m = beta1 * m + (1 - beta1) * grad
+            v = beta2 * v + (1 - beta2) * grad**2
+            step = (m / (1 - beta1**steps)) / (np.sqrt(v / (1 - beta2**steps)) + eps)
+        else:
+            step = grad
+        x = np.clip(x - learning_rate * step, box[:, 0], box[:, 1])
+    if best is None:
+        raise FloatingPointError("the loss was not finite at any point evaluated")
+    message = "gradient below tol" if converged else "maxiter reached"
+    return best[1], best[0], best[2], steps, converged, message
+
+
+def scan(
+    objective: Any,
+    bounds: Sequence[Any],
+    n: int,
+    *,
+    seed: int | None = None,
+    backend: Any = None,
+    workers: int | None = None,
+) -> SumstatsScanResult:
+    """The loss at ``n`` Latin-hypercube points of ``bounds``, in one pass per model.
+
+    Each partition evaluates its statistics at all ``n`` points at once (``jax.vmap``),
+    so a partition holds ``n × k`` statistics (``k`` per point): choose ``n`` so that
+    fits in memory.
+
+    Parameters
+    ----------
+    objective : SumstatsModel or SumstatsGroup
+    bounds : sequence of (low, high)
+        Finite bounds, one pair per parameter.
+    n : int
+        The number of points.
+    seed : int, optional
+        Seeds :class:`scipy.stats.qmc.LatinHypercube` (same seed, same points).
+    backend, workers
+        As for :func:`fit`.
+
+    Returns
+    -------
+    SumstatsScanResult
+    """
+    from scipy.stats import qmc
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an int >= 1; got {n!r}")
+    box = _bounds(bounds, objective.nparams, finite=True)
+    generator = np.random.default_rng(seed)
+    try:
+        sampler = qmc.LatinHypercube(d=objective.nparams, rng=generator)
+    except TypeError:  # SciPy < 1.15 calls it seed
+        sampler = qmc.LatinHypercube(d=objective.nparams, seed=generator)
+    unit = sampler.random(n)
+    points = qmc.scale(unit, box[:, 0], box[:, 1])
+    with session(backend, workers=workers) as sess:
+        losses = objective._losses_in(points, sess)
+    return SumstatsScanResult(points=points, losses=losses, param_names=objective.param_names)

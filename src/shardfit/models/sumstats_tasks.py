@@ -1,0 +1,172 @@
+"""The worker side of summary-statistic models: read a partition, evaluate the model's
+compiled ``partial_sumstats`` (value, Jacobian or a vmapped scan) and return a
+statistic that merges by addition.
+
+JAX is imported here only when a task runs (and by :func:`require_jax`), with 64-bit
+floats enabled, so that workers of other estimators never load it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from shardfit.data.partition import Partition
+from shardfit.errors import DesignError, MissingDataError
+
+__all__ = ["SumstatsPartial", "SumstatsTask", "cached", "require_jax"]
+
+_JAX_MISSING = (
+    'differentiable summary-statistic models need JAX: pip install "shardfit[jax]" '
+    '(or pip install "jax>=0.4.30")'
+)
+# Compiled per-partition functions, by (model token, what they compute). A worker that
+# serves many passes of one fit (a session) compiles once per partition shape.
+_COMPILED: dict[tuple[str, str], Callable[..., Any]] = {}
+_MAX_COMPILED = 64
+
+
+def cached(key: tuple[str, str], build: Callable[[], Any]) -> Any:
+    """``build()`` once per ``key`` in this process (compiled JAX functions)."""
+    found = _COMPILED.get(key)
+    if found is None:
+        if len(_COMPILED) >= _MAX_COMPILED:
+            _COMPILED.clear()
+        found = _COMPILED[key] = build()
+    return found
+
+
+def require_jax() -> tuple[Any, Any]:
+    """Import JAX with 64-bit floats enabled and return ``(jax, jax.numpy)``.
+
+    Raises
+    ------
+    ImportError
+        JAX is not installed; the message says how to install it.
+    """
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError as error:  # pragma: no cover - exercised only without JAX
+        raise ImportError(_JAX_MISSING) from error
+    # float64 everywhere: sums over many partitions in float32 would lose digits.
+    jax.config.update("jax_enable_x64", True)
+    return jax, jnp
+
+
+@dataclass
+class SumstatsPartial:
+    """Summed statistics (and their Jacobian) of some partitions.
+
+    ``merge`` adds them elementwise: associative (up to rounding, which the engine's
+    fixed merge tree makes reproducible) and refuses operands of different shapes.
+    """
+
+    values: np.ndarray
+    jac: np.ndarray | None
+    nrows: int
+
+    def merge(self, other: SumstatsPartial) -> SumstatsPartial:
+        if self.values.shape != other.values.shape:
+            raise ValueError(
+                f"cannot merge summary statistics of shapes {self.values.shape} and "
+                f"{other.values.shape}: partial_sumstats must return one shape for every "
+                "partition"
+            )
+        jac = None if self.jac is None or other.jac is None else self.jac + other.jac
+        return SumstatsPartial(self.values + other.values, jac, self.nrows + other.nrows)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.values.nbytes + (0 if self.jac is None else self.jac.nbytes))
+
+
+def _read(partition: Partition, columns: Sequence[str]) -> dict[str, np.ndarray]:
+    """The partition's columns as float64 arrays; nulls and text are refused by name."""
+    table = partition.read(list(columns)).table
+    data: dict[str, np.ndarray] = {}
+    for name in columns:
+        column = table.column(name)
+        if column.null_count:
+            values = column.to_pylist()
+            row = next(i for i, value in enumerate(values) if value is None)
+            raise MissingDataError.at(partition.key, partition.locate(row), name, None)
+        try:
+            data[name] = np.asarray(column.to_numpy(), dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise DesignError(
+                f"column {name!r} of partition {partition.key} is not numeric "
+                f"({column.type}): summary-statistic models read float64 columns"
+            ) from error
+    return data
+
+
+def _compile(model: Any, mode: str) -> Callable[..., Any]:
+    """The jitted per-partition function of ``model`` for ``mode`` (cached per process)."""
+    return cached((model._token, mode), lambda: _build(model, mode))  # type: ignore[no-any-return]
+
+
+def _build(model: Any, mode: str) -> Callable[..., Any]:
+    jax, _ = require_jax()
+    stats = model.partial_sumstats
+    if mode == "value":
+        return jax.jit(stats)
+    if mode == "scan":
+        return jax.jit(jax.vmap(stats, in_axes=(0, None)))
+
+    def value_and_jac(params: Any, data: Any) -> Any:
+        # Forward mode costs one sweep per parameter, reverse mode one per statistic:
+        # take the cheaper (the shapes are static under jit).
+        nstats = jax.eval_shape(stats, params, data).size
+        both = lambda p: (stats(p, data), stats(p, data))  # noqa: E731
+        diff = jax.jacfwd if params.size <= nstats else jax.jacrev
+        jac, value = diff(both, has_aux=True)(params)
+        return value, jac
+
+    return jax.jit(value_and_jac)
+
+
+def _check_finite(array: np.ndarray, what: str, partition: Partition) -> None:
+    bad = ~np.isfinite(array)
+    if bad.any():
+        first = np.unravel_index(int(np.argmax(bad)), array.shape) if array.ndim else ()
+        raise DesignError(
+            f"non-finite {what} in partition {partition.key}: {int(bad.sum())} of "
+            f"{array.size} values (first at index {tuple(int(i) for i in first)}: "
+            f"{array[first]!r}); check partial_sumstats and the data"
+        )
+
+
+@dataclass(frozen=True)
+class SumstatsTask:
+    """Runs on a worker: one partition's statistics (``mode``: value, jac or scan).
+
+    ``model`` is a :class:`~shardfit.models.sumstats.SumstatsModel` (it travels without
+    its source); ``params`` is one point, or the points of a scan.
+    """
+
+    model: Any
+    params: np.ndarray
+    mode: str
+
+    def __call__(self, partition: Partition) -> SumstatsPartial:
+        _, jnp = require_jax()
+        data = {
+            name: jnp.asarray(col) for name, col in _read(partition, self.model.columns).items()
+        }
+        nrows = len(next(iter(data.values()))) if data else 0
+        out = _compile(self.model, self.mode)(jnp.asarray(self.params), data)
+        if self.mode == "jac":
+            values = np.asarray(out[0], dtype=np.float64)
+            jac = np.asarray(out[1], dtype=np.float64)
+            _check_finite(values, "summary statistics", partition)
+            _check_finite(jac, "Jacobian of the summary statistics", partition)
+            return SumstatsPartial(values, jac, nrows)
+        values = np.asarray(out, dtype=np.float64)
+        if self.mode == "value":
+            _check_finite(values, "summary statistics", partition)
+        # A scan keeps non-finite values: those points simply get a non-finite loss.
+        return SumstatsPartial(values, None, nrows)

@@ -1,0 +1,173 @@
+"""Results of fitting and scanning summary-statistic models, saved as JSON (never pickle).
+
+A saved fit is one JSON document::
+
+    {"format": "shardfit-sumstats-fit", "version": 1, "fields": {...}}
+
+Arrays are lists of floats written with Python's shortest round-tripping ``repr``,
+so a loaded result equals the saved one bitwise; non-finite floats are the strings
+``"nan"``, ``"inf"`` and ``"-inf"``. Loading only parses JSON: no code runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shardfit.errors import ReadError
+
+__all__ = ["SumstatsFitResult", "SumstatsScanResult"]
+
+_FORMAT = "shardfit-sumstats-fit"
+_VERSION = 1
+_ARRAYS = ("params", "grad", "loss_history")
+
+
+def _to_json(value: float) -> float | str:
+    return value if math.isfinite(value) else str(value)
+
+
+def _from_json(value: float | str) -> float:
+    return float(value)
+
+
+@dataclass(frozen=True)
+class SumstatsFitResult:
+    """The outcome of :meth:`SumstatsModel.fit <shardfit.SumstatsModel.fit>`.
+
+    Attributes
+    ----------
+    params : numpy.ndarray
+        The parameters found (the best seen, for Adam and gradient descent).
+    param_names : tuple of str
+    loss : float
+        The loss at ``params``.
+    grad : numpy.ndarray
+        The gradient at ``params``.
+    iterations : int
+        Optimizer iterations (steps) taken.
+    npasses : int
+        Passes over the data (each evaluates the loss and gradient once).
+    loss_history : numpy.ndarray
+        The loss at each evaluation, in order.
+    converged : bool
+        Whether the stopping rule was met before ``maxiter``.
+    method : str
+        ``"lbfgs"``, ``"adam"`` or ``"gd"``.
+    message : str
+        Why the optimizer stopped.
+    """
+
+    params: np.ndarray
+    param_names: tuple[str, ...]
+    loss: float
+    grad: np.ndarray
+    iterations: int
+    npasses: int
+    loss_history: np.ndarray
+    converged: bool
+    method: str
+    message: str = ""
+
+    @property
+    def grad_norm(self) -> float:
+        """The largest absolute gradient component at ``params``."""
+        return float(np.max(np.abs(self.grad))) if self.grad.size else 0.0
+
+    @property
+    def params_dict(self) -> dict[str, float]:
+        """``params`` by name."""
+        return {name: float(value) for name, value in zip(self.param_names, self.params)}
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the result to ``path`` as JSON; returns the path."""
+        fields_ = {
+            "params": [_to_json(float(v)) for v in self.params],
+            "param_names": list(self.param_names),
+            "loss": _to_json(self.loss),
+            "grad": [_to_json(float(v)) for v in self.grad],
+            "iterations": self.iterations,
+            "npasses": self.npasses,
+            "loss_history": [_to_json(float(v)) for v in self.loss_history],
+            "converged": self.converged,
+            "method": self.method,
+            "message": self.message,
+        }
+        document = {"format": _FORMAT, "version": _VERSION, "fields": fields_}
+        target = Path(path)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(document, allow_nan=False) + "\n", encoding="utf-8")
+        os.replace(tmp, target)
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SumstatsFitResult:
+        """Read a result written by :meth:`save`.
+
+        Raises
+        ------
+        ReadError
+            The file is not such a document or is of another format version.
+        """
+        where = os.fspath(path)
+        try:
+            document = json.loads(Path(where).read_text(encoding="utf-8"))
+            if document.get("format") != _FORMAT or document.get("version") != _VERSION:
+                raise ReadError(f"{where} is not a {_FORMAT} document of version {_VERSION}")
+            saved: dict[str, Any] = document["fields"]
+            return cls(
+                params=np.array([_from_json(v) for v in saved["params"]], dtype=np.float64),
+                param_names=tuple(str(n) for n in saved["param_names"]),
+                loss=_from_json(saved["loss"]),
+                grad=np.array([_from_json(v) for v in saved["grad"]], dtype=np.float64),
+                iterations=int(saved["iterations"]),
+                npasses=int(saved["npasses"]),
+                loss_history=np.array(
+                    [_from_json(v) for v in saved["loss_history"]], dtype=np.float64
+                ),
+                converged=bool(saved["converged"]),
+                method=str(saved["method"]),
+                message=str(saved["message"]),
+            )
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ReadError(f"{where} is not a readable {_FORMAT} document: {error}") from error
+
+
+@dataclass(frozen=True)
+class SumstatsScanResult:
+    """The outcome of :meth:`SumstatsModel.scan <shardfit.SumstatsModel.scan>`.
+
+    Attributes
+    ----------
+    points : numpy.ndarray of shape (n, nparams)
+        The Latin hypercube sample, in draw order.
+    losses : numpy.ndarray of shape (n,)
+        The loss at each point (non-finite where the statistics were).
+    param_names : tuple of str
+    """
+
+    points: np.ndarray
+    losses: np.ndarray
+    param_names: tuple[str, ...] = field(default=())
+
+    @property
+    def best_index(self) -> int:
+        """The index of the smallest finite loss."""
+        finite = np.where(np.isfinite(self.losses), self.losses, np.inf)
+        return int(np.argmin(finite))
+
+    @property
+    def best_params(self) -> np.ndarray:
+        """The point with the smallest finite loss."""
+        return self.points[self.best_index]
+
+    @property
+    def best_loss(self) -> float:
+        """The smallest finite loss."""
+        return float(self.losses[self.best_index])
