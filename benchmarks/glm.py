@@ -336,7 +336,7 @@ CASES: dict[str, Case] = {
             Tool(READ_TOOL, "limit", ReadColumns, plan=_every),
             Tool("NumPy IRLS, design in memory (BLAS)", "limit", InMemoryIRLS, plan=_every),
             Tool(
-                "shardfit's IRLS step alone, design in memory, 2 threads",
+                "shardfit IRLS step alone (design in memory, 2 threads)",
                 "limit",
                 KernelFloorIRLS,
                 rtol=1e-7,
