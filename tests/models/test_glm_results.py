@@ -139,10 +139,14 @@ def test_wald_tests_and_intervals(fitted) -> None:
     np.testing.assert_allclose(ci.to_numpy(), theirs.conf_int(0.1).to_numpy(), rtol=1e-9)
     mine = ours.t_test("x1 = x2")
     reference = theirs.t_test("x1 = x2")
-    np.testing.assert_allclose(mine.tvalue, np.ravel(reference.tvalue), rtol=1e-9)
-    np.testing.assert_allclose(mine.pvalue, np.ravel(reference.pvalue), rtol=1e-9)
+    np.testing.assert_allclose(mine.tvalue, reference.tvalue, rtol=1e-9)
+    np.testing.assert_allclose(mine.pvalue, reference.pvalue, rtol=1e-9)
+    assert np.shape(mine.tvalue) == np.shape(reference.tvalue) == (1, 1)
+    assert np.shape(mine.pvalue) == np.shape(reference.pvalue) == ()
+    assert mine.distribution == reference.distribution == "norm"
     joint, joint_ref = ours.f_test("x1 = 0, x2 = 0"), theirs.f_test("x1 = 0, x2 = 0")
     np.testing.assert_allclose(joint.fvalue, joint_ref.fvalue, rtol=1e-9)
+    assert joint.df_num == joint_ref.df_num and isinstance(joint.df_num, float)
 
 
 @pytest.mark.parametrize("cov_type", ["HC1", "HC3"])

@@ -60,9 +60,16 @@ def test_t_and_f_tests(frame: pd.DataFrame) -> None:
         np.testing.assert_allclose(ours.pvalue, float(theirs.pvalue), rtol=RTOL)
         assert ours.df_num == theirs.df_num and ours.df_denom == theirs.df_denom
     ours_t, theirs_t = result.t_test("x1 - 2 * x4 = 0.1"), reference.t_test("x1 - 2 * x4 = 0.1")
-    np.testing.assert_allclose(ours_t.tvalue, np.ravel(theirs_t.tvalue), rtol=RTOL)
-    np.testing.assert_allclose(ours_t.pvalue, np.ravel(theirs_t.pvalue), rtol=RTOL)
+    np.testing.assert_allclose(ours_t.tvalue, theirs_t.tvalue, rtol=RTOL)
+    np.testing.assert_allclose(ours_t.pvalue, theirs_t.pvalue, rtol=RTOL)
     np.testing.assert_allclose(ours_t.conf_int(), theirs_t.conf_int(), rtol=RTOL)
+    # One restriction: statsmodels' (1, 1) sd and tvalue and 0-d pvalue, and its frame.
+    for name in ("effect", "sd", "tvalue", "statistic", "pvalue"):
+        assert np.shape(getattr(ours_t, name)) == np.shape(getattr(theirs_t, name)), name
+    assert ours_t.distribution == theirs_t.distribution == "t"
+    pd.testing.assert_frame_equal(
+        ours_t.summary_frame(), theirs_t.summary_frame(), check_exact=False, rtol=RTOL
+    )
     # A matrix restriction, with the robust (normal) distribution.
     robust = shardfit.ols(FORMULA, frame).fit(backend="serial", cov_type="HC3")
     robust_ref = _reference(frame, "HC3", weighted=False)

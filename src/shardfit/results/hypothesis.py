@@ -43,7 +43,13 @@ def restriction(
 
 @dataclass(frozen=True)
 class TTestResult:
-    """One test per restriction row: effect ``R beta``, its standard error, t and p."""
+    """One test per restriction row: effect ``R beta``, its standard error, t and p.
+
+    The arrays have statsmodels' ``ContrastResults`` shapes: ``(J,)`` for ``J``
+    restrictions, except that a single restriction gives ``sd`` and ``tvalue`` of
+    shape ``(1, 1)`` and a 0-d ``pvalue``, as there (code written against statsmodels
+    indexes them that way). ``distribution`` is ``"t"`` or ``"norm"``.
+    """
 
     effect: np.ndarray
     sd: np.ndarray
@@ -53,13 +59,19 @@ class TTestResult:
     q: np.ndarray
     distribution: str
 
+    @property
+    def statistic(self) -> np.ndarray:
+        """The t (or z) statistics (statsmodels' name for ``tvalue``)."""
+        return self.tvalue
+
     def conf_int(self, alpha: float = 0.05) -> np.ndarray:
         """``(J, 2)`` intervals for the effects."""
         if self.distribution == "t":
             crit = stats.t.ppf(1 - alpha / 2, self.df_denom)
         else:
             crit = stats.norm.ppf(1 - alpha / 2)
-        return np.column_stack([self.effect - crit * self.sd, self.effect + crit * self.sd])
+        sd = np.ravel(self.sd)
+        return np.column_stack([self.effect - crit * sd, self.effect + crit * sd])
 
     def summary_frame(self, alpha: float = 0.05) -> pd.DataFrame:
         """The tests as a table."""
@@ -67,9 +79,9 @@ class TTestResult:
         return pd.DataFrame(
             {
                 "coef": self.effect,
-                "std err": self.sd,
-                "t" if self.distribution == "t" else "z": self.tvalue,
-                "P>|t|" if self.distribution == "t" else "P>|z|": self.pvalue,
+                "std err": np.ravel(self.sd),
+                "t" if self.distribution == "t" else "z": np.ravel(self.tvalue),
+                "P>|t|" if self.distribution == "t" else "P>|z|": np.ravel(self.pvalue),
                 "Conf. Int. Low": ci[:, 0],
                 "Conf. Int. Upp.": ci[:, 1],
             },
@@ -83,13 +95,13 @@ class FTestResult:
 
     fvalue: float
     pvalue: float
-    df_num: int
+    df_num: float
     df_denom: float
 
     def __repr__(self) -> str:
         return (
             f"<F test: F={self.fvalue:.6g}, p={self.pvalue:.6g}, "
-            f"df_denom={self.df_denom:g}, df_num={self.df_num}>"
+            f"df_denom={self.df_denom:g}, df_num={self.df_num:g}>"
         )
 
 
@@ -109,12 +121,14 @@ def t_test(results: Any, r_matrix: Any, q: Any = None) -> TTestResult:
     effect = matrix @ params
     sd = np.sqrt(np.einsum("ij,jk,ik->i", matrix, cov, matrix))
     tvalue = (effect - values) / sd
-    if results.use_t:
-        df = results.df_inference
+    df = results.df_inference if results.use_t else None
+    if df is not None:
         pvalue = 2 * stats.t.sf(np.abs(tvalue), df)
-        return TTestResult(effect, sd, tvalue, pvalue, df, values, "t")
-    pvalue = 2 * stats.norm.sf(np.abs(tvalue))
-    return TTestResult(effect, sd, tvalue, pvalue, None, values, "normal")
+    else:
+        pvalue = 2 * stats.norm.sf(np.abs(tvalue))
+    if effect.size == 1:  # statsmodels' shapes for one restriction (see TTestResult)
+        sd, tvalue, pvalue = sd.reshape(1, 1), tvalue.reshape(1, 1), pvalue.reshape(())
+    return TTestResult(effect, sd, tvalue, pvalue, df, values, "t" if df is not None else "norm")
 
 
 def f_test(results: Any, r_matrix: Any, q: Any = None) -> FTestResult:
@@ -124,7 +138,7 @@ def f_test(results: Any, r_matrix: Any, q: Any = None) -> FTestResult:
     diff = matrix @ params - values
     middle = matrix @ cov @ matrix.T
     statistic = float(diff @ np.linalg.pinv(middle) @ diff) / matrix.shape[0]
-    df_num = matrix.shape[0]
+    df_num = float(matrix.shape[0])  # a float, as in statsmodels
     df_denom = results.df_inference
     return FTestResult(
         fvalue=statistic,
