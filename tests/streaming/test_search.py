@@ -238,3 +238,34 @@ def test_a_full_store_stops_the_search_and_a_rerun_completes_it(seed_search, log
         expected = {r.key: r.score for r in full.best(144)}
     assert {k: got[k] for k in saved} == saved
     assert got == {k: expected[k] for k in got}
+
+
+def test_malformed_lines_the_reader_skipped_are_counted_once(tmp_path) -> None:
+    """Two units and three halving rungs read the partitions again and again: each
+    skipped line still counts once, and the survivors learned exactly the good rows."""
+    from shardfit import read_csv
+
+    rng = np.random.default_rng(11)
+    lines = ["x1,x2,y"] + [
+        f"{rng.normal():.6f},{rng.normal():.6f},{int(rng.random() < 0.5)}" for _ in range(3_000)
+    ]
+    bad = {150: "1.0,2.0,0,extra", 1_400: "only-one", 2_950: "3,4,1,5,6"}
+    for line, text in bad.items():
+        lines[line] = text
+    path = tmp_path / "bad.csv"
+    path.write_text("\n".join(lines) + "\n")
+    source = read_csv(path, on_bad_lines="skip", partition_rows=700)
+    assert source.npartitions > 3  # rungs end inside partitions, read again next rung
+    space = {
+        "featurizer": {"columns": [["x1", "x2"]], "n_features": 2**8, "degree": [1, 2]},
+        "learner": {"estimator": "ftrl", "alpha": [0.001, 0.01]},
+    }
+    with pytest.warns(UserWarning, match="skipped 3 malformed row"):
+        summary = search(
+            space, source, target="y", store=tmp_path / "s.db", batch_rows=100,
+            backend="serial", units=2, halving={"min_rows": 500, "factor": 2},
+        )  # fmt: skip
+    assert summary.rows_skipped == 3
+    with open_store(summary.store) as store:
+        best = store.best(1)[0]
+    assert best.rows == 3_000 - len(bad)

@@ -130,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         f"{summary.configurations} configurations: {summary.fitted} fitted, "
         f"{summary.dropped} dropped by halving, {summary.skipped} already in the store; "
         f"{summary.seconds:.1f} s"
+        + (f"; {summary.rows_skipped:,} malformed row(s) skipped" if summary.rows_skipped else "")
     )
     print_best(summary.store, args.top, file=sys.stdout)
     return 0

@@ -41,7 +41,7 @@ from shardfit.streaming.progressive import (
 )
 from shardfit.streaming.space import Config, build_learner, expand
 from shardfit.streaming.store import Record, ResultStore, StoreError, open_store
-from shardfit.streaming.stream import check_columns
+from shardfit.streaming.stream import check_columns, warn_skipped
 from shardfit.streaming.units import RunUnit, Unit, expand_coef, run_units
 
 __all__ = ["SearchSummary", "search"]
@@ -65,6 +65,10 @@ class SearchSummary:
         Recorded by this run as dropped by successive halving.
     seconds : float
         Wall time of the run.
+    rows_skipped : int
+        Malformed lines the reader skipped in the partitions this run read (CSV with
+        ``on_bad_lines="skip"``; a warning says so), counted once however many units
+        and rungs read them.
     """
 
     store: Path
@@ -74,6 +78,7 @@ class SearchSummary:
     dropped: int = 0
     seconds: float = 0.0
     rungs: list[dict[str, int]] = field(default_factory=list)
+    rows_skipped: int = 0
 
     def best(self, n: int = 5) -> list[Any]:
         """The ``n`` best configurations in the store (see ``ResultStore.best``)."""
@@ -269,6 +274,7 @@ def search(
         done = db.finished()
         todo = [c for c in configs if c.key not in done]
         summary = SearchSummary(Path(store), len(configs), len(configs) - len(todo))
+        skipped: dict[int, int] = {}
         advance, bar = _progress_bar(progress, len(configs), summary.skipped)
         try:
             if todo:
@@ -279,11 +285,13 @@ def search(
                         sess, todo, source, db, summary, advance,
                         target=target, batch_rows=batch_rows, drop=float(drop), scoring=scoring,
                         classes=classes, unit_configs=unit_configs, units=units, min_rows=min_rows,
-                        factor=factor, allow_pickle=allow_pickle,
+                        factor=factor, allow_pickle=allow_pickle, skipped=skipped,
                     )  # fmt: skip
         finally:
             if bar is not None:
                 bar.stop()
+    summary.rows_skipped = sum(skipped.values())
+    warn_skipped(source, summary.rows_skipped, "no configuration learned them")
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -334,6 +342,7 @@ def _run(
     min_rows: int | None,
     factor: int,
     allow_pickle: bool,
+    skipped: dict[int, int],
 ) -> None:
     by_key = {c.key: c for c in todo}
     trackers: dict[str, Tracker | None] = dict.fromkeys(by_key)
@@ -354,6 +363,7 @@ def _run(
         ]
         ended = stop is None
         for unit, result in run_units(sess, task, work):
+            skipped.update(result.skipped)
             for key, tracker, spent in zip(result.keys, result.trackers, result.seconds):
                 trackers[key] = tracker
                 seconds[key] += spent

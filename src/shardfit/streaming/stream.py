@@ -118,26 +118,28 @@ def iter_chunks(
     chunk_rows: int,
     start: int = 0,
     stop: int | None = None,
-    skipped: list[int] | None = None,
+    skipped: dict[int, int] | None = None,
 ) -> Iterator[Chunk]:
     """Yield the rows ``start:stop`` of ``source`` in chunks of ``chunk_rows`` rows.
 
     Chunk boundaries depend only on row numbers, never on partition sizes, so every
-    consumer sees the same batches from any partitioning of the same rows. Rows the
-    reader skipped (malformed CSV lines with ``on_bad_lines="skip"``) are added to
-    ``skipped[0]`` when a list is given.
+    consumer sees the same batches from any partitioning of the same rows. The rows
+    the reader skipped (malformed CSV lines with ``on_bad_lines="skip"``) in each
+    partition read are set in ``skipped``, by partition position, when a dict is
+    given: keyed, so reading a partition again (another range, another unit of a
+    search) does not count its lines twice.
     """
     names = list(dict.fromkeys([*columns, target]))
     pending: list[tuple[pa.Table, np.ndarray, Partition, int]] = []
     npending = 0
     offset = 0  # global index of the first row of the current partition
-    for partition in source.partitions:
+    for position, partition in enumerate(source.partitions):
         if stop is not None and offset >= stop:
             break
         read = partition.read(names)
         table = read.table
         if skipped is not None:
-            skipped[0] += read.skipped_rows
+            skipped[position] = read.skipped_rows
         nrows = table.num_rows
         lo = max(start - offset, 0)
         hi = nrows if stop is None else min(nrows, stop - offset)
@@ -285,7 +287,7 @@ def stream_fit(
     columns = list(getattr(featurizer, "columns", ()))
     check_columns(source, columns, target)
     tracker = Tracker(estimator, batch_rows=batch_rows, classes=classes)
-    skipped = [0]
+    skipped: dict[int, int] = {}
     chunks = iter_chunks(
         source, columns, target, chunk_rows=chunk_rows_for(batch_rows), skipped=skipped
     )
@@ -293,15 +295,20 @@ def stream_fit(
         for chunk in chunks:
             tracker.feed(featurize(featurizer, chunk), chunk.y)
             advance(chunk.table.num_rows)
-    if skipped[0]:
-        warnings.warn(
-            f"the reader skipped {skipped[0]:,} malformed row(s) of {source.name} "
-            f"(on_bad_lines='skip'); {tracker.rows:,} rows were learned",
-            UserWarning,
-            stacklevel=2,
-        )
+    warn_skipped(source, sum(skipped.values()), f"{tracker.rows:,} rows were learned")
     result = summarize(tracker, scoring=scoring, drop=float(drop))
-    return dataclasses.replace(result, rows_skipped=skipped[0])
+    return dataclasses.replace(result, rows_skipped=sum(skipped.values()))
+
+
+def warn_skipped(source: Source, count: int, detail: str) -> None:
+    """Warn that the reader skipped ``count`` malformed rows of ``source`` (if any)."""
+    if count:
+        warnings.warn(
+            f"the reader skipped {count:,} malformed row(s) of {source.name} "
+            f"(on_bad_lines='skip'); {detail}",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 @contextmanager

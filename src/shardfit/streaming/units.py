@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import scipy.sparse as sp
@@ -58,6 +58,8 @@ class UnitResult:
     trackers: tuple[Tracker, ...]
     seconds: tuple[float, ...]
     rows: int  # rows read in this run
+    # Malformed lines the reader skipped, by partition position (see iter_chunks).
+    skipped: dict[int, int] = field(default_factory=dict)
 
 
 def compact(tracker: Tracker) -> None:
@@ -105,6 +107,7 @@ class RunUnit:
         users = {key: [i for i, c in enumerate(unit.configs) if c.featurizer_key == key]
                  for key in featurizers}  # fmt: skip
         rows = 0
+        skipped: dict[int, int] = {}
         chunks = iter_chunks(
             self.source,
             columns,
@@ -112,6 +115,7 @@ class RunUnit:
             chunk_rows=chunk_rows_for(self.batch_rows),
             start=self.start,
             stop=self.stop,
+            skipped=skipped,
         )
         for chunk in chunks:
             for key, featurizer in featurizers.items():
@@ -125,7 +129,8 @@ class RunUnit:
             rows += chunk.table.num_rows
         for tracker in trackers:
             compact(tracker)
-        return UnitResult(tuple(c.key for c in unit.configs), tuple(trackers), tuple(seconds), rows)
+        keys = tuple(c.key for c in unit.configs)
+        return UnitResult(keys, tuple(trackers), tuple(seconds), rows, skipped)
 
 
 def run_units(sess: Any, task: RunUnit, units: list[Unit]) -> Iterator[tuple[Unit, UnitResult]]:
