@@ -18,7 +18,7 @@ from shardfit.design.dmatrices import dmatrices, dmatrix
 from shardfit.design.materialize import encode_partition
 from shardfit.design.schema import learn_design, schema_pass
 from shardfit.design.spec import DesignSpec
-from shardfit.errors import DesignError, MissingDataError, UnseenLevelError
+from shardfit.errors import DesignError, MissingDataError, ReadError, SchemaError, UnseenLevelError
 
 # Small in-memory data: the serial backend keeps these tests fast; the backends
 # themselves are tested in tests/engine and tests/models.
@@ -322,3 +322,36 @@ def test_a_date_in_a_formula_is_refused_before_any_pass(tmp_path) -> None:
             learn(formula, str(path))
     learned = learn("y ~ C(t)", str(path))
     assert len(learned.spec.levels["t"]) == 30
+
+
+def test_numbers_read_as_text_past_the_level_cap_are_named_not_called_an_identifier(
+    tmp_path,
+) -> None:
+    """A numeric CSV column with one bad token ('12..5') is read as text; its thousands
+    of distinct numbers then hit the level cap, whose error called it "probably an
+    identifier". It now says the values are numbers, names the token (or says it lies
+    in rows not yet summarized) and how to read it as numbers, after which the reader
+    names the token's line."""
+    from shardfit import read_csv
+
+    rng = np.random.default_rng(8)
+    lines = ["x,y"] + [f"{rng.normal():.6f},{rng.normal():.6f}" for _ in range(2_000)]
+    lines[1_501] = "12..5,0.5"  # data row 1,501: line 1,502 of the file
+    path = tmp_path / "typo.csv"
+    path.write_text("\n".join(lines) + "\n")
+    one = read_csv(path)
+    with pytest.raises(SchemaError, match=r"column 'x' was read as text.*all numbers but for "
+                       r"'12\.\.5' \(1 row\).*column_types=\{'x': 'float64'\}"):  # fmt: skip
+        learn_design("y ~ x", one, max_levels=500, backend="serial")
+    several = read_csv(path, partition_rows=400)  # the token's partition is not the first
+    assert several.npartitions > 2
+    with pytest.raises(SchemaError, match=r"column 'x' was read as text.*all of them numbers"):
+        learn_design("y ~ x", several, max_levels=300, backend="serial")
+    # Identifiers are still called identifiers.
+    ids = pd.DataFrame({"id": [f"user-{i}" for i in range(400)], "y": rng.normal(size=400)})
+    with pytest.raises(SchemaError, match="probably an identifier"):
+        learn_design("y ~ id", from_pandas(ids, 2), max_levels=300, backend="serial")
+    # The advice works: typed as numbers, the reader names the line of the token.
+    typed = read_csv(path, partition_rows=400, column_types={"x": "float64"})
+    with pytest.raises(ReadError, match=r"line 1502\b.*column 'x'.*'12\.\.5'"):
+        learn_design("y ~ x", typed, backend="serial")

@@ -26,8 +26,10 @@ from shardfit.stats.column_summary import (
     LabelSummary,
     NumericSummary,
     TableSummary,
+    describe_tokens,
     is_categorical_type,
     numeric_values,
+    stray_tokens,
     summarize_table,
     to_numpy,
 )
@@ -396,34 +398,14 @@ def learn_design(
     )
 
 
-#: A text column with at least this many levels, all but a few of them numbers, is
-#: most likely a numeric column with a stray token (``n/a``, ``?``, ``-``) in it.
-_STRAY_MIN_LEVELS = 10
-_STRAY_MAX_SHARE = 0.05
-
-
 def _warn_numbers_read_as_text(name: str, column: CategoricalSummary) -> None:
     """Warn when a text column that enters the formula as a categorical is made of
     numbers but for a few tokens: a reader typed it as text because of them (pyarrow
     and pandas do), and the fit would get a dummy column per number."""
-    if len(column.levels) < _STRAY_MIN_LEVELS:
-        return
-    others = []
-    for level in column.levels:
-        if not isinstance(level, str):
-            return  # integers or booleans: labels by intent, not numbers read as text
-        try:
-            float(level)
-        except ValueError:
-            others.append(level)
-            if len(others) > _STRAY_MAX_SHARE * len(column.levels):
-                return
+    others = stray_tokens(column.levels)
     if not others:
         return
-    shown = ", ".join(
-        f"{v!r} ({column.levels[v]:,} row{'' if column.levels[v] == 1 else 's'})"
-        for v in others[:5]
-    )
+    shown = describe_tokens(others, column.levels)
     warnings.warn(
         f"column {name!r} was read as text, so it enters the formula as a categorical "
         f"with {len(column.levels):,} levels, but {len(column.levels) - len(others):,} of "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +26,10 @@ __all__ = [
     "LabelSummary",
     "NumericSummary",
     "TableSummary",
+    "describe_tokens",
     "is_categorical_type",
     "numeric_values",
+    "stray_tokens",
     "summarize_table",
 ]
 
@@ -259,12 +262,32 @@ class CategoricalSummary:
         return summary
 
     def _check_cap(self) -> None:
-        if len(self.levels) > self.max_levels:
-            raise SchemaError(
-                f"column {self.column!r} has more than {self.max_levels} distinct levels "
-                f"({len(self.levels)} seen so far); a categorical this large is probably an "
-                "identifier. Raise max_levels= if it really is a factor, or hash it."
+        if len(self.levels) <= self.max_levels:
+            return
+        name = self.column
+        stray = stray_tokens(self.levels)
+        if stray is not None:
+            # Not an identifier: numbers a reader typed as text because of a few tokens.
+            which = (
+                f"all numbers but for {describe_tokens(stray, self.levels)}"
+                if stray
+                else "all of them numbers (what made the reader type it as text is in rows "
+                "not summarized yet)"
             )
+            raise SchemaError(
+                f"column {name!r} was read as text, and has more than {self.max_levels:,} "
+                f"distinct values ({len(self.levels):,} seen so far), {which}. "
+                "If the column is numeric, give its "
+                f"type (column_types={{{name!r}: 'float64'}} when reading a CSV, "
+                f"--column-type {name}=float64 on the command line: the reader then names the "
+                "line of each such token) or declare the tokens missing (null_values=[...], "
+                "--null-values)."
+            )
+        raise SchemaError(
+            f"column {name!r} has more than {self.max_levels:,} distinct levels "
+            f"({len(self.levels):,} seen so far); a categorical this large is probably an "
+            "identifier. Raise max_levels= if it really is a factor, or hash it."
+        )
 
     def merge(self, other: CategoricalSummary) -> CategoricalSummary:
         """Summary of both operands' rows: level counts add."""
@@ -333,6 +356,41 @@ class LabelSummary:
 
 
 ColumnSummary = NumericSummary | CategoricalSummary | LabelSummary
+
+#: A text column with at least this many levels, all but a few of them numbers, is
+#: most likely a numeric column with a stray token (``n/a``, ``?``, ``12..5``) in it.
+STRAY_MIN_LEVELS = 10
+STRAY_MAX_SHARE = 0.05
+
+
+def stray_tokens(levels: Mapping[Any, int]) -> list[str] | None:
+    """The levels that are not numbers, when all but a few (at most
+    :data:`STRAY_MAX_SHARE`) of at least :data:`STRAY_MIN_LEVELS` text levels are:
+    the tokens that made a reader type a numeric column as text (empty when every
+    level is a number: the token is in rows not summarized here). ``None`` for a
+    column that is not numbers read as text (integer or boolean levels are labels by
+    intent)."""
+    if len(levels) < STRAY_MIN_LEVELS:
+        return None
+    others: list[str] = []
+    for level in levels:
+        if not isinstance(level, str):
+            return None
+        try:
+            float(level)
+        except ValueError:
+            others.append(level)
+            if len(others) > STRAY_MAX_SHARE * len(levels):
+                return None
+    return others
+
+
+def describe_tokens(tokens: list[str], levels: Mapping[Any, int], shown: int = 5) -> str:
+    """``'n/a' (3 rows), '?' (1 row)``: the first ``shown`` tokens and their counts."""
+    text = ", ".join(
+        f"{v!r} ({levels[v]:,} row{'' if levels[v] == 1 else 's'})" for v in tokens[:shown]
+    )
+    return text + (f" and {len(tokens) - shown:,} more" if len(tokens) > shown else "")
 
 
 @dataclass(frozen=True)
