@@ -392,6 +392,42 @@ def test_integer_column_turning_float_suggests_float64(tmp_path):
     assert read_all(fixed)["v"][250_000].as_py() == 1.5
 
 
+def test_a_quote_that_never_closes_names_its_line_and_is_not_skipped_silently(tmp_path):
+    """A field that opens a quote and never closes it makes the parser run on through
+    the following lines: it failed naming only the partition's bytes, read as text it
+    silently made them one value, and with on_bad_lines='skip' it swallowed them as
+    one skipped row. All three now name the line where the quote opens."""
+    path = tmp_path / "data.csv"
+    body = [f"{k},{k / 8}" for k in range(2, 602)]
+    body[300] = '302,"unterminated'  # file line 302
+    body[500] = '502,"closed ""quoted"" text"'  # a doubled quote: balanced
+    numbered_lines(path, body)
+    runaway = r"data\.csv, line 302\): a quoted field opens there"
+    # Read as text, the parse succeeds: the swallowed lines became one value.
+    with pytest.raises(ReadError, match=runaway + r".*read as part of one value"):
+        read_all(read_csv(path, partition_bytes=1000, column_types={"v": "string"}))
+    # As numbers, it fails: the error names the line, not the partition's bytes.
+    with pytest.raises(ReadError, match=runaway + r".*The parser said"):
+        read_all(read_csv(path, partition_bytes=1000, column_types={"v": "float64"}))
+    with pytest.raises(ReadError, match=runaway + r".*cannot skip it"):
+        read_all(read_csv(path, partition_bytes=1000, on_bad_lines="skip"))
+
+
+def test_a_literal_quote_inside_a_field_is_not_a_runaway(tmp_path):
+    """A quote not at a field's start is a literal (12" pipe): skipping another bad
+    line in the same partition still works, and counts exactly one."""
+    path = tmp_path / "data.csv"
+    body = [f"{k},{k}" for k in range(2, 202)]
+    body[50] = '52,12" pipe'  # odd quote count, but a literal
+    body[100] = "102,1,2"  # too many fields
+    numbered_lines(path, body)
+    source = read_csv(path, on_bad_lines="skip", column_types={"v": "string"})
+    results = [p.read() for p in source.partitions]
+    assert sum(r.skipped_rows for r in results) == 1
+    table = pa.concat_tables([r.table for r in results])
+    assert table.num_rows == 199 and '12" pipe' in table["v"].to_pylist()
+
+
 def test_skip_counts_bad_lines_exactly(tmp_path):
     path = tmp_path / "data.csv"
     body = [f"{k},{k / 8}" for k in range(2, 602)]

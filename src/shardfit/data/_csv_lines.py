@@ -398,6 +398,53 @@ def _bisect(scan: _Scan, good: np.ndarray, stop: int, *, first_only: bool) -> li
     return search(0, goods.size)
 
 
+def _opens_unclosed_field(line: bytes, quote: int, delimiter: int) -> bool:
+    """Whether a quoted field opens in ``line`` and is still open at its end. A quote
+    opens a field only at the field's start (elsewhere it is a literal, as in ``12"``);
+    inside one, a doubled quote is an escaped quote."""
+    in_quotes, at_start, i, n = False, True, 0, len(line)
+    while i < n:
+        c = line[i]
+        if in_quotes:
+            if c == quote:
+                if i + 1 < n and line[i + 1] == quote:
+                    i += 2
+                    continue
+                in_quotes = False
+        elif c == quote and at_start:
+            in_quotes = True
+        at_start = not in_quotes and c == delimiter
+        i += 1
+    return in_quotes
+
+
+def unclosed_quote_line(
+    buf: bytes | bytearray | memoryview, *, first_line: int, options: CsvOptions
+) -> int | None:
+    """The file line of the first line of ``buf`` where a quoted field opens and does
+    not close: without ``newlines_in_values`` the parser then runs on through the
+    following lines and fails (or, skipping bad lines, swallows them as one bad row)
+    with a message that names neither. ``None`` when there is none, or quoted values
+    may span lines."""
+    if options.quote_char is None or options.newlines_in_values:
+        return None
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    quote, delimiter = ord(options.quote_char), ord(options.delimiter)
+    quotes = np.cumsum(arr == quote)
+    if arr.size == 0 or quotes[-1] == 0:
+        return None
+    newlines = np.flatnonzero(arr == ord("\n"))
+    line_ends = np.append(newlines, arr.size - 1)
+    # Candidates: lines with an odd number of quotes (vectorized); then the exact
+    # rule on those few lines only.
+    for k in np.flatnonzero(np.diff(quotes[line_ends], prepend=0) % 2):
+        start = int(newlines[k - 1]) + 1 if k else 0
+        line = bytes(arr[start : int(line_ends[k]) + 1]).rstrip(b"\r\n")
+        if _opens_unclosed_field(line, quote, delimiter):
+            return first_line + int(k)
+    return None
+
+
 def problems(diagnosis: Diagnosis, schema: pa.Schema) -> list[tuple[int, str | None, str]]:
     """``(line, column or None, detail)`` of every bad record of a diagnosis."""
     found: list[tuple[int, str | None, str]] = [

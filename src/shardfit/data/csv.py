@@ -219,10 +219,12 @@ class CsvPartition(Partition):
         except pa.ArrowInvalid as e:
             diagnosis = self._diagnose(data, types, parsed, first_only=not skip, error=e)
             if not skip:
-                raise self._first_problem(diagnosis, e) from e
+                raise self._first_problem(diagnosis, e, data) from e
             table = self._parse_kept(data, diagnosis, types, parsed, e)
         else:
             diagnosis = None
+            if (skip and invalid) or self._swallowed_lines(table):
+                self._refuse_runaway_quote(data, skipping=skip)
             if (skip and invalid) or want_lines:
                 diagnosis = self._diagnose(data, types, [], first_only=True, error=None)
         table = table.select(columns)
@@ -320,10 +322,12 @@ class CsvPartition(Partition):
         except (pa.ArrowException, OSError) as e:
             raise self._generic(error or e) from (error or e)
 
-    def _first_problem(self, diagnosis: lines.Diagnosis | None, error: Exception) -> ReadError:
+    def _first_problem(
+        self, diagnosis: lines.Diagnosis | None, error: Exception, data: _Data
+    ) -> ReadError:
         found = lines.problems(diagnosis, self.schema) if diagnosis is not None else []
         if not found:
-            return self._generic(error)
+            return self._generic(error, data)
         line, column, detail = min(found, key=lambda p: p[0])
         where = f"partition {self.key} (file {self.display}, line {line})"
         if column is None:
@@ -340,7 +344,7 @@ class CsvPartition(Partition):
         error: Exception,
     ) -> pa.Table:
         if diagnosis is None or not diagnosis.value_bad:
-            raise self._generic(error) from error
+            raise self._generic(error, data) from error
         if len(diagnosis.value_bad) == diagnosis.good.size:
             return self.schema.empty_table().select(parsed)
         # Cut out the records with unparsable values; malformed lines are skipped again.
@@ -371,7 +375,58 @@ class CsvPartition(Partition):
             for line, column, detail in first
         )
 
-    def _generic(self, error: Exception) -> ReadError:
+    def _runaway_quote(self, data: _Data) -> str | None:
+        """Where a quoted field opens and never closes on its line (see
+        :func:`~shardfit.data._csv_lines.unclosed_quote_line`), as an error message."""
+        try:
+            line = lines.unclosed_quote_line(
+                data.buffer(), first_line=data.first_line(), options=self.options
+            )
+        except OSError:
+            return None
+        if line is None:
+            return None
+        return (
+            f"Malformed line in partition {self.key} (file {self.display}, line {line}): "
+            f"a quoted field opens there ({self.options.quote_char}) and does not close on "
+            "that line, so the parser runs on through the lines after it. Fix the quoting, "
+            "pass newlines_in_values=True (--newlines-in-values) if quoted values really "
+            "contain line breaks, or quote_char=None if the file quotes nothing"
+        )
+
+    def _swallowed_lines(self, table: pa.Table) -> bool:
+        """Whether a text value holds a line break although values may not: a quote
+        that never closed ran on to the partition's end, where pyarrow closes it, and
+        the lines after it became one value. Only text columns can hold them (in any
+        other the value fails to parse), so numeric data costs nothing here."""
+        if self.options.newlines_in_values or self.options.quote_char is None:
+            return False
+        import pyarrow.compute as pc
+
+        return any(
+            pc.any(pc.match_substring(column, "\n")).as_py()
+            for column in table.columns
+            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+        )
+
+    def _refuse_runaway_quote(self, data: _Data, *, skipping: bool) -> None:
+        # Skipping bad lines would skip the runaway field as ONE row, and a parse that
+        # succeeded made the lines it swallowed one value: either way lines would be
+        # lost uncounted. Refuse instead.
+        message = self._runaway_quote(data)
+        if message is not None:
+            tail = (
+                "on_bad_lines='skip' cannot skip it: the lines it swallows would be lost with it."
+                if skipping
+                else "The lines after it would be read as part of one value."
+            )
+            raise ReadError(f"{message}. {tail}")
+
+    def _generic(self, error: Exception, data: _Data | None = None) -> ReadError:
+        message = self._runaway_quote(data) if data is not None else None
+        if message is not None:
+            # pyarrow reports where the runaway field ended, not where it began.
+            return ReadError(f"{message}. The parser said: {str(error).splitlines()[0]}")
         return ReadError(
             f"Cannot parse partition {self.key} (file {self.display}, bytes "
             f"{self.start}-{self.end}): {error}"
