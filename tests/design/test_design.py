@@ -355,3 +355,23 @@ def test_numbers_read_as_text_past_the_level_cap_are_named_not_called_an_identif
     typed = read_csv(path, partition_rows=400, column_types={"x": "float64"})
     with pytest.raises(ReadError, match=r"line 1502\b.*column 'x'.*'12\.\.5'"):
         learn_design("y ~ x", typed, backend="serial")
+
+
+@pytest.mark.parametrize("formula", ["~ x", "x", ""])
+def test_a_model_formula_without_a_response_is_refused_before_any_pass(formula) -> None:
+    """``ols("x", data)`` failed in every partition's task with a bare AssertionError
+    (three attempts each), ``"~ x"`` with an AttributeError: refused up front now. And
+    ``dmatrix("~ x")``, a right-hand side alone, crashed; it equals ``dmatrix("x")``."""
+    import shardfit
+
+    frame = pd.DataFrame({"x": np.arange(20.0), "y": np.arange(20.0) % 3})
+    fits = [
+        lambda: shardfit.ols(formula, frame).fit(backend="serial"),
+        lambda: shardfit.logit(formula, frame).fit(backend="serial"),
+        lambda: shardfit.elastic_net(formula, frame, alpha=0.1, backend="serial"),
+        lambda: shardfit.DistributedModel(2, formula=formula).fit(frame, backend="serial"),
+    ]
+    for fit in fits:
+        with pytest.raises(DesignError, match="has no response: a model needs one"):
+            fit()
+    pd.testing.assert_frame_equal(dmatrix("~ x", frame), dmatrix("x", frame))

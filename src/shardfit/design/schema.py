@@ -260,6 +260,7 @@ def learn_design(
     backend: Any = None,
     workers: int | None = None,
     progress: bool = False,
+    needs_response: bool = False,
 ) -> LearnedDesign:
     """Run the schema pass over ``source`` and learn the design of ``formula``.
 
@@ -295,6 +296,9 @@ def learn_design(
         plain-column designs always get ``"all"``.
     backend, workers, progress
         Where the pass runs (see :func:`shardfit.engine.run_pass`).
+    needs_response : bool
+        The caller fits a model: a formula without a left-hand side is refused
+        here, before any pass, rather than failing in every partition's task.
 
     Returns
     -------
@@ -313,6 +317,11 @@ def learn_design(
         from shardfit.design.formula import analyze_formula
 
         info = analyze_formula(formula)
+        if needs_response and not info.has_response:
+            raise DesignError(
+                f"formula {formula!r} has no response: a model needs one on the left of "
+                "'~', as in 'y ~ x1 + x2'"
+            )
         formula_columns = _formula_columns(info, source)
         categorical = info.categorical_calls & set(formula_columns)
         stateful = info.stateful_factors

@@ -103,7 +103,9 @@ class DesignSpec:
 
     @property
     def has_formula_response(self) -> bool:
-        return bool(self.formula) and "~" in str(self.formula)
+        # "~ x" has no left-hand side: formulaic reads it as the right-hand side alone.
+        formula = str(self.formula or "").strip()
+        return "~" in formula and not formula.startswith("~")
 
     @property
     def has_response(self) -> bool:

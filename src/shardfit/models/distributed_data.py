@@ -54,6 +54,7 @@ def fit_source(
             weights=weights,
             offset=offset,
             exposure=exposure,
+            needs_response=True,
             missing=missing,  # type: ignore[arg-type]
             backend=backend,
         )

@@ -148,6 +148,7 @@ def elastic_net(
             weights=weights,
             offset=offset,
             exposure=exposure,
+            needs_response=True,
             missing=missing,
             backend=sess,
             progress=progress,

@@ -212,6 +212,7 @@ class GeneralizedLinearModel:
                 extra_columns=(groups,) if groups else (),
                 missing=self.missing,
                 max_levels=self.max_levels,
+                needs_response=True,
                 # The prepare pass reads and checks every column; here only the
                 # categorical columns' levels are needed (no pass at all without one).
                 summaries="levels",

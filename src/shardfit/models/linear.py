@@ -161,6 +161,7 @@ class LinearModel:
                 extra_columns=(groups,) if groups else (),
                 missing=self.missing,
                 max_levels=self.max_levels,
+                needs_response=True,
                 summaries="levels",
                 backend=sess,
                 progress=progress,
