@@ -88,6 +88,8 @@ def test_plot_without_cv_raises(frame) -> None:
 def test_predict_counts_rows_without_a_prediction(enet, frame) -> None:
     gappy = frame.head(10).copy()
     gappy.loc[3, "x1"] = np.nan
-    with pytest.warns(UserWarning, match="1 of 10 rows have no prediction"):
+    with pytest.warns(UserWarning, match="1 of 10 rows have no prediction.*NaN, in place"):
         predicted = enet.predict(gappy)
-    assert predicted.shape == (9,)
+    assert predicted.shape == (10,) and np.flatnonzero(np.isnan(predicted)).tolist() == [3]
+    whole = enet.predict(gappy.drop(index=3))
+    np.testing.assert_array_equal(np.delete(predicted, 3), whole)

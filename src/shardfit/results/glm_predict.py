@@ -204,8 +204,10 @@ def predict_glm(
     Returns
     -------
     numpy.ndarray, pandas.DataFrame or PredictionOutput
-        The predictions of the kept rows in source order; with ``interval`` a DataFrame
-        of ``predicted`` and the interval columns; with ``out`` what was written.
+        One prediction per row of the data in source order, NaN for a row that gets
+        none (a missing predictor), as statsmodels' ``predict`` on a frame; with
+        ``interval`` a DataFrame of ``predicted`` and the interval columns of the rows
+        that get one; with ``out`` what was written.
     """
     _check_options(which, unseen, alpha)
     if interval not in (None, "confidence"):
@@ -229,8 +231,9 @@ def predict_glm(
             progress=progress,
         )
     values, rows, _ = predict_rows(
-        model, outputs, unseen, source, data, labels, backend, workers, progress
-    )
+        model, outputs, unseen, source, data, labels, backend, workers, progress,
+        pad=interval is None,
+    )  # fmt: skip
     if interval is None:
         return values["predicted"]
     return pd.DataFrame(values, index=rows)

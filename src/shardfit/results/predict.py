@@ -53,6 +53,7 @@ __all__ = [
     "check_unseen",
     "get_prediction",
     "inference_fields",
+    "nan_padded",
     "predict",
     "predict_rows",
 ]
@@ -171,11 +172,14 @@ def predict(
     Returns
     -------
     numpy.ndarray, pandas.DataFrame or PredictionOutput
-        Without ``out`` and ``interval``: the predictions of the kept rows in source
-        order, an array held in memory (8 bytes a row). Without ``out``, with
-        ``interval``: a DataFrame of ``predicted`` and the interval columns, indexed
-        like :attr:`PredictionResults.row_labels`. With ``out``: what was written.
-        When rows get no prediction, a :class:`UserWarning` says how many.
+        Without ``out`` and ``interval``: one prediction per row of the data in source
+        order, NaN for a row that gets none (a missing predictor), as statsmodels'
+        ``predict`` on a frame: value ``i`` is row ``i``'s. An array held in memory (8
+        bytes a row). Without ``out``, with ``interval``: a DataFrame of ``predicted``
+        and the interval columns of the rows that get one, indexed like
+        :attr:`PredictionResults.row_labels` (statsmodels' ``summary_frame`` drops
+        the others too). With ``out``: what was written. When rows get no
+        prediction, a :class:`UserWarning` says how many.
 
     Raises
     ------
@@ -201,8 +205,9 @@ def predict(
             progress=progress,
         )
     values, rows, _ = predict_rows(
-        model, outputs, unseen, source, data, labels, backend, workers, progress
-    )
+        model, outputs, unseen, source, data, labels, backend, workers, progress,
+        pad=interval is None,
+    )  # fmt: skip
     if interval is None:
         return values["predicted"]
     return pd.DataFrame(values, index=rows)
@@ -268,10 +273,13 @@ def predict_rows(
     backend: Any = None,
     workers: int | None = None,
     progress: bool = False,
+    *,
+    pad: bool = False,
 ) -> tuple[dict[str, np.ndarray], pd.Index, dict[str, Any]]:
     """Predict every partition and bring the values back: the ``predicted`` and
     ``outputs`` columns of the kept rows in source order, their labels, and the row
-    counts (a warning says how many rows got no prediction)."""
+    counts (a warning says how many rows got no prediction). With ``pad``, every row
+    read, NaN where it got no prediction, so that value ``i`` is row ``i``'s."""
     parts = map_partitions(
         PredictTask(model, outputs, unseen),
         source,
@@ -282,7 +290,23 @@ def predict_rows(
     )
     values, positions, counts = _gather(parts or [], ("predicted", *value_columns(outputs)))
     warn_dropped(counts, source.name, stacklevel=5)
+    if pad:
+        values = {
+            name: nan_padded(column, positions, counts["read"]) for name, column in values.items()
+        }
+        positions = np.arange(counts["read"])
     return values, _row_labels(labels, positions), counts
+
+
+def nan_padded(values: np.ndarray, positions: np.ndarray, rows: int) -> np.ndarray:
+    """``values`` of the rows at ``positions`` spread over ``rows`` rows, NaN elsewhere:
+    a prediction per row of the data, in place (statsmodels' ``predict`` on a frame
+    with missing values), so it lines up with the rows the caller holds."""
+    if positions.size == rows:
+        return values
+    full = np.full(rows, np.nan)
+    full[positions] = values
+    return full
 
 
 def _check(interval: str | None, alpha: float, unseen: str) -> None:

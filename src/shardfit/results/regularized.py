@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shardfit.results.predict import check_unseen
+from shardfit.results.predict import check_unseen, nan_padded
 from shardfit.results.summary import Summary
 
 __all__ = ["DistributedResults", "ElasticNetResults", "PredictTask"]
@@ -88,14 +88,23 @@ def _linear_predictor(
     assert parts is not None
     read = sum(part[2] for part in parts)
     kept = sum(part[1].size for part in parts)
-    if kept < read:
-        warnings.warn(
-            f"{read - kept:,} of {read:,} rows have no prediction (a value the design needs "
-            "is missing or not finite); the predictions skip them",
-            UserWarning,
-            stacklevel=3,
-        )
-    return np.concatenate([eta for _, eta, _ in parts]) if parts else np.zeros(0)
+    eta = np.concatenate([np.zeros(0), *(eta for _, eta, _ in parts)])
+    if kept == read:
+        return eta
+    warnings.warn(
+        f"{read - kept:,} of {read:,} rows have no prediction (a value the design needs "
+        "is missing or not finite); they are NaN, in place",
+        UserWarning,
+        stacklevel=3,
+    )
+    firsts = np.cumsum([0] + [part[2] for part in parts])
+    positions = np.concatenate(
+        [
+            np.zeros(0, np.int64),
+            *(first + np.asarray(part[0]) for first, part in zip(firsts, parts)),
+        ]
+    )
+    return nan_padded(eta, positions, read)
 
 
 @dataclass(frozen=True, eq=False)
