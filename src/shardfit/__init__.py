@@ -39,6 +39,9 @@ _EXPORTS: dict[str, str] = {
     "ProgressEvent": "shardfit.engine.progress",
     "RichProgress": "shardfit.engine.progress",
     "register_class": "shardfit.engine.serialize",
+    "profile": "shardfit.engine.profile",
+    "Profile": "shardfit.engine.profile",
+    "phase": "shardfit.engine.profile",
     # design
     "DesignSpec": "shardfit.design.spec",
     "LearnedDesign": "shardfit.design.schema",
@@ -125,6 +128,7 @@ __all__ = [
     "PartitionTaskError",
     "PredictionOutput",
     "PredictionResults",
+    "Profile",
     "ProgressEvent",
     "ReadError",
     "ReadResult",
@@ -163,7 +167,9 @@ __all__ = [
     "map_partitions",
     "ols",
     "open_store",
+    "phase",
     "poisson",
+    "profile",
     "read_csv",
     "read_hdf5",
     "read_npy",
@@ -212,6 +218,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from shardfit.design.spec import DesignSpec
     from shardfit.engine.backends import resolve_backend
     from shardfit.engine.cache import PartitionCache
+    from shardfit.engine.profile import Profile, phase, profile
     from shardfit.engine.progress import ProgressEvent, RichProgress
     from shardfit.engine.run import map_partitions, run_pass
     from shardfit.engine.serialize import register_class

@@ -9,6 +9,7 @@ in :data:`FITTERS`; reading the data, the backend, printing and saving are share
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -176,6 +177,11 @@ def add_parser(subparsers: Any) -> None:
         help="the Tweedie family's variance power (default 1)",
     )
     parser.add_argument("--out", default=None, metavar="FILE", help="save the results (JSON)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the summary, print where time and memory went, pass by pass",
+    )
     add_backend_arguments(parser)
     add_csv_arguments(parser)
     parser.set_defaults(run=run)
@@ -250,6 +256,15 @@ FITTERS: dict[str | None, Callable[[argparse.Namespace, FitContext], Any]] = {
 }
 
 
+def _profiler(on: bool) -> Any:
+    """A :func:`shardfit.profile` block when ``on``, else a block that does nothing."""
+    if not on:
+        return contextlib.nullcontext()
+    from shardfit.engine.profile import profile
+
+    return profile()
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``shardfit fit``; prints the summary and returns the exit status."""
     family = getattr(args, "family", None)
@@ -275,8 +290,13 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers,
             progress=sys.stderr.isatty() if args.progress is None else args.progress,
         )
-        results = fitter(args, context)
+        profiling = getattr(args, "profile", False)
+        with _profiler(profiling) as prof:
+            results = fitter(args, context)
         print(results.summary())
+        if profiling:
+            print()
+            print(prof.summary())
         if args.out:
             path = results.save(args.out)
             print(f"saved the results to {path}")

@@ -8,13 +8,17 @@ A :class:`Source` is an ordered tuple of partitions plus what is known of the co
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
+
+from shardfit._measure import count, in_phase, phase
 
 __all__ = ["Partition", "ReadResult", "Source", "read_labels"]
 
@@ -46,7 +50,16 @@ class Partition(ABC):
 
     Subclasses are frozen dataclasses holding paths and offsets, never row data
     (in-memory sources excepted: there the rows are the description).
+
+    Every subclass's ``read`` is timed as the ``read`` phase of a profiled task
+    (:func:`shardfit.profile`), whoever calls it.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        read = cls.__dict__.get("read")
+        if read is not None and not getattr(read, "_timed", False):
+            cls.read = _timed_read(read)  # type: ignore[method-assign]
 
     @property
     @abstractmethod
@@ -116,6 +129,24 @@ class Source:
 
     def __repr__(self) -> str:
         return f"Source({self.name!r}, npartitions={self.npartitions}, columns={self.columns!r})"
+
+
+def _timed_read(read: Any) -> Any:
+    """``read`` wrapped in the ``read`` phase, counting ``rows_read`` (no-ops outside a
+    profiled task; a partition reading another counts its rows once)."""
+
+    @functools.wraps(read)
+    def timed(self: Partition, *args: Any, **kwargs: Any) -> ReadResult:
+        outer = not in_phase("read")
+        with phase("read"):
+            result = read(self, *args, **kwargs)
+        if outer:
+            table = getattr(result, "table", result)
+            count("rows_read", int(getattr(table, "num_rows", 0)))
+        return result
+
+    timed._timed = True  # type: ignore[attr-defined]
+    return timed
 
 
 def read_labels(partition: Partition, columns: Sequence[str], labels: Sequence[str]) -> ReadResult:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
+from shardfit._measure import phase
 from shardfit.data.partition import Partition, ReadResult, read_labels
 from shardfit.design.fast_encoder import SplitDesign
 from shardfit.design.spec import DesignSpec
@@ -83,15 +84,16 @@ def encode_partition(
     the least-squares statistics multiply through its structure.
     """
     result = read_labels(partition, _columns_to_read(spec, need_response), tuple(spec.levels))
-    return encode_table(
-        spec,
-        result,
-        partition=partition,
-        missing=missing,
-        unseen=unseen,
-        need_response=need_response,
-        structured=structured,
-    )
+    with phase("encode"):  # of a profiled task (shardfit.profile)
+        return encode_table(
+            spec,
+            result,
+            partition=partition,
+            missing=missing,
+            unseen=unseen,
+            need_response=need_response,
+            structured=structured,
+        )
 
 
 def _columns_to_read(spec: DesignSpec, need_response: bool) -> list[str]:
@@ -133,16 +135,18 @@ def encode_blocks(
             table.slice(start, block_rows),
             skipped_rows=result.skipped_rows if start == 0 else 0,
         )
-        yield encode_table(
-            spec,
-            block,
-            partition=partition,
-            missing=missing,
-            unseen=unseen,
-            need_response=need_response,
-            structured=structured,
-            row_offset=start,
-        )
+        with phase("encode"):  # not across the yield: the caller's time is not encoding
+            chunk = encode_table(
+                spec,
+                block,
+                partition=partition,
+                missing=missing,
+                unseen=unseen,
+                need_response=need_response,
+                structured=structured,
+                row_offset=start,
+            )
+        yield chunk
 
 
 def encode_table(
@@ -450,7 +454,7 @@ def _checked_weights(
         row = int(row_index[int(np.flatnonzero(negative)[0])])
         raise DesignError(
             f"negative weight in partition {partition.key} ({partition.locate(row)}), "
-            f"column {spec.weights!r}: {weights[negative][0]!r}"
+            f"column {spec.weights!r}: {float(weights[negative][0])!r}"
         )
     return weights
 

@@ -52,6 +52,8 @@ from typing import Any, Self
 
 import numpy as np
 
+from shardfit._measure import count, phase
+
 __all__ = ["CacheRef", "PartitionCache", "cache_info", "drop_cache", "get_or_compute"]
 
 #: Share of the machine's memory all workers' in-memory caches may use together...
@@ -242,7 +244,7 @@ def get_or_compute(cache: CacheRef, key: str, compute: Callable[[], Encoded]) ->
     """
     with _lock:
         store = _stores.setdefault(cache.cache_id, _Store())
-    with store.lock:
+    with store.lock, phase("cache_load"):
         found = store.memory.get(key)
         if found is None and not store.dropped:
             # Ours, or spilled by another worker on this machine.
@@ -252,7 +254,9 @@ def get_or_compute(cache: CacheRef, key: str, compute: Callable[[], Encoded]) ->
                 store.spilled[key] = path
         if found is not None:
             store.hits += 1
+            count("cache_hit")  # for a profiled task (shardfit.profile)
             return found
+    count("cache_miss")
     value = compute()
     if not isinstance(value, dict) or not all(
         isinstance(array, np.ndarray) for array in value.values()
@@ -268,7 +272,9 @@ def get_or_compute(cache: CacheRef, key: str, compute: Callable[[], Encoded]) ->
             store.memory[key] = _frozen(value)
             return store.memory[key]
         try:
-            store.spilled[key] = _spill(cache, key, value)
+            with phase("cache_spill"):
+                store.spilled[key] = _spill(cache, key, value)
+            count("cache_spill")
         except OSError:
             # No room (or no place) for it on the worker's disk: this task uses the
             # value, and a later pass reads and encodes the partition again. Slower,

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from shardfit._measure import PeakWatch, TaskRecorder, TaskUsage, reset_peak, rss
 from shardfit.data.partition import Partition
 from shardfit.engine.blas import single_threaded_blas
 from shardfit.errors import DesignError, PartitionTaskError, ReadError, SchemaError
@@ -79,6 +80,8 @@ class Outcome:
         Seconds spent in the task, over all attempts.
     worker : str
         Where it ran (a Dask worker address, or ``host:pid``); used for affinity.
+    usage : TaskUsage or None
+        Phases, counts and memory of the task, when the pass was profiled.
     """
 
     index: int
@@ -89,6 +92,7 @@ class Outcome:
     attempts: int = 0
     elapsed: float = 0.0
     worker: str = ""
+    usage: TaskUsage | None = None
 
     @property
     def ok(self) -> bool:
@@ -138,6 +142,8 @@ def run_task(
     retries: int,
     *,
     remote: bool = True,
+    measure: bool = False,
+    shared: bool = False,
 ) -> Outcome:
     """Call ``task(partition)``, retrying up to ``retries`` times when it raises.
 
@@ -153,6 +159,12 @@ def run_task(
         Extra attempts after a failure (data errors are never retried).
     remote : bool
         Whether the outcome leaves this process; its error is then made picklable.
+    measure : bool
+        Record the task's phases and peak memory in ``Outcome.usage`` (profiled
+        passes; see :mod:`shardfit._measure`).
+    shared : bool
+        Whether other tasks may run in this process meanwhile (threads): the peak
+        memory is then the process's, flagged as such.
 
     Returns
     -------
@@ -160,6 +172,64 @@ def run_task(
         Never raises for an :class:`Exception`; ``KeyboardInterrupt`` and
         ``SystemExit`` propagate, since they stop the pass rather than a partition.
     """
+    if measure:
+        return _measured(task, partition, index, retries, remote=remote, shared=shared)
+    return _run(task, partition, index, retries, remote=remote)
+
+
+def _measured(
+    task: Callable[[Partition], Any],
+    partition: Partition,
+    index: int,
+    retries: int,
+    *,
+    remote: bool,
+    shared: bool,
+) -> Outcome:
+    """:func:`_run`, with the task's phases and peak memory in ``Outcome.usage``."""
+    # A Dask worker with several threads runs tasks side by side, like ``threads``.
+    exclusive = not (shared or _dask_threads() > 1) and reset_peak()
+    rss_start, _ = rss()
+    watch = PeakWatch().start()
+    try:
+        with TaskRecorder() as recorder:
+            outcome = _run(task, partition, index, retries, remote=remote)
+    except BaseException:  # KeyboardInterrupt, SystemExit: stop watching all the same
+        watch.stop()
+        raise
+    rss_end, peak = rss()
+    outcome.usage = TaskUsage(
+        phases=recorder.phases,
+        counts=recorder.counts,
+        rss_start=rss_start,
+        rss_end=rss_end,
+        peak_rss=watch.stop(peak),
+        peak_scope="task" if exclusive else "process",
+    )
+    return outcome
+
+
+def _dask_threads() -> int:
+    """Threads of the Dask worker running this task (0 outside Dask)."""
+    if "distributed" not in sys.modules:
+        return 0
+    from distributed import get_worker
+
+    try:
+        return int(get_worker().state.nthreads)
+    except (ValueError, AttributeError):  # not inside a Dask worker
+        return 0
+
+
+def _run(
+    task: Callable[[Partition], Any],
+    partition: Partition,
+    index: int,
+    retries: int,
+    *,
+    remote: bool,
+) -> Outcome:
+    """See :func:`run_task`."""
     elapsed = 0.0
     outcome = Outcome(index=index, worker=worker_identity())
     for attempt in range(1, retries + 2):

@@ -11,6 +11,7 @@ merge, for estimators that need each partition's result (per-partition fits).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,6 +21,7 @@ from shardfit.engine.backends import Job
 from shardfit.engine.blas import single_threaded_blas
 from shardfit.engine.checkpoint import CheckpointStore
 from shardfit.engine.merge import tree_merge
+from shardfit.engine.profile import note_driver, record_pass
 from shardfit.engine.progress import ProgressEvent, ProgressReporter, reporter
 from shardfit.engine.retries import Outcome
 from shardfit.engine.session import Session, session
@@ -59,12 +61,14 @@ def _execute(
         else None
     )
     results: dict[int, S] = store.load_many(mine) if store is not None else {}
+    recorder = record_pass(pass_name, backend)  # None unless a profile is active
     job = Job(
         task=task,
         partitions=source.partitions,
         indices=tuple(index for index in mine if index not in results),
         retries=retries,
         name=pass_name,
+        measure=recorder is not None,
     )
     show = reporter(progress)
 
@@ -88,10 +92,15 @@ def _execute(
     try:
         for done, index in enumerate(sorted(results), start=1):
             report(index, 0.0, done, from_checkpoint=True)
+            if recorder is not None:
+                recorder.add(source.partitions[index].key, results[index], None, index=index)
         if job.indices:
             outcomes = backend.run(job)
             try:
                 for outcome in outcomes:
+                    if recorder is not None:
+                        key = source.partitions[outcome.index].key
+                        recorder.add(key, outcome.value, outcome, index=outcome.index)
                     if not outcome.ok:
                         failure = outcome
                         break
@@ -103,6 +112,8 @@ def _execute(
                 outcomes.close()  # cancels what is left after a failure or interrupt
     finally:
         show.finish()
+        if recorder is not None:
+            recorder.finish(ok=failure is None and len(results) == len(mine))
     return backend.collect(results, failure, job)
 
 
@@ -218,6 +229,8 @@ def run_pass(
             checkpoint=checkpoint,
             pass_name=pass_name,
         )
+        started = time.perf_counter()
         with single_threaded_blas():  # merges round the same on every backend
             merged = tree_merge(results) if results is not None else None
+        note_driver("merge", time.perf_counter() - started)  # if profiling
         return sess.backend.share(merged) if allreduce else merged  # type: ignore[return-value]

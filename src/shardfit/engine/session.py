@@ -14,10 +14,12 @@ session once and hands it to every :func:`~shardfit.engine.run.run_pass`::
 
 from __future__ import annotations
 
+import time
 from types import TracebackType
 from typing import Any, Self
 
 from shardfit.engine.backends import Backend, resolve_backend
+from shardfit.engine.profile import note_driver
 
 __all__ = ["Session", "session"]
 
@@ -51,13 +53,17 @@ class Session:
     def open(self) -> Self:
         """Start the backend (idempotent)."""
         if not self.backend.is_open:
+            started = time.perf_counter()
             self.backend.open()
+            note_driver("backend_start", time.perf_counter() - started)  # if profiling
         return self
 
     def close(self) -> None:
         """Stop the backend if this session owns it."""
         if self.owned and self.backend.is_open:
+            started = time.perf_counter()
             self.backend.close()
+            note_driver("backend_stop", time.perf_counter() - started)  # if profiling
 
     def __enter__(self) -> Self:
         return self.open()

@@ -3,7 +3,7 @@
 Protocol on the worker's own duplex pipe, one request at a time:
 
 - the worker sends ``("ready", pid)`` once started;
-- ``("run", task_blob | None, index, partition_blob, retries)`` →
+- ``("run", task_blob | None, index, partition_blob, retries, measure)`` →
   ``("done", outcome)``, or ``("raise", error)`` for a ``KeyboardInterrupt`` or
   ``SystemExit`` raised by the task; ``task_blob`` is ``None`` when the worker already
   holds the pass's task (the driver keeps track), so a task is shipped once per
@@ -88,7 +88,7 @@ def worker_main(conn: Connection, threads: int | None) -> None:
             if not _reply(conn, ("called", answer)):
                 return
             continue
-        _, blob, index, partition_blob, retries = message
+        _, blob, index, partition_blob, retries, measure = message
         try:
             if blob is not None:
                 task = None  # never run a previous pass's task by mistake
@@ -101,7 +101,7 @@ def worker_main(conn: Connection, threads: int | None) -> None:
                 return
             continue
         try:
-            outcome = run_task(task, partition, index, retries, remote=True)
+            outcome = run_task(task, partition, index, retries, remote=True, measure=measure)
         except BaseException as error:  # KeyboardInterrupt / SystemExit from the task
             if not _reply(conn, ("raise", portable(error))):
                 return

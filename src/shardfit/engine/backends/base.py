@@ -44,6 +44,8 @@ class Job:
         Extra attempts for a task that raises.
     name : str
         The pass name, for task keys and messages.
+    measure : bool
+        Whether workers record each task's phases and peak memory (a profiled pass).
     """
 
     task: Callable[[Partition], Any]
@@ -51,6 +53,7 @@ class Job:
     indices: tuple[int, ...]
     retries: int
     name: str
+    measure: bool = False
 
 
 class Backend(ABC):

@@ -199,6 +199,7 @@ class DaskBackend(Backend):
                 partition,
                 index,
                 job.retries,
+                measure=job.measure,
                 key=f"{prefix}-{index}",
                 pure=False,
                 **placement,

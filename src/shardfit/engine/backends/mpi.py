@@ -84,7 +84,14 @@ class MPIBackend(Backend):
         """Run this rank's partitions in order."""
         for index in job.indices:
             # remote=True: a failure may have to travel to the other ranks.
-            yield run_task(job.task, job.partitions[index], index, job.retries, remote=True)
+            yield run_task(
+                job.task,
+                job.partitions[index],
+                index,
+                job.retries,
+                remote=True,
+                measure=job.measure,
+            )
 
     def share(self, value: Any) -> Any:
         """Broadcast rank 0's ``value`` to every rank."""

@@ -278,7 +278,7 @@ class ProcessesBackend(Backend):
             ) from error
         fresh = slot.token != token
         slot.index, slot.token = index, token
-        message = ("run", blob if fresh else None, index, partition_blob, job.retries)
+        message = ("run", blob if fresh else None, index, partition_blob, job.retries, job.measure)
         if not self._send(slot, message):
             slot.token = None  # the death is noticed when the pipe reports EOF
 

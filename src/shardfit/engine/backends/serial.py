@@ -37,4 +37,11 @@ class SerialBackend(Backend):
     def run(self, job: Job) -> Generator[Outcome, None, None]:
         """Run the partitions in order, here."""
         for index in job.indices:
-            yield run_task(job.task, job.partitions[index], index, job.retries, remote=False)
+            yield run_task(
+                job.task,
+                job.partitions[index],
+                index,
+                job.retries,
+                remote=False,
+                measure=job.measure,
+            )

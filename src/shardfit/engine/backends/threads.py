@@ -62,7 +62,14 @@ class ThreadsBackend(Backend):
         assert self._executor is not None
         pending: set[Future[Outcome]] = {
             self._executor.submit(
-                run_task, job.task, job.partitions[index], index, job.retries, remote=False
+                run_task,
+                job.task,
+                job.partitions[index],
+                index,
+                job.retries,
+                remote=False,
+                measure=job.measure,
+                shared=True,  # tasks share this process: its peak memory, flagged
             )
             for index in job.indices
         }
