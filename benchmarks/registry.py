@@ -11,6 +11,7 @@ from benchmarks.ensemble import CASES as ENSEMBLE
 from benchmarks.glm import CASES as GLM
 from benchmarks.linear import CASES as LINEAR
 from benchmarks.streaming import CASES as STREAMING
+from benchmarks.svd import CASES as SVD
 
 __all__ = ["CASES"]
 
@@ -25,4 +26,5 @@ CASES: dict[str, Case] = {
     **DISTRIBUTED,
     **STREAMING,
     **ENSEMBLE,
+    **SVD,
 }

@@ -59,6 +59,8 @@ _EXPORTS: dict[str, str] = {
     "LinearModel": "shardfit.models.linear",
     "ols": "shardfit.models.linear",
     "wls": "shardfit.models.linear",
+    "svd": "shardfit.models.svd",
+    "SVDResults": "shardfit.results.svd",
     "LinearResults": "shardfit.results.linear",
     "GLM": "shardfit.models.glm",
     "GeneralizedLinearModel": "shardfit.models.glm",
@@ -134,6 +136,7 @@ __all__ = [
     "ReadResult",
     "ResponseError",
     "RichProgress",
+    "SVDResults",
     "SchemaError",
     "Session",
     "ShardfitError",
@@ -184,6 +187,7 @@ __all__ = [
     "session",
     "simulate",
     "stream_fit",
+    "svd",
     "wls",
 ]
 
@@ -244,12 +248,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from shardfit.models.linear import OLS, LinearModel, ols, wls
     from shardfit.models.links import Link
     from shardfit.models.sumstats import SumstatsGroup, SumstatsModel
+    from shardfit.models.svd import svd
     from shardfit.results.glm import GLMResults
     from shardfit.results.io import load_results, save_results
     from shardfit.results.linear import LinearResults
     from shardfit.results.predict import PredictionOutput, PredictionResults
     from shardfit.results.regularized import DistributedResults, ElasticNetResults
     from shardfit.results.sumstats import SumstatsFitResult, SumstatsScanResult
+    from shardfit.results.svd import SVDResults
     from shardfit.streaming.hashing import HashingFeaturizer
     from shardfit.streaming.learners import FTRLClassifier, FTRLRegressor
     from shardfit.streaming.progressive import StreamResult

@@ -300,25 +300,6 @@ def test_errors(data) -> None:
 
 
 # -- backends ------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def processes():
-    with shardfit.session("processes", workers=2) as sess:
-        yield sess
-
-
-@pytest.fixture(scope="module")
-def dask_client():
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
-
-
 @pytest.mark.parametrize("backend_name", ["processes", "dask"])
 def test_backends_equal_statsmodels(data, backend_name, request) -> None:
     backend = request.getfixturevalue("processes" if backend_name == "processes" else "dask_client")

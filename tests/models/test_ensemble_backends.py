@@ -76,19 +76,6 @@ def serial(data, tmp_path_factory) -> StackingEnsembleRegressor:
     return _fit(*data, "serial", tmp_path_factory.mktemp("serial"))
 
 
-@pytest.fixture(scope="module")
-def dask_client():
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
-
-
 def test_processes_one_layer_equals_sklearn(data, tmp_path) -> None:
     X, y = data
     reference = StackingRegressor(first(), final_estimator=Ridge(alpha=0.5), cv=CV).fit(X, y)

@@ -50,12 +50,14 @@ def _kinds() -> dict[str, type]:
     from shardfit.results.glm import GLMResults
     from shardfit.results.linear import LinearResults
     from shardfit.results.regularized import DistributedResults, ElasticNetResults
+    from shardfit.results.svd import SVDResults
 
     return {
         "LinearResults": LinearResults,
         "GLMResults": GLMResults,
         "DistributedResults": DistributedResults,
         "ElasticNetResults": ElasticNetResults,
+        "SVDResults": SVDResults,
     }
 
 

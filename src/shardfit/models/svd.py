@@ -1,0 +1,228 @@
+"""Out-of-core SVD and PCA of a formula design: ``shardfit.svd``.
+
+One pass over the data. Each partition gives the TSQR factor
+(:class:`~shardfit.stats.tsqr.QRStatistic`) of ``sqrt(w) * [X | 1]``, merged along the
+engine's fixed tree; the driver then works on the small ``(p + 1) x (p + 1)`` factor:
+
+- uncentred (``center=False``): the leading ``p x p`` block ``R11`` is the ``R`` of
+  ``sqrt(w) X``, and ``X = Q R11`` gives the singular values and right singular vectors
+  of the design as those of ``R11``;
+- centred (PCA, ``center=True``): a QR of the factor with the ones column moved first
+  gives the ``R`` of ``sqrt(w) [1 | X]``, whose trailing block ``R22`` satisfies
+  ``R22' R22 = X'WX - (sum w) xbar xbar'``: the factor of the column-centred design,
+  with weighted means ``xbar``, without a second pass to find the means first.
+
+Every step is an orthogonal transformation or an SVD (LAPACK), so the result is
+backward stable: the singular values carry an absolute error of about ``eps`` times
+the largest (uncentred, when centring) column norm. Data far from zero lose
+``log10(|mean| / spread)`` digits in the centred singular values, as any method that
+reads the raw values once must.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from shardfit.data.partition import Partition
+from shardfit.data.resolve import as_source
+from shardfit.design.materialize import DesignChunk
+from shardfit.design.schema import learn_design
+from shardfit.design.spec import DesignSpec
+from shardfit.engine import run_pass, session
+from shardfit.engine.blas import single_threaded_blas
+from shardfit.errors import DesignError
+from shardfit.models.linear_tasks import LeastSquaresPass, fold_blocks
+from shardfit.results.svd import SVDResults, sign_flip
+from shardfit.results.svd_scores import check_positive_weights
+from shardfit.stats.transform import ColumnTransform
+from shardfit.stats.tsqr import QRStatistic, _r_factor
+
+__all__ = ["SVDTask", "svd"]
+
+Missing = Literal["drop", "raise"]
+
+
+@dataclass(frozen=True)
+class SVDTask:
+    """Encode a partition and accumulate the TSQR factor of ``sqrt(w) * [X | 1]``.
+
+    The ones column rides in the response slot of
+    :class:`~shardfit.stats.tsqr.QRStatistic`; the transform is the identity, so the
+    factor is of the raw design.
+    """
+
+    spec: DesignSpec
+    transform: ColumnTransform
+    missing: Missing
+
+    def fingerprint(self) -> str:
+        return f"svd-qr-{self.spec.fingerprint()}-{self.transform.fingerprint()}"
+
+    def __call__(self, partition: Partition) -> LeastSquaresPass:
+        def of_block(chunk: DesignChunk) -> QRStatistic:
+            if chunk.weights is not None:
+                check_positive_weights(chunk.weights, chunk.row_index, partition)
+            ones = np.ones(chunk.nrows)
+            return QRStatistic.of_chunk(chunk.X, ones, chunk.weights, self.transform)
+
+        return LeastSquaresPass(*fold_blocks(self.spec, partition, self.missing, of_block))
+
+
+def svd(
+    formula: str,
+    data: Any,
+    *,
+    center: bool = False,
+    weights: str | None = None,
+    missing: Missing = "drop",
+    max_levels: int = 10_000,
+    backend: Any = None,
+    workers: int | None = None,
+    checkpoint: str | None = None,
+    progress: bool = False,
+) -> SVDResults:
+    """Singular value decomposition (or PCA) of a formula's design matrix, out of core.
+
+    One pass over the data: each partition's rows are encoded with the design learned
+    in the schema pass and reduced to a small triangular factor (TSQR); the SVD of the
+    merged factor gives the singular values and right singular vectors of the whole
+    design exactly (backward stable, no normal equations). Results are bitwise the
+    same on every backend for a given partitioning.
+
+    Parameters
+    ----------
+    formula : str
+        A right-hand-side formulaic formula, e.g. ``"0 + a + b + d:c + C(cat1)"``,
+        applied identically to every partition. Without ``0 +`` the design has an
+        intercept column, which the SVD treats as any other column. Formula strings
+        are code: they are evaluated as Python, so never pass one from an untrusted
+        source.
+    data : Source, path, glob, pandas.DataFrame or pyarrow.Table
+        The data.
+    center : bool
+        ``True`` for PCA: the SVD of the column-centred design (weighted means with
+        ``weights``), still in one pass (see :mod:`shardfit.models.svd`).
+    weights : str, optional
+        A column of positive row weights: the SVD is of ``sqrt(w) * X`` (centred
+        about the weighted means). A non-positive weight raises naming its partition
+        and row.
+    missing : {"drop", "raise"}
+        Rows missing a value the design needs are dropped and counted
+        (``rows_dropped``), or raise naming the first one.
+    max_levels : int
+        The most levels a categorical may have.
+    backend, workers, progress
+        Where the pass runs (see :func:`shardfit.engine.run_pass`); the default is
+        local processes, so a script calling this needs ``if __name__ == "__main__":``.
+    checkpoint : str, optional
+        A directory keeping each partition's factor as it completes, so a rerun after
+        an interruption computes only what is missing.
+
+    Returns
+    -------
+    SVDResults
+        Singular values, components (the rows of ``Vt``), explained variances, rank,
+        and out-of-core scores through :meth:`SVDResults.transform`.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, shardfit
+    >>> df = pd.DataFrame({"a": [1.0, 2.0, 4.0, 7.0], "b": [1.0, 0.0, 1.0, 3.0]})
+    >>> res = shardfit.svd("0 + a + b", df, center=True, backend="serial")
+    >>> res.rank
+    2
+    """
+    if missing not in ("drop", "raise"):
+        raise ValueError(
+            f"The 'missing' parameter of svd must be 'drop' or 'raise'. Got {missing!r}."
+        )
+    if not isinstance(center, bool):
+        raise TypeError(f"The 'center' parameter of svd must be a bool. Got {center!r}.")
+    if "~" in formula.strip().lstrip("~"):  # '~ a + b' is a right-hand side alone
+        raise ValueError(
+            f"svd takes a right-hand-side formula (no response), e.g. '0 + a + b'. Got {formula!r}."
+        )
+    source = as_source(data)
+    with session(backend, workers=workers) as sess, single_threaded_blas():
+        learned = learn_design(
+            formula,
+            source,
+            weights=weights,
+            missing=missing,
+            max_levels=max_levels,
+            summaries="levels",
+            backend=sess,
+            progress=progress,
+        )
+        spec = learned.spec
+        p = len(spec.column_names)
+        if p == 0:
+            raise DesignError(f"formula {formula!r} gives a design with no columns")
+        transform = ColumnTransform((0.0,) * (p + 1), (1.0,) * (p + 1), spec.dense_columns())
+        merged: LeastSquaresPass = run_pass(
+            SVDTask(spec, transform, missing),
+            source,
+            backend=sess,
+            progress=progress,
+            checkpoint=checkpoint,
+            pass_name="svd-qr",
+            allreduce=True,
+        )
+        assert isinstance(merged.core, QRStatistic)
+        totals = merged.core.totals
+        if totals.nobs == 0:
+            raise DesignError(
+                f"no rows of {source.name!r} have every value the design needs "
+                f"({merged.counts.read:,} rows read, all dropped for missing values)"
+            )
+        factor, mean, largest_norm = _design_factor(merged.core, center)
+        s, vt = _svd_of_factor(factor, min(totals.nobs, p))
+    # numpy.linalg.matrix_rank's default tolerance, with the largest raw column norm in
+    # place of s_max when centring: rounding errors scale with the raw values.
+    tolerance = float(max(s[0] if s.size else 0.0, largest_norm) * max(totals.nobs, p))
+    tolerance *= float(np.finfo(np.float64).eps)
+    return SVDResults(
+        names=spec.column_names,
+        singular_values_array=s,
+        components_array=vt,
+        nobs=int(totals.nobs),
+        sum_weights=float(totals.sum_weights),
+        mean_array=mean,
+        center=center,
+        weighted=weights is not None,
+        tolerance=tolerance,
+        rows_read=int(merged.counts.read),
+        rows_dropped=dict(merged.counts.dropped),
+        rows_skipped=int(merged.counts.skipped),
+        formula=formula,
+        data_name=source.name,
+        spec=spec,
+    )
+
+
+def _design_factor(stat: QRStatistic, center: bool) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """The ``p x p`` factor of the (centred) weighted design, the weighted column means
+    when centring, and the largest raw column norm of ``sqrt(w) X``."""
+    r = stat.full_r()  # of sqrt(w) [X | 1]
+    p = r.shape[1] - 1
+    # ||R e_j|| = ||Z e_j||: the raw column norms, for the rank tolerance.
+    largest_norm = float(np.max(np.linalg.norm(r[:, :p], axis=0))) if p else 0.0
+    if not center:
+        return r[:p, :p].copy(), None, largest_norm
+    # [1 | X] = [X | 1] P = Q (R P) = (Q Q2) R2 with R P = Q2 R2: orthogonal steps only.
+    moved = np.asfortranarray(r[:, [p, *range(p)]])
+    r2 = np.zeros((p + 1, p + 1))
+    r2[: min(p + 1, moved.shape[0])] = _r_factor(moved, p + 1)
+    totals = stat.totals
+    mean = np.asarray(totals.sums[:p], dtype=np.float64) / float(totals.sum_weights)
+    return r2[1:, 1:].copy(), mean, largest_norm
+
+
+def _svd_of_factor(factor: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` largest singular values and right singular vectors of ``factor``, with
+    scikit-learn's sign convention (see :func:`~shardfit.results.svd.sign_flip`)."""
+    _, s, vt = np.linalg.svd(factor, full_matrices=False)
+    return s[:k].copy(), sign_flip(vt[:k].copy())
