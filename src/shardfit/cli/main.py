@@ -18,6 +18,7 @@ _COMMANDS: dict[str, str] = {
     "schema": "shardfit.cli.schema_cmd",
     "demo": "shardfit.cli.demo_cmd",
     "fit": "shardfit.cli.fit_cmd",
+    "svd": "shardfit.cli.svd_cmd",
     "predict": "shardfit.cli.predict_cmd",
     "search": "shardfit.cli.search_cmd",
     "best": "shardfit.cli.best_cmd",
