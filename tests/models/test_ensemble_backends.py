@@ -197,12 +197,15 @@ def test_keyboard_interrupt_in_a_fit_cleans_up(data, tmp_path, backend) -> None:
 
 
 SIGINT_SCRIPT = """
+import faulthandler
+import signal
 import sys
 import numpy as np
 from shardfit.models._ensemble_testing import SleepingRegressor
 from shardfit.models.ensemble import StackingEnsembleClassifier, StackingEnsembleRegressor
 
 if __name__ == "__main__":
+    faulthandler.register(signal.SIGUSR1)  # the test asks where it hangs, if it does
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(60, 3)), rng.normal(size=60)
     StackingEnsembleRegressor(
@@ -227,7 +230,16 @@ def test_sigint_to_the_driver_removes_the_shared_inputs(tmp_path) -> None:
         assert any(cache_dir.glob("*/layer0_X.npy"))
         time.sleep(1.0)  # the workers are in their 60 s fits
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
+        try:
+            # Seconds normally (1.7-3 s at a load of 5); a swallowed interrupt would let
+            # the 60 s fits finish and exit 0, which the asserts below refuse.
+            _, stderr = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)  # faulthandler: every thread's stack
+            time.sleep(1.0)
+            proc.kill()
+            _, stderr = proc.communicate()
+            pytest.fail(f"the driver did not stop after SIGINT:\n{stderr.decode()[-4000:]}")
     finally:
         if proc.poll() is None:
             proc.kill()
