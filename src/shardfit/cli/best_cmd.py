@@ -22,6 +22,7 @@ def _short(params: dict[str, Any]) -> str:
 def print_best(store: str | Path, n: int, *, file: IO[str], as_json: bool = False) -> None:
     """Print the ``n`` best configurations of ``store`` (a table, or JSON lines)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from shardfit.streaming.store import open_store
@@ -52,7 +53,7 @@ def print_best(store: str | Path, n: int, *, file: IO[str], as_json: bool = Fals
             f"{r.benchmark:.6g}",
             f"{r.improvement:.2%}",
             f"{r.rows:,}",
-            _short(r.params),
+            escape(_short(r.params)),  # column names are data, not rich markup
         )
     Console(file=file, width=160).print(table)
 

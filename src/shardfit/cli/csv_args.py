@@ -2,12 +2,15 @@
 
 ``--delimiter``, ``--column-type NAME=TYPE``, ``--null-values``,
 ``--newlines-in-values`` and ``--skip-bad-lines`` are :func:`shardfit.read_csv`'s
-arguments; any of them reads DATA as CSV whatever its extension.
+arguments; any of them reads DATA as CSV whatever its extension (tab-separated when
+the name ends in ``.tsv``, compressed or not, unless ``--delimiter`` says otherwise),
+except a binary format's (Parquet, HDF5, Zarr, ``.npy``, a directory), refused.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 __all__ = ["add_column_type_argument", "add_csv_arguments", "column_type", "source_of"]
@@ -36,13 +39,20 @@ def add_column_type_argument(container: Any) -> None:
 def add_csv_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the CSV reading options to ``parser``."""
     group = parser.add_argument_group("CSV data (any of these reads DATA as CSV)")
-    group.add_argument("--delimiter", default=None, metavar="CHAR", help="field delimiter (,)")
+    group.add_argument(
+        "--delimiter",
+        default=None,
+        metavar="CHAR",
+        help="field delimiter (default: , or, for .tsv data, a tab; '\\t' or tab: a tab)",
+    )
     add_column_type_argument(group)
     group.add_argument(
         "--null-values",
         default=None,
         metavar="A,B",
-        help="comma-separated strings read as missing (default: pyarrow's, such as NA)",
+        help="comma-separated strings read as missing, besides an empty field (default: "
+        "pyarrow's, such as NA); "
+        "a list starting with '-' needs '=': --null-values=-999,.",
     )
     group.add_argument(
         "--newlines-in-values",
@@ -56,10 +66,53 @@ def add_csv_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _default_delimiter(data: str) -> str:
+    """Tab for ``.tsv`` data (compressed or not), as :func:`shardfit.as_source` reads it."""
+    name = data.rstrip("/\\").lower()
+    for codec in (".gz", ".bz2", ".zst", ".lz4", ".br"):
+        name = name.removesuffix(codec)
+    return "\t" if name.endswith(".tsv") else ","
+
+
+# Formats that are never text: reading one as CSV prints its bytes in the error.
+_BINARY = {
+    ".parquet": "Parquet data",
+    ".pq": "Parquet data",
+    ".h5": "HDF5 data",
+    ".hdf5": "HDF5 data",
+    ".hdf": "HDF5 data",
+    ".zarr": "Zarr data",
+    ".npy": "NumPy .npy data",
+}
+_FLAGS = {
+    "delimiter": "--delimiter",
+    "column_types": "--column-type",
+    "null_values": "--null-values",
+    "newlines_in_values": "--newlines-in-values",
+    "on_bad_lines": "--skip-bad-lines",
+}
+
+
+def _refuse_binary(data: str, options: dict[str, Any]) -> None:
+    """A CSV option on Parquet (HDF5, Zarr, .npy) data is a mistake, not a request to
+    parse its bytes as text."""
+    name = data.rstrip("/\\").lower()
+    kind = next((k for suffix, k in _BINARY.items() if name.endswith(suffix)), None)
+    if kind is None and os.path.isdir(data):
+        kind = "a directory, read as Parquet (a glob such as DIR/*.csv reads CSV files)"
+    if kind is None:
+        return
+    given = ", ".join(_FLAGS[key] for key in options)
+    verb = "is a CSV option" if len(options) == 1 else "are CSV options"
+    raise ValueError(f"{given} {verb}, but {data} is {kind}; leave {given} out")
+
+
 def _csv_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if args.delimiter is not None:
-        options["delimiter"] = args.delimiter
+        # A shell passes '\t' as two characters; it means a tab, as in R and pandas.
+        tab = args.delimiter in ("\\t", "tab", "TAB")
+        options["delimiter"] = "\t" if tab else args.delimiter
     if args.column_type:
         options["column_types"] = dict(args.column_type)
     if args.null_values is not None:
@@ -78,6 +131,9 @@ def source_of(args: argparse.Namespace, partition_rows: int | None = None) -> An
         from shardfit.data.resolve import as_source
 
         return as_source(args.data, partition_rows=partition_rows)
+    _refuse_binary(args.data, options)
     from shardfit.data.csv import read_csv
 
+    # Without --delimiter a .tsv stays tab-separated: a CSV option must not change it.
+    options.setdefault("delimiter", _default_delimiter(args.data))
     return read_csv(args.data, partition_rows=partition_rows, **options)

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shardfit.cli.fit_cmd import _positive
+
 __all__ = ["add_parser", "run"]
 
 
@@ -25,15 +27,24 @@ def add_parser(subparsers: Any) -> None:
         help="simulate a regression data set and fit it out of core (the main job)",
         description="Simulate linreg data, fit WLS out of core, print the summary.",
     )
-    parser.add_argument("--rows", type=int, default=2_000_000)
-    parser.add_argument("--partition-rows", type=int, default=250_000)
+    parser.add_argument("--rows", type=_positive, default=2_000_000)
+    parser.add_argument("--partition-rows", type=_positive, default=250_000)
     parser.add_argument("--backend", default=None, help="default: processes")
-    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--workers", type=_positive, default=None)
     parser.add_argument("--keep", default=None, help="keep the simulated data in this folder")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``shardfit demo``; a user's mistake is a one-line error and status 2."""
+    try:
+        return _run(args)
+    except (OSError, ValueError) as error:
+        print(f"shardfit demo: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     from shardfit.data.parquet import read_parquet
     from shardfit.data.simulate import default_formula, simulate, true_params
     from shardfit.models.linear import wls

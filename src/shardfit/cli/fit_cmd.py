@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -109,7 +110,13 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("data", help="a file, directory or glob (CSV, Parquet, HDF5, Zarr, .npy)")
     parser.add_argument("formula", help='e.g. "y ~ x1 + np.log(x2) + C(g)"')
-    parser.add_argument("--weights", default=None, metavar="COL", help="weights column (WLS)")
+    parser.add_argument(
+        "--weights",
+        default=None,
+        metavar="COL",
+        help="weights column: WLS, or with --family the GLM's variance weights "
+        "(statsmodels' var_weights)",
+    )
     parser.add_argument(
         "--cov",
         type=parse_cov,
@@ -156,7 +163,7 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         metavar="NAME",
         help="GLM link: logit, probit, cloglog, log, identity, inverse, inverse_squared, "
-        "sqrt (default: the family's canonical link)",
+        "inverse_power, sqrt (default: the family's canonical link)",
     )
     parser.add_argument("--offset", default=None, metavar="COL", help="GLM offset column")
     parser.add_argument(
@@ -283,6 +290,14 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    folder = os.path.dirname(os.path.abspath(args.out)) if args.out else None
+    if folder is not None and not os.path.isdir(folder):
+        # Say so before a long fit, not after it, and name the user's path, not a temp file.
+        print(
+            f"shardfit fit: error: cannot save the results to {args.out}: no such folder {folder}",
+            file=sys.stderr,
+        )
+        return 2
     try:
         context = FitContext(
             source=source_of(args, args.partition_rows),
@@ -291,8 +306,14 @@ def run(args: argparse.Namespace) -> int:
             progress=sys.stderr.isatty() if args.progress is None else args.progress,
         )
         profiling = getattr(args, "profile", False)
-        with _profiler(profiling) as prof:
-            results = fitter(args, context)
+        prof = None
+        try:
+            with _profiler(profiling) as prof:
+                results = fitter(args, context)
+        except BaseException:
+            if prof is not None:  # the passes before the failure are what was asked for
+                print(prof.summary(), file=sys.stderr)
+            raise
         print(results.summary())
         if profiling:
             print()

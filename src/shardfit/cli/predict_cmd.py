@@ -45,7 +45,12 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         help="add the standard error and interval bounds of the mean (or of a new observation)",
     )
-    parser.add_argument("--alpha", type=_alpha, default=0.05, help="intervals at 1 - alpha")
+    parser.add_argument(
+        "--alpha",
+        type=_alpha,
+        default=None,
+        help="with --interval: intervals at 1 - alpha (default 0.05)",
+    )
     parser.add_argument(
         "--which",
         choices=("mean", "linear"),
@@ -74,6 +79,14 @@ def run(args: argparse.Namespace) -> int:
     from shardfit.results.predict import PredictionOutput
 
     started = time.perf_counter()
+    if args.alpha is not None and args.interval is None:
+        # Without an interval the level would be silently ignored.
+        print(
+            "shardfit predict: error: --alpha sets the level of an interval; add "
+            "--interval confidence (or prediction)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         results = load_results(args.results)
         # Each kind predicts its own way (a GLM's mean is the inverse link of x'b).
@@ -96,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
                 source,
                 out=args.out,
                 interval=args.interval,
-                alpha=args.alpha,
+                alpha=0.05 if args.alpha is None else args.alpha,
                 unseen=args.unseen,
                 backend=backend_of(args),
                 workers=args.workers,

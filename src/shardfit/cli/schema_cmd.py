@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from shardfit.cli.csv_args import add_csv_arguments, source_of
+from shardfit.cli.fit_cmd import _positive
 from shardfit.cli.render import render_learned_design, render_summary
 
 __all__ = ["add_parser", "run"]
@@ -25,16 +26,28 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("data", help="a file, directory or glob (CSV, Parquet, HDF5, Zarr, .npy)")
     parser.add_argument("formula", nargs="?", default=None, help='e.g. "y ~ x1 + C(g)"')
-    parser.add_argument("--max-levels", type=int, default=10_000, help="categorical level cap")
+    parser.add_argument(
+        "--max-levels", type=_positive, default=10_000, help="categorical level cap"
+    )
     parser.add_argument("--missing", choices=["drop", "raise"], default="drop")
     parser.add_argument("--backend", default=None, help="serial, threads, processes, dask, mpi")
-    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--workers", type=_positive, default=None, metavar="N")
     parser.add_argument("--json", dest="json_out", default=None, help="write the design spec here")
     add_csv_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``shardfit schema``; a user's mistake is a one-line error and status 2."""
+    try:
+        return _run(args)
+    except (OSError, ValueError) as error:
+        # A bad --backend, an unwritable --json: say so, as the other commands do.
+        print(f"shardfit schema: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     from shardfit.design.schema import learn_design, schema_pass
 
     source = source_of(args)

@@ -468,11 +468,13 @@ def type_hint(column: str, detail: str, schema: pa.Schema) -> str:
         else:
             return (
                 f"; the column was read as integers, pass column_types={{{column!r}: "
-                "'float64'} to read it as floats."
+                f"'float64'}} to read it as floats (command line: --column-type "
+                f"{column}=float64)."
             )
     return (
         f"; pass column_types={{{column!r}: 'string'}} to read the column as text, "
-        "or on_bad_lines='skip' to drop such lines."
+        "or on_bad_lines='skip' to drop such lines (command line: --column-type "
+        f"{column}=string, --skip-bad-lines)."
     )
 
 

@@ -75,7 +75,8 @@ def read_csv(
         Types that override inference, e.g. ``{"x": "float64", "id": "string"}``.
     null_values : sequence of str, optional
         Markers of a missing value. Default: pyarrow's list (``""``, ``"NA"``,
-        ``"NULL"``, ``"NaN"``, ...). An empty field of a string column is null too.
+        ``"NULL"``, ``"NaN"``, ...). An empty field is missing too, in a column of any
+        type, whether or not ``""`` is among the markers (as in R and pandas).
     quote_char : str or None
         The quoting character (a doubled one inside quotes is literal); ``None``: none.
     newlines_in_values : bool
@@ -124,9 +125,10 @@ def read_csv(
     if column_names is not None and len(set(column_names)) != len(column_names):
         raise ValueError(f"The 'column_names' of read_csv repeat a name: {list(column_names)}.")
     files, name = lines.resolve_paths(path_or_glob)
-    if null_values is None:
-        null_values = list(pacsv.ConvertOptions().null_values)
-        null_values += [""] if "" not in null_values else []
+    null_values = list(pacsv.ConvertOptions().null_values if null_values is None else null_values)
+    # An empty field is missing whatever the markers: without this, null_values=["-999"]
+    # made a numeric column with an empty cell a text column, then a categorical.
+    null_values += [""] if "" not in null_values else []
     options = CsvOptions(
         delimiter=delimiter,
         quote_char=quote_char,

@@ -35,9 +35,21 @@ __all__ = ["NpyPartition", "read_npy"]
 PathArg = str | os.PathLike[str]
 
 
+_MAGIC = b"\x93NUMPY"
+
+
 def _open(path: str) -> np.ndarray:
     """Memory-map ``path``; a ReadError says why when it cannot be."""
     try:
+        with open(path, "rb") as handle:
+            magic = handle.read(len(_MAGIC))
+        if magic != _MAGIC:
+            # np.load takes any other file for a pickle and says it holds "pickled
+            # (object) data", which misleads about a text file or an .npz.
+            raise ReadError(
+                f"cannot read {path} as a .npy file: it does not start with NumPy's "
+                "magic string (write it with numpy.save)"
+            )
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as e:
         raise ReadError(f"cannot memory-map {path}: {e}") from e

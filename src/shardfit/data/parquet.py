@@ -14,6 +14,7 @@ import glob
 import itertools
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,6 +200,33 @@ def _expand(item: PathArg) -> list[str]:
     return [text]
 
 
+def _hive_keys(root: Path, files: list[str]) -> list[str]:
+    """The keys of a directory partitioned Hive-style (``year=2020/part-0.parquet``)."""
+    return sorted(
+        {
+            part.split("=", 1)[0]
+            for f in files
+            for part in Path(f).relative_to(root).parts[:-1]
+            if "=" in part and not part.startswith("=")
+        }
+    )
+
+
+def _warn_hive_keys(root: Path, keys: list[str]) -> None:
+    """Warn that Hive-style partition keys (in folder names, not stored in the files)
+    are not columns of the source: ``pyarrow.parquet.read_table`` and pandas add them,
+    so they would be lost without a word."""
+    shown = ", ".join(repr(k) for k in keys)
+    verb = "is not a column" if len(keys) == 1 else "are not columns"
+    warnings.warn(
+        f"directory {root} is partitioned Hive-style ({keys[0]}=...): read_parquet "
+        f"reads the columns stored in the files, so {shown} (in folder names only) "
+        f"{verb} of this source; write them into the files to use them",
+        UserWarning,
+        stacklevel=3,  # read_parquet's caller
+    )
+
+
 def _columns_mismatch(first: str, schema0: pa.Schema, other: str, schema: pa.Schema) -> str | None:
     """Describe how the column names of ``schema`` (of ``other``) differ from those of
     ``schema0`` (of ``first``); their types are unified separately."""
@@ -274,7 +302,13 @@ def read_parquet(
         if isinstance(path_or_dir_or_glob, str | os.PathLike)
         else list(path_or_dir_or_glob)
     )
-    files = [os.path.abspath(f) for item in items for f in _expand(item)]
+    files: list[str] = []
+    hive: list[tuple[Path, list[str]]] = []
+    for item in items:
+        expanded = _expand(item)
+        if Path(item).is_dir():
+            hive.append((Path(item), _hive_keys(Path(item), expanded)))
+        files.extend(os.path.abspath(f) for f in expanded)
     if not files:
         raise ReadError("read_parquet was given an empty list of paths")
     root = os.path.commonpath([os.path.dirname(f) for f in files])
@@ -286,6 +320,10 @@ def read_parquet(
             raise ReadError(f"Parquet files disagree: {problem}")
     unified = unify_file_schemas([f.path for f in footers], [f.schema for f in footers])
     conflicts = tuple(unified.conflicts.items())
+    for directory, keys in hive:
+        lost = [key for key in keys if key not in schema0.names]
+        if lost:  # a key the files also store is a column all the same
+            _warn_hive_keys(directory, lost)
 
     partitions: list[Partition] = []
     total = 0

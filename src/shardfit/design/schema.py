@@ -348,7 +348,12 @@ def learn_design(
         if is_categorical_type(types[name]) and name not in categorical:
             raise DesignError(
                 f"the response column {name!r} holds labels ({types[name]}), not numbers; "
-                "code it as numbers (a binomial response as 0/1) before fitting"
+                "code it as numbers (a binomial response as 0/1) before fitting. If it is "
+                "numbers but for a few tokens that made a reader type it as text, give its "
+                f"type (column_types={{{name!r}: 'float64'}} when reading a CSV, "
+                f"--column-type {name}=float64 on the command line: the reader then names "
+                "the line of each such token) or declare them missing (null_values=[...], "
+                "--null-values)"
             )
     if summaries == "levels":
         summarized = tuple(

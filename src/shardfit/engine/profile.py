@@ -12,6 +12,10 @@ run inside them, and profiles opened in two threads each see their own thread's
 passes. A pass run in a thread started inside the block is collected only if the
 thread runs in a copy of the block's context (``contextvars.copy_context().run``).
 
+Under MPI each rank measures its own partitions and the ranks exchange the records at
+the end of each pass (a collective), so every rank's profile holds the whole pass;
+every rank must open the profile, as every rank runs the same program.
+
 The tables, text summary and JSON are in :mod:`shardfit.engine.profile_report`.
 """
 
@@ -71,8 +75,10 @@ class TaskProfile:
     attempts : int
         How many times the task was called.
     phases : dict of str to float
-        Seconds per phase (``read``, ``encode``, ``cache_load``, ``cache_spill``,
-        a task's own); the rest of ``elapsed`` is ``compute``.
+        Seconds per phase (``load``: unpickling the task and partition on a
+        ``processes`` worker, which imports the task's modules the first time;
+        ``read``, ``encode``, ``cache_load``, ``cache_spill``, a task's own); the rest
+        of ``elapsed`` is ``compute``.
     counts : dict of str to int
         Events such as ``cache_hit``, ``cache_miss``, ``cache_spill``.
     rss_start, rss_end, peak_rss : int or None
@@ -212,6 +218,7 @@ class PassRecorder:
         self._profiles = profiles
         self._name = name
         self._backend = backend.describe()
+        self._gather = backend.gather_tasks
         self._workers = backend.nworkers
         self._tasks: list[TaskProfile] = []
         self._started = time.perf_counter()
@@ -229,7 +236,10 @@ class PassRecorder:
             key=key,
             worker=outcome.worker if outcome is not None else "",
             rows=int(rows) if rows is not None else None,
-            elapsed=outcome.elapsed if outcome is not None else 0.0,
+            # "load" (unpickling the task on a processes worker) precedes the task's clock.
+            elapsed=(outcome.elapsed + (usage.phases.get("load", 0.0) if usage else 0.0))
+            if outcome is not None
+            else 0.0,
             attempts=outcome.attempts if outcome is not None else 0,
             from_checkpoint=outcome is None,
             ok=outcome is None or outcome.ok,
@@ -246,18 +256,39 @@ class PassRecorder:
             )
         self._tasks.append(task)
 
-    def finish(self, *, ok: bool) -> None:
-        """The pass ended: give it to every profile."""
+    def finish(self, *, ok: bool, gather: bool = True) -> None:
+        """The pass ended: give it to every profile.
+
+        ``gather``: collect the tasks of every process first (MPI ranks each run their
+        own share; see :meth:`Backend.gather_tasks`). Off when this process is leaving
+        the pass by an exception, since the other processes may never get there.
+        """
         wall = time.perf_counter() - self._started
-        tasks = sorted(self._tasks, key=lambda task: task.partition)
+        tasks = self._gather(self._tasks) if gather else self._tasks
+        tasks = sorted(tasks, key=lambda task: task.partition)
         for prof in self._profiles:
             prof._add_pass(self._name, self._backend, self._workers, wall, tasks, ok)
 
 
-def record_pass(name: str, backend: Backend) -> PassRecorder | None:
-    """A recorder for a pass starting now, or ``None`` when no profile is active."""
+#: The longest a profiled pass waits for starting workers before its clock starts.
+_READY_TIMEOUT = 120.0
+
+
+def record_pass(name: str, backend: Backend, *, computing: bool = True) -> PassRecorder | None:
+    """A recorder for a pass starting now, or ``None`` when no profile is active.
+
+    When the pass will run tasks (``computing``; not when a checkpoint has every
+    partition), workers still starting (the processes backend spawns them without
+    waiting) are waited for first and counted as ``backend_start``: otherwise their
+    start, one or two seconds, showed as the first pass's wall time.
+    """
     profiles = _active.get()
-    return PassRecorder(profiles, name, backend) if profiles else None
+    if not profiles:
+        return None
+    started = time.perf_counter()
+    if computing and backend.wait_ready(_READY_TIMEOUT):
+        note_driver("backend_start", time.perf_counter() - started)
+    return PassRecorder(profiles, name, backend)
 
 
 def note_driver(name: str, seconds: float) -> None:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 __all__ = ["phase_names", "profile_dict", "summary_text", "tasks_frame"]
 
 #: The engine's own phases, in the order tables show them; others follow by name.
-ENGINE_PHASES = ("read", "encode", "cache_load", "cache_spill")
+ENGINE_PHASES = ("load", "read", "encode", "cache_load", "cache_spill")
 #: Shorter column titles for the text table.
 _TITLES = {"cache_load": "cache", "cache_spill": "spill"}
 

@@ -61,7 +61,8 @@ def _execute(
         else None
     )
     results: dict[int, S] = store.load_many(mine) if store is not None else {}
-    recorder = record_pass(pass_name, backend)  # None unless a profile is active
+    computing = any(index not in results for index in mine)
+    recorder = record_pass(pass_name, backend, computing=computing)  # None unless profiling
     job = Job(
         task=task,
         partitions=source.partitions,
@@ -88,6 +89,7 @@ def _execute(
         show.update(event)
 
     failure: Outcome | None = None
+    finished = False  # False while leaving by an exception: no collective then
     show.start(pass_name, len(mine))
     try:
         for done, index in enumerate(sorted(results), start=1):
@@ -110,10 +112,12 @@ def _execute(
                     report(outcome.index, outcome.elapsed, len(results), from_checkpoint=False)
             finally:
                 outcomes.close()  # cancels what is left after a failure or interrupt
+        finished = True
     finally:
         show.finish()
         if recorder is not None:
-            recorder.finish(ok=failure is None and len(results) == len(mine))
+            ok = failure is None and len(results) == len(mine)
+            recorder.finish(ok=ok, gather=finished)
     return backend.collect(results, failure, job)
 
 

@@ -235,7 +235,11 @@ class GeneralizedLinearModel:
             if nobs == 0:
                 raise DesignError(
                     f"no rows of {source.name!r} have every value the model needs "
-                    f"({prepared.counts.read:,} rows read, all dropped for missing values)"
+                    + (
+                        f"({prepared.counts.read:,} rows read, all dropped for missing values)"
+                        if prepared.counts.read
+                        else "(it has no rows)"
+                    )
                 )
             intercept = _intercept(spec, prepared)
             first = None

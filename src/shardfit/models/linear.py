@@ -354,7 +354,11 @@ def _column_transform(
     else:
         raise DesignError(
             f"no rows of {source.name!r} have every value the model needs "
-            f"({rows_read:,} rows read, all dropped for missing values)"
+            + (
+                f"({rows_read:,} rows read, all dropped for missing values)"
+                if rows_read
+                else "(it has no rows)"
+            )
         )
     spread = np.where(moments.std > 0, moments.std, 1.0)
     magnitude = np.where(moments.std > 0, spread, np.maximum(np.abs(moments.mean), 1.0))
@@ -376,7 +380,11 @@ def _check_rows_used(main: LeastSquaresPass, source: Source) -> None:
     if main.core.nobs == 0:  # type: ignore[union-attr]
         raise DesignError(
             f"no rows of {source.name!r} have every value the model needs "
-            f"({main.counts.read:,} rows read, all dropped for missing values)"
+            + (
+                f"({main.counts.read:,} rows read, all dropped for missing values)"
+                if main.counts.read
+                else "(it has no rows)"
+            )
         )
 
 

@@ -209,7 +209,7 @@ def _design_factor(stat: QRStatistic, center: bool) -> tuple[np.ndarray, np.ndar
     r = stat.full_r()  # of sqrt(w) [X | 1]
     p = r.shape[1] - 1
     # ||R e_j|| = ||Z e_j||: the raw column norms, for the rank tolerance.
-    largest_norm = float(np.max(np.linalg.norm(r[:, :p], axis=0))) if p else 0.0
+    largest_norm = _largest_column_norm(r[:, :p])
     if not center:
         return r[:p, :p].copy(), None, largest_norm
     # [1 | X] = [X | 1] P = Q (R P) = (Q Q2) R2 with R P = Q2 R2: orthogonal steps only.
@@ -219,6 +219,21 @@ def _design_factor(stat: QRStatistic, center: bool) -> tuple[np.ndarray, np.ndar
     totals = stat.totals
     mean = np.asarray(totals.sums[:p], dtype=np.float64) / float(totals.sum_weights)
     return r2[1:, 1:].copy(), mean, largest_norm
+
+
+def _largest_column_norm(a: np.ndarray) -> float:
+    """The largest Euclidean column norm of ``a``, without overflow or underflow.
+
+    ``np.linalg.norm`` squares the entries: columns of 1e155 gave ``inf`` (and a rank
+    of 0), columns of 1e-170 gave 0. Scaling by the largest entry first, as LAPACK's
+    ``dnrm2`` does, keeps every finite norm.
+    """
+    if not a.size:
+        return 0.0
+    biggest = float(np.max(np.abs(a)))
+    if biggest == 0.0 or not np.isfinite(biggest):
+        return biggest
+    return biggest * float(np.max(np.linalg.norm(a / biggest, axis=0)))
 
 
 def _svd_of_factor(factor: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -115,7 +115,10 @@ class SVDResults:
 
         ``n`` is ``nobs``, or ``sum(w)`` with weights (frequency-weight meaning: integer
         weights give the PCA of the data with each row repeated ``w`` times).
-        Uncentred, it is the second moment about zero along each component.
+        Uncentred (``center=False``) nothing is subtracted, so this is not a variance:
+        it is the sum of squares about zero along each component over ``n - 1`` (the
+        first component mostly measures the columns' means); use ``center=True`` for
+        PCA.
         """
         n = self.sum_weights if self.weighted else float(self.nobs)
         s2 = self.singular_values_array**2
@@ -123,10 +126,17 @@ class SVDResults:
 
     @property
     def explained_variance_ratio(self) -> np.ndarray:
-        """Each component's share of the total variance of all columns (``sum(s**2)``)."""
-        s2 = self.singular_values_array**2
-        total = float(s2.sum())
-        return s2 / total if total > 0 else np.full_like(s2, np.nan)
+        """Each component's share of the total variance of all columns (``sum(s**2)``;
+        uncentred, of the total sum of squares about zero).
+
+        Computed from ``s / s_max``, so it stays exact where ``s**2`` itself would
+        overflow or underflow (columns of size 1e155 or 1e-160).
+        """
+        s = self.singular_values_array
+        if not s.size or not s[0] > 0:
+            return np.full(s.shape, np.nan)
+        s2 = (s / s[0]) ** 2
+        return s2 / float(s2.sum())
 
     @property
     def rank(self) -> int:
@@ -177,7 +187,8 @@ class SVDResults:
         lines = [
             f"{kind} of {self.formula!r} on {self.data_name}",
             f"rows used: {self.nobs:,} of {self.rows_read:,} read"
-            + (f" ({dropped:,} dropped for missing values)" if dropped else ""),
+            + (f" ({dropped:,} dropped for missing values)" if dropped else "")
+            + (f"; {self.rows_skipped:,} malformed lines skipped" if self.rows_skipped else ""),
             f"design columns: {p}; components: {self.singular_values_array.size}; "
             f"rank: {self.rank} (tolerance {self.tolerance:.3g}); "
             f"condition number: {self.condition_number:.4g}",
@@ -279,7 +290,11 @@ class SVDResults:
     def _n_components(self, n_components: int | None, most: int) -> int:
         if n_components is None:
             return most
-        if not isinstance(n_components, int | np.integer) or not 1 <= n_components <= most:
+        if (
+            isinstance(n_components, bool)  # True is an int: it once meant 1 component
+            or not isinstance(n_components, int | np.integer)
+            or not 1 <= n_components <= most
+        ):
             raise ValueError(
                 f"The 'n_components' parameter must be an int in [1, {most}]. Got {n_components!r}."
             )

@@ -174,6 +174,10 @@ def _write(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{what} are written to a new or empty directory; {out} is not")
     created = not out.exists()
+    # The outermost directory this call creates: on failure it goes, parents and all.
+    made = out
+    while not made.parent.exists():
+        made = made.parent
     out.mkdir(parents=True, exist_ok=True)
     try:
         width = max(5, len(str(source.npartitions - 1)))
@@ -203,7 +207,7 @@ def _write(
         write_atomically(out / MANIFEST, text=json.dumps(manifest, indent=2) + "\n")
     except BaseException:
         if created:
-            shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(made, ignore_errors=True)
         else:
             for entry in out.iterdir():
                 entry.unlink(missing_ok=True)

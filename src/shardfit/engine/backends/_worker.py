@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import time
 import traceback
 from multiprocessing.connection import Connection
 from typing import Any
@@ -89,6 +90,7 @@ def worker_main(conn: Connection, threads: int | None) -> None:
                 return
             continue
         _, blob, index, partition_blob, retries, measure = message
+        started = time.perf_counter()
         try:
             if blob is not None:
                 task = None  # never run a previous pass's task by mistake
@@ -100,12 +102,16 @@ def worker_main(conn: Connection, threads: int | None) -> None:
             if not _reply(conn, ("done", failed)):
                 return
             continue
+        # Unpickling the task imports its modules: a second or more in a fresh worker.
+        loading = time.perf_counter() - started
         try:
             outcome = run_task(task, partition, index, retries, remote=True, measure=measure)
         except BaseException as error:  # KeyboardInterrupt / SystemExit from the task
             if not _reply(conn, ("raise", portable(error))):
                 return
             continue
+        if outcome.usage is not None:  # a profiled pass: the profile shows it as "load"
+            outcome.usage.phases["load"] = loading
         try:
             conn.send(("done", outcome))
         except OSError:

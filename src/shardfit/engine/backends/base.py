@@ -139,6 +139,19 @@ class Backend(ABC):
         """Give every process the root's ``value`` (identity, except under MPI)."""
         return value
 
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait, at most ``timeout`` seconds, until the workers :meth:`open` started can
+        take tasks (here they can at once); return whether there was anything to wait for.
+
+        A profiled pass calls it first, so that the workers' start counts as the
+        driver's ``backend_start`` rather than as the first pass's wall time.
+        """
+        return False
+
+    def gather_tasks(self, tasks: list[Any]) -> list[Any]:
+        """Every process's task records of a profiled pass (here, all are local)."""
+        return tasks
+
     def collect(
         self,
         results: dict[int, Any],

@@ -97,6 +97,14 @@ class MPIBackend(Backend):
         """Broadcast rank 0's ``value`` to every rank."""
         return self.comm.bcast(value, root=0)
 
+    def gather_tasks(self, tasks: list[Any]) -> list[Any]:
+        """Every rank's task records, so that each rank's profile shows the whole pass.
+
+        A collective, like :meth:`collect`: every rank runs the same program, so every
+        rank opens the profile and reaches this call.
+        """
+        return [task for part in self.comm.allgather(tasks) for task in part]
+
     def broadcast(self, fn: Any, *args: Any) -> None:
         """Every rank runs the same program, so each calls ``fn`` for itself."""
         fn(*args)

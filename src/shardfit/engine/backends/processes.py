@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import pickle
+import time
 from collections import deque
 from collections.abc import Callable, Generator
 from multiprocessing.connection import Connection, wait
@@ -120,6 +121,25 @@ class ProcessesBackend(Backend):
         for slot in self._slots:
             self._reap(slot, kill=slot.index is not None)
         super().close()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait, at most ``timeout`` seconds, for idle workers still starting (spawning
+        and importing: a second or two) to say "ready"; a death is left to :meth:`run`.
+        Returns whether any worker was still starting."""
+        self.open()  # restarts workers killed at the end of an interrupted pass
+        deadline = time.monotonic() + timeout
+        starting = [
+            slot
+            for slot in self._slots
+            if slot.conn is not None and not slot.ready and slot.index is None
+        ]
+        for slot in starting:
+            assert slot.conn is not None
+            left = deadline - time.monotonic()
+            if left <= 0 or not slot.conn.poll(left):
+                break
+            self._receive(slot, block=False)  # consumes "ready" (or sees the death)
+        return bool(starting)
 
     def _start(self, slot: _Slot) -> None:
         parent, child = self._context.Pipe(duplex=True)
