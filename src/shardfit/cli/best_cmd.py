@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
-from shardfit.cli.fit_cmd import _positive
+from shardfit.cli.args import positive_int
 
 __all__ = ["add_parser", "print_best", "run"]
 
@@ -67,7 +67,7 @@ def add_parser(subparsers: Any) -> None:
         "are not loaded.",
     )
     parser.add_argument("store", help="the SQLite store written by `shardfit search`")
-    parser.add_argument("-n", type=_positive, default=5, help="how many (default 5)")
+    parser.add_argument("-n", type=positive_int, default=5, help="how many (default 5)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.set_defaults(run=run)
 

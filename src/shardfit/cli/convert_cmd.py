@@ -6,20 +6,11 @@ import argparse
 import sys
 from typing import Any
 
+from shardfit.cli.args import positive_int
 from shardfit.cli.csv_args import add_column_type_argument
 from shardfit.data.convert import convert
 
 __all__ = ["add_parser", "run"]
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
 
 
 def add_parser(subparsers: Any) -> None:
@@ -38,7 +29,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("dst", metavar="OUT", help="output file")
     parser.add_argument(
         "--chunk-rows",
-        type=_positive,
+        type=positive_int,
         help="rows per written chunk / Parquet row group (default: about 64 MiB of memory)",
     )
     add_column_type_argument(parser)

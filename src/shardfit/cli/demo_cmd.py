@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shardfit.cli.fit_cmd import _positive
+from shardfit.cli.args import positive_int
 
 __all__ = ["add_parser", "run"]
 
@@ -27,10 +27,10 @@ def add_parser(subparsers: Any) -> None:
         help="simulate a regression data set and fit it out of core (the main job)",
         description="Simulate linreg data, fit WLS out of core, print the summary.",
     )
-    parser.add_argument("--rows", type=_positive, default=2_000_000)
-    parser.add_argument("--partition-rows", type=_positive, default=250_000)
+    parser.add_argument("--rows", type=positive_int, default=2_000_000)
+    parser.add_argument("--partition-rows", type=positive_int, default=250_000)
     parser.add_argument("--backend", default=None, help="default: processes")
-    parser.add_argument("--workers", type=_positive, default=None)
+    parser.add_argument("--workers", type=positive_int, default=None)
     parser.add_argument("--keep", default=None, help="keep the simulated data in this folder")
     parser.set_defaults(run=run)
 

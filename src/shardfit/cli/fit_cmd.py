@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from shardfit.cli.args import positive_int
 from shardfit.cli.csv_args import add_csv_arguments, source_of
 
 __all__ = ["FITTERS", "FitContext", "add_parser", "parse_cov", "run"]
@@ -50,16 +51,6 @@ def parse_cov(text: str) -> tuple[str, dict[str, Any] | None]:
     )
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
-
-
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by commands that run passes: backend, workers, scheduler, partitions."""
     parser.add_argument(
@@ -68,14 +59,14 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
         help="serial, threads, processes (default), dask, mpi, or a Dask scheduler address",
     )
     parser.add_argument(
-        "--workers", type=_positive, default=None, metavar="N", help="workers to start"
+        "--workers", type=positive_int, default=None, metavar="N", help="workers to start"
     )
     parser.add_argument(
         "--scheduler", default=None, metavar="ADDR", help="run on this Dask scheduler"
     )
     parser.add_argument(
         "--partition-rows",
-        type=_positive,
+        type=positive_int,
         default=None,
         metavar="N",
         help="rows per partition (default: the reader's)",

@@ -7,8 +7,8 @@ import json
 import sys
 from typing import Any
 
+from shardfit.cli.args import positive_int
 from shardfit.cli.csv_args import add_csv_arguments, source_of
-from shardfit.cli.fit_cmd import _positive
 from shardfit.cli.render import render_learned_design, render_summary
 
 __all__ = ["add_parser", "run"]
@@ -27,11 +27,11 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("data", help="a file, directory or glob (CSV, Parquet, HDF5, Zarr, .npy)")
     parser.add_argument("formula", nargs="?", default=None, help='e.g. "y ~ x1 + C(g)"')
     parser.add_argument(
-        "--max-levels", type=_positive, default=10_000, help="categorical level cap"
+        "--max-levels", type=positive_int, default=10_000, help="categorical level cap"
     )
     parser.add_argument("--missing", choices=["drop", "raise"], default="drop")
     parser.add_argument("--backend", default=None, help="serial, threads, processes, dask, mpi")
-    parser.add_argument("--workers", type=_positive, default=None, metavar="N")
+    parser.add_argument("--workers", type=positive_int, default=None, metavar="N")
     parser.add_argument("--json", dest="json_out", default=None, help="write the design spec here")
     add_csv_arguments(parser)
     parser.set_defaults(run=run)

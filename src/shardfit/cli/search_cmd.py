@@ -34,7 +34,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from shardfit.cli.fit_cmd import _positive
+from shardfit.cli.args import positive_int
 
 __all__ = ["add_parser", "load_config", "run"]
 
@@ -100,8 +100,10 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("config", help="the search configuration (TOML)")
     parser.add_argument("--store", default=None, metavar="FILE", help="override the store")
     parser.add_argument("--backend", default=None, help="serial, threads, processes or dask")
-    parser.add_argument("--workers", type=_positive, default=None, metavar="N")
-    parser.add_argument("-n", "--top", type=_positive, default=5, help="best configurations shown")
+    parser.add_argument("--workers", type=positive_int, default=None, metavar="N")
+    parser.add_argument(
+        "-n", "--top", type=positive_int, default=5, help="best configurations shown"
+    )
     parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,

@@ -11,20 +11,11 @@ import argparse
 import sys
 from typing import Any
 
+from shardfit.cli.args import positive_int
 from shardfit.cli.csv_args import add_csv_arguments, source_of
 from shardfit.cli.fit_cmd import add_backend_arguments, backend_of
 
 __all__ = ["add_parser", "run"]
-
-
-def _components(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
 
 
 def add_parser(subparsers: Any) -> None:
@@ -45,7 +36,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--missing", choices=["drop", "raise"], default="drop")
     parser.add_argument(
         "--components",
-        type=_components,
+        type=positive_int,
         default=5,
         metavar="N",
         help="loadings shown for the N leading components (default 5)",
