@@ -206,6 +206,9 @@ from shardfit.models.ensemble import StackingEnsembleClassifier, StackingEnsembl
 
 if __name__ == "__main__":
     faulthandler.register(signal.SIGUSR1)  # the test asks where it hangs, if it does
+    # Ctrl-C as at a terminal: a shell starts background jobs with SIGINT ignored, and
+    # this process would inherit that from a test run launched with `&`.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(60, 3)), rng.normal(size=60)
     StackingEnsembleRegressor(
@@ -231,9 +234,9 @@ def test_sigint_to_the_driver_removes_the_shared_inputs(tmp_path) -> None:
         time.sleep(1.0)  # the workers are in their 60 s fits
         proc.send_signal(signal.SIGINT)
         try:
-            # Seconds normally (1.7-3 s at a load of 5); a swallowed interrupt would let
-            # the 60 s fits finish and exit 0, which the asserts below refuse.
-            _, stderr = proc.communicate(timeout=120)
+            # Seconds (1.7-3 s at a load of 5); a swallowed interrupt would let the 60 s
+            # fits finish and exit 0, which the asserts below refuse.
+            _, stderr = proc.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGUSR1)  # faulthandler: every thread's stack
             time.sleep(1.0)
