@@ -23,10 +23,6 @@ from shardfit.data.partition import read_labels
 from shardfit.design.schema import schema_pass
 from shardfit.errors import ReadError, ShardfitError
 
-# The data lakes here are partitioned day=N/ and never use the key: read_parquet's
-# warning that the key is not a column is tested in test_review_readers.py.
-pytestmark = pytest.mark.filterwarnings("ignore:directory .* is partitioned Hive-style")
-
 ROWS = (240, 180, 150)
 GROUP = 60  # rows per row group: 4 + 3 + 3 row groups
 UNIFIED = {

@@ -12,7 +12,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import statsmodels.formula.api as smf
 
+import shardfit
 from shardfit.data import read_csv, read_npy, read_parquet
 from shardfit.errors import ReadError
 
@@ -78,26 +80,52 @@ def test_an_unparsable_value_names_the_command_line_fix_too(tmp_path) -> None:
     assert kept.to_pydict() == {"a": [1, 2], "b": [2.0, 2.5]}
 
 
-def test_hive_partition_keys_are_not_lost_without_a_word(tmp_path) -> None:
-    # Before: the key of a Hive-partitioned directory (yr=2020/...) vanished silently;
-    # pyarrow.parquet.read_table adds it as a column. It is not read, but said so now.
-    table = pa.table({"a": [1.0, 2.0, 3.0], "yr": [2020, 2021, 2021]})
-    pq.write_to_dataset(table, tmp_path / "hive", partition_cols=["yr"])
-    assert sorted(pq.read_table(tmp_path / "hive").column_names) == ["a", "yr"]
-    with pytest.warns(
-        UserWarning, match=r"Hive-style \(yr=\.\.\.\).*'yr' \(in folder names"
-    ) as got:
-        source = read_parquet(tmp_path / "hive")
-    assert got[0].filename == __file__  # points at the caller's line
-    assert source.columns == ["a"]
-    assert sorted(_read_all(source).column("a").to_pylist()) == [1.0, 2.0, 3.0]
-    (tmp_path / "plain" / "sub").mkdir(parents=True)
-    pq.write_table(table, tmp_path / "plain" / "sub" / "x.parquet")
+def test_hive_partition_keys_are_columns_as_pyarrow_reads_them(tmp_path) -> None:
+    # Before: the keys of a Hive-partitioned directory (yr=2020/reg=south%20east/...)
+    # vanished silently; pyarrow.parquet.read_table and pandas add them as columns.
+    rng = np.random.default_rng(4)
+    n = 600
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "yr": rng.choice([2020, 2021, 2022], size=n),
+            "reg": rng.choice(["north", "south east"], size=n),
+        }
+    )
+    frame["y"] = 1 + frame.x + 0.5 * (frame.yr - 2021) + (frame.reg == "north") + rng.normal(size=n)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_to_dataset(table, tmp_path / "lake", partition_cols=["yr", "reg"])
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no key=value folders: no warning
-        assert read_parquet(tmp_path / "plain").columns == ["a", "yr"]
-    (tmp_path / "stored" / "yr=2020").mkdir(parents=True)
-    pq.write_table(table, tmp_path / "stored" / "yr=2020" / "x.parquet")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the files store the key too: it is a column
-        assert read_parquet(tmp_path / "stored").columns == ["a", "yr"]
+        warnings.simplefilter("error")
+        source = read_parquet(tmp_path / "lake")
+    assert source.columns == ["x", "y", "yr", "reg"]
+    assert source.schema.field("yr").type == pa.int64()  # every value an integer
+    assert source.schema.field("reg").type == pa.string()  # percent-decoded text
+    ours = _read_all(source).to_pandas()
+    theirs = pq.read_table(tmp_path / "lake").to_pandas()
+    theirs = theirs.astype({"yr": "int64", "reg": "str"})
+    key = ["yr", "reg", "x"]
+    pd.testing.assert_frame_equal(
+        ours.sort_values(key).reset_index(drop=True),
+        theirs[ours.columns].sort_values(key).reset_index(drop=True),
+        check_dtype=False,
+    )
+    # A fit on the keys equals statsmodels on the frame in memory.
+    fit = shardfit.ols("y ~ x + yr + C(reg)", source).fit(backend="serial")
+    reference = smf.ols("y ~ x + yr + C(reg)", frame).fit()
+    np.testing.assert_allclose(fit.params[reference.params.index], reference.params, rtol=1e-10)
+    # A key the files also store is theirs (one column, the stored values).
+    (tmp_path / "stored" / "yr=1999").mkdir(parents=True)
+    pq.write_table(table, tmp_path / "stored" / "yr=1999" / "x.parquet")
+    stored = read_parquet(tmp_path / "stored")
+    assert stored.columns == ["x", "yr", "reg", "y"]
+    assert sorted(set(_read_all(stored).column("yr").to_pylist())) == [2020, 2021, 2022]
+    # Hive's default partition is a missing value; text keys stay text.
+    (tmp_path / "mixed" / "g=__HIVE_DEFAULT_PARTITION__").mkdir(parents=True)
+    (tmp_path / "mixed" / "g=a1").mkdir(parents=True)
+    small = pa.table({"v": [1.0, 2.0]})
+    pq.write_table(small, tmp_path / "mixed" / "g=__HIVE_DEFAULT_PARTITION__" / "p.parquet")
+    pq.write_table(small, tmp_path / "mixed" / "g=a1" / "p.parquet")
+    mixed = _read_all(read_parquet(tmp_path / "mixed"))
+    assert mixed.column("g").type == pa.string() and mixed.column("g").null_count == 2
+    assert [v for v in mixed.column("g").to_pylist() if v is not None] == ["a1", "a1"]

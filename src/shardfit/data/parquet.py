@@ -14,10 +14,11 @@ import glob
 import itertools
 import json
 import os
-import warnings
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -70,6 +71,10 @@ class ParquetPartition(Partition):
     conflicts : tuple of (str, str)
         Columns whose types differ across the files beyond unifying, each with the
         message reading it raises.
+    constants : tuple of (str, object)
+        Hive-style partition keys of the file (``year=2020/`` in its path): columns not
+        stored in it, with this file's value (``None`` for Hive's default partition or
+        a file outside that folder level). Their types are the source schema's.
     """
 
     path: str
@@ -82,6 +87,8 @@ class ParquetPartition(Partition):
     mtime_ns: int
     casts: tuple[tuple[str, pa.DataType], ...] = ()
     conflicts: tuple[tuple[str, str], ...] = ()
+    constants: tuple[tuple[str, Any], ...] = ()
+    constant_types: tuple[tuple[str, pa.DataType], ...] = ()
 
     @property
     def key(self) -> str:
@@ -105,6 +112,8 @@ class ParquetPartition(Partition):
         """
         wanted = list(check_columns(columns, self.columns, where=f"partition {self.key}"))
         refuse_conflicts(wanted, self.conflicts, where=f"partition {self.key}")
+        constants = dict(self.constants)
+        stored = [name for name in wanted if name not in constants]
         with reading(self.key, f"file {self.path}"):
             size = os.stat(self.path).st_size
             if size != self.size:
@@ -119,14 +128,21 @@ class ParquetPartition(Partition):
                 self.path,
                 pre_buffer=False,
                 buffer_size=_READ_BUFFER,
-                read_dictionary=_string_columns(self, dictionary, wanted),
+                read_dictionary=_string_columns(self, dictionary, stored),
             ) as pf:
-                table = pf.read_row_groups(list(self.row_groups), columns=wanted)
-                nbytes = _compressed_bytes(pf.metadata, self.row_groups, set(wanted))
-        table = table.select(wanted)
+                table = pf.read_row_groups(list(self.row_groups), columns=stored)
+                nbytes = _compressed_bytes(pf.metadata, self.row_groups, set(stored))
         if self.casts:
             table = conform(table, self.casts, dictionary=dictionary, where=f"file {self.path}")
-        return ReadResult(table, nbytes=nbytes)
+        if len(stored) < len(wanted):
+            types = dict(self.constant_types)
+            for name in wanted:
+                if name in constants:
+                    value = pa.scalar(constants[name], type=types[name])
+                    table = table.append_column(
+                        pa.field(name, types[name]), pa.repeat(value, table.num_rows)
+                    )
+        return ReadResult(table.select(wanted), nbytes=nbytes)
 
     def locate(self, row: int) -> str:
         """``"file part-0.parquet, row 1234 (0-based, within the file)"``."""
@@ -137,7 +153,7 @@ class ParquetPartition(Partition):
         and conflicts only where there are some, so a data set of one type keeps the
         fingerprints it had before they existed)."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        for name in ("casts", "conflicts"):
+        for name in ("casts", "conflicts", "constants", "constant_types"):
             if not fields[name]:
                 del fields[name]
         return json.dumps({"type": type(self).__name__, **fields}, sort_keys=True, default=str)
@@ -200,31 +216,30 @@ def _expand(item: PathArg) -> list[str]:
     return [text]
 
 
-def _hive_keys(root: Path, files: list[str]) -> list[str]:
-    """The keys of a directory partitioned Hive-style (``year=2020/part-0.parquet``)."""
-    return sorted(
-        {
-            part.split("=", 1)[0]
-            for f in files
-            for part in Path(f).relative_to(root).parts[:-1]
-            if "=" in part and not part.startswith("=")
-        }
-    )
+def _hive_values(root: Path, file: str) -> dict[str, str | None]:
+    """``{key: value}`` of the ``key=value`` folders between ``root`` and ``file``
+    (percent-decoded, as Hive writes them; its default partition is ``None``)."""
+    values: dict[str, str | None] = {}
+    for part in Path(file).relative_to(root).parts[:-1]:
+        if "=" in part and not part.startswith("="):
+            key, value = part.split("=", 1)
+            decoded = urllib.parse.unquote(value)
+            values[urllib.parse.unquote(key)] = (
+                None if decoded == "__HIVE_DEFAULT_PARTITION__" else decoded
+            )
+    return values
 
 
-def _warn_hive_keys(root: Path, keys: list[str]) -> None:
-    """Warn that Hive-style partition keys (in folder names, not stored in the files)
-    are not columns of the source: ``pyarrow.parquet.read_table`` and pandas add them,
-    so they would be lost without a word."""
-    shown = ", ".join(repr(k) for k in keys)
-    verb = "is not a column" if len(keys) == 1 else "are not columns"
-    warnings.warn(
-        f"directory {root} is partitioned Hive-style ({keys[0]}=...): read_parquet "
-        f"reads the columns stored in the files, so {shown} (in folder names only) "
-        f"{verb} of this source; write them into the files to use them",
-        UserWarning,
-        stacklevel=3,  # read_parquet's caller
-    )
+def _hive_type(values: Sequence[str | None]) -> pa.DataType:
+    """int64 when every value is an integer (``2020``, ``-3``), else string: what
+    ``pyarrow.dataset``'s partitioning infers, with int64 rather than int32."""
+    try:
+        for value in values:
+            if value is not None:
+                int(value)
+    except ValueError:
+        return pa.string()
+    return pa.int64()
 
 
 def _columns_mismatch(first: str, schema0: pa.Schema, other: str, schema: pa.Schema) -> str | None:
@@ -284,7 +299,13 @@ def read_parquet(
         it reads to these types, so all partitions yield the same schema. The casts
         are safe: an integer that float64 cannot hold exactly (beyond 2**53) is a
         ReadError naming the file and column, not a rounded value as in pandas. A
-        file with no row groups gives one empty partition.
+        file with no row groups gives one empty partition. A directory partitioned
+        Hive-style (``year=2020/region=north/part-0.parquet``, as
+        ``pyarrow.parquet.write_to_dataset`` and Spark write) has its keys as further
+        columns after the stored ones, as ``pyarrow.parquet.read_table`` and pandas
+        read it: int64 where every value is an integer, else string (percent-decoded);
+        Hive's default partition is missing. A key the files also store is theirs.
+        ``meta["partition_keys"]`` names the keys.
 
     Raises
     ------
@@ -303,12 +324,14 @@ def read_parquet(
         else list(path_or_dir_or_glob)
     )
     files: list[str] = []
-    hive: list[tuple[Path, list[str]]] = []
+    hive: dict[str, dict[str, str | None]] = {}  # file -> its key=value folders
     for item in items:
         expanded = _expand(item)
-        if Path(item).is_dir():
-            hive.append((Path(item), _hive_keys(Path(item), expanded)))
-        files.extend(os.path.abspath(f) for f in expanded)
+        for f in expanded:
+            full = os.path.abspath(f)
+            files.append(full)
+            if Path(item).is_dir():
+                hive[full] = _hive_values(Path(item).resolve(), str(Path(f).resolve()))
     if not files:
         raise ReadError("read_parquet was given an empty list of paths")
     root = os.path.commonpath([os.path.dirname(f) for f in files])
@@ -320,10 +343,14 @@ def read_parquet(
             raise ReadError(f"Parquet files disagree: {problem}")
     unified = unify_file_schemas([f.path for f in footers], [f.schema for f in footers])
     conflicts = tuple(unified.conflicts.items())
-    for directory, keys in hive:
-        lost = [key for key in keys if key not in schema0.names]
-        if lost:  # a key the files also store is a column all the same
-            _warn_hive_keys(directory, lost)
+    # Hive-style keys (year=2020/ folders) are columns, as pyarrow and pandas read
+    # them; a key the files also store is theirs.
+    keys = [k for k in dict.fromkeys(k for v in hive.values() for k in v) if k not in schema0.names]
+    key_types = tuple((key, _hive_type([hive.get(f, {}).get(key) for f in files])) for key in keys)
+    schema = unified.schema
+    for key, kind in key_types:
+        schema = schema.append(pa.field(key, kind))
+    columns = tuple(schema0.names) + tuple(keys)
 
     partitions: list[Partition] = []
     total = 0
@@ -337,7 +364,7 @@ def read_parquet(
                 ParquetPartition(
                     path=full,
                     label=label,
-                    columns=tuple(schema0.names),
+                    columns=columns,
                     row_groups=tuple(run),
                     first_row=offsets[run[0]] if run else 0,
                     num_rows=sum(sizes[g] for g in run),
@@ -345,6 +372,10 @@ def read_parquet(
                     mtime_ns=mtime_ns,
                     casts=casts,
                     conflicts=conflicts,
+                    constants=tuple(
+                        (key, _typed(hive.get(full, {}).get(key), kind)) for key, kind in key_types
+                    ),
+                    constant_types=key_types,
                 )
             )
         total += sum(sizes)
@@ -355,7 +386,16 @@ def read_parquet(
     meta: dict[str, object] = {"format": "parquet", "files": files, "nrows": total}
     if unified.conflicts:
         meta["type_conflicts"] = dict(unified.conflicts)
-    return Source(name=name, partitions=tuple(partitions), schema=unified.schema, meta=meta)
+    if keys:
+        meta["partition_keys"] = list(keys)
+    return Source(name=name, partitions=tuple(partitions), schema=schema, meta=meta)
+
+
+def _typed(value: str | None, kind: pa.DataType) -> Any:
+    """A Hive key's folder text as a value of its column's type."""
+    if value is None:
+        return None
+    return int(value) if pa.types.is_integer(kind) else value
 
 
 @dataclass(frozen=True)
