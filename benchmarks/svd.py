@@ -30,6 +30,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from benchmarks.case import Case, DataSpec, Outcome, Problem, Tool
+from benchmarks.design import parquet_levels
+from benchmarks.peers.dask_peer import LocalDask
 
 __all__ = ["CASES", "make_data"]
 
@@ -54,8 +56,7 @@ def _params(s: np.ndarray) -> dict[str, float]:
 
 
 def _levels(path: str) -> tuple[str, ...]:
-    table = pq.read_table(path, columns=[CATEGORICAL])
-    return tuple(sorted(pc.unique(table[CATEGORICAL]).to_pylist()))
+    return parquet_levels(path, [CATEGORICAL])[CATEGORICAL]
 
 
 def _design(table: pa.Table, levels: tuple[str, ...]) -> np.ndarray:
@@ -146,27 +147,12 @@ class SklearnIncrementalPCA:
         pass
 
 
-class DaskSVD:
+class DaskSVD(LocalDask):
     """``dask.array.linalg.svd`` (TSQR) of the centred design on a LocalCluster."""
 
     def __init__(self, problem: Problem, outcome: Outcome) -> None:
-        import dask
-        from distributed import Client, LocalCluster
-
-        dask.config.set({"logging.distributed": "error"})
+        super().__init__(problem, outcome)
         self.path = str(problem.parquet)
-        started = time.perf_counter()
-        self.cluster = LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            local_directory=str(problem.scratch),
-        )
-        self.client = Client(self.cluster)
-        outcome.startup_seconds = time.perf_counter() - started
-        metadata = pq.ParquetFile(self.path).metadata
-        self.chunks = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
         outcome.notes.append("2 workers; one chunk per row group; centred with da.mean")
 
     def fit(self) -> dict[str, float]:
@@ -189,10 +175,6 @@ class DaskSVD:
         centred = X - X.mean(axis=0)
         _, s, _ = da.linalg.svd(centred)
         return _params(np.asarray(s.compute()))
-
-    def close(self) -> None:
-        self.client.close()
-        self.cluster.close()
 
 
 class ShardfitSVD:

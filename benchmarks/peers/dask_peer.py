@@ -24,17 +24,20 @@ import pyarrow.parquet as pq
 from benchmarks.case import Outcome, Problem
 from benchmarks.design import DenseDesign, levels_of, parse_formula
 
-__all__ = ["TSQR", "NormalEquations"]
+__all__ = ["TSQR", "LocalDask", "NormalEquations"]
 
 
-class _DaskLeastSquares:
+class LocalDask:
+    """A ``LocalCluster`` of 2 worker processes (1 thread each) and its client, started
+    before the clock (its start-up reported apart); ``chunks``: the row counts of the
+    Parquet file's row groups, one Dask chunk each. The base of every Dask peer."""
+
     def __init__(self, problem: Problem, outcome: Outcome) -> None:
         import dask
         from distributed import Client, LocalCluster
 
         dask.config.set({"distributed.shuffle.method": "tasks", "logging.distributed": "error"})
         self.problem = problem
-        self.terms = parse_formula(problem.formula)
         started = time.perf_counter()
         self.cluster = LocalCluster(
             n_workers=2,
@@ -47,6 +50,16 @@ class _DaskLeastSquares:
         outcome.startup_seconds = time.perf_counter() - started
         metadata = pq.ParquetFile(problem.parquet).metadata
         self.chunks = tuple(metadata.row_group(i).num_rows for i in range(metadata.num_row_groups))
+
+    def close(self) -> None:
+        self.client.close()
+        self.cluster.close()
+
+
+class _DaskLeastSquares(LocalDask):
+    def __init__(self, problem: Problem, outcome: Outcome) -> None:
+        super().__init__(problem, outcome)
+        self.terms = parse_formula(problem.formula)
 
     def arrays(self) -> tuple[object, object, list[str]]:
         """The design ``X`` and response ``y`` as Dask arrays, and the column names."""
@@ -95,10 +108,6 @@ class _DaskLeastSquares:
             ]
         )
         return X, y, design.names
-
-    def close(self) -> None:
-        self.client.close()
-        self.cluster.close()
 
 
 class NormalEquations(_DaskLeastSquares):

@@ -9,9 +9,8 @@ term names for the accuracy check.
 
 from __future__ import annotations
 
-import time
-
 from benchmarks.case import Outcome, Problem
+from benchmarks.peers.dask_peer import LocalDask
 
 __all__ = ["DaskMLLogistic", "SparkGLM"]
 
@@ -68,20 +67,9 @@ class SparkGLM:
         self.spark.stop()
 
 
-class DaskMLLogistic:
+class DaskMLLogistic(LocalDask):
     """dask-ml ``LogisticRegression(solver="newton", penalty="none")`` on a 2-worker
     LocalCluster, from the Parquet data as Dask arrays."""
-
-    def __init__(self, problem: Problem, outcome: Outcome) -> None:
-        from distributed import Client, LocalCluster
-
-        self.problem = problem
-        started = time.perf_counter()
-        self.cluster = LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-        )
-        self.client = Client(self.cluster)
-        outcome.startup_seconds = time.perf_counter() - started
 
     def fit(self) -> dict[str, float]:
         import dask.dataframe as dd
@@ -98,7 +86,3 @@ class DaskMLLogistic:
         params = {"Intercept": float(model.intercept_)}
         params.update((FEATURES[c], float(v)) for c, v in zip(columns, model.coef_.ravel()))
         return params
-
-    def close(self) -> None:
-        self.client.close()
-        self.cluster.close()

@@ -42,6 +42,7 @@ from shardfit.results.prediction_tasks import (
     Unseen,
     critical_value,
     prediction_model,
+    source_positions,
     total_counts,
     value_columns,
     warn_dropped,
@@ -360,15 +361,13 @@ def _gather(
     parts: list[PartPrediction], names: tuple[str, ...]
 ) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
     """Partitions' values joined; kept rows' positions in the source; row counts."""
-    firsts = np.cumsum([0] + [part.rows_read for part in parts])
-    positions = [np.empty(0, np.int64)]
     values: dict[str, list[np.ndarray]] = {name: [np.empty(0)] for name in names}
-    for first, part in zip(firsts, parts):
-        positions.append(first + np.asarray(part.row_index, dtype=np.int64))
+    for part in parts:
         for name in names:
             values[name].append((part.values or {})[name])
     joined = {name: np.concatenate(arrays) for name, arrays in values.items()}
-    return joined, np.concatenate(positions), total_counts(parts)
+    positions = source_positions([(part.row_index, part.rows_read) for part in parts])
+    return joined, positions, total_counts(parts)
 
 
 def _row_labels(labels: pd.Index | None, positions: np.ndarray) -> pd.Index:

@@ -46,7 +46,7 @@ from shardfit.results.prediction_tasks import (
     write_atomically,
 )
 
-__all__ = ["MANIFEST", "PredictionOutput", "write_predictions"]
+__all__ = ["MANIFEST", "PredictionOutput", "part_layout", "write_predictions"]
 
 MANIFEST = "_manifest.json"
 _FORMAT = "shardfit-predictions"
@@ -95,8 +95,6 @@ def write_predictions(
     keys = [partition.key for partition in source.partitions]
     if len(set(keys)) != len(keys):
         raise ReadError(f"source {source.name!r} has duplicate partition keys")
-    width = max(5, len(str(source.npartitions - 1)))
-    names = [f"part-{i:0{width}d}.parquet" for i in range(source.npartitions)]
     columns = ("row", "predicted", *value_columns(outputs))
     # One session for both passes: workers start once.
     with session(backend, workers=workers) as sess:
@@ -111,9 +109,7 @@ def write_predictions(
         problem = sess.backend.share(problem)
         if problem:
             raise FileExistsError(problem)
-        rows = _row_counts(source, model.spec.raw_columns, sess, progress)
-        firsts = np.cumsum([0, *rows[:-1]]).tolist()
-        layout = {key: (names[i], int(firsts[i]), int(rows[i])) for i, key in enumerate(keys)}
+        names, layout = part_layout(source, model.spec.raw_columns, sess, progress)
         task = PredictTask(model, outputs, unseen, str(out.resolve()), layout)
         parts = map_partitions(task, source, backend=sess, progress=progress, pass_name="predict")
     if parts is None:  # an MPI rank other than the root: the root writes the manifest
@@ -168,6 +164,23 @@ def _prepare_directory(out: Path, overwrite: bool) -> None:
 def _is_ours(name: str) -> bool:
     """Part files, the manifest, and temporary files of either."""
     return name == MANIFEST or name.startswith(("part-", ".part-", f".{MANIFEST}"))
+
+
+def part_layout(
+    source: Source, columns: tuple[str, ...], sess: Any, progress: bool
+) -> tuple[list[str], dict[str, tuple[str, int, int]]]:
+    """The part file of each partition (``part-00000.parquet``..., in source order,
+    which is row order) and, by partition key, ``(file, first row in the source,
+    rows)``: what a task writing its partition's rows needs to number them."""
+    width = max(5, len(str(source.npartitions - 1)))
+    files = [f"part-{i:0{width}d}.parquet" for i in range(source.npartitions)]
+    rows = _row_counts(source, columns, sess, progress)
+    firsts = np.cumsum([0, *rows[:-1]]).tolist()
+    layout = {
+        part.key: (files[i], int(firsts[i]), int(rows[i]))
+        for i, part in enumerate(source.partitions)
+    }
+    return files, layout
 
 
 def _row_counts(source: Source, columns: tuple[str, ...], sess: Any, progress: bool) -> list[int]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import uuid
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -42,6 +43,7 @@ __all__ = [
     "PredictionModel",
     "critical_value",
     "prediction_model",
+    "source_positions",
     "total_counts",
     "value_columns",
     "warn_dropped",
@@ -218,6 +220,14 @@ class CountRows:
 
     def __call__(self, partition: Partition) -> int:
         return partition.read(list(self.columns)).table.num_rows
+
+
+def source_positions(parts: Sequence[tuple[Any, int]]) -> np.ndarray:
+    """The 0-based positions in the source of the rows each partition kept, in source
+    order, from ``(row_index within the partition, rows it read)`` pairs."""
+    firsts = np.cumsum([0, *(rows for _, rows in parts)])
+    kept = (first + np.asarray(index, np.int64) for first, (index, _) in zip(firsts, parts))
+    return np.concatenate([np.zeros(0, np.int64), *kept])
 
 
 def total_counts(parts: list[PartPrediction]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from shardfit.results.predict import check_unseen, nan_padded
+from shardfit.results.prediction_tasks import source_positions
 from shardfit.results.summary import Summary
 
 __all__ = ["DistributedResults", "ElasticNetResults", "PredictTask"]
@@ -97,13 +98,7 @@ def _linear_predictor(
         UserWarning,
         stacklevel=3,
     )
-    firsts = np.cumsum([0] + [part[2] for part in parts])
-    positions = np.concatenate(
-        [
-            np.zeros(0, np.int64),
-            *(first + np.asarray(part[0]) for first, part in zip(firsts, parts)),
-        ]
-    )
+    positions = source_positions([(index, rows) for index, _, rows in parts])
     return nan_padded(eta, positions, read)
 
 

@@ -28,8 +28,12 @@ from shardfit.design.materialize import encode_partition
 from shardfit.design.spec import DesignSpec
 from shardfit.engine import map_partitions, session
 from shardfit.errors import DesignError, ReadError
-from shardfit.results.prediction_output import MANIFEST, _row_counts
-from shardfit.results.prediction_tasks import _predictor_spec, write_atomically
+from shardfit.results.prediction_output import MANIFEST, part_layout
+from shardfit.results.prediction_tasks import (
+    _predictor_spec,
+    source_positions,
+    write_atomically,
+)
 
 __all__ = ["PartScores", "ScoresTask", "check_positive_weights", "compute_scores"]
 
@@ -151,11 +155,7 @@ def compute_scores(
         parts = map_partitions(task, source, backend=backend, workers=workers, progress=progress)
         assert parts is not None
         _warn_dropped(parts, source.name, what)
-        offsets = np.cumsum([0, *(part.rows_read for part in parts[:-1])])
-        index = pd.Index(
-            np.concatenate([part.row_index + first for part, first in zip(parts, offsets)]),  # type: ignore[operator]
-            dtype=np.int64,
-        )
+        index = pd.Index(source_positions([(part.row_index, part.rows_read) for part in parts]))
         values = np.concatenate([part.values for part in parts])  # type: ignore[misc]
         return pd.DataFrame(values, index=index, columns=list(names))
     return _write(task, source, Path(out), spec, backend, workers, progress, what)
@@ -180,15 +180,8 @@ def _write(
         made = made.parent
     out.mkdir(parents=True, exist_ok=True)
     try:
-        width = max(5, len(str(source.npartitions - 1)))
-        files = [f"part-{i:0{width}d}.parquet" for i in range(source.npartitions)]
         with session(backend, workers=workers) as sess:
-            rows = _row_counts(source, spec.raw_columns, sess, progress)
-            firsts = np.cumsum([0, *rows[:-1]]).tolist()
-            layout = {
-                part.key: (files[i], int(firsts[i]), int(rows[i]))
-                for i, part in enumerate(source.partitions)
-            }
+            files, layout = part_layout(source, spec.raw_columns, sess, progress)
             task = replace(task, out_dir=str(out.resolve()), layout=layout)
             parts = map_partitions(task, source, backend=sess, progress=progress, pass_name=what)
         if parts is None:  # an MPI rank other than the root: the root writes the manifest
