@@ -131,3 +131,33 @@ def test_csv_options_read_what_the_extension_would_not(tmp_path, capsys) -> None
     assert main(["schema", str(path), *csv]) == 0
     done = _shardfit("fit", str(path), "y ~ x", "--backend", "serial")
     assert done.returncode == 2  # as a comma-separated file it has one column
+
+
+def test_key_picks_one_table_of_an_hdf5_file(tmp_path, capsys) -> None:
+    import h5py
+
+    rng = np.random.default_rng(11)
+    path = tmp_path / "two.h5"
+    frames = {}
+    with h5py.File(path, "w") as f:
+        for name, slope in (("first", 2.0), ("second", -3.0)):
+            x = rng.normal(size=300)
+            y = 1.0 + slope * x + rng.normal(size=300)
+            group = f.create_group(name)
+            group.create_dataset("x", data=x, chunks=(100,))
+            group.create_dataset("y", data=y, chunks=(100,))
+            frames[name] = pd.DataFrame({"x": x, "y": y})
+    saved = tmp_path / "r.json"
+    argv = ["fit", str(path), "y ~ x", "--key", "/second", "--backend", "serial"]
+    assert main([*argv, "--out", str(saved)]) == 0
+    expected = smf.ols("y ~ x", frames["second"]).fit()
+    np.testing.assert_allclose(load_results(saved).params, expected.params.to_numpy(), rtol=1e-12)
+    capsys.readouterr()
+    assert main(["fit", str(path), "y ~ x", "--backend", "serial"]) == 2  # two tables
+    assert "/first" in capsys.readouterr().err
+    assert main([*argv, "--delimiter", ";"]) == 2
+    assert "--delimiter read CSV data, but" in capsys.readouterr().err
+    csv = tmp_path / "d.csv"
+    frames["first"].to_csv(csv, index=False)
+    assert main(["fit", str(csv), "y ~ x", "--key", "/x"]) == 2
+    assert "--key names a key in HDF5 data" in capsys.readouterr().err

@@ -102,3 +102,16 @@ def test_usage_errors(argv, message, capsys):
         main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_convert_reads_a_tab_or_semicolon_file_with_its_missing_spellings(tmp_path, capsys):
+    src = tmp_path / "export.txt.csv"
+    src.write_text("x\ty\n1.5\t-999\n.\t2\n\t3\n")
+    out = tmp_path / "d.parquet"
+    argv = ["convert", str(src), str(out), "--delimiter", "\\t", "--null-values=-999,."]
+    assert main(argv) == 0
+    table = pq.read_table(out)
+    assert table.column("x").to_pylist() == [1.5, None, None]
+    assert table.column("y").to_pylist() == [None, 2, 3]
+    assert main(["convert", str(out), str(tmp_path / "e.csv"), "--delimiter", ";"]) == 2
+    assert "describes CSV input" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import gzip
 import os
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -191,3 +192,50 @@ def test_column_types_cast_parquet_input(tmp_path):
     with pytest.raises(ValueError, match=r"names columns not in .*\['z'\]"):
         convert(source, tmp_path / "f.parquet", column_types={"z": "int64"})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.parquet", "e.parquet"]
+
+
+def test_delimiter_and_null_values_read_as_pandas_reads_them(tmp_path):
+    # A European export: semicolons, -999 and "." for missing, an empty cell too.
+    text = "id;x;g\n1;1.5;a\n2;-999;b\n3;;.\n4;2.25;c\n5;.;a\n"
+    src = tmp_path / "export.csv"
+    src.write_text(text)
+    convert(src, tmp_path / "d.parquet", delimiter=";", null_values=["-999", "."])
+    got = pq.read_table(tmp_path / "d.parquet").to_pandas()
+    expected = pd.read_csv(src, sep=";", na_values=["-999", "."])
+    np.testing.assert_array_equal(got["x"].to_numpy(), expected["x"].to_numpy())
+    assert got["x"].isna().tolist() == [False, True, True, False, True]
+    assert got["g"].isna().tolist() == [False, False, True, False, False]
+    assert got["id"].tolist() == [1, 2, 3, 4, 5]
+
+
+def test_tsv_in_and_out_by_extension(tmp_path):
+    table = pa.table({"x": [1.5, None, -2.0], "name": ["a,b", "tab\there", None]})
+    pq.write_table(table, tmp_path / "d.parquet")
+    convert(tmp_path / "d.parquet", tmp_path / "d.tsv.gz")
+    with gzip.open(tmp_path / "d.tsv.gz", "rt") as text:
+        header = text.readline()
+    assert header.rstrip("\n").split("\t") == ['"x"', '"name"']
+    read_back = pd.read_csv(tmp_path / "d.tsv.gz", sep="\t")
+    assert read_back["name"].tolist()[:2] == ["a,b", "tab\there"]
+    convert(tmp_path / "d.tsv.gz", tmp_path / "back.parquet")
+    assert pq.read_table(tmp_path / "back.parquet").equals(table)
+
+
+def test_simulate_writes_tab_separated_tsv(tmp_path):
+    path = simulate("logit", 50, tmp_path / "d.tsv")
+    expected = simulate_table("logit", 50)
+    got = pd.read_csv(path, sep="\t")
+    np.testing.assert_array_equal(got["x1"].to_numpy(), expected["x1"].to_numpy())
+
+
+def test_csv_options_on_parquet_input_are_refused(tmp_path):
+    simulate("logit", 10, tmp_path / "d.parquet")
+    with pytest.raises(ValueError, match=r"delimiter .* describes CSV input, but .*d\.parquet"):
+        convert(tmp_path / "d.parquet", tmp_path / "d.csv", delimiter=";")
+    assert not (tmp_path / "d.csv").exists()
+    csv = simulate("logit", 10, tmp_path / "d.csv")
+    with pytest.raises(ValueError, match="one character"):
+        convert(csv, tmp_path / "e.parquet", delimiter=";;")
+    with pytest.raises(ValueError, match="list of strings"):
+        convert(csv, tmp_path / "e.parquet", null_values="-999")
+    assert not (tmp_path / "e.parquet").exists()

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from shardfit.cli.args import positive_int
-from shardfit.cli.csv_args import add_column_type_argument
+from shardfit.cli.csv_args import add_column_type_argument, add_dialect_arguments
 from shardfit.data.convert import convert
 
 __all__ = ["add_parser", "run"]
@@ -20,9 +20,9 @@ def add_parser(subparsers: Any) -> None:
         help="convert CSV <-> Parquet chunk by chunk",
         description=(
             "Convert a CSV (.csv, or compressed: .csv.gz, .csv.bz2, .csv.zst, .csv.lz4, "
-            ".csv.br) or Parquet (.parquet, .pq) file to CSV or Parquet, format by "
-            "extension, chunk by chunk with bounded memory. The output is replaced "
-            "atomically and left untouched on failure."
+            ".csv.br; .tsv the same, tab-separated) or Parquet (.parquet, .pq) file to "
+            "CSV or Parquet, format by extension, chunk by chunk with bounded memory. "
+            "The output is replaced atomically and left untouched on failure."
         ),
     )
     parser.add_argument("src", metavar="IN", help="input file")
@@ -33,6 +33,7 @@ def add_parser(subparsers: Any) -> None:
         help="rows per written chunk / Parquet row group (default: about 64 MiB of memory)",
     )
     add_column_type_argument(parser)
+    add_dialect_arguments(parser, default_nulls="NA, NULL, N/A and the like; NaN stays a float")
     parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -51,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
             args.dst,
             chunk_rows=args.chunk_rows,
             column_types=dict(args.column_type) or None,
+            delimiter=args.delimiter,
+            null_values=args.null_values,
             progress=progress,
         )
     except (OSError, ValueError) as error:

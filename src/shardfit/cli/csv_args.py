@@ -13,7 +13,15 @@ import argparse
 import os
 from typing import Any
 
-__all__ = ["add_column_type_argument", "add_csv_arguments", "column_type", "source_of"]
+__all__ = [
+    "add_column_type_argument",
+    "add_csv_arguments",
+    "add_dialect_arguments",
+    "column_type",
+    "delimiter_text",
+    "null_values_text",
+    "source_of",
+]
 
 
 def column_type(text: str) -> tuple[str, str]:
@@ -36,24 +44,48 @@ def add_column_type_argument(container: Any) -> None:
     )
 
 
-def add_csv_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the CSV reading options to ``parser``."""
-    group = parser.add_argument_group("CSV data (any of these reads DATA as CSV)")
-    group.add_argument(
+def delimiter_text(text: str) -> str:
+    """``--delimiter``'s value: ``'\\t'``, ``tab`` or ``TAB`` mean a tab (a shell passes
+    ``'\\t'`` as two characters; it means a tab, as in R and pandas)."""
+    return "\t" if text in ("\\t", "tab", "TAB") else text
+
+
+def null_values_text(text: str) -> list[str]:
+    """``--null-values A,B`` as a list."""
+    return text.split(",")
+
+
+def add_dialect_arguments(container: Any, *, default_nulls: str) -> None:
+    """``--delimiter`` and ``--null-values`` on a parser or argument group."""
+    container.add_argument(
         "--delimiter",
+        type=delimiter_text,
         default=None,
         metavar="CHAR",
         help="field delimiter (default: , or, for .tsv data, a tab; '\\t' or tab: a tab)",
     )
-    add_column_type_argument(group)
-    group.add_argument(
+    container.add_argument(
         "--null-values",
+        type=null_values_text,
         default=None,
         metavar="A,B",
         help="comma-separated strings read as missing, besides an empty field (default: "
-        "pyarrow's, such as NA); "
-        "a list starting with '-' needs '=': --null-values=-999,.",
+        f"{default_nulls}); a list starting with '-' needs '=': --null-values=-999,.",
     )
+
+
+def add_csv_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the CSV reading options, and HDF5's ``--key``, to ``parser``."""
+    parser.add_argument_group("HDF5 data").add_argument(
+        "--key",
+        default=None,
+        metavar="KEY",
+        help="the group, dataset or pandas store key to read (e.g. /measurements or df; "
+        "default: the file's only table)",
+    )
+    group = parser.add_argument_group("CSV data (any of these reads DATA as CSV)")
+    add_dialect_arguments(group, default_nulls="pyarrow's, such as NA")
+    add_column_type_argument(group)
     group.add_argument(
         "--newlines-in-values",
         action="store_true",
@@ -64,14 +96,6 @@ def add_csv_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip (and count) malformed lines instead of failing at the first",
     )
-
-
-def _default_delimiter(data: str) -> str:
-    """Tab for ``.tsv`` data (compressed or not), as :func:`shardfit.as_source` reads it."""
-    name = data.rstrip("/\\").lower()
-    for codec in (".gz", ".bz2", ".zst", ".lz4", ".br"):
-        name = name.removesuffix(codec)
-    return "\t" if name.endswith(".tsv") else ","
 
 
 # Formats that are never text: reading one as CSV prints its bytes in the error.
@@ -110,13 +134,11 @@ def _refuse_binary(data: str, options: dict[str, Any]) -> None:
 def _csv_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if args.delimiter is not None:
-        # A shell passes '\t' as two characters; it means a tab, as in R and pandas.
-        tab = args.delimiter in ("\\t", "tab", "TAB")
-        options["delimiter"] = "\t" if tab else args.delimiter
+        options["delimiter"] = args.delimiter
     if args.column_type:
         options["column_types"] = dict(args.column_type)
     if args.null_values is not None:
-        options["null_values"] = args.null_values.split(",")
+        options["null_values"] = args.null_values
     if args.newlines_in_values:
         options["newlines_in_values"] = True
     if args.skip_bad_lines:
@@ -124,16 +146,32 @@ def _csv_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def _hdf5_source(data: str, key: str, options: dict[str, Any], partition_rows: int | None) -> Any:
+    """``--key`` reads HDF5 data at that key; with other data it is a mistake."""
+    name = data.rstrip("/\\").lower()
+    if not name.endswith((".h5", ".hdf5", ".hdf")):
+        raise ValueError(f"--key names a key in HDF5 data (.h5, .hdf5, .hdf), but DATA is {data}")
+    if options:
+        given = ", ".join(_FLAGS[option] for option in options)
+        raise ValueError(f"{given} read CSV data, but {data} is HDF5 data; leave {given} out")
+    from shardfit.data.hdf5 import read_hdf5
+
+    return read_hdf5(data, key, partition_rows=partition_rows)
+
+
 def source_of(args: argparse.Namespace, partition_rows: int | None = None) -> Any:
     """The source ``args.data`` names: by extension, or CSV with the CSV options."""
     options = _csv_options(args)
+    if args.key is not None:
+        return _hdf5_source(args.data, args.key, options, partition_rows)
     if not options:
         from shardfit.data.resolve import as_source
 
         return as_source(args.data, partition_rows=partition_rows)
     _refuse_binary(args.data, options)
+    from shardfit.data.convert import delimiter_for
     from shardfit.data.csv import read_csv
 
     # Without --delimiter a .tsv stays tab-separated: a CSV option must not change it.
-    options.setdefault("delimiter", _default_delimiter(args.data))
+    options.setdefault("delimiter", delimiter_for(args.data))
     return read_csv(args.data, partition_rows=partition_rows, **options)

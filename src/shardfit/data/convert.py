@@ -19,7 +19,7 @@ import io
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,7 @@ __all__ = [
     "ConvertReport",
     "atomic_output",
     "convert",
+    "delimiter_for",
     "infer_format",
     "open_table_writer",
     "progress_bar",
@@ -59,6 +60,8 @@ _CODECS: dict[str, str] = {
 _SUFFIXES: dict[str, tuple[Format, str | None]] = {
     ".csv": ("csv", None),
     **{f".csv{ext}": ("csv", codec) for ext, codec in _CODECS.items()},
+    ".tsv": ("csv", None),  # tab-separated: see delimiter_for
+    **{f".tsv{ext}": ("csv", codec) for ext, codec in _CODECS.items()},
     ".parquet": ("parquet", None),
     ".pq": ("parquet", None),
 }
@@ -77,7 +80,8 @@ def infer_format(
     ----------
     path : str or path-like
         The file name; ``.csv``, ``.csv.gz``, ``.csv.bz2``, ``.csv.zst``, ``.csv.lz4``,
-        ``.csv.br``, ``.parquet`` and ``.pq`` are known.
+        ``.csv.br``, the same for ``.tsv`` (tab-separated, :func:`delimiter_for`),
+        ``.parquet`` and ``.pq`` are known.
     format : {"csv", "parquet"}, optional
         The format, for a file whose extension does not say it (``.txt``, ``.bin``;
         compression still comes from a ``.gz``-like ending).
@@ -119,6 +123,24 @@ def infer_format(
     )
 
 
+def delimiter_for(path: str | os.PathLike[str]) -> str:
+    """The field delimiter a text file's name implies: a tab for ``.tsv`` (compressed or
+    not: ``.tsv.gz``), else a comma."""
+    name = str(path).rstrip("/\\").lower()
+    for codec in _CODECS:
+        name = name.removesuffix(codec)
+    return "\t" if name.endswith(".tsv") else ","
+
+
+def _check_delimiter(delimiter: str) -> str:
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '\r\n"':
+        raise ValueError(
+            "The 'delimiter' parameter must be one character other than a quote or a line "
+            f"break (a tab: '\\t'). Got {delimiter!r} instead."
+        )
+    return delimiter
+
+
 @contextmanager
 def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``, renamed over it if the block succeeds.
@@ -158,9 +180,12 @@ class _ParquetTableWriter:
 
 
 class _CsvTableWriter:
-    def __init__(self, path: Path, schema: pa.Schema, compression: str | None) -> None:
+    def __init__(
+        self, path: Path, schema: pa.Schema, compression: str | None, delimiter: str
+    ) -> None:
         self._sink = pa.output_stream(path, compression=compression)
-        self._writer = pacsv.CSVWriter(self._sink, schema)
+        options = pacsv.WriteOptions(delimiter=delimiter)
+        self._writer = pacsv.CSVWriter(self._sink, schema, write_options=options)
 
     def write(self, table: pa.Table) -> None:
         self._writer.write_table(table)
@@ -177,18 +202,19 @@ def open_table_writer(
     *,
     format: Format,
     compression: str | None = None,
+    delimiter: str = ",",
 ) -> Iterator[TableWriter]:
     """Open a CSV or Parquet file for writing tables of ``schema`` one at a time.
 
-    Each :meth:`TableWriter.write` call makes one Parquet row group. The file is
-    closed when the block ends, also on error.
+    Each :meth:`TableWriter.write` call makes one Parquet row group; CSV fields are
+    separated by ``delimiter``. The file is closed when the block ends, also on error.
     """
     if format == "csv":
         nested = [f.name for f in schema if pa.types.is_nested(f.type)]
         if nested:
             raise SchemaError(f"CSV cannot hold the nested columns {nested}")
         writer: _CsvTableWriter | _ParquetTableWriter = _CsvTableWriter(
-            Path(path), schema, compression
+            Path(path), schema, compression, delimiter
         )
     else:
         writer = _ParquetTableWriter(Path(path), schema)
@@ -324,10 +350,11 @@ def _csv_error(
     )
 
 
-def _header_names(sample: bytes) -> list[str]:
+def _header_names(sample: bytes, parse: pacsv.ParseOptions) -> list[str]:
     """The column names in the first line of ``sample``, for error messages."""
     try:
-        header = pacsv.read_csv(pa.BufferReader(sample[: sample.find(b"\n") + 1] or sample))
+        first_line = sample[: sample.find(b"\n") + 1] or sample
+        header = pacsv.read_csv(pa.BufferReader(first_line), parse_options=parse)
     except pa.ArrowException:
         return []
     return list(header.column_names)
@@ -343,16 +370,26 @@ class _Input:
     close: Callable[[], None]
 
 
-def _csv_options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
+@dataclass(frozen=True)
+class _CsvDialect:
+    """How the input CSV is written: its delimiter and its spellings of missing."""
+
+    parse: pacsv.ParseOptions
+    null_values: list[str]
+
+
+def _csv_options(types: dict[str, pa.DataType], dialect: _CsvDialect) -> pacsv.ConvertOptions:
     return pacsv.ConvertOptions(
         column_types=types,
-        null_values=_NULL_VALUES,
+        null_values=dialect.null_values,
         strings_can_be_null=True,
         quoted_strings_can_be_null=False,
     )
 
 
-def _csv_schema(path: Path, compression: str | None, types: dict[str, pa.DataType]) -> pa.Schema:
+def _csv_schema(
+    path: Path, compression: str | None, types: dict[str, pa.DataType], dialect: _CsvDialect
+) -> pa.Schema:
     """Infer the column types from the first :data:`CSV_INFER_BYTES`, cut at a line end.
 
     Done apart from the streaming reader so that its blocks, and the 32 of them it
@@ -365,10 +402,14 @@ def _csv_schema(path: Path, compression: str | None, types: dict[str, pa.DataTyp
     options = pacsv.ReadOptions(block_size=len(sample) + 1, use_threads=False)
     try:
         table = pacsv.read_csv(
-            pa.BufferReader(sample), read_options=options, convert_options=_csv_options(types)
+            pa.BufferReader(sample),
+            read_options=options,
+            parse_options=dialect.parse,
+            convert_options=_csv_options(types, dialect),
         )
     except pa.ArrowException as error:
-        raise _csv_error(error, path, _header_names(sample), types) from error
+        names = _header_names(sample, dialect.parse)
+        raise _csv_error(error, path, names, types) from error
     unknown = sorted(set(types) - set(table.schema.names))
     if unknown:
         raise ValueError(f"'column_types' names columns not in {path}: {unknown}")
@@ -405,8 +446,10 @@ class _CountingFile(io.RawIOBase):
         super().close()
 
 
-def _open_csv(path: Path, compression: str | None, types: dict[str, pa.DataType]) -> _Input:
-    schema = _csv_schema(path, compression, types)
+def _open_csv(
+    path: Path, compression: str | None, types: dict[str, pa.DataType], dialect: _CsvDialect
+) -> _Input:
+    schema = _csv_schema(path, compression, types, dialect)
     raw = _CountingFile(path)
     stream = pa.PythonFile(raw, mode="r")
     if compression:
@@ -414,9 +457,11 @@ def _open_csv(path: Path, compression: str | None, types: dict[str, pa.DataType]
     # Single-threaded parsing makes pyarrow report the line of a bad value; on two
     # cores it costs little, since writing the output runs in this thread meanwhile.
     read_options = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=False)
-    fixed = _csv_options({field.name: field.type for field in schema})
+    fixed = _csv_options({field.name: field.type for field in schema}, dialect)
     try:
-        reader = pacsv.open_csv(stream, read_options=read_options, convert_options=fixed)
+        reader = pacsv.open_csv(
+            stream, read_options=read_options, parse_options=dialect.parse, convert_options=fixed
+        )
     except pa.ArrowException as error:
         raw.close()
         raise _csv_error(error, path, schema.names, types) from error
@@ -504,6 +549,8 @@ def convert(
     *,
     chunk_rows: int | None = None,
     column_types: Mapping[str, str | pa.DataType] | None = None,
+    delimiter: str | None = None,
+    null_values: Sequence[str] | None = None,
     progress: bool = False,
 ) -> ConvertReport:
     """Convert a CSV or Parquet file to CSV or Parquet, chunk by chunk.
@@ -521,6 +568,14 @@ def convert(
     column_types : mapping of str to str or pyarrow.DataType, optional
         Types of some columns (``{"id": "string", "x": "float64"}``), instead of the
         types inferred from the first 16 MiB of a CSV (or cast to, from Parquet).
+    delimiter : str, optional
+        The input CSV's field delimiter (``";"``, ``"\\t"``, ``"|"``). By default a tab
+        for ``.tsv`` files and a comma otherwise. A CSV output is separated by commas,
+        or by tabs when its name ends in ``.tsv``.
+    null_values : sequence of str, optional
+        The input CSV's spellings of a missing value (``["-999", "."]``); an empty
+        field is missing too. By default ``NA``, ``NULL``, ``N/A``, ``#N/A`` and the
+        like, but not ``NaN``, which stays a float NaN.
     progress : bool, default False
         Show a progress bar on standard error, driven by the bytes read.
 
@@ -553,13 +608,14 @@ def convert(
     in_format, in_compression = infer_format(src_path)
     out_format, out_compression = infer_format(dst_path)
     types = _parse_types(column_types)
+    dialect = _dialect(src_path, in_format, delimiter, null_values)
     if not src_path.is_file():
         raise ReadError(f"Cannot read {src_path}: no such file")
     if dst_path.exists() and os.path.samefile(src_path, dst_path):
         raise ValueError(f"convert cannot write {dst_path} over its own input")
     bytes_in = src_path.stat().st_size
     if in_format == "csv":
-        source = _open_csv(src_path, in_compression, types)
+        source = _open_csv(src_path, in_compression, types, dialect)
     else:
         source = _open_parquet(src_path, types, 65_536)
     rows = chunks = 0
@@ -567,7 +623,11 @@ def convert(
         with (
             atomic_output(dst_path) as tmp,
             open_table_writer(
-                tmp, source.schema, format=out_format, compression=out_compression
+                tmp,
+                source.schema,
+                format=out_format,
+                compression=out_compression,
+                delimiter=delimiter_for(dst_path),
             ) as writer,
             progress_bar(
                 f"convert {src_path.name}", total=bytes_in, unit="bytes", enabled=progress
@@ -592,3 +652,28 @@ def convert(
         bytes_out=dst_path.stat().st_size,
         seconds=time.perf_counter() - started,
     )
+
+
+def _dialect(
+    src: Path, in_format: Format, delimiter: str | None, null_values: Sequence[str] | None
+) -> _CsvDialect:
+    """The input's CSV dialect; CSV options for a Parquet input are refused, not ignored."""
+    if in_format != "csv":
+        options = (("delimiter", delimiter), ("null_values", null_values))
+        given = [name for name, value in options if value is not None]
+        if given:
+            named = " and ".join(given)
+            raise ValueError(
+                f"{named} (command line: --{named.replace('_', '-').replace(' and ', ' and --')})"
+                f" describe{'s' * (len(given) == 1)} CSV input, but {src} is Parquet; leave "
+                f"{'them' if len(given) > 1 else 'it'} out"
+            )
+    if isinstance(null_values, str):
+        raise ValueError(
+            "The 'null_values' parameter must be a list of strings, such as ['-999', '.']. "
+            f"Got the string {null_values!r} instead."
+        )
+    nulls = list(_NULL_VALUES if null_values is None else null_values)
+    nulls += [""] if "" not in nulls else []  # an empty field is always missing
+    sep = _check_delimiter(delimiter_for(src) if delimiter is None else delimiter)
+    return _CsvDialect(pacsv.ParseOptions(delimiter=sep), nulls)

@@ -40,7 +40,13 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 
-from shardfit.data.convert import atomic_output, infer_format, open_table_writer, progress_bar
+from shardfit.data.convert import (
+    atomic_output,
+    delimiter_for,
+    infer_format,
+    open_table_writer,
+    progress_bar,
+)
 
 __all__ = [
     "KINDS",
@@ -379,7 +385,9 @@ def simulate(
     fmt, compression = infer_format(path, format=format)
     with (
         atomic_output(path) as tmp,
-        open_table_writer(tmp, model.schema, format=fmt, compression=compression) as writer,
+        open_table_writer(
+            tmp, model.schema, format=fmt, compression=compression, delimiter=delimiter_for(path)
+        ) as writer,
         progress_bar(f"simulate {kind}", total=rows, unit="rows", enabled=progress) as advance,
     ):
         for chunk in _iter_chunks(kind, seed=seed, start=0, stop=rows, chunk_rows=chunk_rows):
