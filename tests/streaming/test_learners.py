@@ -122,8 +122,19 @@ def test_labels_width_and_parameters_are_checked(data) -> None:
         FTRLClassifier(solver="sgd").partial_fit(X, y)
 
 
+def _online_xfails(estimator) -> dict[str, str]:
+    # As scikit-learn's own SGDClassifier: one pass of online updates, where a weight of
+    # 2 scales one update and a repeated row makes two.
+    reason = "online updates: a weight of 2 is not the row twice (as SGDClassifier)"
+    return {
+        "check_sample_weight_equivalence_on_dense_data": reason,
+        "check_sample_weight_equivalence_on_sparse_data": reason,
+    }
+
+
 @parametrize_with_checks(
-    [FTRLClassifier(), FTRLClassifier(loss="hinge", solver="adagrad"), FTRLRegressor()]
+    [FTRLClassifier(), FTRLClassifier(loss="hinge", solver="adagrad"), FTRLRegressor()],
+    expected_failed_checks=_online_xfails,
 )
 def test_scikit_learn_estimator_checks(estimator, check) -> None:
     check(estimator)

@@ -37,7 +37,15 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["adagrad_weights", "has_duplicates", "margins", "progressive", "train"]
+__all__ = [
+    "adagrad_weights",
+    "batch_auc",
+    "has_duplicates",
+    "margins",
+    "progressive",
+    "train",
+    "weighted_batch_auc",
+]
 
 LOG, SQUARED, HINGE = 0, 1, 2
 FTRL, ADAGRAD = 0, 1
@@ -140,6 +148,7 @@ def train(
     indices,
     data,
     y,
+    sw,
     start,
     stop,
     a,
@@ -155,8 +164,13 @@ def train(
     intercept,
 ):
     """One pass over rows ``start:stop`` in order, updating ``a``, ``n`` (and AdaGrad's
-    ``last``); returns the new t."""
+    ``last``); returns the new t.
+
+    ``sw``, when not empty, holds the rows' sample weights: each scales its row's loss
+    gradient, not the per-row penalty (as scikit-learn's SGD weighs samples).
+    """
     bias = a.shape[0] - 1
+    weighted = sw.shape[0] > 0
     width = 0
     for r in range(start, stop):
         width = max(width, indptr[r + 1] - indptr[r])
@@ -174,6 +188,8 @@ def train(
                 margin += w[k - lo] * data[k]
             w0 = _ftrl_weight(a[bias], n[bias], 0.0, 0.0, eta, beta) if intercept else 0.0
             g = _gradient(margin + w0, y[r], loss)
+            if weighted:
+                g *= sw[r]
             if g == 0.0:
                 continue
             for k in range(lo, hi):
@@ -197,6 +213,8 @@ def train(
                 margin += a[j] * data[k]
             w0 = a[bias] if intercept else 0.0
             g = _gradient(margin + w0, y[r], loss)
+            if weighted:
+                g *= sw[r]
             for k in range(lo, hi):
                 j = indices[k]
                 last[j] = t
@@ -218,6 +236,7 @@ def progressive(
     indices,
     data,
     y,
+    sw,
     batch_rows,
     a,
     n,
@@ -248,6 +267,7 @@ def progressive(
             indices,
             data,
             y,
+            sw,
             start,
             stop,
             a,
@@ -283,31 +303,46 @@ def has_duplicates(indptr, indices, width):
 
 @njit(cache=True)
 def batch_auc(scores, positive, bounds):
-    """AUC of each run ``bounds[i]:bounds[i+1]`` by average ranks (NaN with one class)."""
+    """AUC of each run ``bounds[i]:bounds[i+1]`` (NaN with one class): the share of
+    (positive, negative) pairs ranked right, ties counting half. Unit weights keep every
+    sum an exact half-integer, so this equals the average-rank formula bit for bit."""
+    return weighted_batch_auc(scores, positive, np.ones(scores.shape[0]), bounds)
+
+
+@njit(cache=True)
+def weighted_batch_auc(scores, positive, weights, bounds):
+    """:func:`batch_auc` with row weights, as ``roc_auc_score(sample_weight=...)``: the
+    weighted share of (positive, negative) pairs ranked right, ties counting half
+    (NaN where either class has no weight)."""
     nb = bounds.shape[0] - 1
     out = np.empty(nb)
     for b in range(nb):
         lo, hi = bounds[b], bounds[b + 1]
         s = scores[lo:hi]
-        p = positive[lo:hi]
         order = np.argsort(s, kind="mergesort")
-        n1 = 0
-        rank_sum = 0.0
+        below = 0.0  # negative weight strictly below the current tie group
+        pairs = 0.0
+        w1 = 0.0
         i = 0
         m = hi - lo
         while i < m:
             j = i
             while j + 1 < m and s[order[j + 1]] == s[order[i]]:
                 j += 1
-            rank = 0.5 * (i + j) + 1.0  # average 1-based rank of the tie group
+            pos = 0.0
+            neg = 0.0
             for k in range(i, j + 1):
-                if p[order[k]]:
-                    n1 += 1
-                    rank_sum += rank
+                r = lo + order[k]
+                if positive[r]:
+                    pos += weights[r]
+                else:
+                    neg += weights[r]
+            pairs += pos * (below + 0.5 * neg)
+            below += neg
+            w1 += pos
             i = j + 1
-        n0 = m - n1
-        if n1 == 0 or n0 == 0:
+        if w1 == 0.0 or below == 0.0:
             out[b] = np.nan
         else:
-            out[b] = (rank_sum - n1 * (n1 + 1) / 2.0) / (n1 * n0)
+            out[b] = pairs / (w1 * below)
     return out

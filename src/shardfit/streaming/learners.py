@@ -157,19 +157,21 @@ class _OnlineLinear(BaseEstimator):
     def _encoded(self, y: np.ndarray) -> np.ndarray:
         return y.astype(np.float64)
 
-    def _fit_rows(self, X: sp.csr_matrix, y: np.ndarray, *, batch_rows: int | None) -> np.ndarray:
+    def _fit_rows(
+        self, X: sp.csr_matrix, y: np.ndarray, sw: np.ndarray, *, batch_rows: int | None
+    ) -> np.ndarray:
         solver, loss, alpha, l1_ratio, eta, beta, intercept = self._settings()
         target = self._encoded(y)
         last = self._last()
         if batch_rows is None:
             self.t_ = _kernels.train(
-                X.indptr, X.indices, X.data, target, 0, X.shape[0], self.state_a_,
+                X.indptr, X.indices, X.data, target, sw, 0, X.shape[0], self.state_a_,
                 self.state_n_, last, self.t_, solver, loss, alpha, l1_ratio, eta, beta,
                 intercept,
             )  # fmt: skip
             return np.empty(0)
         scores, self.t_ = _kernels.progressive(
-            X.indptr, X.indices, X.data, target, batch_rows, self.state_a_,
+            X.indptr, X.indices, X.data, target, sw, batch_rows, self.state_a_,
             self.state_n_, last, self.t_, solver, loss, alpha, l1_ratio, eta, beta, intercept,
         )  # fmt: skip
         return scores
@@ -256,15 +258,18 @@ class _OnlineLinear(BaseEstimator):
             return float(a)
         return float(-a / ((float(self.beta) + np.sqrt(n)) / float(self.learning_rate)))
 
-    def _progressive(self, X: Any, y: Any, batch_rows: int, classes: Any) -> np.ndarray:
+    def _progressive(
+        self, X: Any, y: Any, batch_rows: int, classes: Any, sample_weight: Any = None
+    ) -> np.ndarray:
         if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
             raise ValueError(f"The 'batch_rows' parameter must be an int >= 1. Got {batch_rows!r}.")
         X, y = self._prepare(X, y, classes=classes)
-        return self._fit_rows(X, y, batch_rows=batch_rows)
+        sw = _sample_weight(sample_weight, X.shape[0])
+        return self._fit_rows(X, y, sw, batch_rows=batch_rows)
 
-    def _partial(self, X: Any, y: Any, classes: Any) -> None:
+    def _partial(self, X: Any, y: Any, classes: Any, sample_weight: Any = None) -> None:
         X, y = self._prepare(X, y, classes=classes)
-        self._fit_rows(X, y, batch_rows=None)
+        self._fit_rows(X, y, _sample_weight(sample_weight, X.shape[0]), batch_rows=None)
 
     def _forget(self) -> None:
         for name in ("state_a_", "state_n_", "state_last_", "t_", "n_features_in_", "classes_"):
@@ -285,6 +290,8 @@ _PROGRESSIVE_DOC = """Train on ``X`` batch by batch, scoring each batch before t
         y : array of shape (rows,)
         batch_rows : int
             Rows per batch.{classes}
+        sample_weight : array-like of shape (rows,), optional
+            Non-negative row weights (see ``partial_fit``).
 
         Returns
         -------
@@ -358,7 +365,9 @@ class FTRLClassifier(ClassifierMixin, _OnlineLinear):
             fit_intercept=fit_intercept,
         )
 
-    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> FTRLClassifier:
+    def partial_fit(
+        self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None
+    ) -> FTRLClassifier:
         """Learn from one batch (one pass over its rows, in order).
 
         Parameters
@@ -367,22 +376,32 @@ class FTRLClassifier(ClassifierMixin, _OnlineLinear):
         y : array of shape (rows,)
         classes : array-like of shape (2,), optional
             The labels, on the first call (default: 0 and 1 when ``y`` holds only those).
+        sample_weight : array-like of shape (rows,), optional
+            Non-negative row weights: each scales its row's loss gradient (not the
+            per-row penalty), as in scikit-learn's ``SGDClassifier``.
         """
-        self._partial(X, y, classes)
+        self._partial(X, y, classes, sample_weight)
         return self
 
-    def fit(self, X: Any, y: Any, classes: Any = None) -> FTRLClassifier:
+    def fit(self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None) -> FTRLClassifier:
         """Forget what was learned, then make one pass over ``X`` (classes from ``y``)."""
         self._forget()
+        _refuse_all_zero(sample_weight)
         if classes is None and y is not None:
             classes = np.unique(np.asarray(y))
-        self._partial(X, y, classes)
+        self._partial(X, y, classes, sample_weight)
         return self
 
     def progressive_fit(
-        self, X: Any, y: Any, *, batch_rows: int, classes: Any = None
+        self,
+        X: Any,
+        y: Any,
+        *,
+        batch_rows: int,
+        classes: Any = None,
+        sample_weight: Any = None,
     ) -> np.ndarray:
-        return self._progressive(X, y, batch_rows, classes)
+        return self._progressive(X, y, batch_rows, classes, sample_weight)
 
     progressive_fit.__doc__ = _PROGRESSIVE_DOC.format(classes=_CLASSES_DOC)
 
@@ -490,19 +509,23 @@ class FTRLRegressor(RegressorMixin, _OnlineLinear):
             fit_intercept=fit_intercept,
         )
 
-    def partial_fit(self, X: Any, y: Any) -> FTRLRegressor:
-        """Learn from one batch (one pass over its rows, in order)."""
-        self._partial(X, y, None)
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> FTRLRegressor:
+        """Learn from one batch (one pass over its rows, in order); ``sample_weight``
+        as :meth:`FTRLClassifier.partial_fit`."""
+        self._partial(X, y, None, sample_weight)
         return self
 
-    def fit(self, X: Any, y: Any) -> FTRLRegressor:
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> FTRLRegressor:
         """Forget what was learned, then make one pass over ``X``."""
         self._forget()
-        self._partial(X, y, None)
+        _refuse_all_zero(sample_weight)
+        self._partial(X, y, None, sample_weight)
         return self
 
-    def progressive_fit(self, X: Any, y: Any, *, batch_rows: int) -> np.ndarray:
-        return self._progressive(X, y, batch_rows, None)
+    def progressive_fit(
+        self, X: Any, y: Any, *, batch_rows: int, sample_weight: Any = None
+    ) -> np.ndarray:
+        return self._progressive(X, y, batch_rows, None, sample_weight)
 
     progressive_fit.__doc__ = _PROGRESSIVE_DOC.format(classes="")
 
@@ -526,6 +549,27 @@ class FTRLRegressor(RegressorMixin, _OnlineLinear):
     def predict(self, X: Any) -> np.ndarray:
         """The prediction of each row."""
         return self._decision(X)
+
+
+def _sample_weight(sample_weight: Any, rows: int) -> np.ndarray:
+    """Row weights as the kernels take them: empty for none."""
+    if sample_weight is None:
+        return np.empty(0)
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (rows,):
+        raise ValueError(f"sample_weight must have shape ({rows},); got {w.shape}")
+    bad = ~np.isfinite(w) | (w < 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"sample_weight[{row}] = {w[row]!r}: weights must be finite and >= 0")
+    return np.ascontiguousarray(w)
+
+
+def _refuse_all_zero(sample_weight: Any) -> None:
+    """``fit`` with every weight zero would learn nothing (a batch of ``partial_fit``
+    may: the stream goes on)."""
+    if sample_weight is not None and not np.any(np.asarray(sample_weight, dtype=float)):
+        raise ValueError("Sample weights must contain at least one non-zero number.")
 
 
 def _sigmoid(m: np.ndarray) -> np.ndarray:

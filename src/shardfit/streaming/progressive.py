@@ -101,6 +101,10 @@ class Tracker:
         self.batches = 0  # batches learned
         self.rows = 0
         self.batch_sizes: list[np.ndarray] = []
+        # Per batch, the sum of its rows' weights (its size when unweighted): what its
+        # metrics are averaged by. ``weighted`` once any chunk came with weights.
+        self.batch_weights: list[np.ndarray] = []
+        self.weighted = False
         self.model = _Sums()
         self.bench = _Sums()
         self._sum_y = 0.0
@@ -109,14 +113,18 @@ class Tracker:
     def _positive(self, y: np.ndarray) -> np.ndarray:
         return (y == np.max(self.classes)).astype(np.float64)
 
-    def _predict(self, X: sp.csr_matrix, y: np.ndarray) -> tuple[np.ndarray, bool]:
+    def _predict(
+        self, X: sp.csr_matrix, y: np.ndarray, w: np.ndarray | None
+    ) -> tuple[np.ndarray, bool]:
         """Learn every batch of the chunk; return each row's prediction before its batch.
 
         Returns the predictions and whether they are probabilities (else decision values
         or, for a regressor, predicted values).
         """
         est, rows = self.estimator, X.shape[0]
-        extra = {"classes": self.classes} if self.classifier else {}
+        extra: dict[str, Any] = {"classes": self.classes} if self.classifier else {}
+        if w is not None:
+            extra["sample_weight"] = w
         if _fast_path(est):
             m = est.progressive_fit(X, y, batch_rows=self.batch_rows, **extra)
             if self.classifier and hasattr(est, "predict_proba"):
@@ -124,9 +132,12 @@ class Tracker:
             return m, False
         out = np.zeros(rows)
         proba = self.classifier and hasattr(est, "predict_proba")
+        weights = extra.pop("sample_weight", None)
         for start in range(0, rows, self.batch_rows):
             stop = min(start + self.batch_rows, rows)
             Xb, yb = X[start:stop], y[start:stop]
+            if weights is not None:
+                extra["sample_weight"] = weights[start:stop]
             if self.batches + start // self.batch_rows > 0:
                 if not self.classifier:
                     out[start:stop] = est.predict(Xb)
@@ -137,27 +148,34 @@ class Tracker:
             est.partial_fit(Xb, yb, **extra)
         return out, proba
 
-    def feed(self, X: sp.csr_matrix, y: np.ndarray) -> None:
-        """Learn the batches of a chunk (whole batches, except at the end of the stream)."""
+    def feed(self, X: sp.csr_matrix, y: np.ndarray, w: np.ndarray | None = None) -> None:
+        """Learn the batches of a chunk (whole batches, except at the end of the stream).
+
+        ``w``: the rows' sample weights, passed to ``partial_fit`` and weighting every
+        metric and the benchmark's running mean (``None``: all 1).
+        """
         rows = X.shape[0]
         if rows == 0:
             return
-        prediction, proba = self._predict(X, y)
+        prediction, proba = self._predict(X, y, w)
         ids = np.arange(rows) // self.batch_rows
         nb = int(ids[-1]) + 1
         sizes = np.bincount(ids, minlength=nb).astype(np.float64)
+        totals = sizes if w is None else np.bincount(ids, weights=w, minlength=nb)
         target = self._positive(y) if self.classifier else y.astype(np.float64)
-        # The benchmark predicts each batch with the mean of the target before it.
-        sums = np.bincount(ids, weights=target, minlength=nb)
+        # The benchmark predicts each batch with the (weighted) mean of the target before it.
+        sums = np.bincount(ids, weights=target if w is None else target * w, minlength=nb)
         before = self._sum_y + np.concatenate([[0.0], np.cumsum(sums)[:-1]])
-        counts = self._count + np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        counts = self._count + np.concatenate([[0.0], np.cumsum(totals)[:-1]])
         with np.errstate(invalid="ignore", divide="ignore"):
             bench = np.repeat(before / counts, sizes.astype(np.int64))
         self._sum_y += float(sums.sum())
-        self._count += rows
-        self._score(self.model, prediction, target, ids, nb, proba=proba)
-        self._score(self.bench, bench, target, ids, nb, proba=self.classifier, constant=True)
+        self._count += float(totals.sum())
+        self._score(self.model, prediction, target, ids, nb, w, proba=proba)
+        self._score(self.bench, bench, target, ids, nb, w, proba=self.classifier, constant=True)
         self.batch_sizes.append(sizes)
+        self.batch_weights.append(totals)
+        self.weighted = self.weighted or w is not None
         self.batches += nb
         self.rows += rows
 
@@ -168,35 +186,43 @@ class Tracker:
         target: np.ndarray,
         ids: np.ndarray,
         nb: int,
+        w: np.ndarray | None,
         *,
         proba: bool,
         constant: bool = False,
     ) -> None:
+        """Add each batch's sums of the row metrics (times the row weights ``w``)."""
         nan = np.full(nb, np.nan)
+
+        def batch_sums(values: np.ndarray) -> np.ndarray:
+            return np.bincount(ids, values if w is None else values * w, nb)
+
         if not self.classifier:
-            sums.add("squared_error", np.bincount(ids, (pred - target) ** 2, nb))
+            sums.add("squared_error", batch_sums((pred - target) ** 2))
             for name in ("log_loss", "accuracy", "auc"):
                 sums.add(name, nan)
             return
         if proba:
             p = np.clip(pred, _EPS, 1 - _EPS)
             loss = -(target * np.log(p) + (1 - target) * np.log1p(-p))
-            sums.add("log_loss", np.bincount(ids, loss, nb))
-            sums.add("squared_error", np.bincount(ids, (pred - target) ** 2, nb))
+            sums.add("log_loss", batch_sums(loss))
+            sums.add("squared_error", batch_sums((pred - target) ** 2))
             hit = (pred >= 0.5) == (target == 1)
         else:
             sums.add("log_loss", nan)
             sums.add("squared_error", nan)
             hit = (pred > 0) == (target == 1)
-        sums.add("accuracy", np.bincount(ids, hit.astype(np.float64), nb))
+        sums.add("accuracy", batch_sums(hit.astype(np.float64)))
         bounds = np.searchsorted(ids, np.arange(nb + 1))
         positive = target == 1
         if constant:  # every ranking ties: 0.5 (NaN where a batch has one class)
             ones = np.add.reduceat(positive, bounds[:-1]) if nb else np.empty(0)
             one_class = (ones == 0) | (ones == np.diff(bounds))
             auc = np.where(one_class, np.nan, 0.5)
-        else:
+        elif w is None:
             auc = _kernels.batch_auc(np.ascontiguousarray(pred), positive, bounds)
+        else:
+            auc = _kernels.weighted_batch_auc(np.ascontiguousarray(pred), positive, w, bounds)
         sums.add("auc", auc)  # a per-batch value, not a sum (weighted by rows later)
 
 
@@ -307,10 +333,12 @@ def improvement(score: float, bench: float, scoring: str) -> float:
 def summarize(tracker: Tracker, *, scoring: str, drop: float) -> StreamResult:
     """Turn a tracker's sums into a :class:`StreamResult`."""
     sizes = np.concatenate(tracker.batch_sizes) if tracker.batch_sizes else np.empty(0)
+    totals = np.concatenate(tracker.batch_weights) if tracker.batch_weights else np.empty(0)
     model, bench = tracker.model.arrays(), tracker.bench.arrays()
     # Batch 0 is learned, not scored.
     scored = slice(1, None)
     n = sizes[scored]
+    weight = totals[scored]
     start = int(drop * n.shape[0])
     keep = slice(1 + start, None)
     curve = pd.DataFrame(
@@ -320,14 +348,17 @@ def summarize(tracker: Tracker, *, scoring: str, drop: float) -> StreamResult:
             "n": n.astype(np.int64),
         }
     )
-    for name in METRICS:
-        per = model[name][scored] if name == "auc" else model[name][scored] / n
-        curve[name] = per
-    for name in METRICS:
-        per = bench[name][scored] if name == "auc" else bench[name][scored] / n
-        curve[f"benchmark_{name}"] = per
-    scores = _means(tracker.model, sizes, keep)
-    bench_scores = _means(tracker.bench, sizes, keep)
+    if tracker.weighted:
+        curve["weight"] = weight
+    with np.errstate(invalid="ignore", divide="ignore"):  # a batch of zero weight: NaN
+        for name in METRICS:
+            per = model[name][scored] if name == "auc" else model[name][scored] / weight
+            curve[name] = per
+        for name in METRICS:
+            per = bench[name][scored] if name == "auc" else bench[name][scored] / weight
+            curve[f"benchmark_{name}"] = per
+    scores = _means(tracker.model, totals, keep)
+    bench_scores = _means(tracker.bench, totals, keep)
     if not sizes[keep].sum():
         # Batch 0 only trains, and `drop` leaves out the first scored batches: with
         # too few batches nothing is scored, and every score is NaN.

@@ -41,7 +41,7 @@ from shardfit.streaming.progressive import (
 )
 from shardfit.streaming.space import Config, build_learner, expand
 from shardfit.streaming.store import Record, ResultStore, StoreError, open_store
-from shardfit.streaming.stream import check_columns, warn_skipped
+from shardfit.streaming.stream import check_columns, check_takes_weights, warn_skipped
 from shardfit.streaming.units import RunUnit, Unit, expand_coef, run_units
 
 __all__ = ["SearchSummary", "search"]
@@ -168,6 +168,7 @@ def search(
     *,
     target: str,
     store: str | Path,
+    weights: str | None = None,
     batch_rows: int = 1000,
     drop: float = 0.7,
     scoring: str | None = None,
@@ -198,6 +199,9 @@ def search(
         The target column.
     store : str or Path
         The SQLite results store (created if missing).
+    weights : str, optional
+        A column of non-negative sample weights, as in :func:`shardfit.stream_fit`:
+        every learner gets them and every score is weighted by them.
     batch_rows : int, default 1000
         Rows per batch of progressive validation.
     drop : float, default 0.7
@@ -254,8 +258,11 @@ def search(
     configs = expand(space, n_iter=n_iter, random_state=random_state)
     source = as_source(data)
     for config in configs:
-        check_columns(source, list(HashingFeaturizer(**config.featurizer).fit().columns), target)
-        build_learner(config.learner)
+        columns = list(HashingFeaturizer(**config.featurizer).fit().columns)
+        check_columns(source, columns, target, weights)
+        learner = build_learner(config.learner)
+        if weights is not None:
+            check_takes_weights(learner)
     scoring = check_scoring(scoring or _common_scoring(configs))
     min_rows, factor = _halving(halving, batch_rows)
     if units is not None and (isinstance(units, bool) or not isinstance(units, int) or units < 1):
@@ -263,6 +270,7 @@ def search(
     settings = {
         "data": source.fingerprint(),
         "target": target,
+        "weights": weights,
         "batch_rows": batch_rows,
         "drop": float(drop),
         "scoring": scoring,
@@ -283,7 +291,8 @@ def search(
                         raise ValueError("search does not run under MPI; use processes or dask")
                     _run(
                         sess, todo, source, db, summary, advance,
-                        target=target, batch_rows=batch_rows, drop=float(drop), scoring=scoring,
+                        target=target, weights=weights, batch_rows=batch_rows, drop=float(drop),
+                        scoring=scoring,
                         classes=classes, unit_configs=unit_configs, units=units, min_rows=min_rows,
                         factor=factor, allow_pickle=allow_pickle, skipped=skipped,
                     )  # fmt: skip
@@ -333,6 +342,7 @@ def _run(
     advance: Callable[[int], None],
     *,
     target: str,
+    weights: str | None,
     batch_rows: int,
     drop: float,
     scoring: str,
@@ -354,7 +364,7 @@ def _run(
         stop = None
         if min_rows is not None and len(active) > 1:
             stop = next_checkpoint(rung, min_rows=min_rows, factor=factor)
-        task = RunUnit(source, target, batch_rows, classes, start, stop)
+        task = RunUnit(source, target, batch_rows, classes, start, stop, weights)
         work = [
             Unit(i, group, tuple(trackers[c.key] for c in group))
             for i, group in enumerate(

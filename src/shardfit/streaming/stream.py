@@ -12,6 +12,7 @@ partition and one chunk of batches at a time, never the data set.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +35,7 @@ from shardfit.streaming.progressive import (
     summarize,
 )
 
-__all__ = ["Chunk", "check_columns", "iter_chunks", "stream_fit"]
+__all__ = ["Chunk", "check_columns", "check_takes_weights", "iter_chunks", "stream_fit"]
 
 # Rows hashed and learned per call: large enough that per-call overheads vanish,
 # small enough to keep memory bounded (a whole number of batches).
@@ -53,11 +54,14 @@ class Chunk:
         The target.
     segments : tuple of (Partition, int, int)
         ``(partition, first row in it, rows)`` in order, covering the table.
+    w : numpy.ndarray or None
+        The rows' sample weights, when a weight column was read.
     """
 
     table: pa.Table
     y: np.ndarray
     segments: tuple[tuple[Partition, int, int], ...]
+    w: np.ndarray | None = None
 
     def locate(self, row: int) -> str:
         """Where row ``row`` of the chunk is stored (partition and row or line)."""
@@ -68,13 +72,19 @@ class Chunk:
         return f"row {row} past the chunk"  # pragma: no cover - callers pass valid rows
 
 
-def check_columns(source: Source, columns: Sequence[str], target: str) -> None:
-    """Raise naming the column if the target or a feature is not in the source."""
+def check_columns(
+    source: Source, columns: Sequence[str], target: str, weights: str | None = None
+) -> None:
+    """Raise naming the column if the target, a feature or the weights are not in the
+    source."""
     known = source.columns
-    if target not in known:
-        raise SchemaError(
-            f"the target column {target!r} is not in {source.name}; it has {', '.join(known)}"
-        )
+    for role, column in (("target", target), ("weight", weights)):
+        if column is not None and column not in known:
+            raise SchemaError(
+                f"the {role} column {column!r} is not in {source.name}; it has {', '.join(known)}"
+            )
+    if weights is not None and weights == target:
+        raise DesignError(f"the weight column {weights!r} is also the target column")
     for column in columns:
         if column not in known:
             raise DesignError(
@@ -84,27 +94,32 @@ def check_columns(source: Source, columns: Sequence[str], target: str) -> None:
         raise DesignError(f"the target column {target!r} is also a feature column")
 
 
-def _target(table: pa.Table, target: str, partition: Partition, first: int) -> np.ndarray:
-    """The target of one partition's rows as float64, checked for type and missing values."""
+def _target(
+    table: pa.Table, target: str, partition: Partition, first: int, role: str = "target"
+) -> np.ndarray:
+    """The target (or weight) of one partition's rows as float64, checked for type and
+    missing values; a weight also for sign."""
     column = table.column(target)
     kind = column.type
     if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+        need = "0/1 labels or values" if role == "target" else "non-negative numbers"
         raise SchemaError(
-            f"the target column {target!r} in partition {partition.key} has type {kind}; "
-            "streaming learners need a numeric target (0/1 labels or values)"
+            f"the {role} column {target!r} in partition {partition.key} has type {kind}; "
+            f"streaming learners need a numeric {role} ({need})"
         )
     if column.null_count:
         row = int(np.flatnonzero(np.asarray(column.is_null()))[0])
         raise MissingDataError(
-            f"missing target in partition {partition.key} ({partition.locate(first + row)}), "
+            f"missing {role} in partition {partition.key} ({partition.locate(first + row)}), "
             f"column {target!r}"
         )
     y = column.to_numpy().astype(np.float64, copy=False)
-    bad = ~np.isfinite(y)
+    bad = ~np.isfinite(y) if role == "target" else ~(np.isfinite(y) & (y >= 0))
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
+        what = "non-finite" if role == "target" else "negative or non-finite"
         raise MissingDataError(
-            f"non-finite target {y[row]} in partition {partition.key} "
+            f"{what} {role} {y[row]} in partition {partition.key} "
             f"({partition.locate(first + row)}), column {target!r}"
         )
     return y
@@ -119,6 +134,7 @@ def iter_chunks(
     start: int = 0,
     stop: int | None = None,
     skipped: dict[int, int] | None = None,
+    weights: str | None = None,
 ) -> Iterator[Chunk]:
     """Yield the rows ``start:stop`` of ``source`` in chunks of ``chunk_rows`` rows.
 
@@ -127,10 +143,11 @@ def iter_chunks(
     the reader skipped (malformed CSV lines with ``on_bad_lines="skip"``) in each
     partition read are set in ``skipped``, by partition position, when a dict is
     given: keyed, so reading a partition again (another range, another unit of a
-    search) does not count its lines twice.
+    search) does not count its lines twice. With ``weights``, each chunk has the rows'
+    weights (``Chunk.w``).
     """
-    names = list(dict.fromkeys([*columns, target]))
-    pending: list[tuple[pa.Table, np.ndarray, Partition, int]] = []
+    names = list(dict.fromkeys([*columns, target, *([weights] if weights else [])]))
+    pending: list[_Piece] = []
     npending = 0
     offset = 0  # global index of the first row of the current partition
     for position, partition in enumerate(source.partitions):
@@ -147,7 +164,9 @@ def iter_chunks(
         if hi <= lo:
             continue
         table = table.slice(lo, hi - lo)
-        pending.append((table, _target(table, target, partition, lo), partition, lo))
+        y = _target(table, target, partition, lo)
+        w = _target(table, weights, partition, lo, role="weight") if weights else None
+        pending.append((table, y, w, partition, lo))
         npending += hi - lo
         while npending >= chunk_rows:
             chunk, pending = _take(pending, chunk_rows)
@@ -158,24 +177,30 @@ def iter_chunks(
         yield chunk
 
 
-def _take(
-    pending: list[tuple[pa.Table, np.ndarray, Partition, int]], rows: int
-) -> tuple[Chunk, list[tuple[pa.Table, np.ndarray, Partition, int]]]:
+# A partition's rows not yet in a chunk: table, target, weights, partition, first row.
+_Piece = tuple[pa.Table, np.ndarray, np.ndarray | None, Partition, int]
+
+
+def _take(pending: list[_Piece], rows: int) -> tuple[Chunk, list[_Piece]]:
     """Cut the first ``rows`` rows off the pending pieces."""
-    tables, ys, segments = [], [], []
+    tables, ys, ws, segments = [], [], [], []
     rest = list(pending)
     need = rows
     while need:
-        table, y, partition, first = rest.pop(0)
+        table, y, w, partition, first = rest.pop(0)
         n = min(need, table.num_rows)
         tables.append(table.slice(0, n))
         ys.append(y[:n])
+        if w is not None:
+            ws.append(w[:n])
         segments.append((partition, first, n))
         if n < table.num_rows:
-            rest.insert(0, (table.slice(n), y[n:], partition, first + n))
+            tail = None if w is None else w[n:]
+            rest.insert(0, (table.slice(n), y[n:], tail, partition, first + n))
         need -= n
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    return Chunk(table, np.concatenate(ys), tuple(segments)), rest
+    w_all = np.concatenate(ws) if ws else None
+    return Chunk(table, np.concatenate(ys), tuple(segments), w_all), rest
 
 
 def chunk_rows_for(batch_rows: int) -> int:
@@ -208,6 +233,7 @@ def stream_fit(
     data: Any,
     *,
     target: str,
+    weights: str | None = None,
     batch_rows: int = 1000,
     drop: float = 0.7,
     scoring: str | None = None,
@@ -236,6 +262,12 @@ def stream_fit(
         Anything :func:`shardfit.as_source` accepts; partitions are read in order.
     target : str
         The target column (numeric: 0/1 labels for a classifier).
+    weights : str, optional
+        A column of non-negative sample weights: passed to ``partial_fit`` as
+        ``sample_weight`` (the estimator must take it), and weighting every
+        progressive metric and the benchmark's running mean, as
+        ``sklearn.metrics``' ``sample_weight`` does. A missing, negative or non-finite
+        weight raises naming partition and row.
     batch_rows : int, default 1000
         Rows per batch; batches do not depend on how the data are partitioned.
     drop : float, default 0.7
@@ -283,21 +315,44 @@ def stream_fit(
             f"progressive validation scores by {', '.join(map(repr, applicable))} "
             "(log-loss and squared error of a classifier need predict_proba)"
         )
+    if weights is not None:
+        check_takes_weights(estimator)
     source = as_source(data)
     columns = list(getattr(featurizer, "columns", ()))
-    check_columns(source, columns, target)
+    check_columns(source, columns, target, weights)
     tracker = Tracker(estimator, batch_rows=batch_rows, classes=classes)
     skipped: dict[int, int] = {}
     chunks = iter_chunks(
-        source, columns, target, chunk_rows=chunk_rows_for(batch_rows), skipped=skipped
+        source,
+        columns,
+        target,
+        chunk_rows=chunk_rows_for(batch_rows),
+        skipped=skipped,
+        weights=weights,
     )
     with _progress(progress) as advance:
         for chunk in chunks:
-            tracker.feed(featurize(featurizer, chunk), chunk.y)
+            tracker.feed(featurize(featurizer, chunk), chunk.y, chunk.w)
             advance(chunk.table.num_rows)
     warn_skipped(source, sum(skipped.values()), f"{tracker.rows:,} rows were learned")
     result = summarize(tracker, scoring=scoring, drop=float(drop))
     return dataclasses.replace(result, rows_skipped=sum(skipped.values()))
+
+
+def check_takes_weights(estimator: Any) -> None:
+    """Refuse weights for an estimator whose ``partial_fit`` has no ``sample_weight``
+    (they would be left out of the fit but not of the scores)."""
+    try:
+        parameters = inspect.signature(estimator.partial_fit).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a builtin without a signature
+        return
+    if "sample_weight" not in parameters and not any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    ):
+        raise TypeError(
+            f"weights= needs an estimator whose partial_fit takes sample_weight; "
+            f"{type(estimator).__name__}'s does not"
+        )
 
 
 def warn_skipped(source: Source, count: int, detail: str) -> None:

@@ -86,6 +86,7 @@ class RunUnit:
     classes: Any
     start: int
     stop: int | None
+    weights: str | None = None  # the sample-weight column
 
     def __call__(self, unit: Unit) -> UnitResult:
         # One featurizer per distinct featurizer configuration: each chunk is hashed once
@@ -116,6 +117,7 @@ class RunUnit:
             start=self.start,
             stop=self.stop,
             skipped=skipped,
+            weights=self.weights,
         )
         for chunk in chunks:
             for key, featurizer in featurizers.items():
@@ -124,7 +126,7 @@ class RunUnit:
                 share = (time.perf_counter() - began) / len(users[key])
                 for i in users[key]:
                     began = time.perf_counter()
-                    trackers[i].feed(X, chunk.y)
+                    trackers[i].feed(X, chunk.y, chunk.w)
                     seconds[i] += share + time.perf_counter() - began
             rows += chunk.table.num_rows
         for tracker in trackers:
