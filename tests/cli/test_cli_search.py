@@ -72,3 +72,37 @@ def test_bad_configurations_are_reported(folder, capsys) -> None:
     assert "target column 'nope' is not in" in capsys.readouterr().err
     assert main(["best", str(folder / "missing.db")]) == 2
     assert "no results store" in capsys.readouterr().err
+
+
+def test_weighted_search_from_the_config_equals_weighted_stream_fit(tmp_path, capsys) -> None:
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from shardfit import HashingFeaturizer, stream_fit
+    from shardfit.streaming.space import build_learner
+
+    table = pq.read_table(simulate("logit", 3000, tmp_path / "logit.parquet", seed=4))
+    weights = np.random.default_rng(0).uniform(0.0, 2.0, table.num_rows)
+    pq.write_table(table.append_column("w", [weights]), tmp_path / "logit.parquet")
+    config = CONFIG.replace('store = "models.db"', 'store = "models.db"\nweights = "w"')
+    (tmp_path / "search.toml").write_text(config)
+    assert main(["search", str(tmp_path / "search.toml"), "--no-progress"]) == 0
+    with open_store(tmp_path / "models.db") as store:
+        best = store.best(1)[0]
+    alone = stream_fit(
+        build_learner(best.params["learner"]),
+        HashingFeaturizer(**best.params["featurizer"]),
+        tmp_path / "logit.parquet",
+        target="y",
+        weights="w",
+        batch_rows=250,
+    )
+    assert best.score == alone.score
+    unweighted = stream_fit(
+        build_learner(best.params["learner"]),
+        HashingFeaturizer(**best.params["featurizer"]),
+        tmp_path / "logit.parquet",
+        target="y",
+        batch_rows=250,
+    )
+    assert best.score != unweighted.score

@@ -6,6 +6,7 @@ space; paths are relative to the file's folder::
     data = "logit.parquet"
     target = "y"
     store = "models.db"
+    weights = "w"            # optional sample-weight column
     batch_rows = 1000        # optional, as the keyword arguments of shardfit.search
     backend = "processes"
     workers = 2
@@ -40,6 +41,7 @@ __all__ = ["add_parser", "load_config", "run"]
 
 _REQUIRED = ("data", "target", "store", "grid")
 _OPTIONAL = {
+    "weights",
     "batch_rows",
     "drop",
     "scoring",
@@ -125,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
                 config[name] = getattr(args, name)
         progress = sys.stderr.isatty() if args.progress is None else args.progress
         summary = search(progress=progress, **config)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, TypeError) as error:
         print(f"shardfit search: error: {error}", file=sys.stderr)
         return 2
     print(
