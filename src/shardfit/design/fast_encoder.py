@@ -295,6 +295,8 @@ class FastEncoder:
 
     @classmethod
     def _build(cls, spec: Any) -> FastEncoder:
+        if getattr(spec, "numeric_levels", ()):
+            raise _Unsupported  # a column both levels and numbers: formulaic encodes it
         specs = spec.formulaic_specs()
         rhs = specs.rhs if spec.has_formula_response else specs
         plain = set(spec.formula_columns) - set(spec.levels)
@@ -381,7 +383,12 @@ class FastEncoder:
                 arrays[name] = np.asarray(frame[name].cat.codes, dtype=np.int64)
             else:
                 arrays[name] = frame[name].to_numpy(dtype=np.float64)
-        got = self.encode(spec, arrays, len(frame)).toarray()
+        try:
+            got = self.encode(spec, arrays, len(frame)).toarray()
+        except Exception as error:
+            # A numeric factor the plan cannot evaluate (I(g == "a") reads a categorical
+            # column, which the plan holds as level codes): formulaic encodes the design.
+            raise _Unsupported from error
         if got.shape != expected.shape or not np.array_equal(got, expected, equal_nan=True):
             raise _Unsupported
 

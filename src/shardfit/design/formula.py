@@ -63,6 +63,12 @@ class FormulaInfo:
         Factor expressions containing ``center``/``scale``/``standardize`` calls.
     has_response : bool
         Whether the formula has a left-hand side.
+    functions : frozenset of str
+        Names the formula calls as functions (``foo`` in ``foo(x)``).
+    numeric_uses : frozenset of str
+        Variables read other than as the first argument of ``C(...)`` (``k`` in
+        ``C(k):x + k``): a numeric column among them is a number there, whatever
+        ``C()`` makes of it elsewhere.
     """
 
     formula: str
@@ -70,6 +76,8 @@ class FormulaInfo:
     categorical_calls: frozenset[str]
     stateful_factors: tuple[str, ...]
     has_response: bool
+    functions: frozenset[str] = frozenset()
+    numeric_uses: frozenset[str] = frozenset()
 
     @cached_property
     def parsed(self) -> Formula:
@@ -102,11 +110,14 @@ def analyze_formula(formula: str) -> FormulaInfo:
     categorical: set[str] = set()
     stateful: list[str] = []
     names: set[str] = set()
+    functions: set[str] = set()
+    numeric_uses: set[str] = set()
     for expression, lookup in factors.items():
         if expression == "1":
             continue
         if lookup:  # a column, whatever its name (`grp-1` arrives as grp-1)
             names.add(expression.strip("`"))
+            numeric_uses.add(expression.strip("`"))
             continue
         # Backtick-quoted names inside an expression (C(`grp-1`)) become identifiers
         # for Python's parser, and their names again after.
@@ -116,29 +127,91 @@ def analyze_formula(formula: str) -> FormulaInfo:
         except SyntaxError:
             names.add(expression.strip("`"))
             continue
-        names.update(quoted.get(name, name) for name in _names(tree))
+        read = {quoted.get(name, name) for name in _names(tree)} | _quoted_by_q(tree)
+        names.update(read)
+        functions.update(_called_names(tree))
         stateful_here = _check_calls(tree, formula)
         if stateful_here:
             stateful.append(expression)
-        for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.Call)
-                and _call_name(node) in _CATEGORICAL_CALLS
-                and node.args
-                and isinstance(node.args[0], ast.Name)
-            ):
-                categorical.add(quoted.get(node.args[0].id, node.args[0].id))
+        as_levels = {quoted.get(name, name) for name in _categorical_arguments(tree)}
+        categorical.update(as_levels)
+        if not (as_levels and _is_only_categorical_call(tree)):
+            numeric_uses.update(read)
     # formulaic's required_variables leaves out names inside stateful transforms
-    # (scale(x) gives nothing), so read the names from the factors as well.
-    variables = frozenset(
-        {str(variable) for variable in parsed.required_variables} | (names - _context_names())
-    )
+    # (scale(x) gives nothing), so read the names from the factors as well. It also
+    # cuts a dotted column name at the dot (`z.val` and Q("z.val") give "z"): such a
+    # root is not a variable unless the formula reads it on its own too.
+    dotted_roots = {name.split(".")[0] for name in names if "." in name}
+    required = {
+        str(variable)
+        for variable in parsed.required_variables
+        if str(variable) in names or str(variable) not in dotted_roots
+    }
+    context = _context_names()
+    variables = frozenset(required | (names - context))
     return FormulaInfo(
         formula=formula,
         variables=variables,
         categorical_calls=frozenset(categorical),
         stateful_factors=tuple(stateful),
         has_response=has_response,
+        functions=frozenset(functions - context),
+        numeric_uses=frozenset(numeric_uses & variables),
+    )
+
+
+def _quoted_by_q(tree: ast.AST) -> set[str]:
+    """Column names quoted as ``Q("name")`` (formulaic's and patsy's quoting)."""
+    return {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and _call_name(node) == "Q"
+        and len(node.args) == 1
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    }
+
+
+def _called_names(tree: ast.AST) -> set[str]:
+    """Names called as functions (``foo`` in ``foo(x)``, not ``np.log``)."""
+    return {
+        node.func.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    }
+
+
+def _column_argument(node: ast.expr) -> str | None:
+    """The column a ``C(...)`` argument names: ``g``, or ``Q("g h")``."""
+    if isinstance(node, ast.Name):
+        return node.id
+    names = _quoted_by_q(node) if isinstance(node, ast.Call) and _call_name(node) == "Q" else ()
+    return next(iter(names), None)
+
+
+def _categorical_arguments(tree: ast.AST) -> set[str]:
+    """Columns given as the first argument of a ``C(...)`` call."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _call_name(node) in _CATEGORICAL_CALLS and node.args:
+            name = _column_argument(node.args[0])
+            if name is not None:
+                found.add(name)
+    return found
+
+
+def _is_only_categorical_call(tree: ast.Expression) -> bool:
+    """Whether the factor is one ``C(column, ...)`` call whose other arguments read no
+    column: the column then enters only as levels."""
+    body = tree.body
+    if not (isinstance(body, ast.Call) and _call_name(body) in _CATEGORICAL_CALLS and body.args):
+        return False
+    others = [*body.args[1:], *(keyword.value for keyword in body.keywords)]
+    return _column_argument(body.args[0]) is not None and not any(
+        isinstance(n, ast.Name) and n.id not in _context_names()
+        for other in others
+        for n in ast.walk(other)
     )
 
 
@@ -174,6 +247,16 @@ def _context_names() -> set[str]:
     return set(TRANSFORMS) | set(dir(builtins))
 
 
+def _is_raw_poly(node: ast.Call) -> bool:
+    """Whether the call is ``poly(..., raw=True)``: powers of its argument, no state."""
+    return _call_name(node) == "poly" and any(
+        keyword.arg == "raw"
+        and isinstance(keyword.value, ast.Constant)
+        and keyword.value.value is True
+        for keyword in node.keywords
+    )
+
+
 def _check_calls(tree: ast.AST, formula: str) -> bool:
     """Raise on unsupported calls; return whether a mergeable stateful call is present."""
     found = False
@@ -193,11 +276,12 @@ def _check_calls(tree: ast.AST, formula: str) -> bool:
                 "rows; use center(), scale() or standardize(), which learn from all rows, "
                 "or compute the column before fitting"
             )
-        if name in _UNMERGEABLE:
+        if name in _UNMERGEABLE and not _is_raw_poly(node):
             raise DesignError(
                 f"{name}() in formula {formula!r} learns its state (knots, orthogonal basis) "
                 "from all rows at once, which shardfit cannot yet do out of core; supported "
-                f"stateful transforms: {', '.join(MERGEABLE_TRANSFORMS)}"
+                f"stateful transforms: {', '.join(MERGEABLE_TRANSFORMS)} (and poly(x, degree, "
+                "raw=True), which learns nothing)"
             )
         if name in MERGEABLE_TRANSFORMS:
             found = True

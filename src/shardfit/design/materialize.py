@@ -13,7 +13,7 @@ import pyarrow as pa
 from shardfit._measure import phase
 from shardfit.data.partition import Partition, ReadResult, read_labels
 from shardfit.design.fast_encoder import SplitDesign
-from shardfit.design.spec import DesignSpec
+from shardfit.design.spec import DesignSpec, outside_levels_error
 from shardfit.errors import DesignError, MissingDataError, UnseenLevelError
 from shardfit.stats.column_summary import numeric_values, to_numpy
 
@@ -508,9 +508,19 @@ def _formula_arrays(
             codes, is_unseen = arrays[name]
             codes = codes[keep]
             if unseen == "zero" and is_unseen[keep].any():
+                if name in spec.numeric_levels:
+                    raise UnseenLevelError(
+                        f"column {name!r} has values not among its {len(spec.levels[name])} "
+                        "levels learned when the design was built; unseen='zero' cannot "
+                        f"encode them because {spec.formula!r} also reads {name!r} as a "
+                        "number: predict on rows with known levels"
+                    )
                 unseen_rows[name] = is_unseen[keep]
                 codes = np.where(codes < 0, 0, codes)  # any level; its columns are zeroed below
-            frame[name] = pd.Categorical.from_codes(codes, categories=spec.levels[name])
+            if name in spec.numeric_levels:  # the values: formulaic's C() finds the levels
+                frame[name] = np.asarray(spec.levels[name])[codes]
+            else:
+                frame[name] = pd.Categorical.from_codes(codes, categories=spec.levels[name])
         else:
             frame[name] = arrays[name][keep]
     data = pd.DataFrame(frame, index=pd.RangeIndex(nkeep))
@@ -541,6 +551,10 @@ def _formula_arrays(
                 y = None
         except DesignError:
             raise
+        except _data_mismatch_warning() as error:
+            # Levels were checked against the spec above: the values fall outside the
+            # levels= a C() call of the formula names (patsy raises here too).
+            raise outside_levels_error(str(spec.formula), error) from error
         except Exception as error:
             raise DesignError(f"cannot encode with {spec.formula!r}: {error}") from error
     if X.shape[1] != len(spec.column_names):

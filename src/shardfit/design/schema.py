@@ -128,9 +128,11 @@ class SchemaTask:
                 )
             complete &= ~absent
         learned: dict[str, dict[str, Any]] = {}
-        if self.stateful_factors and complete.any():
-            frame = table.filter(complete).to_pandas()
-            learned = _learn_transform_sums(self.stateful_factors, frame)
+        if self.stateful_factors and table.num_rows:
+            # Every row, not only the complete ones: formulaic, patsy and R learn a
+            # transform's state before dropping rows that miss other columns; the
+            # learning transform itself skips the rows its own input is missing in.
+            learned = _learn_transform_sums(self.stateful_factors, table.to_pandas())
         counts = PartitionCounts(
             key=partition.key,
             rows=table.num_rows,
@@ -220,7 +222,8 @@ def schema_pass(
     Columns of a label type, and those in ``categorical``, get level counts; the
     rest counts, missing, extremes, mean and spread. Summaries merge in partition
     order. ``stateful_factors`` are formula expressions whose ``center``/``scale``
-    sums are learned on the complete rows.
+    sums are learned on every row where their input is present (as formulaic and
+    statsmodels learn them, before rows missing other columns are dropped).
     """
     source = as_source(source)
     columns = tuple(source.columns) if columns is None else tuple(columns)
@@ -336,7 +339,17 @@ def learn_design(
     if formula is None or stateful:
         summaries = "all"
     types = dict(zip(source.schema.names, source.schema.types))
-    _check_no_temporal([c for c in formula_columns if c not in categorical], types, source)
+    numeric_uses = info.numeric_uses if formula is not None else frozenset()
+    _check_no_temporal(
+        [c for c in formula_columns if c not in categorical or c in numeric_uses], types, source
+    )
+    # A column of numbers both in C() and read as a number (C(k):x + k): formulaic
+    # encodes the bare k as a number on the whole frame, so it gets values, not levels.
+    numeric_levels = tuple(
+        name
+        for name in formula_columns
+        if name in categorical and name in numeric_uses and not is_categorical_type(types[name])
+    )
     for name in extra:
         if is_categorical_type(types[name]):
             raise DesignError(f"column {name!r} holds labels; weights/offset/exposure need numbers")
@@ -404,6 +417,7 @@ def learn_design(
         raw_columns=raw_columns,
         formula_columns=tuple(formula_columns),
         extra_columns=tuple(extra_columns),
+        numeric_levels=numeric_levels,
     )
     if formula is not None:
         spec = spec.with_formulaic()
@@ -462,6 +476,13 @@ def _formula_columns(info: FormulaInfo, source: Source) -> list[str]:
     unknown = sorted(
         name for name in info.variables if name not in available and name not in TRANSFORMS
     )
+    functions = [name for name in unknown if name in info.functions]
+    if functions:
+        raise DesignError(
+            f"formula {info.formula!r} calls {functions}, which are neither functions "
+            f"formulaic knows (its transforms {sorted(TRANSFORMS)}, NumPy as np.<name>) "
+            f"nor columns of {source.name!r}; compute the column before fitting"
+        )
     if unknown:
         raise DesignError(
             f"formula {info.formula!r} uses {unknown}, which are not columns of "

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import warnings
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -58,6 +60,10 @@ class DesignSpec:
         The source columns the formula reads.
     extra_columns : tuple of str
         Columns read and checked for missing values but not encoded (cluster ids).
+    numeric_levels : tuple of str
+        Columns of numbers that the formula reads both through ``C()`` (with the
+        levels in ``levels``) and as numbers (``k`` in ``C(k):x + k``): formulaic
+        gets their values, not categoricals.
     """
 
     formula: str | None
@@ -74,6 +80,7 @@ class DesignSpec:
     raw_columns: tuple[str, ...] = ()
     formula_columns: tuple[str, ...] = ()
     extra_columns: tuple[str, ...] = ()
+    numeric_levels: tuple[str, ...] = ()
     _formulaic: list[Any] = field(default_factory=list, compare=False, repr=False)
     _fast: list[Any] = field(default_factory=list, compare=False, repr=False)
 
@@ -119,19 +126,26 @@ class DesignSpec:
         if self.formula is None:
             raise DesignError("a plain-columns design has no formulaic spec")
         from formulaic import Formula
+        from formulaic.errors import DataMismatchWarning
 
         from shardfit.design.transforms import apply_context
 
         skeleton = self.skeleton_frame()
         try:
-            matrices = Formula(self.formula).get_model_matrix(
-                skeleton,
-                context=apply_context(),
-                transform_state=self.formulaic_state(),
-                na_action="ignore",
-            )
+            # The skeleton holds every level the data has: a level outside a C() call's
+            # levels= is in the data, where formulaic would encode it as zeros.
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", category=DataMismatchWarning)
+                matrices = Formula(self.formula).get_model_matrix(
+                    skeleton,
+                    context=apply_context(),
+                    transform_state=self.formulaic_state(),
+                    na_action="ignore",
+                )
         except DesignError:
             raise
+        except DataMismatchWarning as error:
+            raise outside_levels_error(str(self.formula), error) from error
         except Exception as error:
             raise DesignError(f"cannot build the design of {self.formula!r}: {error}") from error
         specs = matrices.model_spec
@@ -158,7 +172,10 @@ class DesignSpec:
                 if not levels:
                     raise DesignError(f"categorical column {name!r} has no levels in the data")
                 values = [levels[i % len(levels)] for i in range(nrows)]
-                data[name] = pd.Categorical(values, categories=levels)
+                if name in self.numeric_levels:  # C() learns the sorted values itself
+                    data[name] = np.asarray(values)
+                else:
+                    data[name] = pd.Categorical(values, categories=levels)
             else:
                 data[name] = np.full(nrows, self.numeric_fill.get(name, 1.0), dtype=np.float64)
         return pd.DataFrame(data)
@@ -220,6 +237,8 @@ class DesignSpec:
             if item.name.startswith("_"):
                 continue
             value = getattr(self, item.name)
+            if item.name == "numeric_levels" and not value:
+                continue  # left out when empty: earlier specs' JSON and fingerprints hold
             if item.name == "levels":
                 value = {name: _levels_to_json(levels) for name, levels in value.items()}
             elif isinstance(value, tuple):
@@ -301,6 +320,17 @@ _BUILT_BY_JSON: dict[str, tuple[list[Any], list[Any]]] = {}
 _BUILT_KEEP = 8
 #: Per process: a learned spec's JSON -> the same spec with formulaic's spec built.
 _WITH_FORMULAIC: dict[str, DesignSpec] = {}
+
+
+def outside_levels_error(formula: str, warning: Warning) -> DesignError:
+    """The error for data values outside the levels a ``C()`` call of ``formula``
+    names (formulaic only warns and encodes them as zeros; patsy raises)."""
+    outside = re.search(r"\{.*\}", str(warning))
+    return DesignError(
+        f"values {outside.group(0) if outside else ''} of the data are not among the "
+        f"levels given in {formula!r} (C(..., levels=[...])); add them to levels= or "
+        "drop those rows before fitting"
+    )
 
 
 def _replace(spec: DesignSpec, **changes: Any) -> DesignSpec:

@@ -69,6 +69,19 @@ def _learn_center(data: Any, _state: dict = {}) -> np.ndarray:  # noqa: B006
 
 
 @stateful_transform
+def _learn_standardize(
+    data: Any,
+    center: bool | float = True,
+    rescale: bool | float = True,
+    ddof: float = 0,
+    _state: dict = {},  # noqa: B006
+) -> np.ndarray:
+    # formulaic's (and patsy's) standardize(): ``rescale=`` and the population
+    # standard deviation (ddof=0), where scale() divides by n - 1.
+    return _learn_scale(data, center=center, scale=rescale, ddof=ddof, _state=_state)
+
+
+@stateful_transform
 def _apply_scale(
     data: Any,
     center: bool | float = True,
@@ -94,14 +107,25 @@ def _apply_center(data: Any, _state: dict = {}) -> np.ndarray:  # noqa: B006
     return _apply_scale(data, scale=False, _state=_state)
 
 
+@stateful_transform
+def _apply_standardize(
+    data: Any,
+    center: bool | float = True,
+    rescale: bool | float = True,
+    ddof: float = 0,
+    _state: dict = {},  # noqa: B006
+) -> np.ndarray:
+    return _apply_scale(data, _state=_state)
+
+
 def learning_context() -> dict[str, Any]:
     """formulaic evaluation context whose transforms record mergeable sums."""
-    return {"center": _learn_center, "scale": _learn_scale, "standardize": _learn_scale}
+    return {"center": _learn_center, "scale": _learn_scale, "standardize": _learn_standardize}
 
 
 def apply_context() -> dict[str, Any]:
     """formulaic evaluation context whose transforms apply finalized state."""
-    return {"center": _apply_center, "scale": _apply_scale, "standardize": _apply_scale}
+    return {"center": _apply_center, "scale": _apply_scale, "standardize": _apply_standardize}
 
 
 def merge_learned_state(
