@@ -106,6 +106,8 @@ def solve_enet_gram(
         Coordinate sweeps used.
     """
     p = q.size
+    if p == 0:  # nothing to penalize (an intercept-only model)
+        return np.zeros(0), 0
     b = np.zeros(p) if start is None else np.array(start, dtype=np.float64)
     Q = np.ascontiguousarray(Q)
     diag = np.diag(Q) + l2

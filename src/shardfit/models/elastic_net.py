@@ -18,7 +18,8 @@ scikit-learn's objectives (so the answers equal ``ElasticNet``/``ElasticNetCV`` 
 are, as scikit-learn does; ``standardize=True`` penalizes those of columns divided by
 their (weighted, population) standard deviation, as ``StandardScaler`` followed by the
 estimator (refitted per training fold in cross-validation) or glmnet, and reports the
-coefficients on the original scale.
+coefficients on the original scale; every family alike. Without an intercept the columns
+are not centred and the scale is their root mean square, as glmnet's.
 
 Gaussian: one pass accumulates the Gram statistic of ``[X | y]`` of each fold's rows
 (folds: :func:`~shardfit.models.elastic_net_tasks.cv_folds`); every training set's
@@ -98,7 +99,8 @@ def elastic_net(
     l1_ratio : float
         The L1 share of the penalty, in [0, 1] (the grid needs it > 0).
     cv : int, optional
-        The number of cross-validation folds (>= 2).
+        The number of cross-validation folds (>= 2). A fold left without rows (small
+        data: rows go to folds by a hash) raises a ``DesignError``.
     family, link : str or Family
         ``"gaussian"`` (the default), ``"binomial"``, ``"poisson"``, ... and the link.
     weights : str, optional
@@ -127,10 +129,11 @@ def elastic_net(
     Returns
     -------
     ElasticNetResults
-        ``params``, ``coef_``, ``intercept_``, ``alpha_``, ``path``, ``cv_curve``,
-        ``predict()``, ``summary()``.
+        ``params``, ``coef_``, ``intercept_``, ``alpha_``, ``alpha_1se`` (glmnet's
+        one-standard-error rule), ``path``, ``cv_curve``, ``predict()``, ``summary()``.
     """
     _check(alpha, l1_ratio, cv, n_alphas, eps)
+    alphas = _check_alphas(alphas)
     if alpha is not None and alphas is not None:
         raise ValueError(
             "Pass either 'alpha' (one penalty) or 'alphas' (a path), not both: with "
@@ -237,6 +240,31 @@ def _check(alpha: Any, l1_ratio: float, cv: int | None, n_alphas: int, eps: floa
         raise ValueError(f"The 'n_alphas' parameter must be an int >= 1. Got {n_alphas!r}.")
     if not 0 < eps < 1:
         raise ValueError(f"The 'eps' parameter must be in (0, 1). Got {eps!r}.")
+
+
+def _check_alphas(alphas: Any) -> Any:
+    """``alphas``: a count >= 1, or a non-empty list of finite penalties >= 0 (as
+    scikit-learn checks them; a negative penalty is no elastic net)."""
+    if alphas is None:
+        return None
+    if isinstance(alphas, bool):
+        raise ValueError(f"The 'alphas' parameter must be an int >= 1 or a list. Got {alphas!r}.")
+    if isinstance(alphas, int | np.integer):
+        if alphas < 1:
+            raise ValueError(f"The 'alphas' parameter must be an int >= 1. Got {alphas!r}.")
+        return int(alphas)
+    try:
+        values = np.asarray(alphas, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"The 'alphas' parameter must be a list of floats: {error}") from error
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(
+            f"The 'alphas' parameter must be a non-empty 1-D list of penalties. Got {alphas!r}."
+        )
+    for index, value in enumerate(values):
+        if not (np.isfinite(value) and value >= 0):
+            raise ValueError(f"alphas[{index}] == {float(value)!r}, must be a finite float >= 0.")
+    return values
 
 
 def _column_transform(

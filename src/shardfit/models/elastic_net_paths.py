@@ -23,7 +23,40 @@ from shardfit.models._elastic_net_cd import solve_enet_gram
 from shardfit.models.elastic_net_tasks import IrlsTask
 from shardfit.stats.transform import ColumnTransform
 
-__all__ = ["GaussianPath", "GlmPath", "geometric_grid"]
+__all__ = ["GaussianPath", "GlmPath", "check_folds", "check_weight", "geometric_grid"]
+
+
+def check_weight(sum_weights: float, nobs: int) -> None:
+    """Refuse a fit whose rows all weigh 0: the objective is 0/0."""
+    if not sum_weights > 0:
+        raise DesignError(
+            f"the weights of the {nobs:,} rows fitted sum to {sum_weights!r}: the elastic "
+            "net needs rows of positive weight (check the weights column)"
+        )
+
+
+def check_folds(test_weights: Any, train_weights: Any, nobs: int) -> None:
+    """Refuse cross-validation folds without rows (or without weight).
+
+    An empty fold has no held-out loss: averaged in as NaN, it made every penalty's
+    mean loss NaN and the choice fall on the largest penalty (all coefficients zero).
+    """
+    test = np.asarray(test_weights, dtype=np.float64)
+    train = np.asarray(train_weights, dtype=np.float64)
+    k = test.size
+    empty = np.flatnonzero(~(test > 0)).tolist()
+    if empty:
+        raise DesignError(
+            f"cross-validation fold(s) {empty} of {k} hold no rows of positive weight: the "
+            f"{nobs:,} rows fitted are assigned to the {k} folds by a hash of partition and "
+            "row, so small data can leave a fold empty; pass a smaller cv"
+        )
+    if not np.all(train > 0):
+        alone = np.flatnonzero(~(train > 0)).tolist()
+        raise DesignError(
+            f"the training rows of cross-validation fold(s) {alone} "
+            "have no positive weight (every weighted row is in that fold); pass a smaller cv"
+        )
 
 
 def geometric_grid(alpha_max: float, n_alphas: int, eps: float) -> np.ndarray:
@@ -51,6 +84,7 @@ class GaussianPath:
         self.penalized = [j for j in range(self.p) if j != intercept]
         self.index = [*self.penalized, self.p]  # penalized columns and the response
         self.nobs = int(total.totals.nobs)
+        check_weight(float(total.totals.sum_weights), self.nobs)
 
     def _problem(
         self, cross: np.ndarray, sums: np.ndarray, sw: float
@@ -89,7 +123,9 @@ class GaussianPath:
         _, q, d, _, _ = self._problem(
             self.total.cross, self.total.totals.sums, self.total.totals.sum_weights
         )
-        return geometric_grid(float(np.max(np.abs(q / d))) / l1_ratio, count, eps)
+        # No penalized column (``y ~ 1``): a grid of the smallest penalty, as for GLMs.
+        top = float(np.max(np.abs(q / d))) if q.size else 0.0
+        return geometric_grid(top / l1_ratio, count, eps)
 
     def _path(
         self, problem: tuple[Any, ...], grid: np.ndarray, l1_ratio: float, tol: float
@@ -135,6 +171,11 @@ class GaussianPath:
         path, intercepts = self._path(full, grid, l1_ratio, tol)
         if not cv:
             return path, intercepts, None
+        check_folds(
+            [fold.totals.sum_weights if fold.totals.nobs else 0.0 for fold in self.folds],
+            [totals.sum_weights - fold.totals.sum_weights for fold in self.folds],
+            self.nobs,
+        )
         losses = np.empty((grid.size, len(self.folds)))
         for f, fold in enumerate(self.folds):
             train = self._problem(
@@ -175,18 +216,27 @@ class GlmPath:
         self.penalized = np.array([j != intercept for j in range(self.p)])
         first = self._pass(np.zeros((self.models, self.p)), moments=True)
         self.nobs = int(first.nobs)
-        sw = float(first.sum_weights[0])
+        check_weight(float(first.sum_weights[0]), self.nobs)
+        if folds > 1:
+            check_folds(first.test_weights[1:], first.sum_weights[1:], self.nobs)
+        sw = first.sum_weights[:, None]  # per model: all rows, then each training set
         mean = first.sums / sw
-        sd = np.sqrt(np.clip(first.squares / sw - mean**2, 0, None))
-        # Penalty weight of |gamma_j| (z-space coefficient) so that the penalty is on
-        # the original coefficient (or on the standardized column's coefficient).
-        factor = 1.0 / self.scale
+        # glmnet's standardization, per model (cv.glmnet standardizes each fold's fit by
+        # its training rows): the weighted population sd, or without an intercept (the
+        # columns are not centred) the root mean square.
+        spread = first.squares / sw - (mean**2 if intercept is not None else 0.0)
+        sd = np.sqrt(np.clip(spread, 0, None))[:, : self.p]
+        # Penalty weight of |gamma_j|, the z-space coefficient (z_j = (x_j - shift_j) /
+        # scale_j, so gamma_j = scale_j b_j): the penalty is on the original coefficient,
+        # |b_j| = |gamma_j| / scale_j, or on the standardized column's, sd(x_j) |b_j| =
+        # sd(z_j) |gamma_j|.
+        factor = np.tile(1.0 / self.scale, (self.models, 1))
         if standardize:
-            factor = np.where(sd[: self.p] > 0, sd[: self.p], 1.0) / self.scale
-        self.factor = np.where(self.penalized, factor, 0.0)
+            factor = np.where(sd > 0, sd, factor)
+        self.factor = np.where(self.penalized, factor, 0.0)  # (models, p)
         self.start = np.zeros((self.models, self.p))
         if intercept is not None:
-            ybar = float(np.clip(mean[-1], 1e-10, None))
+            ybar = float(np.clip(mean[0, -1], 1e-10, None))
             if family.name == "binomial":
                 ybar = min(ybar, 1 - 1e-10)
             self.start[:, intercept] = float(family.link(np.array([ybar]))[0])
@@ -217,13 +267,13 @@ class GlmPath:
         count = alphas if isinstance(alphas, int) else n_alphas
         stat = self._pass(self.start)
         gradient = (stat.cross[0] @ self.start[0] - stat.target[0]) / stat.sum_weights[0]
-        ratio = np.abs(gradient[self.penalized]) / self.factor[self.penalized]
+        ratio = np.abs(gradient[self.penalized]) / self.factor[0, self.penalized]
         return geometric_grid(float(np.max(ratio)) / l1_ratio if ratio.size else 0.0, count, eps)
 
     def _objective(self, stat: Any, params: np.ndarray, a: float, l1_ratio: float) -> np.ndarray:
         penalty = a * (
-            l1_ratio * np.abs(params) @ self.factor
-            + (1 - l1_ratio) / 2 * (params**2) @ self.factor**2
+            l1_ratio * np.sum(np.abs(params) * self.factor, axis=1)
+            + (1 - l1_ratio) / 2 * np.sum((params * self.factor) ** 2, axis=1)
         )
         return stat.deviance / (2 * stat.sum_weights) + penalty
 
@@ -236,7 +286,7 @@ class GlmPath:
         unconverged = []
         for i, a in enumerate(grid):
             l1 = a * l1_ratio * self.factor
-            l2 = a * (1 - l1_ratio) * self.factor**2
+            l2 = a * (1 - l1_ratio) * self.factor**2  # per model (row), per coefficient
             good = params.copy()  # last accepted coefficients of each model
             good_objective = np.full(self.models, np.inf)
             for _ in range(max_iter):
@@ -252,7 +302,7 @@ class GlmPath:
                     good[m], good_objective[m] = params[m], objective[m]
                     Q = stat.cross[m] / stat.sum_weights[m]
                     q = stat.target[m] / stat.sum_weights[m]
-                    new[m], _ = solve_enet_gram(Q, q, l1, l2, params[m], tol=tol)
+                    new[m], _ = solve_enet_gram(Q, q, l1[m], l2[m], params[m], tol=tol)
                     scale = max(1.0, float(np.max(np.abs(new[m]))))
                     change = max(change, float(np.max(np.abs(new[m] - params[m]))) / scale)
                 if losses is not None:

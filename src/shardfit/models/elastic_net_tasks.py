@@ -131,8 +131,8 @@ class IrlsStatistic:
     deviance: np.ndarray  # (M,) training deviance
     test_deviance: np.ndarray  # (M,) deviance of the held-out fold (0 for model 0)
     test_weights: np.ndarray  # (M,)
-    sums: np.ndarray  # (q + 1,) prior-weighted sums of [Z | y] over all rows
-    squares: np.ndarray  # (q + 1,) prior-weighted sums of squares
+    sums: np.ndarray  # (M, q + 1) prior-weighted sums of [Z | y] over each model's rows
+    squares: np.ndarray  # (M, q + 1) prior-weighted sums of squares
     nobs: int
 
     def merge(self, other: IrlsStatistic) -> IrlsStatistic:
@@ -159,8 +159,9 @@ class IrlsTask:
     (its row quantities and compiled Gram kernel, row block by row block, see
     :mod:`~shardfit.models.glm_tasks`) with the held-out rows' prior weights 0,
     rather than NumPy passes over copies of the training rows. ``moments`` adds the
-    prior-weighted sums and sums of squares of ``[Z | y]`` (the first pass's, for the
-    start and the standardization).
+    prior-weighted sums and sums of squares of ``[Z | y]`` over each model's training
+    rows (the first pass's, for the start and the standardization: glmnet's
+    ``cv.glmnet`` standardizes each fold's model by its own training rows).
     """
 
     spec: DesignSpec
@@ -239,11 +240,13 @@ class IrlsTask:
             else:
                 test_w[m] = float(weights @ held_out)
                 sum_w[m] = float(weights @ ~held_out)
+        sums = np.zeros((models, q + 1))
+        squares = np.zeros((models, q + 1))
         if self.moments:
-            sums = np.append(Z.T @ weights, y @ weights)
-            squares = np.append((Z * Z).T @ weights, (y * y) @ weights)
-        else:
-            sums = squares = np.zeros(q + 1)
+            for m in range(models):
+                prior = weights if m == 0 else np.where(fold == m - 1, 0.0, weights)
+                sums[m] = np.append(Z.T @ prior, y @ prior)
+                squares[m] = np.append((Z * Z).T @ prior, (y * y) @ prior)
         return IrlsStatistic(cross, target, sum_w, dev, test_dev, test_w, sums, squares, n)
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import numbers
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,18 @@ def _as_matrix(X: Any) -> np.ndarray:
     return matrix
 
 
+def _feature_names(X: Any) -> np.ndarray | None:
+    """The column names of a frame ``X`` when they are all strings (scikit-learn's
+    rule for ``feature_names_in_``), else None."""
+    columns = getattr(X, "columns", None)
+    if columns is None:
+        return None
+    names = np.asarray(list(columns), dtype=object)
+    if names.size == 0 or not all(isinstance(name, str) for name in names):
+        return None
+    return names
+
+
 def _columns(output: np.ndarray, method: str, nclasses: int) -> np.ndarray:
     """One estimator's output as feature columns; a binary classifier's probabilities
     keep the positive class only (the other column is one minus it), as scikit-learn."""
@@ -123,10 +135,12 @@ class _StackingEnsemble(BaseEstimator):
         if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
             if cv < 2:
                 raise ValueError(f"The 'cv' parameter must be an int >= 2. Got {cv!r} instead.")
-        elif isinstance(cv, (str, bytes, bool)) or not hasattr(cv, "split"):
+        elif isinstance(cv, (str, bytes, bool)) or not (
+            hasattr(cv, "split") or isinstance(cv, Iterable)
+        ):
             raise ValueError(
-                "The 'cv' parameter must be an int >= 2 or a scikit-learn splitter "
-                f"(an object with 'split'). Got {cv!r} instead."
+                "The 'cv' parameter must be an int >= 2 or a scikit-learn splitter (an object "
+                f"with 'split'), or an iterable of (train, test) index arrays. Got {cv!r} instead."
             )
         if self.random_state is not None and not isinstance(cv, numbers.Integral):
             raise ValueError(
@@ -150,18 +164,23 @@ class _StackingEnsemble(BaseEstimator):
             kind = StratifiedKFold if self._is_classifier else KFold
             splitter: Any = kind(int(self.cv), shuffle=True, random_state=self.random_state)
         else:
-            splitter = check_cv(copy.deepcopy(self.cv), y, classifier=self._is_classifier)
+            # A splitter is copied (its seed state stays the user's); an iterable of
+            # (train, test) pairs is used as given, as scikit-learn's check_cv does.
+            cv = copy.deepcopy(self.cv) if hasattr(self.cv, "split") else self.cv
+            splitter = check_cv(cv, y, classifier=self._is_classifier)
         folds = [
             (np.asarray(train, dtype=np.int64), np.asarray(test, dtype=np.int64))
             for train, test in splitter.split(X, y)
         ]
         held_out = np.concatenate([test for _, test in folds]) if folds else np.array([])
+        iterable = not (hasattr(self.cv, "split") or isinstance(self.cv, numbers.Integral))
+        given = "the (train, test) pairs given" if iterable else repr(splitter)
         if held_out.size != X.shape[0] or not np.array_equal(
             np.sort(held_out), np.arange(X.shape[0])
         ):
             raise ValueError(
                 "The 'cv' splitter must hold out every row exactly once (a partition of the "
-                f"rows, like KFold); {splitter!r} held out {held_out.size} rows "
+                f"rows, like KFold); {given} held out {held_out.size} rows "
                 f"({np.unique(held_out).size} distinct) of {X.shape[0]}."
             )
         if self._is_classifier:
@@ -200,7 +219,7 @@ class _StackingEnsemble(BaseEstimator):
         """
         self._check_params()
         layers = _check_layers(self.layers)
-        X = _as_matrix(X)
+        X_in, X = X, _as_matrix(X)
         y = column_or_1d(y, warn=True)
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}.")
@@ -209,6 +228,7 @@ class _StackingEnsemble(BaseEstimator):
         final = clone(self.final_estimator) if self.final_estimator is not None else None
         final = final if final is not None else self._default_final()
         self.n_features_in_ = X.shape[1]
+        self._set_feature_names(X_in)
         self.stack_method_ = [self._methods(layer) for layer in layers]
         self.layers_: list[dict[str, Any]] = []
         features = X
@@ -264,6 +284,43 @@ class _StackingEnsemble(BaseEstimator):
             blocks.append(X)
         return np.hstack(blocks)
 
+    def _set_feature_names(self, X: Any) -> None:
+        names = _feature_names(X)
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+
+    def _check_input_names(self, X: Any) -> None:
+        """As scikit-learn's estimators: columns of a frame must be those of fit, in
+        order (the arrays are used by position, so other names would predict from
+        the wrong columns); a frame against an array fit, or the reverse, warns."""
+        fitted = getattr(self, "feature_names_in_", None)
+        names = _feature_names(X)
+        kind = type(self).__name__
+        if fitted is not None and names is not None:
+            if not np.array_equal(fitted, names):
+                unexpected = [n for n in names if n not in set(fitted)]
+                missing = [n for n in fitted if n not in set(names)]
+                detail = f" Unseen at fit: {unexpected}." if unexpected else ""
+                detail += f" Seen at fit, missing now: {missing}." if missing else ""
+                raise ValueError(
+                    "The feature names should match those that were passed during fit "
+                    f"({list(fitted)}), in the same order; got {list(names)}.{detail}"
+                )
+        elif fitted is not None:
+            warnings.warn(
+                f"X does not have valid feature names, but {kind} was fitted with feature names",
+                UserWarning,
+                stacklevel=3,
+            )
+        elif names is not None:
+            warnings.warn(
+                f"X has feature names, but {kind} was fitted without feature names",
+                UserWarning,
+                stacklevel=3,
+            )
+
     def transform(self, X: Any) -> np.ndarray:
         """The features the final estimator sees for ``X``: the last layer's outputs
         (then ``X`` with ``passthrough``), computed here with the all-rows fits.
@@ -277,6 +334,7 @@ class _StackingEnsemble(BaseEstimator):
         ndarray of shape (n_samples, n_stacked_features)
         """
         check_is_fitted(self, "final_estimator_")
+        self._check_input_names(X)
         X = _as_matrix(X)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
@@ -301,11 +359,12 @@ _PARAMETERS_DOC = """
         single list of pairs is one layer). Estimators are cloned, never modified.
     final_estimator : estimator or None
         Fitted on the last layer's out-of-fold predictions. ``None``: {final}.
-    cv : int or scikit-learn splitter
+    cv : int, scikit-learn splitter or iterable of (train, test)
         The folds: an int K gives {kfold} (unshuffled, as scikit-learn's ``check_cv``,
         unless ``random_state`` is set); a splitter (``KFold(5, shuffle=True,
-        random_state=0)``) must hold out every row exactly once. The folds are drawn
-        once, on the driver, and shared by all layers.
+        random_state=0)``) or a list of (train, test) index arrays must hold out every
+        row exactly once. The folds are drawn once, on the driver, and shared by all
+        layers.
     random_state : int or None
         With an int ``cv``: shuffle the rows before splitting, with this seed (a
         splitter carries its own seed).{method}
@@ -335,6 +394,9 @@ _ATTRIBUTES_DOC = """
         The fitted final estimator.
     n_features_in_ : int
         The number of input features.
+    feature_names_in_ : ndarray of str
+        The column names of ``X`` at fit, when it was a frame with string names (then
+        prediction checks that a frame has the same columns in the same order).
 """
 
 _NOT_SAVED = """

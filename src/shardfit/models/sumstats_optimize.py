@@ -41,8 +41,9 @@ def _bounds(bounds: Sequence[Any] | None, nparams: int, *, finite: bool) -> np.n
             for lo, hi in pairs
         ]
     )
-    if not (out[:, 0] < out[:, 1]).all():
-        raise ValueError(f"each bound needs low < high; got {bounds!r}")
+    # low == high fixes a parameter, as scipy.optimize.minimize allows.
+    if not (out[:, 0] <= out[:, 1]).all():
+        raise ValueError(f"each bound needs low <= high; got {bounds!r}")
     if finite and not np.isfinite(out).all():
         raise ValueError(f"a scan needs finite bounds; got {bounds!r}")
     return out
@@ -81,7 +82,8 @@ def fit(
         ``"gd"``: gradient descent with a fixed step. Adam and gradient descent
         project each step onto ``bounds``.
     bounds : sequence of (low, high) or None
-        One pair per parameter; ``None`` for an open side.
+        One pair per parameter; ``None`` for an open side; ``low == high`` fixes
+        the parameter (as in :func:`scipy.optimize.minimize`).
     maxiter : int, optional
         Iterations at most (default 200 for L-BFGS-B, 1000 otherwise).
     tol : float
@@ -105,6 +107,9 @@ def fit(
     DesignError
         The statistics or their Jacobian are not finite at a point the optimizer
         tried (the message names the partition); ``bounds`` can keep it away.
+    FloatingPointError
+        The loss was not finite where L-BFGS-B stopped (or, for Adam and gradient
+        descent, at every point evaluated).
     ValueError
         Bad options, ``params0`` of the wrong shape or outside ``bounds``.
     """
@@ -157,6 +162,13 @@ def _lbfgs(evaluate: Any, x0: np.ndarray, box: np.ndarray, maxiter: int, tol: fl
     # loss of large magnitude (a sum over many rows) stops short of the optimum.
     options = {"maxiter": maxiter, "gtol": tol, "ftol": 0.0}
     res = minimize(evaluate, x0, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
+    if not np.isfinite(res.fun):
+        # L-BFGS-B stops at once on a non-finite loss ("ABNORMAL"): as Adam, say so.
+        raise FloatingPointError(
+            f"the loss is {float(res.fun)} at {np.asarray(res.x).tolist()} (L-BFGS-B stopped: "
+            f"{res.message}); the summed statistics were finite there, so loss() returned "
+            "it: check loss(), or keep the parameters where it is defined with bounds"
+        )
     grad = np.asarray(res.jac, dtype=np.float64)
     converged = bool(res.success) or float(np.max(np.abs(_projected(grad, res.x, box)))) <= tol
     return (
@@ -251,7 +263,8 @@ def scan(
     except TypeError:  # SciPy < 1.15 calls it seed
         sampler = qmc.LatinHypercube(d=objective.nparams, seed=generator)
     unit = sampler.random(n)
-    points = qmc.scale(unit, box[:, 0], box[:, 1])
+    # qmc.scale's formula, which also takes a fixed parameter (low == high).
+    points = box[:, 0] + unit * (box[:, 1] - box[:, 0])
     with session(backend, workers=workers) as sess:
         losses = objective._losses_in(points, sess)
     return SumstatsScanResult(points=points, losses=losses, param_names=objective.param_names)

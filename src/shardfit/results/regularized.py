@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from shardfit.results.predict import check_unseen, nan_padded
-from shardfit.results.prediction_tasks import source_positions
+from shardfit.results.prediction_tasks import _predictor_spec, source_positions
 from shardfit.results.summary import Summary
 
 __all__ = ["DistributedResults", "ElasticNetResults", "PredictTask"]
@@ -80,8 +80,9 @@ def _linear_predictor(
     from shardfit.engine.run import map_partitions
 
     source = as_source(data)
+    # New data needs the predictors (and any offset), not the response or the weights.
     parts = map_partitions(
-        PredictTask(spec, params, intercept, unseen),
+        PredictTask(_predictor_spec(spec), params, intercept, unseen),
         source,
         backend="serial" if backend is None else backend,
         pass_name="predict",
@@ -364,12 +365,29 @@ class ElasticNetResults:
             index=pd.Index(self.alphas, name="alpha"),
         )
 
+    @property
+    def alpha_1se(self) -> float | None:
+        """glmnet's ``lambda.1se``: the largest penalty whose mean held-out loss is
+        within one standard error of the smallest mean (both from :attr:`cv_curve`,
+        whose folds count alike, as scikit-learn's; glmnet weights each fold by its
+        rows); None without cross-validation. Its coefficients are
+        ``path.loc[alpha_1se]``."""
+        curve = self.cv_curve
+        if curve is None:
+            return None
+        mean = curve["mean"].to_numpy()
+        error = np.nan_to_num(curve["std_error"].to_numpy(), nan=0.0)
+        best = int(np.nanargmin(mean))  # the largest penalty among tied minima
+        within = mean <= mean[best] + error[best]
+        return float(np.max(self.alphas[within]))
+
     def predict(
         self, data: Any, *, linear: bool = False, backend: Any = None, unseen: str = "raise"
     ) -> np.ndarray:
         """Predictions for new data (formula fits) or a design matrix without intercept;
         ``unseen="zero"`` encodes a categorical level the fit never saw as zeros."""
-        if self.spec is not None and not isinstance(data, np.ndarray):
+        # A matrix (array or list of rows) holds the penalized columns, no intercept.
+        if self.spec is not None and not isinstance(data, np.ndarray | list):
             full = self.params.to_numpy() if self.intercept_name is not None else self.coef_array
             eta = _linear_predictor(
                 self.spec, self._design_params(full), 0.0, data, backend, unseen
@@ -409,6 +427,7 @@ class ElasticNetResults:
         ]
         if curve is not None:
             right.append(("CV loss at alpha:", f"{float(curve['mean'].min()):.6g}"))
+            right.append(("alpha (1 SE rule):", f"{self.alpha_1se:.6g}"))
         notes = [
             "Objective (scikit-learn's): 1/(2 n) ||y - b0 - X b||^2 + alpha * l1_ratio * "
             "||b||_1 + alpha * (1 - l1_ratio) / 2 * ||b||^2"
