@@ -28,13 +28,16 @@ from scipy import special
 from shardfit.errors import ResponseError
 from shardfit.models.links import (
     LINKS,
+    Cauchy,
     CLogLog,
     Identity,
     InversePower,
     InverseSquared,
     Link,
     Log,
+    LogC,
     Logit,
+    LogLog,
     Power,
     Probit,
     Sqrt,
@@ -266,7 +269,7 @@ class Binomial(Family):
     free_scale = False
     start_needs_mean = False
     default_link = Logit
-    valid_links = (Logit, Probit, CLogLog, Log, Identity)
+    valid_links = (Logit, Probit, Cauchy, Log, LogC, CLogLog, LogLog, Identity)
     support = "0 <= y <= 1"
 
     def starting_mu_given_mean(self, y: np.ndarray, mean: float) -> np.ndarray:
@@ -588,10 +591,14 @@ def get_family(family: str | Family, link: str | Link | None = None, **params: f
     family : str or Family
         ``"gaussian"``, ``"binomial"``, ``"poisson"``, ``"gamma"``,
         ``"inverse_gaussian"``, ``"negative_binomial"`` or ``"tweedie"``, or a
-        :class:`Family` (returned as is when ``link`` is None).
+        :class:`Family` (returned as is when ``link`` is None), or a statsmodels
+        family object such as ``sm.families.NegativeBinomial(alpha=0.5)`` (its link,
+        ``alpha`` and ``var_power`` carried over), so code written for statsmodels
+        runs unchanged.
     link : str or Link, optional
-        ``"logit"``, ``"probit"``, ``"cloglog"``, ``"log"``, ``"identity"``,
-        ``"inverse"``, ``"inverse_squared"`` or ``"sqrt"``; the family's canonical
+        ``"logit"``, ``"probit"``, ``"cloglog"``, ``"cauchy"``, ``"loglog"``,
+        ``"logc"`` (the binomial's), ``"log"``, ``"identity"``, ``"inverse"``,
+        ``"inverse_squared"``, ``"sqrt"`` or ``"power(p)"`` (``mu ** p``); the family's canonical
         (statsmodels default) link when omitted.
     **params
         ``alpha`` for the negative binomial (default 1.0), ``var_power`` for Tweedie
@@ -605,12 +612,13 @@ def get_family(family: str | Family, link: str | Link | None = None, **params: f
     if link is None or isinstance(link, Link):
         link_obj = link
     elif isinstance(link, str):
-        key = link.lower().replace("-", "_")
-        if key not in LINKS:
-            raise ValueError(f"unknown link {link!r}; valid links: {sorted(LINKS)}")
-        link_obj = LINKS[key]()
+        link_obj = _link_by_name(link)
+    elif _from_statsmodels_module(link):
+        link_obj = _statsmodels_link(link)
     else:
         raise TypeError(f"link must be a name or a Link; got {link!r}")
+    if _from_statsmodels_module(family):
+        family = _statsmodels_family(family)
     if isinstance(family, Family):
         if params:
             raise ValueError(f"family parameters {sorted(params)} given with a Family object")
@@ -631,3 +639,81 @@ def get_family(family: str | Family, link: str | Link | None = None, **params: f
             f"{'; it takes ' + str(sorted(allowed)) if allowed else ''}"
         )
     return cls(link_obj, **params)  # type: ignore[call-arg]
+
+
+# statsmodels' class names -> shardfit's names (``statsmodels.genmod.families``).
+_SM_FAMILIES = {
+    "Gaussian": "gaussian",
+    "Binomial": "binomial",
+    "Poisson": "poisson",
+    "Gamma": "gamma",
+    "InverseGaussian": "inverse_gaussian",
+    "NegativeBinomial": "negative_binomial",
+    "Tweedie": "tweedie",
+}
+_SM_LINKS = {
+    "Logit": "logit",
+    "Probit": "probit",
+    "Cauchy": "cauchy",
+    "CLogLog": "cloglog",
+    "LogLog": "loglog",
+    "LogC": "logc",
+    "Log": "log",
+    "Identity": "identity",
+    "InversePower": "inverse",
+    "InverseSquared": "inverse_squared",
+    "Sqrt": "sqrt",
+}
+
+
+def _link_by_name(name: str) -> Link:
+    key = name.lower().replace("-", "_").replace(" ", "")
+    if key.startswith("power(") and key.endswith(")"):
+        try:
+            return Power(float(key[len("power(") : -1]))
+        except ValueError:
+            pass
+    if key not in LINKS:
+        raise ValueError(f"unknown link {name!r}; valid links: {sorted(LINKS)} or 'power(p)'")
+    return LINKS[key]()
+
+
+def _from_statsmodels_module(value: Any) -> bool:
+    return type(value).__module__.startswith("statsmodels.")
+
+
+def _statsmodels_link(link: Any) -> Link:
+    """The shardfit link of a statsmodels link object (its class or a base class)."""
+    for cls in type(link).__mro__:
+        if cls.__name__ in _SM_LINKS:
+            return LINKS[_SM_LINKS[cls.__name__]]()
+        if cls.__name__ == "Power":
+            return Power(float(link.power))
+        if cls.__name__ == "CDFLink":  # a CDF other than the normal's or Cauchy's
+            break
+    raise ValueError(
+        f"the statsmodels link {type(link).__name__} has no shardfit counterpart; "
+        f"valid links: {sorted(LINKS)} or 'power(p)'"
+    )
+
+
+def _statsmodels_family(family: Any) -> Family:
+    """The shardfit family of a statsmodels family object, link and parameters kept."""
+    names = [cls.__name__ for cls in type(family).__mro__]
+    key = next((_SM_FAMILIES[n] for n in names if n in _SM_FAMILIES), None)
+    if key is None:
+        raise TypeError(
+            f"the statsmodels family {type(family).__name__} has no shardfit counterpart; "
+            f"valid families: {sorted(FAMILIES)}"
+        )
+    params: dict[str, float] = {}
+    if key == "negative_binomial":
+        params["alpha"] = float(family.alpha)
+    if key == "tweedie":
+        if getattr(family, "eql", False):
+            raise ValueError(
+                "statsmodels' Tweedie(eql=True) (extended quasi-likelihood) is not "
+                "supported; pass eql=False, the default, for the exact likelihood"
+            )
+        params["var_power"] = float(family.var_power)
+    return FAMILIES[key](_statsmodels_link(family.link), **params)  # type: ignore[call-arg]

@@ -39,7 +39,7 @@ from shardfit.engine import PartitionCache, run_pass, session
 from shardfit.engine.blas import single_threaded_blas
 from shardfit.errors import DesignError
 from shardfit.models.families import Family, get_family
-from shardfit.models.glm_final import FinalStatistic, FinalTask
+from shardfit.models.glm_final import FinalStatistic, FinalTask, concentrated_llf
 from shardfit.models.glm_tasks import (
     FirstStep,
     IrlsStatistic,
@@ -59,6 +59,7 @@ from shardfit.models.irls import (
     separated_terms,
 )
 from shardfit.models.least_squares import QR_ALIAS_TOL, check_rank_tol
+from shardfit.models.links import Log
 from shardfit.results.glm import GLMResults
 from shardfit.stats.transform import ColumnTransform
 
@@ -111,6 +112,18 @@ class GeneralizedLinearModel:
     response: str | None = None
     max_levels: int = 10_000
 
+    def __post_init__(self) -> None:
+        # log(exposure) is an offset of the log of a rate only under the log link;
+        # statsmodels refuses it with any other link, and so does shardfit rather than
+        # fit a model whose exposure means something else than the user meant.
+        if self.exposure is not None and not isinstance(self.family.link, Log):
+            raise ValueError(
+                f"exposure={self.exposure!r} needs the log link (it adds log(exposure) "
+                f"to the linear predictor); the {self.family.name} family here has the "
+                f"{self.family.link.name!r} link. Use the log link, or pass the column "
+                "you mean to add to the linear predictor as offset="
+            )
+
     def fit(
         self,
         *,
@@ -129,6 +142,8 @@ class GeneralizedLinearModel:
         workers: int | None = None,
         cache_bytes: int | None = None,
         progress: bool = False,
+        use_t: bool = False,
+        scale: float | str | None = None,
     ) -> GLMResults:
         """Fit by IRLS, one pass over the (cached) data per iteration.
 
@@ -178,12 +193,30 @@ class GeneralizedLinearModel:
             partitions back on every iteration.
         progress : bool
             Show progress bars.
+        use_t : bool
+            Student's t (and F) distributions for inference, with ``df_resid`` degrees
+            of freedom (``n_groups - 1`` for ``"cluster"``), as statsmodels'
+            ``GLM.fit(use_t=True)``; by default the normal (and chi2 in
+            :meth:`~GLMResults.wald_test`).
+            Prediction intervals use the same t; with ``"cluster"`` that is
+            ``n_groups - 1`` degrees of freedom, where statsmodels' ``get_prediction``
+            takes ``df_resid``.
+        scale : float or {"X2", "dev"}, optional
+            statsmodels' ``scale``: by default Pearson's chi2 over ``df_resid`` for the
+            families with a free scale and 1 for the others; ``"X2"`` Pearson's chi2
+            over ``df_resid`` for any family (quasi-likelihood: a quasi-Poisson),
+            ``"dev"`` the deviance over ``df_resid``, a number a fixed scale. It
+            scales the covariance and enters the log-likelihood (except the Gaussian
+            with the identity link, whose likelihood is concentrated), as there.
 
         Returns
         -------
         GLMResults
         """
         _check_options(maxiter, tol, rtol, cov_type, cov_kwds, rank_deficient, separation)
+        if not isinstance(use_t, bool):
+            raise ValueError(f"The 'use_t' parameter must be True or False. Got {use_t!r}.")
+        _check_scale(scale)
         if method not in ("auto", "gram", "qr"):
             raise ValueError(
                 f"The 'method' parameter must be 'auto', 'gram' or 'qr'. Got {method!r}."
@@ -282,7 +315,12 @@ class GeneralizedLinearModel:
             # A pass expected to be the last also evaluates the final fit measures at
             # its coefficients (saving the final pass) when they need neither the final
             # scale nor a later pass: a fixed scale, no offset, nonrobust covariance.
-            may_fold_final = cov_type == "nonrobust" and not family.free_scale and not has_offset
+            may_fold_final = (
+                cov_type == "nonrobust"
+                and not family.free_scale
+                and not has_offset
+                and scale is None
+            )
 
             centre: list[float] = []  # the working response's shift, once known
 
@@ -327,7 +365,9 @@ class GeneralizedLinearModel:
                 transform,
                 intercept,
                 nobs,
-                IrlsOptions(maxiter, tol, rtol, method, cond_threshold, rank_deficient, rank_tol),
+                IrlsOptions(
+                    maxiter, tol, rtol, method, cond_threshold, rank_deficient, rank_tol, scale
+                ),
                 spec.column_names,
                 first,
             )
@@ -349,7 +389,7 @@ class GeneralizedLinearModel:
                     tol,
                 )
             loglike_scale = scale
-            if family.name == "gaussian" and family.link.name == "identity":
+            if concentrated_llf(family):
                 loglike_scale = state.last.deviance / nobs  # statsmodels' concentrated llf
             final: FinalStatistic
             if state.last.final is not None:
@@ -395,10 +435,12 @@ class GeneralizedLinearModel:
             null_deviance=float(final.null_deviance),
             pearson_chi2=float(state.last.pearson_chi2),
             llf=float(final.loglike),
+            llnull=float(final.null_loglike),
             converged=state.converged,
             iterations=state.iterations,
             deviance_history=tuple(float(d) for d in state.history),
             cov_type=cov_type,
+            use_t=use_t,
             df_resid_inference=df_inference,
             const_idx=intercept,
             data_name=source.name,
@@ -442,6 +484,11 @@ def _check_options(
     kwds = dict(cov_kwds or {})
     if cov_type == "cluster":
         groups = kwds.pop("groups", None)
+        if isinstance(groups, list | tuple) and len(groups) > 1:
+            raise ValueError(
+                f"cov_kwds={{'groups': {groups!r}}}: two-way (multi-column) cluster "
+                "covariances are not supported; give one column name"
+            )
         if not isinstance(groups, str):
             raise ValueError(
                 "cov_type='cluster' needs cov_kwds={'groups': column_name}; "
@@ -449,6 +496,17 @@ def _check_options(
             )
     if kwds:
         raise ValueError(f"unknown cov_kwds for cov_type={cov_type!r}: {sorted(kwds)}")
+
+
+def _check_scale(scale: Any) -> None:
+    if scale is None or (isinstance(scale, str) and scale.lower() in ("x2", "dev")):
+        return
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0:
+        raise ValueError(
+            f"The 'scale' parameter must be None, 'X2', 'dev' or a number > 0. Got {scale!r}."
+        )
+    if not np.isfinite(scale):
+        raise ValueError(f"The 'scale' parameter must be finite. Got {scale!r}.")
 
 
 def _intercept(spec: Any, prepared: PrepareStatistic) -> int | None:
@@ -544,10 +602,12 @@ def glm(
         The data, of any size.
     family : str or Family
         ``"gaussian"``, ``"binomial"``, ``"poisson"``, ``"gamma"``,
-        ``"inverse_gaussian"``, ``"negative_binomial"``, ``"tweedie"`` or a
-        :class:`~shardfit.models.families.Family`.
-    link : str, optional
-        The link (the family's canonical one, statsmodels' default, when omitted).
+        ``"inverse_gaussian"``, ``"negative_binomial"``, ``"tweedie"``, a
+        :class:`~shardfit.models.families.Family`, or a statsmodels family object
+        (``sm.families.Tweedie(var_power=1.5)``: its link and parameters are kept).
+    link : str, Link or statsmodels link, optional
+        The link (the family's canonical one, statsmodels' default, when omitted); see
+        :func:`~shardfit.models.families.get_family` for the names.
     weights : str, optional
         A column of positive weights with statsmodels' ``var_weights`` meaning: the
         variance of row ``i`` is ``scale * V(mu_i) / w_i``. A binomial response that is
@@ -578,17 +638,20 @@ def glm(
     ... )  # doctest: +SKIP
     >>> print(model.fit(cov_type="HC0").summary())  # doctest: +SKIP
     """
-    params = {k: v for k, v in (("alpha", alpha), ("var_power", var_power)) if v is not None}
     return GeneralizedLinearModel(
         formula,
         data,
-        get_family(family, link, **params),
+        get_family(family, link, **_family_params(alpha, var_power)),
         weights=weights,
         offset=offset,
         exposure=exposure,
         missing=missing,
         max_levels=max_levels,
     )
+
+
+def _family_params(alpha: float | None, var_power: float | None) -> dict[str, float]:
+    return {k: v for k, v in (("alpha", alpha), ("var_power", var_power)) if v is not None}
 
 
 def logit(formula: str, data: Any, **options: Any) -> GeneralizedLinearModel:
@@ -619,14 +682,35 @@ def GLM(
     offset: Any = None,
     exposure: Any = None,
     npartitions: int = 1,
+    alpha: float | None = None,
+    var_power: float | None = None,
 ) -> GeneralizedLinearModel:
     """A GLM on arrays, like ``statsmodels.GLM(y, X, family, var_weights=...)``.
 
-    No intercept is added. ``weights`` are statsmodels' ``var_weights``; ``offset`` and
-    ``exposure`` are arrays; ``npartitions`` splits the arrays into partitions.
+    No intercept is added. ``family`` is a name, a shardfit family or a statsmodels
+    family object (``sm.families.Poisson()``); ``weights`` are statsmodels'
+    ``var_weights``; ``offset`` and ``exposure`` are arrays; ``npartitions`` splits the
+    arrays into partitions; ``alpha`` and ``var_power`` are the negative binomial's and
+    Tweedie's parameters (as in :func:`glm`). ``endog`` and ``exog`` may also be a
+    design store's ``store.y`` and ``store.X`` (:func:`shardfit.write_design`), with
+    ``weights=store.weights`` and ``offset=store.offset``: fitted out of core.
     """
     from shardfit.data.memory import from_pandas
+    from shardfit.design.store import OFFSET, WEIGHTS, stored_design
     from shardfit.models.linear import _array_names
+
+    family_params = _family_params(alpha, var_power)
+    store = stored_design(endog, exog, weights=weights, offset=offset, exposure=exposure)
+    if store is not None:
+        return GeneralizedLinearModel(
+            None,
+            store.source(),
+            get_family(family, link, **family_params),
+            weights=WEIGHTS if weights is not None else None,
+            offset=OFFSET if offset is not None else None,
+            x_columns=exog.names,
+            response=endog.names[0],
+        )
 
     X = np.asarray(exog, dtype=np.float64)
     if X.ndim == 1:
@@ -641,7 +725,7 @@ def GLM(
     return GeneralizedLinearModel(
         None,
         from_pandas(frame, npartitions),
-        get_family(family, link),
+        get_family(family, link, **family_params),
         weights="__w__" if weights is not None else None,
         offset="__offset__" if offset is not None else None,
         exposure="__exposure__" if exposure is not None else None,

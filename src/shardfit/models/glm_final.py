@@ -1,7 +1,8 @@
 """The last passes of a GLM fit (run on workers), from the partition cache.
 
 - :class:`FinalTask` evaluates the fit at the final coefficients: log-likelihood at
-  the final scale, null deviance, fitted probabilities at 0 or 1, and for robust
+  the final scale, null deviance and the null model's log-likelihood (statsmodels'
+  ``llnull``), fitted probabilities at 0 or 1, and for robust
   covariances statsmodels' observed-information Gram (the bread) and the score outer
   products (the meat) or per-cluster score sums;
 - :class:`NullTask` is one IRLS step of the constant-only model with the offset (its
@@ -37,7 +38,13 @@ from shardfit.models.linear_tasks import ClusterScores, _cluster_scores
 from shardfit.stats.gram import weighted_gram
 from shardfit.stats.transform import ColumnTransform
 
-__all__ = ["FinalStatistic", "FinalTask", "NullStatistic", "NullTask"]
+__all__ = ["FinalStatistic", "FinalTask", "NullStatistic", "NullTask", "concentrated_llf"]
+
+
+def concentrated_llf(family: Family) -> bool:
+    """Whether statsmodels concentrates the scale out of the log-likelihood (the
+    Gaussian with the identity link: ``llf`` and ``llnull`` at ``deviance / nobs``)."""
+    return family.name == "gaussian" and family.link.name == "identity"
 
 
 # -- the final pass ----------------------------------------------------------------------
@@ -53,6 +60,8 @@ class FinalStatistic:
     hessian: np.ndarray | None
     meat: np.ndarray | None
     clusters: ClusterScores | None
+    #: The null model's log-likelihood at the final scale (statsmodels' ``llnull``).
+    null_loglike: float = 0.0
 
     @property
     def nrows(self) -> int:
@@ -75,6 +84,7 @@ class FinalStatistic:
                 if self.clusters is None or other.clusters is None
                 else self.clusters.merge(other.clusters)
             ),
+            null_loglike=self.null_loglike + other.null_loglike,
         )
 
 
@@ -143,6 +153,7 @@ class FinalTask:
             deviance = float(np.sum(unit * per_row))
         if self.null_mu is not None:
             null_deviance = family.null_deviance_at(y, w, self.null_mu, binary=block.binary)
+            null_mu = np.full(y.shape, self.null_mu)
         else:
             null_eta = np.full(y.shape, float(self.null_beta or 0.0))
             if block.offset is not None:
@@ -159,6 +170,11 @@ class FinalTask:
         loglike = family.loglike_given_deviance(
             y, mu, w, self.loglike_scale, deviance, binary=block.binary
         )
+        # statsmodels' llnull is at the fit's scale, the Gaussian's too (its llf alone
+        # is concentrated).
+        null_loglike = family.loglike_given_deviance(
+            y, null_mu, w, self.scale, null_deviance, binary=block.binary
+        )
         return FinalStatistic(
             nobs=block.nrows,
             loglike=loglike,
@@ -168,6 +184,7 @@ class FinalTask:
             hessian=hessian,
             meat=meat,
             clusters=clusters,
+            null_loglike=float(null_loglike),
         )
 
     def _robust(

@@ -105,6 +105,7 @@ class LinearModel:
         rank_tol: float = QR_ALIAS_TOL,
         checkpoint: str | None = None,
         progress: bool = False,
+        use_t: bool | None = None,
     ) -> LinearResults:
         """Fit by exact least squares, out of core.
 
@@ -141,12 +142,20 @@ class LinearModel:
             a rerun after an interruption computes only what is missing.
         progress : bool
             Show a progress bar.
+        use_t : bool, optional
+            Student's t (and F) distributions for inference, or the normal (and chi2);
+            by default t for ``"nonrobust"`` and normal for robust covariances, as
+            statsmodels (t with ``n_groups - 1`` degrees of freedom for ``"cluster"``).
+            Prediction intervals use the same t; with ``"cluster"`` that is
+            ``n_groups - 1`` degrees of freedom, where statsmodels' ``get_prediction``
+            takes ``df_resid``.
 
         Returns
         -------
         LinearResults
         """
         _check_options(cov_type, cov_kwds, method, rank_deficient, cond_threshold)
+        _check_use_t(use_t)
         check_rank_tol(rank_tol)
         source = as_source(self.data)
         groups = (cov_kwds or {}).get("groups") if cov_type == "cluster" else None
@@ -222,7 +231,7 @@ class LinearModel:
             k_constant, const_idx = _constant(solution, totals, intercept, transform)
             ssr = solution.ssr
             centered, uncentered = _total_sums(main, transform, intercept)
-            cov, use_t, df_inference, n_groups = _covariance(
+            cov, default_use_t, df_inference, n_groups = _covariance(
                 cov_type,
                 solution,
                 spec,
@@ -249,7 +258,7 @@ class LinearModel:
             uncentered_tss=uncentered,
             sum_log_weights=_sum_log_weights(totals),
             cov_type=cov_type,
-            use_t=use_t,
+            use_t=default_use_t if use_t is None else use_t,
             df_resid_inference=df_inference,
             condition_number=_statsmodels_condition(solution),
             method_used=kind,
@@ -306,6 +315,11 @@ def _check_options(
     kwds = dict(cov_kwds or {})
     if cov_type == "cluster":
         groups = kwds.pop("groups", None)
+        if isinstance(groups, list | tuple) and len(groups) > 1:
+            raise ValueError(
+                f"cov_kwds={{'groups': {groups!r}}}: two-way (multi-column) cluster "
+                "covariances are not supported; give one column name"
+            )
         if not isinstance(groups, str):
             raise ValueError(
                 "cov_type='cluster' needs cov_kwds={'groups': column_name}; "
@@ -313,6 +327,11 @@ def _check_options(
             )
     if kwds:
         raise ValueError(f"unknown cov_kwds for cov_type={cov_type!r}: {sorted(kwds)}")
+
+
+def _check_use_t(use_t: Any) -> None:
+    if use_t is not None and not isinstance(use_t, bool):
+        raise ValueError(f"The 'use_t' parameter must be True, False or None. Got {use_t!r}.")
 
 
 def _intercept(learned: LearnedDesign) -> int | None:
@@ -603,9 +622,23 @@ def OLS(
         ``(n,)`` non-negative weights (WLS).
     npartitions : int
         Partitions to split the in-memory arrays into.
+
+    ``endog`` and ``exog`` may also be a design store's ``store.y`` and ``store.X``
+    (:func:`shardfit.write_design`), with ``weights=store.weights``: the stored
+    columns are fitted out of core, one partition per part file.
     """
     from shardfit.data.memory import from_pandas
+    from shardfit.design.store import WEIGHTS, stored_design
 
+    store = stored_design(endog, exog, weights=weights)
+    if store is not None:
+        return LinearModel(
+            None,
+            store.source(),
+            weights=WEIGHTS if weights is not None else None,
+            x_columns=exog.names,
+            response=endog.names[0],
+        )
     X = np.asarray(exog, dtype=np.float64)
     if X.ndim == 1:
         X = X[:, None]

@@ -15,11 +15,14 @@ from scipy import special
 __all__ = [
     "LINKS",
     "CLogLog",
+    "Cauchy",
     "Identity",
     "InversePower",
     "InverseSquared",
     "Link",
     "Log",
+    "LogC",
+    "LogLog",
     "Logit",
     "Power",
     "Probit",
@@ -161,6 +164,78 @@ class CLogLog(Link):
         return np.exp(eta - np.exp(eta))
 
 
+class Cauchy(Link):
+    """``tan(pi (mu - 1/2))``, the standard Cauchy quantile (statsmodels' ``Cauchy``,
+    with ``scipy.stats.cauchy``'s formulas): heavier tails than the probit."""
+
+    name = "cauchy"
+
+    def __call__(self, mu: np.ndarray) -> np.ndarray:
+        return np.tan(np.pi * (_clip_unit(mu) - 0.5))
+
+    def inverse(self, eta: np.ndarray) -> np.ndarray:
+        return np.arctan2(1.0, -np.asarray(eta, dtype=np.float64)) / np.pi
+
+    def deriv(self, mu: np.ndarray) -> np.ndarray:
+        # 1 / pdf(ppf(mu)), the pdf being 1 / (pi (1 + x**2)).
+        x = self(mu)
+        return 1.0 / (1.0 / np.pi / (1.0 + x * x))
+
+    def deriv2(self, mu: np.ndarray) -> np.ndarray:
+        a = np.pi * (_clip_unit(mu) - 0.5)
+        return 2 * np.pi**2 * np.sin(a) / np.cos(a) ** 3
+
+    def inverse_deriv(self, eta: np.ndarray) -> np.ndarray:
+        x = np.asarray(eta, dtype=np.float64)
+        with np.errstate(over="ignore"):
+            return 1.0 / np.pi / (1.0 + x * x)
+
+
+class LogLog(Link):
+    """``-log(-log(mu))``, the log-log link (the complementary log-log of ``1 - mu``)."""
+
+    name = "loglog"
+
+    def __call__(self, mu: np.ndarray) -> np.ndarray:
+        return -np.log(-np.log(_clip_unit(mu)))
+
+    def inverse(self, eta: np.ndarray) -> np.ndarray:
+        return np.exp(-np.exp(-np.asarray(eta, dtype=np.float64)))
+
+    def deriv(self, mu: np.ndarray) -> np.ndarray:
+        p = _clip_unit(mu)
+        return -1.0 / (p * np.log(p))
+
+    def deriv2(self, mu: np.ndarray) -> np.ndarray:
+        p = _clip_unit(mu)
+        return (1 + np.log(p)) / (p * np.log(p)) ** 2
+
+    def inverse_deriv(self, eta: np.ndarray) -> np.ndarray:
+        z = np.asarray(eta, dtype=np.float64)
+        return np.exp(-np.exp(-z) - z)
+
+
+class LogC(Link):
+    """``log(1 - mu)``, the log-complement link."""
+
+    name = "logc"
+
+    def __call__(self, mu: np.ndarray) -> np.ndarray:
+        return np.log(1 - _clip_unit(mu))
+
+    def inverse(self, eta: np.ndarray) -> np.ndarray:
+        return 1 - np.exp(eta)
+
+    def deriv(self, mu: np.ndarray) -> np.ndarray:
+        return -1.0 / (1.0 - _clip_unit(mu))
+
+    def deriv2(self, mu: np.ndarray) -> np.ndarray:
+        return -1 * np.power(-1.0 / (1.0 - _clip_unit(mu)), 2)
+
+    def inverse_deriv(self, eta: np.ndarray) -> np.ndarray:
+        return -np.exp(eta)
+
+
 class Log(Link):
     """``log(mu)``, the canonical link of the Poisson."""
 
@@ -189,6 +264,10 @@ class Power(Link):
 
     def __init__(self, power: float = 1.0) -> None:
         self.power = float(power)
+        if type(self) is Power:
+            # A name that says the power, so results (which keep the link by name)
+            # rebuild this link: "power(0.3)" resolves in ``get_family``.
+            self.name = f"power({self.power!r})"
 
     def __call__(self, mu: np.ndarray) -> np.ndarray:
         return mu if self.power == 1 else np.power(mu, self.power)
@@ -258,6 +337,9 @@ LINKS: dict[str, type[Link]] = {
     "logit": Logit,
     "probit": Probit,
     "cloglog": CLogLog,
+    "cauchy": Cauchy,
+    "loglog": LogLog,
+    "logc": LogC,
     "log": Log,
     "identity": Identity,
     "inverse": InversePower,

@@ -93,3 +93,10 @@ class CoefficientTable:
         from shardfit.results.hypothesis import f_test
 
         return f_test(self, r_matrix, q)
+
+    def wald_test(self, r_matrix: Any, q: Any = None, *, use_f: bool | None = None) -> Any:
+        """Joint Wald test of linear restrictions: F where ``use_f`` (default
+        ``use_t``), else chi2, as statsmodels' ``wald_test(..., scalar=True)``."""
+        from shardfit.results.hypothesis import wald_test
+
+        return wald_test(self, r_matrix, q, use_f=use_f)

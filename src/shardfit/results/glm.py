@@ -12,10 +12,14 @@ statsmodels (``var_weights`` for the weights):
   proportion with trial counts as weights has the binomial log-likelihood of its
   counts, as in R and statsmodels' two-column form (not statsmodels' ``var_weights``
   number, which adds ``n log C(1, y)`` where the counts' ``log C(n, n y)`` belongs);
+- ``llnull`` is the constant-only model's (with the offset) at the fit's scale, the
+  Gaussian's too, as statsmodels; ``pseudo_rsquared("cs" | "mcf")`` as there;
 - ``aic = -2 llf + 2 (df_model + 1)``; ``bic = bic_llf = -2 llf + (df_model + 1)
   log(nobs)`` (statsmodels' ``bic_llf``, its ``bic`` since 0.14);
   ``bic_deviance = deviance - df_resid log(nobs)`` is statsmodels' older ``bic``;
-- inference uses the normal distribution (``z`` statistics), as statsmodels' GLM.
+- inference uses the normal distribution (``z`` statistics), as statsmodels' GLM,
+  or Student's t with ``fit(use_t=True)``;
+- ``scale`` follows ``fit(scale=...)`` (``"X2"``, ``"dev"`` or a number) when given.
 """
 
 from __future__ import annotations
@@ -71,6 +75,8 @@ class GLMResults(CoefficientTable):
     boundary_rows: int = 0
     spec: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The constant-only model's log-likelihood (with the offset), statsmodels' llnull.
+    llnull: float = float("nan")
 
     # -- the model --------------------------------------------------------------------
     @property
@@ -116,6 +122,16 @@ class GLMResults(CoefficientTable):
     def bic_deviance(self) -> float:
         """``deviance - df_resid log(nobs)`` (statsmodels' ``bic`` before 0.14)."""
         return self.deviance - (self.nobs - self.df_model - 1) * np.log(self.nobs)
+
+    def pseudo_rsquared(self, kind: str = "cs") -> float:
+        """McFadden's (``"mcf"``: ``1 - llf / llnull``) or Cox and Snell's (``"cs"``:
+        ``1 - exp(2 (llnull - llf) / nobs)``) pseudo R-squared, as statsmodels'."""
+        key = kind.lower()
+        if key.startswith("mcf"):
+            return float(1 - self.llf / self.llnull)
+        if key.startswith("cox") or key in ("cs", "lr"):
+            return float(1 - np.exp((self.llnull - self.llf) * (2 / self.nobs)))
+        raise ValueError(f"The 'kind' parameter must be 'cs' or 'mcf'. Got {kind!r}.")
 
     # -- summary, prediction, save and load -------------------------------------------
     def summary(self, *, alpha: float = 0.05) -> Any:

@@ -65,6 +65,7 @@ def glm_summary(results: Any, *, alpha: float = 0.05) -> Summary:
         ("Deviance:", _general(results.deviance)),
         ("Null deviance:", _general(results.null_deviance)),
         ("Pearson chi2:", _general(results.pearson_chi2, 3)),
+        ("Pseudo R-squ. (CS):", _general(results.pseudo_rsquared("cs"), 4)),
         ("AIC:", _general(results.aic)),
         ("BIC (llf):", _general(results.bic)),
     ]

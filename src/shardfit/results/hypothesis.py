@@ -4,7 +4,11 @@ Restrictions are strings such as ``"x1 = x2, x3 = 0"`` (parsed by formulaic agai
 column names), a matrix ``R`` (with ``q`` zero or given), or an ``(R, q)`` pair.
 ``t_test`` tests each row alone with the results' distribution (t with the inference
 degrees of freedom, or normal for robust covariances); ``f_test`` always gives an F
-statistic with ``J`` and the inference degrees of freedom, as statsmodels does.
+statistic with ``J`` and the inference degrees of freedom, as statsmodels does;
+``wald_test`` gives that F where the results use t, else the chi2 statistic with ``J``
+degrees of freedom (statsmodels' ``wald_test``). ``J`` is the rank of ``R C R'``, which is
+below the number of restrictions when the covariance is singular there (a cluster-robust
+covariance from fewer clusters than coefficients), as in statsmodels.
 """
 
 from __future__ import annotations
@@ -16,7 +20,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["FTestResult", "TTestResult", "f_test", "restriction", "t_test"]
+__all__ = [
+    "FTestResult",
+    "TTestResult",
+    "WaldTestResult",
+    "f_test",
+    "restriction",
+    "t_test",
+    "wald_test",
+]
 
 
 def restriction(
@@ -26,7 +38,13 @@ def restriction(
     from formulaic.utils.constraints import LinearConstraints
 
     if isinstance(r_matrix, str | list | dict):
-        constraints = LinearConstraints.from_spec(r_matrix, variable_names=list(names))
+        try:
+            constraints = LinearConstraints.from_spec(r_matrix, variable_names=list(names))
+        except KeyError as error:  # formulaic's bare KeyError('x') for an unknown name
+            raise ValueError(
+                f"the restriction {r_matrix!r} names {error.args[0]!r}, which is not a "
+                f"coefficient of the model; its coefficients: {list(names)}"
+            ) from None
         matrix = np.asarray(constraints.constraint_matrix, dtype=np.float64)
         values = np.asarray(constraints.constraint_values, dtype=np.float64)
         return matrix, values
@@ -131,14 +149,23 @@ def t_test(results: Any, r_matrix: Any, q: Any = None) -> TTestResult:
     return TTestResult(effect, sd, tvalue, pvalue, df, values, "t" if df is not None else "norm")
 
 
-def f_test(results: Any, r_matrix: Any, q: Any = None) -> FTestResult:
-    """The restrictions jointly: ``F = (Rb-q)' (R C R')^{-1} (Rb-q) / J``."""
+def _wald(results: Any, r_matrix: Any, q: Any) -> tuple[float, float]:
+    """The Wald statistic ``(Rb-q)' (R C R')^+ (Rb-q)`` and the rank of ``R C R'``."""
     matrix, values = restriction(results.names, r_matrix, q)
     matrix, params, cov = _kept(results, matrix)
     diff = matrix @ params - values
     middle = matrix @ cov @ matrix.T
-    statistic = float(diff @ np.linalg.pinv(middle) @ diff) / matrix.shape[0]
-    df_num = float(matrix.shape[0])  # a float, as in statsmodels
+    # statsmodels' degrees of freedom: the rank of R C R' (pinv ignores its null space),
+    # not the number of rows, so a cluster covariance of rank G - 1 < J gives its F.
+    rank = float(np.linalg.matrix_rank(middle))
+    return float(diff @ np.linalg.pinv(middle) @ diff), rank
+
+
+def f_test(results: Any, r_matrix: Any, q: Any = None) -> FTestResult:
+    """The restrictions jointly: ``F = (Rb-q)' (R C R')^+ (Rb-q) / J``, ``J`` the rank of
+    ``R C R'`` (the number of restrictions unless the covariance is singular there)."""
+    chi2, df_num = _wald(results, r_matrix, q)
+    statistic = chi2 / df_num
     df_denom = results.df_inference
     return FTestResult(
         fvalue=statistic,
@@ -146,3 +173,45 @@ def f_test(results: Any, r_matrix: Any, q: Any = None) -> FTestResult:
         df_num=df_num,
         df_denom=df_denom,
     )
+
+
+@dataclass(frozen=True)
+class WaldTestResult:
+    """A joint Wald test as statsmodels' ``wald_test`` gives it: an F statistic
+    (``distribution="F"``, ``df_num`` and ``df_denom``) or a chi2 statistic
+    (``distribution="chi2"`` with ``df_num`` degrees of freedom; ``df_denom`` is None)."""
+
+    statistic: float
+    pvalue: float
+    df_num: float
+    df_denom: float | None
+    distribution: str
+
+    @property
+    def fvalue(self) -> float:
+        """The F statistic (``distribution="F"`` only)."""
+        if self.distribution != "F":
+            raise AttributeError("a chi2 Wald test has no fvalue; use .statistic")
+        return self.statistic
+
+    def __repr__(self) -> str:
+        df = f"df_denom={self.df_denom:g}, " if self.df_denom is not None else ""
+        return (
+            f"<Wald test ({self.distribution}): statistic={self.statistic:.6g}, "
+            f"p={self.pvalue:.6g}, {df}df_num={self.df_num:g}>"
+        )
+
+
+def wald_test(
+    results: Any, r_matrix: Any, q: Any = None, *, use_f: bool | None = None
+) -> WaldTestResult:
+    """The restrictions jointly: an F test where ``use_f`` (default: the results'
+    ``use_t``), else the chi2 statistic with ``J`` degrees of freedom."""
+    chi2, df_num = _wald(results, r_matrix, q)
+    if use_f is None:
+        use_f = bool(results.use_t)
+    if use_f:
+        fvalue, df_denom = chi2 / df_num, results.df_inference
+        pvalue = float(stats.f.sf(fvalue, df_num, df_denom))
+        return WaldTestResult(fvalue, pvalue, df_num, df_denom, "F")
+    return WaldTestResult(chi2, float(stats.chi2.sf(chi2, df_num)), df_num, None, "chi2")

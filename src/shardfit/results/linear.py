@@ -12,7 +12,8 @@ definitions follow statsmodels' ``RegressionResults`` (for WLS, the weighted one
 - ``llf = -nobs/2 (1 + log(2 pi ssr / nobs)) + 1/2 sum(log w)``, ``aic = -2 llf + 2
   (df_model + k_constant)``, ``bic = -2 llf + log(nobs) (df_model + k_constant)``;
 - inference uses Student's t with ``df_resid`` for ``cov_type="nonrobust"`` and the
-  normal distribution for robust covariances (statsmodels' default ``use_t``).
+  normal distribution for robust covariances (statsmodels' default ``use_t``), unless
+  ``fit(use_t=...)`` says otherwise.
 """
 
 from __future__ import annotations
