@@ -47,6 +47,9 @@ _EXPORTS: dict[str, str] = {
     "LearnedDesign": "shardfit.design.schema",
     "dmatrices": "shardfit.design.dmatrices",
     "dmatrix": "shardfit.design.dmatrices",
+    "DesignStore": "shardfit.design.store",
+    "open_design": "shardfit.design.store",
+    "write_design": "shardfit.design.store",
     "learn_design": "shardfit.design.schema",
     "schema_pass": "shardfit.design.schema",
     # models and results
@@ -111,6 +114,7 @@ __all__ = [
     "ConvergenceError",
     "DesignError",
     "DesignSpec",
+    "DesignStore",
     "DistributedModel",
     "DistributedResults",
     "ElasticNetResults",
@@ -169,6 +173,7 @@ __all__ = [
     "logit",
     "map_partitions",
     "ols",
+    "open_design",
     "open_store",
     "phase",
     "poisson",
@@ -189,6 +194,7 @@ __all__ = [
     "stream_fit",
     "svd",
     "wls",
+    "write_design",
 ]
 
 

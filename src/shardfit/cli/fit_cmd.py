@@ -99,8 +99,14 @@ def add_parser(subparsers: Any) -> None:
             "never pass an untrusted one."
         ),
     )
-    parser.add_argument("data", help="a file, directory or glob (CSV, Parquet, HDF5, Zarr, .npy)")
-    parser.add_argument("formula", help='e.g. "y ~ x1 + np.log(x2) + C(g)"')
+    parser.add_argument(
+        "data",
+        help="a file, directory or glob (CSV, Parquet, HDF5, Zarr, .npy), or a design store "
+        "written by `shardfit design` (then no FORMULA)",
+    )
+    parser.add_argument(
+        "formula", nargs="?", default=None, help='e.g. "y ~ x1 + np.log(x2) + C(g)"'
+    )
     parser.add_argument(
         "--weights",
         default=None,
@@ -254,6 +260,63 @@ FITTERS: dict[str | None, Callable[[argparse.Namespace, FitContext], Any]] = {
 }
 
 
+def _fit_stored(args: argparse.Namespace, context: FitContext) -> Any:
+    """Least squares or a GLM on a design store's columns, with its weights and offset."""
+    from shardfit.models.glm import GLM
+    from shardfit.models.linear import OLS
+
+    store = context.source
+    weights = store.weights if store.has_weights else None
+    if args.family is None:
+        model: Any = OLS(store.y, store.X, weights=weights)
+    else:
+        model = GLM(
+            store.y,
+            store.X,
+            args.family,
+            link=args.link,
+            weights=weights,
+            offset=store.offset if store.has_offset else None,
+            alpha=args.nb_alpha,
+            var_power=args.var_power,
+        )
+    cov_type, cov_kwds = args.cov
+    return model.fit(
+        backend=context.backend,
+        workers=context.workers,
+        cov_type=cov_type,
+        cov_kwds=cov_kwds,
+        method=args.method,
+        rank_deficient=args.rank_deficient,
+        **_rank_tol(args),
+        progress=context.progress,
+    )
+
+
+def _stored_design(args: argparse.Namespace) -> Any:
+    """The design store DATA names when no FORMULA is given (else ``None``)."""
+    from shardfit.design.store import MANIFEST, open_design
+
+    if args.formula is not None:
+        return None
+    if not os.path.isfile(os.path.join(args.data, MANIFEST)):
+        raise ValueError(
+            f"FORMULA is missing; without one DATA must be a design store written by "
+            f"`shardfit design` ({args.data} has no {MANIFEST})"
+        )
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in ("weights", "offset", "exposure", "key", "delimiter", "null_values")
+        if getattr(args, name, None) is not None
+    ]
+    if given:
+        raise ValueError(
+            f"{', '.join(given)}: a design store holds its own columns (its weights and "
+            "offset are used when it has them); leave them out"
+        )
+    return open_design(args.data)
+
+
 def _profiler(on: bool) -> Any:
     """A :func:`shardfit.profile` block when ``on``, else a block that does nothing."""
     if not on:
@@ -290,8 +353,11 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     try:
+        store = _stored_design(args)
+        if store is not None:
+            fitter = _fit_stored
         context = FitContext(
-            source=source_of(args, args.partition_rows),
+            source=store if store is not None else source_of(args, args.partition_rows),
             backend=backend_of(args),
             workers=args.workers,
             progress=sys.stderr.isatty() if args.progress is None else args.progress,

@@ -17,6 +17,7 @@ _COMMANDS: dict[str, str] = {
     "convert": "shardfit.cli.convert_cmd",
     "schema": "shardfit.cli.schema_cmd",
     "demo": "shardfit.cli.demo_cmd",
+    "design": "shardfit.cli.design_cmd",
     "fit": "shardfit.cli.fit_cmd",
     "svd": "shardfit.cli.svd_cmd",
     "predict": "shardfit.cli.predict_cmd",

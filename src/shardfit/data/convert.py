@@ -19,6 +19,7 @@ import io
 import os
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ __all__ = [
     "infer_format",
     "open_table_writer",
     "progress_bar",
+    "write_atomically",
 ]
 
 Format = Literal["csv", "parquet"]
@@ -139,6 +141,24 @@ def _check_delimiter(delimiter: str) -> str:
             f"break (a tab: '\\t'). Got {delimiter!r} instead."
         )
     return delimiter
+
+
+def write_atomically(
+    path: Path, *, table: pa.Table | None = None, text: str = "", **parquet: Any
+) -> None:
+    """Write a Parquet ``table`` (or ``text``) to ``path`` via a temporary and a rename;
+    ``parquet`` are :func:`pyarrow.parquet.write_table`'s options."""
+    # A hidden temporary name: readers skip it even if a killed worker leaves it.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        if table is not None:
+            pq.write_table(table, tmp, **parquet)
+        else:
+            tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 @contextmanager

@@ -31,6 +31,7 @@ from shardfit.data.resolve import as_source
 from shardfit.design.materialize import DesignChunk
 from shardfit.design.schema import learn_design
 from shardfit.design.spec import DesignSpec
+from shardfit.design.store import WEIGHTS, StoredColumns, stored_design
 from shardfit.engine import run_pass, session
 from shardfit.engine.blas import single_threaded_blas
 from shardfit.errors import DesignError
@@ -72,11 +73,11 @@ class SVDTask:
 
 
 def svd(
-    formula: str,
-    data: Any,
+    formula: str | StoredColumns,
+    data: Any = None,
     *,
     center: bool = False,
-    weights: str | None = None,
+    weights: str | StoredColumns | None = None,
     missing: Missing = "drop",
     max_levels: int = 10_000,
     backend: Any = None,
@@ -99,16 +100,17 @@ def svd(
         applied identically to every partition. Without ``0 +`` the design has an
         intercept column, which the SVD treats as any other column. Formula strings
         are code: they are evaluated as Python, so never pass one from an untrusted
-        source.
+        source. Or a design store's ``store.X`` (:func:`shardfit.write_design`), with
+        no ``data``: the stored columns, as they are.
     data : Source, path, glob, pandas.DataFrame or pyarrow.Table
-        The data.
+        The data (none with a design store).
     center : bool
         ``True`` for PCA: the SVD of the column-centred design (weighted means with
         ``weights``), still in one pass (see :mod:`shardfit.models.svd`).
     weights : str, optional
-        A column of positive row weights: the SVD is of ``sqrt(w) * X`` (centred
-        about the weighted means). A non-positive weight raises naming its partition
-        and row.
+        A column of positive row weights (a store's ``store.weights``): the SVD is
+        of ``sqrt(w) * X`` (centred about the weighted means). A non-positive weight
+        raises naming its partition and row.
     missing : {"drop", "raise"}
         Rows missing a value the design needs are dropped and counted
         (``rows_dropped``), or raise naming the first one.
@@ -141,15 +143,23 @@ def svd(
         )
     if not isinstance(center, bool):
         raise TypeError(f"The 'center' parameter of svd must be a bool. Got {center!r}.")
-    if "~" in formula.strip().lstrip("~"):  # '~ a + b' is a right-hand side alone
-        raise ValueError(
-            f"svd takes a right-hand-side formula (no response), e.g. '0 + a + b'. Got {formula!r}."
-        )
-    source = as_source(data)
+    stored = _stored(formula, data, weights)
+    if stored is not None:
+        source, x_columns, weights = stored
+        formula = f"the design stored at {formula.store.path}"  # type: ignore[union-attr]
+    else:
+        if "~" in str(formula).strip().lstrip("~"):  # '~ a + b' is a right-hand side alone
+            raise ValueError(
+                "svd takes a right-hand-side formula (no response), e.g. '0 + a + b'. "
+                f"Got {formula!r}."
+            )
+        source, x_columns = as_source(data), None
+    assert isinstance(formula, str) and not isinstance(weights, StoredColumns)
     with session(backend, workers=workers) as sess, single_threaded_blas():
         learned = learn_design(
-            formula,
+            None if x_columns else formula,
             source,
+            x_columns=x_columns,
             weights=weights,
             missing=missing,
             max_levels=max_levels,
@@ -201,6 +211,22 @@ def svd(
         data_name=source.name,
         spec=spec,
     )
+
+
+def _stored(
+    formula: Any, data: Any, weights: Any
+) -> tuple[Any, tuple[str, ...], str | None] | None:
+    """A design store's source, columns and weight column, when ``formula`` is
+    ``store.X``; ``None`` for a formula."""
+    if not isinstance(formula, StoredColumns):
+        if isinstance(weights, StoredColumns):
+            raise DesignError("weights=store.weights goes with a store's design: svd(store.X)")
+        return None
+    if data is not None:
+        raise ValueError("svd(store.X) reads the store: pass no data")
+    stored_design(formula.store.y, formula, weights=weights)  # the same store's columns
+    weight_column = WEIGHTS if weights is not None else None
+    return formula.store.source(), formula.names, weight_column
 
 
 def _design_factor(stat: QRStatistic, center: bool) -> tuple[np.ndarray, np.ndarray | None, float]:

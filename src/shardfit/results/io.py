@@ -26,13 +26,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import uuid
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from shardfit.data.convert import write_atomically
 from shardfit.design.spec import DesignSpec
 from shardfit.errors import ReadError
 
@@ -91,13 +91,7 @@ def save_results(results: Any, path: str | os.PathLike[str]) -> Path:
     }
     text = json.dumps(document, allow_nan=False, separators=(",", ":")) + "\n"
     target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomically(target, text=text)
     return target
 
 

@@ -18,8 +18,6 @@ partition's size, so across partitionings it agrees to the last bit or two.
 
 from __future__ import annotations
 
-import os
-import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -28,9 +26,9 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from scipy import stats
 
+from shardfit.data.convert import write_atomically
 from shardfit.data.partition import Partition
 from shardfit.design.materialize import encode_partition
 from shardfit.design.spec import DesignSpec
@@ -257,18 +255,3 @@ def warn_dropped(counts: dict[str, Any], name: str, *, stacklevel: int = 4) -> N
             UserWarning,
             stacklevel=stacklevel,
         )
-
-
-def write_atomically(path: Path, *, table: pa.Table | None = None, text: str = "") -> None:
-    """Write a Parquet ``table`` (or ``text``) to ``path`` via a temporary and a rename."""
-    # A hidden temporary name: readers skip it even if a killed worker leaves it.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        if table is not None:
-            pq.write_table(table, tmp)
-        else:
-            tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

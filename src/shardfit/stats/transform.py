@@ -42,6 +42,9 @@ def dense_and_sparse(
         X = sp.csc_matrix(X)
         return X[:, dense_cols].toarray(), X[:, sparse_cols]
     X = np.asarray(X, dtype=np.float64)
+    if sparse_cols.size == 0 and np.array_equal(dense_cols, np.arange(X.shape[1])):
+        # Every column dense, in order (a plain-columns design): no copy of the block.
+        return X, sp.csc_matrix((X.shape[0], 0))
     return X[:, dense_cols], sp.csc_matrix(X[:, sparse_cols])
 
 
