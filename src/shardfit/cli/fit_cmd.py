@@ -159,8 +159,8 @@ def add_parser(subparsers: Any) -> None:
         "--link",
         default=None,
         metavar="NAME",
-        help="GLM link: logit, probit, cloglog, log, identity, inverse, inverse_squared, "
-        "inverse_power, sqrt (default: the family's canonical link)",
+        help="GLM link: logit, probit, cloglog, cauchy, loglog, logc, log, identity, inverse, "
+        "inverse_squared, sqrt, power(P) (default: the family's canonical link)",
     )
     parser.add_argument("--offset", default=None, metavar="COL", help="GLM offset column")
     parser.add_argument(

@@ -223,12 +223,12 @@ def encode_table(
     weights = _checked_weights(spec, arrays, keep, where, row_index)
     offset = _offset(spec, arrays, keep)
     if spec.formula is None:
-        X = (
-            np.column_stack([arrays[c][keep] for c in spec.x_columns])
-            if spec.x_columns
-            else (np.empty((int(keep.sum()), 0)))
-        )
-        X = np.asarray(X, dtype=np.float64).reshape(int(keep.sum()), len(spec.x_columns))
+        # Written column by column into a Fortran block, as the products read it: one
+        # copy of each column (no masked copies stacked, then transposed).
+        kept = int(keep.sum())
+        X = np.empty((kept, len(spec.x_columns)), order="F")
+        for j, c in enumerate(spec.x_columns):
+            X[:, j] = arrays[c] if kept == rows_read else arrays[c][keep]
         y = arrays[spec.response][keep] if spec.response is not None and need_response else None
     else:
         X, y = _formula_arrays(
