@@ -289,3 +289,28 @@ def test_two_layer_classifier_equals_cross_val_predict_by_hand(multiclass) -> No
     ).fit(X, labels)
     np.testing.assert_allclose(model.predict_proba(Xnew), expected, rtol=0, atol=1e-12)
     np.testing.assert_array_equal(model.predict(Xnew), classes[expected.argmax(axis=1)])
+
+
+@pytest.mark.parametrize("backend", ["serial", "processes"])
+def test_sample_weight_equals_sklearn(multiclass, backend, processes) -> None:
+    X, y = multiclass
+    w = np.random.default_rng(1).uniform(0.2, 3.0, size=len(y))
+    cv = StratifiedKFold(4, shuffle=True, random_state=3)
+    base = [
+        ("lr", LogisticRegression(max_iter=1000)),
+        ("tree", DecisionTreeClassifier(max_depth=4, random_state=0)),
+    ]
+    reference = StackingClassifier(base, final_estimator=LogisticRegression(), cv=cv)
+    reference.fit(X, y, sample_weight=w)
+    ours = StackingEnsembleClassifier(
+        [base],
+        final_estimator=LogisticRegression(),
+        cv=cv,
+        backend=processes if backend == "processes" else "serial",
+    ).fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(ours.predict_proba(X), reference.predict_proba(X), rtol=1e-12)
+    unweighted = StackingClassifier(base, final_estimator=LogisticRegression(), cv=cv).fit(X, y)
+    assert not np.allclose(unweighted.predict_proba(X), reference.predict_proba(X))
+    knn = [("knn", KNeighborsClassifier())]
+    with pytest.raises(TypeError, match="'knn' .* does not support sample weights"):
+        StackingEnsembleClassifier([knn], backend="serial").fit(X, y, sample_weight=w)

@@ -32,7 +32,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.model_selection import KFold, StratifiedKFold, check_cv
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_is_fitted, column_or_1d, has_fit_parameter
 
 from shardfit.engine.session import session
 from shardfit.models.ensemble_jobs import SharedArrays, run_layer
@@ -88,6 +88,28 @@ def _as_matrix(X: Any) -> np.ndarray:
     if matrix.ndim != 2 or matrix.shape[0] == 0 or matrix.shape[1] == 0:
         raise ValueError(f"X must be a non-empty 2-D array. Got shape {matrix.shape}.")
     return matrix
+
+
+def _sample_weight(
+    sample_weight: Any, rows: int, layers: list[Layer], final: Any
+) -> np.ndarray | None:
+    """The checked weights; every estimator must take them (as scikit-learn checks)."""
+    if sample_weight is None:
+        return None
+    weights = np.asarray(sample_weight, dtype=np.float64)
+    if weights.shape != (rows,):
+        raise ValueError(f"sample_weight has shape {weights.shape}; expected ({rows},)")
+    if not np.isfinite(weights).all():
+        row = int(np.flatnonzero(~np.isfinite(weights))[0])
+        raise ValueError(f"sample_weight[{row}] = {weights[row]}: weights must be finite")
+    named = [pair for layer in layers for pair in layer] + [("final_estimator", final)]
+    for name, estimator in named:
+        if not has_fit_parameter(estimator, "sample_weight"):
+            raise TypeError(
+                f"Underlying estimator {name!r} ({type(estimator).__name__}) does not "
+                "support sample weights."
+            )
+    return weights
 
 
 def _feature_names(X: Any) -> np.ndarray | None:
@@ -197,7 +219,7 @@ class _StackingEnsemble(BaseEstimator):
                     )
         return folds
 
-    def fit(self, X: Any, y: Any) -> _StackingEnsemble:
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> _StackingEnsemble:
         """Fit every layer by cross-fitting, then the final estimator.
 
         Parameters
@@ -206,6 +228,11 @@ class _StackingEnsemble(BaseEstimator):
             The features (converted to float64).
         y : array-like of shape (n_samples,)
             The targets.
+        sample_weight : array-like of shape (n_samples,), optional
+            Row weights, passed to every fit as scikit-learn's stacking passes them:
+            each base estimator's fit on a fold's training rows and on all rows, and
+            the final estimator's (every estimator must take ``sample_weight``; the
+            folds do not depend on the weights).
 
         Returns
         -------
@@ -227,6 +254,7 @@ class _StackingEnsemble(BaseEstimator):
         folds = self._folds(X, targets)
         final = clone(self.final_estimator) if self.final_estimator is not None else None
         final = final if final is not None else self._default_final()
+        weights = _sample_weight(sample_weight, X.shape[0], layers, final)
         self.n_features_in_ = X.shape[1]
         self._set_feature_names(X_in)
         self.stack_method_ = [self._methods(layer) for layer in layers]
@@ -244,6 +272,7 @@ class _StackingEnsemble(BaseEstimator):
                 for k, (train, test) in enumerate(folds)
             ]
             X_path = shared.write("layer0_X", X)
+            w_path = None if weights is None else shared.write("sample_weight", weights)
             for number, (layer, methods) in enumerate(zip(layers, self.stack_method_, strict=True)):
                 fitted, predictions = run_layer(
                     layer=number,
@@ -254,6 +283,7 @@ class _StackingEnsemble(BaseEstimator):
                     folds=fold_paths,
                     session=sess,
                     retries=self.retries,
+                    weights_path=w_path,
                 )
                 self.layers_.append(
                     {name: estimator for (name, _), estimator in zip(layer, fitted, strict=True)}
@@ -261,7 +291,8 @@ class _StackingEnsemble(BaseEstimator):
                 features = self._out_of_fold(predictions, methods, folds, X)
                 if number + 1 < len(layers):
                     X_path = shared.write(f"layer{number + 1}_X", features)
-        self.final_estimator_ = final.fit(features, targets)
+        extra = {} if weights is None else {"sample_weight": weights}
+        self.final_estimator_ = final.fit(features, targets, **extra)
         return self
 
     def _out_of_fold(

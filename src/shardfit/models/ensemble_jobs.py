@@ -104,6 +104,8 @@ class FoldJob(Partition):
         The shared ``.npy`` files of the layer's input and the targets.
     train_path, test_path : str or None
         The shared ``.npy`` files of the fold's row indices (``None`` for all rows).
+    weights_path : str or None
+        The shared ``.npy`` file of the sample weights, if any.
     """
 
     layer: int
@@ -115,6 +117,7 @@ class FoldJob(Partition):
     y_path: str
     train_path: str | None = None
     test_path: str | None = None
+    weights_path: str | None = None
 
     @property
     def key(self) -> str:
@@ -160,13 +163,14 @@ def fit_job(job: FoldJob) -> JobResult:
     the mapping itself.
     """
     X, y = _open(job.X_path), _open(job.y_path)
+    w = None if job.weights_path is None else _open(job.weights_path)
     estimator = clone(job.estimator)
     if job.fold is None:
-        estimator.fit(X, y)
+        estimator.fit(X, y, **({} if w is None else {"sample_weight": w}))
         return JobResult(estimator=estimator)
     assert job.train_path is not None and job.test_path is not None
     train, test = _open(job.train_path), _open(job.test_path)
-    estimator.fit(X[train], y[train])
+    estimator.fit(X[train], y[train], **({} if w is None else {"sample_weight": w[train]}))
     predictions = getattr(estimator, job.method)(X[test])
     return JobResult(predictions=_align(estimator, predictions, job, y))
 
@@ -202,6 +206,7 @@ def run_layer(
     folds: Sequence[tuple[str, str]],
     session: Any,
     retries: int,
+    weights_path: str | None = None,
 ) -> tuple[list[Any], list[list[np.ndarray]]]:
     """Run every (estimator, fold) fit of a layer, and each all-rows fit, in one pass.
 
@@ -221,6 +226,8 @@ def run_layer(
         An open engine session.
     retries : int
         Extra attempts for a job whose worker dies or whose fit raises.
+    weights_path : str, optional
+        The shared sample-weight file.
 
     Returns
     -------
@@ -238,9 +245,22 @@ def run_layer(
     for (name, estimator), method in zip(estimators, methods, strict=True):
         for fold, (train_path, test_path) in enumerate(folds):
             jobs.append(
-                FoldJob(layer, name, estimator, fold, method, X_path, y_path, train_path, test_path)
+                FoldJob(
+                    layer,
+                    name,
+                    estimator,
+                    fold,
+                    method,
+                    X_path,
+                    y_path,
+                    train_path,
+                    test_path,
+                    weights_path,
+                )
             )
-        jobs.append(FoldJob(layer, name, estimator, None, method, X_path, y_path))
+        jobs.append(
+            FoldJob(layer, name, estimator, None, method, X_path, y_path, None, None, weights_path)
+        )
     source = Source(f"layer {layer}", tuple(jobs), pa.schema([("row", pa.int64())]))
     # A failure raises PartitionTaskError whose message names the job's key.
     results = map_partitions(
