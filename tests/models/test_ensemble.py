@@ -312,5 +312,5 @@ def test_sample_weight_equals_sklearn(multiclass, backend, processes) -> None:
     unweighted = StackingClassifier(base, final_estimator=LogisticRegression(), cv=cv).fit(X, y)
     assert not np.allclose(unweighted.predict_proba(X), reference.predict_proba(X))
     knn = [("knn", KNeighborsClassifier())]
-    with pytest.raises(TypeError, match="'knn' .* does not support sample weights"):
+    with pytest.raises(TypeError, match=r"'knn' .* does not support sample weights"):
         StackingEnsembleClassifier([knn], backend="serial").fit(X, y, sample_weight=w)

@@ -1,18 +1,22 @@
 """Running a task over every partition of a source and merging the results.
 
 :func:`run_pass` is the one entry point estimators use: it maps a task over the
-partitions on a backend and merges the statistics with
-:func:`~shardfit.engine.merge.tree_merge`. Statistics are stored by partition
-index as they arrive, whatever order the workers finish in, and merged along a
-tree that depends only on the number of partitions, so the result is bitwise the
-same for every backend and worker count. :func:`map_partitions` stops before the
-merge, for estimators that need each partition's result (per-partition fits).
+partitions on a backend and merges the statistics along the tree of
+:func:`~shardfit.engine.merge.tree_merge`, which depends only on the number of
+partitions, so the result is bitwise the same for every backend and worker count.
+Statistics are merged as they arrive, whatever order the workers finish in, as soon
+as a subtree's two halves are both complete
+(:class:`~shardfit.engine.merge.TreeMerger`), so the driver holds a few of them
+rather than one per partition (under MPI rank 0 gathers them all, then merges).
+:func:`map_partitions` stops before the merge, for estimators that need each
+partition's result (per-partition fits).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,10 +24,10 @@ from shardfit.data.partition import Partition, Source
 from shardfit.engine.backends import Job
 from shardfit.engine.blas import single_threaded_blas
 from shardfit.engine.checkpoint import CheckpointStore
-from shardfit.engine.merge import tree_merge
+from shardfit.engine.merge import TreeMerger, tree_merge
 from shardfit.engine.profile import note_driver, record_pass
 from shardfit.engine.progress import ProgressEvent, ProgressReporter, reporter
-from shardfit.engine.retries import Outcome
+from shardfit.engine.retries import Outcome, outcome_error
 from shardfit.engine.session import Session, session
 
 __all__ = ["map_partitions", "run_pass"]
@@ -42,6 +46,18 @@ def _check(task: Any, retries: int, pass_name: str) -> None:
         raise ValueError(f"The 'pass_name' parameter must be a non-empty str. Got {pass_name!r}.")
 
 
+@dataclass(frozen=True)
+class _Sizes:
+    """What progress and profiles read of a statistic merged already: its sizes."""
+
+    nrows: int | None
+    nbytes: int | None
+
+    @classmethod
+    def of(cls, value: Any) -> _Sizes:
+        return cls(getattr(value, "nrows", None), getattr(value, "nbytes", None))
+
+
 def _execute(
     task: Callable[[Partition], S],
     source: Source,
@@ -51,8 +67,14 @@ def _execute(
     progress: Progress,
     checkpoint: str | Path | None,
     pass_name: str,
+    merger: TreeMerger[Any] | None = None,
 ) -> list[S] | None:
-    """Every partition's statistic in order (``None`` on MPI ranks other than 0)."""
+    """Every partition's statistic in order (``None`` on MPI ranks other than 0).
+
+    With ``merger`` (where this process gets every statistic: not under MPI), each
+    statistic goes into it as it arrives instead, and the list is empty: the driver
+    then holds the subtrees waiting for a sibling, not every partition's statistic.
+    """
     backend = sess.open().backend
     mine = list(backend.local_indices(source.npartitions))
     store = (
@@ -60,21 +82,35 @@ def _execute(
         if checkpoint is not None
         else None
     )
-    results: dict[int, S] = store.load_many(mine) if store is not None else {}
-    computing = any(index not in results for index in mine)
+    results: dict[int, S] = {}
+    done: set[int] = set()
+
+    def keep(index: int, value: S) -> None:  # after reporting and saving the value
+        done.add(index)
+        if merger is not None:
+            merger.add(index, value)
+        else:
+            results[index] = value
+
+    loaded: dict[int, _Sizes] = {}  # checkpointed partitions, merged as they load
+    for index in mine if store is not None else ():
+        value = store.load(index) if store is not None else None
+        if value is not None:
+            loaded[index] = _Sizes.of(value)
+            keep(index, value)
+    computing = any(index not in done for index in mine)
     recorder = record_pass(pass_name, backend, computing=computing)  # None unless profiling
     job = Job(
         task=task,
         partitions=source.partitions,
-        indices=tuple(index for index in mine if index not in results),
+        indices=tuple(index for index in mine if index not in done),
         retries=retries,
         name=pass_name,
         measure=recorder is not None,
     )
     show = reporter(progress)
 
-    def report(index: int, elapsed: float, done: int, *, from_checkpoint: bool) -> None:
-        value = results[index]
+    def report(index: int, value: Any, elapsed: float, count: int, *, checkpointed: bool) -> None:
         event = ProgressEvent(
             pass_name=pass_name,
             index=index,
@@ -82,9 +118,9 @@ def _execute(
             nrows=getattr(value, "nrows", None),
             nbytes=getattr(value, "nbytes", None),
             elapsed=elapsed,
-            done=done,
+            done=count,
             total=len(mine),
-            from_checkpoint=from_checkpoint,
+            from_checkpoint=checkpointed,
         )
         show.update(event)
 
@@ -92,10 +128,10 @@ def _execute(
     finished = False  # False while leaving by an exception: no collective then
     show.start(pass_name, len(mine))
     try:
-        for done, index in enumerate(sorted(results), start=1):
-            report(index, 0.0, done, from_checkpoint=True)
+        for count, (index, sizes) in enumerate(sorted(loaded.items()), start=1):
+            report(index, sizes, 0.0, count, checkpointed=True)
             if recorder is not None:
-                recorder.add(source.partitions[index].key, results[index], None, index=index)
+                recorder.add(source.partitions[index].key, sizes, None, index=index)
         if job.indices:
             outcomes = backend.run(job)
             try:
@@ -106,18 +142,24 @@ def _execute(
                     if not outcome.ok:
                         failure = outcome
                         break
-                    results[outcome.index] = outcome.value
                     if store is not None:
                         store.save(outcome.index, outcome.value)
-                    report(outcome.index, outcome.elapsed, len(results), from_checkpoint=False)
+                    count = len(done) + 1
+                    report(outcome.index, outcome.value, outcome.elapsed, count, checkpointed=False)
+                    keep(outcome.index, outcome.value)
             finally:
                 outcomes.close()  # cancels what is left after a failure or interrupt
         finished = True
     finally:
         show.finish()
         if recorder is not None:
-            ok = failure is None and len(results) == len(mine)
+            ok = failure is None and len(done) == len(mine)
             recorder.finish(ok=ok, gather=finished)
+    if merger is not None:
+        if failure is not None:
+            key = source.partitions[failure.index].key
+            raise outcome_error(failure, key=key, task=task)
+        return []
     return backend.collect(results, failure, job)
 
 
@@ -224,17 +266,31 @@ def run_pass(
     """
     _check(task, retries, pass_name)
     with session(backend, workers=workers) as sess:
-        results = _execute(
-            task,
-            source,
-            sess,
-            retries=retries,
-            progress=progress,
-            checkpoint=checkpoint,
-            pass_name=pass_name,
-        )
-        started = time.perf_counter()
-        with single_threaded_blas():  # merges round the same on every backend
-            merged = tree_merge(results) if results is not None else None
+        # Merged as statistics arrive, except under MPI, where rank 0 gathers them.
+        local = sess.open().backend.merges_locally
+        merger: TreeMerger[Any] | None = TreeMerger(source.npartitions) if local else None
+        # One BLAS thread for the merges, which round the same on every backend then;
+        # held over the pass, since they happen during it (limiting threads costs
+        # ~2 ms a time, as much as a small merge).
+        with single_threaded_blas():
+            results = _execute(
+                task,
+                source,
+                sess,
+                retries=retries,
+                progress=progress,
+                checkpoint=checkpoint,
+                pass_name=pass_name,
+                merger=merger,
+            )
+            started = time.perf_counter()
+            if merger is not None:
+                # Merged during the pass, so a profile counts it in the pass's wall
+                # time (counting it as driver time too would count it twice).
+                merged = merger.result()
+            elif results is not None:
+                merged = tree_merge(results)
+            else:
+                merged = None
         note_driver("merge", time.perf_counter() - started)  # if profiling
         return sess.backend.share(merged) if allreduce else merged  # type: ignore[return-value]

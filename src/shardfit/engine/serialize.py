@@ -25,12 +25,14 @@ import importlib
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 
 __all__ = [
+    "CorruptStateError",
     "Stateful",
     "class_path",
     "decode_state",
@@ -49,6 +51,10 @@ _ARRAY = "__array__"
 _OBJECT = "__object__"
 _TRUSTED_PREFIXES = ("shardfit.",)
 _registered: set[str] = set()
+
+
+class CorruptStateError(ValueError):
+    """A saved state that cannot be read back: damaged files, or an untrusted class."""
 
 
 @runtime_checkable
@@ -198,17 +204,48 @@ def save_state(
 def read_state(stem: str | Path) -> tuple[Any, dict[str, Any]]:
     """Read what :func:`save_state` wrote: the state and its ``meta``.
 
-    Raises ``FileNotFoundError`` if the save is incomplete.
+    Raises
+    ------
+    FileNotFoundError
+        If the save is incomplete (no ``stem.json``).
+    CorruptStateError
+        If the files are damaged (truncated, edited, or the ``.npz`` lost) or name a
+        class that is not trusted; the message names the file and what is wrong.
     """
     stem = Path(stem)
-    saved = json.loads(stem.with_suffix(".json").read_text())
-    if saved.get("format") != FORMAT:
-        raise ValueError(f"{stem}.json is not a shardfit state ({saved.get('format')!r})")
+    document = stem.with_suffix(".json")
+    try:
+        saved = json.loads(document.read_bytes())
+    except (UnicodeDecodeError, ValueError) as error:  # JSONDecodeError is a ValueError
+        raise CorruptStateError(f"{document} is damaged (not JSON: {error})") from error
+    if not isinstance(saved, dict) or saved.get("format") != FORMAT:
+        found = saved.get("format") if isinstance(saved, dict) else type(saved).__name__
+        raise CorruptStateError(f"{document} is not a shardfit state ({found!r})")
+    meta = saved.get("meta")
+    if not isinstance(meta, dict) or "body" not in saved:
+        raise CorruptStateError(f"{document} is damaged (no 'meta' or 'body')")
     arrays: dict[str, np.ndarray] = {}
-    if saved["arrays"]:
-        with np.load(stem.with_suffix(".npz"), allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    return decode_state(saved["body"], arrays), saved["meta"]
+    if saved.get("arrays"):
+        arrays = _read_arrays(stem.with_suffix(".npz"))
+    try:
+        return decode_state(saved["body"], arrays), meta
+    except Exception as error:
+        # A state that does not match its arrays or its class (edited, or files of
+        # two different saves side by side), or a class refused as untrusted.
+        raise CorruptStateError(f"{document} cannot be loaded: {error!r}") from error
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a ``.npz`` file (never unpickling), or :class:`CorruptStateError`."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except FileNotFoundError as error:
+        raise CorruptStateError(f"{path} is missing (its .json names arrays)") from error
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        # Truncated or edited files; ValueError also for object arrays refused
+        # because they would need unpickling.
+        raise CorruptStateError(f"{path} is damaged ({error})") from error
 
 
 def load_state(stem: str | Path) -> Any:

@@ -159,7 +159,11 @@ class LeastSquaresTask:
     missing: Missing
 
     def fingerprint(self) -> str:
-        return f"ls-{self.kind}-{self.spec.fingerprint()}-{self.transform.fingerprint()}"
+        # missing= changes the result (drop vs raise): a checkpoint of one is not the other's.
+        return (
+            f"ls-{self.kind}-{self.missing}-{self.spec.fingerprint()}-"
+            f"{self.transform.fingerprint()}"
+        )
 
     def __call__(self, partition: Partition) -> LeastSquaresPass:
         return LeastSquaresPass(*fold_blocks(self.spec, partition, self.missing, self._of_block))
@@ -182,7 +186,7 @@ class CenteredGramTask:
     missing: Missing
 
     def fingerprint(self) -> str:
-        return f"ls-centred-gram-{self.spec.fingerprint()}-{self.intercept}"
+        return f"ls-centred-gram-{self.missing}-{self.spec.fingerprint()}-{self.intercept}"
 
     def __call__(self, partition: Partition) -> LeastSquaresPass:
         return LeastSquaresPass(*fold_blocks(self.spec, partition, self.missing, self._of_block))
@@ -261,7 +265,7 @@ class RobustTask:
     def fingerprint(self) -> str:
         # hashlib, not hash(): the key must be the same in every process and run.
         digest = hashlib.sha256(self.gamma.tobytes() + self.cov_gamma.tobytes()).hexdigest()
-        return f"robust-{self.cov_type}-{self.spec.fingerprint()}-{digest[:16]}"
+        return f"robust-{self.cov_type}-{self.missing}-{self.spec.fingerprint()}-{digest[:16]}"
 
     def __call__(self, partition: Partition) -> MeatStatistic | ClusterScores:
         meat, _ = fold_blocks(self.spec, partition, self.missing, self._of_block)

@@ -60,7 +60,7 @@ class SVDTask:
     missing: Missing
 
     def fingerprint(self) -> str:
-        return f"svd-qr-{self.spec.fingerprint()}-{self.transform.fingerprint()}"
+        return f"svd-qr-{self.missing}-{self.spec.fingerprint()}-{self.transform.fingerprint()}"
 
     def __call__(self, partition: Partition) -> LeastSquaresPass:
         def of_block(chunk: DesignChunk) -> QRStatistic:

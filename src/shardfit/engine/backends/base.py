@@ -67,6 +67,9 @@ class Backend(ABC):
     name: ClassVar[str]
     #: Whether workers see the driver's files (then the driver may clean worker files).
     shares_filesystem: ClassVar[bool] = True
+    #: Whether this process receives every statistic of a pass, so that it can merge
+    #: them as they arrive (False under MPI: ranks gather theirs to rank 0 at the end).
+    merges_locally: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self.is_open = False

@@ -23,12 +23,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import traceback
 import uuid
 from collections.abc import Callable, Generator
 from typing import Any
 
 from shardfit.engine.backends.base import Backend, Job
-from shardfit.engine.retries import Outcome, WorkerLostError, run_task
+from shardfit.engine.retries import Outcome, RemoteTaskError, WorkerLostError, run_task
 from shardfit.errors import BackendError
 
 __all__ = ["DaskBackend"]
@@ -53,6 +54,27 @@ class _Environment:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def _dask_failure(index: int, error: Exception, future: Any) -> Outcome:
+    """The outcome of partition ``index`` whose Dask task erred outside the task."""
+    try:
+        where = "".join(traceback.format_tb(future.traceback()))
+    except Exception:  # the traceback itself did not travel
+        where = ""
+    # Dask's serialization errors carry whole tracebacks in their message: the
+    # summary keeps the first line and the root cause, the traceback keeps it all.
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    summary = lines[0] if lines else ""
+    if len(lines) > 1 and lines[-1] != summary:
+        summary = f"{summary}: {lines[-1]}"
+    what = RemoteTaskError(
+        f"Dask could not run the task or send its statistic back "
+        f"({type(error).__name__}: {summary})"
+    )
+    details = f"{where}{type(error).__name__}: {error}\n"
+    # Not retried: unpickling or pickling the same objects fails the same way again.
+    return Outcome(index, error=what, traceback=details, attempts=1)
 
 
 class DaskBackend(Backend):
@@ -215,6 +237,11 @@ class DaskBackend(Backend):
                 except KilledWorker as error:
                     # Dask already reran it on other workers; each attempt died.
                     outcome = Outcome(index, error=WorkerLostError(str(error)), attempts=1)
+                except Exception as error:
+                    # run_task returns the task's own errors; what reaches here is Dask's:
+                    # the task could not be unpickled where it ran, or its statistic could
+                    # not be sent back. Name the partition like any other failure.
+                    outcome = _dask_failure(index, error, future)
                 else:
                     self._affinity[job.partitions[index].key] = outcome.worker
                 yield outcome

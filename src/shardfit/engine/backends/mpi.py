@@ -36,6 +36,7 @@ class MPIBackend(Backend):
 
     name = "mpi"
     shares_filesystem = False
+    merges_locally = False
 
     def __init__(self, *, comm: Any = None, workers: int | None = None) -> None:
         super().__init__()
