@@ -6,6 +6,7 @@ A placeholder has ``pending`` set; the runner lists it as skipped with that reas
 from __future__ import annotations
 
 from benchmarks.case import Case
+from benchmarks.design_store import CASES as DESIGN_STORE
 from benchmarks.distributed import CASES as DISTRIBUTED
 from benchmarks.ensemble import CASES as ENSEMBLE
 from benchmarks.glm import CASES as GLM
@@ -27,4 +28,5 @@ CASES: dict[str, Case] = {
     **STREAMING,
     **ENSEMBLE,
     **SVD,
+    **DESIGN_STORE,
 }

@@ -253,6 +253,9 @@ def learn_design(
     *,
     x_columns: tuple[str, ...] | None = None,
     response: str | None = None,
+    sparse_x: tuple[str, ...] = (),
+    x_constant: str | None = None,
+    find_constant: bool = True,
     weights: str | None = None,
     offset: str | None = None,
     exposure: str | None = None,
@@ -278,6 +281,12 @@ def learn_design(
         The data.
     x_columns, response : optional
         The predictor columns and the response column of a plain-columns design.
+    sparse_x : tuple of str
+        Those of ``x_columns`` that are mostly zeros (see :class:`DesignSpec`).
+    x_constant, find_constant : optional
+        A plain-columns design's known constant column; with ``find_constant=False``
+        (the columns are known: a design store) no summary pass looks for one, and
+        the schema pass is skipped unless a column holds labels.
     weights, offset, exposure : str, optional
         Columns of per-row weights, offsets, and exposures (``log(exposure)`` is
         added to the offset).
@@ -336,8 +345,8 @@ def learn_design(
         stateful = ()
     raw_columns = tuple(dict.fromkeys([*formula_columns, *extra, *identifiers]))
     _check_columns_exist(raw_columns, source)
-    if formula is None or stateful:
-        summaries = "all"
+    if (formula is None and find_constant) or stateful:
+        summaries = "all"  # a plain design's constant column is found from min and max
     types = dict(zip(source.schema.names, source.schema.types))
     numeric_uses = info.numeric_uses if formula is not None else frozenset()
     _check_no_temporal(
@@ -418,6 +427,8 @@ def learn_design(
         formula_columns=tuple(formula_columns),
         extra_columns=tuple(extra_columns),
         numeric_levels=numeric_levels,
+        sparse_x=tuple(sparse_x) if formula is None else (),
+        x_constant=x_constant if formula is None else None,
     )
     if formula is not None:
         spec = spec.with_formulaic()

@@ -64,6 +64,13 @@ class DesignSpec:
         Columns of numbers that the formula reads both through ``C()`` (with the
         levels in ``levels``) and as numbers (``k`` in ``C(k):x + k``): formulaic
         gets their values, not categoricals.
+    sparse_x : tuple of str
+        For a plain-columns design, the columns that are mostly zeros (the dummies of
+        a design store): products use their sparse structure, as for a formula's
+        categorical columns.
+    x_constant : str or None
+        For a plain-columns design, its constant (intercept) column when known
+        beforehand (a design store's ``Intercept``).
     """
 
     formula: str | None
@@ -81,6 +88,8 @@ class DesignSpec:
     formula_columns: tuple[str, ...] = ()
     extra_columns: tuple[str, ...] = ()
     numeric_levels: tuple[str, ...] = ()
+    sparse_x: tuple[str, ...] = ()
+    x_constant: str | None = None
     _formulaic: list[Any] = field(default_factory=list, compare=False, repr=False)
     _fast: list[Any] = field(default_factory=list, compare=False, repr=False)
 
@@ -204,7 +213,7 @@ class DesignSpec:
         sparse structure; the rest are centred, scaled and multiplied densely.
         """
         if self.formula is None:
-            return (True,) * len(self.column_names)
+            return tuple(name not in self.sparse_x for name in self.column_names)
         known = self.__dict__.get("_dense_flags")
         if known is not None:  # shipped with a pickled spec (see __getstate__)
             return known
@@ -224,9 +233,12 @@ class DesignSpec:
         return flags
 
     def intercept_index(self) -> int | None:
-        """Position of the formula's intercept column, ``None`` without one."""
+        """Position of the formula's intercept column (or a plain-columns design's
+        known constant), ``None`` without one."""
         if self.formula is not None and "Intercept" in self.column_names:
             return self.column_names.index("Intercept")
+        if self.formula is None and self.x_constant in self.column_names:
+            return self.column_names.index(self.x_constant)
         return None
 
     # -- serialization --------------------------------------------------------------
@@ -237,7 +249,7 @@ class DesignSpec:
             if item.name.startswith("_"):
                 continue
             value = getattr(self, item.name)
-            if item.name == "numeric_levels" and not value:
+            if item.name in ("numeric_levels", "sparse_x", "x_constant") and not value:
                 continue  # left out when empty: earlier specs' JSON and fingerprints hold
             if item.name == "levels":
                 value = {name: _levels_to_json(levels) for name, levels in value.items()}

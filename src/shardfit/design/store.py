@@ -55,6 +55,8 @@ _VERSION = 1
 # rest dummies), 0.7 s to write and 0.3 s to read back, where pyarrow's defaults
 # (dictionary encoding, Snappy) took 1.5 s and 3.3 s, for 26 MB against 30 MB.
 _PARQUET = {"use_dictionary": False, "compression": "lz4"}
+# Decoded bytes of a row group (a fit's task): bounded worker memory for any part size.
+_GROUP_BYTES = 32 * 2**20
 #: Names of the stored columns that are not design columns.
 ROW, WEIGHTS, OFFSET = "partition_row", "__weights__", "__offset__"
 
@@ -111,6 +113,12 @@ class DesignStore:
         The design columns, in the design's order.
     files : tuple of str
         Part files in row order, one per source partition.
+    sparse_columns : tuple of str
+        The design columns that are mostly zeros (from categorical terms): stored
+        densely, read back as sparse columns, so products follow their structure.
+    group_rows : int
+        Rows per Parquet row group of a part (about 32 MiB of the design): a fit reads
+        one row group per task, so a worker's memory does not grow with a part.
     part_rows : tuple of int
         Rows read from each source partition (stored or not).
     has_weights, has_offset : bool
@@ -127,6 +135,8 @@ class DesignStore:
     response: str
     columns: tuple[str, ...]
     files: tuple[str, ...]
+    sparse_columns: tuple[str, ...] = ()
+    group_rows: int = 65_536
     part_rows: tuple[int, ...] = ()
     has_weights: bool = False
     has_offset: bool = False
@@ -134,6 +144,12 @@ class DesignStore:
     rows_written: int = 0
     rows_skipped: int = 0
     rows_dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def constant(self) -> str | None:
+        """The design's intercept column, if it has one."""
+        index = self.spec.intercept_index()
+        return None if index is None else self.spec.column_names[index]
 
     @property
     def y(self) -> StoredColumns:
@@ -162,12 +178,11 @@ class DesignStore:
         return StoredColumns(self, (OFFSET,))
 
     def source(self, *, partition_rows: int | None = None) -> Source:
-        """The stored rows as a Parquet source (one partition per part file)."""
+        """The stored rows as a Parquet source (one partition per row group by default)."""
         if not self.files:
             raise DesignError(f"the design store {self.path} holds no rows")
-        return read_parquet(
-            [self.path / name for name in self.files], partition_rows=partition_rows
-        )
+        files = [self.path / name for name in self.files]
+        return read_parquet(files, partition_rows=partition_rows or self.group_rows)
 
     def summary(self) -> str:
         """One line for people."""
@@ -203,6 +218,7 @@ class _WritePart:
     missing: Literal["drop", "raise"]
     names: tuple[str, ...]  # partition key -> part file name, in source order
     keys: tuple[str, ...]
+    group_rows: int
 
     def __call__(self, partition: Partition) -> _PartWritten:
         chunk = encode_partition(self.spec, partition, missing=self.missing, structured=True)
@@ -216,7 +232,10 @@ class _WritePart:
             columns[WEIGHTS] = pa.array(chunk.weights)
         if chunk.offset is not None:
             columns[OFFSET] = pa.array(chunk.offset)
-        write_atomically(Path(self.folder) / name, table=pa.table(columns), **_PARQUET)
+        table = pa.table(columns)
+        write_atomically(
+            Path(self.folder) / name, table=table, row_group_size=self.group_rows, **_PARQUET
+        )
         return _PartWritten(
             file=name,
             rows_read=chunk.rows_read,
@@ -343,12 +362,13 @@ def write_design(
         _check_names(spec)
         keys = tuple(p.key for p in source.partitions)
         names = tuple(f"part-{i:05d}.parquet" for i in range(len(keys)))
-        task = _WritePart(spec, str(folder), missing, names, keys)
+        group_rows = max(1024, _GROUP_BYTES // (8 * (len(spec.column_names) + 4)))
+        task = _WritePart(spec, str(folder), missing, names, keys, group_rows)
         parts = map_partitions(
             task, source, backend=backend, workers=workers, progress=progress, pass_name="store"
         )
         assert parts is not None
-        store = _store_of(folder, spec, parts)
+        store = _store_of(folder, spec, parts, group_rows)
         write_atomically(folder / MANIFEST, text=json.dumps(_manifest(store), indent=1))
     except BaseException:
         _clean(folder)
@@ -371,7 +391,9 @@ def _clean(folder: Path) -> None:
         shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
 
 
-def _store_of(folder: Path, spec: DesignSpec, parts: list[_PartWritten]) -> DesignStore:
+def _store_of(
+    folder: Path, spec: DesignSpec, parts: list[_PartWritten], group_rows: int
+) -> DesignStore:
     dropped: dict[str, int] = {}
     for part in parts:
         for reason, count in part.dropped.items():
@@ -382,6 +404,10 @@ def _store_of(folder: Path, spec: DesignSpec, parts: list[_PartWritten]) -> Desi
         response=_response_name(spec),
         columns=tuple(spec.column_names),
         files=tuple(part.file for part in parts),
+        sparse_columns=tuple(
+            name for name, dense in zip(spec.column_names, spec.dense_columns()) if not dense
+        ),
+        group_rows=group_rows,
         part_rows=tuple(part.rows_read for part in parts),
         has_weights=spec.weights is not None,
         has_offset=spec.offset is not None or spec.exposure is not None,
@@ -401,6 +427,8 @@ def _manifest(store: DesignStore) -> dict[str, Any]:
         "columns": list(store.columns),
         "files": list(store.files),
         "part_rows": list(store.part_rows),
+        "sparse_columns": list(store.sparse_columns),
+        "group_rows": store.group_rows,
         "has_weights": store.has_weights,
         "has_offset": store.has_offset,
         "rows_read": store.rows_read,
@@ -438,6 +466,8 @@ def open_design(path: str | Path) -> DesignStore:
         columns=tuple(data["columns"]),
         files=tuple(data["files"]),
         part_rows=tuple(int(n) for n in data["part_rows"]),
+        sparse_columns=tuple(data["sparse_columns"]),
+        group_rows=int(data["group_rows"]),
         has_weights=bool(data["has_weights"]),
         has_offset=bool(data["has_offset"]),
         rows_read=int(data["rows_read"]),

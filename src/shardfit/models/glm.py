@@ -111,6 +111,9 @@ class GeneralizedLinearModel:
     x_columns: tuple[str, ...] | None = None
     response: str | None = None
     max_levels: int = 10_000
+    sparse_x: tuple[str, ...] = ()  # mostly-zero x_columns (a design store's dummies)
+    x_constant: str | None = None  # a known constant column (a design store's Intercept)
+    find_constant: bool = True  # look for a constant column (False: the columns are known)
 
     def __post_init__(self) -> None:
         # log(exposure) is an offset of the log of a rate only under the log link;
@@ -238,6 +241,9 @@ class GeneralizedLinearModel:
                 self.formula,
                 source,
                 x_columns=self.x_columns,
+                sparse_x=self.sparse_x,
+                x_constant=self.x_constant,
+                find_constant=self.find_constant,
                 response=self.response,
                 weights=self.weights,
                 offset=self.offset,
@@ -709,6 +715,9 @@ def GLM(
             weights=WEIGHTS if weights is not None else None,
             offset=OFFSET if offset is not None else None,
             x_columns=exog.names,
+            sparse_x=exog.store.sparse_columns,
+            x_constant=exog.store.constant,
+            find_constant=False,
             response=endog.names[0],
         )
 

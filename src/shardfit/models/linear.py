@@ -91,6 +91,9 @@ class LinearModel:
     x_columns: tuple[str, ...] | None = None
     response: str | None = None
     max_levels: int = 10_000
+    sparse_x: tuple[str, ...] = ()  # mostly-zero x_columns (a design store's dummies)
+    x_constant: str | None = None  # a known constant column (a design store's Intercept)
+    find_constant: bool = True  # look for a constant column (False: the columns are known)
 
     def fit(
         self,
@@ -165,6 +168,9 @@ class LinearModel:
                 self.formula,
                 source,
                 x_columns=self.x_columns,
+                sparse_x=self.sparse_x,
+                x_constant=self.x_constant,
+                find_constant=self.find_constant,
                 response=self.response,
                 weights=self.weights,
                 extra_columns=(groups,) if groups else (),
@@ -341,7 +347,7 @@ def _intercept(learned: LearnedDesign) -> int | None:
         return index
     # Plain columns: a column constant over the data (add_constant's) is the intercept.
     for position, name in enumerate(spec.x_columns):
-        column = learned.summary.columns[name]
+        column = learned.summary.columns.get(name)  # absent: not summarized (known columns)
         if getattr(column, "count", 0) and column.min == column.max and column.min != 0:
             return position
     return None
@@ -637,6 +643,9 @@ def OLS(
             store.source(),
             weights=WEIGHTS if weights is not None else None,
             x_columns=exog.names,
+            sparse_x=exog.store.sparse_columns,
+            x_constant=exog.store.constant,
+            find_constant=False,
             response=endog.names[0],
         )
     X = np.asarray(exog, dtype=np.float64)

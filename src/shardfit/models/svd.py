@@ -145,7 +145,7 @@ def svd(
         raise TypeError(f"The 'center' parameter of svd must be a bool. Got {center!r}.")
     stored = _stored(formula, data, weights)
     if stored is not None:
-        source, x_columns, weights = stored
+        source, x_columns, weights, sparse_x = stored
         formula = f"the design stored at {formula.store.path}"  # type: ignore[union-attr]
     else:
         if "~" in str(formula).strip().lstrip("~"):  # '~ a + b' is a right-hand side alone
@@ -153,13 +153,15 @@ def svd(
                 "svd takes a right-hand-side formula (no response), e.g. '0 + a + b'. "
                 f"Got {formula!r}."
             )
-        source, x_columns = as_source(data), None
+        source, x_columns, sparse_x = as_source(data), None, ()
     assert isinstance(formula, str) and not isinstance(weights, StoredColumns)
     with session(backend, workers=workers) as sess, single_threaded_blas():
         learned = learn_design(
             None if x_columns else formula,
             source,
             x_columns=x_columns,
+            sparse_x=sparse_x,
+            find_constant=False,  # an SVD has no intercept to find
             weights=weights,
             missing=missing,
             max_levels=max_levels,
@@ -215,7 +217,7 @@ def svd(
 
 def _stored(
     formula: Any, data: Any, weights: Any
-) -> tuple[Any, tuple[str, ...], str | None] | None:
+) -> tuple[Any, tuple[str, ...], str | None, tuple[str, ...]] | None:
     """A design store's source, columns and weight column, when ``formula`` is
     ``store.X``; ``None`` for a formula."""
     if not isinstance(formula, StoredColumns):
@@ -226,7 +228,7 @@ def _stored(
         raise ValueError("svd(store.X) reads the store: pass no data")
     stored_design(formula.store.y, formula, weights=weights)  # the same store's columns
     weight_column = WEIGHTS if weights is not None else None
-    return formula.store.source(), formula.names, weight_column
+    return formula.store.source(), formula.names, weight_column, formula.store.sparse_columns
 
 
 def _design_factor(stat: QRStatistic, center: bool) -> tuple[np.ndarray, np.ndarray | None, float]:
