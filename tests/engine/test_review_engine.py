@@ -312,3 +312,30 @@ def test_a_checkpoint_of_missing_drop_is_not_reused_by_missing_raise(tmp_path) -
                 backend="serial",
                 checkpoint=str(tmp_path),
             )
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_file_rewritten_with_its_old_mtime_is_not_answered_from_a_checkpoint(
+    tmp_path, suffix
+) -> None:
+    # cp -p, rsync -a and tar x put the old modification time back on new contents of
+    # the same size; the status-change time still moves, and the checkpoint key with it.
+    frame = pd.DataFrame({"x": np.arange(1.0, 41.0), "y": np.arange(40.0) % 7})
+    path = tmp_path / f"data{suffix}"
+
+    def write(data: pd.DataFrame) -> None:
+        data.to_csv(path, index=False) if suffix == ".csv" else data.to_parquet(path)
+
+    write(frame)
+    first = shardfit.ols("y ~ x", str(path)).fit(backend="serial", checkpoint=str(tmp_path / "c"))
+    old = os.stat(path)
+    changed = frame.assign(y=(np.arange(40.0) * 3) % 7)  # same digits' width: same size
+    time.sleep(0.01)
+    write(changed)
+    os.utime(path, ns=(old.st_atime_ns, old.st_mtime_ns))
+    if os.stat(path).st_size != old.st_size:
+        pytest.skip("the rewrite changed the file's size (not the case under test)")
+    again = shardfit.ols("y ~ x", str(path)).fit(backend="serial", checkpoint=str(tmp_path / "c"))
+    expected = smf.ols("y ~ x", changed).fit()
+    np.testing.assert_allclose(again.params, expected.params, rtol=1e-10)
+    assert not np.allclose(first.params, again.params)

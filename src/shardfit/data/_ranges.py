@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_PARTITION_ROWS",
     "MAX_PARTITION_BYTES",
     "arrays_to_table",
+    "changed_ns",
     "check_columns",
     "check_positive_int",
     "dataclass_fingerprint",
@@ -178,8 +179,16 @@ def check_columns(
     return tuple(requested)
 
 
+def changed_ns(st: os.stat_result) -> int:
+    """When a file last changed, in ns: the later of its modification and status-change
+    times. The modification time alone misses a file rewritten with its old time put
+    back (``cp -p``, ``rsync -a``, ``tar x``, ``os.utime``), which sets the ctime."""
+    return max(st.st_mtime_ns, st.st_ctime_ns)
+
+
 def file_stat(path: str | os.PathLike[str]) -> tuple[str, int, int]:
-    """Return ``(absolute path, size in bytes, mtime in ns)`` of a file or directory.
+    """Return ``(absolute path, size in bytes, last change in ns)`` of a file or
+    directory (see :func:`changed_ns`).
 
     Raises
     ------
@@ -191,7 +200,7 @@ def file_stat(path: str | os.PathLike[str]) -> tuple[str, int, int]:
         st = os.stat(full)
     except FileNotFoundError as e:
         raise ReadError(f"no such file or directory: {full}") from e
-    return full, st.st_size, st.st_mtime_ns
+    return full, st.st_size, changed_ns(st)
 
 
 def dataclass_fingerprint(part: object) -> str:

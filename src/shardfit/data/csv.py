@@ -24,7 +24,7 @@ import pyarrow.csv as pacsv
 
 from shardfit.data import _csv_lines as lines
 from shardfit.data._csv_lines import CsvOptions
-from shardfit.data._ranges import check_columns, check_positive_int, reading
+from shardfit.data._ranges import changed_ns, check_columns, check_positive_int, reading
 from shardfit.data.partition import Partition, ReadResult, Source
 from shardfit.errors import ReadError
 
@@ -252,7 +252,7 @@ class CsvPartition(Partition):
             stat = os.stat(self.path)
         except OSError as e:
             raise ReadError(f"Cannot read {self.display} (partition {self.key}): {e}") from e
-        if (stat.st_size, stat.st_mtime_ns) != (self.size, self.mtime_ns):
+        if (stat.st_size, changed_ns(stat)) != (self.size, self.mtime_ns):
             raise ReadError(
                 f"File {self.display} changed since the source was made (size {self.size} "
                 f"-> {stat.st_size}); make the source again."
@@ -556,6 +556,6 @@ def _plan(
     else:
         bounds = [(s, min(s + step, size)) for s in range(0, size, step)]
     return [
-        CsvPartition(path, shown, s, e, whole, compression, size, stat.st_mtime_ns, schema, options)
+        CsvPartition(path, shown, s, e, whole, compression, size, changed_ns(stat), schema, options)
         for s, e in bounds
     ]

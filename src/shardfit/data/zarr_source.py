@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from shardfit.data._ranges import (
     arrays_to_table,
+    changed_ns,
     check_columns,
     check_positive_int,
     dataclass_fingerprint,
@@ -138,7 +139,7 @@ def _meta_mtime(store: Any, path: str) -> int:
         return 0
     for name in _METADATA_FILES:
         try:
-            return os.stat(os.path.join(store, path, name)).st_mtime_ns
+            return changed_ns(os.stat(os.path.join(store, path, name)))
         except FileNotFoundError:
             continue
     return 0
