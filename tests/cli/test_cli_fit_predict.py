@@ -156,7 +156,7 @@ def test_key_picks_one_table_of_an_hdf5_file(tmp_path, capsys) -> None:
     assert main(["fit", str(path), "y ~ x", "--backend", "serial"]) == 2  # two tables
     assert "/first" in capsys.readouterr().err
     assert main([*argv, "--delimiter", ";"]) == 2
-    assert "--delimiter read CSV data, but" in capsys.readouterr().err
+    assert "--delimiter reads CSV data, but" in capsys.readouterr().err
     csv = tmp_path / "d.csv"
     frames["first"].to_csv(csv, index=False)
     assert main(["fit", str(csv), "y ~ x", "--key", "/x"]) == 2

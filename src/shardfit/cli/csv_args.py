@@ -153,7 +153,8 @@ def _hdf5_source(data: str, key: str, options: dict[str, Any], partition_rows: i
         raise ValueError(f"--key names a key in HDF5 data (.h5, .hdf5, .hdf), but DATA is {data}")
     if options:
         given = ", ".join(_FLAGS[option] for option in options)
-        raise ValueError(f"{given} read CSV data, but {data} is HDF5 data; leave {given} out")
+        verb = "reads" if len(options) == 1 else "read"
+        raise ValueError(f"{given} {verb} CSV data, but {data} is HDF5 data; leave {given} out")
     from shardfit.data.hdf5 import read_hdf5
 
     return read_hdf5(data, key, partition_rows=partition_rows)

@@ -314,6 +314,23 @@ def _stored_design(args: argparse.Namespace) -> Any:
             f"{', '.join(given)}: a design store holds its own columns (its weights and "
             "offset are used when it has them); leave them out"
         )
+    # Options a store does not use: refused rather than silently ignored.
+    unused = [
+        flag
+        for name, flag in (
+            ("column_type", "--column-type"),
+            ("newlines_in_values", "--newlines-in-values"),
+            ("skip_bad_lines", "--skip-bad-lines"),
+            ("partition_rows", "--partition-rows"),
+        )
+        if getattr(args, name, None) not in (None, False, [])
+    ]
+    if unused:
+        pronoun = "them" if len(unused) > 1 else "it"
+        raise ValueError(
+            f"{', '.join(unused)}: a design store is read as written (Parquet parts, one "
+            f"row group per task, no text to parse); leave {pronoun} out"
+        )
     return open_design(args.data)
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,7 +46,16 @@ from shardfit.design.spec import DesignSpec
 from shardfit.errors import DesignError, ReadError
 from shardfit.stats.column_summary import DEFAULT_MAX_LEVELS
 
-__all__ = ["DesignStore", "StoredColumns", "open_design", "stored_design", "write_design"]
+__all__ = [
+    "DesignStore",
+    "StoredColumns",
+    "check_groups",
+    "open_design",
+    "source_counts",
+    "stored_column",
+    "stored_design",
+    "write_design",
+]
 
 MANIFEST = "_design.json"
 _FORMAT = "shardfit-design"
@@ -59,6 +68,10 @@ _PARQUET = {"use_dictionary": False, "compression": "lz4"}
 _GROUP_BYTES = 32 * 2**20
 #: Names of the stored columns that are not design columns.
 ROW, WEIGHTS, OFFSET = "partition_row", "__weights__", "__offset__"
+#: The key of :attr:`Source.meta` that holds a store's folder (a source of stored rows).
+STORE_META = "design_store"
+#: ... and the store's counts of the rows read from its source, dropped and skipped.
+STORE_COUNTS = "design_store_rows"
 
 
 @dataclass(frozen=True)
@@ -124,6 +137,9 @@ class DesignStore:
     has_weights, has_offset : bool
         Whether ``__weights__`` (prior weights) and ``__offset__`` (the offset, with
         ``log(exposure)`` added) are stored.
+    has_response : bool
+        Whether the response is stored: ``False`` for new data without it, encoded
+        with an earlier store's ``spec`` to predict on (its ``y`` column is NaN).
     rows_read, rows_written, rows_skipped : int
         Rows read from the source, rows stored, malformed rows the reader skipped.
     rows_dropped : dict of str to int
@@ -140,6 +156,7 @@ class DesignStore:
     part_rows: tuple[int, ...] = ()
     has_weights: bool = False
     has_offset: bool = False
+    has_response: bool = True
     rows_read: int = 0
     rows_written: int = 0
     rows_skipped: int = 0
@@ -154,6 +171,13 @@ class DesignStore:
     @property
     def y(self) -> StoredColumns:
         """The response column."""
+        if not self.has_response:
+            lacking = sorted(self.spec.fit_only_columns - set(self.spec.extra_columns))
+            raise DesignError(
+                f"the design store {self.path} holds no response {self.response!r}: its "
+                f"data had no {lacking} (new data encoded with spec= to predict on); fit "
+                "a store written from data with the response"
+            )
         return StoredColumns(self, (self.response,))
 
     @property
@@ -182,7 +206,18 @@ class DesignStore:
         if not self.files:
             raise DesignError(f"the design store {self.path} holds no rows")
         files = [self.path / name for name in self.files]
-        return read_parquet(files, partition_rows=partition_rows or self.group_rows)
+        parquet = read_parquet(files, partition_rows=partition_rows or self.group_rows)
+        # Named as the store in summaries and errors; meta marks it for check_groups.
+        counts = {"read": self.rows_read, "dropped": self.rows_dropped}
+        return replace(
+            parquet,
+            name=f"the design store {self.path}",
+            meta={
+                **parquet.meta,
+                STORE_META: str(self.path),
+                STORE_COUNTS: {**counts, "skipped": self.rows_skipped},
+            },
+        )
 
     def summary(self) -> str:
         """One line for people."""
@@ -219,12 +254,22 @@ class _WritePart:
     names: tuple[str, ...]  # partition key -> part file name, in source order
     keys: tuple[str, ...]
     group_rows: int
+    need_response: bool = True  # False: data to predict on, without the response
+    unseen: Literal["raise", "zero"] = "raise"
 
     def __call__(self, partition: Partition) -> _PartWritten:
-        chunk = encode_partition(self.spec, partition, missing=self.missing, structured=True)
+        chunk = encode_partition(
+            self.spec,
+            partition,
+            missing=self.missing,
+            unseen=self.unseen,
+            need_response=self.need_response,
+            structured=True,
+        )
         name = self.names[self.keys.index(partition.key)]
         columns: dict[str, Any] = {ROW: pa.array(chunk.row_index.astype(np.int64))}
-        columns[_response_name(self.spec)] = pa.array(np.asarray(chunk.y, dtype=np.float64))
+        y = np.full(chunk.nrows, np.nan) if chunk.y is None else chunk.y
+        columns[_response_name(self.spec)] = pa.array(np.asarray(y, dtype=np.float64))
         design = _design_columns(chunk.X, chunk.nrows)
         for column, values in zip(self.spec.column_names, design, strict=True):
             columns[column] = pa.array(values)
@@ -292,6 +337,7 @@ def write_design(
     missing: Literal["drop", "raise"] = "drop",
     max_levels: int = DEFAULT_MAX_LEVELS,
     spec: DesignSpec | None = None,
+    unseen: Literal["raise", "zero"] = "raise",
     backend: Any = None,
     workers: int | None = None,
     progress: bool = False,
@@ -306,8 +352,8 @@ def write_design(
     data : Source, path, glob, DataFrame, ...
         Anything :func:`shardfit.as_source` accepts.
     out : str or path-like
-        A new or empty folder (made if missing; its parent must exist). Removed, or
-        emptied if it existed, when writing fails.
+        A new or empty folder (made if missing; its parent must exist). Left empty
+        when writing fails (and without a manifest, so open_design refuses it).
     weights, offset, exposure : str, optional
         Columns stored alongside: prior weights, and the offset (plus
         ``log(exposure)``) of a GLM.
@@ -318,7 +364,13 @@ def write_design(
         The most levels a categorical may have.
     spec : DesignSpec, optional
         Encode with this design (``store.spec`` of an earlier store, say for new data
-        to predict on) instead of learning one; a level it never saw raises.
+        to predict on) instead of learning one; a level it never saw raises. Data
+        without the response gives a store without it (``has_response=False``): its
+        ``X`` to predict on, as ``fit.predict(new.X.to_pandas())``.
+    unseen : {"raise", "zero"}
+        With ``spec``, a level the design never saw raises naming partition, row and
+        column, or is encoded as zeros in that column's dummies (as ``predict``'s
+        ``unseen="zero"``).
     backend, workers, progress
         Where the passes run (see :func:`shardfit.ols`).
 
@@ -340,8 +392,11 @@ def write_design(
     """
     from shardfit.engine import map_partitions
 
+    if unseen not in ("raise", "zero"):
+        raise ValueError(f"The 'unseen' parameter must be 'raise' or 'zero'. Got {unseen!r}.")
     source = as_source(data)
     folder = _prepare(Path(out))
+    given = spec is not None
     try:
         if spec is None:
             spec = learn_design(
@@ -360,20 +415,31 @@ def write_design(
         if not spec.has_response:
             raise DesignError(f"formula {formula!r} has no response (write_design needs y ~ ...)")
         _check_names(spec)
+        # New data to predict on may lack the response (only with a given spec: a
+        # design is learned from data with it).
+        need_response = not (given and _lacks_response(spec, source))
         keys = tuple(p.key for p in source.partitions)
         names = tuple(f"part-{i:05d}.parquet" for i in range(len(keys)))
         group_rows = max(1024, _GROUP_BYTES // (8 * (len(spec.column_names) + 4)))
-        task = _WritePart(spec, str(folder), missing, names, keys, group_rows)
+        task = _WritePart(
+            spec, str(folder), missing, names, keys, group_rows, need_response, unseen
+        )
         parts = map_partitions(
             task, source, backend=backend, workers=workers, progress=progress, pass_name="store"
         )
         assert parts is not None
-        store = _store_of(folder, spec, parts, group_rows)
+        store = replace(_store_of(folder, spec, parts, group_rows), has_response=need_response)
         write_atomically(folder / MANIFEST, text=json.dumps(_manifest(store), indent=1))
     except BaseException:
         _clean(folder)
         raise
     return store
+
+
+def _lacks_response(spec: DesignSpec, source: Source) -> bool:
+    """Whether ``source`` has none of the columns only a fit reads (the response)."""
+    response = spec.fit_only_columns - set(spec.extra_columns)
+    return bool(response) and not response & set(source.columns)
 
 
 def _prepare(folder: Path) -> Path:
@@ -431,6 +497,7 @@ def _manifest(store: DesignStore) -> dict[str, Any]:
         "group_rows": store.group_rows,
         "has_weights": store.has_weights,
         "has_offset": store.has_offset,
+        "has_response": store.has_response,
         "rows_read": store.rows_read,
         "rows_written": store.rows_written,
         "rows_skipped": store.rows_skipped,
@@ -444,7 +511,8 @@ def open_design(path: str | Path) -> DesignStore:
     Raises
     ------
     shardfit.errors.ReadError
-        No manifest (the write did not finish), another format, or a part file missing.
+        No manifest (the write did not finish), a damaged manifest or another format, a
+        part file missing, or part files whose rows differ from the manifest's.
     """
     folder = Path(path)
     manifest = folder / MANIFEST
@@ -453,12 +521,50 @@ def open_design(path: str | Path) -> DesignStore:
             f"{folder} is not a complete design store: it has no {MANIFEST} (written last, "
             "so a write that failed or is still running has none)"
         )
-    data = json.loads(manifest.read_text(encoding="utf-8"))
-    if data.get("format") != _FORMAT or data.get("version") != _VERSION:
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ReadError(
+            f"{manifest} is damaged ({error}); write the store again with write_design"
+        ) from error
+    if not isinstance(data, dict) or data.get("format") != _FORMAT:
+        raise ReadError(f"{manifest} is not a shardfit design store's manifest")
+    if data.get("version") != _VERSION:
         raise ReadError(f"{manifest} is not a version-{_VERSION} shardfit design store")
-    missing = [name for name in data["files"] if not (folder / name).is_file()]
+    try:
+        store = _store_from(folder, data)
+    except (KeyError, TypeError, ValueError, AttributeError, DesignError) as error:
+        raise ReadError(
+            f"{manifest} is damaged ({type(error).__name__}: {error}); write the store "
+            "again with write_design"
+        ) from error
+    missing = [name for name in store.files if not (folder / name).is_file()]
     if missing:
         raise ReadError(f"the design store {folder} lacks the part file(s) {missing[:5]}")
+    _check_part_rows(store)
+    return store
+
+
+def _check_part_rows(store: DesignStore) -> None:
+    """The parts' rows (from their footers, not their data) must be the manifest's."""
+    rows = []
+    for name in store.files:
+        try:
+            rows.append(pq.ParquetFile(store.path / name).metadata.num_rows)
+        except (OSError, pa.ArrowException) as error:
+            raise ReadError(
+                f"the part file {store.path / name} of the design store is damaged "
+                f"({error}); write the store again with write_design"
+            ) from error
+    if sum(rows) != store.rows_written:
+        raise ReadError(
+            f"the part files of the design store {store.path} hold {sum(rows):,} rows where "
+            f"its {MANIFEST} says {store.rows_written:,}: a part was replaced or the "
+            "manifest edited; write the store again with write_design"
+        )
+
+
+def _store_from(folder: Path, data: dict[str, Any]) -> DesignStore:
     return DesignStore(
         path=folder,
         spec=DesignSpec.from_dict(data["spec"]),
@@ -470,11 +576,51 @@ def open_design(path: str | Path) -> DesignStore:
         group_rows=int(data["group_rows"]),
         has_weights=bool(data["has_weights"]),
         has_offset=bool(data["has_offset"]),
+        has_response=bool(data.get("has_response", True)),  # absent: an earlier store
         rows_read=int(data["rows_read"]),
         rows_written=int(data["rows_written"]),
         rows_skipped=int(data["rows_skipped"]),
         rows_dropped={str(k): int(v) for k, v in data["rows_dropped"].items()},
     )
+
+
+def source_counts(
+    source: Source, read: int, dropped: dict[str, int], skipped: int
+) -> tuple[int, dict[str, int], int]:
+    """A fit's rows read, dropped and skipped, counted from the original data when
+    ``source`` is a design store's (the rows the store dropped when it was written are
+    reported, as a fit of the formula on the data reports them)."""
+    counts = source.meta.get(STORE_COUNTS)
+    if not isinstance(counts, dict):
+        return read, dropped, skipped
+    total = dict(counts["dropped"])
+    for reason, count in dropped.items():  # none: a store holds complete rows
+        total[reason] = total.get(reason, 0) + count
+    return int(counts["read"]), total, int(counts["skipped"]) + skipped
+
+
+def check_groups(source: Source, groups: str | None) -> None:
+    """Refuse cluster ``groups`` that a design store (``source``) does not hold, saying
+    why: a store keeps the response, the design columns, weights and offset only."""
+    folder = source.meta.get(STORE_META)
+    if groups is None or folder is None or groups in source.columns:
+        return
+    raise DesignError(
+        f"cov_kwds={{'groups': {groups!r}}}: the design store {folder} does not hold "
+        f"{groups!r}; a store keeps only the response, the design columns, weights and "
+        "offset. Fit the formula on the data for a cluster covariance "
+        "(shardfit.ols(formula, data).fit(cov_type='cluster', ...))"
+    )
+
+
+def stored_column(columns: StoredColumns | None, role: str) -> str | None:
+    """The stored column a model's ``weights=`` or ``offset=`` names (``store.weights``,
+    ``store.offset``): the one passed, never another of the store's."""
+    if columns is None:
+        return None
+    if len(columns.names) != 1:
+        raise DesignError(f"{role} must be one stored column (store.{role}); got {columns.names}")
+    return columns.names[0]
 
 
 def stored_design(endog: Any, exog: Any, **columns: Any) -> DesignStore | None:
@@ -503,4 +649,10 @@ def stored_design(endog: Any, exog: Any, **columns: Any) -> DesignStore | None:
         )
     if len(endog.names) != 1:
         raise DesignError("endog must be one column (store.y)")
+    if isinstance(columns.get("exposure"), StoredColumns):
+        # Silently dropped before: the fit had no offset at all.
+        raise DesignError(
+            "exposure=store.offset: a design store's offset already holds log(exposure) "
+            "(write_design(exposure=)); pass it as offset=store.offset"
+        )
     return store

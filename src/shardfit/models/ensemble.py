@@ -102,6 +102,9 @@ def _sample_weight(
     if not np.isfinite(weights).all():
         row = int(np.flatnonzero(~np.isfinite(weights))[0])
         raise ValueError(f"sample_weight[{row}] = {weights[row]}: weights must be finite")
+    if rows and not weights.any():
+        # scikit-learn's message; refused here rather than by every fold's fit, retried.
+        raise ValueError("Sample weights must contain at least one non-zero number.")
     named = [pair for layer in layers for pair in layer] + [("final_estimator", final)]
     for name, estimator in named:
         if not has_fit_parameter(estimator, "sample_weight"):

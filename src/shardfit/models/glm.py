@@ -35,6 +35,7 @@ import pandas as pd
 from shardfit.data.partition import Source
 from shardfit.data.resolve import as_source
 from shardfit.design.schema import learn_design
+from shardfit.design.store import check_groups, source_counts
 from shardfit.engine import PartitionCache, run_pass, session
 from shardfit.engine.blas import single_threaded_blas
 from shardfit.errors import DesignError
@@ -229,6 +230,7 @@ class GeneralizedLinearModel:
         check_rank_tol(rank_tol)
         source = as_source(self.data)
         groups = (cov_kwds or {}).get("groups") if cov_type == "cluster" else None
+        check_groups(source, groups)  # a design store holds no cluster column
         family = self.family
         timed = _TimedPasses()
         with (
@@ -451,9 +453,7 @@ class GeneralizedLinearModel:
             const_idx=intercept,
             data_name=source.name,
             formula=self.formula,
-            rows_read=prepared.counts.read,
-            rows_dropped=dict(prepared.counts.dropped),
-            rows_skipped=prepared.counts.skipped,
+            **_row_counts(source, prepared.counts),
             n_groups=n_groups,
             weighted=self.weights is not None,
             separated_terms=tuple(separated),
@@ -702,7 +702,7 @@ def GLM(
     ``weights=store.weights`` and ``offset=store.offset``: fitted out of core.
     """
     from shardfit.data.memory import from_pandas
-    from shardfit.design.store import OFFSET, WEIGHTS, stored_design
+    from shardfit.design.store import stored_column, stored_design
     from shardfit.models.linear import _array_names
 
     family_params = _family_params(alpha, var_power)
@@ -712,8 +712,8 @@ def GLM(
             None,
             store.source(),
             get_family(family, link, **family_params),
-            weights=WEIGHTS if weights is not None else None,
-            offset=OFFSET if offset is not None else None,
+            weights=stored_column(weights, "weights"),
+            offset=stored_column(offset, "offset"),
             x_columns=exog.names,
             sparse_x=exog.store.sparse_columns,
             x_constant=exog.store.constant,
@@ -741,3 +741,12 @@ def GLM(
         x_columns=tuple(names),
         response="__y__",
     )
+
+
+def _row_counts(source: Source, counts: Any) -> dict[str, Any]:
+    """The results' rows read, dropped and skipped (from the original data when the
+    source is a design store's)."""
+    read, dropped, skipped = source_counts(
+        source, counts.read, dict(counts.dropped), counts.skipped
+    )
+    return {"rows_read": read, "rows_dropped": dropped, "rows_skipped": skipped}

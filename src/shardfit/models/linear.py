@@ -39,6 +39,7 @@ import scipy.linalg
 from shardfit.data.partition import Source
 from shardfit.data.resolve import as_source
 from shardfit.design.schema import LearnedDesign, learn_design
+from shardfit.design.store import check_groups, source_counts
 from shardfit.engine import run_pass, session
 from shardfit.engine.blas import single_threaded_blas
 from shardfit.errors import DesignError
@@ -162,6 +163,7 @@ class LinearModel:
         check_rank_tol(rank_tol)
         source = as_source(self.data)
         groups = (cov_kwds or {}).get("groups") if cov_type == "cluster" else None
+        check_groups(source, groups)  # a design store holds no cluster column
         # One BLAS thread for every product and solve: bitwise the same on every backend.
         with session(backend, workers=workers) as sess, single_threaded_blas():
             learned = learn_design(
@@ -272,9 +274,7 @@ class LinearModel:
             weighted=self.weights is not None,
             data_name=source.name,
             formula=self.formula,
-            rows_read=main.counts.read,
-            rows_dropped=dict(main.counts.dropped),
-            rows_skipped=main.counts.skipped,
+            **_row_counts(source, main.counts),
             n_groups=n_groups,
             spec=spec,
         )
@@ -634,14 +634,14 @@ def OLS(
     columns are fitted out of core, one partition per part file.
     """
     from shardfit.data.memory import from_pandas
-    from shardfit.design.store import WEIGHTS, stored_design
+    from shardfit.design.store import stored_column, stored_design
 
     store = stored_design(endog, exog, weights=weights)
     if store is not None:
         return LinearModel(
             None,
             store.source(),
-            weights=WEIGHTS if weights is not None else None,
+            weights=stored_column(weights, "weights"),
             x_columns=exog.names,
             sparse_x=exog.store.sparse_columns,
             x_constant=exog.store.constant,
@@ -679,3 +679,12 @@ def _array_names(X: np.ndarray) -> list[str]:
             counter += 1
             names.append(f"x{counter}")
     return names
+
+
+def _row_counts(source: Source, counts: Any) -> dict[str, Any]:
+    """The results' rows read, dropped and skipped (from the original data when the
+    source is a design store's)."""
+    read, dropped, skipped = source_counts(
+        source, counts.read, dict(counts.dropped), counts.skipped
+    )
+    return {"rows_read": read, "rows_dropped": dropped, "rows_skipped": skipped}

@@ -31,7 +31,7 @@ from shardfit.data.resolve import as_source
 from shardfit.design.materialize import DesignChunk
 from shardfit.design.schema import learn_design
 from shardfit.design.spec import DesignSpec
-from shardfit.design.store import WEIGHTS, StoredColumns, stored_design
+from shardfit.design.store import StoredColumns, stored_column, stored_design
 from shardfit.engine import run_pass, session
 from shardfit.engine.blas import single_threaded_blas
 from shardfit.errors import DesignError
@@ -226,8 +226,11 @@ def _stored(
         return None
     if data is not None:
         raise ValueError("svd(store.X) reads the store: pass no data")
-    stored_design(formula.store.y, formula, weights=weights)  # the same store's columns
-    weight_column = WEIGHTS if weights is not None else None
+    # The same store's columns (its response column named, not read: a store of data to
+    # predict on has none).
+    store = formula.store
+    stored_design(StoredColumns(store, (store.response,)), formula, weights=weights)
+    weight_column = stored_column(weights, "weights")
     return formula.store.source(), formula.names, weight_column, formula.store.sparse_columns
 
 

@@ -109,6 +109,7 @@ class Tracker:
         self.bench = _Sums()
         self._sum_y = 0.0
         self._count = 0
+        self._learned = False  # whether a batch was passed to partial_fit (slow path)
 
     def _positive(self, y: np.ndarray) -> np.ndarray:
         return (y == np.max(self.classes)).astype(np.float64)
@@ -130,22 +131,29 @@ class Tracker:
             if self.classifier and hasattr(est, "predict_proba"):
                 return _sigmoid(m), True
             return m, False
-        out = np.zeros(rows)
+        out = np.full(rows, np.nan)  # NaN: before anything was learned (not scored)
         proba = self.classifier and hasattr(est, "predict_proba")
         weights = extra.pop("sample_weight", None)
+        learned = getattr(self, "_learned", self.batches > 0)
         for start in range(0, rows, self.batch_rows):
             stop = min(start + self.batch_rows, rows)
             Xb, yb = X[start:stop], y[start:stop]
-            if weights is not None:
-                extra["sample_weight"] = weights[start:stop]
-            if self.batches + start // self.batch_rows > 0:
+            if learned:
                 if not self.classifier:
                     out[start:stop] = est.predict(Xb)
                 elif proba:
                     out[start:stop] = est.predict_proba(Xb)[:, 1]
                 else:
                     out[start:stop] = est.decision_function(Xb)
+            if weights is not None:
+                extra["sample_weight"] = weights[start:stop]
+                if not extra["sample_weight"].any():
+                    # A batch without weight teaches nothing, and scikit-learn's
+                    # partial_fit refuses one ("at least one non-zero number").
+                    continue
             est.partial_fit(Xb, yb, **extra)
+            learned = True
+        self._learned = learned
         return out, proba
 
     def feed(self, X: sp.csr_matrix, y: np.ndarray, w: np.ndarray | None = None) -> None:
@@ -216,9 +224,12 @@ class Tracker:
         bounds = np.searchsorted(ids, np.arange(nb + 1))
         positive = target == 1
         if constant:  # every ranking ties: 0.5 (NaN where a batch has one class)
-            ones = np.add.reduceat(positive, bounds[:-1]) if nb else np.empty(0)
-            one_class = (ones == 0) | (ones == np.diff(bounds))
-            auc = np.where(one_class, np.nan, 0.5)
+            # With weights a class of zero weight is absent, as for the model's AUC
+            # (and roc_auc_score's): the two are averaged over the same batches.
+            weight = np.ones(target.shape[0]) if w is None else w
+            ones = np.add.reduceat(positive * weight, bounds[:-1]) if nb else np.empty(0)
+            zeros = np.add.reduceat(~positive * weight, bounds[:-1]) if nb else np.empty(0)
+            auc = np.where((ones == 0) | (zeros == 0), np.nan, 0.5)
         elif w is None:
             auc = _kernels.batch_auc(np.ascontiguousarray(pred), positive, bounds)
         else:
@@ -306,6 +317,12 @@ def applicable_scorings(estimator: Any) -> tuple[str, ...]:
     return ("accuracy", "auc")
 
 
+def _first_scored(totals: np.ndarray) -> int:
+    """The first batch scored: the one after the first of non-zero weight (1 unweighted)."""
+    weighted = np.flatnonzero(totals > 0)
+    return int(weighted[0]) + 1 if weighted.size else totals.shape[0]
+
+
 def _means(sums: _Sums, sizes: np.ndarray, keep: slice) -> dict[str, float]:
     arrays = sums.arrays()
     out = {}
@@ -335,12 +352,16 @@ def summarize(tracker: Tracker, *, scoring: str, drop: float) -> StreamResult:
     sizes = np.concatenate(tracker.batch_sizes) if tracker.batch_sizes else np.empty(0)
     totals = np.concatenate(tracker.batch_weights) if tracker.batch_weights else np.empty(0)
     model, bench = tracker.model.arrays(), tracker.bench.arrays()
-    # Batch 0 is learned, not scored.
+    # Batch 0 is learned, not scored; with weights, neither is any batch before the
+    # first of non-zero weight (the model has learned nothing, and the benchmark's
+    # mean of no weight is undefined).
+    first = _first_scored(totals)
     scored = slice(1, None)
     n = sizes[scored]
     weight = totals[scored]
-    start = int(drop * n.shape[0])
-    keep = slice(1 + start, None)
+    start = int(drop * max(sizes.shape[0] - first, 0))
+    keep = slice(first + start, None)
+    unscored = slice(0, max(first - 1, 0))  # rows of the curve before ``first``
     curve = pd.DataFrame(
         {
             "batch": np.arange(1, sizes.shape[0]),
@@ -351,12 +372,11 @@ def summarize(tracker: Tracker, *, scoring: str, drop: float) -> StreamResult:
     if tracker.weighted:
         curve["weight"] = weight
     with np.errstate(invalid="ignore", divide="ignore"):  # a batch of zero weight: NaN
-        for name in METRICS:
-            per = model[name][scored] if name == "auc" else model[name][scored] / weight
-            curve[name] = per
-        for name in METRICS:
-            per = bench[name][scored] if name == "auc" else bench[name][scored] / weight
-            curve[f"benchmark_{name}"] = per
+        for prefix, sums in (("", model), ("benchmark_", bench)):
+            for name in METRICS:
+                per = sums[name][scored] if name == "auc" else sums[name][scored] / weight
+                per[unscored] = np.nan
+                curve[f"{prefix}{name}"] = per
     scores = _means(tracker.model, totals, keep)
     bench_scores = _means(tracker.bench, totals, keep)
     if not sizes[keep].sum():
@@ -364,8 +384,9 @@ def summarize(tracker: Tracker, *, scoring: str, drop: float) -> StreamResult:
         # too few batches nothing is scored, and every score is NaN.
         warnings.warn(
             f"progressive validation scored no rows: {sizes.shape[0]} batch(es) of "
-            f"{tracker.rows:,} rows, the first only trained on and the first {drop:.0%} of "
-            "the rest dropped; lower batch_rows (or drop) to get scores",
+            f"{tracker.rows:,} rows, the first only trained on (with weights: up to the "
+            f"first batch of non-zero weight) and the first {drop:.0%} of the rest "
+            "dropped; lower batch_rows (or drop) to get scores",
             UserWarning,
             stacklevel=3,
         )

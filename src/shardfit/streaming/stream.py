@@ -267,7 +267,11 @@ def stream_fit(
         ``sample_weight`` (the estimator must take it), and weighting every
         progressive metric and the benchmark's running mean, as
         ``sklearn.metrics``' ``sample_weight`` does. A missing, negative or non-finite
-        weight raises naming partition and row.
+        weight raises naming partition and row. A batch whose weights are all zero
+        is not passed to a scikit-learn estimator's ``partial_fit`` (which refuses
+        one); FTRL learns it as rows without loss. Scoring starts after the first
+        batch of non-zero weight (before it the benchmark's weighted mean is
+        undefined and the model has learned nothing).
     batch_rows : int, default 1000
         Rows per batch; batches do not depend on how the data are partitioned.
     drop : float, default 0.7
