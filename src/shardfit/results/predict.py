@@ -33,6 +33,7 @@ import pandas as pd
 from shardfit.data.partition import Source
 from shardfit.data.resolve import as_source
 from shardfit.engine import map_partitions
+from shardfit.errors import DesignError
 from shardfit.results.prediction_output import PredictionOutput, write_predictions
 from shardfit.results.prediction_tasks import (
     Outputs,
@@ -354,7 +355,26 @@ def _source(results: Any, data: Any) -> tuple[Source, pd.Index | None]:
             )
         data = pd.DataFrame(array, columns=list(spec.x_columns))
     labels = data.index if isinstance(data, pd.DataFrame) else None
-    return as_source(data), labels
+    source = as_source(data)
+    _check_plain_columns(spec, source)
+    return source, labels
+
+
+def _check_plain_columns(spec: Any, source: Source) -> None:
+    """A model fitted on columns (arrays, a design store) predicts from those columns:
+    raw data without them is refused saying how to make them, before any pass."""
+    if spec is None or spec.formula is not None:
+        return
+    absent = [name for name in spec.x_columns if name not in source.columns]
+    if absent:
+        raise DesignError(
+            f"this model was fitted on the columns {list(spec.x_columns)[:6]}"
+            f"{'...' if len(spec.x_columns) > 6 else ''}, and {source.name} lacks "
+            f"{absent[:6]}{'...' if len(absent) > 6 else ''}. A model fitted on a design "
+            "store predicts from data encoded the same way: shardfit.write_design(formula, "
+            "data, out, spec=store.spec), then predict(out_store.X.to_pandas()) or the "
+            "store's folder"
+        )
 
 
 def _gather(
