@@ -362,3 +362,19 @@ def test_unseen_levels_in_new_data_as_the_error_suggests(store_data, tmp_path) -
         bad = frame.assign(x=np.nan)
         shardfit.write_design(formula, bad, tmp_path / "m", missing="raise", backend="serial")
     assert list((tmp_path / "m").iterdir()) == []
+
+
+def test_a_store_fitted_model_given_raw_data_says_how_to_encode_it(tmp_path) -> None:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"x": rng.normal(size=80), "g": rng.choice(["a", "b"], size=80)})
+    frame["y"] = frame.x + (frame.g == "b") + rng.normal(size=80)
+    store = shardfit.write_design("y ~ x + C(g)", frame, tmp_path / "s", backend="serial")
+    fit = shardfit.OLS(store.y, store.X).fit(backend="serial")
+    with pytest.raises(shardfit.DesignError, match=r"lacks \['Intercept', 'C\(g\)\[T\.b\]'\]"):
+        fit.predict(frame)
+    new = shardfit.write_design(
+        "y ~ x + C(g)", frame.iloc[:10], tmp_path / "n", spec=store.spec, backend="serial"
+    )
+    expected = smf.ols("y ~ x + C(g)", frame).fit().predict(frame.iloc[:10])
+    got = np.asarray(fit.predict(new.X.to_pandas()))
+    np.testing.assert_allclose(got, expected.to_numpy(), rtol=1e-12)
