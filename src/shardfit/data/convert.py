@@ -594,8 +594,10 @@ def convert(
         or by tabs when its name ends in ``.tsv``.
     null_values : sequence of str, optional
         The input CSV's spellings of a missing value (``["-999", "."]``); an empty
-        field is missing too. By default ``NA``, ``NULL``, ``N/A``, ``#N/A`` and the
-        like, but not ``NaN``, which stays a float NaN.
+        field is missing too. They match the text of a field, as in pyarrow and R:
+        ``"-999"`` does not match ``-999.0`` (pandas' ``na_values`` matches the
+        number). By default ``NA``, ``NULL``, ``N/A``, ``#N/A`` and the like, but not
+        ``NaN``, which stays a float NaN.
     progress : bool, default False
         Show a progress bar on standard error, driven by the bytes read.
 
