@@ -194,11 +194,17 @@ def add_parser(subparsers: Any) -> None:
 def _fit_least_squares(args: argparse.Namespace, context: FitContext) -> Any:
     from shardfit.models.linear import ols, wls
 
-    cov_type, cov_kwds = args.cov
     if args.weights is None:
         model = ols(args.formula, context.source, missing=args.missing)
     else:
         model = wls(args.formula, context.source, weights=args.weights, missing=args.missing)
+    return _fit(model, args, context)
+
+
+def _fit(model: Any, args: argparse.Namespace, context: FitContext) -> Any:
+    """``model.fit`` with the options every fitter shares (covariance, method, rank)."""
+    cov_type, cov_kwds = args.cov
+    rank_tol = {} if args.rank_tol is None else {"rank_tol": args.rank_tol}
     return model.fit(
         backend=context.backend,
         workers=context.workers,
@@ -206,19 +212,14 @@ def _fit_least_squares(args: argparse.Namespace, context: FitContext) -> Any:
         cov_kwds=cov_kwds,
         method=args.method,
         rank_deficient=args.rank_deficient,
-        **_rank_tol(args),
+        **rank_tol,
         progress=context.progress,
     )
-
-
-def _rank_tol(args: argparse.Namespace) -> dict[str, float]:
-    return {} if args.rank_tol is None else {"rank_tol": args.rank_tol}
 
 
 def _fit_glm(args: argparse.Namespace, context: FitContext) -> Any:
     from shardfit.models.glm import glm
 
-    cov_type, cov_kwds = args.cov
     model = glm(
         args.formula,
         context.source,
@@ -231,16 +232,7 @@ def _fit_glm(args: argparse.Namespace, context: FitContext) -> Any:
         alpha=args.nb_alpha,
         var_power=args.var_power,
     )
-    return model.fit(
-        backend=context.backend,
-        workers=context.workers,
-        cov_type=cov_type,
-        cov_kwds=cov_kwds,
-        method=args.method,
-        rank_deficient=args.rank_deficient,
-        **_rank_tol(args),
-        progress=context.progress,
-    )
+    return _fit(model, args, context)
 
 
 _GLM_FAMILIES = (
@@ -280,17 +272,7 @@ def _fit_stored(args: argparse.Namespace, context: FitContext) -> Any:
             alpha=args.nb_alpha,
             var_power=args.var_power,
         )
-    cov_type, cov_kwds = args.cov
-    return model.fit(
-        backend=context.backend,
-        workers=context.workers,
-        cov_type=cov_type,
-        cov_kwds=cov_kwds,
-        method=args.method,
-        rank_deficient=args.rank_deficient,
-        **_rank_tol(args),
-        progress=context.progress,
-    )
+    return _fit(model, args, context)
 
 
 def _stored_design(args: argparse.Namespace) -> Any:

@@ -90,6 +90,18 @@ class StoredColumns:
     store: DesignStore
     names: tuple[str, ...]
 
+    def plain_design(self) -> dict[str, Any]:
+        """The plain-columns design of a model of these columns, as ``learn_design``
+        (and the models that call it) take it: the columns, which are mostly zeros,
+        the known intercept, and no summary pass looking for one."""
+        constant = self.store.constant
+        return {
+            "x_columns": self.names,
+            "sparse_x": tuple(c for c in self.store.sparse_columns if c in self.names),
+            "x_constant": constant if constant in self.names else None,
+            "find_constant": False,
+        }
+
     @property
     def shape(self) -> tuple[int, int]:
         """``(rows, columns)``."""

@@ -714,11 +714,8 @@ def GLM(
             get_family(family, link, **family_params),
             weights=stored_column(weights, "weights"),
             offset=stored_column(offset, "offset"),
-            x_columns=exog.names,
-            sparse_x=exog.store.sparse_columns,
-            x_constant=exog.store.constant,
-            find_constant=False,
             response=endog.names[0],
+            **exog.plain_design(),
         )
 
     X = np.asarray(exog, dtype=np.float64)

@@ -642,11 +642,8 @@ def OLS(
             None,
             store.source(),
             weights=stored_column(weights, "weights"),
-            x_columns=exog.names,
-            sparse_x=exog.store.sparse_columns,
-            x_constant=exog.store.constant,
-            find_constant=False,
             response=endog.names[0],
+            **exog.plain_design(),
         )
     X = np.asarray(exog, dtype=np.float64)
     if X.ndim == 1:

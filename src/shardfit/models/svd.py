@@ -145,7 +145,7 @@ def svd(
         raise TypeError(f"The 'center' parameter of svd must be a bool. Got {center!r}.")
     stored = _stored(formula, data, weights)
     if stored is not None:
-        source, x_columns, weights, sparse_x = stored
+        source, design, weights = stored
         formula = f"the design stored at {formula.store.path}"  # type: ignore[union-attr]
     else:
         if "~" in str(formula).strip().lstrip("~"):  # '~ a + b' is a right-hand side alone
@@ -153,15 +153,14 @@ def svd(
                 "svd takes a right-hand-side formula (no response), e.g. '0 + a + b'. "
                 f"Got {formula!r}."
             )
-        source, x_columns, sparse_x = as_source(data), None, ()
+        # A formula's design: no constant column to look for (an SVD has no intercept).
+        source, design = as_source(data), {"find_constant": False}
     assert isinstance(formula, str) and not isinstance(weights, StoredColumns)
     with session(backend, workers=workers) as sess, single_threaded_blas():
         learned = learn_design(
-            None if x_columns else formula,
+            None if stored else formula,
             source,
-            x_columns=x_columns,
-            sparse_x=sparse_x,
-            find_constant=False,  # an SVD has no intercept to find
+            **design,
             weights=weights,
             missing=missing,
             max_levels=max_levels,
@@ -215,11 +214,9 @@ def svd(
     )
 
 
-def _stored(
-    formula: Any, data: Any, weights: Any
-) -> tuple[Any, tuple[str, ...], str | None, tuple[str, ...]] | None:
-    """A design store's source, columns and weight column, when ``formula`` is
-    ``store.X``; ``None`` for a formula."""
+def _stored(formula: Any, data: Any, weights: Any) -> tuple[Any, dict[str, Any], str | None] | None:
+    """A design store's source, plain-columns design and weight column, when
+    ``formula`` is ``store.X``; ``None`` for a formula."""
     if not isinstance(formula, StoredColumns):
         if isinstance(weights, StoredColumns):
             raise DesignError("weights=store.weights goes with a store's design: svd(store.X)")
@@ -231,7 +228,7 @@ def _stored(
     store = formula.store
     stored_design(StoredColumns(store, (store.response,)), formula, weights=weights)
     weight_column = stored_column(weights, "weights")
-    return formula.store.source(), formula.names, weight_column, formula.store.sparse_columns
+    return store.source(), formula.plain_design(), weight_column
 
 
 def _design_factor(stat: QRStatistic, center: bool) -> tuple[np.ndarray, np.ndarray | None, float]:

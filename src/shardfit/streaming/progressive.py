@@ -124,36 +124,33 @@ class Tracker:
         """
         est, rows = self.estimator, X.shape[0]
         extra: dict[str, Any] = {"classes": self.classes} if self.classifier else {}
-        if w is not None:
-            extra["sample_weight"] = w
         if _fast_path(est):
-            m = est.progressive_fit(X, y, batch_rows=self.batch_rows, **extra)
+            weighted = {} if w is None else {"sample_weight": w}
+            m = est.progressive_fit(X, y, batch_rows=self.batch_rows, **extra, **weighted)
             if self.classifier and hasattr(est, "predict_proba"):
                 return _sigmoid(m), True
             return m, False
         out = np.full(rows, np.nan)  # NaN: before anything was learned (not scored)
         proba = self.classifier and hasattr(est, "predict_proba")
-        weights = extra.pop("sample_weight", None)
-        learned = getattr(self, "_learned", self.batches > 0)
         for start in range(0, rows, self.batch_rows):
             stop = min(start + self.batch_rows, rows)
             Xb, yb = X[start:stop], y[start:stop]
-            if learned:
+            if self._learned:
                 if not self.classifier:
                     out[start:stop] = est.predict(Xb)
                 elif proba:
                     out[start:stop] = est.predict_proba(Xb)[:, 1]
                 else:
                     out[start:stop] = est.decision_function(Xb)
-            if weights is not None:
-                extra["sample_weight"] = weights[start:stop]
-                if not extra["sample_weight"].any():
-                    # A batch without weight teaches nothing, and scikit-learn's
-                    # partial_fit refuses one ("at least one non-zero number").
-                    continue
-            est.partial_fit(Xb, yb, **extra)
-            learned = True
-        self._learned = learned
+            if w is None:
+                est.partial_fit(Xb, yb, **extra)
+            elif w[start:stop].any():
+                est.partial_fit(Xb, yb, **extra, sample_weight=w[start:stop])
+            else:
+                # A batch without weight teaches nothing, and scikit-learn's
+                # partial_fit refuses one ("at least one non-zero number").
+                continue
+            self._learned = True
         return out, proba
 
     def feed(self, X: sp.csr_matrix, y: np.ndarray, w: np.ndarray | None = None) -> None:
