@@ -158,3 +158,29 @@ def test_a_weighted_search_equals_weighted_stream_fits(frame, tmp_path) -> None:
     with pytest.raises(Exception, match="weights"):
         search(grid, data, target="y", store=tmp_path / "s.db", batch_rows=BATCH,
                backend="serial", halving={"min_rows": 2 * BATCH, "factor": 2})  # fmt: skip
+
+
+def test_a_rung_with_no_score_yet_drops_no_configuration(frame, tmp_path) -> None:
+    """Every batch before the first halving checkpoint has zero weight: no
+    configuration has a score there, so none is dropped (a choice by key would drop
+    half of them on no evidence); the next rung halves on real scores."""
+    from shardfit import open_store, search
+
+    data = frame.copy()
+    data.loc[: 2 * BATCH - 1, "w"] = 0.0  # the first rung's rows (min_rows = 2 batches)
+    grid = {
+        "featurizer": {"columns": [["x1", "x2"]], "n_features": [2**10], "degree": [1, 2]},
+        "learner": {"estimator": "ftrl", "alpha": [1e-4, 1e-2]},
+    }
+    summary = search(grid, from_pandas(data, 2), target="y", weights="w",
+                     store=tmp_path / "s.db", batch_rows=BATCH, backend="serial", drop=0.0,
+                     halving={"min_rows": 2 * BATCH, "factor": 2})  # fmt: skip
+    assert summary.rungs[0] == {"rows": 2 * BATCH, "configurations": 4, "kept": 4}
+    assert summary.rungs[1]["configurations"] == 4
+    assert summary.rungs[1]["kept"] == 2
+    with open_store(tmp_path / "s.db") as store:
+        results = store.results()
+    dropped = results[results["status"] == "dropped"]
+    # Two at the second checkpoint, one at the third; one ran to the end.
+    assert sorted(dropped["rows"]) == [4 * BATCH, 4 * BATCH, 8 * BATCH]
+    assert list(results.loc[results["status"] == "done", "rows"]) == [len(data)]

@@ -74,6 +74,8 @@ def survivors(
     """Keep the best ``ceil(n / factor)`` configurations at a checkpoint.
 
     Ties are broken by key, and NaN scores rank last, so the choice is deterministic.
+    When no configuration has a score yet (every batch so far had zero weight, say),
+    none is dropped: a choice by key would drop configurations on no evidence.
 
     Returns
     -------
@@ -86,5 +88,7 @@ def survivors(
         return (bad, -value if higher_is_better else value, key) if not bad else (True, 0.0, key)
 
     ordered = sorted(scores, key=rank)
+    if all(scores[key] != scores[key] for key in ordered):  # all NaN
+        return ordered, []
     keep = max(1, math.ceil(len(ordered) / factor))
     return ordered[:keep], ordered[keep:]
