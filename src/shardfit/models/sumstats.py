@@ -299,11 +299,23 @@ class SumstatsModel(_Objective):
         """The loss compiled: with its gradient, vmapped over points, and alone."""
 
         def build() -> tuple[Callable[..., Any], ...]:
-            jax, _ = require_jax()
+            jax, jnp = require_jax()
+
+            def scalar_loss(sumstats: Any) -> Any:
+                # Checked when traced: a loss of shape (1,) would pass through float()
+                # and, vmapped in a scan, give losses of shape (n, 1).
+                out = jnp.asarray(self.loss(sumstats))
+                if out.shape != ():
+                    raise ValueError(
+                        f"{type(self).__name__}.loss must return a scalar; it returned "
+                        f"shape {out.shape}"
+                    )
+                return out
+
             return (
-                jax.jit(jax.value_and_grad(self.loss)),
-                jax.jit(jax.vmap(self.loss)),
-                jax.jit(self.loss),
+                jax.jit(jax.value_and_grad(scalar_loss)),
+                jax.jit(jax.vmap(scalar_loss)),
+                jax.jit(scalar_loss),
             )
 
         return cached((self._token, "loss"), build)  # type: ignore[no-any-return]

@@ -9,6 +9,7 @@ take identical steps and return identical results.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral
 from typing import Any, Literal
 
 import numpy as np
@@ -28,7 +29,8 @@ def _bounds(bounds: Sequence[Any] | None, nparams: int, *, finite: bool) -> np.n
         if finite:
             raise ValueError("a scan needs bounds: one (low, high) pair per parameter")
         return np.tile([-np.inf, np.inf], (nparams, 1))
-    pairs = list(bounds)
+    # None for a whole pair leaves that parameter unbounded (as multigrad's param_bounds).
+    pairs = [(None, None) if pair is None else pair for pair in bounds]
     if len(pairs) != nparams or not all(
         isinstance(pair, (tuple, list, np.ndarray)) and len(pair) == 2 for pair in pairs
     ):
@@ -82,8 +84,9 @@ def fit(
         ``"gd"``: gradient descent with a fixed step. Adam and gradient descent
         project each step onto ``bounds``.
     bounds : sequence of (low, high) or None
-        One pair per parameter; ``None`` for an open side; ``low == high`` fixes
-        the parameter (as in :func:`scipy.optimize.minimize`).
+        One pair per parameter; ``None`` for an open side, or instead of a pair for
+        an unbounded parameter; ``low == high`` fixes the parameter (as in
+        :func:`scipy.optimize.minimize`).
     maxiter : int, optional
         Iterations at most (default 200 for L-BFGS-B, 1000 otherwise).
     tol : float
@@ -108,16 +111,18 @@ def fit(
         The statistics or their Jacobian are not finite at a point the optimizer
         tried (the message names the partition); ``bounds`` can keep it away.
     FloatingPointError
-        The loss was not finite where L-BFGS-B stopped (or, for Adam and gradient
-        descent, at every point evaluated).
+        The loss was not finite where L-BFGS-B stopped, or (Adam and gradient
+        descent, which have no line search to step back) the loss or its gradient
+        was not finite at a point they reached; the message gives the step and point.
     ValueError
         Bad options, ``params0`` of the wrong shape or outside ``bounds``.
     """
     if method not in _DEFAULT_MAXITER:
         raise ValueError(f"method must be 'lbfgs', 'adam' or 'gd'; got {method!r}")
     maxiter = _DEFAULT_MAXITER[method] if maxiter is None else maxiter
-    if isinstance(maxiter, bool) or not isinstance(maxiter, int) or maxiter < 1:
+    if isinstance(maxiter, bool) or not isinstance(maxiter, Integral) or maxiter < 1:
         raise ValueError(f"maxiter must be an int >= 1; got {maxiter!r}")
+    maxiter = int(maxiter)
     if not tol >= 0 or not learning_rate > 0:
         raise ValueError(f"need tol >= 0 and learning_rate > 0; got {tol!r}, {learning_rate!r}")
     x0 = objective.check_params(params0)
@@ -200,7 +205,18 @@ def _first_order(
     steps = 0
     while True:
         value, grad = evaluate(x)
-        if np.isfinite(value) and (best is None or value < best[0]):
+        if not (np.isfinite(value) and np.isfinite(grad).all()):
+            # Without a line search a non-finite loss cannot be stepped back from, and a
+            # non-finite gradient poisons every later step (Adam's moments): stop and say
+            # where, rather than return a point the user would take for an optimum.
+            method = "adam" if adam else "gradient descent"
+            raise FloatingPointError(
+                f"{method} step {steps}: the loss is {value} and its gradient "
+                f"{np.asarray(grad).tolist()} at {x.tolist()}; the summed statistics were "
+                "finite there, so loss() made it: check loss(), lower learning_rate, or "
+                "keep the parameters where the loss is defined with bounds"
+            )
+        if best is None or value < best[0]:
             best = (value, x.copy(), grad)
         if float(np.max(np.abs(_projected(grad, x, box)))) <= tol:
             converged = True
@@ -215,8 +231,7 @@ def _first_order(
         else:
             step = grad
         x = np.clip(x - learning_rate * step, box[:, 0], box[:, 1])
-    if best is None:
-        raise FloatingPointError("the loss was not finite at any point evaluated")
+    assert best is not None  # the first evaluation is finite, or raised
     message = "gradient below tol" if converged else "maxiter reached"
     return best[1], best[0], best[2], steps, converged, message
 
@@ -254,8 +269,9 @@ def scan(
     """
     from scipy.stats import qmc
 
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, Integral) or n < 1:
         raise ValueError(f"n must be an int >= 1; got {n!r}")
+    n = int(n)
     box = _bounds(bounds, objective.nparams, finite=True)
     generator = np.random.default_rng(seed)
     try:

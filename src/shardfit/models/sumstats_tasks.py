@@ -109,9 +109,54 @@ def _compile(model: Any, mode: str) -> Callable[..., Any]:
     return cached((model._token, mode), lambda: _build(model, mode))  # type: ignore[no-any-return]
 
 
+class _StatisticsError(Exception):
+    """``partial_sumstats`` returned something that cannot be summed over partitions."""
+
+
+def _checked(stats: Callable[..., Any]) -> Callable[..., Any]:
+    """``stats`` that refuses, when traced, outputs that would be summed wrongly.
+
+    Two mistakes would otherwise go unnoticed: a tuple or dict of statistics (NumPy
+    turns it into one array with the points of a scan on the wrong axis), and
+    per-row values instead of sums (partitions of equal size add them row by row,
+    without any error). The checks run once per compilation, not per call.
+    """
+    jax, jnp = require_jax()
+
+    def checked(params: Any, data: dict[str, Any]) -> Any:
+        out = stats(params, data)
+        if not jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(out)):
+            raise _StatisticsError(
+                f"partial_sumstats returned a {type(out).__name__}, not one array: "
+                "return a single jax.Array (jnp.stack or jnp.concatenate the statistics)"
+            )
+        out = jnp.asarray(out)
+        if data:
+            rows = next(iter(data.values())).shape[0]
+            # The same function on one more row: statistics summed over the rows keep
+            # their shape; a shape that follows the row count is per-row values.
+            bigger = {k: jax.ShapeDtypeStruct((rows + 1,), v.dtype) for k, v in data.items()}
+            try:
+                shape = jax.eval_shape(
+                    stats, jax.ShapeDtypeStruct(params.shape, params.dtype), bigger
+                ).shape
+            except Exception:  # it may need exactly this row count (aux): no verdict
+                shape = out.shape
+            if shape != out.shape:
+                raise _StatisticsError(
+                    f"partial_sumstats returned shape {out.shape} for {rows} rows but "
+                    f"{shape} for {rows + 1}: its shape follows the number of rows, so "
+                    "these are per-row values, not statistics that add up over "
+                    "partitions; sum over the rows (of any fixed shape)"
+                )
+        return out
+
+    return checked
+
+
 def _build(model: Any, mode: str) -> Callable[..., Any]:
     jax, _ = require_jax()
-    stats = model.partial_sumstats
+    stats = _checked(model.partial_sumstats)
     if mode == "value":
         return jax.jit(stats)
     if mode == "scan":
@@ -158,7 +203,10 @@ class SumstatsTask:
             name: jnp.asarray(col) for name, col in _read(partition, self.model.columns).items()
         }
         nrows = len(next(iter(data.values()))) if data else 0
-        out = _compile(self.model, self.mode)(jnp.asarray(self.params), data)
+        try:
+            out = _compile(self.model, self.mode)(jnp.asarray(self.params), data)
+        except _StatisticsError as error:
+            raise DesignError(f"partition {partition.key}: {error}") from None
         if self.mode == "jac":
             values = np.asarray(out[0], dtype=np.float64)
             jac = np.asarray(out[1], dtype=np.float64)

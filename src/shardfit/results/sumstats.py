@@ -1,8 +1,8 @@
 """Results of fitting and scanning summary-statistic models, saved as JSON (never pickle).
 
-A saved fit is one JSON document::
+A saved fit (scan) is one JSON document::
 
-    {"format": "shardfit-sumstats-fit", "version": 1, "fields": {...}}
+    {"format": "shardfit-sumstats-fit" ("-scan"), "version": 1, "fields": {...}}
 
 Arrays are lists of floats written with Python's shortest round-tripping ``repr``,
 so a loaded result equals the saved one bitwise; non-finite floats are the strings
@@ -25,6 +25,7 @@ from shardfit.errors import ReadError
 __all__ = ["SumstatsFitResult", "SumstatsScanResult"]
 
 _FORMAT = "shardfit-sumstats-fit"
+_SCAN_FORMAT = "shardfit-sumstats-scan"
 _VERSION = 1
 _ARRAYS = ("params", "grad", "loss_history")
 
@@ -35,6 +36,14 @@ def _to_json(value: float) -> float | str:
 
 def _from_json(value: float | str) -> float:
     return float(value)
+
+
+def _write(target: Path, document: dict[str, Any]) -> Path:
+    """Write ``document`` atomically (a reader never sees half a file)."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(document, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+    return target
 
 
 @dataclass(frozen=True)
@@ -100,11 +109,7 @@ class SumstatsFitResult:
             "message": self.message,
         }
         document = {"format": _FORMAT, "version": _VERSION, "fields": fields_}
-        target = Path(path)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(document, allow_nan=False) + "\n", encoding="utf-8")
-        os.replace(tmp, target)
-        return target
+        return _write(Path(path), document)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SumstatsFitResult:
@@ -155,6 +160,45 @@ class SumstatsScanResult:
     points: np.ndarray
     losses: np.ndarray
     param_names: tuple[str, ...] = field(default=())
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the scan to ``path`` as JSON (bitwise round trip); returns the path."""
+        fields_ = {
+            "points": [[_to_json(float(v)) for v in row] for row in self.points],
+            "losses": [_to_json(float(v)) for v in self.losses],
+            "param_names": list(self.param_names),
+        }
+        document = {"format": _SCAN_FORMAT, "version": _VERSION, "fields": fields_}
+        return _write(Path(path), document)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SumstatsScanResult:
+        """Read a scan written by :meth:`save`.
+
+        Raises
+        ------
+        ReadError
+            The file is not such a document, is of another format version, or its
+            points and losses do not match in number.
+        """
+        where = os.fspath(path)
+        try:
+            document = json.loads(Path(where).read_text(encoding="utf-8"))
+            if document.get("format") != _SCAN_FORMAT or document.get("version") != _VERSION:
+                raise ReadError(f"{where} is not a {_SCAN_FORMAT} document of version {_VERSION}")
+            saved: dict[str, Any] = document["fields"]
+            names = tuple(str(n) for n in saved["param_names"])
+            points = np.array(
+                [[_from_json(v) for v in row] for row in saved["points"]], dtype=np.float64
+            ).reshape(-1, len(names))
+            losses = np.array([_from_json(v) for v in saved["losses"]], dtype=np.float64)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ReadError(
+                f"{where} is not a readable {_SCAN_FORMAT} document: {error}"
+            ) from error
+        if len(points) != len(losses):
+            raise ReadError(f"{where}: {len(points)} points but {len(losses)} losses")
+        return cls(points=points, losses=losses, param_names=names)
 
     @property
     def best_index(self) -> int:
