@@ -17,16 +17,23 @@ transforms and interactions) is then done once; :func:`shardfit.OLS` and
 The parts are written under hidden temporary names and renamed, and the manifest is
 written last, so a store without ``_design.json`` is incomplete and refused. Rows
 dropped for missing values are counted in the manifest; every part keeps
-``partition_row``, the row's 0-based position in its source partition (the manifest
-has the rows read from each, so :meth:`StoredColumns.to_pandas` indexes rows by their
-position in the source). With Dask or MPI, ``out`` must be a folder
-every worker can write (a shared file system).
+``partition_row``, the row's 0-based position in its source partition, and the manifest
+has the rows read from each partition, so a stored row knows its position in the source:
+the row number predictions from the raw data give it (0-based over the rows the reader
+yields, malformed lines it skipped not counted). :meth:`StoredColumns.to_pandas` indexes
+rows by it, predictions from a store (``fit.predict(store.source())`` or the store's
+folder, ``shardfit predict fit.json DIR``) number their rows by it, with no prediction
+for the rows the store dropped, as predictions from the raw data, and errors in a fit
+from a store name it. With Dask or MPI, ``out`` must be a folder every worker can write
+(a shared file system); one write at a time may use a folder (a lock file says so).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -36,8 +43,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shardfit.data.convert import write_atomically
-from shardfit.data.parquet import read_parquet
-from shardfit.data.partition import Partition, Source
+from shardfit.data.parquet import ParquetPartition, read_parquet
+from shardfit.data.partition import Partition, ReadResult, Source
 from shardfit.data.resolve import as_source
 from shardfit.design.fast_encoder import SplitDesign
 from shardfit.design.materialize import encode_partition
@@ -49,7 +56,9 @@ from shardfit.stats.column_summary import DEFAULT_MAX_LEVELS
 __all__ = [
     "DesignStore",
     "StoredColumns",
+    "StoredPartition",
     "check_groups",
+    "numbered_as_source",
     "open_design",
     "source_counts",
     "stored_column",
@@ -58,6 +67,8 @@ __all__ = [
 ]
 
 MANIFEST = "_design.json"
+#: Made (exclusively) while a write runs: a second write into the folder is refused.
+_LOCK = ".writing"
 _FORMAT = "shardfit-design"
 _VERSION = 1
 # Plain encoding and LZ4: measured on a 150k x 229 design (20 numeric columns, the
@@ -123,6 +134,74 @@ class StoredColumns:
 
 
 @dataclass(frozen=True)
+class StoredPartition(ParquetPartition):
+    """Row groups of a store's part file that know which rows of the source they hold.
+
+    Attributes (besides :class:`~shardfit.data.parquet.ParquetPartition`'s)
+    ----------
+    source_name : str
+        The data the store was written from, as errors name it.
+    source_first : int
+        The position in the source (0-based, over all its partitions) of row 0 of the
+        source partition this part was written from.
+    span : tuple of (int, int), optional
+        Set for predictions: the rows ``[lo, hi)`` of the source partition this
+        partition stands for. It then reads ``hi - lo`` rows, the stored ones where
+        they were and null rows for those the store dropped, so a prediction's row
+        number (its partition's first row plus its position) is the source's, and a
+        dropped row gets no prediction, as from the raw data.
+    skipped : int
+        Malformed rows the source's reader skipped in that partition (reported with
+        ``span``, once per source partition).
+    """
+
+    source_name: str = ""
+    source_first: int = 0
+    span: tuple[int, int] | None = None
+    skipped: int = 0
+
+    @property
+    def key(self) -> str:
+        """The row groups' key, with the source rows a prediction partition stands for."""
+        base = super().key
+        return base if self.span is None else f"{base}@rows{self.span[0]}:{self.span[1]}"
+
+    def read(
+        self, columns: Sequence[str] | None = None, *, dictionary: Sequence[str] = ()
+    ) -> ReadResult:
+        """The stored rows; with ``span``, spread over the source partition's rows."""
+        if self.span is None:
+            return super().read(columns, dictionary=dictionary)
+        wanted = list(self.columns if columns is None else columns)
+        result = super().read(list(dict.fromkeys([*wanted, ROW])), dictionary=dictionary)
+        lo, hi = self.span
+        at = np.asarray(result.table.column(ROW).to_numpy(), dtype=np.int64) - lo
+        index = np.full(hi - lo, -1, dtype=np.int64)
+        index[at] = np.arange(at.size)
+        taken = result.table.select(wanted).take(pa.array(index, mask=index < 0))
+        return ReadResult(taken, skipped_rows=self.skipped, nbytes=result.nbytes)
+
+    def source_row(self, row: int) -> int:
+        """The source position (0-based) of row ``row`` of this partition."""
+        if self.span is not None:
+            return self.source_first + self.span[0] + row
+        stored = super().read([ROW]).table.column(ROW)
+        return self.source_first + int(stored[row].as_py())
+
+    def locate(self, row: int) -> str:
+        """``"row 1234 (0-based) of data.csv, ..."``: the row as predictions number it."""
+        stored = super().locate(row)
+        try:
+            at = self.source_row(row)
+        except (IndexError, OSError, ReadError, pa.ArrowException):
+            return stored
+        return (
+            f"row {at} (0-based, as predict numbers the rows) of {self.source_name}; "
+            f"stored in the design store {os.path.dirname(self.path)}, {stored}"
+        )
+
+
+@dataclass(frozen=True)
 class DesignStore:
     """A design written by :func:`write_design` (see the module notes).
 
@@ -156,6 +235,11 @@ class DesignStore:
         Rows read from the source, rows stored, malformed rows the reader skipped.
     rows_dropped : dict of str to int
         Rows not stored, by reason (``"missing"``, ``"nonfinite"``).
+    source_name : str
+        The data the store was written from (its source's name).
+    part_skipped : tuple of int
+        Malformed rows skipped in each source partition (empty: a store written before
+        they were kept, whose ``rows_skipped`` are reported with its first partition).
     """
 
     path: Path
@@ -173,6 +257,8 @@ class DesignStore:
     rows_written: int = 0
     rows_skipped: int = 0
     rows_dropped: dict[str, int] = field(default_factory=dict)
+    source_name: str = "the data"
+    part_skipped: tuple[int, ...] = ()
 
     @property
     def constant(self) -> str | None:
@@ -213,16 +299,30 @@ class DesignStore:
             raise DesignError(f"the design store {self.path} has no offset (write_design(offset=))")
         return StoredColumns(self, (OFFSET,))
 
-    def source(self, *, partition_rows: int | None = None) -> Source:
-        """The stored rows as a Parquet source (one partition per row group by default)."""
+    def source(self, *, partition_rows: int | None = None, source_rows: bool = False) -> Source:
+        """The stored rows as a Parquet source (one partition per row group by default).
+
+        Parameters
+        ----------
+        partition_rows : int, optional
+            Rows per partition (whole row groups).
+        source_rows : bool
+            Number the rows as the source the store was written from: each partition
+            reads the source rows it stands for, null where the store dropped a row
+            (what predictions read, so their row numbers are the source's). Without
+            it, the stored rows only (what fits read); their errors still name the
+            source row.
+        """
         if not self.files:
             raise DesignError(f"the design store {self.path} holds no rows")
         files = [self.path / name for name in self.files]
         parquet = read_parquet(files, partition_rows=partition_rows or self.group_rows)
+        partitions = self._partitions(parquet.partitions, source_rows)
         # Named as the store in summaries and errors; meta marks it for check_groups.
         counts = {"read": self.rows_read, "dropped": self.rows_dropped}
         return replace(
             parquet,
+            partitions=partitions,
             name=f"the design store {self.path}",
             meta={
                 **parquet.meta,
@@ -230,6 +330,37 @@ class DesignStore:
                 STORE_COUNTS: {**counts, "skipped": self.rows_skipped},
             },
         )
+
+    def _partitions(
+        self, parquet: Sequence[Partition], source_rows: bool
+    ) -> tuple[StoredPartition, ...]:
+        """``parquet``'s partitions as :class:`StoredPartition` s of their source rows."""
+        index = {name: k for k, name in enumerate(self.files)}
+        firsts = np.cumsum([0, *self.part_rows]).tolist()
+        skipped = list(self.part_skipped) or [self.rows_skipped] + [0] * len(self.files)
+        by_part: dict[int, list[ParquetPartition]] = {}
+        for partition in parquet:
+            assert isinstance(partition, ParquetPartition)
+            by_part.setdefault(index[os.path.basename(partition.path)], []).append(partition)
+        out: list[StoredPartition] = []
+        for k, group in sorted(by_part.items()):
+            spans: list[tuple[int, int] | None] = [None] * len(group)
+            if source_rows:
+                spans = list(_spans(group, self.part_rows[k]))
+            for j, (partition, span) in enumerate(zip(group, spans, strict=True)):
+                fields = {f: getattr(partition, f) for f in partition.__dataclass_fields__}
+                if span is not None:
+                    fields["num_rows"] = span[1] - span[0]
+                out.append(
+                    StoredPartition(
+                        **fields,
+                        source_name=self.source_name,
+                        source_first=int(firsts[k]),
+                        span=span,
+                        skipped=skipped[k] if j == 0 else 0,
+                    )
+                )
+        return tuple(out)
 
     def summary(self) -> str:
         """One line for people."""
@@ -239,6 +370,65 @@ class DesignStore:
             f"{len(self.files)} part{'s' * (len(self.files) != 1)} at {self.path} "
             f"({self.rows_read:,} read, {dropped:,} dropped, {self.rows_skipped:,} skipped)"
         )
+
+
+def _spans(group: Sequence[ParquetPartition], rows: int) -> list[tuple[int, int]]:
+    """The source partition's rows ``[lo, hi)`` each of ``group`` (the partitions of the
+    part written from it, in order) stands for: from its first stored row (0 for the
+    first) to the next one's; the last runs to ``rows``, the rows read from it."""
+    starts = [_first_stored(partition) for partition in group]
+    held = [j for j, start in enumerate(starts) if start is not None]
+    spans = [(0, 0)] * len(group)
+    if not held:  # every row of the source partition was dropped
+        return [(0, rows), *spans[1:]]
+    for n, j in enumerate(held):
+        lo = 0 if n == 0 else int(starts[j] or 0)
+        hi = int(starts[held[n + 1]] or 0) if n + 1 < len(held) else rows
+        spans[j] = (lo, hi)
+    return spans
+
+
+def _first_stored(partition: ParquetPartition) -> int | None:
+    """``partition_row`` of the partition's first row (its row group's minimum: rows are
+    stored in order), ``None`` when it has none."""
+    if partition.num_rows == 0:
+        return None
+    with pq.ParquetFile(partition.path) as pf:
+        group = pf.metadata.row_group(partition.row_groups[0])
+        column = group.column(pf.schema_arrow.get_field_index(ROW))
+        stats = column.statistics
+        if stats is not None and stats.has_min_max:
+            return int(stats.min)
+        first = pf.read_row_group(partition.row_groups[0], columns=[ROW]).column(0)
+        return int(first[0].as_py())
+
+
+def numbered_as_source(source: Source) -> Source:
+    """A design store's rows, numbered as the rows of the data it was written from.
+
+    ``source`` is returned as it is unless it reads a design store: the store's own
+    source (``store.source()``) or its folder (or some of its part files) read as
+    Parquet, as ``shardfit predict fit.json DIR`` reads it. Predictions from it then
+    number their rows as predictions from the raw data do, and the rows the store
+    dropped get none.
+    """
+    folder = source.meta.get(STORE_META)
+    chosen: set[str] | None = None
+    if folder is None:
+        files = source.meta.get("files") if source.meta.get("format") == "parquet" else None
+        if not isinstance(files, list) or not files:
+            return source
+        parents = {os.path.dirname(os.path.abspath(f)) for f in files}
+        if len(parents) != 1 or not (Path(next(iter(parents))) / MANIFEST).is_file():
+            return source
+        folder = parents.pop()
+        chosen = {os.path.basename(f) for f in files}
+    store = open_design(str(folder))
+    numbered = store.source(source_rows=True)
+    if chosen is None or chosen == set(store.files):
+        return numbered
+    kept = tuple(p for p in numbered.partitions if os.path.basename(p.path) in chosen)
+    return replace(numbered, partitions=kept)
 
 
 @dataclass(frozen=True)
@@ -430,18 +620,23 @@ def write_design(
         # New data to predict on may lack the response (only with a given spec: a
         # design is learned from data with it).
         need_response = not (given and _lacks_response(spec, source))
+        # ... and then its weights: predictions need none (a store written with
+        # weights= gave a spec that made such data fail on "unknown column 'w'").
+        encoding = spec if need_response else _without_weights(spec, source)
         keys = tuple(p.key for p in source.partitions)
         names = tuple(f"part-{i:05d}.parquet" for i in range(len(keys)))
         group_rows = max(1024, _GROUP_BYTES // (8 * (len(spec.column_names) + 4)))
         task = _WritePart(
-            spec, str(folder), missing, names, keys, group_rows, need_response, unseen
+            encoding, str(folder), missing, names, keys, group_rows, need_response, unseen
         )
         parts = map_partitions(
             task, source, backend=backend, workers=workers, progress=progress, pass_name="store"
         )
         assert parts is not None
-        store = replace(_store_of(folder, spec, parts, group_rows), has_response=need_response)
+        store = _store_of(folder, encoding, parts, group_rows, source.name)
+        store = replace(store, spec=spec, has_response=need_response)
         write_atomically(folder / MANIFEST, text=json.dumps(_manifest(store), indent=1))
+        (folder / _LOCK).unlink()
     except BaseException:
         _clean(folder)
         raise
@@ -454,23 +649,51 @@ def _lacks_response(spec: DesignSpec, source: Source) -> bool:
     return bool(response) and not response & set(source.columns)
 
 
+def _without_weights(spec: DesignSpec, source: Source) -> DesignSpec:
+    """``spec`` reading no weights when ``source`` (data to predict on) lacks them."""
+    name = spec.weights
+    if name is None or name in source.columns or name in spec.formula_columns:
+        return spec
+    raw = tuple(c for c in spec.raw_columns if c != name)
+    return replace(spec, weights=None, raw_columns=raw)
+
+
 def _prepare(folder: Path) -> Path:
+    """Make ``folder`` (new or empty) and take it: a lock file made exclusively, so a
+    second write into it, even one that found it empty at the same moment, is refused
+    before it writes (or, failing, cleans) anything."""
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise FileExistsError(f"write_design needs a new or empty folder; {folder} is not")
+        busy = (folder / _LOCK).exists() and not (folder / MANIFEST).exists()
+        raise FileExistsError(
+            f"write_design needs a new or empty folder; {folder} is not"
+            + (
+                f" (it holds {_LOCK}: another write_design is writing there, or one was "
+                "killed; remove the folder once no write runs)"
+                if busy
+                else ""
+            )
+        )
     if not folder.parent.is_dir():
         raise FileNotFoundError(f"cannot make {folder}: no such folder {folder.parent}")
     folder.mkdir(exist_ok=True)
+    try:
+        (folder / _LOCK).open("x").close()
+    except FileExistsError:
+        raise FileExistsError(
+            f"write_design needs a new or empty folder; another write_design has just "
+            f"started writing into {folder}"
+        ) from None
     return folder
 
 
 def _clean(folder: Path) -> None:
-    """Remove what a failed write left (the folder's files; the folder if it is empty)."""
+    """Remove what a failed write left (the folder's files and its lock)."""
     for entry in folder.iterdir() if folder.is_dir() else ():
         shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
 
 
 def _store_of(
-    folder: Path, spec: DesignSpec, parts: list[_PartWritten], group_rows: int
+    folder: Path, spec: DesignSpec, parts: list[_PartWritten], group_rows: int, source_name: str
 ) -> DesignStore:
     dropped: dict[str, int] = {}
     for part in parts:
@@ -493,6 +716,8 @@ def _store_of(
         rows_written=sum(part.rows_written for part in parts),
         rows_skipped=sum(part.skipped for part in parts),
         rows_dropped=dropped,
+        source_name=source_name,
+        part_skipped=tuple(part.skipped for part in parts),
     )
 
 
@@ -514,6 +739,8 @@ def _manifest(store: DesignStore) -> dict[str, Any]:
         "rows_written": store.rows_written,
         "rows_skipped": store.rows_skipped,
         "rows_dropped": store.rows_dropped,
+        "source_name": store.source_name,
+        "part_skipped": list(store.part_skipped),
     }
 
 
@@ -593,6 +820,9 @@ def _store_from(folder: Path, data: dict[str, Any]) -> DesignStore:
         rows_written=int(data["rows_written"]),
         rows_skipped=int(data["rows_skipped"]),
         rows_dropped={str(k): int(v) for k, v in data["rows_dropped"].items()},
+        # Absent from stores written before they were kept.
+        source_name=str(data.get("source_name", "the data the store was written from")),
+        part_skipped=tuple(int(n) for n in data.get("part_skipped", ())),
     )
 
 

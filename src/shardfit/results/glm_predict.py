@@ -27,6 +27,7 @@ import pandas as pd
 
 from shardfit.models.links import Link
 from shardfit.results.predict import (
+    StatsmodelsPredictionNames,
     _check,
     _check_alpha,
     _source,
@@ -76,7 +77,7 @@ def _on_mean_scale(link: Link, linear: dict[str, np.ndarray]) -> dict[str, np.nd
 
 
 @dataclass(frozen=True, eq=False)
-class GLMPredictionResults:
+class GLMPredictionResults(StatsmodelsPredictionNames):
     """Predictions of a GLM with their standard errors (statsmodels' ``get_prediction``).
 
     Attributes
@@ -133,16 +134,6 @@ class GLMPredictionResults:
     def se_mean(self) -> np.ndarray:
         """Standard error of :attr:`predicted_mean` (the delta method's on the mean)."""
         return self._columns(None)["mean_se"]
-
-    @property
-    def predicted(self) -> np.ndarray:
-        """:attr:`predicted_mean` (statsmodels' name on the linear scale)."""
-        return self.predicted_mean
-
-    @property
-    def se(self) -> np.ndarray:
-        """:attr:`se_mean` (statsmodels' name on the linear scale)."""
-        return self.se_mean
 
     def conf_int(self, alpha: float | None = None) -> np.ndarray:
         """``(n, 2)`` confidence intervals of :attr:`predicted_mean`."""

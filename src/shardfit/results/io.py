@@ -34,7 +34,7 @@ import numpy as np
 
 from shardfit.data.convert import write_atomically
 from shardfit.design.spec import DesignSpec
-from shardfit.errors import ReadError
+from shardfit.errors import ReadError, ShardfitError
 
 __all__ = ["FORMAT", "VERSION", "load_results", "save_results"]
 
@@ -101,14 +101,17 @@ def load_results(path: str | os.PathLike[str]) -> Any:
     Raises
     ------
     ReadError
-        The file is not JSON, not a shardfit results document, of a format version
-        this shardfit does not read, or has fields the results class does not know.
+        The file is not JSON (a binary file included), not a shardfit results
+        document, of a format version this shardfit does not read, has fields the
+        results class does not know, or damaged fields (an array that is not one or
+        has the wrong shape, a design spec that does not rebuild); it names the file.
     """
     where = os.fspath(path)
     try:
         with open(where, encoding="utf-8") as handle:
             document = json.load(handle)
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        # A binary file (a pickle, an .npz) fails as text before it fails as JSON.
         raise ReadError(f"{where} is not a shardfit results file (not JSON: {error})") from error
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise ReadError(f"{where} is not a shardfit results file (no format {FORMAT!r})")
@@ -132,9 +135,44 @@ def load_results(path: str | os.PathLike[str]) -> Any:
         raise ReadError(f"{where}: fields unknown to {kind}: {unknown!r}")
     try:
         values = {name: _decode(value) for name, value in saved.items()}
+        _check_values(cls, values)
         return cls(**values)
-    except (TypeError, ValueError, KeyError) as error:
+    # A damaged design spec raises DesignError (a ShardfitError) from DesignSpec.
+    except (TypeError, ValueError, KeyError, AttributeError, ShardfitError) as error:
         raise ReadError(f"{where}: cannot rebuild {kind}: {error}") from error
+
+
+def _check_values(cls: type, values: dict[str, Any]) -> None:
+    """Refuse decoded values of the wrong kind or shape (a hand-edited or damaged file),
+    which would otherwise load and fail later, far from the file, or give wrong numbers.
+
+    Raises
+    ------
+    ValueError
+        Naming the field: an array field that is not an array, a spec that is not a
+        design spec, or estimates whose shape disagrees with the column names.
+    """
+    for item in fields(cls):
+        if item.name not in values:
+            continue  # a missing required field is the constructor's TypeError
+        value = values[item.name]
+        annotation = str(item.type)
+        if "np.ndarray" in annotation and not isinstance(value, np.ndarray):
+            if not (value is None and "None" in annotation):
+                raise ValueError(f"field {item.name!r} is not an array ({type(value).__name__})")
+        if item.name == "spec" and value is not None and not isinstance(value, DesignSpec):
+            raise ValueError(f"field 'spec' is not a design spec ({type(value).__name__})")
+    names = values.get("names")
+    if not isinstance(names, tuple) or not all(isinstance(name, str) for name in names):
+        raise ValueError("field 'names' is not a tuple of column names")
+    p = len(names)
+    expected = {"params_array": (p,), "cov_array": (p, p), "normalized_cov": (p, p)}
+    for name, shape in expected.items():
+        array = values.get(name)
+        if isinstance(array, np.ndarray) and array.shape != shape:
+            raise ValueError(
+                f"field {name!r} has shape {array.shape}; {p} column names need {shape}"
+            )
 
 
 def _encode(value: Any, where: str) -> Any:

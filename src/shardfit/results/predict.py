@@ -32,6 +32,7 @@ import pandas as pd
 
 from shardfit.data.partition import Source
 from shardfit.data.resolve import as_source
+from shardfit.design.store import numbered_as_source
 from shardfit.engine import map_partitions
 from shardfit.errors import DesignError
 from shardfit.results.prediction_output import PredictionOutput, write_predictions
@@ -52,6 +53,7 @@ from shardfit.results.prediction_tasks import (
 __all__ = [
     "PredictionOutput",
     "PredictionResults",
+    "StatsmodelsPredictionNames",
     "check_unseen",
     "get_prediction",
     "inference_fields",
@@ -63,8 +65,37 @@ __all__ = [
 Interval = Literal["confidence", "prediction"]
 
 
+class StatsmodelsPredictionNames:
+    """statsmodels' other names for a prediction's numbers, which its users' code
+    reads: ``predicted``, ``se``, ``var_pred_mean`` and ``var_pred``, from the class's
+    ``predicted_mean`` and ``se_mean``."""
+
+    predicted_mean: np.ndarray
+    se_mean: np.ndarray
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """:attr:`predicted_mean` (statsmodels' name)."""
+        return self.predicted_mean
+
+    @property
+    def se(self) -> np.ndarray:
+        """:attr:`se_mean` (statsmodels' name)."""
+        return self.se_mean
+
+    @property
+    def var_pred_mean(self) -> np.ndarray:
+        """Variance of the predicted mean, ``se_mean**2``."""
+        return self.se_mean**2
+
+    @property
+    def var_pred(self) -> np.ndarray:
+        """:attr:`var_pred_mean` (statsmodels' name)."""
+        return self.var_pred_mean
+
+
 @dataclass(frozen=True, eq=False)
-class PredictionResults:
+class PredictionResults(StatsmodelsPredictionNames):
     """Predicted means with their standard errors (statsmodels' ``PredictionResults``).
 
     Attributes
@@ -102,8 +133,9 @@ class PredictionResults:
         """Standard error of a new observation: ``sqrt(se_mean**2 + var_resid)``."""
         return np.sqrt(self.se_mean**2 + self.var_resid)
 
-    def conf_int(self, *, obs: bool = False, alpha: float | None = None) -> np.ndarray:
-        """``(n, 2)`` intervals for the mean, or for a new observation with ``obs=True``."""
+    def conf_int(self, obs: bool = False, alpha: float | None = None) -> np.ndarray:
+        """``(n, 2)`` intervals for the mean, or for a new observation with ``obs=True``
+        (statsmodels' signature: ``conf_int(obs=False, alpha=0.05)``)."""
         level = self.alpha if alpha is None else alpha
         _check_alpha(level)
         q = critical_value(self.dist == "t", self.df, level)
@@ -355,7 +387,8 @@ def _source(results: Any, data: Any) -> tuple[Source, pd.Index | None]:
             )
         data = pd.DataFrame(array, columns=list(spec.x_columns))
     labels = data.index if isinstance(data, pd.DataFrame) else None
-    source = as_source(data)
+    # A design store's rows are numbered as those of the data it was written from.
+    source = numbered_as_source(as_source(data))
     _check_plain_columns(spec, source)
     return source, labels
 
