@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -38,7 +39,13 @@ from shardfit.data.resolve import as_source
 from shardfit.engine.run import run_pass
 from shardfit.engine.session import Session, session
 from shardfit.errors import DesignError
-from shardfit.models.sumstats_tasks import SumstatsPartial, SumstatsTask, cached, require_jax
+from shardfit.models.sumstats_tasks import (
+    SumstatsPartial,
+    SumstatsTask,
+    cached,
+    describe,
+    require_jax,
+)
 
 if TYPE_CHECKING:
     from shardfit.results.sumstats import SumstatsFitResult, SumstatsScanResult
@@ -46,16 +53,38 @@ if TYPE_CHECKING:
 __all__ = ["SumstatsGroup", "SumstatsModel", "require_jax"]
 
 
+@dataclass(frozen=True)
+class _Point:
+    """One evaluation: the loss, its gradient (if asked for) and the aux outputs."""
+
+    loss: float
+    grad: np.ndarray | None
+    aux: Any = None
+    sumstats_aux: Any = None
+
+
+def _numpy_tree(tree: Any) -> Any:
+    """``tree`` with its JAX arrays as NumPy arrays (picklable, usable without JAX)."""
+    jax, _ = require_jax()
+    return jax.tree_util.tree_map(np.asarray, tree)
+
+
 class _Objective:
     """What the optimizers need: loss and gradient, and losses of many points."""
 
     param_names: tuple[str, ...]
+    loss_has_aux: bool = False
+
+    def _evaluate_in(self, params: np.ndarray, sess: Session, *, grad: bool) -> _Point:
+        raise NotImplementedError
 
     def _loss_and_grad_in(self, params: np.ndarray, sess: Session) -> tuple[float, np.ndarray]:
-        raise NotImplementedError
+        point = self._evaluate_in(params, sess, grad=True)
+        assert point.grad is not None
+        return point.loss, point.grad
 
     def _loss_in(self, params: np.ndarray, sess: Session) -> float:
-        raise NotImplementedError
+        return self._evaluate_in(params, sess, grad=False).loss
 
     def _losses_in(self, points: np.ndarray, sess: Session) -> np.ndarray:
         raise NotImplementedError
@@ -84,9 +113,7 @@ class _Objective:
             raise ValueError(f"params must be finite; got {array.tolist()}")
         return array
 
-    def loss_and_grad(
-        self, params: Any, *, backend: Any = None, workers: int | None = None
-    ) -> tuple[float, np.ndarray]:
+    def loss_and_grad(self, params: Any, *, backend: Any = None, workers: int | None = None) -> Any:
         """The loss and its exact gradient at ``params``, from one pass over the data.
 
         Parameters
@@ -100,16 +127,22 @@ class _Objective:
 
         Returns
         -------
-        loss : float
-        grad : numpy.ndarray of shape (nparams,)
+        (loss, grad) or ((loss, aux), grad)
+            ``loss`` a float, ``grad`` a numpy.ndarray of shape (nparams,). With
+            ``loss_has_aux``, ``((loss, aux), grad)`` as
+            ``jax.value_and_grad(..., has_aux=True)`` returns, ``aux`` the second
+            output of ``loss`` (its arrays as NumPy); the gradient is of the loss only.
 
         Raises
         ------
         ValueError
-            ``params`` of the wrong shape or not finite.
+            ``params`` of the wrong shape or not finite; ``loss`` not a scalar, or
+            not a ``(loss, aux)`` pair when ``loss_has_aux`` is declared.
         DesignError
-            A partition's statistics or their Jacobian are not finite (the message
-            names the partition), or a column is missing or not numeric.
+            A partition's statistics or their Jacobian are not finite, or
+            ``partial_sumstats`` did not return ``(sumstats, aux)`` when
+            ``sumstats_has_aux`` is declared (the message names the partition), or a
+            column is missing or not numeric.
         MissingDataError
             A null in a column read (named with its partition and row).
 
@@ -121,17 +154,33 @@ class _Objective:
         """
         x = self.check_params(params)
         with session(backend, workers=workers) as sess:
-            return self._loss_and_grad_in(x, sess)
+            point = self._evaluate_in(x, sess, grad=True)
+        if self.loss_has_aux:
+            return (point.loss, point.aux), point.grad
+        return point.loss, point.grad
 
-    def loss_at(self, params: Any, *, backend: Any = None, workers: int | None = None) -> float:
-        """The loss at ``params`` (one pass, no gradient; see :meth:`loss_and_grad`)."""
+    def loss_at(self, params: Any, *, backend: Any = None, workers: int | None = None) -> Any:
+        """The loss at ``params`` (one pass, no gradient; see :meth:`loss_and_grad`).
+
+        Returns
+        -------
+        float, or (float, aux) with ``loss_has_aux``
+        """
         x = self.check_params(params)
         with session(backend, workers=workers) as sess:
-            return self._loss_in(x, sess)
+            point = self._evaluate_in(x, sess, grad=False)
+        return (point.loss, point.aux) if self.loss_has_aux else point.loss
 
-    def grad(self, params: Any, *, backend: Any = None, workers: int | None = None) -> np.ndarray:
-        """The gradient of the loss at ``params`` (one pass; see :meth:`loss_and_grad`)."""
-        return self.loss_and_grad(params, backend=backend, workers=workers)[1]
+    def grad(self, params: Any, *, backend: Any = None, workers: int | None = None) -> Any:
+        """The gradient of the loss at ``params`` (one pass; see :meth:`loss_and_grad`).
+
+        Returns
+        -------
+        numpy.ndarray, or (numpy.ndarray, aux) with ``loss_has_aux`` (as
+        ``jax.grad(..., has_aux=True)``)
+        """
+        out, grad = self.loss_and_grad(params, backend=backend, workers=workers)
+        return (grad, out[1]) if self.loss_has_aux else grad
 
     def fit(
         self,
@@ -195,6 +244,24 @@ class SumstatsModel(_Objective):
     Subclass it, set :attr:`param_names` and define :meth:`partial_sumstats` and
     :meth:`loss` with JAX operations (``jax.numpy``), so they can be differentiated.
 
+    Auxiliary outputs (as JAX's ``has_aux``, multigrad's ``sumstats_func_has_aux``
+    and ``loss_func_has_aux``) are declared with class attributes, like
+    :attr:`param_names`, since they fix the form of the two methods:
+
+    - :attr:`sumstats_has_aux`: ``partial_sumstats`` returns ``(sumstats, aux)``.
+      Only ``sumstats`` is summed over partitions and differentiated; each
+      partition's ``aux`` is gathered to the driver, a list in partition order
+      (``aux`` must be a pytree of arrays), and passed to ``loss`` as
+      ``loss(sumstats, sumstats_aux)``, as a constant (no gradient flows through it,
+      as JAX treats ``has_aux`` outputs). :meth:`sumstats` returns the pair
+      ``(sumstats, sumstats_aux)``.
+    - :attr:`loss_has_aux`: ``loss`` returns ``(loss, aux)``; the gradient is of
+      ``loss`` only (``jax.value_and_grad(..., has_aux=True)``), and
+      :meth:`loss_and_grad` returns ``((loss, aux), grad)``, :meth:`loss_at`
+      ``(loss, aux)`` and :meth:`grad` ``(grad, aux)``. A fit keeps the aux of the
+      point it returns (:attr:`SumstatsFitResult.aux
+      <shardfit.SumstatsFitResult.aux>`); a scan keeps only the losses.
+
     Parameters
     ----------
     data : Source, path, DataFrame, Table, ndarray...
@@ -222,6 +289,11 @@ class SumstatsModel(_Objective):
 
     #: The parameters' names, in the order of the params vector (required).
     param_names: tuple[str, ...] = ()
+    #: ``partial_sumstats`` returns ``(sumstats, aux)``; ``aux`` is gathered per
+    #: partition (not summed) and given to ``loss`` as its second argument.
+    sumstats_has_aux: bool = False
+    #: ``loss`` returns ``(loss, aux)``; only ``loss`` is differentiated.
+    loss_has_aux: bool = False
 
     def __init__(
         self,
@@ -266,26 +338,46 @@ class SumstatsModel(_Objective):
 
         Returns
         -------
-        jax.Array
-            Statistics that add up over partitions (any fixed shape).
+        jax.Array, or (jax.Array, aux) with :attr:`sumstats_has_aux`
+            Statistics that add up over partitions (any fixed shape); with
+            :attr:`sumstats_has_aux`, also ``aux``, a pytree of arrays of this
+            partition that is gathered, not summed.
         """
         raise NotImplementedError(f"{type(self).__name__} must define partial_sumstats")
 
-    def loss(self, sumstats: Any) -> Any:
+    def loss(self, sumstats: Any, sumstats_aux: Any = None) -> Any:
         """The scalar loss of the statistics summed over all partitions (override this).
 
         It takes statistics, not params: the loss at params is :meth:`loss_at`.
+
+        Parameters
+        ----------
+        sumstats : jax.Array
+            The statistics summed over every partition.
+        sumstats_aux : list, optional
+            Passed only with :attr:`sumstats_has_aux`: each partition's aux, in
+            partition order (a constant: not differentiated). A subclass without
+            sumstats aux may define ``loss(self, sumstats)``.
+
+        Returns
+        -------
+        jax.Array of shape (), or (jax.Array, aux) with :attr:`loss_has_aux`
         """
         raise NotImplementedError(f"{type(self).__name__} must define loss")
 
-    def sumstats(
-        self, params: Any, *, backend: Any = None, workers: int | None = None
-    ) -> np.ndarray:
-        """The statistics at ``params`` summed over every partition (one pass)."""
+    def sumstats(self, params: Any, *, backend: Any = None, workers: int | None = None) -> Any:
+        """The statistics at ``params`` summed over every partition (one pass).
+
+        Returns
+        -------
+        numpy.ndarray, or (numpy.ndarray, list) with :attr:`sumstats_has_aux`
+            The summed statistics; with :attr:`sumstats_has_aux` also each
+            partition's aux (NumPy arrays), in partition order.
+        """
         x = self.check_params(params)
         with session(backend, workers=workers) as sess:
             merged = self._pass(x, "value", sess)
-        return merged.values
+        return (merged.values, merged.aux) if self.sumstats_has_aux else merged.values
 
     # -- used by the optimizers and groups, inside an open session --
 
@@ -296,45 +388,63 @@ class SumstatsModel(_Objective):
         )
 
     def _loss_fns(self) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
-        """The loss compiled: with its gradient, vmapped over points, and alone."""
+        """The loss compiled: with its gradient, vmapped over points, and alone.
+
+        Each takes ``(sumstats, sumstats_aux)`` and gives ``(loss, aux)`` (``aux``
+        ``None`` without :attr:`loss_has_aux`); the vmapped one gives the losses only.
+        """
 
         def build() -> tuple[Callable[..., Any], ...]:
             jax, jnp = require_jax()
+            name = type(self).__name__
 
-            def scalar_loss(sumstats: Any) -> Any:
+            def scalar_loss(sumstats: Any, sumstats_aux: Any) -> tuple[Any, Any]:
+                out = (
+                    self.loss(sumstats, sumstats_aux)
+                    if self.sumstats_has_aux
+                    else self.loss(sumstats)
+                )
+                aux = None
+                if self.loss_has_aux:
+                    if not isinstance(out, tuple) or len(out) != 2:
+                        raise ValueError(
+                            f"{name}.loss returned {describe(out)}, not a pair: "
+                            "with loss_has_aux = True it must return (loss, aux)"
+                        )
+                    out, aux = out
                 # Checked when traced: a loss of shape (1,) would pass through float()
                 # and, vmapped in a scan, give losses of shape (n, 1).
-                out = jnp.asarray(self.loss(sumstats))
+                out = jnp.asarray(out)
                 if out.shape != ():
                     raise ValueError(
-                        f"{type(self).__name__}.loss must return a scalar; it returned "
-                        f"shape {out.shape}"
+                        f"{name}.loss must return a scalar; it returned shape {out.shape}"
                     )
-                return out
+                return out, aux
 
             return (
-                jax.jit(jax.value_and_grad(scalar_loss)),
-                jax.jit(jax.vmap(scalar_loss)),
+                jax.jit(jax.value_and_grad(scalar_loss, has_aux=True)),
+                jax.jit(jax.vmap(lambda s, a: scalar_loss(s, a)[0])),
                 jax.jit(scalar_loss),
             )
 
         return cached((self._token, "loss"), build)  # type: ignore[no-any-return]
 
-    def _loss_and_grad_in(self, params: np.ndarray, sess: Session) -> tuple[float, np.ndarray]:
+    def _evaluate_in(self, params: np.ndarray, sess: Session, *, grad: bool) -> _Point:
+        if not grad:
+            merged = self._pass(params, "value", sess)
+            value, aux = self._loss_fns()[2](merged.values, merged.aux)
+            return _Point(float(value), None, _numpy_tree(aux), merged.aux)
         merged = self._pass(params, "jac", sess)
-        value, dloss = self._loss_fns()[0](merged.values)
+        (value, aux), dloss = self._loss_fns()[0](merged.values, merged.aux)
         dloss = np.asarray(dloss, dtype=np.float64)
         # Chain rule through the sum: contract dL/dS with dS/dθ over the stats' axes.
-        grad = np.tensordot(dloss, merged.jac, axes=dloss.ndim)
-        return float(value), np.asarray(grad, dtype=np.float64)
-
-    def _loss_in(self, params: np.ndarray, sess: Session) -> float:
-        merged = self._pass(params, "value", sess)
-        return float(self._loss_fns()[2](merged.values))
+        gradient = np.asarray(np.tensordot(dloss, merged.jac, axes=dloss.ndim), dtype=np.float64)
+        return _Point(float(value), gradient, _numpy_tree(aux), merged.aux)
 
     def _losses_in(self, points: np.ndarray, sess: Session) -> np.ndarray:
         merged = self._pass(points, "scan", sess)
-        return np.asarray(self._loss_fns()[1](merged.values), dtype=np.float64)
+        # Each partition's scan aux has the points on its leading axis, as the stats.
+        return np.asarray(self._loss_fns()[1](merged.values, merged.aux), dtype=np.float64)
 
 
 class SumstatsGroup(_Objective):
@@ -358,15 +468,26 @@ class SumstatsGroup(_Objective):
             raise ValueError(f"the models of a group must share param_names; got {sorted(names)}")
         self.param_names = self.models[0].param_names
 
-    def _loss_and_grad_in(self, params: np.ndarray, sess: Session) -> tuple[float, np.ndarray]:
-        loss, grad = 0.0, np.zeros(self.nparams)
-        for model in self.models:
-            value, g = model._loss_and_grad_in(params, sess)
-            loss, grad = loss + value, grad + g
-        return loss, grad
+    @property
+    def loss_has_aux(self) -> bool:  # type: ignore[override]
+        """Whether a member's loss has aux; the group's aux is then a tuple of the
+        members' aux (``None`` for members without)."""
+        return any(m.loss_has_aux for m in self.models)
 
-    def _loss_in(self, params: np.ndarray, sess: Session) -> float:
-        return float(sum(model._loss_in(params, sess) for model in self.models))
+    def _evaluate_in(self, params: np.ndarray, sess: Session, *, grad: bool) -> _Point:
+        points = [m._evaluate_in(params, sess, grad=grad) for m in self.models]
+        loss = 0.0
+        for point in points:
+            loss = loss + point.loss
+        gradient = None
+        if grad:
+            gradient = np.zeros(self.nparams)
+            for point in points:
+                gradient = gradient + point.grad
+        aux = tuple(p.aux for p in points) if self.loss_has_aux else None
+        has_stats_aux = any(m.sumstats_has_aux for m in self.models)
+        stats_aux = tuple(p.sumstats_aux for p in points) if has_stats_aux else None
+        return _Point(float(loss), gradient, aux, stats_aux)
 
     def _losses_in(self, points: np.ndarray, sess: Session) -> np.ndarray:
         total = np.zeros(len(points))

@@ -103,7 +103,9 @@ def fit(
     Returns
     -------
     SumstatsFitResult
-        For Adam and gradient descent, the best point evaluated.
+        For Adam and gradient descent, the best point evaluated. With aux outputs
+        declared (``loss_has_aux``, ``sumstats_has_aux``), its ``aux`` and
+        ``sumstats_aux`` are those of the returned point.
 
     Raises
     ------
@@ -130,12 +132,23 @@ def fit(
     if ((x0 < box[:, 0]) | (x0 > box[:, 1])).any():
         raise ValueError(f"params0 {x0.tolist()} is outside the bounds {box.tolist()}")
     history: list[float] = []
+    # The aux of the points evaluated, by point, for the one the optimizer returns:
+    # kept only for the latest and the lowest loss, between which it chooses.
+    seen: dict[bytes, Any] = {}
+    best: list[Any] = [np.inf, b""]
     with session(backend, workers=workers) as sess:
 
         def evaluate(x: np.ndarray) -> tuple[float, np.ndarray]:
-            value, grad = objective._loss_and_grad_in(np.asarray(x, dtype=np.float64), sess)
-            history.append(value)
-            return value, grad
+            x = np.asarray(x, dtype=np.float64)
+            point = objective._evaluate_in(x, sess, grad=True)
+            history.append(point.loss)
+            key = x.tobytes()
+            if point.loss < best[0]:
+                best[:] = [point.loss, key]
+            for old in [k for k in seen if k != best[1]]:
+                del seen[old]
+            seen[key] = (point.aux, point.sumstats_aux)
+            return point.loss, point.grad
 
         if method == "lbfgs":
             params, loss, grad, iterations, converged, message = _lbfgs(
@@ -145,6 +158,11 @@ def fit(
             params, loss, grad, iterations, converged, message = _first_order(
                 evaluate, x0, box, maxiter, tol, learning_rate, adam=method == "adam"
             )
+        final = seen.get(np.asarray(params, dtype=np.float64).tobytes())
+        if final is None:
+            # Not one of the points kept (it should be): one more pass for its aux.
+            point = objective._evaluate_in(params, sess, grad=False)
+            final = (point.aux, point.sumstats_aux)
     return SumstatsFitResult(
         params=params,
         param_names=objective.param_names,
@@ -156,6 +174,8 @@ def fit(
         converged=converged,
         method=method,
         message=message,
+        aux=final[0],
+        sumstats_aux=final[1],
     )
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from shardfit.data.partition import Partition
 from shardfit.errors import DesignError, MissingDataError
 
-__all__ = ["SumstatsPartial", "SumstatsTask", "cached", "require_jax"]
+__all__ = ["SumstatsPartial", "SumstatsTask", "cached", "describe", "require_jax"]
 
 _JAX_MISSING = (
     'differentiable summary-statistic models need JAX: pip install "shardfit[jax]" '
@@ -68,6 +68,10 @@ class SumstatsPartial:
     values: np.ndarray
     jac: np.ndarray | None
     nrows: int
+    #: With ``sumstats_has_aux``: each partition's aux (NumPy leaves), in partition
+    #: order. Aux is not summed: merging concatenates (the merge tree keeps the left
+    #: operand's partitions first).
+    aux: list[Any] | None = None
 
     def merge(self, other: SumstatsPartial) -> SumstatsPartial:
         if self.values.shape != other.values.shape:
@@ -77,7 +81,8 @@ class SumstatsPartial:
                 "partition"
             )
         jac = None if self.jac is None or other.jac is None else self.jac + other.jac
-        return SumstatsPartial(self.values + other.values, jac, self.nrows + other.nrows)
+        aux = None if self.aux is None or other.aux is None else self.aux + other.aux
+        return SumstatsPartial(self.values + other.values, jac, self.nrows + other.nrows, aux)
 
     @property
     def nbytes(self) -> int:
@@ -113,22 +118,53 @@ class _StatisticsError(Exception):
     """``partial_sumstats`` returned something that cannot be summed over partitions."""
 
 
-def _checked(stats: Callable[..., Any]) -> Callable[..., Any]:
+def describe(value: Any) -> str:
+    """``value`` in words for an error: an array by its shape (not a tracer's type)."""
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return f"an array of shape {tuple(shape)}"
+    if isinstance(value, tuple):
+        return f"a tuple of {len(value)} items"
+    return f"a {type(value).__name__}"
+
+
+def _checked(stats: Callable[..., Any], has_aux: bool = False) -> Callable[..., Any]:
     """``stats`` that refuses, when traced, outputs that would be summed wrongly.
 
     Two mistakes would otherwise go unnoticed: a tuple or dict of statistics (NumPy
     turns it into one array with the points of a scan on the wrong axis), and
     per-row values instead of sums (partitions of equal size add them row by row,
     without any error). The checks run once per compilation, not per call.
+
+    The returned function always gives ``(statistics, aux)``: with ``has_aux`` (the
+    model's ``sumstats_has_aux``) ``stats`` must return exactly such a pair, whose
+    first item is one array (only it is checked and summed; ``aux`` is any pytree);
+    without it, ``aux`` is ``None`` and a tuple is refused as above.
     """
     jax, jnp = require_jax()
 
-    def checked(params: Any, data: dict[str, Any]) -> Any:
-        out = stats(params, data)
-        if not jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(out)):
+    def split(out: Any) -> tuple[Any, Any]:
+        if not has_aux:
+            return out, None
+        if not isinstance(out, tuple) or len(out) != 2:
             raise _StatisticsError(
-                f"partial_sumstats returned a {type(out).__name__}, not one array: "
-                "return a single jax.Array (jnp.stack or jnp.concatenate the statistics)"
+                f"partial_sumstats returned {describe(out)}, not a pair: with "
+                "sumstats_has_aux = True it must return (sumstats, aux)"
+            )
+        return out
+
+    def checked(params: Any, data: dict[str, Any]) -> tuple[Any, Any]:
+        out, aux = split(stats(params, data))
+        if not jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(out)):
+            hint = (
+                "(declare sumstats_has_aux = True on the model to return (sumstats, aux))"
+                if isinstance(out, tuple) and not has_aux
+                else ""
+            )
+            raise _StatisticsError(
+                f"partial_sumstats returned a {type(out).__name__}, not one array "
+                "of statistics: return a single jax.Array (jnp.stack or jnp.concatenate the "
+                f"statistics) {hint}".rstrip()
             )
         out = jnp.asarray(out)
         if data:
@@ -138,7 +174,9 @@ def _checked(stats: Callable[..., Any]) -> Callable[..., Any]:
             bigger = {k: jax.ShapeDtypeStruct((rows + 1,), v.dtype) for k, v in data.items()}
             try:
                 shape = jax.eval_shape(
-                    stats, jax.ShapeDtypeStruct(params.shape, params.dtype), bigger
+                    lambda p, d: jnp.asarray(split(stats(p, d))[0]),
+                    jax.ShapeDtypeStruct(params.shape, params.dtype),
+                    bigger,
                 ).shape
             except Exception:  # it may need exactly this row count (aux): no verdict
                 shape = out.shape
@@ -149,14 +187,14 @@ def _checked(stats: Callable[..., Any]) -> Callable[..., Any]:
                     "these are per-row values, not statistics that add up over "
                     "partitions; sum over the rows (of any fixed shape)"
                 )
-        return out
+        return out, aux
 
     return checked
 
 
 def _build(model: Any, mode: str) -> Callable[..., Any]:
     jax, _ = require_jax()
-    stats = _checked(model.partial_sumstats)
+    stats = _checked(model.partial_sumstats, bool(getattr(model, "sumstats_has_aux", False)))
     if mode == "value":
         return jax.jit(stats)
     if mode == "scan":
@@ -165,11 +203,16 @@ def _build(model: Any, mode: str) -> Callable[..., Any]:
     def value_and_jac(params: Any, data: Any) -> Any:
         # Forward mode costs one sweep per parameter, reverse mode one per statistic:
         # take the cheaper (the shapes are static under jit).
-        nstats = jax.eval_shape(stats, params, data).size
-        both = lambda p: (stats(p, data), stats(p, data))  # noqa: E731
+        nstats = jax.eval_shape(stats, params, data)[0].size
+
+        def both(p: Any) -> Any:
+            # aux rides along undifferentiated (has_aux), as in jax.jacfwd(has_aux=True)
+            value, aux = stats(p, data)
+            return value, (value, aux)
+
         diff = jax.jacfwd if params.size <= nstats else jax.jacrev
-        jac, value = diff(both, has_aux=True)(params)
-        return value, jac
+        jac, (value, aux) = diff(both, has_aux=True)(params)
+        return value, jac, aux
 
     return jax.jit(value_and_jac)
 
@@ -207,14 +250,19 @@ class SumstatsTask:
             out = _compile(self.model, self.mode)(jnp.asarray(self.params), data)
         except _StatisticsError as error:
             raise DesignError(f"partition {partition.key}: {error}") from None
+        # Aux goes back as NumPy (picklable, no JAX needed to merge it), one entry per
+        # partition; None when the model declares none.
+        aux = None
+        if getattr(self.model, "sumstats_has_aux", False):
+            jax, _ = require_jax()
+            aux = [jax.tree_util.tree_map(np.asarray, out[-1])]
+        values = np.asarray(out[0], dtype=np.float64)
         if self.mode == "jac":
-            values = np.asarray(out[0], dtype=np.float64)
             jac = np.asarray(out[1], dtype=np.float64)
             _check_finite(values, "summary statistics", partition)
             _check_finite(jac, "Jacobian of the summary statistics", partition)
-            return SumstatsPartial(values, jac, nrows)
-        values = np.asarray(out, dtype=np.float64)
+            return SumstatsPartial(values, jac, nrows, aux)
         if self.mode == "value":
             _check_finite(values, "summary statistics", partition)
         # A scan keeps non-finite values: those points simply get a non-finite loss.
-        return SumstatsPartial(values, None, nrows)
+        return SumstatsPartial(values, None, nrows, aux)

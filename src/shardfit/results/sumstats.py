@@ -71,6 +71,17 @@ class SumstatsFitResult:
         ``"lbfgs"``, ``"adam"`` or ``"gd"``.
     message : str
         Why the optimizer stopped.
+    aux : any
+        With ``loss_has_aux``: the aux output of ``loss`` at ``params`` (NumPy
+        arrays); ``None`` otherwise. For a group, a tuple of the members' aux.
+    sumstats_aux : list or None
+        With ``sumstats_has_aux``: each partition's aux output of
+        ``partial_sumstats`` at ``params``, in partition order; ``None`` otherwise.
+
+    Notes
+    -----
+    :meth:`save` writes neither ``aux`` nor ``sumstats_aux`` (they are arbitrary
+    user pytrees, and a result file is plain JSON): a loaded result has ``None``.
     """
 
     params: np.ndarray
@@ -83,6 +94,8 @@ class SumstatsFitResult:
     converged: bool
     method: str
     message: str = ""
+    aux: Any = field(default=None, compare=False)
+    sumstats_aux: Any = field(default=None, compare=False)
 
     @property
     def grad_norm(self) -> float:
@@ -95,7 +108,8 @@ class SumstatsFitResult:
         return {name: float(value) for name, value in zip(self.param_names, self.params)}
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the result to ``path`` as JSON; returns the path."""
+        """Write the result to ``path`` as JSON (without ``aux`` and ``sumstats_aux``);
+        returns the path."""
         fields_ = {
             "params": [_to_json(float(v)) for v in self.params],
             "param_names": list(self.param_names),
