@@ -28,17 +28,21 @@ evaluates a model, so that statistics are computed and summed in float64.
 
 from __future__ import annotations
 
+import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from shardfit.data.resolve import as_source
+from shardfit.engine.backends.mpi import MPIBackend
+from shardfit.engine.retries import portable
 from shardfit.engine.run import run_pass
 from shardfit.engine.session import Session, session
-from shardfit.errors import DesignError
+from shardfit.errors import DesignError, PartitionTaskError
 from shardfit.models.sumstats_tasks import (
     SumstatsPartial,
     SumstatsTask,
@@ -88,6 +92,12 @@ class _Objective:
 
     def _losses_in(self, points: np.ndarray, sess: Session) -> np.ndarray:
         raise NotImplementedError
+
+    @contextmanager
+    def _bound(self, sess: Session) -> Iterator[Any]:
+        """Prepare ``sess`` for many evaluations (a group splits its communicator
+        here); a plain model needs nothing."""
+        yield None
 
     @property
     def nparams(self) -> int:
@@ -450,16 +460,57 @@ class SumstatsModel(_Objective):
 class SumstatsGroup(_Objective):
     """Models sharing one parameter vector; the loss is the sum of their losses.
 
-    Members may read different sources; each evaluation makes one pass per member,
-    all on the same backend session.
+    Members may read different sources. By default each evaluation makes one pass
+    per member, one after another, on the same backend session. Under MPI the
+    members can instead run side by side, each on its own sub-communicator (a subset
+    of the ranks), as multigrad's ``OnePointGroup`` does with a main communicator:
+    pass the main communicator as ``backend=`` (or ``"mpi"`` for ``COMM_WORLD``) and
+    give ``comms``.
 
     Parameters
     ----------
     models : sequence of SumstatsModel
         At least one; all with the same ``param_names``.
+    comms : None, "split" or sequence of communicators, optional
+        Where each member's passes run under an MPI backend:
+
+        - ``None`` (default): every member on the whole communicator, in turn.
+        - ``"split"``: the communicator given as ``backend=`` is split into one
+          sub-communicator per member, ranks divided as evenly as possible in rank
+          order (5 ranks, 2 members: ranks 0-2 and 3-4). With more members than
+          ranks, member ``m`` runs on rank ``m % size`` alone, so a rank runs
+          several members in turn. The split is made once per fit, scan or
+          :meth:`loss_and_grad` call and freed when it ends.
+        - a sequence with one entry per member: on each rank, that member's
+          sub-communicator if this rank belongs to it, else ``None`` (or
+          ``MPI.COMM_NULL``), as multigrad's ``split_subcomms`` hands out. Each
+          must hold only ranks of the main communicator, and every member at least
+          one rank. They stay the caller's: the group does not free them.
+
+        Each member's statistics are summed over its own ranks only; its loss,
+        gradient and aux are then gathered over the main communicator, and every
+        rank adds them up in member order, so every rank gets the same numbers,
+        bitwise those of ``comms=None`` and of a serial run. An error in any
+        member (a bad partition, named in the message) is raised on every rank,
+        with a note naming the member.
+
+        On a backend other than MPI, ``"split"`` changes nothing (the members run in
+        turn): a script written for ``mpiexec`` runs unchanged, with the same
+        numbers, serially or on processes. Explicit communicators there are
+        refused with a ``ValueError``, since they can only mean MPI ranks.
+
+    Raises
+    ------
+    TypeError
+        ``models`` is empty or holds something other than a SumstatsModel, or
+        ``comms`` is not one of the forms above.
+    ValueError
+        The models' ``param_names`` differ, or ``comms`` has the wrong length.
     """
 
-    def __init__(self, models: Sequence[SumstatsModel]) -> None:
+    def __init__(
+        self, models: Sequence[SumstatsModel], *, comms: str | Sequence[Any] | None = None
+    ) -> None:
         self.models = tuple(models)
         if not self.models or not all(isinstance(m, SumstatsModel) for m in self.models):
             raise TypeError("SumstatsGroup needs a non-empty sequence of SumstatsModel")
@@ -467,6 +518,10 @@ class SumstatsGroup(_Objective):
         if len(names) != 1:
             raise ValueError(f"the models of a group must share param_names; got {sorted(names)}")
         self.param_names = self.models[0].param_names
+        self.comms = _check_comms(comms, len(self.models))
+        # The sub-sessions of the splits now in use, by id of the main backend; set
+        # by _bound for the length of a fit, a scan or one evaluation.
+        self._splits: dict[int, _Split] = {}
 
     @property
     def loss_has_aux(self) -> bool:  # type: ignore[override]
@@ -474,8 +529,45 @@ class SumstatsGroup(_Objective):
         members' aux (``None`` for members without)."""
         return any(m.loss_has_aux for m in self.models)
 
+    @contextmanager
+    def _bound(self, sess: Session) -> Iterator[_Split | None]:
+        """Split the session's communicator for the members (once, even if nested),
+        and free the split when the outermost ``with`` ends."""
+        if self.comms is not None and not isinstance(sess.open().backend, MPIBackend):
+            if self.comms != "split":
+                # Communicators name MPI ranks: on another backend they cannot be
+                # honoured, and ignoring them would hide a wrong backend= choice.
+                raise ValueError(
+                    f"SumstatsGroup(comms=[...]) needs an MPI backend (backend= a "
+                    f"communicator or 'mpi'); got the {sess.name!r} backend. Use "
+                    "comms='split' (which is ignored off MPI) or comms=None"
+                )
+        if self.comms is None or not isinstance(sess.backend, MPIBackend):
+            yield None
+            return
+        key = id(sess.backend)
+        found = self._splits.get(key)
+        if found is not None:
+            yield found
+            return
+        split = _Split.make(sess.backend.comm, self.comms, len(self.models))
+        self._splits[key] = split
+        try:
+            yield split
+        finally:
+            del self._splits[key]
+            split.close()
+
+    def _combined(self, sess: Session, run: Callable[[SumstatsModel, Session], Any]) -> list[Any]:
+        """``run(member, session)`` for every member, in member order, on every rank:
+        in turn on ``sess``, or each on its sub-communicator and then gathered."""
+        with self._bound(sess) as split:
+            if split is None:
+                return [run(m, sess) for m in self.models]
+            return split.run_members(self.models, run)
+
     def _evaluate_in(self, params: np.ndarray, sess: Session, *, grad: bool) -> _Point:
-        points = [m._evaluate_in(params, sess, grad=grad) for m in self.models]
+        points = self._combined(sess, lambda m, s: m._evaluate_in(params, s, grad=grad))
         loss = 0.0
         for point in points:
             loss = loss + point.loss
@@ -491,6 +583,170 @@ class SumstatsGroup(_Objective):
 
     def _losses_in(self, points: np.ndarray, sess: Session) -> np.ndarray:
         total = np.zeros(len(points))
-        for model in self.models:
-            total = total + model._losses_in(points, sess)
+        for losses in self._combined(sess, lambda m, s: m._losses_in(points, s)):
+            total = total + losses
         return total
+
+
+def _is_comm(value: Any) -> bool:
+    # Only if mpi4py is loaded: a communicator cannot exist otherwise.
+    loaded = sys.modules.get("mpi4py.MPI")
+    return loaded is not None and isinstance(value, loaded.Comm)
+
+
+def _check_comms(comms: Any, nmembers: int) -> str | tuple[Any, ...] | None:
+    """``comms`` checked for form: None, "split", or one communicator-or-None per member."""
+    if comms is None or (isinstance(comms, str) and comms == "split"):
+        return comms  # type: ignore[no-any-return]
+    if isinstance(comms, str):
+        raise ValueError(f"comms must be None, 'split' or a sequence; got {comms!r}")
+    if not isinstance(comms, Sequence):
+        raise TypeError(
+            f"comms must be None, 'split' or a sequence of one communicator (or None) per "
+            f"member; got {comms!r}"
+        )
+    if len(comms) != nmembers:
+        raise ValueError(f"comms must have one entry per member ({nmembers}); got {len(comms)}")
+    for index, comm in enumerate(comms):
+        if comm is not None and not _is_comm(comm):
+            raise TypeError(
+                f"comms[{index}] must be an mpi4py communicator or None; got {type(comm).__name__}"
+            )
+    return tuple(comms)
+
+
+def _even_split(size: int, nmembers: int) -> list[list[int]]:
+    """The main ranks of each member: contiguous blocks as even as possible, or with
+    more members than ranks, member ``m`` on rank ``m % size``."""
+    if nmembers > size:
+        return [[m % size] for m in range(nmembers)]
+    return [[r for r in range(size) if r * nmembers // size == m] for m in range(nmembers)]
+
+
+class _Split:
+    """The members' sub-sessions on this rank, and how to combine their results."""
+
+    def __init__(
+        self,
+        comm: Any,
+        sessions: dict[int, Session],
+        ranks: list[list[int]],
+        owned: list[Any],
+    ) -> None:
+        self.comm = comm
+        #: Member index to its sub-session, for the members this rank runs.
+        self.sessions = sessions
+        #: Each member's ranks in the main communicator (for messages).
+        self.ranks = ranks
+        self._owned = owned
+
+    @classmethod
+    def make(cls, comm: Any, comms: str | tuple[Any, ...], nmembers: int) -> _Split:
+        from mpi4py import MPI
+
+        if comms == "split":
+            ranks = _even_split(int(comm.Get_size()), nmembers)
+            rank = int(comm.Get_rank())
+            # One Split serves every member: each rank is in exactly one block.
+            blocks = sorted({tuple(r) for r in ranks})
+            color = next(i for i, block in enumerate(blocks) if rank in block)
+            sub = comm.Split(color, rank)
+            sessions = {
+                m: Session(MPIBackend(comm=sub), owned=True).open()
+                for m, members in enumerate(ranks)
+                if rank in members
+            }
+            return cls(comm, sessions, ranks, [sub])
+        mine = [None if c is None or c == MPI.COMM_NULL else c for c in comms]
+        claimed: list[tuple[int, ...] | None] = []
+        main_group = comm.Get_group()
+        try:
+            for sub in mine:
+                if sub is None:
+                    claimed.append(None)
+                    continue
+                group = sub.Get_group()
+                try:
+                    translated = MPI.Group.Translate_ranks(
+                        group, list(range(group.Get_size())), main_group
+                    )
+                finally:
+                    group.Free()
+                claimed.append(tuple(int(r) for r in translated))
+        finally:
+            main_group.Free()
+        # Checked from gathered facts, so every rank reaches the same verdict.
+        everyone = comm.allgather(claimed)
+        ranks = []
+        for m in range(nmembers):
+            holders = [r for r, seen in enumerate(everyone) if seen[m] is not None]
+            views = {everyone[r][m] for r in holders}
+            if not holders:
+                raise ValueError(f"comms: member {m} has a communicator on no rank")
+            members = next(iter(views))
+            if len(views) != 1 or MPI.UNDEFINED in members or sorted(members) != holders:
+                raise ValueError(
+                    f"comms[{m}] must be one sub-communicator of the main communicator "
+                    f"(backend=), given on exactly its ranks and None elsewhere; ranks "
+                    f"{holders} passed communicators of main ranks {sorted(views)}"
+                )
+            ranks.append(sorted(members))
+        sessions = {
+            m: Session(MPIBackend(comm=sub), owned=True).open()
+            for m, sub in enumerate(mine)
+            if sub is not None
+        }
+        return cls(comm, sessions, ranks, [])
+
+    def run_members(
+        self, models: Sequence[SumstatsModel], run: Callable[[SumstatsModel, Session], Any]
+    ) -> list[Any]:
+        """Run this rank's members (in member order, so that ranks sharing two
+        members never wait on each other crosswise), then gather every member's
+        result, or the first member's error, to every rank."""
+        results: dict[int, Any] = {}
+        errors: dict[int, BaseException] = {}
+        for m, sub in sorted(self.sessions.items()):
+            try:
+                value = run(models[m], sub)
+            except Exception as error:  # raised on every rank below, not here alone
+                error.add_note(
+                    f"(in member {m} of the group, {type(models[m]).__name__}, on ranks "
+                    f"{self.ranks[m]})"
+                )
+                errors[m] = error
+                continue  # a later member's ranks may still wait for this rank
+            if int(sub.backend.comm.Get_rank()) == 0:
+                results[m] = value  # one copy per member: its ranks all hold it
+        sent = {m: _portable_error(error) for m, error in errors.items()}
+        gathered = self.comm.allgather((results, sent))
+        failures = {m: e for _, sent_by in gathered for m, e in sent_by.items()}
+        if failures:
+            first = min(failures)
+            # A rank that saw the error raises its own (with its traceback).
+            raise errors.get(first, failures[first])
+        merged: dict[int, Any] = {}
+        for part, _ in gathered:
+            merged.update(part)
+        return [merged[m] for m in range(len(models))]
+
+    def close(self) -> None:
+        """Free the communicators this split made (not the caller's)."""
+        for sub in self.sessions.values():
+            sub.close()
+        for comm in self._owned:
+            comm.Free()
+        self._owned = []
+
+
+def _portable_error(error: BaseException) -> BaseException:
+    """``error`` as it can travel to other ranks (same class and message)."""
+    if isinstance(error, PartitionTaskError):
+        # Its keyword-only arguments do not survive pickle: rebuild it.
+        copy = PartitionTaskError(
+            Exception.__str__(error), key=error.key, remote_traceback=error.remote_traceback
+        )
+        for note in getattr(error, "__notes__", []):
+            copy.add_note(note)
+        return copy
+    return portable(error)

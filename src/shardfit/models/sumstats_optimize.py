@@ -98,7 +98,8 @@ def fit(
         The step size of Adam and gradient descent.
     backend, workers
         Where the passes run, as for :func:`shardfit.run_pass`; one session is kept
-        open for the whole optimization.
+        open for the whole optimization (and a group with ``comms`` splits the MPI
+        communicator once for it, freeing the split at the end).
 
     Returns
     -------
@@ -136,7 +137,8 @@ def fit(
     # kept only for the latest and the lowest loss, between which it chooses.
     seen: dict[bytes, Any] = {}
     best: list[Any] = [np.inf, b""]
-    with session(backend, workers=workers) as sess:
+    # _bound: a group with comms splits the MPI communicator once for the whole fit.
+    with session(backend, workers=workers) as sess, objective._bound(sess):
 
         def evaluate(x: np.ndarray) -> tuple[float, np.ndarray]:
             x = np.asarray(x, dtype=np.float64)
@@ -301,6 +303,6 @@ def scan(
     unit = sampler.random(n)
     # qmc.scale's formula, which also takes a fixed parameter (low == high).
     points = box[:, 0] + unit * (box[:, 1] - box[:, 0])
-    with session(backend, workers=workers) as sess:
+    with session(backend, workers=workers) as sess, objective._bound(sess):
         losses = objective._losses_in(points, sess)
     return SumstatsScanResult(points=points, losses=losses, param_names=objective.param_names)
