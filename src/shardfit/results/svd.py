@@ -245,7 +245,9 @@ class SVDResults:
         unseen : {"raise", "zero"}
             A categorical level not seen when fitting raises, or encodes as zeros.
         backend, workers, progress
-            Where the pass runs (see :func:`shardfit.engine.run_pass`).
+            Where the pass runs (see :func:`shardfit.engine.run_pass`). Without ``out``,
+            data that is not a path runs serially unless a backend is given, as
+            linear ``predict`` does.
 
         Returns
         -------
@@ -257,8 +259,8 @@ class SVDResults:
 
         k = self._n_components(n_components, self.singular_values_array.size)
         return compute_scores(
-            self, data, k, unit=False, out=out, unseen=unseen, backend=backend,
-            workers=workers, progress=progress,
+            self, data, k, unit=False, out=out, unseen=unseen,
+            backend=_scores_backend(backend, data, out), workers=workers, progress=progress,
         )  # fmt: skip
 
     def left_singular_vectors(
@@ -283,8 +285,8 @@ class SVDResults:
 
         k = self._n_components(n_components, self.rank)
         return compute_scores(
-            self, data, k, unit=True, out=out, unseen=unseen, backend=backend,
-            workers=workers, progress=progress,
+            self, data, k, unit=True, out=out, unseen=unseen,
+            backend=_scores_backend(backend, data, out), workers=workers, progress=progress,
         )  # fmt: skip
 
     def _n_components(self, n_components: int | None, most: int) -> int:
@@ -308,3 +310,14 @@ class SVDResults:
         from shardfit.results.io import save_results
 
         return save_results(self, path)
+
+
+def _scores_backend(backend: Any, data: Any, out: str | os.PathLike[str] | None) -> Any:
+    """Where a scores pass runs: as linear ``predict`` chooses, serially for data that is
+    not a path when no backend is given and nothing is written (so a script without
+    ``if __name__ == "__main__":`` can score a DataFrame), else ``backend``."""
+    if out is not None:
+        return backend
+    from shardfit.results.predict import _in_memory_backend
+
+    return _in_memory_backend(backend, data)

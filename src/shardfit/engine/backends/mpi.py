@@ -8,16 +8,21 @@ or the same value with ``allreduce=True`` (a broadcast from rank 0).
 
 A failure on any rank is raised on every rank (the failed outcome with the lowest
 partition index is broadcast), so no rank waits forever for a collective the others
-left. A rank that dies takes the job with it: MPI does not survive lost ranks.
+left. That includes what would otherwise leave one rank alone: a task that raises
+``KeyboardInterrupt`` or ``SystemExit``, and a statistic that cannot be pickled to
+travel to rank 0 (or unpickled there). A rank that dies takes the job with it: MPI
+does not survive lost ranks.
 """
 
 from __future__ import annotations
 
+import pickle
+import traceback
 from collections.abc import Generator, Sequence
 from typing import Any
 
 from shardfit.engine.backends.base import Backend, Job
-from shardfit.engine.retries import Outcome, outcome_error, run_task
+from shardfit.engine.retries import Outcome, RemoteTaskError, outcome_error, run_task
 from shardfit.errors import BackendError
 
 __all__ = ["MPIBackend"]
@@ -84,15 +89,24 @@ class MPIBackend(Backend):
     def run(self, job: Job) -> Generator[Outcome, None, None]:
         """Run this rank's partitions in order."""
         for index in job.indices:
-            # remote=True: a failure may have to travel to the other ranks.
-            yield run_task(
-                job.task,
-                job.partitions[index],
-                index,
-                job.retries,
-                remote=True,
-                measure=job.measure,
-            )
+            try:
+                # remote=True: a failure may have to travel to the other ranks.
+                outcome = run_task(
+                    job.task,
+                    job.partitions[index],
+                    index,
+                    job.retries,
+                    remote=True,
+                    measure=job.measure,
+                )
+            except (KeyboardInterrupt, SystemExit) as error:
+                # run_task lets these through. Escaping on this rank alone would leave
+                # the others waiting in collect() forever; as a fatal outcome, every
+                # rank raises it there, with a note naming the partition.
+                outcome = Outcome(
+                    index, error=error, traceback=traceback.format_exc(), fatal=True, attempts=1
+                )
+            yield outcome
 
     def share(self, value: Any) -> Any:
         """Broadcast rank 0's ``value`` to every rank."""
@@ -118,16 +132,20 @@ class MPIBackend(Backend):
     ) -> list[Any] | None:
         """Gather every rank's statistics to rank 0, in order; raise failures everywhere."""
         comm = self.comm
-        gathered = comm.gather((results, failure), root=0)
+        # Pickled here, not inside gather: a statistic that cannot be pickled raised on
+        # this rank alone and left every other rank waiting in gather or bcast forever.
+        payload = _pickled(results, failure, job)
+        gathered = comm.gather(payload, root=0)
         verdict: Outcome | None = None
         ordered: list[Any] | None = None
         if gathered is not None:  # rank 0
-            failures = [fail for _, fail in gathered if fail is not None]
+            parts = [_unpickled(data, rank, job) for rank, data in enumerate(gathered)]
+            failures = [fail for _, fail in parts if fail is not None]
             if failures:
                 verdict = min(failures, key=lambda outcome: outcome.index)
             else:
                 merged: dict[int, Any] = {}
-                for part, _ in gathered:
+                for part, _ in parts:
                     merged.update(part)
                 ordered = [merged[index] for index in range(len(job.partitions))]
         verdict = comm.bcast(verdict, root=0)
@@ -139,3 +157,50 @@ class MPIBackend(Backend):
     def describe(self) -> str:
         """The communicator size."""
         return f"mpi ({self.nworkers} ranks)"
+
+
+def _travel_failure(index: int, what: str, error: BaseException) -> Outcome:
+    """A failed outcome for partition ``index`` whose statistic could not travel."""
+    message = f"its statistic could not be {what} ({type(error).__name__}: {error})"
+    details = "".join(traceback.format_exception(error))
+    # Not retried: pickling the same objects fails the same way again.
+    return Outcome(index, error=RemoteTaskError(message), traceback=details, attempts=1)
+
+
+def _pickled(results: dict[int, Any], failure: Outcome | None, job: Job) -> bytes:
+    """This rank's ``(results, failure)`` as bytes; when a statistic cannot be pickled,
+    a failure naming the first such partition in its place."""
+    try:
+        return pickle.dumps((results, failure), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as error:
+        culprit: tuple[int, BaseException] | None = None
+        for index in sorted(results):  # the rare path: find which partition it was
+            try:
+                pickle.dumps(results[index], protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as inner:
+                culprit = (index, inner)
+                break
+        if culprit is None:  # the failure itself (run_task made its error portable)
+            index = failure.index if failure is not None else min(results, default=0)
+            culprit = (index, error)
+        outcome = _travel_failure(culprit[0], "pickled to travel to rank 0", culprit[1])
+        if failure is not None and failure.index < outcome.index:
+            outcome = failure
+        return pickle.dumps(({}, outcome), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _unpickled(data: bytes, rank: int, job: Job) -> tuple[dict[int, Any], Outcome | None]:
+    """Rank ``rank``'s ``(results, failure)`` back from :func:`_pickled`, or a failure
+    when its bytes do not unpickle on rank 0 (a class rank 0 cannot import).
+
+    Safe to unpickle: the bytes come from the ranks of this job, as the objects of any
+    ``comm.gather`` do.
+    """
+    try:
+        results, failure = pickle.loads(data)
+    except Exception as error:
+        # Which of its partitions failed is unknown without the bytes: name its first
+        # (rank r computes partitions r, r + size, ...).
+        index = min(rank, len(job.partitions) - 1)
+        return {}, _travel_failure(index, "unpickled on rank 0", error)
+    return results, failure
