@@ -242,6 +242,8 @@ class DistributedModel:
             partitions=self.partitions
             if isinstance(self.partitions, int) and not isinstance(self.partitions, bool)
             else None,
+            # statsmodels models given missing="drop" drop rows with missing values
+            check_finite=self.init_kwds.get("missing") != "drop",
         )
         k = self.partitions if self.partitions is not None else source.npartitions
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -293,6 +295,19 @@ class DistributedModel:
         p = params.size
         if names is None or len(names) != p:
             names = tuple(f"x{j}" for j in range(p))
+        notes = [
+            f"partition {partition.key}: {note}"
+            for partition, part in zip(source.partitions, counted)
+            for note in part.notes
+        ]
+        if notes:
+            # statsmodels warns in each partition's fit; the workers' warnings do not
+            # travel back, so the driver reports every partition's at once.
+            warnings.warn(
+                "some partition fits are unreliable: " + "; ".join(notes),
+                UserWarning,
+                stacklevel=3,
+            )
         if np.isnan(params).any():
             missing = [names[j] for j in np.flatnonzero(np.isnan(params))]
             warnings.warn(
@@ -303,13 +318,23 @@ class DistributedModel:
                 UserWarning,
                 stacklevel=3,
             )
+        mean_family, mean_link, known = (
+            (
+                None if family is None else family.name,
+                None if family is None else family.link.name,
+                True,
+            )
+            if solver == "shardfit"
+            else self._statsmodels_mean()
+        )
         return DistributedResults(
             names=tuple(names),
             params_array=params,
             method=method if self.join_method is None or self._named_join() else "custom",
             model=self._model_name(solver, family),
-            family=None if family is None else family.name,
-            link=None if family is None else family.link.name,
+            family=mean_family,
+            link=mean_link,
+            extra={} if known else {"mean": "unknown"},
             alpha=alpha if alpha is None or np.ndim(alpha) == 0 else list(np.asarray(alpha, float)),
             l1_wt=l1_wt,
             threshold=float(self.join_kwds.get("threshold", self.threshold)),
@@ -437,6 +462,30 @@ class DistributedModel:
             "average": sm._est_unregularized_naive,
             "average_regularized": sm._est_regularized_naive,
         }[method]
+
+    def _statsmodels_mean(self) -> tuple[str | None, str | None, bool]:
+        """The family and link names of the mean a statsmodels class predicts, and
+        whether it is known (statsmodels' ``predict`` gives the mean, not ``X b``)."""
+        from shardfit.models.families import get_family
+
+        cls = self._statsmodels_class()
+        module = str(getattr(cls, "__module__", ""))
+        name = getattr(cls, "__qualname__", "")
+        if module == "statsmodels.genmod.generalized_linear_model" and name == "GLM":
+            from statsmodels.genmod.families import Gaussian
+
+            try:
+                family = get_family(self.init_kwds.get("family") or Gaussian())
+            except (ValueError, TypeError):
+                return None, None, False
+            return family.name, family.link.name, True
+        discrete = {"Logit": ("binomial", "logit"), "Probit": ("binomial", "probit")}
+        discrete["Poisson"] = ("poisson", "log")
+        if module == "statsmodels.discrete.discrete_model" and name in discrete:
+            return (*discrete[name], True)
+        # Linear models (OLS, WLS, GLS, GLSAR, QuantReg, RLM) predict X b.
+        linear = module.startswith(("statsmodels.regression.", "statsmodels.robust."))
+        return None, None, linear
 
     def _model_name(self, solver: str, family: Any) -> str:
         if solver == "statsmodels":

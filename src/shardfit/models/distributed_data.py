@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from shardfit.data.partition import Source
+from shardfit.errors import MissingDataError
 from shardfit.models.distributed_tasks import ArraysPartition, FitPartition
 
 __all__ = ["fit_source"]
@@ -31,12 +32,15 @@ def fit_source(
     missing: str,
     backend: Any,
     partitions: int | None = None,
+    check_finite: bool = True,
 ) -> tuple[Source, Any, tuple[str, ...] | None, bool]:
     """The fit's wrapped partitions, design spec (None for arrays), names, and whether
     the results are labelled by them.
 
     An in-memory frame or table is split into ``partitions`` partitions (statsmodels
     splits its data into that many); a source or path keeps its own partitions.
+    ``check_finite=False`` passes arrays with missing values on (to a statsmodels model
+    given ``missing="drop"``).
     """
     if formula is not None:
         from shardfit.data.memory import from_arrow, from_pandas
@@ -73,7 +77,7 @@ def fit_source(
         if not pairs:
             raise ValueError("the data generator gave no partitions")
         inner = tuple(
-            ArraysPartition(_as_1d(endog), _as_2d(exog), index)
+            _checked(index, _as_1d(endog), _as_2d(exog), check_finite)
             for index, (endog, exog) in enumerate(pairs)
         )
         spec, names, labelled = None, _names(pairs[0][1]), False
@@ -91,6 +95,30 @@ def fit_source(
         for index, (part, kwds) in enumerate(zip(inner, extra))
     )
     return Source(name, wrapped, schema), spec, names, labelled
+
+
+def _checked(
+    index: int, endog: np.ndarray, exog: np.ndarray, check_finite: bool
+) -> ArraysPartition:
+    """Partition ``index``'s arrays, refused (as statsmodels' models refuse them) when
+    their rows disagree or a value is missing or infinite: a NaN would otherwise give
+    NaN coefficients, or an SVD failure far from its cause."""
+    if endog.shape[0] != exog.shape[0]:
+        raise ValueError(
+            f"partition {index} of the data generator: endog has {endog.shape[0]} rows, "
+            f"exog {exog.shape[0]}"
+        )
+    for name, values in (("endog", endog[:, None]), ("exog", exog)) if check_finite else ():
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row, column = (int(v) for v in np.argwhere(bad)[0])
+            where = "" if name == "endog" else f", column {column}"
+            raise MissingDataError(
+                f"missing or infinite value in partition {index} of the data generator "
+                f"({name} row {row}{where}: {float(values[row, column])}; {int(bad.sum())} such "
+                "values); drop or fill those rows first (statsmodels raises too)"
+            )
+    return ArraysPartition(endog, exog, index)
 
 
 def _as_1d(values: Any) -> np.ndarray:

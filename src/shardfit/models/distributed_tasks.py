@@ -94,6 +94,9 @@ class Counted:
         Rows not fitted, by reason (``"missing"``, ``"nonfinite"``).
     skipped : int
         Malformed rows the reader skipped (not in ``rows_read``).
+    notes : tuple of str
+        Why the partition's fit is unreliable (no convergence, a design of lower rank
+        than its columns, perfect prediction), for the driver to warn about.
     """
 
     value: Any
@@ -101,6 +104,7 @@ class Counted:
     nobs: int
     dropped: dict[str, int] = field(default_factory=dict)
     skipped: int = 0
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,7 @@ class PartitionFit:
             raise TypeError("PartitionFit runs on FitPartition wrappers")
         y, X, from_design, rows_read, dropped, skipped = self._arrays(partition)
         kwds = {**from_design, **partition.init_kwds}
+        notes: list[str] = []
         if self.sm_model_class is not None:
             model = self.sm_model_class(y, X, **{**self.sm_init_kwds, **kwds})
             assert self.sm_estimation is not None
@@ -163,10 +168,12 @@ class PartitionFit:
         elif y.shape[0] == 0:
             raise DesignError(f"partition {partition.key} has no complete rows to fit")
         elif self.options.model == "ols":
-            value = _fit_least_squares(X, y, kwds.get("weights"), self.options, partition.index)
+            value = _fit_least_squares(
+                X, y, kwds.get("weights"), self.options, partition.index, notes
+            )
         else:
-            value = _fit_glm(X, y, kwds, self.options, partition.index)
-        return Counted(value, rows_read, int(y.shape[0]), dropped, skipped)
+            value = _fit_glm(X, y, kwds, self.options, partition.index, notes)
+        return Counted(value, rows_read, int(y.shape[0]), dropped, skipped, tuple(notes))
 
     def _arrays(
         self, partition: FitPartition
@@ -195,6 +202,25 @@ def _alpha_vector(alpha: Any, p: int) -> np.ndarray:
     return np.full(p, float(a)) if a.ndim == 0 else a
 
 
+def _not_converged(options: FitOptions) -> str:
+    return (
+        f"the regularized fit did not converge in maxiter={options.maxiter} sweeps "
+        "(statsmodels warns 'Regularized fitting did not converge'); raise maxiter"
+    )
+
+
+def _rank_note(X: np.ndarray) -> str | None:
+    """A note when the design cannot identify an unpenalized fit (rank < columns)."""
+    n, p = X.shape
+    rank = int(np.linalg.matrix_rank(X)) if n and p else 0
+    if rank >= p:
+        return None
+    return (
+        f"its design of {n} rows has rank {rank} < {p} columns, so its unpenalized "
+        "estimate is not identified (a minimum-norm one is averaged)"
+    )
+
+
 def _share(index: int, partitions: int, p: int) -> np.ndarray:
     per = int(np.ceil(p / partitions))
     return np.arange(index * per, min((index + 1) * per, p))
@@ -202,8 +228,14 @@ def _share(index: int, partitions: int, p: int) -> np.ndarray:
 
 # -- least squares -----------------------------------------------------------------------
 def _fit_least_squares(
-    X: np.ndarray, y: np.ndarray, weights: Any, options: FitOptions, index: int
+    X: np.ndarray,
+    y: np.ndarray,
+    weights: Any,
+    options: FitOptions,
+    index: int,
+    notes: list[str] | None = None,
 ) -> Any:
+    notes = [] if notes is None else notes
     n, p = X.shape
     alpha = _alpha_vector(options.alpha, p)
     if weights is not None:
@@ -215,6 +247,9 @@ def _fit_least_squares(
     else:
         w, Xw, yw = None, X, y
     if options.method == "average":
+        note = _rank_note(Xw)
+        if note is not None:
+            notes.append(note)
         return np.linalg.pinv(Xw) @ yw  # statsmodels' default fit (pinv)
     gram = Xw.T @ Xw
     xty = Xw.T @ yw
@@ -222,7 +257,7 @@ def _fit_least_squares(
         params = np.linalg.solve(gram + n * np.diag(alpha), xty)  # statsmodels' ridge
     else:
         zero_tol = 1e-8 if options.zero_tol is None else options.zero_tol
-        B, _, _ = statsmodels_gram_cd(
+        B, _, converged = statsmodels_gram_cd(
             gram,
             xty[:, None],
             n,
@@ -233,6 +268,8 @@ def _fit_least_squares(
             zero_tol=zero_tol,
         )
         params = B[:, 0]
+        if not converged[0]:
+            notes.append(_not_converged(options))
     if options.method == "average_regularized":
         return params
     # statsmodels scores the profile likelihood here (scale concentrated out).
@@ -311,13 +348,21 @@ def _glm_irls(
     *,
     tol: float = 1e-12,
     maxiter: int = 100,
+    notes: list[str] | None = None,
 ) -> np.ndarray:
-    """The unpenalized maximum-likelihood estimate by IRLS (to ``tol`` in deviance)."""
+    """The unpenalized maximum-likelihood estimate by IRLS (to ``tol`` in deviance).
+
+    Appends to ``notes`` why the estimate is unreliable: IRLS did not converge, or the
+    fitted means equal the response (perfect separation or prediction, as statsmodels
+    warns: the estimate diverges and depends on where IRLS stopped).
+    """
+    notes = [] if notes is None else notes
     w = np.ones(y.size) if var_weights is None else var_weights
     mu = family.starting_mu(y)
     eta = family.link(mu)
     params = np.zeros(X.shape[1])
     deviance = np.inf
+    converged = False
     for _ in range(maxiter):
         weights = w * family.irls_weights(mu)
         z = eta - offset + (y - mu) * family.link.deriv(mu)
@@ -327,14 +372,28 @@ def _glm_irls(
         mu = family.link.inverse(eta)
         new = family.deviance(y, mu, var_weights)
         if abs(new - deviance) <= tol * (abs(new) + 0.1):
+            converged = True
             break
         deviance = new
+    if np.allclose(mu - y, 0):
+        notes.append(
+            "perfect separation or prediction (every fitted mean equals the response): "
+            "its unpenalized estimate is not identified"
+        )
+    elif not converged:
+        notes.append(f"the unpenalized IRLS fit did not converge in {maxiter} iterations")
     return params
 
 
 def _fit_glm(
-    X: np.ndarray, y: np.ndarray, kwds: dict[str, Any], options: FitOptions, index: int
+    X: np.ndarray,
+    y: np.ndarray,
+    kwds: dict[str, Any],
+    options: FitOptions,
+    index: int,
+    notes: list[str] | None = None,
 ) -> Any:
+    notes = [] if notes is None else notes
     n, p = X.shape
     family = options.family
     family.check_response(y)
@@ -347,11 +406,14 @@ def _fit_glm(
     if var_weights is not None:
         var_weights = np.asarray(var_weights, dtype=np.float64)
     if options.method == "average":
-        return _glm_irls(X, y, offset, family, var_weights)
+        note = _rank_note(X)
+        if note is not None:
+            notes.append(note)
+        return _glm_irls(X, y, offset, family, var_weights, notes=notes)
     inverse, loglike, score_factor, hessian_factor = _glm_functions(family, var_weights)
     alpha = _alpha_vector(options.alpha, p)
     zero_tol = 1e-10 if options.zero_tol is None else options.zero_tol
-    params, _, _ = statsmodels_glm_cd(
+    params, _, converged = statsmodels_glm_cd(
         X,
         y,
         offset,
@@ -365,6 +427,8 @@ def _fit_glm(
         cnvrg_tol=options.cnvrg_tol,
         zero_tol=zero_tol,
     )
+    if not converged:
+        notes.append(_not_converged(options))
     if options.method == "average_regularized":
         return params
     mu = inverse(X @ params + offset)

@@ -266,6 +266,22 @@ class GlmPath:
             raise ValueError("the alpha grid needs l1_ratio > 0; pass alphas=[...]")
         count = alphas if isinstance(alphas, int) else n_alphas
         stat = self._pass(self.start)
+        if self.intercept is not None and (
+            self.spec.offset is not None or self.spec.exposure is not None
+        ):
+            # glmnet's lambda_max is the gradient at the intercept-only fit. Without an
+            # offset that fit is link(ybar); with one it is not (Poisson with exposure:
+            # log(sum y / sum exposure)), so IRLS on the intercept alone finds it: with
+            # every other coefficient 0, each step is the intercept's weighted mean of
+            # the working response.
+            i = self.intercept
+            for _ in range(100):
+                new = stat.target[:, i] / stat.cross[:, i, i]
+                step = float(np.max(np.abs(new - self.start[:, i])))
+                self.start[:, i] = new
+                stat = self._pass(self.start)
+                if step <= 1e-13 * max(1.0, float(np.max(np.abs(new)))):
+                    break
         gradient = (stat.cross[0] @ self.start[0] - stat.target[0]) / stat.sum_weights[0]
         ratio = np.abs(gradient[self.penalized]) / self.factor[0, self.penalized]
         return geometric_grid(float(np.max(ratio)) / l1_ratio if ratio.size else 0.0, count, eps)

@@ -167,7 +167,14 @@ class DistributedResults:
         return self.params_array.copy()
 
     def predict(
-        self, exog: Any, *, linear: bool = False, backend: Any = None, unseen: str = "raise"
+        self,
+        exog: Any,
+        *,
+        linear: bool = False,
+        backend: Any = None,
+        unseen: str = "raise",
+        offset: Any = None,
+        exposure: Any = None,
     ) -> np.ndarray:
         """Predicted means (or the linear predictor with ``linear=True``).
 
@@ -181,8 +188,32 @@ class DistributedResults:
             Where formula data is encoded (default ``"serial"``).
         unseen : {"raise", "zero"}
             A categorical level the fit never saw raises, or is encoded as zeros.
+        offset, exposure : array_like, optional
+            For a design matrix, as statsmodels' GLM ``predict(exog, offset=...,
+            exposure=...)``: ``offset + log(exposure)`` joins ``X b``. Formula fits read
+            them from the data's columns.
         """
+        if not linear and self.extra.get("mean") == "unknown":
+            # statsmodels' predict gives the model's mean; X b would pass for it silently.
+            raise ValueError(
+                f"predict does not know the mean function of a {self.model} fit (shardfit "
+                "knows OLS/WLS/GLS, GLM families and Logit/Probit/Poisson); pass "
+                "linear=True for the linear predictor X @ params"
+            )
         eta = _linear_predictor(self.spec, self.params_array, 0.0, exog, backend, unseen)
+        if offset is not None or exposure is not None:
+            if self.spec is not None and not isinstance(exog, np.ndarray | list):
+                raise ValueError(
+                    "offset= and exposure= go with a design matrix; a formula fit reads "
+                    "them from the new data's columns"
+                )
+            for name, values in (("offset", offset), ("exposure", exposure)):
+                if values is None:
+                    continue
+                values = np.asarray(values, dtype=np.float64)
+                if values.ndim and values.shape != eta.shape:
+                    raise ValueError(f"{name} has shape {values.shape}; exog has {eta.size} rows")
+                eta = eta + (values if name == "offset" else np.log(values))
         inverse = _inverse_link(self.family, self.link)
         return eta if linear or inverse is None else inverse(eta)
 
