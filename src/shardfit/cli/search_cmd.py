@@ -59,6 +59,47 @@ _OPTIONAL = {
 }
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_strings(value: Any) -> bool:
+    return isinstance(value, str) or (
+        isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+    )
+
+
+def _is_space(value: Any) -> bool:
+    return isinstance(value, dict) or (
+        isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+    )
+
+
+# key -> (check, what it must be): checked here so a wrong type is reported naming the
+# file and the key (TOML has booleans and integers; "false" as a string is truthy).
+_TYPES: dict[str, tuple[Any, str]] = {
+    "data": (_is_strings, "a path or a list of paths"),
+    "target": (lambda v: isinstance(v, str), "a column name (a string)"),
+    "store": (lambda v: isinstance(v, str), "a path (a string)"),
+    "grid": (_is_space, "a table ([grid.featurizer], [grid.learner]) or an array of tables"),
+    "weights": (lambda v: isinstance(v, str), "a column name (a string)"),
+    "batch_rows": (_is_int, "an integer"),
+    "drop": (lambda v: isinstance(v, int | float) and not isinstance(v, bool), "a number"),
+    "scoring": (lambda v: isinstance(v, str), "a metric name (a string)"),
+    "classes": (lambda v: isinstance(v, list), "an array of the two labels"),
+    "backend": (lambda v: isinstance(v, str), "a backend name (a string)"),
+    "workers": (_is_int, "an integer"),
+    "unit_configs": (_is_int, "an integer"),
+    "units": (_is_int, "an integer"),
+    "halving": (lambda v: isinstance(v, dict), "a table (min_rows, factor)"),
+    "n_iter": (_is_int, "an integer"),
+    "random_state": (_is_int, "an integer"),
+    "resume": (lambda v: isinstance(v, bool), "true or false"),
+    "allow_pickle": (lambda v: isinstance(v, bool), "true or false"),
+    "max_store_bytes": (_is_int, "an integer"),
+}
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read and check a search configuration; returns keyword arguments of ``search``."""
     path = Path(path)
@@ -76,6 +117,10 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise ValueError(
             f"{path}: unknown key(s) {sorted(unknown)}; known: {sorted([*_REQUIRED, *_OPTIONAL])}"
         )
+    for key, value in config.items():
+        check, what = _TYPES[key]
+        if not check(value):
+            raise ValueError(f"{path}: {key!r} must be {what}; got {value!r}")
     base = path.resolve().parent
     data = config.pop("data")
     if isinstance(data, str):

@@ -134,8 +134,9 @@ class HashingFeaturizer(TransformerMixin, BaseEstimator):
         which terms exist).
     categorical : sequence of str, optional
         Columns to treat as categorical whatever their type (e.g. integer codes). By
-        default string, dictionary and boolean columns are categorical and integer and
-        floating-point columns numeric.
+        default string, dictionary (a pandas ``Categorical``, whatever the type of its
+        categories) and boolean columns are categorical and integer and floating-point
+        columns numeric.
     alternate_sign : bool, default True
         Give each term a hashed sign, so collisions cancel in expectation, as
         scikit-learn's ``FeatureHasher`` does.
@@ -210,9 +211,12 @@ class HashingFeaturizer(TransformerMixin, BaseEstimator):
         kinds = {}
         for name in self.columns:
             kind = table.schema.field(name).type
-            if pa.types.is_dictionary(kind):
-                kind = kind.value_type
-            if name in forced or pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            # A dictionary column (a pandas Categorical, a Parquet dictionary) is
+            # categorical whatever its values: integer category codes are levels, not
+            # quantities.
+            if name in forced or pa.types.is_dictionary(kind):
+                kinds[name] = True
+            elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
                 kinds[name] = True
             elif pa.types.is_boolean(kind):
                 kinds[name] = True
@@ -331,6 +335,7 @@ class HashingFeaturizer(TransformerMixin, BaseEstimator):
                 row = int(np.flatnonzero(np.asarray(array.is_null()))[0])
                 raise _located(f"column {name!r}, row {row} of the batch: missing value", row)
             if kinds[name]:
+                _refuse_nan_level(name, array)
                 level_hash[name] = self._hash_levels(name, array)
             else:
                 values = array.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
@@ -387,6 +392,25 @@ class HashingFeaturizer(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Hash buckets have no names; returns ``hash0`` … ``hash{n-1}`` as FeatureHasher."""
         return np.array([f"hash{i}" for i in range(int(self.n_features))], dtype=object)
+
+
+def _refuse_nan_level(name: str, array: pa.Array) -> None:
+    """A NaN in a floating-point column read as categorical is a missing value, as a
+    null is (else it would become the level ``"nan"``)."""
+    values = array.dictionary if pa.types.is_dictionary(array.type) else array
+    if not pa.types.is_floating(values.type):
+        return
+    nan = np.isnan(values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False))
+    if not nan.any():
+        return
+    if pa.types.is_dictionary(array.type):
+        codes = array.indices.to_numpy(zero_copy_only=False)
+        row = int(np.flatnonzero(nan[codes])[0]) if nan[codes].any() else None
+        if row is None:
+            return  # an unused NaN level: no row has it
+    else:
+        row = int(np.flatnonzero(nan)[0])
+    raise _located(f"column {name!r}, row {row} of the batch: missing value (NaN)", row)
 
 
 def _located(message: str, row: int) -> MissingDataError:

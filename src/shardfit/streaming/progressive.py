@@ -116,20 +116,23 @@ class Tracker:
 
     def _predict(
         self, X: sp.csr_matrix, y: np.ndarray, w: np.ndarray | None
-    ) -> tuple[np.ndarray, bool]:
+    ) -> tuple[np.ndarray, bool, np.ndarray | None]:
         """Learn every batch of the chunk; return each row's prediction before its batch.
 
-        Returns the predictions and whether they are probabilities (else decision values
-        or, for a regressor, predicted values).
+        Returns the predictions, whether they are probabilities (else decision values
+        or, for a regressor, predicted values), and for a classifier whether each row
+        is predicted positive, by the rule of its ``predict``: a decision value above 0
+        (a probability of exactly 0.5 is the negative class, as scikit-learn predicts).
         """
         est, rows = self.estimator, X.shape[0]
         extra: dict[str, Any] = {"classes": self.classes} if self.classifier else {}
         if _fast_path(est):
             weighted = {} if w is None else {"sample_weight": w}
             m = est.progressive_fit(X, y, batch_rows=self.batch_rows, **extra, **weighted)
+            said = m > 0 if self.classifier else None
             if self.classifier and hasattr(est, "predict_proba"):
-                return _sigmoid(m), True
-            return m, False
+                return _sigmoid(m), True, said
+            return m, False, said
         out = np.full(rows, np.nan)  # NaN: before anything was learned (not scored)
         proba = self.classifier and hasattr(est, "predict_proba")
         for start in range(0, rows, self.batch_rows):
@@ -151,7 +154,11 @@ class Tracker:
                 # partial_fit refuses one ("at least one non-zero number").
                 continue
             self._learned = True
-        return out, proba
+        if not self.classifier:
+            return out, proba, None
+        # The probability of the positive class exceeds 0.5 exactly where the decision
+        # value exceeds 0 (a tie is the first class in scikit-learn's predict).
+        return out, proba, out > (0.5 if proba else 0.0)
 
     def feed(self, X: sp.csr_matrix, y: np.ndarray, w: np.ndarray | None = None) -> None:
         """Learn the batches of a chunk (whole batches, except at the end of the stream).
@@ -162,7 +169,7 @@ class Tracker:
         rows = X.shape[0]
         if rows == 0:
             return
-        prediction, proba = self._predict(X, y, w)
+        prediction, proba, said = self._predict(X, y, w)
         ids = np.arange(rows) // self.batch_rows
         nb = int(ids[-1]) + 1
         sizes = np.bincount(ids, minlength=nb).astype(np.float64)
@@ -176,8 +183,13 @@ class Tracker:
             bench = np.repeat(before / counts, sizes.astype(np.int64))
         self._sum_y += float(sums.sum())
         self._count += float(totals.sum())
-        self._score(self.model, prediction, target, ids, nb, w, proba=proba)
-        self._score(self.bench, bench, target, ids, nb, w, proba=self.classifier, constant=True)
+        self._score(self.model, prediction, target, ids, nb, w, proba=proba, said=said)
+        # The benchmark predicts the positive class from a share of 0.5 up (the seed's
+        # null model).
+        self._score(
+            self.bench, bench, target, ids, nb, w, proba=self.classifier,
+            said=bench >= 0.5, constant=True,
+        )  # fmt: skip
         self.batch_sizes.append(sizes)
         self.batch_weights.append(totals)
         self.weighted = self.weighted or w is not None
@@ -194,9 +206,13 @@ class Tracker:
         w: np.ndarray | None,
         *,
         proba: bool,
+        said: np.ndarray | None = None,
         constant: bool = False,
     ) -> None:
-        """Add each batch's sums of the row metrics (times the row weights ``w``)."""
+        """Add each batch's sums of the row metrics (times the row weights ``w``).
+
+        ``said``: whether each row is predicted positive (a classifier's label).
+        """
         nan = np.full(nb, np.nan)
 
         def batch_sums(values: np.ndarray) -> np.ndarray:
@@ -212,11 +228,11 @@ class Tracker:
             loss = -(target * np.log(p) + (1 - target) * np.log1p(-p))
             sums.add("log_loss", batch_sums(loss))
             sums.add("squared_error", batch_sums((pred - target) ** 2))
-            hit = (pred >= 0.5) == (target == 1)
         else:
             sums.add("log_loss", nan)
             sums.add("squared_error", nan)
-            hit = (pred > 0) == (target == 1)
+        assert said is not None
+        hit = said == (target == 1)
         sums.add("accuracy", batch_sums(hit.astype(np.float64)))
         bounds = np.searchsorted(ids, np.arange(nb + 1))
         positive = target == 1

@@ -35,6 +35,7 @@ from shardfit.streaming.policy import next_checkpoint, plan_units, survivors
 from shardfit.streaming.progressive import (
     METRICS,
     Tracker,
+    applicable_scorings,
     check_scoring,
     default_scoring,
     summarize,
@@ -255,6 +256,18 @@ def search(
         )
     if not isinstance(drop, int | float) or not 0 <= drop < 1:
         raise ValueError(f"The 'drop' parameter of search must be in [0, 1). Got {drop!r}.")
+    for name, flag in (("resume", resume), ("allow_pickle", allow_pickle)):
+        # A string such as "false" (from a config file) is truthy: it would resume a
+        # search or unpickle models the caller meant to refuse.
+        if not isinstance(flag, bool | np.bool_):
+            raise ValueError(f"The {name!r} parameter of search must be a bool. Got {flag!r}.")
+    for name, count in (("n_iter", n_iter), ("unit_configs", unit_configs)):
+        if count is not None and (
+            isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1
+        ):
+            raise ValueError(
+                f"The {name!r} parameter of search must be an int >= 1. Got {count!r}."
+            )
     configs = expand(space, n_iter=n_iter, random_state=random_state)
     source = as_source(data)
     for config in configs:
@@ -263,7 +276,21 @@ def search(
         learner = build_learner(config.learner)
         if weights is not None:
             check_takes_weights(learner)
+        # Checks the classes for this learner now, not in a worker after the store's
+        # settings were written.
+        Tracker(learner, batch_rows=batch_rows, classes=classes)
     scoring = check_scoring(scoring or _common_scoring(configs))
+    for config in configs:
+        # A metric a learner cannot be scored by is NaN for every batch: its
+        # configurations would be stored unranked, as stream_fit refuses to do.
+        learner = build_learner(config.learner)
+        applicable = applicable_scorings(learner)
+        if scoring not in applicable:
+            raise ValueError(
+                f"scoring={scoring!r} does not apply to configuration {config.key} "
+                f"({type(learner).__name__} {config.learner}), which progressive validation "
+                f"scores by {', '.join(map(repr, applicable))}"
+            )
     min_rows, factor = _halving(halving, batch_rows)
     if units is not None and (isinstance(units, bool) or not isinstance(units, int) or units < 1):
         raise ValueError(f"The 'units' parameter of search must be an int >= 1. Got {units!r}.")

@@ -53,6 +53,21 @@ CREATE TABLE IF NOT EXISTS models (
 );
 """
 
+# The columns each table must have (a store written by another version of the schema,
+# or another program's database, is refused before anything is written to it).
+_COLUMNS_OF = {
+    "meta": ("name", "value"),
+    "results": (
+        "key", "params", "status", "score", "benchmark", "improvement", "scores",
+        "benchmark_scores", "rows", "seconds", "finished",
+    ),
+    "curves": ("key", "curve"),
+    "models": ("key", "format", "spec", "blob"),
+}  # fmt: skip
+# The store's format, kept in SQLite's ``user_version`` (0: written before it was set,
+# the same layout). A store of a later format is refused rather than misread.
+_FORMAT = 1
+
 # SQLite primary result codes meaning "no room to write".
 _SQLITE_FULL = 13
 _SQLITE_IOERR = 10
@@ -162,6 +177,8 @@ class ResultStore:
             raise StoreError(f"no results store at {self.path}")
         try:
             self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=60.0)
+            # Before any pragma that writes (WAL mode changes the file).
+            self._check_layout(create=create)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA busy_timeout=60000")
@@ -171,6 +188,7 @@ class ResultStore:
             if create:
                 # executescript would commit on its own; one statement at a time instead.
                 statements = [part for part in _SCHEMA.split(";") if part.strip()]
+                statements.append(f"PRAGMA user_version={_FORMAT}")
                 self._write(
                     lambda c: [c.execute(statement) for statement in statements],
                     what="create the tables",
@@ -183,6 +201,40 @@ class ResultStore:
             raise StoreError(f"cannot open the results store {self.path}: {error}") from error
 
     # --- plumbing --------------------------------------------------------------------
+
+    def _check_layout(self, *, create: bool) -> None:
+        """Refuse a file that is not a results store this version can read and write.
+
+        Another program's SQLite database would otherwise get the store's tables added
+        (and be switched to WAL mode); a store of another layout would fail only when
+        the first finished unit is saved, after its work was done.
+        """
+        conn = self._conn
+        names = [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        ours = [n for n in names if n in _COLUMNS_OF]
+        if names and not ours:
+            raise StoreError(
+                f"{self.path} is an SQLite database but not a shardfit results store (it has "
+                f"the table(s) {', '.join(sorted(names))}); choose another file for the store"
+            )
+        if not create and "results" not in names:
+            raise StoreError(f"{self.path} is not a shardfit results store (no results table)")
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > _FORMAT:
+            raise StoreError(
+                f"the results store {self.path} has format {version}, written by a newer "
+                f"shardfit; this version reads format {_FORMAT} (upgrade shardfit, or use "
+                "another store)"
+            )
+        for table in ours:
+            have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            lacking = [c for c in _COLUMNS_OF[table] if c not in have]
+            if lacking:
+                raise StoreError(
+                    f"the results store {self.path} has another layout: its table {table!r} "
+                    f"lacks the column(s) {', '.join(lacking)} (written by another version "
+                    "of shardfit?); use another store"
+                )
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
