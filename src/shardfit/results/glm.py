@@ -160,7 +160,8 @@ class GLMResults(CoefficientTable):
         with ``interval="confidence"`` their standard errors and intervals too.
 
         The offset (and exposure) columns of the fit are read from ``data`` and added
-        to the linear predictor; a fit on arrays takes ``offset=``/``exposure=`` arrays.
+        to the linear predictor; ``offset=``/``exposure=`` arrays stand in for them where
+        a DataFrame lacks them, and a fit on arrays takes them (0 and 1 if not given).
         See :func:`shardfit.results.glm_predict.predict_glm`.
         """
         from shardfit.results.glm_predict import predict_glm

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from shardfit.errors import DesignError
 from shardfit.models.links import Link
 from shardfit.results.predict import (
     StatsmodelsPredictionNames,
@@ -190,7 +191,9 @@ def predict_glm(
         For a fit on arrays (:func:`shardfit.GLM`) with an offset or exposure: one
         value per row of ``data``; left out, an offset of 0 and an exposure of 1, as
         in statsmodels. A formula fit reads its offset and exposure columns from
-        ``data``.
+        ``data``, or, where a DataFrame lacks them, from these arrays; data lacking
+        them with neither given raises :class:`~shardfit.errors.DesignError` naming
+        the column (it is not taken as 0 or 1).
 
     Returns
     -------
@@ -207,6 +210,7 @@ def predict_glm(
             f"GLM has no interval for a new observation). Got {interval!r} instead."
         )
     source, labels = _source(results, _with_offsets(results, data, offset, exposure))
+    _check_offset_columns(results.spec, source)
     model = _model(results, which, alpha)
     outputs: Outputs = interval or "mean"
     if out is not None:
@@ -256,6 +260,7 @@ def get_prediction_glm(
     """
     _check_options(which, unseen, alpha)
     source, labels = _source(results, _with_offsets(results, data, offset, exposure))
+    _check_offset_columns(results.spec, source)
     model = _model(results, "linear", alpha)
     values, rows, counts = predict_rows(
         model, "mean_se", unseen, source, data, labels, backend, workers
@@ -274,8 +279,10 @@ _ARRAY_COLUMNS = {"offset": "__offset__", "exposure": "__exposure__"}
 
 
 def _with_offsets(results: Any, data: Any, offset: Any, exposure: Any) -> Any:
-    """``data`` with the offset and exposure arrays of a fit on arrays as the columns
-    its design reads (0 and 1 where not given, as statsmodels' ``predict``)."""
+    """``data`` with the offset and exposure arrays given to predict as the columns the
+    fit's design reads: for a fit on arrays its internal columns (0 and 1 where not
+    given, as statsmodels' ``predict``); for a formula fit the offset and exposure
+    columns it was fitted with, where the new data lacks them."""
     spec = results.spec
     given = {"offset": offset, "exposure": exposure}
     internal = (
@@ -284,15 +291,7 @@ def _with_offsets(results: Any, data: Any, offset: Any, exposure: Any) -> Any:
         and any(getattr(spec, kind) == column for kind, column in _ARRAY_COLUMNS.items())
     )
     if not internal:
-        for kind, values in given.items():
-            if values is not None:
-                column = None if spec is None else getattr(spec, kind)
-                raise ValueError(
-                    f"predict's {kind}= is for a GLM fitted on arrays with one; this fit "
-                    + (f"reads its {kind} from the column {column!r} of the data"
-                       if column else f"has no {kind}")
-                )  # fmt: skip
-        return data
+        return _with_formula_offsets(spec, data, given)
     if isinstance(data, pd.DataFrame):
         frame = data.copy()
     elif isinstance(data, str | os.PathLike) or hasattr(data, "partitions"):
@@ -306,18 +305,68 @@ def _with_offsets(results: Any, data: Any, offset: Any, exposure: Any) -> Any:
     for kind, column in _ARRAY_COLUMNS.items():
         if getattr(spec, kind) != column:
             if given[kind] is not None:
-                raise ValueError(f"predict's {kind}= is given, but the fit had no {kind}")
+                raise ValueError(f"predict's {kind}= is given, but this fit has no {kind}")
             continue
         default = 0.0 if kind == "offset" else 1.0
         values = given[kind]
-        column_values = np.full(len(frame), default) if values is None else np.asarray(values)
-        if column_values.shape != (len(frame),):
-            raise ValueError(
-                f"predict's {kind}= needs one value per row ({len(frame)}); "
-                f"got shape {column_values.shape}"
-            )
-        frame[column] = column_values.astype(np.float64)
+        frame[column] = _per_row(
+            kind, np.full(len(frame), default) if values is None else values, len(frame)
+        )
     return frame
+
+
+def _per_row(kind: str, values: Any, rows: int) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    if array.shape != (rows,):
+        raise ValueError(
+            f"predict's {kind}= needs one value per row ({rows}); got shape {array.shape}"
+        )
+    return array
+
+
+def _with_formula_offsets(spec: Any, data: Any, given: dict[str, Any]) -> Any:
+    """A formula fit reads its offset and exposure from the data's columns; arrays
+    given as ``offset=``/``exposure=`` (statsmodels' way) stand in for absent ones."""
+    if all(values is None for values in given.values()):
+        return data
+    frame = None
+    for kind, values in given.items():
+        if values is None:
+            continue
+        column = None if spec is None else getattr(spec, kind)
+        if column is None:
+            raise ValueError(f"predict's {kind}= is given, but this fit has no {kind}")
+        if not isinstance(data, pd.DataFrame):
+            raise ValueError(
+                f"predict's {kind}= goes with a DataFrame; for other data put the {kind} "
+                f"in its column {column!r}, which this fit reads"
+            )
+        if column in data.columns:
+            raise ValueError(
+                f"predict's {kind}= is given, and the data has this fit's {kind} column "
+                f"{column!r} as well; give one of them"
+            )
+        frame = data.copy() if frame is None else frame
+        frame[column] = _per_row(kind, values, len(frame))
+    return data if frame is None else frame
+
+
+def _check_offset_columns(spec: Any, source: Any) -> None:
+    """Refuse, before any pass, new data that lacks the offset or exposure column of a
+    formula fit, naming it (the reader would only say "unknown column")."""
+    if spec is None or spec.formula is None:
+        return
+    for kind in ("offset", "exposure"):
+        column = getattr(spec, kind)
+        if column is not None and column not in source.columns:
+            unit = "np.zeros(len(data))" if kind == "offset" else "np.ones(len(data))"
+            raise DesignError(
+                f"this GLM was fitted with the {kind} column {column!r}, which "
+                f"{source.name} lacks. Add the column to the data, or pass predict's "
+                f"{kind}= one value per row of a DataFrame (as statsmodels' "
+                f"predict({kind}=...)); {kind}={unit} predicts at "
+                + ("no offset" if kind == "offset" else "a unit exposure")
+            )
 
 
 def _model(results: Any, which: Which, alpha: float) -> GLMPredictionModel:

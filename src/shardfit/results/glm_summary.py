@@ -52,6 +52,7 @@ def glm_summary(results: Any, *, alpha: float = 0.05) -> Summary:
         ("No. Iterations:", f"{results.iterations}"),
         ("Rows read:", f"{results.rows_read:,}"),
         ("Rows dropped:", f"{dropped:,}"),
+        ("Rows skipped:", f"{results.rows_skipped:,}"),  # as the linear summary's header
         ("Covariance Type:", results.cov_type),
     ]
     if results.n_groups is not None:

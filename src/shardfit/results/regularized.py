@@ -50,6 +50,26 @@ class PredictTask:
         return chunk.row_index, eta, chunk.rows_read
 
 
+def _with_offsets(eta: np.ndarray, spec: Any, exog: Any, offset: Any, exposure: Any) -> np.ndarray:
+    """``eta + offset + log(exposure)`` for a design matrix, as statsmodels' GLM
+    ``predict(exog, offset=..., exposure=...)``; a formula fit reads them from the data."""
+    if offset is None and exposure is None:
+        return eta
+    if spec is not None and not isinstance(exog, np.ndarray | list):
+        raise ValueError(
+            "offset= and exposure= go with a design matrix; a formula fit reads "
+            "them from the new data's columns"
+        )
+    for name, values in (("offset", offset), ("exposure", exposure)):
+        if values is None:
+            continue
+        values = np.asarray(values, dtype=np.float64)
+        if values.ndim and values.shape != eta.shape:
+            raise ValueError(f"{name} has shape {values.shape}; exog has {eta.size} rows")
+        eta = eta + (values if name == "offset" else np.log(values))
+    return eta
+
+
 def _inverse_link(family: str | None, link: str | None) -> Any:
     if family is None or (family == "gaussian" and link in (None, "identity")):
         return None
@@ -201,19 +221,7 @@ class DistributedResults:
                 "linear=True for the linear predictor X @ params"
             )
         eta = _linear_predictor(self.spec, self.params_array, 0.0, exog, backend, unseen)
-        if offset is not None or exposure is not None:
-            if self.spec is not None and not isinstance(exog, np.ndarray | list):
-                raise ValueError(
-                    "offset= and exposure= go with a design matrix; a formula fit reads "
-                    "them from the new data's columns"
-                )
-            for name, values in (("offset", offset), ("exposure", exposure)):
-                if values is None:
-                    continue
-                values = np.asarray(values, dtype=np.float64)
-                if values.ndim and values.shape != eta.shape:
-                    raise ValueError(f"{name} has shape {values.shape}; exog has {eta.size} rows")
-                eta = eta + (values if name == "offset" else np.log(values))
+        eta = _with_offsets(eta, self.spec, exog, offset, exposure)
         inverse = _inverse_link(self.family, self.link)
         return eta if linear or inverse is None else inverse(eta)
 
@@ -413,10 +421,33 @@ class ElasticNetResults:
         return float(np.max(self.alphas[within]))
 
     def predict(
-        self, data: Any, *, linear: bool = False, backend: Any = None, unseen: str = "raise"
+        self,
+        data: Any,
+        *,
+        linear: bool = False,
+        backend: Any = None,
+        unseen: str = "raise",
+        offset: Any = None,
+        exposure: Any = None,
     ) -> np.ndarray:
-        """Predictions for new data (formula fits) or a design matrix without intercept;
-        ``unseen="zero"`` encodes a categorical level the fit never saw as zeros."""
+        """Predictions for new data (formula fits) or a design matrix without intercept.
+
+        Parameters
+        ----------
+        data : array_like, or data (path, DataFrame, Source) for formula fits
+            The penalized columns (no intercept), or new data encoded with the fit's
+            design.
+        linear : bool
+            Return the linear predictor (plus any offset) rather than the mean.
+        backend
+            Where formula data is encoded (default ``"serial"``).
+        unseen : {"raise", "zero"}
+            A categorical level the fit never saw raises, or is encoded as zeros.
+        offset, exposure : array_like, optional
+            For a design matrix, as statsmodels' GLM ``predict(exog, offset=...,
+            exposure=...)``: ``offset + log(exposure)`` joins the linear predictor.
+            Formula fits read them from the data's columns.
+        """
         # A matrix (array or list of rows) holds the penalized columns, no intercept.
         if self.spec is not None and not isinstance(data, np.ndarray | list):
             full = self.params.to_numpy() if self.intercept_name is not None else self.coef_array
@@ -425,6 +456,7 @@ class ElasticNetResults:
             )
         else:
             eta = _linear_predictor(None, self.coef_array, self.intercept, data, backend)
+        eta = _with_offsets(eta, self.spec, data, offset, exposure)
         inverse = _inverse_link(self.family, self.link)
         return eta if linear or inverse is None else inverse(eta)
 
