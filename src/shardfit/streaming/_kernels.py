@@ -25,6 +25,8 @@ proportion to its frequency and converge to another objective). The rows that sk
 coordinate are charged lazily, when it is next touched or read (``last_i`` holds the
 row it was last charged at): with its step ``s`` frozen at its last update, the ``k``
 penalty-only steps ``w <- S(w (1 - s λ2), s λ1)`` have a closed form (:func:`_catch_up`).
+An explicit zero entry of a row is such a row for its coordinate, exactly as an absent
+one: a zero feature has no loss gradient, so ``n_i`` does not change.
 
 The intercept is the last coordinate, with feature value 1 and no penalty. Losses
 (``loss`` code): 0 logistic on y in {0, 1}; 1 squared; 2 hinge on y in {-1, +1}.
@@ -206,6 +208,12 @@ def train(
             l1 = alpha * l1_ratio
             l2 = alpha * (1.0 - l1_ratio)
             for k in range(lo, hi):
+                if data[k] == 0.0:
+                    # An explicit zero (a numeric 0, or colliding terms that cancel) has
+                    # no loss gradient: it is an absent entry, charged only the penalty,
+                    # lazily, with n_j left as it is. Updating it here would add the L2
+                    # part of the penalty to n_j and shrink its later steps.
+                    continue
                 j = indices[k]
                 if last[j] < t - 1.0:  # charge the rows since j was last touched
                     a[j] = _catch_up(a[j], n[j], t - 1.0 - last[j], l1, l2, eta, beta)
@@ -216,6 +224,8 @@ def train(
             if weighted:
                 g *= sw[r]
             for k in range(lo, hi):
+                if data[k] == 0.0:
+                    continue  # as absent (see above)
                 j = indices[k]
                 last[j] = t
                 gi = g * data[k] + l2 * a[j]

@@ -256,7 +256,9 @@ class HashingFeaturizer(TransformerMixin, BaseEstimator):
                 out.append(Term(factors, tuple(sorted(set(chosen)))))
         return out
 
-    def term_indices(self, levels: Mapping[str, str] | None = None) -> dict[str, tuple[int, int]]:
+    def term_indices(
+        self, levels: Mapping[str, str] | None = None, *, data: Any = None
+    ) -> dict[str, tuple[int, int]]:
         """Column index and sign of each term, for reading learned weights.
 
         Parameters
@@ -264,6 +266,12 @@ class HashingFeaturizer(TransformerMixin, BaseEstimator):
         levels : mapping of str to str, optional
             For categorical columns, the level to look up (``{"g": "a"}``); terms with a
             categorical column not named here are left out.
+        data : pyarrow.Table, pyarrow.Schema, pandas.DataFrame or mapping, optional
+            A batch of the data (or its schema): which columns are categorical is read
+            from it as :meth:`transform` reads it. Without it only the columns in
+            ``categorical`` and in ``levels`` are known to be categorical, and the others
+            are taken as numeric: pass ``data`` when a string, boolean or dictionary
+            column is left out of ``levels``, so that its terms are left out too.
 
         Returns
         -------
@@ -271,8 +279,15 @@ class HashingFeaturizer(TransformerMixin, BaseEstimator):
             Term name (levels written ``g=a``) -> (output column, sign ±1).
         """
         levels = dict(levels or {})
+        known = [*levels, *(self.categorical or ())]
+        if data is not None:
+            self._validate()
+            table = data.empty_table() if isinstance(data, pa.Schema) else _as_table(data)
+            # A categorical column outside ``levels`` must not pass for a numeric term
+            # (``g`` and ``g^2`` would be looked up where no level's entry lies).
+            known += [name for name, cat in self._kinds(table).items() if cat]
         result = {}
-        for term in self.terms(categorical=[*levels, *(self.categorical or ())]):
+        for term in self.terms(categorical=known):
             if any(c not in levels for c in term.categorical):
                 continue
             tokens = [f"{f}={levels[f]}" if f in levels else f for f in term.factors]

@@ -19,6 +19,7 @@ halving that is killed resumes by restarting the configurations not yet recorded
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +119,39 @@ def _record(
     )
 
 
+# Settings a store may lack because older versions did not record them, and the value
+# those versions always ran with: a missing one is compared as that value (a store from
+# before sample weights was unweighted). A missing setting with no such value (older
+# versions halved without recording it) cannot be checked: the search resumes, warns,
+# and records it from then on.
+_IMPLIED_WHEN_MISSING: dict[str, Any] = {"weights": None}
+
+
+def _canonical_classes(classes: Any) -> list[Any]:
+    """The two labels as the learners take them: sorted, ``None`` as ``[0, 1]``.
+
+    Progressive validation's default is ``[0, 1]`` and every learner sorts its labels
+    (the larger is the positive class), so ``None``, ``[0, 1]`` and ``[1, 0]`` fit and
+    score the same models and must not make a resumed search refuse its own store.
+    """
+    return np.unique(np.asarray([0, 1] if classes is None else classes)).tolist()
+
+
+def _canonical_halving(halving: Mapping[str, int] | None) -> dict[str, int] | None:
+    """Halving with its default factor filled in (``None``: no halving)."""
+    if halving is None:
+        return None
+    return {"min_rows": int(halving["min_rows"]), "factor": int(halving.get("factor", 2))}
+
+
+def _canonical_setting(name: str, value: Any) -> Any:
+    if name == "classes":
+        return _canonical_classes(value)
+    if name == "halving" and isinstance(value, Mapping):
+        return _canonical_halving(value)
+    return value
+
+
 def _check_settings(store: ResultStore, settings: dict[str, Any], resume: bool) -> None:
     old = store.meta()
     if old and len(store) and not resume:
@@ -125,13 +159,27 @@ def _check_settings(store: ResultStore, settings: dict[str, Any], resume: bool) 
             f"the results store {store.path} already holds {len(store)} configuration(s); pass "
             "resume=True to continue that search, or choose another store"
         )
-    differing = [k for k, v in settings.items() if k in old and old[k] != v]
-    if differing and len(store):
+    if not old or not len(store):
+        return
+    recorded = {k: _canonical_setting(k, v) for k, v in old.items()}
+    for name, value in _IMPLIED_WHEN_MISSING.items():
+        recorded.setdefault(name, value)
+    differing = [k for k, v in settings.items() if k in recorded and recorded[k] != v]
+    if differing:
         name = differing[0]
         raise StoreError(
             f"the results store {store.path} was written by a search with {name}="
-            f"{old[name]!r}, not {settings[name]!r}; resuming would mix incomparable "
+            f"{recorded[name]!r}, not {settings[name]!r}; resuming would mix incomparable "
             "scores. Use another store (or the same settings)."
+        )
+    unchecked = [k for k in settings if k not in recorded]
+    if unchecked:
+        warnings.warn(
+            f"the results store {store.path} was written by an older version that did not "
+            f"record {', '.join(unchecked)}; resuming without checking that this search "
+            "uses the same (recorded from now on)",
+            UserWarning,
+            stacklevel=3,
         )
 
 
@@ -229,8 +277,14 @@ def search(
     random_state : int, default 0
         Seeds those draws.
     resume : bool, default True
-        Skip the configurations already in the store (refusing a store written with other
-        data or settings); with ``False`` a non-empty store is an error.
+        Skip the configurations already in the store; with ``False`` a non-empty store is
+        an error. A store written with other data or settings (``target``, ``weights``,
+        ``batch_rows``, ``drop``, ``scoring``, ``classes``, ``halving``) is refused.
+        Settings are compared as the learners use them: ``classes=None`` is ``[0, 1]``
+        and the labels' order does not matter; halving's ``factor`` defaults to 2. A
+        setting that an older version did not record is compared with the value that
+        version always used (no ``weights``); where there is none (``halving``) the
+        search resumes with a warning and records it.
     allow_pickle : bool, default False
         Store learners outside the pickle-free list (see :mod:`shardfit.streaming.persist`)
         as pickles.
@@ -301,7 +355,8 @@ def search(
         "batch_rows": batch_rows,
         "drop": float(drop),
         "scoring": scoring,
-        "classes": None if classes is None else np.asarray(classes).tolist(),
+        "classes": _canonical_classes(classes),
+        "halving": _canonical_halving(halving),
     }
     with open_store(store, create=True, max_bytes=max_store_bytes) as db:
         _check_settings(db, settings, resume)

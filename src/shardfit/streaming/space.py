@@ -10,7 +10,9 @@ stable key: a hash of both as canonical JSON. A space is written as::
 A list is a choice, a scalar is fixed (``columns`` and ``categorical`` take a list of
 names as one value, so their choices are lists of lists), and anything with an ``rvs``
 method (a ``scipy.stats`` distribution) is sampled: then ``n_iter`` configurations are
-drawn. A list of such dicts is the union of their configurations.
+drawn. ``n_iter`` with lists alone draws that many distinct grid points (without
+replacement, as scikit-learn's ``ParameterSampler``). A list of such dicts is the union
+of their configurations.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -151,6 +155,39 @@ def _choices(section: str, key: str, value: Any) -> tuple[list[Any] | None, Any]
     return [value], None
 
 
+def _sample_grid(
+    axes: list[tuple[str, str, list[Any] | None, Any]], n_iter: int, rng: np.random.Generator
+) -> list[Config]:
+    """``n_iter`` distinct grid points, drawn without replacement (as ``ParameterSampler``).
+
+    Drawing each list independently would repeat configurations, which then collapse
+    into one: fewer than ``n_iter`` would run, silently. A grid smaller than ``n_iter``
+    is run whole, with scikit-learn's warning.
+    """
+    sizes = [len(choices) for _, _, choices, _ in axes]  # type: ignore[arg-type]
+    total = math.prod(sizes)
+    if total < n_iter:
+        warnings.warn(
+            f"The total space of parameters {total} is smaller than n_iter={n_iter}. "
+            f"Running {total} iterations. For exhaustive searches, leave n_iter unset.",
+            UserWarning,
+            stacklevel=4,
+        )
+        n_iter = total
+    configs = []
+    for flat in rng.choice(total, size=n_iter, replace=False):
+        # The grid point of index ``flat`` in itertools.product's order (the last axis
+        # varies fastest), without building the grid.
+        parts: dict[str, dict[str, Any]] = {s: {} for s in _SECTIONS}
+        rest = int(flat)
+        for (section, key, choices, _), size in zip(reversed(axes), reversed(sizes)):
+            rest, pick = divmod(rest, size)
+            assert choices is not None
+            parts[section][key] = _canonical(choices[pick])
+        configs.append(Config(parts["featurizer"], parts["learner"]))
+    return configs
+
+
 def _expand_one(
     space: Mapping[str, Any], n_iter: int | None, rng: np.random.Generator
 ) -> list[Config]:
@@ -178,6 +215,8 @@ def _expand_one(
         return configs
     if n_iter is None:
         raise ValueError("a search space with distributions needs n_iter (how many to draw)")
+    if not sampled:
+        return _sample_grid(axes, n_iter, rng)
     for _ in range(n_iter):
         parts = {s: {} for s in _SECTIONS}
         for section, key, choices, dist in axes:
@@ -204,7 +243,11 @@ def expand(
     space : mapping or list of mappings
         See the module notes.
     n_iter : int, optional
-        With distributions: how many configurations to draw (per mapping).
+        How many configurations to draw (per mapping). With distributions, each list is
+        drawn from independently (with replacement); a mapping made only of lists is a
+        grid, whose points are drawn without replacement, as scikit-learn's
+        ``ParameterSampler`` does: ``n_iter`` distinct configurations, or the whole grid
+        with a warning when it has fewer.
     random_state : int, default 0
         Seeds the draws.
 
