@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from typing import Any, TextIO
 
 from shardfit.errors import ShardfitError
 
@@ -38,18 +40,54 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StdoutClosed(Exception):
+    """The reader of standard output went away (``shardfit fit ... | head``). Not an
+    ``OSError``, so the commands' handlers of file errors let it through."""
+
+
+class _Stdout:
+    """Standard output whose broken pipe raises :class:`_StdoutClosed`."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError as error:
+            raise _StdoutClosed from error
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError as error:
+            raise _StdoutClosed from error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _build_parser()
     args = parser.parse_args(argv)
+    stdout = sys.stdout
+    sys.stdout = _Stdout(stdout)  # type: ignore[assignment]
     try:
         return int(args.run(args) or 0)
+    except _StdoutClosed:
+        # As a Unix tool killed by SIGPIPE: no message, status 128 + 13. Output still
+        # buffered would fail again at exit: point the descriptor at /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
+        return 141
     except ShardfitError as error:
         print(f"shardfit {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"shardfit {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":  # pragma: no cover
