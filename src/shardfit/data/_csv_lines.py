@@ -149,14 +149,21 @@ def split_first_line(buf: bytes | bytearray | memoryview) -> tuple[bytes, int]:
 
 
 def record_spans(
-    buf: bytes | bytearray | memoryview, *, quote_char: str | None, newlines_in_values: bool
+    buf: bytes | bytearray | memoryview,
+    *,
+    quote_char: str | None,
+    newlines_in_values: bool,
+    delimiter: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Start, end and 0-based physical line of every non-empty record in ``buf``.
 
     Ends exclude the terminator (``\\n`` or ``\\r\\n``). Empty lines are dropped, as
     pyarrow drops them. With ``newlines_in_values``, a newline ends a record only
     outside quotes (an even number of quote characters before it), which is exact for
-    the doubled-quote escaping that CSV uses.
+    the doubled-quote escaping that CSV uses when quotes appear only in quoted fields.
+    Given the ``delimiter``, the records are found as pyarrow's parser finds them,
+    where a quote inside an unquoted field (``5'3"``) is a literal (slower: a regular
+    expression, one match per record).
     """
     arr = np.frombuffer(buf, dtype=np.uint8)
     if arr.size == 0:
@@ -164,7 +171,11 @@ def record_spans(
         return empty, empty, empty
     newlines = np.flatnonzero(arr == 0x0A)
     terminators = newlines
-    if newlines_in_values and quote_char is not None:
+    if newlines_in_values and quote_char is not None and delimiter is not None:
+        ends_found = [m.end() - 1 for m in _record_pattern(quote_char, delimiter).finditer(buf)]
+        found = np.asarray(ends_found, dtype=np.int64)
+        terminators = found[(found < arr.size) & (arr[np.minimum(found, arr.size - 1)] == 0x0A)]
+    elif newlines_in_values and quote_char is not None:
         quotes = np.flatnonzero(arr == ord(quote_char))
         terminators = newlines[np.searchsorted(quotes, newlines) % 2 == 0]
     starts = np.concatenate(([0], terminators + 1))
@@ -177,6 +188,16 @@ def record_spans(
         lines = np.arange(starts.size)
     keep = ends > starts
     return starts[keep], ends[keep], lines[keep]
+
+
+def _record_pattern(quote_char: str, delimiter: str) -> re.Pattern[bytes]:
+    """One CSV record and its newline, as pyarrow parses it: a field that starts with
+    a quote runs to the closing quote (a doubled quote is literal), then to the
+    delimiter; any other field runs to the delimiter, its quotes literal."""
+    q, d = re.escape(quote_char.encode()), re.escape(delimiter.encode())
+    field = rb"(?:" + q + rb"(?:[^" + q + rb"]|" + q + q + rb")*" + q + rb"[^" + d + rb"\n]*"
+    field += rb"|[^" + d + rb"\n]*)"
+    return re.compile(field + rb"(?:" + d + field + rb")*(?:\n|\Z)")
 
 
 def parse_csv(
@@ -270,6 +291,17 @@ def diagnose(
         handler=collect,
         serial=True,
     ).num_rows
+
+    def matches(starts: np.ndarray) -> bool:
+        bad = sum(1 for k in field_bad if 0 <= k < starts.size)
+        return starts.size - bad == counted and counted + len(field_bad) == starts.size
+
+    if not matches(starts) and options.newlines_in_values and options.quote_char is not None:
+        # Quote parity miscounts records where a quote is a literal inside an unquoted
+        # field (5'3"); find them as pyarrow does (slower, so only now).
+        starts, ends, offsets = record_spans(
+            buf, quote_char=options.quote_char, newlines_in_values=True, delimiter=options.delimiter
+        )
     is_bad = np.zeros(starts.size, dtype=bool)
     is_bad[[k for k in field_bad if 0 <= k < starts.size]] = True
     good = np.flatnonzero(~is_bad)
@@ -503,8 +535,13 @@ def header_names(line: bytes, options: CsvOptions, shown: str) -> tuple[str, ...
         delimiter=options.delimiter,
         quote_char=options.quote_char if options.quote_char is not None else False,
     )
+    # A block that holds the whole line: pyarrow's default (1 MiB) cut a wide header
+    # (100,000 columns) and found no names in it.
+    read_options = pacsv.ReadOptions(block_size=len(line) + 2)
     try:
-        table = pacsv.read_csv(pa.BufferReader(line + b"\n"), parse_options=parse_options)
+        table = pacsv.read_csv(
+            pa.BufferReader(line + b"\n"), read_options=read_options, parse_options=parse_options
+        )
     except pa.ArrowInvalid as e:
         raise ReadError(f"Cannot read the header line of {shown}: {e}") from e
     names = tuple(table.column_names)

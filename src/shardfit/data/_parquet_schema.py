@@ -170,7 +170,7 @@ def conform(
         if column.type == target:
             continue
         try:
-            cast = column.cast(target, safe=True)
+            cast = _safe_cast(column, target)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as error:
             raise ReadError(
                 f"column {name!r} of {where} is {column.type}, and its values do not all "
@@ -179,3 +179,18 @@ def conform(
             ) from error
         table = table.set_column(index, table.field(index).with_type(target), cast)
     return table
+
+
+def _safe_cast(column: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:
+    """``column.cast(target, safe=True)``, integers to decimals included.
+
+    pyarrow unifies int64 and decimal128(5, 2) to decimal128(20, 2), then refuses to
+    cast any int64 to it (it wants precision 21 whatever the values). Through a
+    decimal wide enough for every integer, the cast down to ``target`` checks each
+    value instead: 3 becomes 3.00, and only a value with too many digits fails.
+    """
+    if pa.types.is_integer(column.type) and pa.types.is_decimal(target):
+        scale = target.scale
+        wide = pa.decimal128(38, scale) if 0 <= scale <= 18 else pa.decimal256(76, scale)
+        return column.cast(wide, safe=True).cast(target, safe=True)
+    return column.cast(target, safe=True)

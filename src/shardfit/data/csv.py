@@ -34,6 +34,8 @@ DEFAULT_PARTITION_BYTES = 64 << 20
 _SAMPLE_BYTES = 1 << 20
 _MAX_SAMPLE_BYTES = 64 << 20
 _MAX_EXAMPLES = 5
+_DEFAULT_BLOCK_BYTES = pacsv.ReadOptions().block_size
+_MAX_BLOCK_BYTES = 2**31 - 1
 
 
 def read_csv(
@@ -87,8 +89,8 @@ def read_csv(
         the line and count it in :attr:`ReadResult.skipped_rows`. With ``"skip"``
         every column is parsed, so the rows kept do not depend on the columns read.
     block_size : int, optional
-        pyarrow's parsing block size in bytes (default 1 MiB); raise it for lines
-        longer than that.
+        pyarrow's parsing block size in bytes (default 1 MiB). A partition with a
+        longer line is parsed again with a block twice its longest line.
 
     Returns
     -------
@@ -219,6 +221,13 @@ class CsvPartition(Partition):
         except OSError as e:
             raise ReadError(f"Cannot read partition {self.key} (file {self.display}): {e}") from e
         except pa.ArrowInvalid as e:
+            wider = self._block_for_long_lines(data, e)
+            if wider is not None:
+                # A line longer than pyarrow's block (1 MiB by default): read the
+                # partition again with a block that holds its longest record, as pandas
+                # reads any line length (no block_size option on the command line).
+                options = replace(self.options, block_size=wider)
+                return replace(self, options=options)._read(columns, want_lines=want_lines)
             diagnosis = self._diagnose(data, types, parsed, first_only=not skip, error=e)
             if not skip:
                 raise self._first_problem(diagnosis, e, data) from e
@@ -289,6 +298,29 @@ class CsvPartition(Partition):
             return pa.input_stream(self.path, compression=compression)
 
         return _Data(None, lambda: first_line, self.size, stream, int(header), load_all)
+
+    def _block_for_long_lines(self, data: _Data, error: Exception) -> int | None:
+        """A block size holding the partition's longest record, when ``error`` is
+        pyarrow's "straddling object straddles two block boundaries" and the current
+        block is smaller than that; ``None`` otherwise (then the error stands)."""
+        if "straddl" not in str(error):
+            return None
+        try:
+            buf = data.buffer()
+        except (pa.ArrowException, OSError):
+            return None
+        starts, ends, _ = lines.record_spans(
+            buf,
+            quote_char=self.options.quote_char,
+            newlines_in_values=self.options.newlines_in_values,
+            delimiter=self.options.delimiter,
+        )
+        longest = int((ends - starts).max()) if starts.size else 0
+        current = self.options.block_size or _DEFAULT_BLOCK_BYTES
+        # Twice the longest record (with its terminator) leaves a whole record in every
+        # block wherever pyarrow cuts; pyarrow's block size is a 32-bit int.
+        wider = min(max(2 * (longest + 2), current), _MAX_BLOCK_BYTES)
+        return wider if wider > current else None
 
     def _check_header(self, first: bytes) -> None:
         expected = self.options.header_names

@@ -70,6 +70,9 @@ class DaskPartition(Partition):
         with reading(self.key, f"piece {self.index} of {self.label}"):
             value = self.task.compute(scheduler="sync")
             if hasattr(value, "columns"):
+                # The schema names columns as Arrow does, by their labels as text: an
+                # unnamed Series (column 0) or pd.DataFrame(array) has integer labels.
+                value = value.set_axis([str(c) for c in value.columns], axis="columns")
                 table = pandas_to_arrow(value[wanted], schema)
             else:
                 block = value if value.ndim == 2 else value[:, np.newaxis]

@@ -143,9 +143,11 @@ class HdfStorePartition(Partition):
         wanted = list(check_columns(columns, self.columns, where=f"partition {self.key}"))
         schema = pa.schema([self.schema.field(c) for c in wanted])
         with reading(self.key, f"file {self.path}, {self.node}"):
-            frame = pd.read_hdf(
-                self.path, self.node, start=self.start, stop=self.stop, columns=wanted
-            )
+            # All columns, then by their names as text: a frame's labels may be integers
+            # (pd.DataFrame(array)), which columns=wanted would not find. pandas reads
+            # whole rows of a table anyway, whatever columns it is given.
+            frame = pd.read_hdf(self.path, self.node, start=self.start, stop=self.stop)
+            frame.columns = [str(c) for c in frame.columns]
             table = pandas_to_arrow(frame[wanted], schema)
         return ReadResult(table, nbytes=table.nbytes)
 
@@ -227,9 +229,14 @@ def _target(f: h5py.File, key: str, label: str) -> Any:
         raise _missing(label, f, f"no key {key!r}")
     obj = f[key]
     if key == "/" and not any(_is_column(obj.get(n)) for n in obj):
-        tables = [t for t in _walk(f) if _is_table(t)]
+        found = _walk(f)
+        tables = [t for t in found if _is_table(t)]
         if len(tables) == 1:
             return tables[0]
+        # The file's only object is a pandas one that cannot be read (format="fixed"):
+        # name it, and why, rather than say that the root holds no columns.
+        if not tables and len(found) == 1 and _pandas_type(found[0]):
+            return found[0]
     return obj
 
 
@@ -385,7 +392,16 @@ def _plan_store(
     table = group["table"]
     with reading(where, f"file {full}"):
         empty = pd.read_hdf(full, group.name, start=0, stop=0)
-    chosen = check_columns(columns, [str(c) for c in empty.columns], where=where)
+    # Columns are named by their labels as text (integer labels of pd.DataFrame(array)
+    # become "0", "1", ...), so labels must stay distinct as text.
+    labels = [str(c) for c in empty.columns]
+    if len(set(labels)) != len(labels):
+        raise ReadError(
+            f"the columns of the pandas table {where} are not distinct as text: "
+            f"{list(empty.columns)!r}; rename them before writing the table"
+        )
+    empty.columns = labels
+    chosen = check_columns(columns, labels, where=where)
     schema = pandas_schema(empty[list(chosen)])
     rows = partition_size(
         partition_rows,
