@@ -121,7 +121,7 @@ class FinalTask:
         if self.cov_type == "cluster":
             # Cluster ids may be text: read them with the design (not cached).
             chunk = encode_partition(self.spec, partition, missing=self.missing, structured=True)
-            _check_chunk(chunk, family, partition)
+            _check_chunk(chunk, family, partition, self.spec)
             if self.groups is None:
                 raise ShardfitError("cluster covariance needs groups")
             groups = chunk.extras[self.groups]

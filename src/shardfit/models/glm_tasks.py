@@ -187,10 +187,15 @@ def _block(arrays: dict[str, np.ndarray]) -> _Block:
     )
 
 
-def _check_chunk(chunk: DesignChunk, family: Family, partition: Partition) -> None:
+def _check_chunk(
+    chunk: DesignChunk, family: Family, partition: Partition, spec: DesignSpec | None = None
+) -> None:
     """Raise on a response outside the family's support, a non-positive weight, or a
-    non-finite offset, naming the partition, the row and the value."""
+    non-finite offset, naming the partition, the row, the column (given ``spec``) and
+    the value."""
     assert chunk.y is not None
+    weights = getattr(spec, "weights", None)
+    exposure = getattr(spec, "exposure", None)
 
     def where(position: int) -> str:
         row = int(chunk.row_index[position])
@@ -209,16 +214,29 @@ def _check_chunk(chunk: DesignChunk, family: Family, partition: Partition) -> No
         if nonpositive.any():
             i = int(np.flatnonzero(nonpositive)[0])
             raise DesignError(
-                f"non-positive weight in {where(i)}: {float(chunk.weights[i])!r}; GLM weights "
+                f"non-positive weight in {where(i)}"
+                + (f", column {weights!r}" if weights is not None else "")
+                + f": {float(chunk.weights[i])!r}; GLM weights "
                 "(statsmodels' var_weights) must be > 0 (drop such rows before fitting)"
             )
     if chunk.offset is not None:
         nonfinite = ~np.isfinite(chunk.offset)
         if nonfinite.any():
             i = int(np.flatnonzero(nonfinite)[0])
+            detail = ""
+            if exposure is not None:
+                # Non-finite offsets and exposures were dropped as missing, so this is
+                # log(exposure) of an exposure <= 0: name the column and its value (the
+                # offset's nan or -inf alone does not say what is wrong).
+                try:
+                    row = int(chunk.row_index[i])
+                    value = partition.read([exposure]).table.column(exposure)[row].as_py()
+                    detail = f" (column {exposure!r} holds {value!r}; exposures must be > 0)"
+                except Exception:  # the error stands without the value
+                    detail = f" (column {exposure!r}: exposures must be > 0)"
             raise DesignError(
                 f"non-finite offset (or non-positive exposure) in {where(i)}: "
-                f"{float(chunk.offset[i])!r}"
+                f"{float(chunk.offset[i])!r}{detail}"
             )
 
 
@@ -231,7 +249,7 @@ def _cached_arrays(
 ) -> dict[str, np.ndarray]:
     def compute() -> dict[str, np.ndarray]:
         chunk = encode_partition(spec, partition, missing=missing, structured=True)
-        _check_chunk(chunk, family, partition)
+        _check_chunk(chunk, family, partition, spec)
         return _to_arrays(chunk, spec)
 
     if cache is None:
