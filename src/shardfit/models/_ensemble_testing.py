@@ -19,6 +19,7 @@ __all__ = [
     "FailingRegressor",
     "InterruptingRegressor",
     "KillingRegressor",
+    "PidRegressor",
     "ProbeRegressor",
     "SleepingRegressor",
 ]
@@ -104,3 +105,14 @@ class SleepingRegressor(RegressorMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         return np.full(np.asarray(X).shape[0], self.mean_)
+
+
+class PidRegressor(RegressorMixin, BaseEstimator):
+    """Predicts the id of the process that predicts: shows where prediction ran."""
+
+    def fit(self, X: Any, y: Any) -> PidRegressor:
+        self.n_features_in_ = np.asarray(X).shape[1]
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.full(np.asarray(X).shape[0], float(os.getpid()))

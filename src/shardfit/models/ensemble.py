@@ -12,6 +12,7 @@ Every (estimator, fold) fit of a layer is one job of one engine pass
 to a private directory and memory-mapped read-only by the workers, and that
 directory is always removed. The folds are drawn once, on the driver, so results do
 not depend on the backend or the number of workers.
+Prediction from a large ``X`` runs on the same backend, in blocks of rows.
 
 With one layer, the numbers are those of scikit-learn's ``StackingClassifier`` /
 ``StackingRegressor`` given the same ``cv`` splitter, final estimator and stack
@@ -34,8 +35,16 @@ from sklearn.model_selection import KFold, StratifiedKFold, check_cv
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, has_fit_parameter
 
+from shardfit.engine.blas import single_threaded_blas
 from shardfit.engine.session import session
-from shardfit.models.ensemble_jobs import SharedArrays, run_layer
+from shardfit.models.ensemble_jobs import (
+    SharedArrays,
+    StackTransform,
+    output_columns,
+    row_blocks,
+    run_layer,
+    run_transform,
+)
 
 __all__ = ["StackingEnsembleClassifier", "StackingEnsembleRegressor"]
 
@@ -84,10 +93,34 @@ def _as_matrix(X: Any) -> np.ndarray:
     try:
         matrix = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"X must be a 2-D array of numbers: {error}") from error
+        where = _first_non_number(X)
+        raise ValueError(f"X must be a 2-D array of numbers{where}: {error}") from error
     if matrix.ndim != 2 or matrix.shape[0] == 0 or matrix.shape[1] == 0:
         raise ValueError(f"X must be a non-empty 2-D array. Got shape {matrix.shape}.")
     return matrix
+
+
+def _first_non_number(X: Any) -> str:
+    """Where the first value that is not a number is (``" (column 'b', row 3)"``), for
+    the error message; empty when it cannot be told. Only runs on that error."""
+    columns = getattr(X, "columns", None)
+    if columns is not None and hasattr(X, "iloc"):
+        named = [(repr(name), X.iloc[:, j]) for j, name in enumerate(columns)]
+    else:
+        try:
+            array = np.asarray(X, dtype=object)
+        except (TypeError, ValueError):
+            return ""
+        if array.ndim != 2:
+            return ""
+        named = [(str(j), array[:, j]) for j in range(array.shape[1])]
+    for name, column in named:
+        for row, value in enumerate(column):
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                return f" (column {name}, row {row}: {value!r})"
+    return ""
 
 
 def _sample_weight(
@@ -125,17 +158,6 @@ def _feature_names(X: Any) -> np.ndarray | None:
     if names.size == 0 or not all(isinstance(name, str) for name in names):
         return None
     return names
-
-
-def _columns(output: np.ndarray, method: str, nclasses: int) -> np.ndarray:
-    """One estimator's output as feature columns; a binary classifier's probabilities
-    keep the positive class only (the other column is one minus it), as scikit-learn."""
-    output = np.asarray(output, dtype=np.float64)
-    if output.ndim == 1:
-        return output.reshape(-1, 1)
-    if method == "predict_proba" and nclasses == 2:
-        return output[:, 1:]
-    return output
 
 
 class _StackingEnsemble(BaseEstimator):
@@ -309,10 +331,10 @@ class _StackingEnsemble(BaseEstimator):
         order (then ``X`` with ``passthrough``)."""
         blocks = []
         for per_fold, method in zip(predictions, methods, strict=True):
-            first = _columns(per_fold[0], method, self._nclasses())
+            first = output_columns(per_fold[0], method, self._nclasses())
             block = np.empty((X.shape[0], first.shape[1]), dtype=np.float64)
             for (_, test), output in zip(folds, per_fold, strict=True):
-                block[test] = _columns(output, method, self._nclasses())
+                block[test] = output_columns(output, method, self._nclasses())
             blocks.append(block)
         if self.passthrough:
             blocks.append(X)
@@ -357,7 +379,13 @@ class _StackingEnsemble(BaseEstimator):
 
     def transform(self, X: Any) -> np.ndarray:
         """The features the final estimator sees for ``X``: the last layer's outputs
-        (then ``X`` with ``passthrough``), computed here with the all-rows fits.
+        (then ``X`` with ``passthrough``), from the all-rows fits.
+
+        An ``X`` of more than 32 MiB (as float64) is split into blocks of rows of at
+        most 32 MiB (the split depends on the shape of ``X`` alone) that run on
+        ``backend``, ``X`` written once to a shared file that the workers memory-map:
+        the results are the same bits on every backend and worker count. A smaller
+        ``X`` is computed here, in one block.
 
         Parameters
         ----------
@@ -375,16 +403,23 @@ class _StackingEnsemble(BaseEstimator):
                 f"X has {X.shape[1]} features, but the ensemble was fitted with "
                 f"{self.n_features_in_}."
             )
-        features = X
-        for fitted, methods in zip(self.layers_, self.stack_method_, strict=True):
-            blocks = [
-                _columns(getattr(estimator, method)(features), method, self._nclasses())
-                for estimator, method in zip(fitted.values(), methods, strict=True)
-            ]
-            if self.passthrough:
-                blocks.append(X)
-            features = np.hstack(blocks)
-        return features
+        task = StackTransform(
+            layers=tuple(tuple(fitted.values()) for fitted in self.layers_),
+            methods=tuple(tuple(methods) for methods in self.stack_method_),
+            nclasses=self._nclasses(),
+            passthrough=self.passthrough,
+        )
+        # The blocks depend on the shape of X alone and each block is computed the
+        # same way wherever it runs, so every backend and worker count gives the same
+        # bits. One block (small X) runs here: starting workers would cost more.
+        blocks = row_blocks(*X.shape)
+        sess = session(self.backend, workers=self.workers) if len(blocks) > 1 else None
+        if sess is None or sess.name == "serial":  # here, without the shared file
+            # One BLAS thread, as every engine task runs (a product over many rows
+            # rounds differently with 2 threads): the same bits as on workers.
+            with single_threaded_blas():
+                return np.vstack([task.rows(X[start:stop]) for start, stop in blocks])
+        return run_transform(task, X, session=sess, cache_dir=self.cache_dir, retries=self.retries)
 
 
 _PARAMETERS_DOC = """
@@ -435,7 +470,9 @@ _ATTRIBUTES_DOC = """
 
 _NOT_SAVED = """
     The fitted ensemble holds scikit-learn objects; shardfit does not save it (it
-    saves nothing with pickle by default). Prediction runs on the driver.
+    saves nothing with pickle by default). Prediction from an ``X`` of more than
+    32 MiB runs on ``backend`` in blocks of rows, ``X`` shared as for fitting; a
+    smaller ``X`` is predicted here, on the driver.
 """
 
 

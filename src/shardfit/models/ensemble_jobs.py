@@ -16,10 +16,17 @@ only file names. The directory is removed whatever happens (normal end, an excep
 in a job, ``KeyboardInterrupt``): the driver owns it and deletes it on leaving the
 ``with`` block, which also covers a worker killed while it held the files open (on
 Linux a mapped file can be deleted; its pages go when the last mapping does).
+
+Prediction from a large ``X`` (over :data:`PREDICT_BLOCK_BYTES`) is one pass too:
+``X`` is shared the same way, each :class:`RowBlock` of rows is a job, and the
+fitted estimators travel in the task (:class:`StackTransform`), which the processes
+backend sends once per worker. The blocks depend on the shape of ``X`` alone and run
+with one BLAS thread, so every backend gives the same bits.
 """
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import tempfile
 import warnings
@@ -36,10 +43,27 @@ from sklearn.base import clone
 from shardfit.data.partition import Partition, ReadResult, Source
 from shardfit.engine.run import map_partitions
 
-__all__ = ["FoldJob", "JobResult", "SharedArrays", "fit_job", "run_layer"]
+__all__ = [
+    "FoldJob",
+    "JobResult",
+    "RowBlock",
+    "SharedArrays",
+    "StackTransform",
+    "fit_job",
+    "output_columns",
+    "row_blocks",
+    "run_layer",
+    "run_transform",
+    "stack_features",
+]
 
 #: Prefix of the shared-input directories (tests and users can find leftovers by it).
 CACHE_PREFIX = "shardfit-ensemble-"
+
+#: Bytes of ``X`` per block (at most) when prediction is split over workers. Smaller
+#: inputs are predicted in one block on the driver: starting worker processes takes
+#: a second or two, more than predicting that many rows with most estimators.
+PREDICT_BLOCK_BYTES = 32 * 2**20
 
 
 class SharedArrays:
@@ -274,3 +298,114 @@ def run_layer(
         for e in range(len(estimators))
     ]
     return fitted, predictions
+
+
+def output_columns(output: Any, method: str, nclasses: int) -> np.ndarray:
+    """One estimator's output as feature columns; a binary classifier's probabilities
+    keep the positive class only (the other column is one minus it), as scikit-learn."""
+    output = np.asarray(output, dtype=np.float64)
+    if output.ndim == 1:
+        return output.reshape(-1, 1)
+    if method == "predict_proba" and nclasses == 2:
+        return output[:, 1:]
+    return output
+
+
+def stack_features(
+    layers: Sequence[Sequence[Any]],
+    methods: Sequence[Sequence[str]],
+    nclasses: int,
+    passthrough: bool,
+    X: np.ndarray,
+) -> np.ndarray:
+    """The features the final estimator sees for the rows ``X``: each layer's
+    outputs from the all-rows fits, layer after layer (then ``X`` with
+    ``passthrough``). Row ``i`` of the result depends only on row ``i`` of ``X``."""
+    features = X
+    for fitted, layer_methods in zip(layers, methods, strict=True):
+        blocks = [
+            output_columns(getattr(estimator, method)(features), method, nclasses)
+            for estimator, method in zip(fitted, layer_methods, strict=True)
+        ]
+        if passthrough:
+            blocks.append(X)
+        features = np.hstack(blocks)
+    return features
+
+
+def row_blocks(nrows: int, ncols: int) -> list[tuple[int, int]]:
+    """Split the rows of an ``nrows`` x ``ncols`` float64 matrix into consecutive
+    blocks of about equal size, each at most :data:`PREDICT_BLOCK_BYTES` (and at least
+    one row). The split depends on the shape alone, so every backend and worker count
+    computes the same blocks, and so the same numbers."""
+    block_rows = max(1, PREDICT_BLOCK_BYTES // (8 * max(1, ncols)))
+    count = max(1, -(-nrows // block_rows))
+    bounds = [nrows * k // count for k in range(count + 1)]
+    return list(itertools.pairwise(bounds))
+
+
+@dataclass(frozen=True)
+class RowBlock(Partition):
+    """Rows ``start:stop`` of the shared matrix to predict from.
+
+    Attributes
+    ----------
+    X_path : str
+        The shared ``.npy`` file of the rows to predict.
+    start, stop : int
+        The block's rows.
+    """
+
+    X_path: str
+    start: int
+    stop: int
+
+    @property
+    def key(self) -> str:
+        """Names the block in progress events and errors."""
+        return f"prediction rows {self.start}:{self.stop}"
+
+    def read(self, columns: Sequence[str] | None = None) -> ReadResult:
+        """The block's row numbers, as one column ``row``."""
+        table = pa.table({"row": np.arange(self.start, self.stop, dtype=np.int64)})
+        return ReadResult(table.select(list(columns)) if columns is not None else table)
+
+
+@dataclass(frozen=True)
+class StackTransform:
+    """The task of a prediction pass: :func:`stack_features` on one block of rows.
+
+    The fitted estimators live in the task, which a backend ships once per worker
+    and pass (not once per block); the rows are memory-mapped from the shared file.
+    """
+
+    layers: tuple[tuple[Any, ...], ...]
+    methods: tuple[tuple[str, ...], ...]
+    nclasses: int
+    passthrough: bool
+
+    def rows(self, X: np.ndarray) -> np.ndarray:
+        """:func:`stack_features` of the rows ``X``."""
+        # A C-ordered in-memory copy: estimators see the same kind of array wherever
+        # a block runs (driver or worker), so the numbers cannot depend on where.
+        X = np.array(X, dtype=np.float64, order="C")
+        return stack_features(self.layers, self.methods, self.nclasses, self.passthrough, X)
+
+    def __call__(self, block: RowBlock) -> np.ndarray:
+        return self.rows(_open(block.X_path)[block.start : block.stop])
+
+
+def run_transform(
+    task: StackTransform, X: np.ndarray, *, session: Any, cache_dir: Any, retries: int
+) -> np.ndarray:
+    """:func:`stack_features` of ``X`` as one pass over its row blocks on ``session``
+    (an unopened or open session), ``X`` written once to a private shared file."""
+    with SharedArrays(cache_dir) as shared, session as sess:
+        X_path = shared.write("predict_X", X)
+        blocks = tuple(RowBlock(X_path, start, stop) for start, stop in row_blocks(*X.shape))
+        source = Source("prediction rows", blocks, pa.schema([("row", pa.int64())]))
+        results = map_partitions(
+            task, source, backend=sess, retries=retries, pass_name="stack-predict"
+        )
+    assert results is not None
+    return np.vstack(results)
