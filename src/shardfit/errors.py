@@ -8,6 +8,9 @@ and the column, in the form
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 __all__ = [
     "BackendError",
     "ConvergenceError",
@@ -83,6 +86,14 @@ class PartitionTaskError(ShardfitError):
         super().__init__(message)
         self.key = key
         self.remote_traceback = remote_traceback
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default rebuilds from ``args`` alone, which lack the keyword-only
+        # arguments: without this it does not survive pickle (between MPI ranks, say).
+        rebuild = functools.partial(
+            PartitionTaskError, key=self.key, remote_traceback=self.remote_traceback
+        )
+        return (rebuild, self.args, self.__dict__)
 
     def __str__(self) -> str:
         base = super().__str__()

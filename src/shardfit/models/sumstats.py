@@ -42,7 +42,7 @@ from shardfit.engine.backends.mpi import MPIBackend
 from shardfit.engine.retries import portable
 from shardfit.engine.run import run_pass
 from shardfit.engine.session import Session, session
-from shardfit.errors import DesignError, PartitionTaskError
+from shardfit.errors import DesignError
 from shardfit.models.sumstats_tasks import (
     SumstatsPartial,
     SumstatsTask,
@@ -718,7 +718,7 @@ class _Split:
                 continue  # a later member's ranks may still wait for this rank
             if int(sub.backend.comm.Get_rank()) == 0:
                 results[m] = value  # one copy per member: its ranks all hold it
-        sent = {m: _portable_error(error) for m, error in errors.items()}
+        sent = {m: portable(error) for m, error in errors.items()}
         gathered = self.comm.allgather((results, sent))
         failures = {m: e for _, sent_by in gathered for m, e in sent_by.items()}
         if failures:
@@ -737,16 +737,3 @@ class _Split:
         for comm in self._owned:
             comm.Free()
         self._owned = []
-
-
-def _portable_error(error: BaseException) -> BaseException:
-    """``error`` as it can travel to other ranks (same class and message)."""
-    if isinstance(error, PartitionTaskError):
-        # Its keyword-only arguments do not survive pickle: rebuild it.
-        copy = PartitionTaskError(
-            Exception.__str__(error), key=error.key, remote_traceback=error.remote_traceback
-        )
-        for note in getattr(error, "__notes__", []):
-            copy.add_note(note)
-        return copy
-    return portable(error)

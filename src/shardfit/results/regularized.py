@@ -50,7 +50,7 @@ class PredictTask:
         return chunk.row_index, eta, chunk.rows_read
 
 
-def _with_offsets(eta: np.ndarray, spec: Any, exog: Any, offset: Any, exposure: Any) -> np.ndarray:
+def _plus_offsets(eta: np.ndarray, spec: Any, exog: Any, offset: Any, exposure: Any) -> np.ndarray:
     """``eta + offset + log(exposure)`` for a design matrix, as statsmodels' GLM
     ``predict(exog, offset=..., exposure=...)``; a formula fit reads them from the data."""
     if offset is None and exposure is None:
@@ -221,7 +221,7 @@ class DistributedResults:
                 "linear=True for the linear predictor X @ params"
             )
         eta = _linear_predictor(self.spec, self.params_array, 0.0, exog, backend, unseen)
-        eta = _with_offsets(eta, self.spec, exog, offset, exposure)
+        eta = _plus_offsets(eta, self.spec, exog, offset, exposure)
         inverse = _inverse_link(self.family, self.link)
         return eta if linear or inverse is None else inverse(eta)
 
@@ -456,7 +456,7 @@ class ElasticNetResults:
             )
         else:
             eta = _linear_predictor(None, self.coef_array, self.intercept, data, backend)
-        eta = _with_offsets(eta, self.spec, data, offset, exposure)
+        eta = _plus_offsets(eta, self.spec, data, offset, exposure)
         inverse = _inverse_link(self.family, self.link)
         return eta if linear or inverse is None else inverse(eta)
 

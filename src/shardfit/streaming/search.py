@@ -324,20 +324,19 @@ def search(
             )
     configs = expand(space, n_iter=n_iter, random_state=random_state)
     source = as_source(data)
-    for config in configs:
+    learners = [build_learner(config.learner) for config in configs]
+    for config, learner in zip(configs, learners, strict=True):
         columns = list(HashingFeaturizer(**config.featurizer).fit().columns)
         check_columns(source, columns, target, weights)
-        learner = build_learner(config.learner)
         if weights is not None:
             check_takes_weights(learner)
         # Checks the classes for this learner now, not in a worker after the store's
         # settings were written.
         Tracker(learner, batch_rows=batch_rows, classes=classes)
-    scoring = check_scoring(scoring or _common_scoring(configs))
-    for config in configs:
+    scoring = check_scoring(scoring or _common_scoring(learners))
+    for config, learner in zip(configs, learners, strict=True):
         # A metric a learner cannot be scored by is NaN for every batch: its
         # configurations would be stored unranked, as stream_fit refuses to do.
-        learner = build_learner(config.learner)
         applicable = applicable_scorings(learner)
         if scoring not in applicable:
             raise ValueError(
@@ -387,8 +386,8 @@ def search(
     return summary
 
 
-def _common_scoring(configs: Sequence[Config]) -> str:
-    names = {default_scoring(build_learner(c.learner)) for c in configs}
+def _common_scoring(learners: Sequence[Any]) -> str:
+    names = {default_scoring(learner) for learner in learners}
     if len(names) > 1:
         raise ValueError(
             f"the learners of this space are scored differently by default ({sorted(names)}); "

@@ -197,7 +197,7 @@ def _unpickled(data: bytes, rank: int, job: Job) -> tuple[dict[int, Any], Outcom
     ``comm.gather`` do.
     """
     try:
-        results, failure = pickle.loads(data)
+        results, failure = pickle.loads(data)  # safe: bytes from this job's own ranks
     except Exception as error:
         # Which of its partitions failed is unknown without the bytes: name its first
         # (rank r computes partitions r, r + size, ...).
