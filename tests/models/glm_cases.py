@@ -12,10 +12,13 @@ FORMULA = "y ~ x1 + x2 + I(x1 * x2) + C(g)"
 SCALARS = ("deviance", "pearson_chi2", "scale", "llf", "aic", "bic", "df_model", "df_resid")
 VECTORS = ("params", "bse")
 
-_SM_LINKS = {
+SM_LINKS = {
     "logit": sm.families.links.Logit,
     "probit": sm.families.links.Probit,
     "cloglog": sm.families.links.CLogLog,
+    "cauchy": sm.families.links.Cauchy,
+    "loglog": sm.families.links.LogLog,
+    "logc": sm.families.links.LogC,
     "log": sm.families.links.Log,
     "identity": sm.families.links.Identity,
     "inverse": sm.families.links.InversePower,
@@ -23,21 +26,23 @@ _SM_LINKS = {
     "sqrt": sm.families.links.Sqrt,
 }
 
+SM_FAMILIES = {
+    "gaussian": sm.families.Gaussian,
+    "binomial": sm.families.Binomial,
+    "poisson": sm.families.Poisson,
+    "gamma": sm.families.Gamma,
+    "inverse_gaussian": sm.families.InverseGaussian,
+    "negative_binomial": sm.families.NegativeBinomial,
+    "tweedie": sm.families.Tweedie,
+}
+
 
 def sm_family(name: str, link: str | None = None, **params: float):
     """The statsmodels family of a shardfit family name."""
-    cls = {
-        "gaussian": sm.families.Gaussian,
-        "binomial": sm.families.Binomial,
-        "poisson": sm.families.Poisson,
-        "gamma": sm.families.Gamma,
-        "inverse_gaussian": sm.families.InverseGaussian,
-        "negative_binomial": sm.families.NegativeBinomial,
-        "tweedie": sm.families.Tweedie,
-    }[name]
+    cls = SM_FAMILIES[name]
     kwargs = dict(params)
     if link is not None:
-        kwargs["link"] = _SM_LINKS[link]()
+        kwargs["link"] = SM_LINKS[link]()
     return cls(**kwargs)
 
 

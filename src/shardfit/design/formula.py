@@ -10,13 +10,14 @@ import ast
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from formulaic import Formula
 
 from shardfit.design.transforms import MERGEABLE_TRANSFORMS
 from shardfit.errors import DesignError
 
-__all__ = ["FormulaInfo", "analyze_formula"]
+__all__ = ["FormulaInfo", "analyze_formula", "patsy_column_order"]
 
 # formulaic transforms whose state comes from all the rows and cannot be merged yet.
 _UNMERGEABLE = frozenset({"poly", "bs", "cc", "cr", "cs", "te"})
@@ -295,3 +296,74 @@ def _check_calls(tree: ast.AST, formula: str) -> bool:
                         "use a single center()/scale() per term"
                     )
     return found
+
+
+def patsy_column_order(model_spec: Any, formula: str) -> tuple[int, ...] | None:
+    """Positions of formulaic's columns in the order patsy (statsmodels' formulas)
+    gives the same design's columns, or ``None`` where they cannot be matched.
+
+    formulaic sorts the terms by degree; patsy groups them by the set of numeric
+    factors they contain (the group of terms with none first, the others in order of
+    first appearance), then sorts each group by degree. Within a term both give the
+    columns in the same order. The terms' order as written comes from patsy's own
+    parser when patsy is installed (``(a + b)**2`` expands there as ``a, b, a:b``) and
+    otherwise from formulaic's unsorted parse, which agrees for formulas of ``+``,
+    ``:`` and ``*``.
+
+    Parameters
+    ----------
+    model_spec : formulaic.ModelSpec
+        The right-hand side's spec (its terms, their columns, each factor's kind).
+    formula : str
+        The formula it was built from.
+    """
+    terms = list(model_spec.terms)
+    columns = model_spec.term_indices
+    kinds = {str(name): str(getattr(kind, "value", kind)) for name, kind in _kinds(model_spec)}
+
+    def factors(term: Any) -> frozenset[str]:
+        names = (_squash(str(factor)) for factor in term.factors)
+        return frozenset(name for name in names if name != "1")
+
+    by_factors = {factors(term): term for term in terms}
+    if len(by_factors) != len(terms):
+        return None
+    written = _patsy_terms(formula)
+    if written is None or set(written) != set(by_factors):
+        written = [factors(term) for term in Formula(formula, _ordering="none").rhs]
+        if set(written) != set(by_factors):
+            return None
+    numeric = {_squash(name) for name, kind in kinds.items() if kind == "numerical"}
+    buckets: dict[frozenset[str], list[frozenset[str]]] = {}
+    for term in dict.fromkeys(written):  # a repeated term counts where it first is
+        buckets.setdefault(term & numeric, []).append(term)
+    groups = ([buckets.pop(frozenset())] if frozenset() in buckets else []) + list(buckets.values())
+    order: list[int] = []
+    for group in groups:
+        for term in sorted(group, key=len):  # stable, as patsy's sort by degree
+            order.extend(int(i) for i in columns[by_factors[term]])
+    return tuple(order)
+
+
+def _kinds(model_spec: Any) -> list[tuple[str, Any]]:
+    # formulaic's encoder state: factor name -> (kind, state).
+    return [(name, state[0]) for name, state in dict(model_spec.encoder_state).items()]
+
+
+def _squash(code: str) -> str:
+    """A factor's code without spaces (patsy and formulaic space code differently)."""
+    return re.sub(r"\s+", "", code)
+
+
+def _patsy_terms(formula: str) -> list[frozenset[str]] | None:
+    """The right-hand side's terms in patsy's written order, or ``None`` without
+    patsy (or where it cannot parse the formula)."""
+    try:
+        from patsy import ModelDesc
+    except ImportError:
+        return None
+    try:
+        desc = ModelDesc.from_formula(formula)
+    except Exception:  # a formula patsy cannot read: formulaic's order
+        return None
+    return [frozenset(_squash(f.name()) for f in term.factors) for term in desc.rhs_termlist]

@@ -34,6 +34,7 @@ import pandas as pd
 
 from shardfit.data.partition import Source
 from shardfit.data.resolve import as_source
+from shardfit.design.formula import patsy_column_order
 from shardfit.design.schema import learn_design
 from shardfit.design.store import check_groups, source_counts
 from shardfit.engine import PartitionCache, run_pass, session
@@ -263,7 +264,7 @@ class GeneralizedLinearModel:
             timed.passes.append(["schema", time.perf_counter() - started])
             spec = learned.spec
             options = {"backend": sess, "progress": progress, "allreduce": True}
-            start = _start(start_params, spec.column_names)
+            start = _start(start_params, spec)
             prepared: PrepareStatistic = timed(
                 PrepareTask(
                     spec, family, self.missing, cache.ref, _first_step(spec, family, start, method)
@@ -428,6 +429,16 @@ class GeneralizedLinearModel:
                 ConvergenceWarning,
                 stacklevel=2,
             )
+        if not np.isfinite(final.loglike):
+            warnings.warn(
+                f"the log-likelihood is {final.loglike} (so are aic and bic): some fitted "
+                f"means lie outside the {family.name} family's range, which the "
+                f"{family.link.name!r} link does not keep them in (statsmodels gives the "
+                "same value). A link that does, or a model whose means stay in range, "
+                "gives a finite one",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return GLMResults(
             names=spec.column_names,
             params_array=np.asarray(state.beta, dtype=np.float64),
@@ -564,7 +575,8 @@ def _first_step(
     return FirstStep(start, tuple(spec.dense_columns()), spec.intercept_index())
 
 
-def _start(start_params: Any, names: tuple[str, ...]) -> np.ndarray | None:
+def _start(start_params: Any, spec: Any) -> np.ndarray | None:
+    names: tuple[str, ...] = spec.column_names
     if start_params is None:
         return None
     if isinstance(start_params, pd.Series):
@@ -574,12 +586,36 @@ def _start(start_params: Any, names: tuple[str, ...]) -> np.ndarray | None:
         values = start_params.loc[list(names)].to_numpy(dtype=np.float64)
     else:
         values = np.asarray(start_params, dtype=np.float64).ravel()
+        _warn_patsy_order(spec)
     if values.shape != (len(names),) or not np.all(np.isfinite(values)):
         raise ValueError(
             f"start_params needs {len(names)} finite values (columns {list(names)}); "
             f"got {values.shape[0]}"
         )
     return values
+
+
+def _warn_patsy_order(spec: Any) -> None:
+    """Warn that an unnamed ``start_params`` is read in formulaic's column order where
+    statsmodels' (patsy's) order for the same formula differs: statsmodels'
+    ``start_params`` array copied here would start from misassigned values (the fit
+    still converges, in another number of iterations)."""
+    if spec.formula is None:
+        return
+    specs = spec.formulaic_specs()
+    rhs = specs.rhs if spec.has_formula_response else specs
+    order = patsy_column_order(rhs, spec.formula)
+    if order is None or order == tuple(range(len(spec.column_names))):
+        return
+    names = list(spec.column_names)
+    warnings.warn(
+        f"start_params is an unnamed array, read in shardfit's (formulaic's) column "
+        f"order {names}; statsmodels (patsy) orders the columns of {spec.formula!r} as "
+        f"{[names[i] for i in order]}. Pass a pandas Series indexed by column name "
+        "(statsmodels' params Series as it is) to start from the values you mean",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 # -- constructors ------------------------------------------------------------------------

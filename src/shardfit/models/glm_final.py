@@ -167,14 +167,19 @@ class FinalTask:
         hessian = meat = clusters = None
         if self.cov_type != "nonrobust":
             hessian, meat, clusters = self._robust(block, mu, groups)
-        loglike = family.loglike_given_deviance(
-            y, mu, w, self.loglike_scale, deviance, binary=block.binary
-        )
-        # statsmodels' llnull is at the fit's scale, the Gaussian's too (its llf alone
-        # is concentrated).
-        null_loglike = family.loglike_given_deviance(
-            y, null_mu, w, self.scale, null_deviance, binary=block.binary
-        )
+        # A fitted mean outside the family's range (a negative Poisson mean under the
+        # identity link) makes log(mu) nan, as in statsmodels; NumPy's warning would
+        # come once per pass (an IRLS pass expected to be the last evaluates this too),
+        # so the driver reports a non-finite llf once, in its own words.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            loglike = family.loglike_given_deviance(
+                y, mu, w, self.loglike_scale, deviance, binary=block.binary
+            )
+            # statsmodels' llnull is at the fit's scale, the Gaussian's too (its llf
+            # alone is concentrated).
+            null_loglike = family.loglike_given_deviance(
+                y, null_mu, w, self.scale, null_deviance, binary=block.binary
+            )
         return FinalStatistic(
             nobs=block.nrows,
             loglike=loglike,
