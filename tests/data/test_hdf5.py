@@ -156,13 +156,19 @@ def test_pandas_table_reads_back_the_frame(tmp_path, rng, nparts):
     assert picked.partitions[0].read().table.column_names == ["n", "k"]
 
 
-def test_pandas_fixed_format_is_refused_with_the_remedy(tmp_path):
+def test_pandas_fixed_format_reads_numbers_and_refuses_pickled_text(tmp_path):
+    # Fixed format (to_hdf's default) is read by row ranges; its text columns are
+    # pickles, which shardfit never loads: refused by name, with the remedy.
     path = tmp_path / "fixed.h5"
-    pd.DataFrame({"x": [1.0, 2.0]}).to_hdf(path, key="df", format="fixed")
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.5], "t": ["a", "b", "c"]})
+    frame.to_hdf(path, key="df", format="fixed")
     with pytest.raises(
-        ReadError, match=r"fixed.h5:/df is a pandas 'frame' object.*format=\"table\""
+        ReadError, match=r"fixed.h5:/df .*column 't' .*pickle.*columns=\['x'\].*format=\"table\""
     ):
         read_hdf5(path, "/df")
+    source = read_hdf5(path, "/df", columns=["x"])
+    read = pd.concat([p.read().table.to_pandas() for p in source.partitions])
+    assert read["x"].tolist() == [1.0, 2.0, 3.5]
 
 
 def test_wrong_keys_list_what_the_file_holds(grouped, tmp_path):

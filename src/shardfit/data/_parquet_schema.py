@@ -11,9 +11,13 @@ partition yields the same schema. Casts are safe: a value the unified type canno
 exactly (an integer beyond 2**53 in a column unified to float64) is an error naming
 the file and column, never a silently rounded number.
 
+Timestamps in different time zones (UTC in one file, Europe/Paris in another) are
+instants and unify to UTC at the finest unit, as pandas concatenates them; a timestamp
+without a zone beside one with a zone does not unify.
+
 Types that do not unify (text in one file, numbers in another; a timestamp and a
-number) are recorded per column: only reading such a column is an error, so a fit
-that does not use it is not refused.
+number; naive and zoned timestamps) are recorded per column: only reading such a
+column is an error, so a fit that does not use it is not refused.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ __all__ = ["UnifiedSchema", "conform", "file_casts", "refuse_conflicts", "unify_
 _DICTIONARY = pa.dictionary(pa.int32(), pa.string())
 #: Files named per type in a conflict message, beyond which "and N more" is said.
 _FILES_SHOWN = 1
+#: Timestamp units, finest first.
+_UNITS = ("ns", "us", "ms", "s")
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,15 @@ def _unified_type(types: Sequence[pa.DataType]) -> pa.DataType | None:
         return pa.string()
     if any(texts):
         return None  # text and numbers: pyarrow would make binary or refuse
+    if all(pa.types.is_timestamp(t) for t in known):
+        zones = {t.tz for t in known}
+        if len(zones) > 1 and None in zones:
+            return None  # naive and zoned times: a naive time is no instant
+        if len(zones) > 1:
+            # Zoned times are instants (Arrow stores them as UTC whatever the zone), so
+            # times in different zones make one column in UTC, at the finest unit; the
+            # cast changes no value. pyarrow refuses to merge them.
+            return pa.timestamp(min((t.unit for t in known), key=_UNITS.index), "UTC")
     try:
         merged = pa.unify_schemas(
             [pa.schema([("c", t)]) for t in known], promote_options="permissive"
@@ -97,9 +112,15 @@ def _describe(name: str, seen: Mapping[pa.DataType, list[str]]) -> str:
         more = len(files) - _FILES_SHOWN
         extra = f" (and {more} more file{'s' if more > 1 else ''})" if more > 0 else ""
         parts.append(f"{typ} in {shown}{extra}")
+    why = ""
+    if all(pa.types.is_timestamp(t) for t in seen) and len({t.tz is None for t in seen}) > 1:
+        why = (
+            " (times without a time zone are not instants, so they cannot join times "
+            "in a zone: write the files with one kind, e.g. tz_localize the naive ones)"
+        )
     return (
         f"column {name!r} has types that do not unify across the Parquet files: "
-        f"{' but '.join(parts[:2])}{''.join(', ' + p for p in parts[2:])}"
+        f"{' but '.join(parts[:2])}{''.join(', ' + p for p in parts[2:])}{why}"
     )
 
 

@@ -295,7 +295,8 @@ def read_parquet(
         unified across the files: types that can be promoted are (int32 and int64
         make int64, float32 and float64 float64, integers and floats float64; an
         all-missing ``null`` column takes the others' type; string, large_string and
-        dictionary-encoded strings make string), and every partition casts the rows
+        dictionary-encoded strings make string; timestamps in different time zones
+        make UTC at the finest unit), and every partition casts the rows
         it reads to these types, so all partitions yield the same schema. The casts
         are safe: an integer that float64 cannot hold exactly (beyond 2**53) is a
         ReadError naming the file and column, not a rounded value as in pandas. A

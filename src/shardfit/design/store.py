@@ -592,53 +592,70 @@ def write_design(
     ...     store.columns
     ('Intercept', 'C(g)[T.b]', 'x')
     """
-    from shardfit.engine import map_partitions
+    from shardfit.engine import map_partitions, session
 
     if unseen not in ("raise", "zero"):
         raise ValueError(f"The 'unseen' parameter must be 'raise' or 'zero'. Got {unseen!r}.")
     source = as_source(data)
-    folder = _prepare(Path(out))
+    folder = Path(out)
     given = spec is not None
+    # One session for the passes. Under MPI every rank runs this call: rank 0 alone
+    # takes the folder (its lock), writes the manifest and cleans up after a failure;
+    # every rank gets the parts' counts (allgather) and waits for the manifest, so
+    # each returns an equal store that a following read on any rank finds complete.
+    root = taken = False
     try:
-        if spec is None:
-            spec = learn_design(
-                formula,
-                source,
-                weights=weights,
-                offset=offset,
-                exposure=exposure,
-                missing=missing,
-                max_levels=max_levels,
-                backend=backend,
-                workers=workers,
-                progress=progress,
-                needs_response=True,
-            ).spec
-        if not spec.has_response:
-            raise DesignError(f"formula {formula!r} has no response (write_design needs y ~ ...)")
-        _check_names(spec)
-        # New data to predict on may lack the response (only with a given spec: a
-        # design is learned from data with it).
-        need_response = not (given and _lacks_response(spec, source))
-        # ... and then its weights: predictions need none (a store written with
-        # weights= gave a spec that made such data fail on "unknown column 'w'").
-        encoding = spec if need_response else _without_weights(spec, source)
-        keys = tuple(p.key for p in source.partitions)
-        names = tuple(f"part-{i:05d}.parquet" for i in range(len(keys)))
-        group_rows = max(1024, _GROUP_BYTES // (8 * (len(spec.column_names) + 4)))
-        task = _WritePart(
-            encoding, str(folder), missing, names, keys, group_rows, need_response, unseen
-        )
-        parts = map_partitions(
-            task, source, backend=backend, workers=workers, progress=progress, pass_name="store"
-        )
-        assert parts is not None
-        store = _store_of(folder, encoding, parts, group_rows, source.name)
-        store = replace(store, spec=spec, has_response=need_response)
-        write_atomically(folder / MANIFEST, text=json.dumps(_manifest(store), indent=1))
-        (folder / _LOCK).unlink()
+        with session(backend, workers=workers) as sess:
+            root = sess.is_root
+            sess.on_root(lambda: _prepare(folder))
+            taken = True
+            if spec is None:
+                spec = learn_design(
+                    formula,
+                    source,
+                    weights=weights,
+                    offset=offset,
+                    exposure=exposure,
+                    missing=missing,
+                    max_levels=max_levels,
+                    backend=sess,
+                    progress=progress,
+                    needs_response=True,
+                ).spec
+            if not spec.has_response:
+                raise DesignError(
+                    f"formula {formula!r} has no response (write_design needs y ~ ...)"
+                )
+            _check_names(spec)
+            # New data to predict on may lack the response (only with a given spec: a
+            # design is learned from data with it).
+            need_response = not (given and _lacks_response(spec, source))
+            # ... and then its weights: predictions need none (a store written with
+            # weights= gave a spec that made such data fail on "unknown column 'w'").
+            encoding = spec if need_response else _without_weights(spec, source)
+            keys = tuple(p.key for p in source.partitions)
+            names = tuple(f"part-{i:05d}.parquet" for i in range(len(keys)))
+            group_rows = max(1024, _GROUP_BYTES // (8 * (len(spec.column_names) + 4)))
+            task = _WritePart(
+                encoding, str(folder), missing, names, keys, group_rows, need_response, unseen
+            )
+            parts = map_partitions(
+                task, source, backend=sess, progress=progress, pass_name="store", allgather=True
+            )
+            assert parts is not None
+            store = _store_of(folder, encoding, parts, group_rows, source.name)
+            store = replace(store, spec=spec, has_response=need_response)
+
+            def finish() -> None:
+                write_atomically(folder / MANIFEST, text=json.dumps(_manifest(store), indent=1))
+                (folder / _LOCK).unlink()
+
+            sess.on_root(finish)
     except BaseException:
-        _clean(folder)
+        # After the session closed, so no worker still writes into the folder; a
+        # folder this call did not take (it was not new or empty) is left alone.
+        if root and taken:
+            _clean(folder)
         raise
     return store
 

@@ -15,6 +15,7 @@ session once and hands it to every :func:`~shardfit.engine.run.run_pass`::
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
@@ -64,6 +65,41 @@ class Session:
             started = time.perf_counter()
             self.backend.close()
             note_driver("backend_stop", time.perf_counter() - started)  # if profiling
+
+    @property
+    def is_root(self) -> bool:
+        """Whether this process is the root (False on MPI ranks other than 0)."""
+        return self.backend.is_root
+
+    def on_root(self, step: Callable[[], object]) -> None:
+        """Run ``step`` on the root alone and raise its error on every process.
+
+        ``step`` is the root's share of some work that must happen once (taking an
+        output folder, writing a manifest). Under MPI every rank calls this and waits
+        for the root's verdict, so none goes on (or returns) before the root is done,
+        and none waits forever in a later collective for a root that failed.
+        Elsewhere the one process is the root, and this is ``step()``.
+
+        Parameters
+        ----------
+        step : callable
+            Called with no arguments, on the root only.
+        """
+        from shardfit.engine.retries import portable
+
+        error: Exception | None = None
+        if self.backend.is_root:
+            try:
+                step()
+            except Exception as caught:
+                error = caught
+        # portable(): an error that does not pickle would fail the broadcast on the
+        # root alone and leave the other ranks waiting in it.
+        shared = self.backend.share(None if error is None else portable(error))
+        if error is not None:
+            raise error
+        if shared is not None:
+            raise shared
 
     def __enter__(self) -> Self:
         return self.open()

@@ -286,9 +286,16 @@ def run_layer(
             FoldJob(layer, name, estimator, None, method, X_path, y_path, None, None, weights_path)
         )
     source = Source(f"layer {layer}", tuple(jobs), pa.schema([("row", pa.int64())]))
-    # A failure raises PartitionTaskError whose message names the job's key.
+    # A failure raises PartitionTaskError whose message names the job's key. Under MPI
+    # every rank runs the caller's script and goes on to the next layer and the final
+    # estimator, so every rank needs the fitted estimators (allgather).
     results = map_partitions(
-        fit_job, source, backend=session, retries=retries, pass_name=f"stack-layer-{layer}"
+        fit_job,
+        source,
+        backend=session,
+        retries=retries,
+        pass_name=f"stack-layer-{layer}",
+        allgather=True,
     )
     assert results is not None
     per = len(folds) + 1
@@ -404,8 +411,9 @@ def run_transform(
         X_path = shared.write("predict_X", X)
         blocks = tuple(RowBlock(X_path, start, stop) for start, stop in row_blocks(*X.shape))
         source = Source("prediction rows", blocks, pa.schema([("row", pa.int64())]))
+        # Every MPI rank returns the predictions (allgather), as every rank's script uses them.
         results = map_partitions(
-            task, source, backend=sess, retries=retries, pass_name="stack-predict"
+            task, source, backend=sess, retries=retries, pass_name="stack-predict", allgather=True
         )
     assert results is not None
     return np.vstack(results)

@@ -23,6 +23,7 @@ which rows were kept. With ``out=``, see :mod:`shardfit.results.prediction_outpu
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from shardfit.data.memory import MemoryPartition
 from shardfit.data.partition import Source
 from shardfit.data.resolve import as_source
 from shardfit.design.store import numbered_as_source
@@ -59,6 +61,7 @@ __all__ = [
     "inference_fields",
     "nan_padded",
     "predict",
+    "predict_backend",
     "predict_rows",
 ]
 
@@ -314,15 +317,19 @@ def predict_rows(
     ``outputs`` columns of the kept rows in source order, their labels, and the row
     counts (a warning says how many rows got no prediction). With ``pad``, every row
     read, NaN where it got no prediction, so that value ``i`` is row ``i``'s."""
+    # The source, not ``data``: a Source of files gets the default backend. Every MPI
+    # rank returns the predictions (allgather), as every rank's script uses them.
     parts = map_partitions(
         PredictTask(model, outputs, unseen),
         source,
-        backend=_in_memory_backend(backend, data),
+        backend=predict_backend(backend, source),
         workers=workers,
         progress=progress,
         pass_name="predict",
+        allgather=True,
     )
-    values, positions, counts = _gather(parts or [], ("predicted", *value_columns(outputs)))
+    assert parts is not None
+    values, positions, counts = _gather(parts, ("predicted", *value_columns(outputs)))
     warn_dropped(counts, source.name, stacklevel=5)
     if pad:
         values = {
@@ -368,11 +375,29 @@ def _check_alpha(alpha: float) -> None:
         )
 
 
-def _in_memory_backend(backend: Any, data: Any) -> Any:
-    # Small data: starting worker processes would cost more than the work.
-    if backend is None and not isinstance(data, str | os.PathLike | list | tuple):
-        return "serial"
-    return backend
+def predict_backend(backend: Any, data: Any) -> Any:
+    """``"serial"`` when no backend is given and ``data`` is held in memory, else
+    ``backend`` (``None``: the default backend).
+
+    Data in memory (a DataFrame, an array, an Arrow table, a dict, or a
+    :class:`~shardfit.data.partition.Source` of in-memory slices, as
+    :func:`~shardfit.from_pandas` makes) fits in memory already: starting worker
+    processes would cost more than the work. Paths and sources that read files
+    (:func:`shardfit.read_parquet`, :func:`shardfit.read_csv`, a design store) or a
+    Dask collection may be of any size, so they get the default backend.
+    """
+    if backend is not None:
+        return backend
+    dask = sys.modules.get("dask")  # a Dask collection exists only once dask is imported
+    if isinstance(data, str | os.PathLike | list | tuple) or (
+        dask is not None and dask.is_dask_collection(data)
+    ):
+        return None
+    if isinstance(data, Source) and not all(
+        isinstance(partition, MemoryPartition) for partition in data.partitions
+    ):
+        return None
+    return "serial"
 
 
 def _source(results: Any, data: Any) -> tuple[Source, pd.Index | None]:

@@ -100,42 +100,43 @@ def write_predictions(
     with session(backend, workers=workers) as sess:
         # Only the root prepares the directory; under MPI, sharing its verdict makes
         # every rank wait for it before writing.
-        problem = None
-        if sess.backend.is_root:
-            try:
-                _prepare_directory(out, overwrite)
-            except FileExistsError as error:
-                problem = str(error)
-        problem = sess.backend.share(problem)
-        if problem:
-            raise FileExistsError(problem)
+        sess.on_root(lambda: _prepare_directory(out, overwrite))
         names, layout = part_layout(source, model.spec.raw_columns, sess, progress)
         task = PredictTask(model, outputs, unseen, str(out.resolve()), layout)
-        parts = map_partitions(task, source, backend=sess, progress=progress, pass_name="predict")
-    if parts is None:  # an MPI rank other than the root: the root writes the manifest
-        return PredictionOutput(out, tuple(names), columns, 0, 0, {}, 0)
-    counts = total_counts(parts)
-    output = PredictionOutput(
-        path=out,
-        files=tuple(names),
-        columns=columns,
-        rows_read=counts["read"],
-        rows_written=sum(part.written for part in parts),
-        rows_dropped=counts["dropped"],
-        rows_skipped=counts["skipped"],
-    )
-    manifest = {
-        "format": _FORMAT,
-        "version": 1,
-        "source": source.name,
-        "files": list(names),
-        "columns": list(columns),
-        "rows_read": output.rows_read,
-        "rows_written": output.rows_written,
-        "rows_dropped": output.rows_dropped,
-        "rows_skipped": output.rows_skipped,
-    }
-    write_atomically(out / MANIFEST, text=json.dumps(manifest, indent=2) + "\n")
+        # Every MPI rank gets the parts' counts (allgather: a few numbers each, the
+        # values are in the files), so every rank returns the same PredictionOutput.
+        parts = map_partitions(
+            task, source, backend=sess, progress=progress, pass_name="predict", allgather=True
+        )
+        assert parts is not None
+        counts = total_counts(parts)
+        output = PredictionOutput(
+            path=out,
+            files=tuple(names),
+            columns=columns,
+            rows_read=counts["read"],
+            rows_written=sum(part.written for part in parts),
+            rows_dropped=counts["dropped"],
+            rows_skipped=counts["skipped"],
+        )
+        manifest = {
+            "format": _FORMAT,
+            "version": 1,
+            "source": source.name,
+            "files": list(names),
+            "columns": list(columns),
+            "rows_read": output.rows_read,
+            "rows_written": output.rows_written,
+            "rows_dropped": output.rows_dropped,
+            "rows_skipped": output.rows_skipped,
+        }
+
+        def finish() -> None:
+            write_atomically(out / MANIFEST, text=json.dumps(manifest, indent=2) + "\n")
+
+        # The root writes the manifest; the other ranks wait for it, so that none
+        # returns (and reads the output) before it is complete.
+        sess.on_root(finish)
     warn_dropped(counts, source.name, stacklevel=5)
     return output
 

@@ -98,14 +98,17 @@ def _linear_predictor(
         return X @ params + intercept
     from shardfit.data.resolve import as_source
     from shardfit.engine.run import map_partitions
+    from shardfit.results.predict import predict_backend
 
     source = as_source(data)
     # New data needs the predictors (and any offset), not the response or the weights.
+    # Every MPI rank returns the predictions (allgather): each rank's script uses them.
     parts = map_partitions(
         PredictTask(_predictor_spec(spec), params, intercept, unseen),
         source,
-        backend="serial" if backend is None else backend,
+        backend=predict_backend(backend, source),
         pass_name="predict",
+        allgather=True,
     )
     assert parts is not None
     read = sum(part[2] for part in parts)

@@ -318,6 +318,6 @@ def _scores_backend(backend: Any, data: Any, out: str | os.PathLike[str] | None)
     ``if __name__ == "__main__":`` can score a DataFrame), else ``backend``."""
     if out is not None:
         return backend
-    from shardfit.results.predict import _in_memory_backend
+    from shardfit.results.predict import predict_backend
 
-    return _in_memory_backend(backend, data)
+    return predict_backend(backend, data)

@@ -152,7 +152,10 @@ def compute_scores(
     task = ScoresTask(spec, mean, results.components_array[:k], scale, names, unseen)
     what = "left singular vectors" if unit else "scores"
     if out is None:
-        parts = map_partitions(task, source, backend=backend, workers=workers, progress=progress)
+        # Every MPI rank returns the scores (allgather): each rank's script uses them.
+        parts = map_partitions(
+            task, source, backend=backend, workers=workers, progress=progress, allgather=True
+        )
         assert parts is not None
         _warn_dropped(parts, source.name, what)
         index = pd.Index(source_positions([(part.row_index, part.rows_read) for part in parts]))
@@ -171,39 +174,57 @@ def _write(
     progress: bool,
     what: str,
 ) -> Path:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{what} are written to a new or empty directory; {out} is not")
     created = not out.exists()
     # The outermost directory this call creates: on failure it goes, parents and all.
     made = out
     while not made.parent.exists():
         made = made.parent
-    out.mkdir(parents=True, exist_ok=True)
+
+    def take() -> None:
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise FileExistsError(f"{what} are written to a new or empty directory; {out} is not")
+        out.mkdir(parents=True, exist_ok=True)
+
+    # Under MPI every rank runs this call: rank 0 alone takes the directory, writes
+    # the manifest and cleans up after a failure; every rank gets the parts' counts
+    # (allgather) and waits for the manifest, so none returns before it exists.
+    root = taken = False
     try:
         with session(backend, workers=workers) as sess:
+            root = sess.is_root
+            sess.on_root(take)
+            taken = True
             files, layout = part_layout(source, spec.raw_columns, sess, progress)
             task = replace(task, out_dir=str(out.resolve()), layout=layout)
-            parts = map_partitions(task, source, backend=sess, progress=progress, pass_name=what)
-        if parts is None:  # an MPI rank other than the root: the root writes the manifest
-            return out
-        _warn_dropped(parts, source.name, what)
-        manifest = {
-            "format": _FORMAT,
-            "version": 1,
-            "source": source.name,
-            "files": files,
-            "columns": ["row", *task.names],
-            "rows_read": sum(part.rows_read for part in parts),
-            "rows_written": sum(part.written for part in parts),
-            "rows_dropped": _dropped(parts),
-        }
-        write_atomically(out / MANIFEST, text=json.dumps(manifest, indent=2) + "\n")
+            parts = map_partitions(
+                task, source, backend=sess, progress=progress, pass_name=what, allgather=True
+            )
+            assert parts is not None
+            _warn_dropped(parts, source.name, what)
+            manifest = {
+                "format": _FORMAT,
+                "version": 1,
+                "source": source.name,
+                "files": files,
+                "columns": ["row", *task.names],
+                "rows_read": sum(part.rows_read for part in parts),
+                "rows_written": sum(part.written for part in parts),
+                "rows_dropped": _dropped(parts),
+            }
+
+            def finish() -> None:
+                write_atomically(out / MANIFEST, text=json.dumps(manifest, indent=2) + "\n")
+
+            sess.on_root(finish)
     except BaseException:
-        if created:
-            shutil.rmtree(made, ignore_errors=True)
-        else:
-            for entry in out.iterdir():
-                entry.unlink(missing_ok=True)
+        # Only what this call took, by the root, after the session closed (no worker
+        # still writes there).
+        if root and taken:
+            if created:
+                shutil.rmtree(made, ignore_errors=True)
+            else:
+                for entry in out.iterdir():
+                    entry.unlink(missing_ok=True)
         raise
     return out
 
