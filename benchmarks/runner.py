@@ -53,15 +53,21 @@ def _missing(tool: Tool) -> str | None:
     return None
 
 
-def _selected(case: Case, patterns: Sequence[str]) -> list[Tool]:
+def _selected(case: Case, patterns: Sequence[str], core: bool = False) -> list[Tool]:
     """The tools to run, in the order they run: the pyarrow read, then shardfit's
     tools, then the others as the case lists them. The read and shardfit run back to
     back because ``× limit`` divides one by the other, and this machine's speed drifts
     over the minutes peers take (the same IRLS step measured 4.7 and 9.6 ms within an
-    hour): adjacent, both see the same machine."""
+    hour): adjacent, both see the same machine.
+
+    ``core`` keeps the read, shardfit's tools and the case's first reference: what
+    checks shardfit's accuracy, without the peers (the test suite's smoke run)."""
     tools = list(case.tools)
     if patterns:
         tools = [t for t in tools if any(p.lower() in t.name.lower() for p in patterns)]
+    if core:
+        first = case.references[:1]
+        tools = [t for t in tools if t.name == READ_TOOL or t.role == "shardfit" or t.name in first]
 
     def rank(tool: Tool) -> int:
         return 0 if tool.name == READ_TOOL else 1 if tool.role == "shardfit" else 2
@@ -210,6 +216,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="TEXT[,TEXT]",
         help="run only tools whose name contains one of these",
     )
+    run.add_argument(
+        "--core",
+        action="store_true",
+        help="only the read, shardfit's tools and each case's reference (no other peers)",
+    )
     run.add_argument("--rows", help="comma-separated sizes instead of the mode's")
     run.add_argument("--repeats", type=int, help="repeats per measurement")
     run.add_argument("--timeout", type=float, help="seconds allowed per measurement")
@@ -341,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for rows in sizes or case.sizes[mode]:
                 print(f"{name} at {rows:,} rows", flush=True)
                 done: list[Measurement] = []
-                for tool in _selected(case, _split(args.tools)):
+                for tool in _selected(case, _split(args.tools), args.core):
                     reference = _reference(done, case)
                     done.append(
                         _measure(
