@@ -59,6 +59,9 @@ class ZarrPartition(Partition):
     meta_mtimes_ns : tuple of int
         Modification times of the arrays' metadata documents when the source was
         planned (local stores; empty otherwise).
+    shape : tuple of int
+        The shape of every array read (the 2-D array; each 1-D array of a group) when
+        the source was planned: a read refuses arrays whose shape differs since.
     """
 
     store: Any
@@ -70,6 +73,7 @@ class ZarrPartition(Partition):
     start: int
     stop: int
     meta_mtimes_ns: tuple[int, ...]
+    shape: tuple[int, ...]
 
     @property
     def key(self) -> str:
@@ -86,19 +90,41 @@ class ZarrPartition(Partition):
         rows = slice(self.start, self.stop)
         with reading(self.key, f"store {self.store}, {self.node or '/'}"):
             if self.layout == "arrays":
-                arrays = [
-                    np.asarray(zarr.open_array(store=self.store, path=str(s), mode="r")[rows])
-                    for s in where
-                ]
+                arrays = []
+                for s in where:
+                    arr = zarr.open_array(store=self.store, path=str(s), mode="r")
+                    self._check_shape(arr, str(s))
+                    arrays.append(np.asarray(arr[rows]))
             else:
                 arr = zarr.open_array(store=self.store, path=self.node, mode="r")
+                self._check_shape(arr, self.node)
                 cols = sorted(int(s) for s in set(where))  # orthogonal selection wants order
                 block = np.asarray(
                     arr.get_orthogonal_selection((rows, np.asarray(cols, dtype=np.intp)))
                 )
                 arrays = [block[:, cols.index(int(s))] for s in where]
             table = arrays_to_table(wanted, arrays)
+        if table.num_rows != self.stop - self.start:
+            # Slicing past an array's end gives what is there: rows would go missing
+            # without a word (the shape check above should have caught it first).
+            raise ReadError(
+                f"partition {self.key} read {table.num_rows} rows of Zarr store "
+                f"{self.store} where the plan has {self.stop - self.start}: the data changed "
+                "since the source was planned; plan the source again"
+            )
         return ReadResult(table, nbytes=table.nbytes)
+
+    def _check_shape(self, arr: Any, path: str) -> None:
+        """Refuse an array whose shape changed since the plan: its row ranges no
+        longer describe it (rows lost are missing from a read; rows added are in no
+        partition; a 2-D array's column indices may name other columns)."""
+        shape = tuple(int(n) for n in arr.shape)
+        if shape != self.shape:
+            raise ReadError(
+                f"Zarr store {self.store}, array {path or '/'}, changed since the source "
+                f"was planned (shape {self.shape} then, {shape} now); partition "
+                f"{self.key} no longer describes it: plan the source again"
+            )
 
     def locate(self, row: int) -> str:
         """``"store data.zarr, grp, row 1234 (0-based)"``."""
@@ -231,6 +257,7 @@ def read_zarr(
             start=a,
             stop=b,
             meta_mtimes_ns=mtimes,
+            shape=tuple(int(n) for n in first.shape),
         )
         for a, b in row_ranges(first.shape[0], rows)
     )

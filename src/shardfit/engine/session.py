@@ -17,12 +17,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from shardfit.engine.backends import Backend, resolve_backend
 from shardfit.engine.profile import note_driver
 
 __all__ = ["Session", "session"]
+
+T = TypeVar("T")
 
 
 class Session:
@@ -71,35 +73,43 @@ class Session:
         """Whether this process is the root (False on MPI ranks other than 0)."""
         return self.backend.is_root
 
-    def on_root(self, step: Callable[[], object]) -> None:
-        """Run ``step`` on the root alone and raise its error on every process.
+    def on_root(self, step: Callable[[], T]) -> T:
+        """Run ``step`` on the root alone and give every process its value or error.
 
-        ``step`` is the root's share of some work that must happen once (taking an
-        output folder, writing a manifest). Under MPI every rank calls this and waits
-        for the root's verdict, so none goes on (or returns) before the root is done,
-        and none waits forever in a later collective for a root that failed.
-        Elsewhere the one process is the root, and this is ``step()``.
+        ``step`` is work that must happen once (taking an output folder, writing a
+        manifest, drawing random folds). Under MPI every rank calls this and waits for
+        the root's outcome, so none goes on (or returns) before the root is done, none
+        waits forever in a later collective for a root that failed, and all go on with
+        the root's value. Elsewhere the one process is the root, and this is
+        ``step()``. The backend need not be open (MPI's opens on its first collective).
 
         Parameters
         ----------
         step : callable
-            Called with no arguments, on the root only.
+            Called with no arguments, on the root only; its value must pickle.
+
+        Returns
+        -------
+        object
+            ``step()``'s value, on every process.
         """
         from shardfit.engine.retries import portable
 
+        value: Any = None
         error: Exception | None = None
         if self.backend.is_root:
             try:
-                step()
+                value = step()
             except Exception as caught:
                 error = caught
         # portable(): an error that does not pickle would fail the broadcast on the
         # root alone and leave the other ranks waiting in it.
-        shared = self.backend.share(None if error is None else portable(error))
+        shared, problem = self.backend.share((value, None if error is None else portable(error)))
         if error is not None:
             raise error
-        if shared is not None:
-            raise shared
+        if problem is not None:
+            raise problem
+        return shared
 
     def __enter__(self) -> Self:
         return self.open()

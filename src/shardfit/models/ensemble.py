@@ -36,7 +36,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, has_fit_parameter
 
 from shardfit.engine.blas import single_threaded_blas
-from shardfit.engine.session import session
+from shardfit.engine.session import Session, session
 from shardfit.models.ensemble_jobs import (
     SharedArrays,
     StackTransform,
@@ -204,9 +204,21 @@ class _StackingEnsemble(BaseEstimator):
                 f"The 'passthrough' parameter must be a bool. Got {self.passthrough!r} instead."
             )
 
-    def _folds(self, X: np.ndarray, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The folds, drawn once here (a deep copy of ``cv``, as scikit-learn's
-        stacking gives each estimator): every row must be held out exactly once."""
+    def _folds(
+        self, X: np.ndarray, y: np.ndarray, sess: Session
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The folds, drawn once, on the root, and given to every process (under MPI
+        every rank runs the script: a splitter that shuffles without a seed would
+        draw other folds on each rank, and the fold jobs gathered from the ranks
+        would not fit together). Every row must be held out exactly once."""
+        folds = sess.on_root(lambda: self._draw_folds(X, y))
+        # Checked and warned on every rank, each from the same folds.
+        self._check_folds(folds, X, y)
+        return folds
+
+    def _draw_folds(self, X: np.ndarray, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The folds of ``cv`` (a deep copy of a splitter, as scikit-learn's stacking
+        gives each estimator)."""
         if isinstance(self.cv, numbers.Integral) and self.random_state is not None:
             kind = StratifiedKFold if self._is_classifier else KFold
             splitter: Any = kind(int(self.cv), shuffle=True, random_state=self.random_state)
@@ -215,13 +227,19 @@ class _StackingEnsemble(BaseEstimator):
             # (train, test) pairs is used as given, as scikit-learn's check_cv does.
             cv = copy.deepcopy(self.cv) if hasattr(self.cv, "split") else self.cv
             splitter = check_cv(cv, y, classifier=self._is_classifier)
-        folds = [
+        return [
             (np.asarray(train, dtype=np.int64), np.asarray(test, dtype=np.int64))
             for train, test in splitter.split(X, y)
         ]
+
+    def _check_folds(
+        self, folds: list[tuple[np.ndarray, np.ndarray]], X: np.ndarray, y: np.ndarray
+    ) -> None:
+        """Refuse folds that do not hold out every row exactly once; warn of training
+        rows that miss a class."""
         held_out = np.concatenate([test for _, test in folds]) if folds else np.array([])
         iterable = not (hasattr(self.cv, "split") or isinstance(self.cv, numbers.Integral))
-        given = "the (train, test) pairs given" if iterable else repr(splitter)
+        given = "the (train, test) pairs given" if iterable else repr(self.cv)
         if held_out.size != X.shape[0] or not np.array_equal(
             np.sort(held_out), np.arange(X.shape[0])
         ):
@@ -240,9 +258,8 @@ class _StackingEnsemble(BaseEstimator):
                         "the missing classes get probability 0 in its held-out predictions "
                         "(a stratified cv avoids this).",
                         RuntimeWarning,
-                        stacklevel=3,
+                        stacklevel=4,
                     )
-        return folds
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> _StackingEnsemble:
         """Fit every layer by cross-fitting, then the final estimator.
@@ -276,7 +293,10 @@ class _StackingEnsemble(BaseEstimator):
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}.")
         targets = self._targets(y)
-        folds = self._folds(X, targets)
+        sess = session(self.backend, workers=self.workers)
+        # Before the session starts its workers (a bad cv costs no pool): sharing needs
+        # no open backend, except MPI's, which opens on its first collective.
+        folds = self._folds(X, targets, sess)
         final = clone(self.final_estimator) if self.final_estimator is not None else None
         final = final if final is not None else self._default_final()
         weights = _sample_weight(sample_weight, X.shape[0], layers, final)
@@ -289,7 +309,7 @@ class _StackingEnsemble(BaseEstimator):
         # whatever ended the fit.
         with (
             SharedArrays(self.cache_dir) as shared,
-            session(self.backend, workers=self.workers) as sess,
+            sess,
         ):
             y_path = shared.write("y", targets)
             fold_paths = [
@@ -432,8 +452,8 @@ _PARAMETERS_DOC = """
         The folds: an int K gives {kfold} (unshuffled, as scikit-learn's ``check_cv``,
         unless ``random_state`` is set); a splitter (``KFold(5, shuffle=True,
         random_state=0)``) or a list of (train, test) index arrays must hold out every
-        row exactly once. The folds are drawn once, on the driver, and shared by all
-        layers.
+        row exactly once. The folds are drawn once, on the driver (rank 0 under MPI,
+        which gives them to every rank), and shared by all layers.
     random_state : int or None
         With an int ``cv``: shuffle the rows before splitting, with this seed (a
         splitter carries its own seed).{method}

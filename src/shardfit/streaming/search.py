@@ -304,6 +304,14 @@ def search(
         resumes.
     """
     started = time.perf_counter()
+    # Refused first, on every rank alike (each runs the script), before any rank
+    # creates or writes the store: the ranks would all write the one SQLite file.
+    sess = session(backend, workers=workers)
+    if sess.name == "mpi":
+        raise ValueError(
+            "search does not run under MPI (backend='mpi'): every rank would run every "
+            "configuration and write the same store; use backend='processes' or 'dask'"
+        )
     if not isinstance(batch_rows, int) or isinstance(batch_rows, bool) or batch_rows < 1:
         raise ValueError(
             f"The 'batch_rows' parameter of search must be an int >= 1. Got {batch_rows!r}."
@@ -367,9 +375,7 @@ def search(
         advance, bar = _progress_bar(progress, len(configs), summary.skipped)
         try:
             if todo:
-                with session(backend, workers=workers) as sess:
-                    if sess.name == "mpi":
-                        raise ValueError("search does not run under MPI; use processes or dask")
+                with sess:
                     _run(
                         sess, todo, source, db, summary, advance,
                         target=target, weights=weights, batch_rows=batch_rows, drop=float(drop),
