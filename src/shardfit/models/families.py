@@ -173,6 +173,14 @@ class Family(ABC):
         """``sum(w (y - mu)**2 / V(mu))``."""
         return float(np.sum((y - mu) ** 2 * _w(weights) / self.variance(mu)))
 
+    def resid_anscombe(
+        self, y: np.ndarray, mu: np.ndarray, weights: Any = None, scale: float = 1.0
+    ) -> np.ndarray:
+        """Anscombe residuals ``(A(y) - A(mu)) / (A'(mu) sqrt(V(mu) scale)) sqrt(w)``
+        with ``A'(t) = V(t)**(-1/3)``: statsmodels' ``family.resid_anscombe``, formula
+        for formula (each family defines its ``A``)."""
+        raise NotImplementedError(f"the {self.name} family has no Anscombe residuals")
+
     def loglike(
         self, y: np.ndarray, mu: np.ndarray, weights: Any = None, scale: float = 1.0
     ) -> float:
@@ -260,6 +268,11 @@ class Gaussian(Family):
 
     def _outside(self, y: np.ndarray) -> np.ndarray:
         return ~np.isfinite(y)
+
+    def resid_anscombe(
+        self, y: np.ndarray, mu: np.ndarray, weights: Any = None, scale: float = 1.0
+    ) -> np.ndarray:
+        return (y - mu) / scale**0.5 * np.sqrt(_w(weights))
 
 
 class Binomial(Family):
@@ -354,6 +367,16 @@ class Binomial(Family):
     def _outside(self, y: np.ndarray) -> np.ndarray:
         return ~((y >= 0) & (y <= 1))
 
+    def resid_anscombe(
+        self, y: np.ndarray, mu: np.ndarray, weights: Any = None, scale: float = 1.0
+    ) -> np.ndarray:
+        # statsmodels' var_weights form (its n is 1): cox_snell(x) = B(2/3, 2/3; x).
+        def cox_snell(x: np.ndarray) -> np.ndarray:
+            return special.betainc(2 / 3.0, 2 / 3.0, x) * special.beta(2 / 3.0, 2 / 3.0)
+
+        resid = (cox_snell(y) - cox_snell(mu)) / (mu * (1 - mu) * scale**3) ** (1 / 6.0)
+        return resid * np.sqrt(_w(weights))
+
 
 class Poisson(Family):
     """Counts; log link by default; scale 1."""
@@ -385,6 +408,12 @@ class Poisson(Family):
     ) -> np.ndarray:
         return _w(weights) / scale * (y * np.log(mu) - mu - special.gammaln(y + 1))
 
+    def resid_anscombe(
+        self, y: np.ndarray, mu: np.ndarray, weights: Any = None, scale: float = 1.0
+    ) -> np.ndarray:
+        resid = (3 / 2.0) * (y ** (2 / 3.0) - mu ** (2 / 3.0)) / (mu ** (1 / 6.0) * scale**0.5)
+        return resid * np.sqrt(_w(weights))
+
     def _outside(self, y: np.ndarray) -> np.ndarray:
         return ~((y >= 0) & np.isfinite(y))
 
@@ -412,6 +441,12 @@ class Gamma(Family):
         y_mu = _clean(y / mu)
         ws = _w(weights) / scale
         return ws * np.log(ws * y_mu) - ws * y_mu - special.gammaln(ws) - np.log(y)
+
+    def resid_anscombe(
+        self, y: np.ndarray, mu: np.ndarray, weights: Any = None, scale: float = 1.0
+    ) -> np.ndarray:
+        resid = 3 * (y ** (1 / 3.0) - mu ** (1 / 3.0)) / mu ** (1 / 3.0) / scale**0.5
+        return resid * np.sqrt(_w(weights))
 
     def _outside(self, y: np.ndarray) -> np.ndarray:
         return ~((y > 0) & np.isfinite(y))
@@ -441,6 +476,11 @@ class InverseGaussian(Family):
         ll = -w * (y - mu) ** 2 / (scale * y * mu**2)
         ll += -np.log(scale * y**3 / w) - np.log(2 * np.pi)
         return ll / 2
+
+    def resid_anscombe(
+        self, y: np.ndarray, mu: np.ndarray, weights: Any = None, scale: float = 1.0
+    ) -> np.ndarray:
+        return np.log(y / mu) / np.sqrt(mu * scale) * np.sqrt(_w(weights))
 
     def _outside(self, y: np.ndarray) -> np.ndarray:
         return ~((y > 0) & np.isfinite(y))
@@ -484,6 +524,21 @@ class NegativeBinomial(Family):
         ll = y * np.log(a * mu) - (y + 1 / a) * np.log(1 + a * mu)
         ll += special.gammaln(y + 1 / a) - special.gammaln(1 / a) - special.gammaln(y + 1)
         return _w(weights) / scale * ll
+
+    def resid_anscombe(
+        self, y: np.ndarray, mu: np.ndarray, weights: Any = None, scale: float = 1.0
+    ) -> np.ndarray:
+        def hyp2f1(x: np.ndarray) -> np.ndarray:
+            return special.hyp2f1(2 / 3.0, 1 / 3.0, 5 / 3.0, x)
+
+        a = self.alpha
+        resid = (
+            3
+            / 2.0
+            * (y ** (2 / 3.0) * hyp2f1(-a * y) - mu ** (2 / 3.0) * hyp2f1(-a * mu))
+            / (mu * (1 + a * mu) * scale**3) ** (1 / 6.0)
+        )
+        return resid * np.sqrt(_w(weights))
 
     def _outside(self, y: np.ndarray) -> np.ndarray:
         return ~((y >= 0) & np.isfinite(y))
@@ -560,6 +615,17 @@ class Tweedie(Family):
             x = ((p - 1) * sp / yp) ** alpha / ((2 - p) * sp)
             ll[pos] += np.log(1 / yp) + special.log_wright_bessel(-alpha, 0, x)
         return ll
+
+    def resid_anscombe(
+        self, y: np.ndarray, mu: np.ndarray, weights: Any = None, scale: float = 1.0
+    ) -> np.ndarray:
+        p = self.var_power
+        if p == 3:
+            resid = np.log(y / mu) / np.sqrt(mu * scale)
+        else:
+            c = (3.0 - p) / 3.0
+            resid = ((1.0 / c) * (y**c - mu**c) / mu ** (p / 6.0)) / scale**0.5
+        return resid * np.sqrt(_w(weights))
 
     def _outside(self, y: np.ndarray) -> np.ndarray:
         return ~((y >= 0) & np.isfinite(y))

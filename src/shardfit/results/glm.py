@@ -208,6 +208,107 @@ class GLMResults(CoefficientTable):
             exposure=exposure,
         )
 
+    def resid(
+        self,
+        data: Any,
+        *,
+        kind: str = "response",
+        out: Any = None,
+        unseen: str = "raise",
+        backend: Any = None,
+        workers: int | None = None,
+        overwrite: bool = False,
+        progress: bool = False,
+        endog: Any = None,
+        weights: Any = None,
+        offset: Any = None,
+        exposure: Any = None,
+    ) -> Any:
+        """Residuals of the fit on ``data`` (the training data, or any other), out of core.
+
+        statsmodels keeps its residuals as attributes; shardfit, fitting data of any
+        size, computes them from ``data`` on request, partition by partition, with
+        ``mu`` the fitted mean (offset and ``log(exposure)`` included), ``w`` the
+        weights (statsmodels' ``var_weights``), ``V`` the family's variance function
+        and ``g`` the link:
+
+        ====================  ===========================  =============================
+        ``kind``              statsmodels                  value
+        ====================  ===========================  =============================
+        "response"            ``resid_response``           ``y - mu``
+        "pearson"             ``resid_pearson``            ``(y - mu) sqrt(w / V(mu))``
+        "deviance"            ``resid_deviance``           ``sign(y - mu) sqrt(w d(y, mu))``
+        "working"             ``resid_working``            ``(y - mu) g'(mu)``
+        "anscombe"            ``resid_anscombe``           the family's, over
+                              (``resid_anscombe_scaled``)  ``sqrt(scale)``
+        "anscombe_unscaled"   ``resid_anscombe_unscaled``  the family's
+        ====================  ===========================  =============================
+
+        ``d`` is the family's unit deviance. statsmodels' names are accepted as
+        ``kind`` too. Its ``fittedvalues`` (``mu``) are :meth:`predict` on the same
+        data.
+
+        Parameters
+        ----------
+        data : DataFrame, pyarrow.Table, Source, path, glob or ndarray
+            Rows with the columns the fit read: predictors, the response, and the
+            weights, offset and exposure columns when the fit had them, under the
+            fit's names (a formula's left-hand side is evaluated). For a fit on arrays
+            (:func:`shardfit.GLM`), the ``X`` array or DataFrame, with ``endog=`` and
+            the other arrays the fit had.
+        kind : {"response", "pearson", "deviance", "working", "anscombe", \
+"anscombe_unscaled"}
+            Which residuals (see the table).
+        out : str or path, optional
+            Write Parquet part files (columns ``row`` and the statsmodels name, e.g.
+            ``resid_deviance``) and a manifest instead of returning the values, as
+            :meth:`predict` does (:mod:`shardfit.results.prediction_output`).
+        unseen, backend, workers, overwrite, progress
+            As for :meth:`predict`.
+        endog, weights, offset, exposure : array_like, optional
+            For a fit on arrays: the response and the weights, offset and exposure it
+            was fitted with, one value per row of ``data``.
+
+        Returns
+        -------
+        pandas.Series or PredictionOutput
+            One residual per row of ``data`` in source order, indexed by a DataFrame's
+            index (else 0-based positions named ``row``) and named as statsmodels'
+            attribute; NaN where a row has none (a missing predictor, response,
+            weight, offset or exposure: a :class:`UserWarning` says how many).
+            ``.dropna()`` leaves the rows statsmodels' ``missing="drop"`` keeps. With
+            ``out``: what was written.
+
+        Raises
+        ------
+        DesignError
+            ``data`` lacks a column the fit read (the response, the exposure...),
+            naming it.
+
+        Examples
+        --------
+        >>> res = shardfit.poisson("n ~ x", frame, exposure="t").fit()  # doctest: +SKIP
+        >>> res.resid(frame, kind="deviance")  # sm_res.resid_deviance  # doctest: +SKIP
+        """
+        from shardfit.results.predict import residuals
+
+        return residuals(
+            self,
+            data,
+            kind=kind,
+            family=self.family,
+            out=out,
+            unseen=unseen,  # type: ignore[arg-type]
+            backend=backend,
+            workers=workers,
+            overwrite=overwrite,
+            progress=progress,
+            endog=endog,
+            weights=weights,
+            offset=offset,
+            exposure=exposure,
+        )
+
     def save(self, path: Any) -> Any:
         """Save as one JSON document (no pickle); returns the path written."""
         from shardfit.results.io import save_results

@@ -206,6 +206,91 @@ class LinearResults(CoefficientTable):
 
         return get_prediction(self, data, alpha=alpha, unseen=unseen, backend=backend)  # type: ignore[arg-type]
 
+    def resid(
+        self,
+        data: Any,
+        *,
+        kind: str = "response",
+        out: Any = None,
+        unseen: str = "raise",
+        backend: Any = None,
+        workers: int | None = None,
+        overwrite: bool = False,
+        progress: bool = False,
+        endog: Any = None,
+        weights: Any = None,
+    ) -> Any:
+        """Residuals of the fit on ``data`` (the training data, or any other), out of core.
+
+        statsmodels keeps its residuals as attributes; shardfit, fitting data of any
+        size, computes them from ``data`` on request, partition by partition:
+
+        ============  ===================  ======================================
+        ``kind``      statsmodels          value
+        ============  ===================  ======================================
+        "response"    ``resid``            ``y - x'b``
+        "weighted"    ``wresid``           ``sqrt(w) (y - x'b)`` (``w = 1``: OLS)
+        "pearson"     ``resid_pearson``    ``wresid / sqrt(scale)``
+        ============  ===================  ======================================
+
+        statsmodels' names are accepted as ``kind`` too. Its ``fittedvalues`` are
+        :meth:`predict` on the same data.
+
+        Parameters
+        ----------
+        data : DataFrame, pyarrow.Table, Source, path, glob or ndarray
+            Rows with the columns the fit read: predictors, the response and the
+            weights (WLS), under the fit's names (a formula's left-hand side is
+            evaluated, ``np.log(y) ~ x`` included). For a fit on arrays
+            (:func:`shardfit.OLS`), the ``X`` array or DataFrame, with ``endog=``.
+        kind : {"response", "weighted", "pearson"}
+            Which residuals (see the table).
+        out : str or path, optional
+            Write Parquet part files (columns ``row`` and the statsmodels name, e.g.
+            ``resid_pearson``) and a manifest instead of returning the values, as
+            :meth:`predict` does (:mod:`shardfit.results.prediction_output`).
+        unseen, backend, workers, overwrite, progress
+            As for :meth:`predict`.
+        endog, weights : array_like, optional
+            For a fit on arrays: the response and the weights it was fitted with, one
+            value per row of ``data``.
+
+        Returns
+        -------
+        pandas.Series or PredictionOutput
+            One residual per row of ``data`` in source order, indexed by a DataFrame's
+            index (else 0-based positions named ``row``) and named as statsmodels'
+            attribute; NaN where a row has none (a missing predictor, response or
+            weight: a :class:`UserWarning` says how many). ``.dropna()`` leaves the
+            rows statsmodels' ``missing="drop"`` keeps. With ``out``: what was
+            written.
+
+        Raises
+        ------
+        DesignError
+            ``data`` lacks a column the fit read (the response...), naming it.
+
+        Examples
+        --------
+        >>> res = shardfit.wls("y ~ x", frame, weights="w").fit()  # doctest: +SKIP
+        >>> res.resid(frame, kind="pearson")  # sm_res.resid_pearson  # doctest: +SKIP
+        """
+        from shardfit.results.predict import residuals
+
+        return residuals(
+            self,
+            data,
+            kind=kind,
+            out=out,
+            unseen=unseen,  # type: ignore[arg-type]
+            backend=backend,
+            workers=workers,
+            overwrite=overwrite,
+            progress=progress,
+            endog=endog,
+            weights=weights,
+        )
+
     def save(self, path: Any) -> Any:
         """Save as one JSON document (no pickle); returns the path written."""
         from shardfit.results.io import save_results

@@ -18,6 +18,10 @@ are counted, never dropped silently: a :class:`UserWarning` gives their number, 
 :class:`PredictionResults` and
 :class:`~shardfit.results.prediction_output.PredictionOutput` carry the counts and
 which rows were kept. With ``out=``, see :mod:`shardfit.results.prediction_output`.
+
+:func:`residuals` (``results.resid(data, kind=...)``) computes statsmodels' residuals
+of a fit (linear or GLM) on data of any size the same way, reading the response,
+weights, offset and exposure columns the fit used as well.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ from shardfit.engine import map_partitions
 from shardfit.errors import DesignError
 from shardfit.results.prediction_output import PredictionOutput, write_predictions
 from shardfit.results.prediction_tasks import (
+    GLM_RESIDUALS,
+    LINEAR_RESIDUALS,
     Outputs,
     PartPrediction,
     PredictionModel,
@@ -46,9 +52,9 @@ from shardfit.results.prediction_tasks import (
     Unseen,
     critical_value,
     prediction_model,
+    residual_model,
     source_positions,
     total_counts,
-    value_columns,
     warn_dropped,
 )
 
@@ -63,6 +69,7 @@ __all__ = [
     "predict",
     "predict_backend",
     "predict_rows",
+    "residuals",
 ]
 
 Interval = Literal["confidence", "prediction"]
@@ -284,6 +291,169 @@ def get_prediction(
     )
 
 
+def residuals(
+    results: Any,
+    data: Any,
+    *,
+    kind: str = "response",
+    family: Any = None,
+    out: str | os.PathLike[str] | None = None,
+    unseen: Unseen = "raise",
+    backend: Any = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    endog: Any = None,
+    weights: Any = None,
+    offset: Any = None,
+    exposure: Any = None,
+) -> pd.Series | PredictionOutput:
+    """Residuals of a fitted linear model or GLM on data of any size, as statsmodels'.
+
+    ``LinearResults.resid`` and ``GLMResults.resid`` call this; their docstrings list
+    the kinds. ``family`` is the GLM's family, ``None`` for least squares. Each
+    partition is encoded with the fit's whole design: the response, the weights, the
+    offset and the exposure are read from ``data`` under the names the fit used.
+    ``endog``, ``weights``, ``offset`` and ``exposure`` are arrays for a fit on arrays
+    (``shardfit.OLS(y, X)``, ``shardfit.GLM(y, X, ...)``), ``data`` then being ``X``.
+
+    Returns
+    -------
+    pandas.Series or PredictionOutput
+        Without ``out``: one value per row of ``data`` in source order, indexed like
+        :func:`predict`'s rows (a DataFrame's index, else 0-based positions named
+        ``row``), NaN where a row has none (a missing predictor or response), named as
+        statsmodels' attribute. With ``out``: what was written.
+    """
+    kind = residual_kind(kind, family)
+    check_unseen(unseen)
+    if results.spec is None:
+        raise ValueError("these results carry no design spec, so they have no residuals")
+    data = _with_arrays(
+        results.spec,
+        data,
+        {"endog": endog, "weights": weights, "offset": offset, "exposure": exposure},
+    )
+    model = residual_model(results, kind, family)
+    source, labels = _source(results, data, check=False)
+    _check_fit_columns(model.spec, source)
+    if out is not None:
+        return write_predictions(
+            model,
+            source,
+            Path(out),
+            outputs="mean",
+            unseen=unseen,
+            overwrite=overwrite,
+            backend=backend,
+            workers=workers,
+            progress=progress,
+        )
+    values, rows, _ = predict_rows(
+        model, "mean", unseen, source, data, labels, backend, workers, progress, pad=True
+    )
+    return pd.Series(values[model.column], index=rows, name=model.column)
+
+
+def residual_kind(kind: str, family: Any) -> str:
+    """``kind`` as one of the residual kinds of a linear fit (``family`` ``None``) or a
+    GLM; statsmodels' attribute names (``"resid_deviance"``, ``"wresid"``) are taken
+    for theirs."""
+    kinds = LINEAR_RESIDUALS if family is None else GLM_RESIDUALS
+    aliases = {attribute: name for name, attribute in kinds.items()}
+    if family is not None:
+        aliases["resid_anscombe_scaled"] = "anscombe"
+    if isinstance(kind, str) and kind in kinds:
+        return kind
+    if isinstance(kind, str) and kind in aliases:
+        return aliases[kind]
+    model = "a linear model" if family is None else "a GLM"
+    raise ValueError(
+        f"The 'kind' parameter of {model}'s resid must be one of {list(kinds)} (or "
+        f"statsmodels' attribute names {list(aliases)}). Got {kind!r} instead."
+    )
+
+
+#: The columns shardfit.OLS and shardfit.GLM store their arrays under.
+_ARRAY_COLUMNS = {
+    "endog": "__y__",
+    "weights": "__w__",
+    "offset": "__offset__",
+    "exposure": "__exposure__",
+}
+
+
+def _with_arrays(spec: Any, data: Any, given: dict[str, Any]) -> Any:
+    """``data`` (the fitted ``X``) with the arrays of a fit on arrays added as the
+    columns its design reads."""
+    given = {role: values for role, values in given.items() if values is not None}
+    if not given:
+        return data
+    fitted = {
+        "endog": spec.response,
+        "weights": spec.weights,
+        "offset": spec.offset,
+        "exposure": spec.exposure,
+    }
+    for role in given:
+        if spec.formula is not None or fitted[role] != _ARRAY_COLUMNS[role]:
+            where = (
+                f"reads its {role} from the data's column {fitted[role]!r}"
+                if fitted[role] is not None
+                else f"has no {role}"
+            )
+            raise ValueError(f"resid's {role}= is for a fit on arrays; this fit {where}")
+    if isinstance(data, pd.DataFrame):
+        frame = data.copy()
+    elif isinstance(data, str | os.PathLike | Source) or hasattr(data, "partitions"):
+        raise ValueError(
+            "resid's endog=/weights=/offset=/exposure= arrays go with the design as an "
+            "array or a DataFrame held in memory"
+        )
+    else:
+        array = np.asarray(data, dtype=np.float64)
+        array = array.reshape(-1, 1) if array.ndim == 1 else array
+        if array.ndim != 2 or array.shape[1] != len(spec.x_columns):
+            raise ValueError(
+                f"resid needs a 2-D array of the {len(spec.x_columns)} fitted columns "
+                f"{list(spec.x_columns)}; got shape {array.shape}"
+            )
+        frame = pd.DataFrame(array, columns=list(spec.x_columns))
+    for role, values in given.items():
+        column = np.asarray(values, dtype=np.float64)
+        if column.shape != (len(frame),):
+            raise ValueError(
+                f"resid's {role}= needs one value per row ({len(frame)}); got shape {column.shape}"
+            )
+        frame[_ARRAY_COLUMNS[role]] = column
+    return frame
+
+
+def _check_fit_columns(spec: Any, source: Source) -> None:
+    """Refuse, before any pass, data lacking a column the fit read, naming its role
+    (the reader would only say "unknown column")."""
+    roles = {spec.weights: "weights", spec.offset: "offset", spec.exposure: "exposure"}
+    for name in spec.fit_only_columns:
+        roles[name] = "response"
+    if spec.formula is None:
+        roles.update({name: "predictor" for name in spec.x_columns})
+    absent = [name for name in spec.raw_columns if name not in source.columns]
+    if not absent:
+        return
+    name = absent[0]
+    role = roles.get(name, "predictor")
+    arrays = {value: role for role, value in _ARRAY_COLUMNS.items()}
+    hint = (
+        f" This fit is on arrays: pass resid(X, {arrays[name]}=...), as to the model."
+        if name in arrays
+        else ""
+    )
+    raise DesignError(
+        f"resid needs the {role} column {name!r} the fit used, which {source.name} lacks"
+        f" (absent: {absent[:6]}{'...' if len(absent) > 6 else ''}).{hint}"
+    )
+
+
 def inference_fields(
     results: Any, rows: pd.Index, counts: dict[str, Any], alpha: float
 ) -> dict[str, Any]:
@@ -325,12 +495,12 @@ def predict_rows(
         backend=predict_backend(backend, source),
         workers=workers,
         progress=progress,
-        pass_name="predict",
+        pass_name=model.label,
         allgather=True,
     )
     assert parts is not None
-    values, positions, counts = _gather(parts, ("predicted", *value_columns(outputs)))
-    warn_dropped(counts, source.name, stacklevel=5)
+    values, positions, counts = _gather(parts, model.names(outputs))
+    warn_dropped(counts, source.name, stacklevel=5, label=model.label)
     if pad:
         values = {
             name: nan_padded(column, positions, counts["read"]) for name, column in values.items()
@@ -400,8 +570,9 @@ def predict_backend(backend: Any, data: Any) -> Any:
     return "serial"
 
 
-def _source(results: Any, data: Any) -> tuple[Source, pd.Index | None]:
-    """The data as a source, and the DataFrame's row labels when there is one."""
+def _source(results: Any, data: Any, *, check: bool = True) -> tuple[Source, pd.Index | None]:
+    """The data as a source, and the DataFrame's row labels when there is one
+    (``check``: refuse data lacking a plain-columns fit's predictors)."""
     spec = results.spec
     if isinstance(data, np.ndarray) and spec is not None and spec.formula is None:
         array = data.reshape(-1, 1) if data.ndim == 1 else data
@@ -414,7 +585,8 @@ def _source(results: Any, data: Any) -> tuple[Source, pd.Index | None]:
     labels = data.index if isinstance(data, pd.DataFrame) else None
     # A design store's rows are numbered as those of the data it was written from.
     source = numbered_as_source(as_source(data))
-    _check_plain_columns(spec, source)
+    if check:
+        _check_plain_columns(spec, source)
     return source, labels
 
 

@@ -13,7 +13,9 @@ rows dropped for missing predictors are absent), ``predicted``, and with an inte
 its columns. Files are written to hidden temporary names and renamed, so a reader never
 sees half a file; a run that fails leaves no manifest. Readers of Parquet directories
 (pyarrow, pandas, Spark, shardfit) skip names starting with ``_`` or ``.``, and read
-the parts in name order, which is row order.
+the parts in name order, which is row order. Residuals (``results.resid(data,
+out=...)``) are written the same way, their one value column named as statsmodels'
+attribute (``resid_deviance``...) in place of ``predicted``.
 
 ``row`` needs each partition's first row. Parquet and in-memory partitions know their
 row counts; for other sources (CSV) a first pass reads the predictor columns to count
@@ -41,7 +43,6 @@ from shardfit.results.prediction_tasks import (
     PredictTask,
     Unseen,
     total_counts,
-    value_columns,
     warn_dropped,
     write_atomically,
 )
@@ -95,7 +96,7 @@ def write_predictions(
     keys = [partition.key for partition in source.partitions]
     if len(set(keys)) != len(keys):
         raise ReadError(f"source {source.name!r} has duplicate partition keys")
-    columns = ("row", "predicted", *value_columns(outputs))
+    columns = ("row", *model.names(outputs))
     # One session for both passes: workers start once.
     with session(backend, workers=workers) as sess:
         # Only the root prepares the directory; under MPI, sharing its verdict makes
@@ -106,7 +107,7 @@ def write_predictions(
         # Every MPI rank gets the parts' counts (allgather: a few numbers each, the
         # values are in the files), so every rank returns the same PredictionOutput.
         parts = map_partitions(
-            task, source, backend=sess, progress=progress, pass_name="predict", allgather=True
+            task, source, backend=sess, progress=progress, pass_name=model.label, allgather=True
         )
         assert parts is not None
         counts = total_counts(parts)
@@ -137,7 +138,7 @@ def write_predictions(
         # The root writes the manifest; the other ranks wait for it, so that none
         # returns (and reads the output) before it is complete.
         sess.on_root(finish)
-    warn_dropped(counts, source.name, stacklevel=5)
+    warn_dropped(counts, source.name, stacklevel=5, label=model.label)
     return output
 
 

@@ -8,6 +8,10 @@ their covariance ``C`` (aliased columns, reported as NaN, contribute nothing):
 - ``mean_se = sqrt(x'Cx)``; ``mean_ci_* = predicted -/+ q * mean_se``;
 - ``obs_ci_* = predicted -/+ q * sqrt(mean_se**2 + scale)``.
 
+A :class:`ResidualModel` reads the response (and the weights) as well and computes
+a residual of the fitted model instead (``results.resid(data, kind=...)``): the same
+encoding, numbering of rows, dropped-row counts and part files.
+
 In memory the values go back to the driver; out of core the worker writes them to
 its own Parquet part file and returns only counts.
 
@@ -22,7 +26,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -30,17 +34,25 @@ from scipy import stats
 
 from shardfit.data.convert import write_atomically
 from shardfit.data.partition import Partition
-from shardfit.design.materialize import encode_partition
+from shardfit.design.materialize import DesignChunk, encode_partition
 from shardfit.design.spec import DesignSpec
 from shardfit.errors import ReadError
 
+if TYPE_CHECKING:
+    from shardfit.models.families import Family
+
 __all__ = [
+    "GLM_RESIDUALS",
+    "LINEAR_RESIDUALS",
     "CountRows",
     "PartPrediction",
     "PredictTask",
     "PredictionModel",
+    "ResidualModel",
     "critical_value",
     "prediction_model",
+    "residual_model",
+    "residual_values",
     "source_positions",
     "total_counts",
     "value_columns",
@@ -85,6 +97,21 @@ class PredictionModel:
     cov: np.ndarray
     scale: float
     crit: float
+
+    #: Whether a task reads the response and weights (residuals) or predictors only.
+    needs_response: ClassVar[bool] = False
+    #: The pass's name, and the verb of the dropped-rows warning.
+    label: ClassVar[str] = "predict"
+
+    def names(self, outputs: Outputs) -> tuple[str, ...]:
+        """The value columns a task returns (and writes, after ``row``)."""
+        return ("predicted", *value_columns(outputs))
+
+    def chunk_columns(
+        self, chunk: DesignChunk, X: np.ndarray, outputs: Outputs
+    ) -> dict[str, np.ndarray]:
+        """The values of an encoded partition ``chunk`` whose dense design is ``X``."""
+        return self.columns(X, outputs, chunk.offset)
 
     def columns(
         self, X: np.ndarray, outputs: Outputs, offset: np.ndarray | None = None
@@ -139,6 +166,107 @@ def prediction_model(results: Any, alpha: float) -> PredictionModel:
     )
 
 
+#: Linear models' residual kinds -> statsmodels' ``RegressionResults`` attribute (the
+#: name of the Series and of the part files' column).
+LINEAR_RESIDUALS = {"response": "resid", "weighted": "wresid", "pearson": "resid_pearson"}
+#: GLMs' residual kinds -> statsmodels' ``GLMResults`` attribute.
+GLM_RESIDUALS = {
+    "response": "resid_response",
+    "pearson": "resid_pearson",
+    "deviance": "resid_deviance",
+    "working": "resid_working",
+    "anscombe": "resid_anscombe",
+    "anscombe_unscaled": "resid_anscombe_unscaled",
+}
+
+
+@dataclass(frozen=True, eq=False)
+class ResidualModel(PredictionModel):
+    """What a worker needs for residuals: the fit's whole design (response, weights,
+    offset), its estimates and scale, the kind, and the GLM family (``None``: least
+    squares)."""
+
+    kind: str = "response"
+    family: Family | None = None
+
+    needs_response: ClassVar[bool] = True
+    label: ClassVar[str] = "resid"
+
+    @property
+    def column(self) -> str:
+        """statsmodels' attribute name of this kind (``resid_deviance``...)."""
+        return (LINEAR_RESIDUALS if self.family is None else GLM_RESIDUALS)[self.kind]
+
+    def names(self, outputs: Outputs) -> tuple[str, ...]:
+        return (self.column,)
+
+    def chunk_columns(
+        self, chunk: DesignChunk, X: np.ndarray, outputs: Outputs
+    ) -> dict[str, np.ndarray]:
+        assert chunk.y is not None  # read: needs_response
+        eta = self.columns(X, "mean", chunk.offset)["predicted"]
+        y = np.asarray(chunk.y, dtype=np.float64)
+        values = residual_values(self.kind, self.family, y, eta, chunk.weights, self.scale)
+        return {self.column: values}
+
+
+def residual_values(
+    kind: str,
+    family: Family | None,
+    y: np.ndarray,
+    eta: np.ndarray,
+    weights: np.ndarray | None,
+    scale: float,
+) -> np.ndarray:
+    """Residuals of rows with responses ``y`` and linear predictors ``eta`` (offset
+    included), as statsmodels' attributes (see :data:`LINEAR_RESIDUALS` and
+    :data:`GLM_RESIDUALS`); ``weights`` are the fit's (``var_weights`` for a GLM)."""
+    if family is None:  # least squares: the fitted value is eta
+        resid = y - eta
+        if kind == "response":
+            return resid
+        # statsmodels' wresid, sqrt(w) y - sqrt(w) x'b, with w = 1 for OLS.
+        wresid = resid if weights is None else np.sqrt(weights) * resid
+        return wresid if kind == "weighted" else wresid / np.sqrt(scale)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu = np.asarray(family.link.inverse(eta), dtype=np.float64)
+        resid = y - mu
+        w = 1.0 if weights is None else weights
+        if kind == "response":
+            return resid
+        if kind == "pearson":
+            return resid * np.sqrt(w) / np.sqrt(family.variance(mu))
+        if kind == "deviance":
+            return family.resid_dev(y, mu, weights)
+        if kind == "working":
+            return resid * family.link.deriv(mu)
+        if kind == "anscombe":
+            return family.resid_anscombe(y, mu, weights, scale)
+        if kind == "anscombe_unscaled":
+            return family.resid_anscombe(y, mu, weights, 1.0)
+    raise ValueError(f"unknown residual kind {kind!r}")
+
+
+def residual_model(results: Any, kind: str, family: Family | None) -> ResidualModel:
+    """The worker-side residual model of ``results`` (``family`` ``None``: a linear fit)."""
+    base = prediction_model(results, 0.05)
+    spec = results.spec
+    # Identifier columns (clusters) only serve the covariance: residuals need not read
+    # them, nor drop rows where they are missing.
+    identifiers = set(spec.extra_columns) - set(spec.formula_columns)
+    columns = tuple(name for name in spec.raw_columns if name not in identifiers)
+    return ResidualModel(
+        spec=replace(spec, raw_columns=columns, extra_columns=()),
+        kept=base.kept,
+        params=base.params,
+        cov=base.cov,
+        scale=base.scale,
+        crit=base.crit,
+        kind=kind,
+        family=family,
+    )
+
+
 def _predictor_spec(spec: DesignSpec) -> DesignSpec:
     """The spec reading only predictor columns: new data needs no response or weights."""
     from shardfit.design.formula import analyze_formula
@@ -187,11 +315,15 @@ class PredictTask:
 
     def __call__(self, partition: Partition) -> PartPrediction:
         chunk = encode_partition(
-            self.model.spec, partition, missing="drop", unseen=self.unseen, need_response=False
+            self.model.spec,
+            partition,
+            missing="drop",
+            unseen=self.unseen,
+            need_response=self.model.needs_response,
         )
         # A structured (split) design is a speed-up of fits; prediction multiplies densely.
         X = chunk.X if isinstance(chunk.X, np.ndarray) else chunk.X.toarray()
-        values = self.model.columns(X, self.outputs, chunk.offset)
+        values = self.model.chunk_columns(chunk, X, self.outputs)
         dropped = {reason: n for reason, n in chunk.dropped.items() if n}
         if self.layout is None or self.out_dir is None:
             return PartPrediction(
@@ -241,17 +373,24 @@ def total_counts(parts: list[PartPrediction]) -> dict[str, Any]:
     }
 
 
-def warn_dropped(counts: dict[str, Any], name: str, *, stacklevel: int = 4) -> None:
-    """Say how many rows got no prediction (nothing is dropped without a word).
+def warn_dropped(
+    counts: dict[str, Any], name: str, *, stacklevel: int = 4, label: str = "predict"
+) -> None:
+    """Say how many rows got no prediction (``label="resid"``: no residual); nothing is
+    dropped without a word.
 
     The default ``stacklevel`` points at the code calling ``LinearResults.predict``.
     """
     total = sum(counts["dropped"].values())
     if total:
         reasons = ", ".join(f"{reason}: {n:,}" for reason, n in counts["dropped"].items())
+        if label == "resid":
+            what, hint = "residual", "their values are NaN (.dropna() leaves statsmodels' rows)"
+        else:
+            what, hint = "prediction", "get_prediction(...).row_labels names the rows kept"
         warnings.warn(
-            f"predict: {total:,} of {counts['read']:,} rows of {name!r} have no prediction "
-            f"({reasons}); get_prediction(...).row_labels names the rows kept",
+            f"{label}: {total:,} of {counts['read']:,} rows of {name!r} have no {what} "
+            f"({reasons}); {hint}",
             UserWarning,
             stacklevel=stacklevel,
         )
