@@ -16,9 +16,13 @@ transforms and interactions) is then done once; :func:`shardfit.OLS` and
 
 The parts are written under hidden temporary names and renamed, and the manifest is
 written last, so a store without ``_design.json`` is incomplete and refused. Rows
-dropped for missing values are counted in the manifest; every part keeps
-``partition_row``, the row's 0-based position in its source partition, and the manifest
-has the rows read from each partition, so a stored row knows its position in the source:
+dropped for missing values are counted in the manifest, except the rows missing only
+the response (a fit-only column): they are stored with a null response (manifest
+version 2), so fits from the store drop and count them as fits from the data do, and
+predictions from the store give them a value, as predictions from the data do. Every
+part keeps ``partition_row``, the row's 0-based position in its source partition, and
+the manifest has the rows read from each partition, so a stored row knows its position
+in the source:
 the row number predictions from the raw data give it (0-based over the rows the reader
 yields, malformed lines it skipped not counted). :meth:`StoredColumns.to_pandas` indexes
 rows by it, predictions from a store (``fit.predict(store.source())`` or the store's
@@ -70,7 +74,11 @@ MANIFEST = "_design.json"
 #: Made (exclusively) while a write runs: a second write into the folder is refused.
 _LOCK = ".writing"
 _FORMAT = "shardfit-design"
-_VERSION = 1
+# Version 2 may hold rows whose response is null (rows missing only the response, kept
+# for predictions): a reader of version 1 would fit them, so it must refuse them.
+_VERSION = 2
+#: Versions open_design reads (version 1 stores hold complete rows only).
+_READABLE = (1, 2)
 # Plain encoding and LZ4: measured on a 150k x 229 design (20 numeric columns, the
 # rest dummies), 0.7 s to write and 0.3 s to read back, where pyarrow's defaults
 # (dictionary encoding, Snappy) took 1.5 s and 3.3 s, for 26 MB against 30 MB.
@@ -240,6 +248,13 @@ class DesignStore:
     part_skipped : tuple of int
         Malformed rows skipped in each source partition (empty: a store written before
         they were kept, whose ``rows_skipped`` are reported with its first partition).
+    rows_without_response : int
+        Stored rows (counted in ``rows_written``) whose response is null: rows missing
+        only the response. Fits from the store drop them (and report them among the
+        rows dropped for missing values, as a fit from the data does); predictions
+        from the store give them a value, as predictions from the data do.
+    part_without_response : tuple of int
+        ... in each part (empty: a version-1 store, which has none).
     """
 
     path: Path
@@ -259,6 +274,8 @@ class DesignStore:
     rows_dropped: dict[str, int] = field(default_factory=dict)
     source_name: str = "the data"
     part_skipped: tuple[int, ...] = ()
+    rows_without_response: int = 0
+    part_without_response: tuple[int, ...] = ()
 
     @property
     def constant(self) -> str | None:
@@ -368,7 +385,12 @@ class DesignStore:
         return (
             f"stored {self.rows_written:,} rows x {len(self.columns)} design columns in "
             f"{len(self.files)} part{'s' * (len(self.files) != 1)} at {self.path} "
-            f"({self.rows_read:,} read, {dropped:,} dropped, {self.rows_skipped:,} skipped)"
+            f"({self.rows_read:,} read, {dropped:,} dropped, {self.rows_skipped:,} skipped"
+            + (
+                f"; {self.rows_without_response:,} stored without a response, to predict)"
+                if self.rows_without_response
+                else ")"
+            )
         )
 
 
@@ -440,6 +462,7 @@ class _PartWritten:
     rows_written: int
     skipped: int
     dropped: dict[str, int]
+    without_response: int = 0  # stored rows whose response is null (counted in rows_written)
 
     @property
     def nrows(self) -> int:  # progress displays count rows read
@@ -469,16 +492,37 @@ class _WritePart:
             structured=True,
         )
         name = self.names[self.keys.index(partition.key)]
-        columns: dict[str, Any] = {ROW: pa.array(chunk.row_index.astype(np.int64))}
+        rows = chunk.row_index.astype(np.int64)
         y = np.full(chunk.nrows, np.nan) if chunk.y is None else chunk.y
-        columns[_response_name(self.spec)] = pa.array(np.asarray(y, dtype=np.float64))
+        y_null = np.zeros(chunk.nrows, dtype=bool)
         design = _design_columns(chunk.X, chunk.nrows)
+        weights, offset = chunk.weights, chunk.offset
+        dropped = dict(chunk.dropped)
+        extra = self._without_response(partition, chunk)
+        if extra is not None:
+            # Rows missing only the response: stored with a null one, so a fit from the
+            # store drops them as a fit from the data does (and counts them there, not
+            # here), while predictions from the store give them a value.
+            rows, merged = _merge_rows(chunk, extra)
+            y = merged(y, None)
+            y_null = merged(y_null, np.ones(extra.nrows, dtype=bool))
+            design = [
+                merged(a, b)
+                for a, b in zip(design, _design_columns(extra.X, extra.nrows), strict=True)
+            ]
+            weights = None if weights is None else merged(weights, extra.weights)
+            offset = None if offset is None else merged(offset, extra.offset)
+            dropped["missing"] -= extra.nrows
+        columns: dict[str, Any] = {ROW: pa.array(rows)}
+        columns[_response_name(self.spec)] = pa.array(
+            np.asarray(y, dtype=np.float64), mask=y_null if y_null.any() else None
+        )
         for column, values in zip(self.spec.column_names, design, strict=True):
             columns[column] = pa.array(values)
-        if chunk.weights is not None:
-            columns[WEIGHTS] = pa.array(chunk.weights)
-        if chunk.offset is not None:
-            columns[OFFSET] = pa.array(chunk.offset)
+        if weights is not None:
+            columns[WEIGHTS] = pa.array(weights)
+        if offset is not None:
+            columns[OFFSET] = pa.array(offset)
         table = pa.table(columns)
         write_atomically(
             Path(self.folder) / name, table=table, row_group_size=self.group_rows, **_PARQUET
@@ -486,10 +530,79 @@ class _WritePart:
         return _PartWritten(
             file=name,
             rows_read=chunk.rows_read,
-            rows_written=chunk.nrows,
+            rows_written=int(rows.size),
             skipped=chunk.skipped_rows,
-            dropped=dict(chunk.dropped),
+            dropped=dropped,
+            without_response=int(y_null.sum()),
         )
+
+    def _without_response(self, partition: Partition, chunk: Any) -> Any:
+        """The encoded rows (a ``DesignChunk``) that ``chunk`` dropped only because a
+        fit-only column (the response) is missing; ``None`` when there are none.
+
+        Such rows have every value a prediction needs: predictions from the raw data
+        give them one. They are encoded as predictions encode them (without the
+        response), only when ``chunk`` dropped rows for missing values.
+        """
+        fit_only = sorted(self.spec.fit_only_columns)
+        if not (
+            self.need_response
+            and self.missing == "drop"
+            and fit_only
+            and chunk.dropped.get("missing", 0) > 0
+        ):
+            return None
+        table = partition.read(fit_only).table
+        if table.num_rows != chunk.rows_read:  # not the rows encoded: keep them dropped
+            return None
+        absent = np.zeros(table.num_rows, dtype=bool)
+        for column in table.columns:
+            absent |= np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+            if pa.types.is_floating(column.type):
+                absent |= np.isnan(column.to_numpy(zero_copy_only=False).astype(np.float64))
+        if not absent.any():
+            return None
+        predicted = encode_partition(
+            self.spec,
+            partition,
+            missing="drop",
+            unseen=self.unseen,
+            need_response=False,
+            structured=True,
+        )
+        # Rows a prediction keeps, missing the response, and not kept by the fit (a row
+        # missing the response never is): those missing a predictor stay dropped.
+        take = absent[predicted.row_index] & ~np.isin(predicted.row_index, chunk.row_index)
+        if not take.any():
+            return None
+        X = predicted.X
+        return replace(
+            predicted,
+            X=X.take_rows(take) if isinstance(X, SplitDesign) else X[take],
+            y=None,
+            weights=None if predicted.weights is None else predicted.weights[take],
+            offset=None if predicted.offset is None else predicted.offset[take],
+            row_index=predicted.row_index[take],
+            extras={},
+        )
+
+
+def _merge_rows(chunk: Any, extra: Any) -> tuple[np.ndarray, Any]:
+    """The rows of ``chunk`` and ``extra`` (two ``DesignChunk`` s of one partition,
+    without common rows) in partition order, and a function merging a column of each
+    (``None``: NaN for ``extra``'s rows)."""
+    rows = np.concatenate([chunk.row_index, extra.row_index]).astype(np.int64)
+    order = np.argsort(rows, kind="stable")
+    first = chunk.nrows
+
+    def merged(a: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+        a = np.asarray(a)
+        b = np.full(extra.nrows, np.nan) if b is None else np.asarray(b, dtype=a.dtype)
+        both = np.empty(first + extra.nrows, dtype=a.dtype)
+        both[:first], both[first:] = a, b
+        return both[order]
+
+    return rows[order], merged
 
 
 def _design_columns(X: Any, rows: int) -> list[np.ndarray]:
@@ -561,7 +674,9 @@ def write_design(
         ``log(exposure)``) of a GLM.
     missing : {"drop", "raise"}
         Rows with a missing value in a column the design reads are dropped and counted,
-        or raise naming partition, row and column.
+        or raise naming partition, row and column. With ``"drop"``, rows missing only
+        the response are stored with a null one (``rows_without_response``): fits from
+        the store drop them, predictions from it give them a value.
     max_levels : int
         The most levels a categorical may have.
     spec : DesignSpec, optional
@@ -735,6 +850,8 @@ def _store_of(
         rows_dropped=dropped,
         source_name=source_name,
         part_skipped=tuple(part.skipped for part in parts),
+        rows_without_response=sum(part.without_response for part in parts),
+        part_without_response=tuple(part.without_response for part in parts),
     )
 
 
@@ -758,6 +875,8 @@ def _manifest(store: DesignStore) -> dict[str, Any]:
         "rows_dropped": store.rows_dropped,
         "source_name": store.source_name,
         "part_skipped": list(store.part_skipped),
+        "rows_without_response": store.rows_without_response,
+        "part_without_response": list(store.part_without_response),
     }
 
 
@@ -785,8 +904,13 @@ def open_design(path: str | Path) -> DesignStore:
         ) from error
     if not isinstance(data, dict) or data.get("format") != _FORMAT:
         raise ReadError(f"{manifest} is not a shardfit design store's manifest")
-    if data.get("version") != _VERSION:
-        raise ReadError(f"{manifest} is not a version-{_VERSION} shardfit design store")
+    if data.get("version") not in _READABLE:
+        raise ReadError(
+            f"{manifest} is not a "
+            + " or ".join(f"version-{v}" for v in _READABLE)
+            + f" shardfit design store (it says version {data.get('version')!r}): write "
+            "the store again with write_design, or use the shardfit that wrote it"
+        )
     try:
         store = _store_from(folder, data)
     except (KeyError, TypeError, ValueError, AttributeError, DesignError) as error:
@@ -840,6 +964,9 @@ def _store_from(folder: Path, data: dict[str, Any]) -> DesignStore:
         # Absent from stores written before they were kept.
         source_name=str(data.get("source_name", "the data the store was written from")),
         part_skipped=tuple(int(n) for n in data.get("part_skipped", ())),
+        # Absent from version-1 stores, which hold complete rows only.
+        rows_without_response=int(data.get("rows_without_response", 0)),
+        part_without_response=tuple(int(n) for n in data.get("part_without_response", ())),
     )
 
 
@@ -853,7 +980,9 @@ def source_counts(
     if not isinstance(counts, dict):
         return read, dropped, skipped
     total = dict(counts["dropped"])
-    for reason, count in dropped.items():  # none: a store holds complete rows
+    # The fit's own: the stored rows without a response (dropped as missing, as a fit
+    # from the data drops them; the store's counts leave them out).
+    for reason, count in dropped.items():
         total[reason] = total.get(reason, 0) + count
     return int(counts["read"]), total, int(counts["skipped"]) + skipped
 
