@@ -1,4 +1,9 @@
-"""``shardfit predict RESULTS DATA --out DIR``: predictions out of core, as Parquet parts."""
+"""``shardfit predict RESULTS DATA --out DIR``: predictions out of core, as Parquet parts.
+
+``--resid KIND`` writes the fit's residuals instead (``results.resid``), and
+``--influence KIND`` its leverages, studentized residuals or Cook's distances
+(``results.influence``); DATA then needs the columns the fit read (the response...).
+"""
 
 from __future__ import annotations
 
@@ -57,6 +62,27 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         help="GLM results: predict the mean (default) or the linear predictor",
     )
+    measures = parser.add_mutually_exclusive_group()
+    measures.add_argument(
+        "--resid",
+        metavar="KIND",
+        default=None,
+        help=(
+            "write residuals instead of predictions: response, weighted or pearson "
+            "(linear); response, pearson, deviance, working, anscombe or "
+            "anscombe_unscaled (GLM); statsmodels' names (resid_deviance...) too"
+        ),
+    )
+    measures.add_argument(
+        "--influence",
+        metavar="KIND",
+        default=None,
+        help=(
+            "write influence measures instead of predictions: hat, studentized or cooks "
+            "(statsmodels' get_influence() hat_matrix_diag, resid_studentized, "
+            "cooks_distance); DATA should be the rows the model was fitted on"
+        ),
+    )
     parser.add_argument(
         "--unseen",
         choices=("raise", "zero"),
@@ -87,8 +113,21 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    measure = "resid" if args.resid is not None else "influence" if args.influence else None
+    if measure is not None and (args.interval or args.which or args.alpha is not None):
+        print(
+            f"shardfit predict: error: --{measure} writes {measure} values; --interval, "
+            "--alpha and --which are for predictions",
+            file=sys.stderr,
+        )
+        return 2
     try:
         results = load_results(args.results)
+        if measure is not None and not isinstance(results, LinearResults | GLMResults):
+            raise ValueError(
+                f"{args.results} holds {type(results).__name__}; --{measure} is for linear "
+                "models and GLMs"
+            )
         # Each kind predicts its own way (a GLM's mean is the inverse link of x'b).
         options: dict[str, object] = {}
         if isinstance(results, GLMResults):
@@ -105,18 +144,32 @@ def run(args: argparse.Namespace) -> int:
         with warnings.catch_warnings():
             # The account below reports dropped rows; the library's warning would repeat it.
             warnings.filterwarnings("ignore", message="predict: ", category=UserWarning)
-            output = results.predict(
-                source,
-                out=args.out,
-                interval=args.interval,
-                alpha=0.05 if args.alpha is None else args.alpha,
-                unseen=args.unseen,
-                backend=backend_of(args),
-                workers=args.workers,
-                overwrite=args.overwrite,
-                progress=sys.stderr.isatty() if args.progress is None else args.progress,
-                **options,
-            )
+            warnings.filterwarnings("ignore", message="resid: ", category=UserWarning)
+            if measure is not None:
+                method = results.resid if measure == "resid" else results.influence
+                output = method(
+                    source,
+                    kind=args.resid if measure == "resid" else args.influence,
+                    out=args.out,
+                    unseen=args.unseen,
+                    backend=backend_of(args),
+                    workers=args.workers,
+                    overwrite=args.overwrite,
+                    progress=sys.stderr.isatty() if args.progress is None else args.progress,
+                )
+            else:
+                output = results.predict(
+                    source,
+                    out=args.out,
+                    interval=args.interval,
+                    alpha=0.05 if args.alpha is None else args.alpha,
+                    unseen=args.unseen,
+                    backend=backend_of(args),
+                    workers=args.workers,
+                    overwrite=args.overwrite,
+                    progress=sys.stderr.isatty() if args.progress is None else args.progress,
+                    **options,
+                )
     except (OSError, ValueError) as error:
         print(f"shardfit predict: error: {error}", file=sys.stderr)
         return 2
@@ -128,8 +181,9 @@ def run(args: argparse.Namespace) -> int:
     if output.rows_skipped:
         account += f", {output.rows_skipped:,} malformed rows skipped"
     files = len(output.files)
+    what = {"resid": "residuals", "influence": "influence values"}.get(measure or "", "predictions")
     print(
-        f"wrote {output.rows_written:,} predictions for {output.rows_read:,} rows ({account}) "
+        f"wrote {output.rows_written:,} {what} for {output.rows_read:,} rows ({account}) "
         f"to {output.path} ({files} part file{'s' if files != 1 else ''}; columns "
         f"{', '.join(output.columns)}) in {seconds:.1f} s"
     )

@@ -309,6 +309,99 @@ class GLMResults(CoefficientTable):
             exposure=exposure,
         )
 
+    def influence(
+        self,
+        data: Any,
+        *,
+        kind: str = "hat",
+        out: Any = None,
+        unseen: str = "raise",
+        backend: Any = None,
+        workers: int | None = None,
+        overwrite: bool = False,
+        progress: bool = False,
+        endog: Any = None,
+        weights: Any = None,
+        offset: Any = None,
+        exposure: Any = None,
+    ) -> Any:
+        """Per-row influence measures on ``data``, as statsmodels' ``get_influence()``.
+
+        statsmodels computes them from its data in memory (``res.get_influence()``,
+        :class:`~statsmodels.stats.outliers_influence.GLMInfluence`); shardfit
+        computes them from ``data`` on request, partition by partition, in two passes
+        (``X'WX`` at the estimates, then the rows), with ``x`` a row's design (kept
+        columns), ``H = (X'WX)^-1`` over the rows of ``data``, ``W`` statsmodels'
+        observed-information weights ``w_i = v_i / (g'(mu)^2 V(mu)) (1 + (y - mu)
+        (V g'' + V' g') / (g' V))`` (``v`` the ``var_weights``; the bracket is 1 for
+        a canonical link, leaving the IRLS weight), ``r`` the Pearson residual and
+        ``k`` the number of design columns (aliased ones included):
+
+        ===============  ==========================  ==================================
+        ``kind``         statsmodels                 value
+        ===============  ==========================  ==================================
+        "hat"            ``hat_matrix_diag``         ``h = w x'Hx``
+        "studentized"    ``resid_studentized``       ``r / sqrt(scale (1 - h))``
+        "cooks"          ``cooks_distance[0]``       ``studentized**2 h / (1 - h) / k``
+        ===============  ==========================  ==================================
+
+        ``data`` should be the rows the model was fitted on: leverages are relative
+        to the Gram of the rows given. statsmodels' attribute names are accepted as
+        ``kind`` too.
+
+        Parameters
+        ----------
+        data : DataFrame, pyarrow.Table, Source, path, glob or ndarray
+            The rows the model was fitted on, with the columns the fit read (as for
+            :meth:`resid`).
+        kind : {"hat", "studentized", "cooks"}
+            Which measure (see the table).
+        out : str or path, optional
+            Write Parquet part files (columns ``row`` and the statsmodels name, e.g.
+            ``cooks_distance``) and a manifest instead of returning the values.
+        unseen, backend, workers, overwrite, progress
+            As for :meth:`predict`.
+        endog, weights, offset, exposure : array_like, optional
+            For a fit on arrays: the response and the weights, offset and exposure it
+            was fitted with, one value per row of ``data``.
+
+        Returns
+        -------
+        pandas.Series or PredictionOutput
+            One value per row of ``data`` in source order, indexed as :meth:`resid`'s
+            and named as statsmodels' attribute; NaN where a row has none (a missing
+            value: a :class:`UserWarning` says how many). With ``out``: what was
+            written.
+
+        Raises
+        ------
+        DesignError
+            ``data`` lacks a column the fit read, naming it.
+
+        Examples
+        --------
+        >>> res = shardfit.poisson("n ~ x", frame, exposure="t").fit()  # doctest: +SKIP
+        >>> res.influence(frame, kind="cooks")  # doctest: +SKIP
+        """
+        from shardfit.results.predict import influence
+
+        return influence(
+            self,
+            data,
+            kind=kind,
+            family=self.family,
+            out=out,
+            unseen=unseen,  # type: ignore[arg-type]
+            backend=backend,
+            workers=workers,
+            overwrite=overwrite,
+            progress=progress,
+            endog=endog,
+            weights=weights,
+            offset=offset,
+            exposure=exposure,
+        )
+
     def save(self, path: Any) -> Any:
         """Save as one JSON document (no pickle); returns the path written."""
         from shardfit.results.io import save_results

@@ -291,6 +291,96 @@ class LinearResults(CoefficientTable):
             weights=weights,
         )
 
+    def influence(
+        self,
+        data: Any,
+        *,
+        kind: str = "hat",
+        out: Any = None,
+        unseen: str = "raise",
+        backend: Any = None,
+        workers: int | None = None,
+        overwrite: bool = False,
+        progress: bool = False,
+        endog: Any = None,
+        weights: Any = None,
+    ) -> Any:
+        """Per-row influence measures on ``data``, as statsmodels' ``get_influence()``.
+
+        statsmodels computes them from its data in memory (``res.get_influence()``,
+        :class:`~statsmodels.stats.outliers_influence.OLSInfluence`); shardfit
+        computes them from ``data`` on request, partition by partition, with ``x`` a
+        row's design (kept columns), ``H = normalized_cov`` (``(X'WX)^-1`` of the
+        fit), ``w`` the row's weight (1 for OLS), ``r`` the Pearson residual
+        (``resid(kind="pearson")``) and ``k`` the number of design columns (aliased
+        ones included):
+
+        ===============  ==========================  ==================================
+        ``kind``         statsmodels                 value
+        ===============  ==========================  ==================================
+        "hat"            ``hat_matrix_diag``         ``h = w x'Hx``
+        "studentized"    ``resid_studentized``       ``r / sqrt(1 - h)``
+                         (``_internal``)
+        "cooks"          ``cooks_distance[0]``       ``studentized**2 h / (1 - h) / k``
+        ===============  ==========================  ==================================
+
+        For OLS these are statsmodels' ``OLSInfluence``. statsmodels gives WLS no
+        ``get_influence``; these are the weighted leverages it gives a Gaussian
+        ``GLM(..., var_weights=w)`` (``OLSInfluence`` applied to WLS results would
+        take ``sqrt(w) x'Hx`` and the unweighted residual). ``data`` should be the
+        rows the model was fitted on (``H`` is the fit's). statsmodels' attribute
+        names are accepted as ``kind`` too.
+
+        Parameters
+        ----------
+        data : DataFrame, pyarrow.Table, Source, path, glob or ndarray
+            The rows the model was fitted on, with the columns the fit read (as for
+            :meth:`resid`).
+        kind : {"hat", "studentized", "cooks"}
+            Which measure (see the table).
+        out : str or path, optional
+            Write Parquet part files (columns ``row`` and the statsmodels name, e.g.
+            ``cooks_distance``) and a manifest instead of returning the values.
+        unseen, backend, workers, overwrite, progress
+            As for :meth:`predict`.
+        endog, weights : array_like, optional
+            For a fit on arrays: the response and the weights it was fitted with, one
+            value per row of ``data``.
+
+        Returns
+        -------
+        pandas.Series or PredictionOutput
+            One value per row of ``data`` in source order, indexed as :meth:`resid`'s
+            and named as statsmodels' attribute; NaN where a row has none (a missing
+            value: a :class:`UserWarning` says how many). With ``out``: what was
+            written.
+
+        Raises
+        ------
+        DesignError
+            ``data`` lacks a column the fit read, naming it.
+
+        Examples
+        --------
+        >>> res = shardfit.ols("y ~ x", frame).fit()  # doctest: +SKIP
+        >>> res.influence(frame, kind="hat")  # doctest: +SKIP
+        """
+        from shardfit.results.predict import influence
+
+        return influence(
+            self,
+            data,
+            kind=kind,
+            out=out,
+            unseen=unseen,  # type: ignore[arg-type]
+            backend=backend,
+            workers=workers,
+            overwrite=overwrite,
+            progress=progress,
+            endog=endog,
+            weights=weights,
+        )
+
     def save(self, path: Any) -> Any:
         """Save as one JSON document (no pickle); returns the path written."""
         from shardfit.results.io import save_results

@@ -21,14 +21,16 @@ which rows were kept. With ``out=``, see :mod:`shardfit.results.prediction_outpu
 
 :func:`residuals` (``results.resid(data, kind=...)``) computes statsmodels' residuals
 of a fit (linear or GLM) on data of any size the same way, reading the response,
-weights, offset and exposure columns the fit used as well.
+weights, offset and exposure columns the fit used as well; :func:`influence`
+(``results.influence(data, kind=...)``) its leverages, studentized residuals and
+Cook's distances, as statsmodels' ``get_influence()``.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,11 +46,14 @@ from shardfit.errors import DesignError
 from shardfit.results.prediction_output import PredictionOutput, write_predictions
 from shardfit.results.prediction_tasks import (
     GLM_RESIDUALS,
+    INFLUENCE,
     LINEAR_RESIDUALS,
+    GramTask,
     Outputs,
     PartPrediction,
     PredictionModel,
     PredictTask,
+    ResidualModel,
     Unseen,
     critical_value,
     prediction_model,
@@ -65,6 +70,8 @@ __all__ = [
     "check_unseen",
     "get_prediction",
     "inference_fields",
+    "influence",
+    "influence_kind",
     "nan_padded",
     "predict",
     "predict_backend",
@@ -337,6 +344,103 @@ def residuals(
     model = residual_model(results, kind, family)
     source, labels = _source(results, data, check=False)
     _check_fit_columns(model.spec, source)
+    return _residual_pass(
+        model, source, data, labels, out, unseen, backend, workers, overwrite, progress
+    )
+
+
+def influence(
+    results: Any,
+    data: Any,
+    *,
+    kind: str = "hat",
+    family: Any = None,
+    out: str | os.PathLike[str] | None = None,
+    unseen: Unseen = "raise",
+    backend: Any = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    endog: Any = None,
+    weights: Any = None,
+    offset: Any = None,
+    exposure: Any = None,
+) -> pd.Series | PredictionOutput:
+    """Per-row influence measures of a fitted linear model or GLM, as statsmodels'
+    ``get_influence()``, on data of any size.
+
+    ``LinearResults.influence`` and ``GLMResults.influence`` call this; their
+    docstrings give the definitions. Parameters and the return value are those of
+    :func:`residuals`. A linear fit's leverages use its ``normalized_cov`` (the
+    inverse of ``X'WX``); a GLM's need one more pass over ``data`` first, summing
+    ``X'WX`` with statsmodels' observed-information weights at the estimates (as its
+    ``get_hat_matrix_diag``; ``normalized_cov`` holds the last IRLS step's).
+    """
+    kind = influence_kind(kind)
+    check_unseen(unseen)
+    if results.spec is None:
+        raise ValueError("these results carry no design spec, so they have no influence")
+    data = _with_arrays(
+        results.spec,
+        data,
+        {"endog": endog, "weights": weights, "offset": offset, "exposure": exposure},
+    )
+    model = residual_model(results, kind, family)
+    source, labels = _source(results, data, check=False)
+    _check_fit_columns(model.spec, source)
+    k_vars = int(np.size(results.params_array))
+    if family is None:
+        normalized = np.asarray(results.normalized_cov, dtype=np.float64)
+        hat_cov = normalized[np.ix_(model.kept, model.kept)]
+    else:
+        grams = map_partitions(
+            GramTask(model, unseen),
+            source,
+            backend=predict_backend(backend, source),
+            workers=workers,
+            progress=progress,
+            pass_name="influence",
+            allgather=True,
+        )
+        assert grams is not None
+        kept = int(model.kept.sum())
+        gram = np.sum([np.zeros((kept, kept)), *grams], axis=0)
+        # statsmodels: pinv of the weighted design; the kept columns have full rank.
+        hat_cov = np.linalg.pinv(gram)
+    model = replace(model, hat_cov=hat_cov, k_vars=k_vars)
+    return _residual_pass(
+        model, source, data, labels, out, unseen, backend, workers, overwrite, progress
+    )
+
+
+def influence_kind(kind: str) -> str:
+    """``kind`` as one of :data:`INFLUENCE`'s keys; statsmodels' attribute names
+    (``"hat_matrix_diag"``, ``"resid_studentized_internal"``...) are taken for theirs."""
+    aliases = {attribute: name for name, attribute in INFLUENCE.items()}
+    aliases["resid_studentized_internal"] = "studentized"
+    if isinstance(kind, str) and kind in INFLUENCE:
+        return kind
+    if isinstance(kind, str) and kind in aliases:
+        return aliases[kind]
+    raise ValueError(
+        f"The 'kind' parameter of influence must be one of {list(INFLUENCE)} (or "
+        f"statsmodels' attribute names {list(aliases)}). Got {kind!r} instead."
+    )
+
+
+def _residual_pass(
+    model: ResidualModel,
+    source: Source,
+    data: Any,
+    labels: pd.Index | None,
+    out: str | os.PathLike[str] | None,
+    unseen: Unseen,
+    backend: Any,
+    workers: int | None,
+    overwrite: bool,
+    progress: bool,
+) -> pd.Series | PredictionOutput:
+    """Run ``model`` over every partition: part files in ``out``, or a Series."""
     if out is not None:
         return write_predictions(
             model,

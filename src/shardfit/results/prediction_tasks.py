@@ -10,7 +10,11 @@ their covariance ``C`` (aliased columns, reported as NaN, contribute nothing):
 
 A :class:`ResidualModel` reads the response (and the weights) as well and computes
 a residual of the fitted model instead (``results.resid(data, kind=...)``): the same
-encoding, numbering of rows, dropped-row counts and part files.
+encoding, numbering of rows, dropped-row counts and part files. With an influence
+kind (:data:`INFLUENCE`, ``results.influence(data, kind=...)``) it computes a row's
+leverage ``h = w x'Hx`` (``H`` the inverse Gram of the fit's weighted design, ``w``
+the row's Hessian weight) and from it the studentized residual and Cook's distance;
+a GLM's ``H`` comes from one :class:`GramTask` pass at the final estimates.
 
 In memory the values go back to the driver; out of core the worker writes them to
 its own Parquet part file and returns only counts.
@@ -43,13 +47,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GLM_RESIDUALS",
+    "INFLUENCE",
     "LINEAR_RESIDUALS",
     "CountRows",
+    "GramTask",
     "PartPrediction",
     "PredictTask",
     "PredictionModel",
     "ResidualModel",
     "critical_value",
+    "hessian_weights",
     "prediction_model",
     "residual_model",
     "residual_values",
@@ -179,6 +186,14 @@ GLM_RESIDUALS = {
     "anscombe_unscaled": "resid_anscombe_unscaled",
 }
 
+#: Influence measures -> statsmodels' ``OLSInfluence`` / ``GLMInfluence`` attribute
+#: (``cooks_distance`` is the first element of statsmodels' pair).
+INFLUENCE = {
+    "hat": "hat_matrix_diag",
+    "studentized": "resid_studentized",
+    "cooks": "cooks_distance",
+}
+
 
 @dataclass(frozen=True, eq=False)
 class ResidualModel(PredictionModel):
@@ -188,6 +203,10 @@ class ResidualModel(PredictionModel):
 
     kind: str = "response"
     family: Family | None = None
+    #: Influence kinds: the inverse Gram ``H`` of the kept columns (``w x'Hx`` is a
+    #: row's leverage) and statsmodels' ``k_vars`` (design columns, aliased included).
+    hat_cov: np.ndarray | None = None
+    k_vars: int = 0
 
     needs_response: ClassVar[bool] = True
     label: ClassVar[str] = "resid"
@@ -195,6 +214,8 @@ class ResidualModel(PredictionModel):
     @property
     def column(self) -> str:
         """statsmodels' attribute name of this kind (``resid_deviance``...)."""
+        if self.kind in INFLUENCE:
+            return INFLUENCE[self.kind]
         return (LINEAR_RESIDUALS if self.family is None else GLM_RESIDUALS)[self.kind]
 
     def names(self, outputs: Outputs) -> tuple[str, ...]:
@@ -206,8 +227,75 @@ class ResidualModel(PredictionModel):
         assert chunk.y is not None  # read: needs_response
         eta = self.columns(X, "mean", chunk.offset)["predicted"]
         y = np.asarray(chunk.y, dtype=np.float64)
+        if self.kind in INFLUENCE:
+            return {self.column: self._influence(X, y, eta, chunk.weights)}
         values = residual_values(self.kind, self.family, y, eta, chunk.weights, self.scale)
         return {self.column: values}
+
+    def _influence(
+        self, X: np.ndarray, y: np.ndarray, eta: np.ndarray, weights: np.ndarray | None
+    ) -> np.ndarray:
+        """Leverage, studentized residual or Cook's distance of the rows (statsmodels'
+        ``hat_matrix_diag``, ``resid_studentized``, ``cooks_distance[0]``)."""
+        assert self.hat_cov is not None  # influence models carry it
+        Xk = X if self.kept.all() else X[:, self.kept]
+        quadratic = np.empty(Xk.shape[0])
+        for start in range(0, Xk.shape[0], _BLOCK_ROWS):
+            block = np.ascontiguousarray(Xk[start : start + _BLOCK_ROWS])
+            quadratic[start : start + _BLOCK_ROWS] = ((block @ self.hat_cov) * block).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            hat = hessian_weights(self.family, y, eta, weights) * quadratic
+            if self.kind == "hat":
+                return hat
+            # Pearson residuals over sqrt(scale): a linear fit's resid_pearson already
+            # is; a GLM's is not (statsmodels' GLMInfluence divides it).
+            pearson = residual_values("pearson", self.family, y, eta, weights, self.scale)
+            if self.family is not None:
+                pearson = pearson / np.sqrt(self.scale)
+            studentized = pearson / np.sqrt(1 - hat)
+            if self.kind == "studentized":
+                return studentized
+            return studentized**2 * hat / (1 - hat) / self.k_vars
+
+
+def hessian_weights(
+    family: Family | None, y: np.ndarray, eta: np.ndarray, weights: np.ndarray | None
+) -> np.ndarray:
+    """Each row's weight in the Hessian at the estimates, up to the scale: ``w`` for least
+    squares; for a GLM statsmodels' observed-information factor (its
+    ``hessian_factor(observed=True)``, what ``get_influence()`` uses), ``w / (g'(mu)^2
+    V(mu)) (1 + (y - mu) (V g'' + V' g') / (g' V))``, which is the IRLS weight for a
+    canonical link (the bracket is then 1)."""
+    w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=np.float64)
+    if family is None:
+        return w
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu = np.asarray(family.link.inverse(eta), dtype=np.float64)
+        deriv = family.link.deriv(mu)
+        variance = family.variance(mu)
+        curvature = variance * family.link.deriv2(mu) + family.variance_deriv(mu) * deriv
+        return w / (deriv**2 * variance) * (1 + (y - mu) / (deriv * variance) * curvature)
+
+
+@dataclass(frozen=True)
+class GramTask:
+    """``X'WX`` of a partition's kept columns, ``W`` the Hessian weights at the
+    estimates (:func:`hessian_weights`): summed, its inverse gives a GLM's leverages."""
+
+    model: ResidualModel
+    unseen: Unseen
+
+    def __call__(self, partition: Partition) -> np.ndarray:
+        chunk = encode_partition(
+            self.model.spec, partition, missing="drop", unseen=self.unseen, need_response=True
+        )
+        X = chunk.X if isinstance(chunk.X, np.ndarray) else chunk.X.toarray()
+        Xk = X[:, self.model.kept]
+        assert chunk.y is not None  # read: need_response
+        eta = self.model.columns(X, "mean", chunk.offset)["predicted"]
+        y = np.asarray(chunk.y, dtype=np.float64)
+        weights = hessian_weights(self.model.family, y, eta, chunk.weights)
+        return np.asarray((Xk * weights[:, None]).T @ Xk)
 
 
 def residual_values(
