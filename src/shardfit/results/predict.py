@@ -332,18 +332,10 @@ def residuals(
         ``row``), NaN where a row has none (a missing predictor or response), named as
         statsmodels' attribute. With ``out``: what was written.
     """
-    kind = residual_kind(kind, family)
-    check_unseen(unseen)
-    if results.spec is None:
-        raise ValueError("these results carry no design spec, so they have no residuals")
-    data = _with_arrays(
-        results.spec,
-        data,
-        {"endog": endog, "weights": weights, "offset": offset, "exposure": exposure},
+    arrays = {"endog": endog, "weights": weights, "offset": offset, "exposure": exposure}
+    model, source, data, labels = _residual_inputs(
+        results, data, residual_kind(kind, family), family, unseen, arrays, "residuals"
     )
-    model = residual_model(results, kind, family)
-    source, labels = _source(results, data, check=False)
-    _check_fit_columns(model.spec, source)
     return _residual_pass(
         model, source, data, labels, out, unseen, backend, workers, overwrite, progress
     )
@@ -377,17 +369,10 @@ def influence(
     ``get_hat_matrix_diag``; ``normalized_cov`` holds the last IRLS step's).
     """
     kind = influence_kind(kind)
-    check_unseen(unseen)
-    if results.spec is None:
-        raise ValueError("these results carry no design spec, so they have no influence")
-    data = _with_arrays(
-        results.spec,
-        data,
-        {"endog": endog, "weights": weights, "offset": offset, "exposure": exposure},
+    arrays = {"endog": endog, "weights": weights, "offset": offset, "exposure": exposure}
+    model, source, data, labels = _residual_inputs(
+        results, data, kind, family, unseen, arrays, "influence"
     )
-    model = residual_model(results, kind, family)
-    source, labels = _source(results, data, check=False)
-    _check_fit_columns(model.spec, source)
     k_vars = int(np.size(results.params_array))
     if family is None:
         normalized = np.asarray(results.normalized_cov, dtype=np.float64)
@@ -411,6 +396,28 @@ def influence(
     return _residual_pass(
         model, source, data, labels, out, unseen, backend, workers, overwrite, progress
     )
+
+
+def _residual_inputs(
+    results: Any,
+    data: Any,
+    kind: str,
+    family: Any,
+    unseen: Unseen,
+    arrays: dict[str, Any],
+    what: str,
+) -> tuple[ResidualModel, Source, Any, pd.Index | None]:
+    """The residual model of ``kind``, the source, the data (with a fit on arrays'
+    ``arrays`` added as columns) and its labels, for :func:`residuals` and
+    :func:`influence`; data lacking a column the fit read is refused before any pass."""
+    check_unseen(unseen)
+    if results.spec is None:
+        raise ValueError(f"these results carry no design spec, so they have no {what}")
+    data = _with_arrays(results.spec, data, arrays)
+    model = residual_model(results, kind, family)
+    source, labels = _source(results, data, check=False)
+    _check_fit_columns(model.spec, source)
+    return model, source, data, labels
 
 
 def influence_kind(kind: str) -> str:
