@@ -13,7 +13,6 @@ on the frame's rows with complete predictors, and fits from the raw data.
 from __future__ import annotations
 
 import json
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -21,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
+from design_cases import parquet_parts, quiet
 
 import shardfit
 from shardfit.design.store import MANIFEST, open_design, write_design
@@ -47,26 +47,9 @@ def _frame(n: int = 1200, seed: int = 3) -> pd.DataFrame:
     return frame
 
 
-def _files(frame: pd.DataFrame, folder) -> list[str]:
-    """``frame`` as two Parquet files (two partitions, so two part files)."""
-    folder.mkdir()
-    paths = []
-    for k, piece in enumerate(np.array_split(np.arange(len(frame)), 2)):
-        path = folder / f"part{k}.parquet"
-        frame.iloc[piece].to_parquet(path, index=False)
-        paths.append(str(path))
-    return paths
-
-
-def _quiet(call, *args, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "k rows have no prediction"
-        return call(*args, **kwargs)
-
-
 def test_fits_from_a_store_with_missing_responses_equal_statsmodels_and_the_data(tmp_path):
     frame = _frame()
-    files = _files(frame, tmp_path / "data")
+    files = parquet_parts(frame, tmp_path / "data", 2)
     store = write_design(FORMULA, files, tmp_path / "store", backend="serial")
     # The five rows missing only y are stored (with a null y), the four others dropped.
     assert store.rows_written == len(frame) - len(NO_X) - len(BOTH)
@@ -104,7 +87,7 @@ def test_predictions_from_a_store_cover_rows_missing_only_the_response(tmp_path)
     # rows 3, 50, 51, 620 and 1199, where statsmodels and predictions from the data
     # give values (predict needs no response).
     frame = _frame()
-    files = _files(frame, tmp_path / "data")
+    files = parquet_parts(frame, tmp_path / "data", 2)
     store = write_design(FORMULA, files, tmp_path / "store", backend="serial")
     reference = smf.ols(FORMULA, frame, missing="drop").fit()
     complete = frame.dropna(subset=["x", "g", "z"])
@@ -113,9 +96,9 @@ def test_predictions_from_a_store_cover_rows_missing_only_the_response(tmp_path)
     assert np.isnan(expected[NO_X + BOTH]).all()
 
     fit = shardfit.OLS(store.y, store.X).fit(backend="serial")
-    from_store = _quiet(fit.predict, store.source(), backend="serial")
-    from_folder = _quiet(fit.predict, str(tmp_path / "store"), backend="serial")
-    from_data = _quiet(
+    from_store = quiet(fit.predict, store.source(), backend="serial")
+    from_folder = quiet(fit.predict, str(tmp_path / "store"), backend="serial")
+    from_data = quiet(
         shardfit.ols(FORMULA, files).fit(backend="serial").predict, files, backend="serial"
     )
     for got in (from_store, from_folder, from_data):
@@ -127,7 +110,7 @@ def test_predictions_from_a_store_cover_rows_missing_only_the_response(tmp_path)
     glm_reference = smf.glm(FORMULA, frame, family=sm.families.Poisson(), missing="drop").fit()
     expected = glm_reference.predict(complete).reindex(frame.index).to_numpy()
     glm = shardfit.GLM(store.y, store.X, "poisson").fit(backend="serial")
-    got = np.asarray(_quiet(glm.predict, store.source(), backend="serial"), dtype=np.float64)
+    got = np.asarray(quiet(glm.predict, store.source(), backend="serial"), dtype=np.float64)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
     np.testing.assert_allclose(got, expected, rtol=1e-8, equal_nan=True)
 
@@ -152,7 +135,7 @@ def _as_version_1(folder) -> None:
 
 def test_a_version_1_store_still_opens_and_fits(tmp_path):
     frame = _frame()
-    files = _files(frame, tmp_path / "data")
+    files = parquet_parts(frame, tmp_path / "data", 2)
     write_design(FORMULA, files, tmp_path / "store", backend="serial")
     _as_version_1(tmp_path / "store")
     store = open_design(tmp_path / "store")
@@ -166,6 +149,6 @@ def test_a_version_1_store_still_opens_and_fits(tmp_path):
     got = pd.Series(np.asarray(fit.params), index=store.columns)[reference.params.index]
     np.testing.assert_allclose(got, reference.params, rtol=1e-10)
     # Its predictions are still numbered as the data's rows (none where it dropped one).
-    predicted = np.asarray(_quiet(fit.predict, store.source(), backend="serial"))
+    predicted = np.asarray(quiet(fit.predict, store.source(), backend="serial"))
     assert predicted.shape == (len(frame),)
     assert np.isnan(predicted[NO_Y + NO_X + BOTH]).all()

@@ -113,7 +113,11 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    measure = "resid" if args.resid is not None else "influence" if args.influence else None
+    # "is not None", not truthiness: `--influence ""` is a kind to refuse, not an absent
+    # flag (it wrote predictions, exit status 0).
+    measure = (
+        "resid" if args.resid is not None else "influence" if args.influence is not None else None
+    )
     if measure is not None and (args.interval or args.which or args.alpha is not None):
         print(
             f"shardfit predict: error: --{measure} writes {measure} values; --interval, "

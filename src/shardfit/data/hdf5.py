@@ -693,6 +693,17 @@ def _plan_fixed(
             f"Read the other columns with columns={others!r}, or write the frame with "
             'to_hdf(..., format="table"), which stores text without pickle'
         )
+    # Complex values have no Arrow type: refused here, naming them, where the first
+    # read failed with pyarrow's "Unsupported numpy type 15".
+    complex_ = [c for c in chosen if place[c][2].startswith("complex")]
+    if complex_:
+        others = [c for c in labels if c not in complex_ and place[c][2] != "pickle"]
+        raise ReadError(
+            f"the column(s) {complex_!r} of the pandas frame {where} hold complex numbers "
+            f"({place[complex_[0]][2]}), which read_hdf5 does not read; read the other "
+            f"columns with columns={others!r}, or store the real and imaginary parts as "
+            "two columns"
+        )
     empty = pd.DataFrame(
         {
             c: (

@@ -250,8 +250,9 @@ class DesignStore:
         they were kept, whose ``rows_skipped`` are reported with its first partition).
     rows_without_response : int
         Stored rows (counted in ``rows_written``) whose response is null: rows missing
-        only the response. Fits from the store drop them (and report them among the
-        rows dropped for missing values, as a fit from the data does); predictions
+        only the response or the weight (whose stored weight is null too). Fits from
+        the store drop them (and report them among the rows dropped for missing
+        values, as a fit from the data does); predictions
         from the store give them a value, as predictions from the data do.
     part_without_response : tuple of int
         ... in each part (empty: a version-1 store, which has none).
@@ -520,7 +521,9 @@ class _WritePart:
         for column, values in zip(self.spec.column_names, design, strict=True):
             columns[column] = pa.array(values)
         if weights is not None:
-            columns[WEIGHTS] = pa.array(weights)
+            # Null, not NaN, for the rows without a response (a weighted svd(store.X)
+            # drops them as the fits do).
+            columns[WEIGHTS] = pa.array(weights, mask=y_null if y_null.any() else None)
         if offset is not None:
             columns[OFFSET] = pa.array(offset)
         table = pa.table(columns)
@@ -544,7 +547,12 @@ class _WritePart:
         give them one. They are encoded as predictions encode them (without the
         response), only when ``chunk`` dropped rows for missing values.
         """
-        fit_only = sorted(self.spec.fit_only_columns)
+        # The weights too: predictions read none, so a row missing (or with a bad) weight
+        # gets a prediction from the data; stored, its null response keeps fits off it.
+        spec = _unweighted(self.spec)
+        fit_only = sorted(
+            self.spec.fit_only_columns | set(self.spec.raw_columns) - set(spec.raw_columns)
+        )
         if not (
             self.need_response
             and self.missing == "drop"
@@ -563,7 +571,7 @@ class _WritePart:
         if not absent.any():
             return None
         predicted = encode_partition(
-            self.spec,
+            spec,
             partition,
             missing="drop",
             unseen=self.unseen,
@@ -580,7 +588,7 @@ class _WritePart:
             predicted,
             X=X.take_rows(take) if isinstance(X, SplitDesign) else X[take],
             y=None,
-            weights=None if predicted.weights is None else predicted.weights[take],
+            weights=None,  # stored null: a fit drops the row for its null response anyway
             offset=None if predicted.offset is None else predicted.offset[take],
             row_index=predicted.row_index[take],
             extras={},
@@ -675,8 +683,9 @@ def write_design(
     missing : {"drop", "raise"}
         Rows with a missing value in a column the design reads are dropped and counted,
         or raise naming partition, row and column. With ``"drop"``, rows missing only
-        the response are stored with a null one (``rows_without_response``): fits from
-        the store drop them, predictions from it give them a value.
+        the response or the weight (columns predictions do not read) are stored with a
+        null response and weight (``rows_without_response``): fits from the store drop
+        them, predictions from it give them a value.
     max_levels : int
         The most levels a categorical may have.
     spec : DesignSpec, optional
@@ -783,8 +792,14 @@ def _lacks_response(spec: DesignSpec, source: Source) -> bool:
 
 def _without_weights(spec: DesignSpec, source: Source) -> DesignSpec:
     """``spec`` reading no weights when ``source`` (data to predict on) lacks them."""
+    return spec if spec.weights in source.columns else _unweighted(spec)
+
+
+def _unweighted(spec: DesignSpec) -> DesignSpec:
+    """``spec`` reading no weights, as predictions encode (unless the formula reads
+    the weights' column too)."""
     name = spec.weights
-    if name is None or name in source.columns or name in spec.formula_columns:
+    if name is None or name in spec.formula_columns:
         return spec
     raw = tuple(c for c in spec.raw_columns if c != name)
     return replace(spec, weights=None, raw_columns=raw)
