@@ -12,16 +12,14 @@ Parquet files), and a missing column is named in predict's error.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from shardfit.engine._testing import run_mpiexec_script
 
 pytest.importorskip("mpi4py", reason="the mpi extra is not installed")
 
@@ -170,27 +168,8 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     X, labels = _classification()
     np.save(folder / "X.npy", X)
     np.save(folder / "labels.npy", labels)
-    script = folder / "every_rank.py"
-    script.write_text(SCRIPT)
-    # -m mpi4py aborts every rank on an uncaught exception; a rank left waiting in a
-    # collective (as the unfixed code left them) is ended with its process group.
-    command = [str(MPIEXEC), "-n", str(RANKS), sys.executable, "-m", "mpi4py", str(script)]
-    command.append(str(folder))
-    with subprocess.Popen(
-        command, stderr=subprocess.PIPE, text=True, env=os.environ, start_new_session=True
-    ) as launched:
-        try:
-            _, stderr = launched.communicate(timeout=120)
-        except subprocess.TimeoutExpired:
-            os.killpg(launched.pid, signal.SIGKILL)
-            _, stderr = launched.communicate()
-            stderr = "the mpiexec run hung and was killed after 120 s\n" + stderr
-    reports = []
-    for rank in range(RANKS):
-        path = folder / f"rank{rank}.json"
-        report = json.loads(path.read_text()) if path.exists() else {}
-        reports.append({"report": report, "stderr": stderr[-3000:]})
-    return reports
+    ranks, stderr = run_mpiexec_script(SCRIPT, folder, ranks=RANKS)
+    return [{"report": report, "stderr": stderr} for report in ranks]
 
 
 def _each_rank(reports: list[dict], name: str) -> list[dict]:

@@ -17,10 +17,7 @@ One ``mpiexec`` run holds the MPI checks (each rank writes what it got to a file
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -31,6 +28,7 @@ import pytest
 import zarr
 
 from shardfit.data.zarr_source import read_zarr
+from shardfit.engine._testing import run_mpiexec_script
 from shardfit.errors import ReadError
 
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
@@ -152,26 +150,8 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict:
     np.save(folder / "X.npy", X)
     np.save(folder / "labels.npy", labels)
     _frame().to_parquet(folder / "frame.parquet", index=False)
-    script = folder / "folds.py"
-    script.write_text(SCRIPT)
-    # -m mpi4py aborts every rank on an uncaught exception; a rank left waiting in a
-    # collective is ended with its process group.
-    command = [str(MPIEXEC), "-n", str(RANKS), sys.executable, "-m", "mpi4py", str(script)]
-    command.append(str(folder))
-    with subprocess.Popen(
-        command, stderr=subprocess.PIPE, text=True, env=os.environ, start_new_session=True
-    ) as launched:
-        try:
-            _, stderr = launched.communicate(timeout=120)
-        except subprocess.TimeoutExpired:
-            os.killpg(launched.pid, signal.SIGKILL)
-            _, stderr = launched.communicate()
-            stderr = "the mpiexec run hung and was killed after 120 s\n" + stderr
-    ranks = []
-    for rank in range(RANKS):
-        path = folder / f"rank{rank}.json"
-        ranks.append(json.loads(path.read_text()) if path.exists() else {})
-    return {"ranks": ranks, "stderr": stderr[-3000:], "folder": folder}
+    ranks, stderr = run_mpiexec_script(SCRIPT, folder, ranks=RANKS)
+    return {"ranks": ranks, "stderr": stderr, "folder": folder}
 
 
 def _each_rank(reports: dict, name: str, *, error: bool = False) -> list[dict]:

@@ -10,8 +10,11 @@ process (and every retry) sees.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -35,6 +38,7 @@ __all__ = [
     "SeededPartition",
     "TrivialTask",
     "count_markers",
+    "run_mpiexec_script",
     "seeded_source",
 ]
 
@@ -257,3 +261,38 @@ class CacheInfoTask:
         from shardfit.engine.cache import cache_info
 
         return {**cache_info(self.cache_id), "pid": os.getpid()}
+
+
+def run_mpiexec_script(
+    script: str, folder: Path, *, ranks: int = 2, timeout: float = 120.0
+) -> tuple[list[dict[str, Any]], str]:
+    """Run ``script`` (Python source) under ``mpiexec -n ranks`` with ``folder`` as its
+    argument; return each rank's report (``folder / f"rank{r}.json"``, which the
+    script writes; ``{}`` where a rank wrote none) and the end of the run's stderr.
+
+    ``-m mpi4py`` aborts every rank on an uncaught exception; a run still going after
+    ``timeout`` seconds (ranks left waiting in a collective) is killed with its
+    process group, and stderr says so.
+    """
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    path = folder / "mpi_script.py"
+    path.write_text(script)
+    command = [str(mpiexec), "-n", str(ranks), sys.executable, "-m", "mpi4py", str(path)]
+    with subprocess.Popen(
+        [*command, str(folder)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ,
+        start_new_session=True,
+    ) as launched:
+        try:
+            _, stderr = launched.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(launched.pid, signal.SIGKILL)
+            _, stderr = launched.communicate()
+            stderr = f"the mpiexec run hung and was killed after {timeout:.0f} s\n" + stderr
+    reports = []
+    for rank in range(ranks):
+        report = folder / f"rank{rank}.json"
+        reports.append(json.loads(report.read_text()) if report.exists() else {})
+    return reports, stderr[-3000:]

@@ -290,23 +290,21 @@ class GLMResults(CoefficientTable):
         >>> res = shardfit.poisson("n ~ x", frame, exposure="t").fit()  # doctest: +SKIP
         >>> res.resid(frame, kind="deviance")  # sm_res.resid_deviance  # doctest: +SKIP
         """
-        from shardfit.results.predict import residuals
+        from shardfit.results.predict import row_values
 
-        return residuals(
+        return row_values(
             self,
             data,
-            kind=kind,
-            family=self.family,
+            "resid",
+            kind,
+            self.family,
             out=out,
             unseen=unseen,  # type: ignore[arg-type]
             backend=backend,
             workers=workers,
             overwrite=overwrite,
             progress=progress,
-            endog=endog,
-            weights=weights,
-            offset=offset,
-            exposure=exposure,
+            arrays={"endog": endog, "weights": weights, "offset": offset, "exposure": exposure},
         )
 
     def influence(
@@ -383,23 +381,21 @@ class GLMResults(CoefficientTable):
         >>> res = shardfit.poisson("n ~ x", frame, exposure="t").fit()  # doctest: +SKIP
         >>> res.influence(frame, kind="cooks")  # doctest: +SKIP
         """
-        from shardfit.results.predict import influence
+        from shardfit.results.predict import row_values
 
-        return influence(
+        return row_values(
             self,
             data,
-            kind=kind,
-            family=self.family,
+            "influence",
+            kind,
+            self.family,
             out=out,
             unseen=unseen,  # type: ignore[arg-type]
             backend=backend,
             workers=workers,
             overwrite=overwrite,
             progress=progress,
-            endog=endog,
-            weights=weights,
-            offset=offset,
-            exposure=exposure,
+            arrays={"endog": endog, "weights": weights, "offset": offset, "exposure": exposure},
         )
 
     def save(self, path: Any) -> Any:

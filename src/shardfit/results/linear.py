@@ -275,20 +275,21 @@ class LinearResults(CoefficientTable):
         >>> res = shardfit.wls("y ~ x", frame, weights="w").fit()  # doctest: +SKIP
         >>> res.resid(frame, kind="pearson")  # sm_res.resid_pearson  # doctest: +SKIP
         """
-        from shardfit.results.predict import residuals
+        from shardfit.results.predict import row_values
 
-        return residuals(
+        return row_values(
             self,
             data,
-            kind=kind,
+            "resid",
+            kind,
+            None,
             out=out,
             unseen=unseen,  # type: ignore[arg-type]
             backend=backend,
             workers=workers,
             overwrite=overwrite,
             progress=progress,
-            endog=endog,
-            weights=weights,
+            arrays={"endog": endog, "weights": weights},
         )
 
     def influence(
@@ -365,20 +366,21 @@ class LinearResults(CoefficientTable):
         >>> res = shardfit.ols("y ~ x", frame).fit()  # doctest: +SKIP
         >>> res.influence(frame, kind="hat")  # doctest: +SKIP
         """
-        from shardfit.results.predict import influence
+        from shardfit.results.predict import row_values
 
-        return influence(
+        return row_values(
             self,
             data,
-            kind=kind,
+            "influence",
+            kind,
+            None,
             out=out,
             unseen=unseen,  # type: ignore[arg-type]
             backend=backend,
             workers=workers,
             overwrite=overwrite,
             progress=progress,
-            endog=endog,
-            weights=weights,
+            arrays={"endog": endog, "weights": weights},
         )
 
     def save(self, path: Any) -> Any:

@@ -19,11 +19,10 @@ are counted, never dropped silently: a :class:`UserWarning` gives their number, 
 :class:`~shardfit.results.prediction_output.PredictionOutput` carry the counts and
 which rows were kept. With ``out=``, see :mod:`shardfit.results.prediction_output`.
 
-:func:`residuals` (``results.resid(data, kind=...)``) computes statsmodels' residuals
+:func:`row_values` computes statsmodels' residuals (``results.resid(data, kind=...)``)
 of a fit (linear or GLM) on data of any size the same way, reading the response,
-weights, offset and exposure columns the fit used as well; :func:`influence`
-(``results.influence(data, kind=...)``) its leverages, studentized residuals and
-Cook's distances, as statsmodels' ``get_influence()``.
+weights, offset and exposure columns the fit used as well, and its leverages,
+studentized residuals and Cook's distances, as statsmodels' ``get_influence()``.
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ from shardfit.data.memory import MemoryPartition
 from shardfit.data.partition import Source
 from shardfit.data.resolve import as_source
 from shardfit.design.store import numbered_as_source
-from shardfit.engine import map_partitions
+from shardfit.engine import map_partitions, session
 from shardfit.errors import DesignError
 from shardfit.results.prediction_output import PredictionOutput, write_predictions
 from shardfit.results.prediction_tasks import (
@@ -70,13 +69,12 @@ __all__ = [
     "check_unseen",
     "get_prediction",
     "inference_fields",
-    "influence",
     "influence_kind",
     "nan_padded",
     "predict",
     "predict_backend",
     "predict_rows",
-    "residuals",
+    "row_values",
 ]
 
 Interval = Literal["confidence", "prediction"]
@@ -298,31 +296,35 @@ def get_prediction(
     )
 
 
-def residuals(
+def row_values(
     results: Any,
     data: Any,
+    measure: Literal["resid", "influence"],
+    kind: str,
+    family: Any,
     *,
-    kind: str = "response",
-    family: Any = None,
-    out: str | os.PathLike[str] | None = None,
-    unseen: Unseen = "raise",
-    backend: Any = None,
-    workers: int | None = None,
-    overwrite: bool = False,
-    progress: bool = False,
-    endog: Any = None,
-    weights: Any = None,
-    offset: Any = None,
-    exposure: Any = None,
+    out: str | os.PathLike[str] | None,
+    unseen: Unseen,
+    backend: Any,
+    workers: int | None,
+    overwrite: bool,
+    progress: bool,
+    arrays: dict[str, Any],
 ) -> pd.Series | PredictionOutput:
-    """Residuals of a fitted linear model or GLM on data of any size, as statsmodels'.
+    """Residuals (``measure="resid"``) or influence measures of a fitted linear model
+    (``family`` ``None``) or GLM on data of any size, as statsmodels'.
 
-    ``LinearResults.resid`` and ``GLMResults.resid`` call this; their docstrings list
-    the kinds. ``family`` is the GLM's family, ``None`` for least squares. Each
-    partition is encoded with the fit's whole design: the response, the weights, the
-    offset and the exposure are read from ``data`` under the names the fit used.
-    ``endog``, ``weights``, ``offset`` and ``exposure`` are arrays for a fit on arrays
+    ``LinearResults.resid``/``influence`` and ``GLMResults.resid``/``influence`` call
+    this; their docstrings list the kinds. Each partition is encoded with the fit's
+    whole design: the response, the weights, the offset and the exposure are read from
+    ``data`` under the names the fit used. ``arrays`` holds the ``endog``,
+    ``weights``, ``offset`` and ``exposure`` arrays of a fit on arrays
     (``shardfit.OLS(y, X)``, ``shardfit.GLM(y, X, ...)``), ``data`` then being ``X``.
+
+    A linear fit's leverages use its ``normalized_cov`` (the inverse of ``X'WX``); a
+    GLM's need one more pass over ``data`` first, on the same session, summing
+    ``X'WX`` with statsmodels' observed-information weights at the estimates (as its
+    ``get_hat_matrix_diag``; ``normalized_cov`` holds the last IRLS step's).
 
     Returns
     -------
@@ -332,92 +334,64 @@ def residuals(
         ``row``), NaN where a row has none (a missing predictor or response), named as
         statsmodels' attribute. With ``out``: what was written.
     """
-    arrays = {"endog": endog, "weights": weights, "offset": offset, "exposure": exposure}
-    model, source, data, labels = _residual_inputs(
-        results, data, residual_kind(kind, family), family, unseen, arrays, "residuals"
-    )
-    return _residual_pass(
-        model, source, data, labels, out, unseen, backend, workers, overwrite, progress
-    )
-
-
-def influence(
-    results: Any,
-    data: Any,
-    *,
-    kind: str = "hat",
-    family: Any = None,
-    out: str | os.PathLike[str] | None = None,
-    unseen: Unseen = "raise",
-    backend: Any = None,
-    workers: int | None = None,
-    overwrite: bool = False,
-    progress: bool = False,
-    endog: Any = None,
-    weights: Any = None,
-    offset: Any = None,
-    exposure: Any = None,
-) -> pd.Series | PredictionOutput:
-    """Per-row influence measures of a fitted linear model or GLM, as statsmodels'
-    ``get_influence()``, on data of any size.
-
-    ``LinearResults.influence`` and ``GLMResults.influence`` call this; their
-    docstrings give the definitions. Parameters and the return value are those of
-    :func:`residuals`. A linear fit's leverages use its ``normalized_cov`` (the
-    inverse of ``X'WX``); a GLM's need one more pass over ``data`` first, summing
-    ``X'WX`` with statsmodels' observed-information weights at the estimates (as its
-    ``get_hat_matrix_diag``; ``normalized_cov`` holds the last IRLS step's).
-    """
-    kind = influence_kind(kind)
-    arrays = {"endog": endog, "weights": weights, "offset": offset, "exposure": exposure}
-    model, source, data, labels = _residual_inputs(
-        results, data, kind, family, unseen, arrays, "influence"
-    )
-    k_vars = int(np.size(results.params_array))
-    if family is None:
-        normalized = np.asarray(results.normalized_cov, dtype=np.float64)
-        hat_cov = normalized[np.ix_(model.kept, model.kept)]
-    else:
-        grams = map_partitions(
-            GramTask(model, unseen),
-            source,
-            backend=predict_backend(backend, source),
-            workers=workers,
-            progress=progress,
-            pass_name="influence",
-            allgather=True,
-        )
-        assert grams is not None
-        kept = int(model.kept.sum())
-        gram = np.sum([np.zeros((kept, kept)), *grams], axis=0)
-        # statsmodels: pinv of the weighted design; the kept columns have full rank.
-        hat_cov = np.linalg.pinv(gram)
-    model = replace(model, hat_cov=hat_cov, k_vars=k_vars)
-    return _residual_pass(
-        model, source, data, labels, out, unseen, backend, workers, overwrite, progress
-    )
-
-
-def _residual_inputs(
-    results: Any,
-    data: Any,
-    kind: str,
-    family: Any,
-    unseen: Unseen,
-    arrays: dict[str, Any],
-    what: str,
-) -> tuple[ResidualModel, Source, Any, pd.Index | None]:
-    """The residual model of ``kind``, the source, the data (with a fit on arrays'
-    ``arrays`` added as columns) and its labels, for :func:`residuals` and
-    :func:`influence`; data lacking a column the fit read is refused before any pass."""
+    kind = residual_kind(kind, family) if measure == "resid" else influence_kind(kind)
     check_unseen(unseen)
     if results.spec is None:
-        raise ValueError(f"these results carry no design spec, so they have no {what}")
+        raise ValueError(f"these results carry no design spec, so they have no {measure}")
     data = _with_arrays(results.spec, data, arrays)
     model = residual_model(results, kind, family)
     source, labels = _source(results, data, check=False)
     _check_fit_columns(model.spec, source)
-    return model, source, data, labels
+    # Part files are written on the default backend, as predict(out=) writes them.
+    chosen = backend if out is not None else predict_backend(backend, source)
+    with session(chosen, workers=workers) as sess:
+        if measure == "influence":
+            hat_cov = _hat_cov(results, model, family, source, unseen, sess, progress)
+            model = replace(model, hat_cov=hat_cov, k_vars=int(np.size(results.params_array)))
+        if out is not None:
+            return write_predictions(
+                model,
+                source,
+                Path(out),
+                outputs="mean",
+                unseen=unseen,
+                overwrite=overwrite,
+                backend=sess,
+                workers=None,
+                progress=progress,
+            )
+        values, rows, _ = predict_rows(
+            model, "mean", unseen, source, data, labels, sess, None, progress, pad=True
+        )
+    return pd.Series(values[model.column], index=rows, name=model.column)
+
+
+def _hat_cov(
+    results: Any,
+    model: ResidualModel,
+    family: Any,
+    source: Source,
+    unseen: Unseen,
+    sess: Any,
+    progress: bool,
+) -> np.ndarray:
+    """``H`` of the leverages ``w x'Hx`` over the kept columns (see :func:`row_values`)."""
+    if family is None:
+        normalized = np.asarray(results.normalized_cov, dtype=np.float64)
+        return normalized[np.ix_(model.kept, model.kept)]
+    grams = map_partitions(
+        GramTask(model, unseen),
+        source,
+        backend=sess,
+        progress=progress,
+        pass_name="influence",
+        allgather=True,
+    )
+    assert grams is not None
+    kept = int(model.kept.sum())
+    gram = np.sum([np.zeros((kept, kept)), *grams], axis=0)
+    # statsmodels: pinv of the weighted design; the kept columns have full rank.
+    return np.linalg.pinv(gram)
 
 
 def influence_kind(kind: str) -> str:
@@ -433,37 +407,6 @@ def influence_kind(kind: str) -> str:
         f"The 'kind' parameter of influence must be one of {list(INFLUENCE)} (or "
         f"statsmodels' attribute names {list(aliases)}). Got {kind!r} instead."
     )
-
-
-def _residual_pass(
-    model: ResidualModel,
-    source: Source,
-    data: Any,
-    labels: pd.Index | None,
-    out: str | os.PathLike[str] | None,
-    unseen: Unseen,
-    backend: Any,
-    workers: int | None,
-    overwrite: bool,
-    progress: bool,
-) -> pd.Series | PredictionOutput:
-    """Run ``model`` over every partition: part files in ``out``, or a Series."""
-    if out is not None:
-        return write_predictions(
-            model,
-            source,
-            Path(out),
-            outputs="mean",
-            unseen=unseen,
-            overwrite=overwrite,
-            backend=backend,
-            workers=workers,
-            progress=progress,
-        )
-    values, rows, _ = predict_rows(
-        model, "mean", unseen, source, data, labels, backend, workers, progress, pad=True
-    )
-    return pd.Series(values[model.column], index=rows, name=model.column)
 
 
 def residual_kind(kind: str, family: Any) -> str:
