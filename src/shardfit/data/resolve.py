@@ -46,7 +46,8 @@ _FORMATS: dict[str, str] = {
 _ACCEPTED = (
     "a shardfit Source, a path or glob (str or os.PathLike) to CSV, TSV, Parquet, HDF5, "
     "Zarr or .npy data, a list of CSV or Parquet files, a pandas.DataFrame, a pyarrow.Table, "
-    "a Dask DataFrame or Array, or a 2-D NumPy array"
+    "a Dask DataFrame or Array, a 2-D NumPy array, or a design store (write_design, "
+    "open_design) or its columns (store.X, store.y)"
 )
 
 
@@ -115,8 +116,9 @@ def as_source(data: Any, *, partition_rows: int | None = None) -> Source:
 
     Parameters
     ----------
-    data : Source, str, os.PathLike, list of paths, DataFrame, Table, Dask collection or ndarray
-        A Source is returned as it is. A path or glob picks the reader by its
+    data : Source, path or paths, DataFrame, Table, Dask collection, ndarray or DesignStore
+        A Source is returned as it is; a design store (or its ``store.X``, ``store.y``)
+        gives its stored rows, ``store.source()``. A path or glob picks the reader by its
         extension: ``.csv``, ``.txt``, ``.gz`` (CSV), ``.tsv`` (tab-separated),
         either compressed (``.csv.gz``, ``.csv.bz2``, ``.csv.zst``, ``.csv.lz4``,
         ``.csv.br``, the same for ``.tsv``: read as a stream, one partition per
@@ -145,6 +147,11 @@ def as_source(data: Any, *, partition_rows: int | None = None) -> Source:
         When ``partition_rows`` is given with a Source or a Dask collection.
     """
     check_positive_int(partition_rows, name="partition_rows", owner="as_source", optional=True)
+    # A design store (and its store.X / store.y) reads as the store's rows: the design
+    # package builds on this one, so it is recognized by its hook, not by its class.
+    stored = getattr(type(data), "_shardfit_source", None)
+    if stored is not None:
+        data = stored(data)
     if isinstance(data, Source) or _is_dask(data):
         if partition_rows is not None:
             raise ValueError(

@@ -126,6 +126,11 @@ class StoredColumns:
         """``(rows, columns)``."""
         return (self.store.rows_written, len(self.names))
 
+    def _shardfit_source(self) -> Source:
+        # as_source's hook: the store's rows (where predict and resid read these
+        # columns by name, with whatever else the model needs from the store).
+        return self.store.source()
+
     def to_pandas(self) -> Any:
         """The columns in memory, as a DataFrame indexed by source row (small stores)."""
         import pandas as pd
@@ -316,6 +321,10 @@ class DesignStore:
         if not self.has_offset:
             raise DesignError(f"the design store {self.path} has no offset (write_design(offset=))")
         return StoredColumns(self, (OFFSET,))
+
+    def _shardfit_source(self) -> Source:
+        # as_source's hook: predict(store), resid(store) read the store's rows.
+        return self.source()
 
     def source(self, *, partition_rows: int | None = None, source_rows: bool = False) -> Source:
         """The stored rows as a Parquet source (one partition per row group by default).

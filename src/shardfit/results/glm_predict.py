@@ -25,6 +25,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from shardfit.data.partition import Source
+from shardfit.data.resolve import as_source
+from shardfit.design.store import OFFSET, STORE_META
 from shardfit.errors import DesignError
 from shardfit.models.links import Link
 from shardfit.results.predict import (
@@ -294,13 +297,16 @@ def _with_offsets(results: Any, data: Any, offset: Any, exposure: Any) -> Any:
         return _with_formula_offsets(spec, data, given)
     if isinstance(data, pd.DataFrame):
         frame = data.copy()
-    elif isinstance(data, str | os.PathLike) or hasattr(data, "partitions"):
-        raise ValueError(
-            "a GLM fitted on arrays with an offset or exposure predicts on an array or a "
-            "DataFrame of its columns, with offset=/exposure= arrays"
-        )
+    elif _stored_rows(data):
+        return _with_stored_offsets(spec, data, given)
     else:
-        array = np.asarray(data, dtype=np.float64)
+        try:
+            array = np.asarray(data, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise TypeError(
+                "a GLM fitted on arrays predicts on an array or a DataFrame of its "
+                f"columns, or a design store's rows; got {type(data).__name__}"
+            ) from error
         frame = pd.DataFrame(array.reshape(len(array), -1), columns=list(spec.x_columns))
     for kind, column in _ARRAY_COLUMNS.items():
         if getattr(spec, kind) != column:
@@ -313,6 +319,59 @@ def _with_offsets(results: Any, data: Any, offset: Any, exposure: Any) -> Any:
             kind, np.full(len(frame), default) if values is None else values, len(frame)
         )
     return frame
+
+
+def _stored_rows(data: Any) -> bool:
+    """Whether ``data`` are rows on disk or a Source (a design store, its columns, its
+    folder or source), not an array of the fitted columns."""
+    return (
+        isinstance(data, str | os.PathLike)
+        or hasattr(data, "partitions")
+        or hasattr(type(data), "_shardfit_source")
+    )
+
+
+def _with_stored_offsets(spec: Any, data: Any, given: dict[str, Any]) -> Source:
+    """A GLM fitted on a design store's columns with ``offset=store.offset`` reads the
+    offset from the store's ``__offset__`` column: ``data`` (a store, its folder or its
+    source) must hold it, and offset=/exposure= arrays are not taken with it."""
+    source = as_source(data)
+    needed = [
+        (kind, column) for kind, column in _ARRAY_COLUMNS.items() if getattr(spec, kind) == column
+    ]
+    folder = source.meta.get(STORE_META)
+    arrays = [
+        kind
+        for kind, values in given.items()
+        if values is not None and not _same_stored_offset(kind, values, folder)
+    ]
+    if arrays:
+        raise ValueError(
+            f"predict's {', '.join(arrays)}= go(es) with an array or a DataFrame of the "
+            f"fitted columns; {source.name} is read from disk, and a fit on a design "
+            f"store's columns reads its offset from the store's column {OFFSET!r}"
+        )
+    absent = [column for _, column in needed if column not in source.columns]
+    if absent:
+        kinds = " and ".join(kind for kind, column in needed if column in absent)
+        raise DesignError(
+            f"this GLM was fitted with an {kinds} given as an array or a design store's "
+            f"column {absent[0]!r}, which {source.name} lacks: predict on a design store "
+            f"written with write_design(..., offset=/exposure=, spec=store.spec), or on "
+            f"an array or DataFrame of the fitted columns with predict's {kinds}= arrays"
+        )
+    return source
+
+
+def _same_stored_offset(kind: str, values: Any, folder: Any) -> bool:
+    """Whether ``values`` is ``store.offset`` of the store being predicted on (what
+    the prediction reads anyway, so it may be passed as the fit was)."""
+    if kind != "offset" or folder is None or getattr(values, "names", None) != (OFFSET,):
+        return False
+    try:
+        return os.path.samefile(values.store.path, folder)
+    except (AttributeError, OSError):
+        return False
 
 
 def _per_row(kind: str, values: Any, rows: int) -> np.ndarray:
