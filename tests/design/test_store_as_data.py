@@ -69,8 +69,9 @@ def test_a_store_fit_with_an_offset_predicts_from_the_store_as_statsmodels(store
         got = quiet(fit.predict, data, backend="serial")
         np.testing.assert_allclose(got, expected, rtol=1e-10, equal_nan=True)
     # offset=store.offset, as the fit was given it, is the offset the store holds.
-    got = quiet(fit.predict, store.X, offset=store.offset, backend="serial")
-    np.testing.assert_allclose(got, expected, rtol=1e-10, equal_nan=True)
+    for data in (store.X, str(store.path)):
+        got = quiet(fit.predict, data, offset=store.offset, backend="serial")
+        np.testing.assert_allclose(got, expected, rtol=1e-10, equal_nan=True)
     linear = quiet(fit.predict, store, which="linear", backend="serial")
     np.testing.assert_allclose(linear, np.log(expected), rtol=1e-10, atol=1e-12, equal_nan=True)
 

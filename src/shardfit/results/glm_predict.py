@@ -27,7 +27,7 @@ import pandas as pd
 
 from shardfit.data.partition import Source
 from shardfit.data.resolve import as_source
-from shardfit.design.store import OFFSET, STORE_META
+from shardfit.design.store import OFFSET, STORE_META, numbered_as_source
 from shardfit.errors import DesignError
 from shardfit.models.links import Link
 from shardfit.results.predict import (
@@ -335,7 +335,7 @@ def _with_stored_offsets(spec: Any, data: Any, given: dict[str, Any]) -> Source:
     """A GLM fitted on a design store's columns with ``offset=store.offset`` reads the
     offset from the store's ``__offset__`` column: ``data`` (a store, its folder or its
     source) must hold it, and offset=/exposure= arrays are not taken with it."""
-    source = as_source(data)
+    source = numbered_as_source(as_source(data))  # a store's folder: the store itself
     needed = [
         (kind, column) for kind, column in _ARRAY_COLUMNS.items() if getattr(spec, kind) == column
     ]
