@@ -216,7 +216,7 @@ def test_parquet_files_on_processes_backend(frame: pd.DataFrame, tmp_path: Path)
 def test_unknown_kind_is_refused(frame: pd.DataFrame) -> None:
     ours = shardfit.ols(f"y ~ {RHS}", frame).fit(backend="serial")
     with pytest.raises(ValueError, match=r"kind.*influence.*'hat'"):
-        ours.influence(frame, kind="dffits")
+        ours.influence(frame, kind="dfbetas")
 
 
 def test_cli_writes_residuals_and_influence(frame: pd.DataFrame, tmp_path: Path) -> None:

@@ -78,9 +78,12 @@ def add_parser(subparsers: Any) -> None:
         metavar="KIND",
         default=None,
         help=(
-            "write influence measures instead of predictions: hat, studentized or cooks "
-            "(statsmodels' get_influence() hat_matrix_diag, resid_studentized, "
-            "cooks_distance); DATA should be the rows the model was fitted on"
+            "write influence measures instead of predictions: hat, studentized, cooks "
+            "or cooks_pvalue (statsmodels' get_influence() hat_matrix_diag, "
+            "resid_studentized, cooks_distance[0] and [1]), and for OLS/WLS "
+            "studentized_external, dffits or dffits_internal "
+            "(resid_studentized_external, dffits[0], dffits_internal[0]); statsmodels' "
+            "names too; DATA should be the rows the model was fitted on"
         ),
     )
     parser.add_argument(

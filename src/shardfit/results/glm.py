@@ -340,23 +340,30 @@ class GLMResults(CoefficientTable):
         ===============  ==========================  ==================================
         "hat"            ``hat_matrix_diag``         ``h = w x'Hx``
         "studentized"    ``resid_studentized``       ``r / sqrt(scale (1 - h))``
-        "cooks"          ``cooks_distance[0]``       ``studentized**2 h / (1 - h) / k``
+        "cooks"          ``cooks_distance[0]``       ``c = studentized**2 h / (1 - h) /
+                                                     k``
+        "cooks_pvalue"   ``cooks_distance[1]``       ``F(c; k, df_resid)``, ``F`` the F
+                                                     distribution's survival function
         ===============  ==========================  ==================================
 
         ``data`` should be the rows the model was fitted on: leverages are relative
         to the Gram of the rows given. statsmodels' attribute names are accepted as
-        ``kind`` too.
+        ``kind`` too. statsmodels' ``GLMInfluence`` has no externally studentized
+        residuals (no leave-one-out variance) and no DFFITS, so neither has this: the
+        linear models' kinds ``"studentized_external"``, ``"dffits"`` and
+        ``"dffits_internal"`` raise a ValueError.
 
         Parameters
         ----------
         data : DataFrame, pyarrow.Table, Source, path, glob or ndarray
             The rows the model was fitted on, with the columns the fit read (as for
             :meth:`resid`).
-        kind : {"hat", "studentized", "cooks"}
+        kind : {"hat", "studentized", "cooks", "cooks_pvalue"}
             Which measure (see the table).
         out : str or path, optional
             Write Parquet part files (columns ``row`` and the statsmodels name, e.g.
-            ``cooks_distance``) and a manifest instead of returning the values.
+            ``cooks_distance``; ``cooks_pvalue`` for Cook's p-values) and a manifest
+            instead of returning the values.
         unseen, backend, workers, overwrite, progress
             As for :meth:`predict`.
         endog, weights, offset, exposure : array_like, optional
@@ -375,6 +382,9 @@ class GLMResults(CoefficientTable):
         ------
         DesignError
             ``data`` lacks a column the fit read, naming it.
+        ValueError
+            ``kind`` is none of the above (a linear model's kind included), listing
+            them.
 
         Examples
         --------

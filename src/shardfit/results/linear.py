@@ -313,35 +313,52 @@ class LinearResults(CoefficientTable):
         computes them from ``data`` on request, partition by partition, with ``x`` a
         row's design (kept columns), ``H = normalized_cov`` (``(X'WX)^-1`` of the
         fit), ``w`` the row's weight (1 for OLS), ``r`` the Pearson residual
-        (``resid(kind="pearson")``) and ``k`` the number of design columns (aliased
-        ones included):
+        (``resid(kind="pearson")``), ``e`` the weighted residual
+        (``resid(kind="weighted")``), ``k`` the number of design columns (aliased
+        ones included), ``ssr`` and ``df_resid`` the fit's, and ``F`` the F
+        distribution's survival function:
 
-        ===============  ==========================  ==================================
-        ``kind``         statsmodels                 value
-        ===============  ==========================  ==================================
-        "hat"            ``hat_matrix_diag``         ``h = w x'Hx``
-        "studentized"    ``resid_studentized``       ``r / sqrt(1 - h)``
-                         (``_internal``)
-        "cooks"          ``cooks_distance[0]``       ``studentized**2 h / (1 - h) / k``
-        ===============  ==========================  ==================================
+        ======================  ==============================  =========================
+        ``kind``                statsmodels                     value
+        ======================  ==============================  =========================
+        "hat"                   ``hat_matrix_diag``             ``h = w x'Hx``
+        "studentized"           ``resid_studentized``           ``r / sqrt(1 - h)``
+                                (``_internal``)
+        "cooks"                 ``cooks_distance[0]``           ``c = studentized**2 h /
+                                                                (1 - h) / k``
+        "cooks_pvalue"          ``cooks_distance[1]``           ``F(c; k, df_resid)``
+        "studentized_external"  ``resid_studentized_external``  ``e / sqrt(s2 (1 - h))``
+        "dffits"                ``dffits[0]``                   ``studentized_external
+                                                                sqrt(h / (1 - h))``
+        "dffits_internal"       ``dffits_internal[0]``          ``studentized
+                                                                sqrt(h / (1 - h))``
+        ======================  ==============================  =========================
+
+        ``s2 = (ssr - e**2 / (1 - h)) / (df_resid - 1)`` is the residual variance of
+        the fit without the row, statsmodels' ``sigma2_not_obsi`` from its
+        leave-one-out loop: here from the fit's ``ssr``, with no extra pass.
 
         For OLS these are statsmodels' ``OLSInfluence``. statsmodels gives WLS no
         ``get_influence``; these are the weighted leverages it gives a Gaussian
         ``GLM(..., var_weights=w)`` (``OLSInfluence`` applied to WLS results would
-        take ``sqrt(w) x'Hx`` and the unweighted residual). ``data`` should be the
-        rows the model was fitted on (``H`` is the fit's). statsmodels' attribute
-        names are accepted as ``kind`` too.
+        take ``sqrt(w) x'Hx`` and the unweighted residual); the externally
+        studentized residuals and DFFITS are ``OLSInfluence``'s of the whitened OLS
+        (``sqrt(w) y`` on ``sqrt(w) X``). ``data`` should be the rows the model was
+        fitted on (``H`` and ``ssr`` are the fit's). statsmodels' attribute names are
+        accepted as ``kind`` too.
 
         Parameters
         ----------
         data : DataFrame, pyarrow.Table, Source, path, glob or ndarray
             The rows the model was fitted on, with the columns the fit read (as for
             :meth:`resid`).
-        kind : {"hat", "studentized", "cooks"}
+        kind : {"hat", "studentized", "cooks", "cooks_pvalue", \
+"studentized_external", "dffits", "dffits_internal"}
             Which measure (see the table).
         out : str or path, optional
             Write Parquet part files (columns ``row`` and the statsmodels name, e.g.
-            ``cooks_distance``) and a manifest instead of returning the values.
+            ``cooks_distance``; ``cooks_pvalue`` for Cook's p-values) and a manifest
+            instead of returning the values.
         unseen, backend, workers, overwrite, progress
             As for :meth:`predict`.
         endog, weights : array_like, optional
@@ -360,11 +377,14 @@ class LinearResults(CoefficientTable):
         ------
         DesignError
             ``data`` lacks a column the fit read, naming it.
+        ValueError
+            ``kind`` is none of the above, listing them.
 
         Examples
         --------
         >>> res = shardfit.ols("y ~ x", frame).fit()  # doctest: +SKIP
         >>> res.influence(frame, kind="hat")  # doctest: +SKIP
+        >>> res.influence(frame, kind="dffits")  # doctest: +SKIP
         """
         from shardfit.results.predict import row_values
 

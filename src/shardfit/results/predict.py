@@ -22,7 +22,8 @@ which rows were kept. With ``out=``, see :mod:`shardfit.results.prediction_outpu
 :func:`row_values` computes statsmodels' residuals (``results.resid(data, kind=...)``)
 of a fit (linear or GLM) on data of any size the same way, reading the response,
 weights, offset and exposure columns the fit used as well, and its leverages,
-studentized residuals and Cook's distances, as statsmodels' ``get_influence()``.
+studentized residuals, Cook's distances (and p-values), and a linear fit's externally
+studentized residuals and DFFITS, as statsmodels' ``get_influence()``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from shardfit.engine import map_partitions, session
 from shardfit.errors import DesignError
 from shardfit.results.prediction_output import PredictionOutput, write_predictions
 from shardfit.results.prediction_tasks import (
+    GLM_INFLUENCE,
     GLM_RESIDUALS,
     INFLUENCE,
     LINEAR_RESIDUALS,
@@ -334,7 +336,10 @@ def row_values(
         ``row``), NaN where a row has none (a missing predictor or response), named as
         statsmodels' attribute. With ``out``: what was written.
     """
-    kind = residual_kind(kind, family) if measure == "resid" else influence_kind(kind)
+    if measure == "resid":
+        kind = residual_kind(kind, family)
+    else:
+        kind = influence_kind(kind, family)
     check_unseen(unseen)
     if results.spec is None:
         raise ValueError(f"these results carry no design spec, so they have no {measure}")
@@ -347,7 +352,15 @@ def row_values(
     with session(chosen, workers=workers) as sess:
         if measure == "influence":
             hat_cov = _hat_cov(results, model, family, source, unseen, sess, progress)
-            model = replace(model, hat_cov=hat_cov, k_vars=int(np.size(results.params_array)))
+            model = replace(
+                model,
+                hat_cov=hat_cov,
+                k_vars=int(np.size(results.params_array)),
+                df_resid=float(results.df_resid),
+                # A linear fit's (weighted) ssr gives the leave-one-out variances with
+                # no extra pass; a GLM has no such kinds (influence_kind refuses them).
+                ssr=float(results.ssr) if family is None else float("nan"),
+            )
         if out is not None:
             return write_predictions(
                 model,
@@ -394,18 +407,36 @@ def _hat_cov(
     return np.linalg.pinv(gram)
 
 
-def influence_kind(kind: str) -> str:
-    """``kind`` as one of :data:`INFLUENCE`'s keys; statsmodels' attribute names
-    (``"hat_matrix_diag"``, ``"resid_studentized_internal"``...) are taken for theirs."""
-    aliases = {attribute: name for name, attribute in INFLUENCE.items()}
+def influence_kind(kind: str, family: Any = None) -> str:
+    """``kind`` as one of :data:`INFLUENCE`'s keys for a linear fit (``family``
+    ``None``), or of :data:`GLM_INFLUENCE` for a GLM; statsmodels' attribute names
+    (``"hat_matrix_diag"``, ``"resid_studentized_internal"``,
+    ``"resid_studentized_external"``...) are taken for theirs.
+
+    Raises
+    ------
+    ValueError
+        ``kind`` is unknown, or is a linear fit's kind asked of a GLM (statsmodels'
+        ``GLMInfluence`` does not define it); the message lists the model's kinds.
+    """
+    kinds = list(INFLUENCE) if family is None else list(GLM_INFLUENCE)
+    aliases = {attribute: name for name, attribute in INFLUENCE.items() if attribute != name}
     aliases["resid_studentized_internal"] = "studentized"
-    if isinstance(kind, str) and kind in INFLUENCE:
-        return kind
-    if isinstance(kind, str) and kind in aliases:
-        return aliases[kind]
+    name = aliases.get(kind, kind) if isinstance(kind, str) else None
+    if name in kinds:
+        return str(name)
+    names = [alias for alias, target in aliases.items() if target in kinds]
+    if name in INFLUENCE:  # a linear fit's kind asked of a GLM
+        raise ValueError(
+            f"influence kind {kind!r} (statsmodels' OLSInfluence.{INFLUENCE[name]}) is not "
+            "defined for a GLM: statsmodels' GLMInfluence has no leave-one-out variance "
+            f"or DFFITS. The 'kind' parameter of a GLM's influence must be one of {kinds} "
+            f"(or statsmodels' attribute names {names})."
+        )
+    model = "a linear model" if family is None else "a GLM"
     raise ValueError(
-        f"The 'kind' parameter of influence must be one of {list(INFLUENCE)} (or "
-        f"statsmodels' attribute names {list(aliases)}). Got {kind!r} instead."
+        f"The 'kind' parameter of influence must be one of {kinds} for {model} (or "
+        f"statsmodels' attribute names {names}). Got {kind!r} instead."
     )
 
 

@@ -13,8 +13,11 @@ a residual of the fitted model instead (``results.resid(data, kind=...)``): the 
 encoding, numbering of rows, dropped-row counts and part files. With an influence
 kind (:data:`INFLUENCE`, ``results.influence(data, kind=...)``) it computes a row's
 leverage ``h = w x'Hx`` (``H`` the inverse Gram of the fit's weighted design, ``w``
-the row's Hessian weight) and from it the studentized residual and Cook's distance;
-a GLM's ``H`` comes from one :class:`GramTask` pass at the final estimates.
+the row's Hessian weight) and from it the studentized residual, Cook's distance and
+its p-value, and for a linear fit the externally studentized residual and DFFITS,
+whose leave-one-out variance comes from the fit's ``ssr`` and the row's own residual
+and leverage (no leave-one-out loop); a GLM's ``H`` comes from one
+:class:`GramTask` pass at the final estimates.
 
 In memory the values go back to the driver; out of core the worker writes them to
 its own Parquet part file and returns only counts.
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
     from shardfit.models.families import Family
 
 __all__ = [
+    "GLM_INFLUENCE",
     "GLM_RESIDUALS",
     "INFLUENCE",
     "LINEAR_RESIDUALS",
@@ -187,12 +191,21 @@ GLM_RESIDUALS = {
 }
 
 #: Influence measures -> statsmodels' ``OLSInfluence`` / ``GLMInfluence`` attribute
-#: (``cooks_distance`` is the first element of statsmodels' pair).
+#: (``cooks_distance``, ``dffits`` and ``dffits_internal`` are the first elements of
+#: statsmodels' pairs; ``cooks_pvalue`` is ``cooks_distance[1]``, which has no name of
+#: its own there).
 INFLUENCE = {
     "hat": "hat_matrix_diag",
     "studentized": "resid_studentized",
     "cooks": "cooks_distance",
+    "cooks_pvalue": "cooks_pvalue",
+    "studentized_external": "resid_studentized_external",
+    "dffits": "dffits",
+    "dffits_internal": "dffits_internal",
 }
+#: The kinds statsmodels' ``GLMInfluence`` defines: it has no leave-one-out variance
+#: (``resid_studentized_external``) and no ``dffits`` or ``dffits_internal``.
+GLM_INFLUENCE = ("hat", "studentized", "cooks", "cooks_pvalue")
 
 
 @dataclass(frozen=True, eq=False)
@@ -207,6 +220,10 @@ class ResidualModel(PredictionModel):
     #: row's leverage) and statsmodels' ``k_vars`` (design columns, aliased included).
     hat_cov: np.ndarray | None = None
     k_vars: int = 0
+    #: The fit's residual degrees of freedom (Cook's p-values, leave-one-out variances)
+    #: and a linear fit's (weighted) sum of squared residuals (leave-one-out variances).
+    df_resid: float = float("nan")
+    ssr: float = float("nan")
 
     needs_response: ClassVar[bool] = True
     label: ClassVar[str] = "resid"
@@ -235,8 +252,8 @@ class ResidualModel(PredictionModel):
     def _influence(
         self, X: np.ndarray, y: np.ndarray, eta: np.ndarray, weights: np.ndarray | None
     ) -> np.ndarray:
-        """Leverage, studentized residual or Cook's distance of the rows (statsmodels'
-        ``hat_matrix_diag``, ``resid_studentized``, ``cooks_distance[0]``)."""
+        """The influence measure ``kind`` of the rows (statsmodels' attribute
+        :data:`INFLUENCE` names)."""
         assert self.hat_cov is not None  # influence models carry it
         Xk = X if self.kept.all() else X[:, self.kept]
         quadratic = np.empty(Xk.shape[0])
@@ -255,7 +272,26 @@ class ResidualModel(PredictionModel):
             studentized = pearson / np.sqrt(1 - hat)
             if self.kind == "studentized":
                 return studentized
-            return studentized**2 * hat / (1 - hat) / self.k_vars
+            if self.kind in ("cooks", "cooks_pvalue"):
+                cooks = studentized**2 * hat / (1 - hat) / self.k_vars
+                if self.kind == "cooks":
+                    return cooks
+                # statsmodels' cooks_distance[1]: F(k_vars, df_resid), for GLMs too.
+                return np.asarray(stats.f.sf(cooks, self.k_vars, self.df_resid), dtype=float)
+            if self.kind == "dffits_internal":
+                return studentized * np.sqrt(hat / (1 - hat))
+            # Leave-one-out variance without refitting: deleting row i leaves the sum of
+            # squares ssr - e_i^2 / (1 - h_i) on df_resid - 1 degrees of freedom (e the
+            # weighted residual), the mse_resid of statsmodels' leave-one-out loop.
+            assert self.family is None  # influence_kind refuses these kinds for GLMs
+            wresid = residual_values("weighted", None, y, eta, weights, self.scale)
+            # The leave-one-out sum of squares is >= 0 exactly; rounding can leave a
+            # tiny negative where it is ~0.
+            deleted = np.maximum(self.ssr - wresid**2 / (1 - hat), 0.0)
+            external = wresid / np.sqrt(deleted / (self.df_resid - 1) * (1 - hat))
+            if self.kind == "studentized_external":
+                return external
+            return external * np.sqrt(hat / (1 - hat))  # dffits
 
 
 def hessian_weights(
