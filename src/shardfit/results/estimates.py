@@ -212,11 +212,12 @@ class CoefficientTable:
             return frame
         return frame.iloc[np.atleast_1d(self._positions(cols, "cols"))]
 
-    def t_test(self, r_matrix: Any, q: Any = None) -> Any:
-        """Test linear restrictions one by one (strings like ``"x1 = x2"`` or a matrix)."""
+    def t_test(self, r_matrix: Any, q: Any = None, *, use_t: bool | None = None) -> Any:
+        """Test linear restrictions one by one (strings like ``"x1 = x2"`` or a matrix);
+        ``use_t`` (default the fit's) picks Student's t or the normal, as statsmodels'."""
         from shardfit.results.hypothesis import t_test
 
-        return t_test(self, r_matrix, q)
+        return t_test(self, r_matrix, q, use_t=use_t)
 
     def f_test(self, r_matrix: Any, q: Any = None) -> Any:
         """Joint Wald F test of linear restrictions."""
@@ -224,9 +225,26 @@ class CoefficientTable:
 
         return f_test(self, r_matrix, q)
 
-    def wald_test(self, r_matrix: Any, q: Any = None, *, use_f: bool | None = None) -> Any:
+    def wald_test(
+        self,
+        r_matrix: Any,
+        q: Any = None,
+        *,
+        use_f: bool | None = None,
+        scalar: bool | None = None,
+    ) -> Any:
         """Joint Wald test of linear restrictions: F where ``use_f`` (default
-        ``use_t``), else chi2, as statsmodels' ``wald_test(..., scalar=True)``."""
+        ``use_t``), else chi2, as statsmodels' ``wald_test(..., scalar=True)``.
+
+        ``scalar`` is accepted as statsmodels' (code passes ``scalar=True`` to silence
+        its FutureWarning); the statistics here are always scalars, so ``False`` is
+        refused."""
         from shardfit.results.hypothesis import wald_test
+
+        if scalar is not None and not scalar:
+            raise ValueError(
+                "wald_test: scalar=False (statsmodels' deprecated 2-D statistic) is not "
+                "supported; the statistic is always a scalar (omit 'scalar' or pass True)"
+            )
 
         return wald_test(self, r_matrix, q, use_f=use_f)

@@ -116,6 +116,16 @@ class FTestResult:
     df_num: float
     df_denom: float
 
+    @property
+    def statistic(self) -> float:
+        """The F statistic (statsmodels' ``ContrastResults.statistic``)."""
+        return self.fvalue
+
+    @property
+    def distribution(self) -> str:
+        """``"F"``, as statsmodels' ``f_test`` result says."""
+        return "F"
+
     def __repr__(self) -> str:
         return (
             f"<F test: F={self.fvalue:.6g}, p={self.pvalue:.6g}, "
@@ -132,14 +142,17 @@ def _kept(results: Any, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     return matrix[:, finite], params[finite], cov[np.ix_(finite, finite)]
 
 
-def t_test(results: Any, r_matrix: Any, q: Any = None) -> TTestResult:
-    """Each restriction alone, with the results' distribution."""
+def t_test(results: Any, r_matrix: Any, q: Any = None, *, use_t: bool | None = None) -> TTestResult:
+    """Each restriction alone, with the results' distribution (Student's t where
+    ``use_t``, default the results', else the normal, as statsmodels' ``use_t``)."""
+    if use_t is not None and not isinstance(use_t, bool | np.bool_):
+        raise ValueError(f"The 'use_t' parameter must be True, False or None. Got {use_t!r}.")
     matrix, values = restriction(results.names, r_matrix, q)
     matrix, params, cov = _kept(results, matrix)
     effect = matrix @ params
     sd = np.sqrt(np.einsum("ij,jk,ik->i", matrix, cov, matrix))
     tvalue = (effect - values) / sd
-    df = results.df_inference if results.use_t else None
+    df = results.df_inference if (results.use_t if use_t is None else use_t) else None
     if df is not None:
         pvalue = 2 * stats.t.sf(np.abs(tvalue), df)
     else:
