@@ -24,6 +24,7 @@ __all__ = [
     "CsvOptions",
     "Diagnosis",
     "as_type",
+    "check_line_breaks",
     "compression_of",
     "count_newlines",
     "diagnose",
@@ -64,6 +65,9 @@ class CsvOptions:
     header_names: tuple[str, ...] | None
     on_bad_lines: str
     block_size: int | None
+    # The first file's own header when column_names replace the headers (the others
+    # must not hold its columns in another order).
+    renamed_header: tuple[str, ...] | None = None
 
 
 # Compressions pyarrow has no codec for: refused by name rather than parsed as text.
@@ -146,6 +150,27 @@ def split_first_line(buf: bytes | bytearray | memoryview) -> tuple[bytes, int]:
     if newline < 0:
         return bytes(buf).rstrip(b"\r"), len(buf)
     return bytes(buf[:newline]).rstrip(b"\r"), newline + 1
+
+
+def check_line_breaks(first: bytes, shown: str) -> None:
+    """Refuse a header line that holds a bare ``\\r``.
+
+    ``first`` is a file's first line as :func:`split_first_line` gives it (a final
+    ``\\r`` removed). A ``\\r`` left inside means lines end in ``\\r`` alone (classic
+    Mac): files are split at ``\\n``, so the whole file was taken for its header and
+    every data row was lost without a word, while pandas reads them all.
+
+    Raises
+    ------
+    ReadError
+        Naming the file and line 1.
+    """
+    if b"\r" in first:
+        raise ReadError(
+            f"Line 1 of {shown} holds a line break '\\r' that no '\\n' follows: its lines "
+            "seem to end in '\\r' alone (classic Mac). shardfit reads lines that end in "
+            "'\\n' or '\\r\\n'; convert the line endings first (e.g. tr '\\r' '\\n')."
+        )
 
 
 def record_spans(
@@ -569,6 +594,7 @@ def sample_head(
         first, after = b"", 0
         if options.header and head:
             first, after = split_first_line(head)
+            check_line_breaks(first, shown)
         data = head[after:]
         starts, _, _ = record_spans(
             data, quote_char=options.quote_char, newlines_in_values=options.newlines_in_values

@@ -35,6 +35,11 @@ _SAMPLE_BYTES = 1 << 20
 _MAX_SAMPLE_BYTES = 64 << 20
 _MAX_EXAMPLES = 5
 _DEFAULT_BLOCK_BYTES = pacsv.ReadOptions().block_size
+#: pandas' default missing-value markers (``pandas.read_csv``'s ``na_values``): pyarrow's
+#: list plus ``"None"`` and ``"<NA>"``, so a file reads as the pandas frame a statsmodels
+#: user fits (with pyarrow's alone, a text column's "None" was a level of its own and a
+#: numeric column holding one was text).
+PANDAS_NULL_VALUES = (*pacsv.ConvertOptions().null_values, "None", "<NA>")
 _MAX_BLOCK_BYTES = 2**31 - 1
 
 
@@ -76,9 +81,10 @@ def read_csv(
     column_types : mapping of str to str or pyarrow.DataType, optional
         Types that override inference, e.g. ``{"x": "float64", "id": "string"}``.
     null_values : sequence of str, optional
-        Markers of a missing value. Default: pyarrow's list (``""``, ``"NA"``,
-        ``"NULL"``, ``"NaN"``, ...). An empty field is missing too, in a column of any
-        type, whether or not ``""`` is among the markers (as in R and pandas).
+        Markers of a missing value. Default: pandas' list (``""``, ``"NA"``,
+        ``"NULL"``, ``"NaN"``, ``"None"``, ``"<NA>"``, ...; :data:`PANDAS_NULL_VALUES`).
+        An empty field is missing too, in a column of any type, whether or not ``""``
+        is among the markers (as in R and pandas).
     quote_char : str or None
         The quoting character (a doubled one inside quotes is literal); ``None``: none.
     newlines_in_values : bool
@@ -127,7 +133,7 @@ def read_csv(
     if column_names is not None and len(set(column_names)) != len(column_names):
         raise ValueError(f"The 'column_names' of read_csv repeat a name: {list(column_names)}.")
     files, name = lines.resolve_paths(path_or_glob)
-    null_values = list(pacsv.ConvertOptions().null_values if null_values is None else null_values)
+    null_values = list(PANDAS_NULL_VALUES if null_values is None else null_values)
     # An empty field is missing whatever the markers: without this, null_values=["-999"]
     # made a numeric column with an empty cell a text column, then a categorical.
     null_values += [""] if "" not in null_values else []
@@ -141,8 +147,10 @@ def read_csv(
         on_bad_lines=on_bad_lines,
         block_size=block_size,
     )
-    schema, header_names, line_bytes = _infer_schema(files, options, column_names, column_types)
-    options = replace(options, header_names=header_names)
+    schema, header_names, line_bytes, renamed = _infer_schema(
+        files, options, column_names, column_types
+    )
+    options = replace(options, header_names=header_names, renamed_header=renamed)
     step = partition_bytes or DEFAULT_PARTITION_BYTES
     if partition_rows is not None and line_bytes is not None:
         step = max(1, math.ceil(partition_rows * line_bytes))
@@ -323,7 +331,22 @@ class CsvPartition(Partition):
         return wider if wider > current else None
 
     def _check_header(self, first: bytes) -> None:
+        lines.check_line_breaks(first, self.display)
         expected = self.options.header_names
+        renamed = self.options.renamed_header
+        if expected is None and renamed is not None:
+            # column_names replace each file's header by position: a file whose header
+            # holds the first file's columns in another order would be read with its
+            # columns swapped (headers spelled differently are what column_names unify).
+            found = lines.header_names(first, self.options, self.display)
+            if found != renamed and sorted(found) == sorted(renamed):
+                raise ReadError(
+                    f"The header of {self.display} has the columns {list(found)}, the "
+                    f"first file's {list(renamed)} in another order; column_names= name "
+                    "each file's columns by position, so its columns would be swapped. "
+                    "Write the files with one column order, or read them separately."
+                )
+            return
         if expected is None:
             return
         found = lines.header_names(first, self.options, self.display)
@@ -525,16 +548,20 @@ def _infer_schema(
     options: CsvOptions,
     column_names: Sequence[str] | None,
     column_types: Mapping[str, str | pa.DataType] | None,
-) -> tuple[pa.Schema, tuple[str, ...] | None, float | None]:
-    """The schema, the header every file must have, and the mean bytes per line."""
+) -> tuple[pa.Schema, tuple[str, ...] | None, float | None, tuple[str, ...] | None]:
+    """The schema, the header every file must have, the mean bytes per line, and the
+    first file's own header where ``column_names`` replace the files' headers."""
     names = tuple(column_names) if column_names is not None else None
     header_names: tuple[str, ...] | None = None
+    renamed: tuple[str, ...] | None = None
     inferred: pa.Schema | None = None
     line_bytes = None
     for path, shown in files:
         head, sample = lines.sample_head(path, shown, options, _SAMPLE_BYTES, _MAX_SAMPLE_BYTES)
         if names is None and options.header and head is not None:
             names = header_names = lines.header_names(head, options, shown)
+        elif renamed is None and column_names is not None and options.header and head:
+            renamed = lines.header_names(head, options, shown)
         if sample is None or (names is None and options.header):
             continue
         read_options = pacsv.ReadOptions(
@@ -570,7 +597,7 @@ def _infer_schema(
         pa.field(n, pa.float64() if types.get(n, pa.null()) == pa.null() else types[n])
         for n in names
     ]
-    return pa.schema(fields), header_names, line_bytes
+    return pa.schema(fields), header_names, line_bytes, renamed
 
 
 def _plan(
