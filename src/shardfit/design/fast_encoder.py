@@ -517,8 +517,10 @@ def _product(expressions: tuple[str, ...], values: dict[str, Any], n: int) -> np
         return None
     product = np.asarray(values[expressions[0]], dtype=np.float64)
     if len(expressions) > 1:
-        product = np.array(product, dtype=np.float64)  # never multiply into the data
-        for expression in expressions[1:]:
+        # A new array from the first multiplication (one sweep; copying the first
+        # factor and multiplying into the copy took two), never the data read.
+        product = np.multiply(product, np.asarray(values[expressions[1]], dtype=np.float64))
+        for expression in expressions[2:]:
             np.multiply(product, np.asarray(values[expression], dtype=np.float64), out=product)
     return product.reshape(n)
 
