@@ -69,13 +69,22 @@ def next_checkpoint(rung: int, *, min_rows: int, factor: int) -> int:
 
 
 def survivors(
-    scores: Mapping[str, float], *, factor: int, higher_is_better: bool
+    scores: Mapping[str, float],
+    *,
+    factor: int,
+    higher_is_better: bool,
+    keep: int | None = None,
 ) -> tuple[list[str], list[str]]:
     """Keep the best ``ceil(n / factor)`` configurations at a checkpoint.
 
     Ties are broken by key, and NaN scores rank last, so the choice is deterministic.
     When no configuration has a score yet (every batch so far had zero weight, say),
     none is dropped: a choice by key would drop configurations on no evidence.
+
+    ``keep``: how many to keep instead (at least 1, at most all). A resumed search
+    passes the count the uninterrupted search kept at this checkpoint: its running
+    configurations are those survivors (or fewer), so none of them may be dropped
+    again for being compared among fewer.
 
     Returns
     -------
@@ -90,5 +99,7 @@ def survivors(
     ordered = sorted(scores, key=rank)
     if all(scores[key] != scores[key] for key in ordered):  # all NaN
         return ordered, []
-    keep = max(1, math.ceil(len(ordered) / factor))
+    if keep is None:
+        keep = math.ceil(len(ordered) / factor)
+    keep = min(max(1, keep), len(ordered))
     return ordered[:keep], ordered[keep:]

@@ -13,11 +13,14 @@ With ``halving``, the search runs in rungs: after ``min_rows``, ``min_rows·fact
 … rows, the configurations still running are ranked by their progressive score so far
 and the best ``1/factor`` continue (their learners travel back to the workers and go
 on from where they were); the others are recorded as ``"dropped"``. A search with
-halving that is killed resumes by restarting the configurations not yet recorded.
+halving that is killed resumes by restarting the configurations not yet recorded, and
+keeps at each checkpoint as many as the uninterrupted search kept (counted from the
+whole space), so it records the same rows and scores as a search never killed.
 """
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -382,6 +385,7 @@ def search(
                         scoring=scoring,
                         classes=classes, unit_configs=unit_configs, units=units, min_rows=min_rows,
                         factor=factor, allow_pickle=allow_pickle, skipped=skipped,
+                        total=len(configs),
                     )  # fmt: skip
         finally:
             if bar is not None:
@@ -440,6 +444,7 @@ def _run(
     factor: int,
     allow_pickle: bool,
     skipped: dict[int, int],
+    total: int,
 ) -> None:
     by_key = {c.key: c for c in todo}
     trackers: dict[str, Tracker | None] = dict.fromkeys(by_key)
@@ -447,6 +452,11 @@ def _run(
     active = list(todo)
     start, rung = 0, 0
     higher = METRICS[scoring]
+    # Configurations the uninterrupted search runs in the current rung: all of the
+    # space at first. A resumed search runs only those not yet recorded (the survivors
+    # of the rung it was killed in), and must keep as many as that search kept, not a
+    # 1/factor share of its own smaller set, which would drop survivors again.
+    planned = total
     while active:
         stop = None
         if min_rows is not None and len(active) > 1:
@@ -506,7 +516,9 @@ def _run(
             tracker = trackers[c.key]
             assert tracker is not None
             scores[c.key] = summarize(tracker, scoring=scoring, drop=drop).score
-        kept, dropped = survivors(scores, factor=factor, higher_is_better=higher)
+        if any(score == score for score in scores.values()):  # else no one is dropped
+            planned = max(1, math.ceil(planned / factor))
+        kept, dropped = survivors(scores, factor=factor, higher_is_better=higher, keep=planned)
         db.save(
             _record(
                 by_key[k],
