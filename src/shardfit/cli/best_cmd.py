@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import IO, Any
@@ -17,6 +18,13 @@ def _short(params: dict[str, Any]) -> str:
     parts = [f"{k}={v}" for k, v in sorted(params.get("featurizer", {}).items())]
     parts += [f"{k}={v}" for k, v in sorted(params.get("learner", {}).items())]
     return " ".join(parts)
+
+
+def _json_number(value: float | None) -> float | None:
+    """``value``, or ``None`` (JSON's null) for NaN and infinities: a configuration with
+    no scored batch has a NaN score, and ``NaN`` is not JSON (``json.loads`` in other
+    languages, ``jq``, refuse the line)."""
+    return None if value is None or not math.isfinite(value) else value
 
 
 def print_best(store: str | Path, n: int, *, file: IO[str], as_json: bool = False) -> None:
@@ -34,13 +42,13 @@ def print_best(store: str | Path, n: int, *, file: IO[str], as_json: bool = Fals
         for r in best:
             record = {
                 "key": r.key,
-                "score": r.score,
-                "benchmark": r.benchmark,
-                "improvement": r.improvement,
+                "score": _json_number(r.score),
+                "benchmark": _json_number(r.benchmark),
+                "improvement": _json_number(r.improvement),
                 "rows": r.rows,
                 "params": r.params,
             }
-            print(json.dumps(record, sort_keys=True), file=file)
+            print(json.dumps(record, sort_keys=True, allow_nan=False), file=file)
         return
     table = Table(title=f"best {len(best)} by progressive {scoring}", header_style="bold")
     for heading in ("rank", "key", scoring, "benchmark", "improvement", "rows", "parameters"):
