@@ -155,7 +155,9 @@ class HdfStorePartition(_RowRange, Partition):
         import pandas as pd
 
         wanted = list(check_columns(columns, self.columns, where=f"partition {self.key}"))
-        schema = pa.schema([self.schema.field(c) for c in wanted])
+        # With the pandas metadata: it says which columns are Categoricals, whose
+        # category order sets the levels (and the reference) as in statsmodels.
+        schema = pa.schema([self.schema.field(c) for c in wanted], metadata=self.schema.metadata)
         _check_unchanged(self.path, self.size, self.key)
         with reading(self.key, f"file {self.path}, {self.node}"):
             # All columns, then by their names as text: a frame's labels may be integers

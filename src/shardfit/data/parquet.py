@@ -205,15 +205,31 @@ def _expand(item: PathArg) -> list[str]:
         return files
     path = Path(text)
     if path.is_dir():
-        files = sorted(
-            str(f) for f in path.rglob("*") if f.is_file() and f.name.lower().endswith(_SUFFIXES)
-        )
+        found = [f for f in path.rglob("*") if f.is_file() and f.name.lower().endswith(_SUFFIXES)]
+        files = sorted(str(f) for f in found if not _hidden(path, f))
         if not files:
-            raise ReadError(f"no *.parquet or *.pq files below directory {text}")
+            skipped = (
+                f" ({len(found)} left out below folders or files whose names start with "
+                "'.' or '_', as pyarrow and Spark leave them out)"
+                if found
+                else ""
+            )
+            raise ReadError(f"no *.parquet or *.pq files below directory {text}{skipped}")
         return files
     if not path.exists():
         raise ReadError(f"no such file or directory: {text}")
     return [text]
+
+
+def _hidden(root: Path, file: Path) -> bool:
+    """Whether a name on the way from ``root`` to ``file`` starts with ``.`` or ``_``.
+
+    pyarrow's dataset discovery (so ``pd.read_parquet`` of a directory), Dask and Spark
+    leave such files out: Spark's ``_temporary/`` attempts of a job still running or
+    failed, ``_SUCCESS`` and ``_metadata`` files, hidden copies. Reading them would
+    add rows that a fit of the same directory in pandas does not have.
+    """
+    return any(part.startswith((".", "_")) for part in file.relative_to(root).parts)
 
 
 def _hive_values(root: Path, file: str) -> dict[str, str | None]:
@@ -281,8 +297,10 @@ def read_parquet(
     ----------
     path_or_dir_or_glob : str, path-like, or a sequence of them
         A file; a directory (every ``*.parquet`` / ``*.pq`` file below it, sorted by
-        path); a glob such as ``"data/*.parquet"`` (``**`` recurses); or a list of
-        any of these, read in the order given.
+        path, leaving out those below a folder or named with a leading ``.`` or
+        ``_``, as pyarrow, pandas and Spark do: ``_temporary/``, hidden files); a
+        glob such as ``"data/*.parquet"`` (``**`` recurses, every match is read); or
+        a list of any of these, read in the order given.
     partition_rows : int, optional
         Group consecutive row groups of a file into partitions of at most this many
         rows; a row group larger than that is a partition of its own. By default
