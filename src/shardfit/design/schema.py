@@ -107,6 +107,7 @@ class SchemaTask:
             identifiers=self.identifiers,
             max_levels=self.max_levels,
             skipped_rows=result.skipped_rows,
+            source_schema=getattr(partition, "schema", None),
         )
         complete = np.ones(table.num_rows, dtype=bool)
         for name in self.columns:

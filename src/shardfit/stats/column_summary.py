@@ -438,15 +438,21 @@ def summarize_table(
     identifiers: frozenset[str] = frozenset(),
     max_levels: int = DEFAULT_MAX_LEVELS,
     skipped_rows: int = 0,
+    source_schema: pa.Schema | None = None,
 ) -> TableSummary:
     """Summarize every column of ``table``.
 
     Columns in ``identifiers`` get a :class:`LabelSummary`; columns of a label type
     (string, dictionary) and those in ``categorical`` a :class:`CategoricalSummary`;
-    the rest a :class:`NumericSummary`.
+    the rest a :class:`NumericSummary`. A column that pandas metadata, of the table or
+    of ``source_schema`` (the schema of the source it was read from), says was a
+    ``Categorical`` keeps its categories' order (a Dask partition's table is built
+    without the metadata its frame's ``meta`` gives the source).
     """
     columns: dict[str, ColumnSummary] = {}
     declared = _pandas_categoricals(table.schema)
+    if source_schema is not None:
+        declared |= _pandas_categoricals(source_schema)
     for name in table.column_names:
         column = table.column(name)
         if name in identifiers:
