@@ -322,8 +322,11 @@ def read_parquet(
         Hive-style (``year=2020/region=north/part-0.parquet``, as
         ``pyarrow.parquet.write_to_dataset`` and Spark write) has its keys as further
         columns after the stored ones, as ``pyarrow.parquet.read_table`` and pandas
-        read it: int64 where every value is an integer, else string (percent-decoded);
+        add them: int64 where every value is an integer, else string (percent-decoded);
         Hive's default partition is missing. A key the files also store is theirs.
+        pyarrow and pandas type the keys as dictionaries (a pandas ``Categorical``),
+        so statsmodels on ``pd.read_parquet`` fits an integer key as levels: here it
+        is a number (one slope) unless the formula says ``C(year)``.
         ``meta["partition_keys"]`` names the keys.
 
     Raises
