@@ -105,7 +105,9 @@ class DistributedModel:
     The penalized objective per partition is statsmodels':
     ``-loglike / n + alpha * ((1 - L1_wt) * |b|^2 / 2 + L1_wt * |b|_1)`` (with
     ``scale=1``), minimized by statsmodels' coordinate descent (``maxiter=50``,
-    ``cnvrg_tol=1e-10``; ``fit_kwds`` may change them).
+    ``cnvrg_tol=1e-10``; ``fit_kwds`` may change them). A GLM with ``L1_wt=0`` (pure
+    ridge) is minimized with BFGS from zero, as statsmodels' ``GLM.fit_regularized``
+    does then (``maxiter`` and ``cnvrg_tol`` do not apply).
     """
 
     def __init__(

@@ -413,22 +413,27 @@ def _fit_glm(
     inverse, loglike, score_factor, hessian_factor = _glm_functions(family, var_weights)
     alpha = _alpha_vector(options.alpha, p)
     zero_tol = 1e-10 if options.zero_tol is None else options.zero_tol
-    params, _, converged = statsmodels_glm_cd(
-        X,
-        y,
-        offset,
-        inverse,
-        loglike,
-        score_factor,
-        hessian_factor,
-        alpha,
-        options.l1_wt,
-        maxiter=options.maxiter,
-        cnvrg_tol=options.cnvrg_tol,
-        zero_tol=zero_tol,
-    )
-    if not converged:
-        notes.append(_not_converged(options))
+    if options.l1_wt == 0:
+        # statsmodels' GLM.fit_regularized solves a pure ridge with BFGS, not
+        # coordinate descent (which can stall on correlated columns): do the same.
+        params = _glm_ridge(X, y, offset, inverse, loglike, score_factor, alpha, notes)
+    else:
+        params, _, converged = statsmodels_glm_cd(
+            X,
+            y,
+            offset,
+            inverse,
+            loglike,
+            score_factor,
+            hessian_factor,
+            alpha,
+            options.l1_wt,
+            maxiter=options.maxiter,
+            cnvrg_tol=options.cnvrg_tol,
+            zero_tol=zero_tol,
+        )
+        if not converged:
+            notes.append(_not_converged(options))
     if options.method == "average_regularized":
         return params
     mu = inverse(X @ params + offset)
@@ -437,3 +442,38 @@ def _fit_glm(
     hess_gram = (X * factor[:, None]).T @ X
     rows, taus = statsmodels_nodewise(hess_gram, n, _share(index, options.partitions, p), alpha)
     return DebiasedPart(params, grad, rows, taus)
+
+
+def _glm_ridge(
+    X: np.ndarray,
+    y: np.ndarray,
+    offset: np.ndarray,
+    inverse: Callable[..., Any],
+    loglike: Callable[..., Any],
+    score_factor: Callable[..., Any],
+    alpha: np.ndarray,
+    notes: list[str],
+) -> np.ndarray:
+    """statsmodels' ``GLM._fit_ridge``: BFGS from zero on ``-loglike / n + alpha b^2 / 2``.
+
+    ``fit_regularized(L1_wt=0)`` ignores ``maxiter`` and ``cnvrg_tol`` there, so they
+    are ignored here too; a failed minimization is noted as statsmodels warns it.
+    """
+    from scipy.optimize import minimize
+
+    n = y.shape[0]
+
+    def fun(b: np.ndarray) -> float:
+        return -(loglike(y, inverse(X @ b + offset)) / n - float(np.sum(alpha * b**2)) / 2)
+
+    def grad(b: np.ndarray) -> np.ndarray:
+        return -((score_factor(y, inverse(X @ b + offset)) @ X) / n - alpha * b)
+
+    result = minimize(fun, np.zeros(X.shape[1]), jac=grad, method="bfgs")
+    if not result.success:
+        norm = float(np.sqrt(np.sum(result.jac**2)))
+        notes.append(
+            f"the ridge (L1_wt=0) optimization may have failed, |grad|={norm:f} "
+            "(statsmodels' GLM warns the same)"
+        )
+    return np.asarray(result.x, dtype=np.float64)
