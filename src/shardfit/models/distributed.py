@@ -24,6 +24,7 @@ any other statsmodels model class runs statsmodels itself on each partition.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
@@ -250,6 +251,19 @@ class DistributedModel:
         k = self.partitions if self.partitions is not None else source.npartitions
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"The 'partitions' parameter must be an int >= 1. Got {k!r}.")
+        if k != source.npartitions and _files_or_source(data):
+            # Files keep their own partitions (a Parquet file's row groups), where
+            # statsmodels splits data into K blocks: its answer is another one. (A
+            # generator of pairs is fitted pair by pair in both.)
+            warnings.warn(
+                f"partitions={k}, but {source.name} is read as {source.npartitions} "
+                f"partitions, one fit each; partitions sets only each one's share of "
+                f"node-wise regressions. statsmodels fits {k} blocks: for its answer, "
+                f"read the data as {k} partitions (read_parquet(..., partition_rows=) "
+                "or one file each) or pass a DataFrame",
+                UserWarning,
+                stacklevel=3,
+            )
         alpha = fit_kwds.get("alpha", self.alpha)
         l1_wt = float(fit_kwds.get("L1_wt", self.L1_wt))
         custom = self._custom_estimation()
@@ -517,3 +531,17 @@ def _from_statsmodels_family(family: Any) -> Any:
         return get_family(known[name], link)
     except (ValueError, TypeError):
         return None
+
+
+def _files_or_source(data: Any) -> bool:
+    """Whether ``data`` keeps partitions of its own: a path, a list of paths or a
+    Source (not a frame split into ``partitions``, nor a generator of pairs)."""
+    from shardfit.data.partition import Source
+
+    if isinstance(data, str | os.PathLike | Source):
+        return True
+    return (
+        isinstance(data, list | tuple)
+        and bool(data)
+        and all(isinstance(item, str | os.PathLike) for item in data)
+    )
