@@ -186,7 +186,7 @@ class GLMResults(CoefficientTable):
         self,
         data: Any,
         *,
-        which: str = "mean",
+        which: str | None = None,
         alpha: float = 0.05,
         unseen: str = "raise",
         backend: Any = None,
@@ -194,7 +194,9 @@ class GLMResults(CoefficientTable):
         exposure: Any = None,
     ) -> Any:
         """Predictions with standard errors; ``.summary_frame()`` as statsmodels'
-        (see :func:`shardfit.results.glm_predict.get_prediction_glm`)."""
+        (``which`` as there: the mean by default, whose frame names its columns
+        ``mean...``; ``"mean"`` or ``"linear"`` given, ``predicted``, ``se``, ``ci_*``;
+        see :func:`shardfit.results.glm_predict.get_prediction_glm`)."""
         from shardfit.results.glm_predict import get_prediction_glm
 
         return get_prediction_glm(

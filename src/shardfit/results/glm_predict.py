@@ -116,6 +116,7 @@ class GLMPredictionResults(StatsmodelsPredictionNames):
     rows_dropped: dict[str, int] = field(default_factory=dict)
     rows_skipped: int = 0
     alpha: float = 0.05
+    generic_names: bool = False  # which= was given: statsmodels' predicted, se, ci_*
 
     def _columns(self, alpha: float | None) -> dict[str, np.ndarray]:
         level = self.alpha if alpha is None else alpha
@@ -146,11 +147,12 @@ class GLMPredictionResults(StatsmodelsPredictionNames):
 
     def summary_frame(self, alpha: float | None = None) -> pd.DataFrame:
         """``mean``, ``mean_se``, ``mean_ci_lower`` and ``mean_ci_upper`` by row, as
-        statsmodels' ``get_prediction(...).summary_frame()``; with ``which="linear"``
-        its names there: ``predicted``, ``se``, ``ci_lower`` and ``ci_upper``."""
+        statsmodels' ``get_prediction(...).summary_frame()``; with ``which`` given
+        (``"linear"`` or ``"mean"``) its names there: ``predicted``, ``se``,
+        ``ci_lower`` and ``ci_upper``."""
         columns = self._columns(alpha)
         order = ["predicted", "mean_se", "mean_ci_lower", "mean_ci_upper"]
-        if self.which == "linear":
+        if self.which == "linear" or self.generic_names:
             names = ["predicted", "se", "ci_lower", "ci_upper"]
         else:
             names = ["mean", "mean_se", "mean_ci_lower", "mean_ci_upper"]
@@ -241,7 +243,7 @@ def get_prediction_glm(
     results: Any,
     data: Any,
     *,
-    which: Which = "mean",
+    which: Which | None = None,
     alpha: float = 0.05,
     unseen: Literal["raise", "zero"] = "raise",
     backend: Any = None,
@@ -251,16 +253,21 @@ def get_prediction_glm(
 ) -> GLMPredictionResults:
     """Predictions with standard errors for data that fits in memory.
 
-    Parameters are those of :func:`predict_glm`; ``alpha`` is the default level of the
-    returned object's intervals.
+    Parameters are those of :func:`predict_glm`, but ``which`` defaults to ``None``,
+    the mean, as statsmodels' ``get_prediction``; ``alpha`` is the default level of
+    the returned object's intervals.
 
     Returns
     -------
     GLMPredictionResults
-        Its ``summary_frame()`` has statsmodels' columns ``mean``, ``mean_se``,
-        ``mean_ci_lower`` and ``mean_ci_upper`` (``predicted``, ``se``, ``ci_lower``
-        and ``ci_upper`` with ``which="linear"``).
+        Its ``summary_frame()`` has statsmodels' columns: ``mean``, ``mean_se``,
+        ``mean_ci_lower`` and ``mean_ci_upper`` by default; ``predicted``, ``se``,
+        ``ci_lower`` and ``ci_upper`` when ``which`` is given (``"linear"``, or
+        ``"mean"``: the same values as the default, under these names, as statsmodels
+        0.15 names them).
     """
+    named = which is not None
+    which = "mean" if which is None else which
     _check_options(which, unseen, alpha)
     source, labels = _source(results, _with_offsets(results, data, offset, exposure))
     _check_offset_columns(results.spec, source)
@@ -274,6 +281,7 @@ def get_prediction_glm(
         link=results.family.link,
         which=which,
         **inference_fields(results, rows, counts, alpha),
+        generic_names=named,
     )
 
 
