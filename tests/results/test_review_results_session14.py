@@ -125,3 +125,19 @@ def test_fit_measures_and_model_f_test_equal_statsmodels(frame, formula, cov_typ
         [ref.fvalue, ref.pvalue, ref.df_num, ref.df_denom],
         rtol=RTOL,
     )
+
+
+def test_a_chi2_wald_test_puts_its_df_in_df_denom_as_statsmodels() -> None:
+    # statsmodels' chi2 Wald test holds its degrees of freedom in df_denom (and has no
+    # df_num); shardfit's had df_denom None, so code reading it got None.
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"x1": rng.normal(size=120), "x2": rng.normal(size=120)})
+    frame["cnt"] = rng.poisson(np.exp(0.2 + 0.3 * frame.x1 + 0.1 * frame.x2))
+    ours = shardfit.poisson("cnt ~ x1 + x2", frame).fit(backend="serial")
+    theirs = smf.glm("cnt ~ x1 + x2", frame, family=sm.families.Poisson()).fit()
+    got = ours.wald_test("x1 = 0, x2 = 0")
+    expected = theirs.wald_test("x1 = 0, x2 = 0", scalar=True)
+    assert got.distribution == expected.distribution == "chi2"
+    assert got.df_denom == expected.df_denom == 2.0 and got.df_num == 2.0
+    np.testing.assert_allclose(got.statistic, expected.statistic, rtol=1e-9)
+    np.testing.assert_allclose(got.pvalue, expected.pvalue, rtol=1e-9)

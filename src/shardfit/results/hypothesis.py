@@ -192,7 +192,8 @@ def f_test(results: Any, r_matrix: Any, q: Any = None) -> FTestResult:
 class WaldTestResult:
     """A joint Wald test as statsmodels' ``wald_test`` gives it: an F statistic
     (``distribution="F"``, ``df_num`` and ``df_denom``) or a chi2 statistic
-    (``distribution="chi2"`` with ``df_num`` degrees of freedom; ``df_denom`` is None)."""
+    (``distribution="chi2"`` with ``df_num`` degrees of freedom, which statsmodels
+    puts in ``df_denom``: so does this, as code written for statsmodels reads it)."""
 
     statistic: float
     pvalue: float
@@ -208,7 +209,7 @@ class WaldTestResult:
         return self.statistic
 
     def __repr__(self) -> str:
-        df = f"df_denom={self.df_denom:g}, " if self.df_denom is not None else ""
+        df = f"df_denom={self.df_denom:g}, " if self.distribution == "F" else ""
         return (
             f"<Wald test ({self.distribution}): statistic={self.statistic:.6g}, "
             f"p={self.pvalue:.6g}, {df}df_num={self.df_num:g}>"
@@ -227,4 +228,4 @@ def wald_test(
         fvalue, df_denom = chi2 / df_num, results.df_inference
         pvalue = float(stats.f.sf(fvalue, df_num, df_denom))
         return WaldTestResult(fvalue, pvalue, df_num, df_denom, "F")
-    return WaldTestResult(chi2, float(stats.chi2.sf(chi2, df_num)), df_num, None, "chi2")
+    return WaldTestResult(chi2, float(stats.chi2.sf(chi2, df_num)), df_num, df_num, "chi2")
