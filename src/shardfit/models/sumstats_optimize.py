@@ -137,6 +137,9 @@ def fit(
     # kept only for the latest and the lowest loss, between which it chooses.
     seen: dict[bytes, Any] = {}
     best: list[Any] = [np.inf, b""]
+    # The first point whose loss was not finite, and that loss: L-BFGS-B reports the
+    # last loss it saw with its last accepted point, where the loss was finite.
+    nonfinite: list[tuple[np.ndarray, float]] = []
     # _bound: a group with comms splits the MPI communicator once for the whole fit.
     with session(backend, workers=workers) as sess, objective._bound(sess):
 
@@ -144,6 +147,8 @@ def fit(
             x = np.asarray(x, dtype=np.float64)
             point = objective._evaluate_in(x, sess, grad=True)
             history.append(point.loss)
+            if not nonfinite and not np.isfinite(point.loss):
+                nonfinite.append((x.copy(), point.loss))
             key = x.tobytes()
             if point.loss < best[0]:
                 best[:] = [point.loss, key]
@@ -154,7 +159,7 @@ def fit(
 
         if method == "lbfgs":
             params, loss, grad, iterations, converged, message = _lbfgs(
-                evaluate, x0, box, maxiter, tol
+                evaluate, x0, box, maxiter, tol, nonfinite
             )
         else:
             params, loss, grad, iterations, converged, message = _first_order(
@@ -181,7 +186,14 @@ def fit(
     )
 
 
-def _lbfgs(evaluate: Any, x0: np.ndarray, box: np.ndarray, maxiter: int, tol: float) -> Any:
+def _lbfgs(
+    evaluate: Any,
+    x0: np.ndarray,
+    box: np.ndarray,
+    maxiter: int,
+    tol: float,
+    nonfinite: list[tuple[np.ndarray, float]],
+) -> Any:
     from scipy.optimize import minimize
 
     bounds = [(None if np.isinf(lo) else lo, None if np.isinf(hi) else hi) for lo, hi in box]
@@ -190,11 +202,15 @@ def _lbfgs(evaluate: Any, x0: np.ndarray, box: np.ndarray, maxiter: int, tol: fl
     options = {"maxiter": maxiter, "gtol": tol, "ftol": 0.0}
     res = minimize(evaluate, x0, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
     if not np.isfinite(res.fun):
-        # L-BFGS-B stops at once on a non-finite loss ("ABNORMAL"): as Adam, say so.
+        # L-BFGS-B stops on a non-finite loss ("ABNORMAL"): as Adam, say so. Its res.fun
+        # is the last loss evaluated but res.x its last accepted point (the start, say),
+        # where the loss was finite: name the point where the loss was not.
+        where, value = nonfinite[0] if nonfinite else (np.asarray(res.x), float(res.fun))
         raise FloatingPointError(
-            f"the loss is {float(res.fun)} at {np.asarray(res.x).tolist()} (L-BFGS-B stopped: "
-            f"{res.message}); the summed statistics were finite there, so loss() returned "
-            "it: check loss(), or keep the parameters where it is defined with bounds"
+            f"the loss is {value} at {where.tolist()}, a point L-BFGS-B tried (it stopped "
+            f"at {np.asarray(res.x).tolist()}: {res.message}); the summed statistics were "
+            "finite there, so loss() returned it: check loss(), or keep the parameters "
+            "where it is defined with bounds"
         )
     grad = np.asarray(res.jac, dtype=np.float64)
     converged = bool(res.success) or float(np.max(np.abs(_projected(grad, res.x, box)))) <= tol

@@ -98,7 +98,14 @@ def _read(partition: Partition, columns: Sequence[str]) -> dict[str, np.ndarray]
         if column.null_count:
             values = column.to_pylist()
             row = next(i for i, value in enumerate(values) if value is None)
-            raise MissingDataError.at(partition.key, partition.locate(row), name, None)
+            # Not MissingDataError.at: its hint (missing='drop') names an option that
+            # summary-statistic models do not have.
+            raise MissingDataError(
+                f"missing value in partition {partition.key} ({partition.locate(row)}), "
+                f"column {name!r}: null (NaN in a pandas float column is read as null); "
+                "summary-statistic models have no missing= option: drop or fill such "
+                "rows in the data before building the model"
+            )
         try:
             data[name] = np.asarray(column.to_numpy(), dtype=np.float64)
         except (TypeError, ValueError) as error:
