@@ -16,6 +16,7 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
+from formulaic.transforms.contrasts import UNSET, TreatmentContrasts
 from formulaic.utils.stateful_transforms import stateful_transform
 
 from shardfit.errors import DesignError
@@ -118,14 +119,39 @@ def _apply_standardize(
     return _apply_scale(data, _state=_state)
 
 
+class _Treatment(TreatmentContrasts):
+    """patsy's ``Treatment``, usable both called and bare.
+
+    formulaic's patsy-compatible ``Treatment`` is a function, so ``C(g, Treatment)``
+    (patsy's commonest spelling, where statsmodels users pass the class) reached
+    formulaic as a custom contrast matrix and failed with "tuple index out of range".
+    A subclass of ``TreatmentContrasts`` is what ``C()`` instantiates when given a
+    class; ``__new__`` returns a plain ``TreatmentContrasts`` so the fast encoder's
+    check of the contrasts' type, and every other use, see formulaic's own class.
+    """
+
+    def __new__(cls, reference: Any = UNSET) -> TreatmentContrasts:  # type: ignore[misc]
+        return TreatmentContrasts(base=reference)
+
+
 def learning_context() -> dict[str, Any]:
     """formulaic evaluation context whose transforms record mergeable sums."""
-    return {"center": _learn_center, "scale": _learn_scale, "standardize": _learn_standardize}
+    return {
+        "center": _learn_center,
+        "scale": _learn_scale,
+        "standardize": _learn_standardize,
+        "Treatment": _Treatment,
+    }
 
 
 def apply_context() -> dict[str, Any]:
     """formulaic evaluation context whose transforms apply finalized state."""
-    return {"center": _apply_center, "scale": _apply_scale, "standardize": _apply_standardize}
+    return {
+        "center": _apply_center,
+        "scale": _apply_scale,
+        "standardize": _apply_standardize,
+        "Treatment": _Treatment,
+    }
 
 
 def merge_learned_state(
