@@ -316,6 +316,26 @@ def _stored_design(args: argparse.Namespace) -> Any:
     return open_design(args.data)
 
 
+def data_files(source: Any) -> list[str]:
+    """The files ``source`` reads (a design store's part files, or its partitions')."""
+    files = getattr(source, "files", None)
+    if files is not None:  # a design store
+        root = os.fspath(getattr(source, "path", ""))
+        return [os.path.join(root, os.fspath(name)) for name in files]
+    paths = (getattr(part, "path", None) for part in getattr(source, "partitions", ()))
+    return sorted({os.fspath(path) for path in paths if path is not None})
+
+
+def _refuse_data_as_out(out: str, source: Any) -> None:
+    """``--out`` naming one of DATA's files would replace the data with the results."""
+    for path in data_files(source):
+        if os.path.exists(out) and os.path.samefile(out, path):
+            raise ValueError(
+                f"--out {out} is the data file {path}; saving the results there would "
+                "replace the data: choose another file name"
+            )
+
+
 def _profiler(on: bool) -> Any:
     """A :func:`shardfit.profile` block when ``on``, else a block that does nothing."""
     if not on:
@@ -334,7 +354,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"shardfit fit: error: unknown family {family!r}; known: {known}", file=sys.stderr)
         return 2
     glm_only = ("link", "offset", "exposure", "nb_alpha", "var_power")
-    given = [f"--{name.replace('_', '-')}" for name in glm_only if getattr(args, name, None)]
+    # "is not None", not truthiness: --var-power 0 or --nb-alpha 0 is a value given.
+    given = [
+        f"--{name.replace('_', '-')}" for name in glm_only if getattr(args, name, None) is not None
+    ]
     if family is None and given:
         # Least squares would ignore them: an offset silently left out is a wrong fit.
         verb = "is a GLM option" if len(given) == 1 else "are GLM options"
@@ -344,6 +367,14 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     folder = os.path.dirname(os.path.abspath(args.out)) if args.out else None
+    if args.out and os.path.isdir(args.out):
+        # Checked now: the save would fail only after the whole fit, naming a temp file.
+        print(
+            f"shardfit fit: error: cannot save the results to {args.out}: it is a directory; "
+            "give a file name (e.g. result.json)",
+            file=sys.stderr,
+        )
+        return 2
     if folder is not None and not os.path.isdir(folder):
         # Say so before a long fit, not after it, and name the user's path, not a temp file.
         print(
@@ -361,6 +392,8 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers,
             progress=sys.stderr.isatty() if args.progress is None else args.progress,
         )
+        if args.out:
+            _refuse_data_as_out(args.out, context.source)
         profiling = getattr(args, "profile", False)
         prof = None
         try:

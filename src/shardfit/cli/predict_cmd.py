@@ -8,13 +8,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
 from typing import Any
 
 from shardfit.cli.csv_args import add_csv_arguments, source_of
-from shardfit.cli.fit_cmd import add_backend_arguments, backend_of
+from shardfit.cli.fit_cmd import add_backend_arguments, backend_of, data_files
 
 __all__ = ["add_parser", "run"]
 
@@ -100,6 +101,20 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
+def _refuse_data_in_out(out: str, source: Any) -> None:
+    """An OUT that directly holds DATA's files is refused before anything is written: the part
+    files of a Spark or Dask data set are named ``part-*`` as predict's are, and
+    ``--overwrite`` would delete them before reading them."""
+    root = os.path.realpath(out)
+    for path in data_files(source):
+        # Only OUT's own entries are replaced (or refused): data below it is safe.
+        if os.path.dirname(os.path.realpath(path)) == root:
+            raise ValueError(
+                f"--out {out} holds the data being read ({path}); write the output to "
+                "another directory"
+            )
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``shardfit predict``; prints a one-line account and returns the exit status."""
     from shardfit.results.glm import GLMResults
@@ -148,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.which is not None:
             raise ValueError("--which is for GLM results; a linear model predicts its mean")
         source = source_of(args, args.partition_rows)
+        _refuse_data_in_out(args.out, source)
         with warnings.catch_warnings():
             # The account below reports dropped rows; the library's warning would repeat it.
             warnings.filterwarnings("ignore", message="predict: ", category=UserWarning)
