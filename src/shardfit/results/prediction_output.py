@@ -25,6 +25,7 @@ them, so such sources are read twice (convert them to Parquet to read once).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,9 +164,23 @@ def _prepare_directory(out: Path, overwrite: bool) -> None:
         path.unlink()
 
 
+#: A part file predict writes (``part-00000.parquet``: no more, no less), and the
+#: hidden temporary of a part file or of the manifest (``write_atomically``'s).
+_OUR_PART = re.compile(r"part-\d{5,}\.parquet")
+_OUR_TEMPORARY = re.compile(
+    rf"\.(part-\d{{5,}}\.parquet|{re.escape(MANIFEST)})\.\d+-[0-9a-f]{{8}}\.tmp"
+)
+
+
 def _is_ours(name: str) -> bool:
-    """Part files, the manifest, and temporary files of either."""
-    return name == MANIFEST or name.startswith(("part-", ".part-", f".{MANIFEST}"))
+    """Part files, the manifest, and temporary files of either, by their exact names:
+    Spark's ``part-00000-<uuid>-c000.snappy.parquet`` and other tools' data files
+    are not, so an overwrite never deletes a dataset that predict did not write."""
+    return (
+        name == MANIFEST
+        or _OUR_PART.fullmatch(name) is not None
+        or _OUR_TEMPORARY.fullmatch(name) is not None
+    )
 
 
 def part_layout(
