@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 
-__all__ = ["positive_int"]
+__all__ = ["out_file_problem", "positive_int"]
 
 
 def positive_int(text: str) -> int:
@@ -16,3 +17,17 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
     return value
+
+
+def out_file_problem(out: str | None) -> str | None:
+    """Why the results cannot be saved to ``out`` (a folder, or a path whose folder does
+    not exist), or ``None``: checked before the work, not after it, and naming the
+    user's path rather than the temporary file the save writes first."""
+    if not out:
+        return None
+    if os.path.isdir(out):
+        return f"cannot save the results to {out}: it is a directory; give a file name"
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):
+        return f"cannot save the results to {out}: no such folder {folder}"
+    return None

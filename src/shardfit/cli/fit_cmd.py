@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shardfit.cli.args import positive_int
+from shardfit.cli.args import out_file_problem, positive_int
 from shardfit.cli.csv_args import add_csv_arguments, source_of
 
 __all__ = ["FITTERS", "FitContext", "add_parser", "parse_cov", "run"]
@@ -366,21 +366,9 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    folder = os.path.dirname(os.path.abspath(args.out)) if args.out else None
-    if args.out and os.path.isdir(args.out):
-        # Checked now: the save would fail only after the whole fit, naming a temp file.
-        print(
-            f"shardfit fit: error: cannot save the results to {args.out}: it is a directory; "
-            "give a file name (e.g. result.json)",
-            file=sys.stderr,
-        )
-        return 2
-    if folder is not None and not os.path.isdir(folder):
-        # Say so before a long fit, not after it, and name the user's path, not a temp file.
-        print(
-            f"shardfit fit: error: cannot save the results to {args.out}: no such folder {folder}",
-            file=sys.stderr,
-        )
+    problem = out_file_problem(args.out)
+    if problem is not None:
+        print(f"shardfit fit: error: {problem}", file=sys.stderr)
         return 2
     try:
         store = _stored_design(args)

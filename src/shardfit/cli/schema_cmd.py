@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from shardfit.cli.args import positive_int
+from shardfit.cli.args import out_file_problem, positive_int
 from shardfit.cli.csv_args import add_csv_arguments, source_of
 from shardfit.cli.render import render_learned_design, render_summary
 
@@ -50,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from shardfit.design.schema import learn_design, schema_pass
 
+    problem = out_file_problem(args.json_out)
+    if problem is not None:  # before the pass over the data, not after it
+        raise ValueError(problem.replace("the results", "the design spec"))
     source = source_of(args)
     options = {
         "max_levels": args.max_levels,

@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Any
 
-from shardfit.cli.args import positive_int
+from shardfit.cli.args import out_file_problem, positive_int
 from shardfit.cli.csv_args import add_csv_arguments, source_of
 from shardfit.cli.fit_cmd import add_backend_arguments, backend_of
 
@@ -59,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
     from shardfit.engine.session import session
     from shardfit.models.svd import svd
 
+    problem = out_file_problem(args.out)
+    if problem is not None:
+        print(f"shardfit svd: error: {problem}", file=sys.stderr)
+        return 2
     try:
         source = source_of(args, args.partition_rows)
         progress = sys.stderr.isatty() if args.progress is None else args.progress
