@@ -8,11 +8,10 @@ languages, ``json.loads`` with ``parse_constant`` refusing it) rejected the line
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
+from cli_cases import run_shardfit
 
 from shardfit import open_store, search
 
@@ -37,13 +36,7 @@ def test_best_json_writes_null_for_a_configuration_never_scored(tmp_path) -> Non
     with open_store(store) as db:
         (result,) = db.best(5)
     assert np.isnan(result.score)
-    done = subprocess.run(
-        [sys.executable, "-m", "shardfit", "best", str(store), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_shardfit("best", str(store), "--json")
     assert done.returncode == 0, done.stderr
     (line,) = done.stdout.splitlines()
     record = _strict(line)

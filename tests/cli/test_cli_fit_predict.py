@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
+from cli_cases import run_shardfit
 
 from shardfit.cli.fit_cmd import parse_cov
 from shardfit.cli.main import main
@@ -18,16 +17,6 @@ from shardfit.data.simulate import default_formula, simulate_table
 from shardfit.results.io import load_results
 
 FORMULA = default_formula("linreg")  # the full 229-column design
-
-
-def _shardfit(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shardfit", *args],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +28,13 @@ def reference():
 def test_fit_then_predict_as_programs(tmp_path, reference) -> None:
     frame, fitted = reference
     data = tmp_path / "X.parquet"
-    done = _shardfit(
+    done = run_shardfit(
         "simulate", "linreg", "--rows", "20000", "--out", str(data), "--chunk-rows", "7000"
     )
     assert done.returncode == 0, done.stderr
 
     result = tmp_path / "r.json"
-    done = _shardfit("fit", str(data), FORMULA, "--out", str(result), "--backend", "serial")
+    done = run_shardfit("fit", str(data), FORMULA, "--out", str(result), "--backend", "serial")
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""  # no progress bar when standard error is not a terminal
     summary = done.stdout
@@ -57,7 +46,7 @@ def test_fit_then_predict_as_programs(tmp_path, reference) -> None:
     assert json.loads(result.read_text())["format"] == "shardfit-results"
 
     out = tmp_path / "preds"
-    done = _shardfit(
+    done = run_shardfit(
         "predict",
         str(result),
         str(data),
@@ -79,7 +68,7 @@ def test_fit_then_predict_as_programs(tmp_path, reference) -> None:
     expected = fitted.get_prediction(frame).summary_frame()
     np.testing.assert_allclose(table["mean_se"], expected["mean_se"], rtol=1e-9)
 
-    done = _shardfit("predict", str(result), str(data), "--out", str(out), "--backend", "serial")
+    done = run_shardfit("predict", str(result), str(data), "--out", str(out), "--backend", "serial")
     assert done.returncode == 2 and "--overwrite" in done.stderr
 
 
@@ -129,7 +118,7 @@ def test_csv_options_read_what_the_extension_would_not(tmp_path, capsys) -> None
     ours = result.params.loc[reference.params.index].to_numpy()
     np.testing.assert_allclose(ours, reference.params.to_numpy(), rtol=1e-9)
     assert main(["schema", str(path), *csv]) == 0
-    done = _shardfit("fit", str(path), "y ~ x", "--backend", "serial")
+    done = run_shardfit("fit", str(path), "y ~ x", "--backend", "serial")
     assert done.returncode == 2  # as a comma-separated file it has one column
 
 

@@ -4,8 +4,6 @@ checked against statsmodels (issue 6)."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -14,20 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
+from cli_cases import run_shardfit
 
 from shardfit.results.glm import GLMResults
 
 FORMULA = "y ~ x1 + x2 + C(g)"
-
-
-def _shardfit(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shardfit", *args],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +43,7 @@ def test_fit_binomial_with_link_and_offset(data, tmp_path, link) -> None:
     out = tmp_path / "r.json"
     args = ["fit", str(path), FORMULA, "--family", "binomial", "--offset", "off"]
     args += ["--link", link] if link else []
-    done = _shardfit(*args, "--out", str(out), "--backend", "serial")
+    done = run_shardfit(*args, "--out", str(out), "--backend", "serial")
     assert done.returncode == 0, done.stderr
     assert "Generalized Linear Model Regression Results" in done.stdout
     expected_link = "Probit" if link else "Logit"
@@ -71,15 +60,15 @@ def test_fit_binomial_with_link_and_offset(data, tmp_path, link) -> None:
 
 def test_fit_cli_errors(data) -> None:
     _, path = data
-    done = _shardfit("fit", str(path), FORMULA, "--family", "binomal", "--backend", "serial")
+    done = run_shardfit("fit", str(path), FORMULA, "--family", "binomal", "--backend", "serial")
     assert done.returncode == 2 and "unknown family 'binomal'" in done.stderr
-    done = _shardfit(
+    done = run_shardfit(
         "fit", str(path), FORMULA, "--family", "poisson", "--link", "logit", "--backend", "serial"
     )
     assert done.returncode == 2 and "'logit' link is not valid for the poisson" in done.stderr
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        done = _shardfit(
+        done = run_shardfit(
             "fit",
             str(path),
             FORMULA,
@@ -92,7 +81,7 @@ def test_fit_cli_errors(data) -> None:
         )
     assert done.returncode == 2 and "expected nonrobust, HC0, HC1, HC2, HC3 or" in done.stderr
     # HC1 is statsmodels' GLM HC1 (the HC0 sandwich): accepted, and said in the summary.
-    done = _shardfit(
+    done = run_shardfit(
         "fit", str(path), FORMULA, "--family", "poisson", "--cov", "HC1", "--backend", "serial"
     )
     assert done.returncode == 0 and "heteroscedasticity-robust (HC1)" in done.stdout
@@ -106,11 +95,11 @@ def test_predict_from_glm_results_gives_the_mean(data, tmp_path) -> None:
     frame, path = data
     saved = tmp_path / "r.json"
     args = ["fit", str(path), FORMULA, "--family", "binomial", "--offset", "off"]
-    assert _shardfit(*args, "--out", str(saved), "--backend", "serial").returncode == 0
+    assert run_shardfit(*args, "--out", str(saved), "--backend", "serial").returncode == 0
     reference = smf.glm(FORMULA, frame, family=sm.families.Binomial(), offset=frame["off"]).fit()
     expected = reference.get_prediction(frame, offset=frame["off"]).summary_frame(alpha=0.1)
     out = tmp_path / "mean"
-    done = _shardfit(
+    done = run_shardfit(
         "predict", str(saved), str(path), "--out", str(out), "--interval", "confidence",
         "--alpha", "0.1", "--backend", "serial",
     )  # fmt: skip
@@ -120,24 +109,24 @@ def test_predict_from_glm_results_gives_the_mean(data, tmp_path) -> None:
     for ours, theirs in [("predicted", "mean"), *((c, c) for c in expected.columns[1:])]:
         np.testing.assert_allclose(table[ours], expected[theirs], rtol=1e-9, err_msg=ours)
     linear = tmp_path / "linear"
-    done = _shardfit(
+    done = run_shardfit(
         "predict", str(saved), str(path), "--out", str(linear), "--which", "linear",
         "--backend", "serial",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     eta = pq.read_table(linear).to_pandas().sort_values("row")["predicted"]
     np.testing.assert_allclose(eta, reference.predict(which="linear"), rtol=1e-9, atol=1e-12)
-    done = _shardfit(
+    done = run_shardfit(
         "predict", str(saved), str(path), "--out", str(tmp_path / "p"), "--interval",
         "prediction", "--backend", "serial",
     )  # fmt: skip
     assert done.returncode == 2 and "no interval for a new observation" in done.stderr
     ols = tmp_path / "ols.json"
     assert (
-        _shardfit("fit", str(path), FORMULA, "--out", str(ols), "--backend", "serial").returncode
+        run_shardfit("fit", str(path), FORMULA, "--out", str(ols), "--backend", "serial").returncode
         == 0
     )
-    done = _shardfit(
+    done = run_shardfit(
         "predict", str(ols), str(path), "--out", str(tmp_path / "o"), "--which", "linear",
         "--backend", "serial",
     )  # fmt: skip
@@ -149,10 +138,10 @@ def test_glm_options_are_used_or_refused(data, tmp_path) -> None:
     --method and --nb-alpha reach the GLM."""
     frame, path = data
     for option in (["--offset", "off"], ["--link", "probit"], ["--nb-alpha", "0.5"]):
-        done = _shardfit("fit", str(path), FORMULA, *option, "--backend", "serial")
+        done = run_shardfit("fit", str(path), FORMULA, *option, "--backend", "serial")
         assert done.returncode == 2, option
         assert f"{option[0]} is a GLM option; add --family" in done.stderr
-    done = _shardfit(
+    done = run_shardfit(
         "fit", str(path), FORMULA, "--family", "binomial", "--method", "qr", "--backend", "serial"
     )
     assert done.returncode == 0 and re.search(r"Method:\s+IRLS \(qr\)", done.stdout)
@@ -161,7 +150,7 @@ def test_glm_options_are_used_or_refused(data, tmp_path) -> None:
     counts_path = tmp_path / "counts.parquet"
     pq.write_table(pa.Table.from_pandas(counts, preserve_index=False), counts_path)
     args = ["fit", str(counts_path), FORMULA, "--family", "negative_binomial", "--nb-alpha"]
-    done = _shardfit(*args, "0.5", "--out", str(out), "--backend", "serial")
+    done = run_shardfit(*args, "0.5", "--out", str(out), "--backend", "serial")
     assert done.returncode == 0, done.stderr
     family = sm.families.NegativeBinomial(alpha=0.5)
     reference = smf.glm(FORMULA, counts, family=family).fit()

@@ -2,37 +2,25 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from cli_cases import run_shardfit
 
 from shardfit.cli.main import main
 from shardfit.data.simulate import simulate_table
 
 
-def _shardfit(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shardfit", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_simulate_then_convert_as_a_program(tmp_path):
     parquet = tmp_path / "d.parquet"
-    done = _shardfit("simulate", "logit", "--rows", "5000", "--out", str(parquet), "--seed", "3")
+    done = run_shardfit("simulate", "logit", "--rows", "5000", "--out", str(parquet), "--seed", "3")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"wrote 5,000 logit rows (seed 3) to {parquet} (")
     assert done.stderr == ""  # no progress bar when stderr is not a terminal
     assert pq.read_table(parquet).equals(simulate_table("logit", 5_000, seed=3))
 
     csv = tmp_path / "d.csv"
-    done = _shardfit("convert", str(parquet), str(csv), "--chunk-rows", "1000")
+    done = run_shardfit("convert", str(parquet), str(csv), "--chunk-rows", "1000")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("converted 5,000 rows x 10 columns")
     assert "5 chunks" in done.stdout
@@ -42,7 +30,7 @@ def test_simulate_then_convert_as_a_program(tmp_path):
 def test_convert_error_exits_2_and_leaves_no_output(tmp_path):
     src = tmp_path / "d.csv"
     src.write_text("a,b\n1,2\n3\n")
-    done = _shardfit("convert", str(src), str(tmp_path / "d.parquet"))
+    done = run_shardfit("convert", str(src), str(tmp_path / "d.parquet"))
     assert done.returncode == 2
     assert "shardfit convert: error: Malformed CSV" in done.stderr
     assert "line 3" in done.stderr

@@ -4,29 +4,18 @@ PCA and NumPy's SVD on the same design in memory."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from cli_cases import run_shardfit
 from formulaic import model_matrix
 from sklearn.decomposition import PCA
 
 import shardfit
 
 FORMULA = "0 + a + b + c + a:b + C(g)"
-
-
-def _shardfit(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shardfit", *args],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +40,7 @@ def test_pca_prints_sklearns_numbers_saves_and_writes_scores(data, tmp_path) -> 
     design = np.asarray(model_matrix(FORMULA, frame), dtype=np.float64)
     reference = PCA(svd_solver="full").fit(design)
     out, scores = tmp_path / "pca.json", tmp_path / "scores"
-    done = _shardfit(
+    done = run_shardfit(
         "svd", path, FORMULA, "--center", "--backend", "serial", "--partition-rows", "700",
         "--components", "3", "--out", str(out), "--scores", str(scores),
     )  # fmt: skip
@@ -82,15 +71,15 @@ def test_pca_prints_sklearns_numbers_saves_and_writes_scores(data, tmp_path) -> 
 
 def test_user_errors_exit_2_with_one_line(data, tmp_path) -> None:
     path, _ = data
-    with_response = _shardfit("svd", path, "a ~ b + c", "--backend", "serial")
+    with_response = run_shardfit("svd", path, "a ~ b + c", "--backend", "serial")
     assert with_response.returncode == 2
     assert "right-hand-side formula" in with_response.stderr
     assert "Traceback" not in with_response.stderr
-    missing_column = _shardfit("svd", path, "0 + a + nothere", "--backend", "serial")
+    missing_column = run_shardfit("svd", path, "0 + a + nothere", "--backend", "serial")
     assert missing_column.returncode == 2 and "nothere" in missing_column.stderr
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
-    occupied = _shardfit(
+    occupied = run_shardfit(
         "svd", path, "0 + a + b", "--backend", "serial", "--scores", str(tmp_path / "full")
     )
     assert occupied.returncode == 2 and "new or empty directory" in occupied.stderr

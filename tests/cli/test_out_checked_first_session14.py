@@ -10,24 +10,13 @@ user's path, and a valid path still saves what NumPy's SVD gives.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
+from cli_cases import run_shardfit
 
 import shardfit
-
-
-def _shardfit(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shardfit", *args],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
 
 
 @pytest.fixture()
@@ -49,7 +38,7 @@ def test_svd_and_schema_refuse_an_unusable_output_before_the_work(data, tmp_path
         ["svd", str(path), "a + b + c", "--out", str(out), "--backend", "serial"],
         ["schema", str(path), "a ~ b + c", "--json", str(out), "--backend", "serial"],
     ):
-        done = _shardfit(*command)
+        done = run_shardfit(*command)
         assert done.returncode == 2, done.stderr
         assert done.stdout == ""  # nothing ran, nothing printed
         (line,) = done.stderr.strip().splitlines()
@@ -60,7 +49,7 @@ def test_svd_and_schema_refuse_an_unusable_output_before_the_work(data, tmp_path
 def test_svd_out_saves_numpys_singular_values(data, tmp_path):
     frame, path = data
     out = tmp_path / "svd.json"
-    done = _shardfit("svd", str(path), "a + b + c", "--out", str(out), "--backend", "serial")
+    done = run_shardfit("svd", str(path), "a + b + c", "--out", str(out), "--backend", "serial")
     assert done.returncode == 0, done.stderr
     assert out.is_file() and json.loads(out.read_text())
     design = np.column_stack([np.ones(len(frame)), frame.to_numpy()])  # intercept, a, b, c

@@ -8,26 +8,20 @@ so a command that damaged its own input fails here.
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
+from cli_cases import run_shardfit
 
 from shardfit.results.io import load_results
 
 
 def _shardfit(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """``python -m shardfit ARGV`` on the serial backend, in ``cwd``."""
-    return subprocess.run(
-        [sys.executable, "-m", "shardfit", *argv, "--backend", "serial"],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_shardfit(*argv, "--backend", "serial", cwd=cwd, timeout=300)
 
 
 @pytest.fixture(scope="module")
