@@ -4,13 +4,8 @@ killed search with successive halving."""
 from __future__ import annotations
 
 import itertools
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import textwrap
-import time
 
 import numpy as np
 import pandas as pd
@@ -20,6 +15,7 @@ from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
 from shardfit import HashingFeaturizer, open_store, search, stream_fit
 from shardfit.data.simulate import simulate
+from streaming.search_cases import kill_after_first_result
 
 # Eight SGD configurations (seeded: partial_fit shuffles each batch), halved after
 # 2000, 4000 and 8000 rows: 8 -> 4 -> 2 -> 1.
@@ -136,27 +132,7 @@ def test_a_halving_search_killed_by_sigkill_resumes_to_the_uninterrupted_table(
     script.write_text(textwrap.dedent(_CHILD).format(
         grid=HALVING_GRID, data=halving_data, store=str(store), halving=HALVING
     ))  # fmt: skip
-    child = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        saved = 0
-        while time.monotonic() < deadline and child.poll() is None:
-            if store.exists():
-                try:
-                    with sqlite3.connect(store, timeout=1) as conn:
-                        saved = conn.execute("SELECT count(*) FROM results").fetchone()[0]
-                except sqlite3.Error:
-                    saved = 0
-            if saved >= 1:
-                break
-            time.sleep(0.005)
-        assert child.poll() is None, "the search ended before it could be killed"
-        os.killpg(child.pid, signal.SIGKILL)  # the driver and its workers, mid-search
-        child.wait(timeout=30)
-    finally:
-        if child.poll() is None:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
+    kill_after_first_result(script, store)
     at_kill = _table(store)
     # Killed with two configurations or more still running (else nothing is halved again).
     assert 4 <= len(at_kill) <= 6 and set(at_kill.status) == {"dropped"}

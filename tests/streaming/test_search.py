@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import sqlite3
-import subprocess
-import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -19,6 +13,7 @@ from shardfit.data.simulate import simulate
 from shardfit.streaming.policy import plan_units, survivors
 from shardfit.streaming.space import Config, build_learner, expand
 from shardfit.streaming.store import StoreError
+from streaming.search_cases import kill_after_first_result
 
 # The seed's grid: 2 column sets x 3 sizes x 2 degrees x 3 l1 ratios x 4 alphas = 144.
 # Smaller hash tables than the seed's 2**20-2**22 keep the test fast; the shape is the same.
@@ -155,27 +150,7 @@ def test_a_killed_search_resumes_and_skips_finished_configurations(tmp_path) -> 
     script = tmp_path / "run_search.py"
     script.write_text(textwrap.dedent(_CHILD).format(grid=SLOW_GRID, data=str(data),
                                                      store=str(store)))  # fmt: skip
-    child = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        finished = 0
-        while time.monotonic() < deadline and child.poll() is None:
-            if store.exists():
-                try:
-                    with sqlite3.connect(store, timeout=1) as conn:
-                        finished = conn.execute("SELECT count(*) FROM results").fetchone()[0]
-                except sqlite3.Error:
-                    finished = 0
-            if finished >= 1:
-                break
-            time.sleep(0.02)
-        assert child.poll() is None, "the search ended before it could be killed"
-        os.killpg(child.pid, signal.SIGKILL)  # the driver and its workers, mid-search
-        child.wait(timeout=30)
-    finally:
-        if child.poll() is None:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
+    kill_after_first_result(script, store, poll=0.02)
     with open_store(store) as db:
         assert db._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         saved = {key: when for key, when in db._conn.execute("SELECT key, finished FROM results")}

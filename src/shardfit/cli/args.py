@@ -19,15 +19,15 @@ def positive_int(text: str) -> int:
     return value
 
 
-def out_file_problem(out: str | None) -> str | None:
-    """Why the results cannot be saved to ``out`` (a folder, or a path whose folder does
+def out_file_problem(out: str | None, what: str = "the results") -> str | None:
+    """Why ``what`` cannot be saved to ``out`` (a folder, or a path whose folder does
     not exist), or ``None``: checked before the work, not after it, and naming the
     user's path rather than the temporary file the save writes first."""
     if not out:
         return None
     if os.path.isdir(out):
-        return f"cannot save the results to {out}: it is a directory; give a file name"
+        return f"cannot save {what} to {out}: it is a directory; give a file name"
     folder = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(folder):
-        return f"cannot save the results to {out}: no such folder {folder}"
+        return f"cannot save {what} to {out}: no such folder {folder}"
     return None

@@ -50,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from shardfit.design.schema import learn_design, schema_pass
 
-    problem = out_file_problem(args.json_out)
+    problem = out_file_problem(args.json_out, "the design spec")
     if problem is not None:  # before the pass over the data, not after it
-        raise ValueError(problem.replace("the results", "the design spec"))
+        raise ValueError(problem)
     source = source_of(args)
     options = {
         "max_levels": args.max_levels,

@@ -18,7 +18,7 @@ backend and in every run; :func:`cv_folds` gives them, e.g. to hand scikit-learn
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -178,7 +178,10 @@ class IrlsTask:
         def compute() -> dict[str, np.ndarray]:
             chunk = encode_partition(self.spec, partition, missing=self.missing, structured=True)
             assert chunk.y is not None
-            _check_glm_rows(chunk, self.family, partition, self.spec)
+            # What shardfit.glm refuses (a response outside the family's support, an
+            # exposure <= 0), but weights of 0, which the elastic net's objective (and
+            # scikit-learn's sample_weight) allows; negative ones the encoding refused.
+            _check_chunk(chunk, self.family, partition, self.spec, positive_weights=False)
             dense, sparse = self.transform.split(chunk.X, None)
             n = chunk.y.size
             Z = np.empty((n, self.transform.p), order="F")
@@ -250,22 +253,6 @@ class IrlsTask:
                 sums[m] = np.append(Z.T @ prior, y @ prior)
                 squares[m] = np.append((Z * Z).T @ prior, (y * y) @ prior)
         return IrlsStatistic(cross, target, sum_w, dev, test_dev, test_w, sums, squares, n)
-
-
-def _check_glm_rows(chunk: Any, family: Any, partition: Partition, spec: DesignSpec) -> None:
-    """Refuse what :func:`shardfit.glm` refuses: a response outside the family's support
-    or a non-finite offset (an exposure <= 0), naming the partition, row and value.
-
-    Without it IRLS ran on impossible likelihoods (binomial -1/+1 labels, a negative
-    count, ``log(0)`` in the offset) and returned numbers. Weights of 0 stay allowed
-    (scikit-learn's ``sample_weight`` allows them; the elastic net's objective is
-    well defined; negative ones were refused when encoding), so
-    :func:`~shardfit.models.glm_tasks._check_chunk` sees no weights when some are 0.
-    """
-    if chunk.weights is not None and not np.all(chunk.weights > 0):
-        # _check_chunk also refuses weights of 0, which the elastic net allows.
-        chunk = replace(chunk, weights=None)
-    _check_chunk(chunk, family, partition, spec)
 
 
 def _model_step(

@@ -188,11 +188,16 @@ def _block(arrays: dict[str, np.ndarray]) -> _Block:
 
 
 def _check_chunk(
-    chunk: DesignChunk, family: Family, partition: Partition, spec: DesignSpec | None = None
+    chunk: DesignChunk,
+    family: Family,
+    partition: Partition,
+    spec: DesignSpec | None = None,
+    *,
+    positive_weights: bool = True,
 ) -> None:
-    """Raise on a response outside the family's support, a non-positive weight, or a
-    non-finite offset, naming the partition, the row, the column (given ``spec``) and
-    the value."""
+    """Raise on a response outside the family's support, a non-positive weight (with
+    ``positive_weights``: an elastic net allows weights of 0), or a non-finite offset,
+    naming the partition, the row, the column (given ``spec``) and the value."""
     assert chunk.y is not None
     weights = getattr(spec, "weights", None)
     exposure = getattr(spec, "exposure", None)
@@ -209,7 +214,7 @@ def _check_chunk(
             f"in {where(i)}: {float(chunk.y[i])!r} ({int(bad.sum())} such rows in this "
             "partition)"
         )
-    if chunk.weights is not None:
+    if positive_weights and chunk.weights is not None:
         nonpositive = ~(chunk.weights > 0)
         if nonpositive.any():
             i = int(np.flatnonzero(nonpositive)[0])
