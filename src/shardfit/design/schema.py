@@ -92,6 +92,8 @@ class SchemaTask:
     max_levels: int
     stateful_factors: tuple[str, ...]
     missing: Literal["drop", "raise"]
+    # Columns the source stores as Arrow dictionaries: their order is their levels'.
+    dictionaries: frozenset[str] = frozenset()
 
     def fingerprint(self) -> str:
         return repr(self)
@@ -108,6 +110,7 @@ class SchemaTask:
             max_levels=self.max_levels,
             skipped_rows=result.skipped_rows,
             source_schema=getattr(partition, "schema", None),
+            dictionaries=self.dictionaries,
         )
         complete = np.ones(table.num_rows, dtype=bool)
         for name in self.columns:
@@ -236,6 +239,9 @@ def schema_pass(
         max_levels=max_levels,
         stateful_factors=stateful_factors,
         missing=missing,
+        dictionaries=frozenset(
+            field.name for field in source.schema if pa.types.is_dictionary(field.type)
+        ),
     )
     return run_pass(
         task,

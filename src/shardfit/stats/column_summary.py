@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,8 +176,11 @@ class CategoricalSummary:
 
     ``levels`` maps each level (a str, bool or int) to its count. More than
     ``max_levels`` distinct levels raises :class:`~shardfit.errors.SchemaError`.
-    ``declared`` holds the categories a pandas ``Categorical`` declares, in its
-    order (``None`` for other columns, and when partitions declare different ones).
+    ``declared`` holds the categories a pandas ``Categorical`` (or an Arrow
+    dictionary column, which pandas reads as one) declares, in its order, ``None``
+    for other columns. Partitions that declare different categories merge as pandas
+    concatenates such columns: each partition's new categories after the earlier
+    ones (``union_categoricals``; pyarrow's ``unify_dictionaries``).
     """
 
     count: int = 0
@@ -232,11 +235,12 @@ class CategoricalSummary:
         cls, column: pa.ChunkedArray | pa.Array, *, name: str, max_levels: int, declared: bool
     ) -> CategoricalSummary:
         """Level counts of a dictionary-encoded column from its codes (no decoding);
-        with ``declared``, its dictionary as the declared order when every chunk has
-        the same one."""
+        with ``declared``, its dictionaries as the declared order: chunks with
+        different dictionaries unify as pyarrow and pandas unify them (the first
+        chunk's values, then each later chunk's new ones, in order)."""
         chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
         levels: dict[Any, int] = {}
-        orders: set[tuple[Any, ...]] = set()
+        order: tuple[Any, ...] = ()
         missing = 0
         for chunk in chunks:
             missing += chunk.null_count
@@ -245,7 +249,7 @@ class CategoricalSummary:
                 codes = codes[~np.asarray(to_numpy(chunk.is_null()))]
             counts = np.bincount(codes.astype(np.intp), minlength=len(chunk.dictionary))
             values = chunk.dictionary.to_pylist()
-            orders.add(tuple(values))
+            order = _ordered_union(order, values)
             for code in np.flatnonzero(counts):
                 value = values[code]
                 levels[value] = levels.get(value, 0) + int(counts[code])
@@ -256,7 +260,7 @@ class CategoricalSummary:
             max_levels=max_levels,
             dtype=str(column.type.value_type),
             column=name,
-            declared=orders.pop() if declared and len(orders) == 1 else None,
+            declared=order if declared else None,
         )
         summary._check_cap()
         return summary
@@ -306,7 +310,11 @@ class CategoricalSummary:
             max_levels=self.max_levels,
             dtype=self.dtype,
             column=self.column,
-            declared=self.declared if self.declared == other.declared else None,
+            declared=(
+                None
+                if self.declared is None or other.declared is None
+                else _ordered_union(self.declared, other.declared)
+            ),
         )
         merged._check_cap()
         return merged
@@ -439,6 +447,7 @@ def summarize_table(
     max_levels: int = DEFAULT_MAX_LEVELS,
     skipped_rows: int = 0,
     source_schema: pa.Schema | None = None,
+    dictionaries: frozenset[str] = frozenset(),
 ) -> TableSummary:
     """Summarize every column of ``table``.
 
@@ -447,10 +456,15 @@ def summarize_table(
     the rest a :class:`NumericSummary`. A column that pandas metadata, of the table or
     of ``source_schema`` (the schema of the source it was read from), says was a
     ``Categorical`` keeps its categories' order (a Dask partition's table is built
-    without the metadata its frame's ``meta`` gives the source).
+    without the metadata its frame's ``meta`` gives the source). So does a column
+    in ``dictionaries``, one the source stores as an Arrow dictionary (an Arrow
+    table's, a Parquet or Feather file's): pandas reads it as a ``Categorical`` whose
+    categories are the dictionary, in its order (a reader asked for dictionaries of
+    plain text columns, as :func:`~shardfit.data.partition.read_labels` asks Parquet,
+    gives no such order: those are sorted, as pandas sorts text).
     """
     columns: dict[str, ColumnSummary] = {}
-    declared = _pandas_categoricals(table.schema)
+    declared = _pandas_categoricals(table.schema) | dictionaries
     if source_schema is not None:
         declared |= _pandas_categoricals(source_schema)
     for name in table.column_names:
@@ -464,6 +478,12 @@ def summarize_table(
         else:
             columns[name] = NumericSummary.of(column)
     return TableSummary(rows=table.num_rows, columns=columns, skipped_rows=skipped_rows)
+
+
+def _ordered_union(first: Sequence[Any], second: Sequence[Any]) -> tuple[Any, ...]:
+    """``first``'s values, then ``second``'s not in ``first``, each in its order."""
+    seen = set(first)
+    return (*first, *(value for value in second if value not in seen))
 
 
 def _pandas_categoricals(schema: pa.Schema) -> frozenset[str]:
