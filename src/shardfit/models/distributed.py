@@ -34,7 +34,7 @@ import numpy as np
 from shardfit.data.partition import Source
 from shardfit.engine import map_partitions, session
 from shardfit.models.distributed_data import fit_source
-from shardfit.models.distributed_join import join_average, join_debiased
+from shardfit.models.distributed_join import indefinite_variables, join_average, join_debiased
 from shardfit.models.distributed_tasks import Counted, FitOptions, PartitionFit
 from shardfit.results.regularized import DistributedResults
 
@@ -51,6 +51,9 @@ _SM_ESTIMATION = {
 _SM_JOIN = {"_join_debiased": "debiased", "_join_naive": "average"}
 _FAST_KWDS = {"ols": {"weights"}, "glm": {"family", "offset", "exposure", "var_weights"}}
 _FAST_FIT_KWDS = {"alpha", "L1_wt", "maxiter", "cnvrg_tol", "zero_tol"}
+# GLM.fit keywords an unregularized fit (statsmodels' _est_unregularized_naive passes
+# fit_kwds to mod.fit) runs in shardfit's IRLS; OLS.fit ignores them (pinv), as here.
+_IRLS_FIT_KWDS = {"maxiter", "tol", "atol", "rtol", "tol_criterion", "method"}
 
 
 class DistributedModel:
@@ -283,6 +286,9 @@ class DistributedModel:
             maxiter=int(fit_kwds.get("maxiter", 50)),
             cnvrg_tol=float(fit_kwds.get("cnvrg_tol", 1e-10)),
             zero_tol=fit_kwds.get("zero_tol"),
+            irls={key: fit_kwds[key] for key in _IRLS_FIT_KWDS - {"method"} if key in fit_kwds}
+            if method == "average"
+            else {},
         )
         task = PartitionFit(
             options=options,
@@ -324,6 +330,8 @@ class DistributedModel:
                 UserWarning,
                 stacklevel=3,
             )
+        if method == "debiased" and (self.join_method is None or self._named_join()):
+            self._check_inverse_hessian(counted, source, names)
         if np.isnan(params).any():
             missing = [names[j] for j in np.flatnonzero(np.isnan(params))]
             warnings.warn(
@@ -367,6 +375,33 @@ class DistributedModel:
         )
 
     # -- helpers -------------------------------------------------------------------------
+    @staticmethod
+    def _check_inverse_hessian(
+        counted: list[Counted], source: Source, names: tuple[str, ...]
+    ) -> None:
+        """Warn when the joined approximate inverse Hessian is not positive definite.
+
+        statsmodels' ``_calc_approx_inv_cov`` uses it as it is (as does the join here,
+        so the estimates stay equal); the warning names the variables whose debiasing
+        cannot be trusted and the partitions that fitted their node-wise rows.
+        """
+        smallest, flagged = indefinite_variables([part.value for part in counted])
+        if not flagged:
+            return
+        keys = [partition.key for partition in source.partitions]
+        listed = ", ".join(f"{names[j]} (partition {keys[owner]})" for j, owner in flagged)
+        warnings.warn(
+            "the debiased estimate cannot be trusted: the approximate inverse Hessian "
+            "assembled from the partitions' node-wise regressions is not positive "
+            f"definite (smallest eigenvalue of its symmetric part {smallest:.3g}; "
+            "statsmodels' _calc_approx_inv_cov uses it unchecked, as here), so the "
+            f"debiasing step of {listed} may point uphill. The partitions likely differ "
+            "in distribution (shuffle rows across partitions) or columns are nearly "
+            "collinear (raise alpha, drop a column, or use method='average_regularized')",
+            UserWarning,
+            stacklevel=4,
+        )
+
     def _method(self) -> Method:
         if self.method is not None:
             if self.method not in _METHODS:
@@ -417,7 +452,7 @@ class DistributedModel:
             and not self._custom_estimation()
             and set(self.init_kwds) <= _FAST_KWDS[fast_model]
             and extra_keys <= _FAST_KWDS[fast_model]
-            and set(fit_kwds) <= _FAST_FIT_KWDS
+            and _fast_fit_kwds(method, fit_kwds)
             and not self.estimation_kwds  # score_kwds, hess_kwds: statsmodels' own
         )
         if self.solver == "shardfit" and not fast:
@@ -508,6 +543,26 @@ class DistributedModel:
             cls = self._statsmodels_class()
             return getattr(cls, "__name__", str(cls))
         return "glm" if family is not None else "ols"
+
+
+def _fast_fit_kwds(method: Method, fit_kwds: dict[str, Any]) -> bool:
+    """Whether shardfit's solvers run ``fit_kwds`` exactly as statsmodels would.
+
+    The regularized methods take ``fit_regularized``'s coordinate-descent keywords;
+    ``"average"`` takes ``GLM.fit``'s IRLS keywords too (any other ``fit`` keyword,
+    e.g. ``method="newton"`` or ``start_params``, runs statsmodels itself).
+    """
+    if method != "average":
+        return set(fit_kwds) <= _FAST_FIT_KWDS
+    if not set(fit_kwds) <= _FAST_FIT_KWDS | _IRLS_FIT_KWDS:
+        return False
+    irls_method = fit_kwds.get("method", "IRLS")
+    criterion = fit_kwds.get("tol_criterion", "deviance")
+    return (
+        isinstance(irls_method, str)
+        and irls_method.lower() == "irls"
+        and criterion in ("deviance", "params")
+    )
 
 
 def _is_statsmodels(function: Any) -> bool:

@@ -22,7 +22,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DebiasedPart", "approx_inverse_covariance", "join_average", "join_debiased"]
+__all__ = [
+    "DebiasedPart",
+    "approx_inverse_covariance",
+    "indefinite_variables",
+    "join_average",
+    "join_debiased",
+]
 
 
 @dataclass(frozen=True)
@@ -106,3 +112,38 @@ def join_debiased(parts: Sequence[Any], threshold: float = 0.0) -> np.ndarray:
     theta = approx_inverse_covariance(rows, weights)
     with np.errstate(invalid="ignore"):
         return _threshold(params + theta @ grad, threshold)
+
+
+def indefinite_variables(parts: Sequence[Any]) -> tuple[float, list[tuple[int, int]]]:
+    """Whether the debiased join's ``Theta`` is a usable inverse Hessian.
+
+    statsmodels' ``_calc_approx_inv_cov`` (and :func:`approx_inverse_covariance`)
+    stacks the partitions' node-wise rows without symmetrizing or checking them; when
+    the partitions differ (each fits its share of rows on its own data) or columns are
+    nearly collinear, ``Theta`` can fail to be positive definite, and the debiasing
+    step ``Theta g`` can then move the estimate uphill.
+
+    Returns
+    -------
+    min_eigenvalue : float
+        The smallest eigenvalue of ``(Theta + Theta') / 2`` (NaN when ``Theta`` is not
+        finite, which the caller reports as NaN coefficients).
+    variables : list of (variable, partition position)
+        The variables loading on its non-positive eigenvalues (at least half the
+        largest loading), with the position of the partition that fitted their row;
+        empty when ``Theta`` is positive definite.
+    """
+    coerced = [DebiasedPart.coerce(part) for part in parts]
+    rows = np.vstack([part.rows for part in coerced])
+    weights = np.concatenate([part.weights for part in coerced])
+    owners = np.repeat(np.arange(len(coerced)), [part.weights.size for part in coerced])
+    theta = approx_inverse_covariance(rows, weights)
+    if not np.all(np.isfinite(theta)):
+        return float("nan"), []
+    values, vectors = np.linalg.eigh((theta + theta.T) / 2.0)
+    bad = values <= 0
+    if not bad.any():
+        return float(values[0]), []
+    loading = np.max(np.abs(vectors[:, bad]), axis=1)
+    flagged = np.flatnonzero(loading >= 0.5 * loading.max())
+    return float(values[0]), [(int(j), int(owners[j])) for j in flagged]

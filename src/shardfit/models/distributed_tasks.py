@@ -123,6 +123,9 @@ class FitOptions:
         The ``K`` of the node-wise share ``ceil(p / K)``.
     maxiter, cnvrg_tol, zero_tol : statsmodels' coordinate-descent settings
         (``zero_tol`` None: 1e-8 for OLS, 1e-10 for GLMs, statsmodels' defaults).
+    irls : dict
+        ``GLM.fit`` keywords of an unregularized GLM fit (``method="average"``):
+        ``maxiter``, ``tol``, ``atol``, ``rtol``, ``tol_criterion``.
     """
 
     method: Method
@@ -134,6 +137,7 @@ class FitOptions:
     maxiter: int = 50
     cnvrg_tol: float = 1e-10
     zero_tol: float | None = None
+    irls: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -172,7 +176,7 @@ class PartitionFit:
                 X, y, kwds.get("weights"), self.options, partition.index, notes
             )
         else:
-            value = _fit_glm(X, y, kwds, self.options, partition.index, notes)
+            value = _fit_glm(X, y, kwds, self.options, partition.index, notes, key=partition.key)
         return Counted(value, rows_read, int(y.shape[0]), dropped, skipped, tuple(notes))
 
     def _arrays(
@@ -346,42 +350,58 @@ def _glm_irls(
     family: Any,
     var_weights: np.ndarray | None,
     *,
-    tol: float = 1e-12,
-    maxiter: int = 100,
+    irls: dict[str, Any] | None = None,
     notes: list[str] | None = None,
 ) -> np.ndarray:
-    """The unpenalized maximum-likelihood estimate by IRLS (to ``tol`` in deviance).
+    """statsmodels' ``GLM.fit()`` (IRLS), iteration for iteration.
+
+    ``irls`` holds the ``fit_kwds`` statsmodels' ``_est_unregularized_naive`` passes to
+    ``GLM.fit``: ``maxiter`` (100), ``tol`` (1e-8), ``atol`` (``tol``), ``rtol`` (0)
+    and ``tol_criterion`` (``"deviance"`` or ``"params"``). As statsmodels, it starts
+    from ``family.starting_mu(y)``, compares the first iterate's deviance with the
+    start's, and stops when ``np.allclose(previous, new, atol, rtol)`` holds for the
+    criterion, so each partition's estimate equals statsmodels' (not a tighter MLE).
 
     Appends to ``notes`` why the estimate is unreliable: IRLS did not converge, or the
     fitted means equal the response (perfect separation or prediction, as statsmodels
     warns: the estimate diverges and depends on where IRLS stopped).
     """
     notes = [] if notes is None else notes
+    irls = {} if irls is None else irls
+    maxiter = int(irls.get("maxiter", 100))
+    tol = float(irls.get("tol", 1e-8))
+    atol = tol if irls.get("atol") is None else float(irls["atol"])
+    rtol = float(irls.get("rtol", 0.0))
+    criterion_name = irls.get("tol_criterion", "deviance")
     w = np.ones(y.size) if var_weights is None else var_weights
     mu = family.starting_mu(y)
     eta = family.link(mu)
     params = np.zeros(X.shape[1])
-    deviance = np.inf
+    previous: Any = family.deviance(y, mu, var_weights) if criterion_name == "deviance" else params
     converged = False
     for _ in range(maxiter):
         weights = w * family.irls_weights(mu)
         z = eta - offset + (y - mu) * family.link.deriv(mu)
         root = np.sqrt(weights)
-        params = np.linalg.lstsq(X * root[:, None], z * root, rcond=None)[0]
+        # statsmodels' _MinimalWLS(method="lstsq"): rcond=-1
+        params = np.linalg.lstsq(X * root[:, None], z * root, rcond=-1)[0]
         eta = X @ params + offset
         mu = family.link.inverse(eta)
-        new = family.deviance(y, mu, var_weights)
-        if abs(new - deviance) <= tol * (abs(new) + 0.1):
+        new = family.deviance(y, mu, var_weights) if criterion_name == "deviance" else params
+        if np.allclose(previous, new, atol=atol, rtol=rtol):
             converged = True
             break
-        deviance = new
+        previous = new
     if np.allclose(mu - y, 0):
         notes.append(
             "perfect separation or prediction (every fitted mean equals the response): "
             "its unpenalized estimate is not identified"
         )
     elif not converged:
-        notes.append(f"the unpenalized IRLS fit did not converge in {maxiter} iterations")
+        notes.append(
+            f"the unpenalized IRLS fit did not converge in maxiter={maxiter} iterations "
+            f"(tol={tol:g}); raise fit_kwds['maxiter']"
+        )
     return params
 
 
@@ -392,6 +412,8 @@ def _fit_glm(
     options: FitOptions,
     index: int,
     notes: list[str] | None = None,
+    *,
+    key: str = "?",
 ) -> Any:
     notes = [] if notes is None else notes
     n, p = X.shape
@@ -409,36 +431,82 @@ def _fit_glm(
         note = _rank_note(X)
         if note is not None:
             notes.append(note)
-        return _glm_irls(X, y, offset, family, var_weights, notes=notes)
+        return _glm_irls(X, y, offset, family, var_weights, irls=options.irls, notes=notes)
     inverse, loglike, score_factor, hessian_factor = _glm_functions(family, var_weights)
     alpha = _alpha_vector(options.alpha, p)
     zero_tol = 1e-10 if options.zero_tol is None else options.zero_tol
-    if options.l1_wt == 0:
-        # statsmodels' GLM.fit_regularized solves a pure ridge with BFGS, not
-        # coordinate descent (which can stall on correlated columns): do the same.
-        params = _glm_ridge(X, y, offset, inverse, loglike, score_factor, alpha, notes)
-    else:
-        params, _, converged = statsmodels_glm_cd(
-            X,
-            y,
-            offset,
-            inverse,
-            loglike,
-            score_factor,
-            hessian_factor,
-            alpha,
-            options.l1_wt,
-            maxiter=options.maxiter,
-            cnvrg_tol=options.cnvrg_tol,
-            zero_tol=zero_tol,
+    what = f"the regularized {family.name} GLM with the {family.link.name} link"
+    with np.errstate(all="ignore"):
+        start = loglike(y, inverse(offset))
+    if not np.isfinite(start):
+        # statsmodels' fit_regularized starts at zero too, gets a non-finite objective
+        # there and returns NaN coefficients; the coordinate descent would fail in a
+        # line search (scipy's BracketError) or wander: say so, and what to do.
+        raise DesignError(
+            f"partition {key}: {what} cannot be fitted: statsmodels' fit_regularized "
+            f"starts at zero coefficients, where the means (the inverse link of the "
+            f"offset) are outside the family's domain (log-likelihood {start}), and "
+            "gives NaN coefficients. Use a link valid at zero (e.g. the canonical link), "
+            "an offset that makes the start valid, or method='average' (unpenalized "
+            "IRLS, which starts from the data)"
         )
-        if not converged:
-            notes.append(_not_converged(options))
+    try:
+        with np.errstate(all="ignore"):
+            if options.l1_wt == 0:
+                # statsmodels' GLM.fit_regularized solves a pure ridge with BFGS, not
+                # coordinate descent (which can stall on correlated columns): same.
+                params = _glm_ridge(X, y, offset, inverse, loglike, score_factor, alpha, notes)
+            else:
+                params, _, converged = statsmodels_glm_cd(
+                    X,
+                    y,
+                    offset,
+                    inverse,
+                    loglike,
+                    score_factor,
+                    hessian_factor,
+                    alpha,
+                    options.l1_wt,
+                    maxiter=options.maxiter,
+                    cnvrg_tol=options.cnvrg_tol,
+                    zero_tol=zero_tol,
+                )
+                if not converged:
+                    notes.append(_not_converged(options))
+    except (RuntimeError, ValueError, FloatingPointError) as error:
+        # e.g. scipy's BracketError when a coordinate's line search leaves the
+        # family's domain (a non-canonical link whose means turn invalid)
+        raise DesignError(
+            f"partition {key}: {what} failed ({type(error).__name__}: {error}); its "
+            "coordinate descent left the family's domain. Use the canonical link, a "
+            "larger alpha, or method='average'"
+        ) from error
+    if not np.all(np.isfinite(params)):
+        raise DesignError(
+            f"partition {key}: {what} gave non-finite coefficients {params}; use the "
+            "canonical link, a larger alpha, or method='average'"
+        )
     if options.method == "average_regularized":
         return params
     mu = inverse(X @ params + offset)
     grad = (-(score_factor(y, mu) @ X) + alpha * (1 - options.l1_wt)) / n
     factor = hessian_factor(y, mu)
+    negative = int(np.sum(~(factor >= 0)))
+    if negative:
+        # statsmodels weights the node-wise design by sqrt(hessian_factor): negative
+        # (observed) information gives NaN rows and it raises "exog contains inf or
+        # nans". The Gram X' diag(factor) X is then indefinite and its approximate
+        # inverse not positive definite, so the debiasing cannot be trusted: refuse too.
+        raise DesignError(
+            f"partition {key}: the observed information (statsmodels' hessian_factor) "
+            f"of {what} is negative or non-finite at {negative} of {n} rows at the "
+            "partition's estimate (its log-likelihood is not concave there), so the "
+            "approximate inverse Hessian of the debiased estimator is not positive "
+            "definite (statsmodels raises 'exog contains inf or nans'). Use "
+            "method='average_regularized', a link with a concave log-likelihood (logit, "
+            "probit), or solver='statsmodels' with "
+            "estimation_kwds={'hess_kwds': {'observed': False}} (expected information)"
+        )
     hess_gram = (X * factor[:, None]).T @ X
     rows, taus = statsmodels_nodewise(hess_gram, n, _share(index, options.partitions, p), alpha)
     return DebiasedPart(params, grad, rows, taus)
