@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from shardfit.cli.args import positive_int
+from shardfit.cli.args import positive_int, report_error
 from shardfit.cli.csv_args import add_column_type_argument, add_dialect_arguments
 from shardfit.data.convert import convert
 
@@ -57,7 +57,6 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
         )
     except (OSError, ValueError) as error:
-        print(f"shardfit convert: error: {error}", file=sys.stderr)
-        return 2
+        return report_error(args, error)
     print(report.summary())
     return 0

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shardfit.cli.args import positive_int
+from shardfit.cli.args import positive_int, report_error
 
 __all__ = ["add_parser", "run"]
 
@@ -40,8 +40,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     except (OSError, ValueError) as error:
-        print(f"shardfit demo: error: {error}", file=sys.stderr)
-        return 2
+        return report_error(args, error)
 
 
 def _run(args: argparse.Namespace) -> int:

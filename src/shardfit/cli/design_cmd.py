@@ -11,6 +11,7 @@ import argparse
 import sys
 from typing import Any
 
+from shardfit.cli.args import report_error
 from shardfit.cli.csv_args import add_csv_arguments, source_of
 from shardfit.cli.fit_cmd import add_backend_arguments, backend_of
 
@@ -63,7 +64,6 @@ def run(args: argparse.Namespace) -> int:
             progress=sys.stderr.isatty() if args.progress is None else args.progress,
         )
     except (OSError, ValueError) as error:
-        print(f"shardfit design: error: {error}", file=sys.stderr)
-        return 2
+        return report_error(args, error)
     print(store.summary())
     return 0

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shardfit.cli.args import out_file_problem, positive_int
+from shardfit.cli.args import out_file_problem, positive_int, report_error
 from shardfit.cli.csv_args import add_csv_arguments, source_of
 
 __all__ = ["FITTERS", "FitContext", "add_parser", "parse_cov", "run"]
@@ -181,6 +181,7 @@ def add_parser(subparsers: Any) -> None:
         help="the Tweedie family's variance power (default 1)",
     )
     parser.add_argument("--out", default=None, metavar="FILE", help="save the results (JSON)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -366,10 +367,6 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    problem = out_file_problem(args.out)
-    if problem is not None:
-        print(f"shardfit fit: error: {problem}", file=sys.stderr)
-        return 2
     try:
         store = _stored_design(args)
         if store is not None:
@@ -381,7 +378,12 @@ def run(args: argparse.Namespace) -> int:
             progress=sys.stderr.isatty() if args.progress is None else args.progress,
         )
         if args.out:
+            # Before the fit, not after it. The data first: --out naming DATA's file is
+            # refused even with --overwrite, and says so rather than "it exists".
             _refuse_data_as_out(args.out, context.source)
+            problem = out_file_problem(args.out, overwrite=args.overwrite)
+            if problem is not None:
+                raise ValueError(problem)
         profiling = getattr(args, "profile", False)
         prof = None
         try:
@@ -399,6 +401,5 @@ def run(args: argparse.Namespace) -> int:
             path = results.save(args.out)
             print(f"saved the results to {path}")
     except (OSError, ValueError) as error:
-        print(f"shardfit fit: error: {error}", file=sys.stderr)
-        return 2
+        return report_error(args, error)
     return 0

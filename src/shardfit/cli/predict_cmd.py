@@ -14,6 +14,7 @@ import time
 import warnings
 from typing import Any
 
+from shardfit.cli.args import report_error
 from shardfit.cli.csv_args import add_csv_arguments, source_of
 from shardfit.cli.fit_cmd import add_backend_arguments, backend_of, data_files
 
@@ -144,7 +145,15 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        results = load_results(args.results)
+        try:
+            results = load_results(args.results)
+        except OSError as error:
+            # Not Python's "[Errno 2] No such file or directory: 'r.json'": which file,
+            # and what it should be.
+            raise ValueError(
+                f"cannot read the results file {args.results}: "
+                f"{error.strerror or error} (RESULTS is a file written by `shardfit fit --out`)"
+            ) from error
         if measure is not None and not isinstance(results, LinearResults | GLMResults):
             raise ValueError(
                 f"{args.results} holds {type(results).__name__}; --{measure} is for linear "
@@ -194,8 +203,7 @@ def run(args: argparse.Namespace) -> int:
                     **options,
                 )
     except (OSError, ValueError) as error:
-        print(f"shardfit predict: error: {error}", file=sys.stderr)
-        return 2
+        return report_error(args, error)
     assert isinstance(output, PredictionOutput)  # with out=, predict reports what it wrote
     seconds = time.perf_counter() - started
     dropped = sum(output.rows_dropped.values())

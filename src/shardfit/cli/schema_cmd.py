@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from shardfit.cli.args import out_file_problem, positive_int
+from shardfit.cli.args import out_file_problem, positive_int, report_error
 from shardfit.cli.csv_args import add_csv_arguments, source_of
 from shardfit.cli.render import render_learned_design, render_summary
 
@@ -33,6 +33,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--backend", default=None, help="serial, threads, processes, dask, mpi")
     parser.add_argument("--workers", type=positive_int, default=None, metavar="N")
     parser.add_argument("--json", dest="json_out", default=None, help="write the design spec here")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     add_csv_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -43,14 +44,13 @@ def run(args: argparse.Namespace) -> int:
         return _run(args)
     except (OSError, ValueError) as error:
         # A bad --backend, an unwritable --json: say so, as the other commands do.
-        print(f"shardfit schema: error: {error}", file=sys.stderr)
-        return 2
+        return report_error(args, error)
 
 
 def _run(args: argparse.Namespace) -> int:
     from shardfit.design.schema import learn_design, schema_pass
 
-    problem = out_file_problem(args.json_out, "the design spec")
+    problem = out_file_problem(args.json_out, "the design spec", overwrite=args.overwrite)
     if problem is not None:  # before the pass over the data, not after it
         raise ValueError(problem)
     source = source_of(args)

@@ -35,7 +35,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from shardfit.cli.args import positive_int
+from shardfit.cli.args import positive_int, report_error
 
 __all__ = ["add_parser", "load_config", "run"]
 
@@ -173,8 +173,7 @@ def run(args: argparse.Namespace) -> int:
         progress = sys.stderr.isatty() if args.progress is None else args.progress
         summary = search(progress=progress, **config)
     except (OSError, ValueError, TypeError) as error:
-        print(f"shardfit search: error: {error}", file=sys.stderr)
-        return 2
+        return report_error(args, error)
     print(
         f"{summary.configurations} configurations: {summary.fitted} fitted, "
         f"{summary.dropped} dropped by halving, {summary.skipped} already in the store; "

@@ -7,6 +7,7 @@ import sys
 import time
 from typing import Any
 
+from shardfit.cli.args import report_error
 from shardfit.data.simulate import KINDS, simulate
 
 __all__ = ["add_parser", "run"]
@@ -74,8 +75,7 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
         )
     except (OSError, ValueError) as error:
-        print(f"shardfit simulate: error: {error}", file=sys.stderr)
-        return 2
+        return report_error(args, error)
     seconds = time.perf_counter() - started
     size = path.stat().st_size / 1e6
     print(

@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Any
 
-from shardfit.cli.args import out_file_problem, positive_int
+from shardfit.cli.args import out_file_problem, positive_int, report_error
 from shardfit.cli.csv_args import add_csv_arguments, source_of
 from shardfit.cli.fit_cmd import add_backend_arguments, backend_of
 
@@ -42,6 +42,7 @@ def add_parser(subparsers: Any) -> None:
         help="loadings shown for the N leading components (default 5)",
     )
     parser.add_argument("--out", default=None, metavar="FILE", help="save the results (JSON)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument(
         "--scores",
         default=None,
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from shardfit.engine.session import session
     from shardfit.models.svd import svd
 
-    problem = out_file_problem(args.out)
+    problem = out_file_problem(args.out, overwrite=args.overwrite)
     if problem is not None:
         print(f"shardfit svd: error: {problem}", file=sys.stderr)
         return 2
@@ -92,6 +93,5 @@ def run(args: argparse.Namespace) -> int:
                 )
                 print(f"wrote the scores on {k} components to {written}")
     except (OSError, ValueError) as error:
-        print(f"shardfit svd: error: {error}", file=sys.stderr)
-        return 2
+        return report_error(args, error)
     return 0

@@ -104,7 +104,9 @@ def fit(
     Returns
     -------
     SumstatsFitResult
-        For Adam and gradient descent, the best point evaluated. With aux outputs
+        For Adam and gradient descent, the point where the projected gradient met
+        ``tol`` (``converged``), or, when none did in ``maxiter`` steps, the point of
+        lowest loss evaluated (not converged). With aux outputs
         declared (``loss_has_aux``, ``sumstats_has_aux``), its ``aux`` and
         ``sumstats_aux`` are those of the returned point.
 
@@ -257,6 +259,11 @@ def _first_order(
         if best is None or value < best[0]:
             best = (value, x.copy(), grad)
         if float(np.max(np.abs(_projected(grad, x, box)))) <= tol:
+            # The point that meets the criterion is returned, not the lowest loss seen:
+            # near the optimum that can be another point (the loss differs by rounding,
+            # or along a direction of high curvature) whose gradient is above tol, and
+            # converged must describe the point returned.
+            best = (value, x.copy(), grad)
             converged = True
             break
         if steps == maxiter:

@@ -53,7 +53,8 @@ class SumstatsFitResult:
     Attributes
     ----------
     params : numpy.ndarray
-        The parameters found (the best seen, for Adam and gradient descent).
+        The parameters found. For Adam and gradient descent: the point where the
+        stopping rule was met, or, when it was not, the lowest loss seen.
     param_names : tuple of str
     loss : float
         The loss at ``params``.
@@ -66,7 +67,9 @@ class SumstatsFitResult:
     loss_history : numpy.ndarray
         The loss at each evaluation, in order.
     converged : bool
-        Whether the stopping rule was met before ``maxiter``.
+        Whether the stopping rule was met before ``maxiter``; for Adam and gradient
+        descent, at ``params`` (the largest component of the projected gradient there
+        is at most ``tol``).
     method : str
         ``"lbfgs"``, ``"adam"`` or ``"gd"``.
     message : str
