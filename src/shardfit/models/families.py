@@ -569,6 +569,16 @@ class Tweedie(Family):
                 f"The 'var_power' parameter of Tweedie must be finite. Got {var_power!r}."
             )
         self.var_power = float(var_power)
+        # The support follows the power: var_power 0 is the normal (any real y); above
+        # 2, y**(2 - var_power) in the unit deviance is infinite at y = 0, so zeros
+        # would only surface later as "the deviance at the start values is not
+        # finite" (statsmodels fits on to an infinite deviance and NaN log-likelihood).
+        # At exactly 2, zeros stay allowed: statsmodels clips them to FLOAT_EPS, and so
+        # does unit_deviance.
+        if self.var_power == 0:
+            self.support = "finite values, var_power=0"
+        elif self.var_power > 2:
+            self.support = f"y > 0 when var_power={self.var_power:g} > 2"
         super().__init__(link)
 
     def variance(self, mu: np.ndarray) -> np.ndarray:
@@ -628,6 +638,10 @@ class Tweedie(Family):
         return resid * np.sqrt(_w(weights))
 
     def _outside(self, y: np.ndarray) -> np.ndarray:
+        if self.var_power == 0:
+            return ~np.isfinite(y)
+        if self.var_power > 2:
+            return ~((y > 0) & np.isfinite(y))
         return ~((y >= 0) & np.isfinite(y))
 
     def params(self) -> dict[str, float]:

@@ -431,11 +431,8 @@ class GeneralizedLinearModel:
             )
         if not np.isfinite(final.loglike):
             warnings.warn(
-                f"the log-likelihood is {final.loglike} (so are aic and bic): some fitted "
-                f"means lie outside the {family.name} family's range, which the "
-                f"{family.link.name!r} link does not keep them in (statsmodels gives the "
-                "same value). A link that does, or a model whose means stay in range, "
-                "gives a finite one",
+                f"the log-likelihood is {final.loglike} (so are aic and bic): "
+                + _why_not_finite(family),
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -473,6 +470,31 @@ class GeneralizedLinearModel:
             method_used=method_used,
             extra={"passes": timed.passes},
         )
+
+
+def _why_not_finite(family: Family) -> str:
+    """Why a fit's log-likelihood is not finite, for its warning."""
+    power = family.params().get("var_power") if family.name == "tweedie" else None
+    if power is not None and not 1 <= power <= 2:
+        # Not a range problem: the Tweedie density is only evaluated for 1 <= p <= 2.
+        return (
+            f"the Tweedie log-likelihood is only defined here for 1 <= var_power <= 2 "
+            f"(var_power={power:g}), as in statsmodels, which gives NaN too; the "
+            "estimates, deviance and scale are unaffected"
+        )
+    if power == 2:
+        # The Gamma density of a zero response is infinite (the deviance clips it).
+        return (
+            "with var_power=2 the log-likelihood is the Gamma's, infinite at a zero "
+            "response (statsmodels gives the same value); the estimates and deviance "
+            "(which clips zeros, as statsmodels') are unaffected"
+        )
+    return (
+        f"some fitted means lie outside the {family.name} family's range, which the "
+        f"{family.link.name!r} link does not keep them in (statsmodels gives the same "
+        "value). A link that does, or a model whose means stay in range, gives a "
+        "finite one"
+    )
 
 
 def _check_options(
