@@ -167,3 +167,17 @@ def test_diverging_irls_raises_convergence_error() -> None:
     model = shardfit.glm("y ~ x", from_pandas(frame, 3), family="inverse_gaussian")
     with pytest.raises(ConvergenceError, match=r"IRLS diverged after \d+ iterations?: .*history"):
         model.fit(backend="serial")
+
+
+def test_all_zero_counts_name_the_start_not_a_divergence() -> None:
+    """Every count 0: statsmodels' start means (y + mean(y)) / 2 are 0, whose log is
+    -inf. statsmodels fails too (its weights turn NaN); shardfit said IRLS had left the
+    family's range, where the start itself was outside the link's."""
+    frame = pd.DataFrame({"x": np.arange(20.0), "y": np.zeros(20)})
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError):
+            smf.glm("y ~ x", frame, family=sm.families.Poisson()).fit()
+        model = shardfit.poisson("y ~ x", from_pandas(frame, 2))
+        with pytest.raises(ConvergenceError, match=r"start values .*'log' link .*every response 0"):
+            model.fit(backend="serial")

@@ -161,7 +161,7 @@ def run_irls(
     def solve(stat: IrlsStatistic, previous: Any) -> tuple[IrlsStatistic, Any]:
         """Solve from ``stat``, the pass at ``previous``'s coefficients (``None``: at
         the start)."""
-        _check_finite(stat, state.history[1:], family)
+        _check_finite(stat, state.history[1:], family, previous is None and start is None)
         solution = _solve(stat, transform, intercept, options.rank_tol)
         suspicious = solution.condition > options.cond_threshold or not solution.kept.all()
         if options.method == "auto" and state.kind == "gram" and suspicious:
@@ -212,13 +212,26 @@ def run_irls(
     return state
 
 
-def _check_finite(stat: IrlsStatistic, history: list[float], family: Family) -> None:
+def _check_finite(
+    stat: IrlsStatistic, history: list[float], family: Family, family_start: bool = False
+) -> None:
     """Raise :class:`ConvergenceError` when a pass's weighted Gram (or factor) is not
     finite: the fitted means left the family's range (a negative mean under the
-    inverse Gaussian's 1/mu**2 link), and IRLS has diverged."""
+    inverse Gaussian's 1/mu**2 link), and IRLS has diverged; or, with
+    ``family_start`` (the pass at the family's start values), the start itself is
+    outside the link's range."""
     factor = stat.qr.r if stat.qr is not None else stat.cross
     if factor is not None and np.isfinite(factor).all():
         return
+    if family_start:
+        # statsmodels' start means come from the responses ((y + mean(y)) / 2 for
+        # counts): all-zero counts give means of 0, whose log is -inf.
+        raise ConvergenceError(
+            f"the working weights at the {family.name} family's start values are not "
+            f"finite: the {family.link.name!r} link of the start means, which come from "
+            "the responses as in statsmodels, is not finite (every response 0 under a "
+            "log link, for example: check the response column, or give start_params)"
+        )
     trace = ", ".join(f"{value:.6g}" for value in history) or "none yet"
     steps = max(len(history) - 1, 0)  # the first entry is the start's deviance
     when = f"after {steps} iteration{'' if steps == 1 else 's'}" if history else "at the start"
