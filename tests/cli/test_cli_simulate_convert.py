@@ -49,7 +49,8 @@ def test_simulate_in_process(tmp_path, capsys):
     assert "Cannot tell the format" in capsys.readouterr().err
     nowhere = str(tmp_path / "no" / "x.csv")
     assert main(["simulate", "linreg", "--rows", "10", "--out", nowhere]) == 2
-    assert f"simulate: error: Cannot write {nowhere}: no such folder" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"simulate: error: cannot save the simulated data to {nowhere}: no such folder" in err
     assert main(["convert", str(out), nowhere]) == 2
     assert f"convert: error: Cannot write {nowhere}: no such folder" in capsys.readouterr().err
     out = tmp_path / "x.bin"

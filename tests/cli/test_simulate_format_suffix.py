@@ -67,3 +67,17 @@ def test_the_format_comes_from_the_extension_or_agrees_with_it(tmp_path, capsys)
         "d.txt",
         "e.bin",
     ]
+
+
+def test_an_existing_file_is_kept_unless_overwrite(tmp_path, capsys) -> None:
+    """A mistyped --out naming a data file must not replace it (as fit, svd and
+    schema refuse): the file is unchanged, and --overwrite replaces it."""
+    out = tmp_path / "mine.parquet"
+    out.write_bytes(b"not the simulated rows")
+    assert main(_simulate(out)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"shardfit simulate: error: cannot save the simulated data to {out}")
+    assert "--overwrite" in err and err.count("\n") == 1
+    assert out.read_bytes() == b"not the simulated rows"
+    assert main(_simulate(out, "--overwrite")) == 0
+    assert pq.read_table(out).equals(simulate_table("logit", ROWS, seed=3))

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-from shardfit.cli.args import report_error
+from shardfit.cli.args import out_file_problem, report_error
 from shardfit.data.simulate import KINDS, simulate
 
 __all__ = ["add_parser", "run"]
@@ -39,6 +39,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--out", required=True, help="output file (.csv, .csv.gz, .csv.bz2, .csv.zst, .parquet)"
     )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument("--seed", type=_count, default=0, help="random seed (default 0)")
     parser.add_argument(
         "--format",
@@ -63,6 +64,9 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``shardfit simulate``; prints a one-line summary and returns the exit status."""
     progress = sys.stderr.isatty() if args.progress is None else args.progress
+    problem = out_file_problem(args.out, "the simulated data", overwrite=args.overwrite)
+    if problem is not None:  # a data file is never replaced by a mistyped --out
+        return report_error(args, ValueError(problem))
     started = time.perf_counter()
     try:
         path = simulate(
