@@ -113,10 +113,16 @@ def load_results(path: str | os.PathLike[str]) -> Any:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         # A binary file (a pickle, an .npz) fails as text before it fails as JSON.
         raise ReadError(f"{where} is not a shardfit results file (not JSON: {error})") from error
+    except RecursionError as error:
+        # Valid JSON nested deeper than Python's stack (a hostile or garbled file).
+        raise ReadError(
+            f"{where} is not a shardfit results file (JSON nested too deeply)"
+        ) from error
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise ReadError(f"{where} is not a shardfit results file (no format {FORMAT!r})")
     version = document.get("version")
-    if version != VERSION:
+    # type(): JSON's true and 1.0 equal 1 in Python, but no shardfit wrote them.
+    if type(version) is not int or version != VERSION:
         from shardfit import __version__
 
         raise ReadError(
@@ -129,16 +135,27 @@ def load_results(path: str | os.PathLike[str]) -> Any:
     if cls is None:
         raise ReadError(f"{where} holds results of kind {kind!r}; known: {sorted(_kinds())}")
     saved = document.get("fields")
+    if not isinstance(saved, dict):
+        raise ReadError(f"{where}: 'fields' of {kind} is not a JSON object ({saved!r:.60})")
     known = {item.name for item in fields(cls)}
-    if not isinstance(saved, dict) or set(saved) - known:
-        unknown = sorted(set(saved) - known) if isinstance(saved, dict) else saved
-        raise ReadError(f"{where}: fields unknown to {kind}: {unknown!r}")
+    if set(saved) - known:
+        raise ReadError(f"{where}: fields unknown to {kind}: {sorted(set(saved) - known)!r}")
     try:
         values = {name: _decode(value) for name, value in saved.items()}
         _check_values(cls, values)
         return cls(**values)
-    # A damaged design spec raises DesignError (a ShardfitError) from DesignSpec.
-    except (TypeError, ValueError, KeyError, AttributeError, ShardfitError) as error:
+    # A damaged design spec raises DesignError (a ShardfitError) from DesignSpec; a
+    # number too large for a float (1e999 is inf, but 10**400 is an int) OverflowError;
+    # a deeply nested value RecursionError.
+    except (
+        TypeError,
+        ValueError,
+        KeyError,
+        AttributeError,
+        OverflowError,
+        RecursionError,
+        ShardfitError,
+    ) as error:
         raise ReadError(f"{where}: cannot rebuild {kind}: {error}") from error
 
 
@@ -149,8 +166,11 @@ def _check_values(cls: type, values: dict[str, Any]) -> None:
     Raises
     ------
     ValueError
-        Naming the field: an array field that is not an array, a spec that is not a
-        design spec, or estimates whose shape disagrees with the column names.
+        Naming the field: a value not of its field's type (an array field that is not
+        an array, ``nobs`` that is text...), a spec that is not a design spec, arrays
+        whose shapes disagree with the column names, or column names that are not the
+        design spec's columns (the file's estimates would be labelled, and predict
+        with, other columns).
     """
     for item in fields(cls):
         if item.name not in values:
@@ -162,17 +182,127 @@ def _check_values(cls: type, values: dict[str, Any]) -> None:
                 raise ValueError(f"field {item.name!r} is not an array ({type(value).__name__})")
         if item.name == "spec" and value is not None and not isinstance(value, DesignSpec):
             raise ValueError(f"field 'spec' is not a design spec ({type(value).__name__})")
+        if item.name == "spec" and value is not None:
+            _check_spec(value)
+        if not _has_type(value, annotation):
+            raise ValueError(
+                f"field {item.name!r} is not {_DESCRIBED.get(annotation, annotation)} "
+                f"({value!r:.60})"
+            )
     names = values.get("names")
     if not isinstance(names, tuple) or not all(isinstance(name, str) for name in names):
         raise ValueError("field 'names' is not a tuple of column names")
     p = len(names)
-    expected = {"params_array": (p,), "cov_array": (p, p), "normalized_cov": (p, p)}
+    k = _length(values.get("singular_values_array"))
+    m = _length(values.get("alphas"))
+    expected = {
+        "params_array": (p,),
+        "cov_array": (p, p),
+        "normalized_cov": (p, p),
+        "coef_array": (p,),
+        "path_array": (m, p),
+        "path_intercepts": (m,),
+        "components_array": (k, p),
+        "mean_array": (p,),
+    }
     for name, shape in expected.items():
         array = values.get(name)
         if isinstance(array, np.ndarray) and array.shape != shape:
             raise ValueError(
                 f"field {name!r} has shape {array.shape}; {p} column names need {shape}"
             )
+    cv_mse = values.get("cv_mse")
+    if isinstance(cv_mse, np.ndarray) and (cv_mse.ndim != 2 or len(cv_mse) != m):
+        raise ValueError(f"field 'cv_mse' has shape {cv_mse.shape}; {m} alphas need ({m}, K)")
+    const_idx = values.get("const_idx")
+    if const_idx is not None and not 0 <= const_idx < p:
+        raise ValueError(f"field 'const_idx' is {const_idx}, not a column of the {p}")
+    spec = values.get("spec")
+    if isinstance(spec, DesignSpec) and spec.column_names:
+        design = spec.column_names
+        intercept = values.get("intercept_name")
+        if "coef_array" in values and intercept is not None:
+            # An elastic net's names leave out the (unpenalized) intercept column.
+            design = tuple(name for name in design if name != intercept)
+        if names != design:
+            raise ValueError(
+                f"field 'names' {list(names)!r:.120} is not the design spec's columns "
+                f"{list(design)!r:.120}"
+            )
+
+
+def _check_spec(spec: DesignSpec) -> None:
+    """Refuse a design spec whose fields are not of their types (``formula: 5``), which
+    :meth:`DesignSpec.from_dict` takes as they come and prediction meets far later."""
+    for item in fields(spec):
+        if item.name.startswith("_"):
+            continue
+        value = getattr(spec, item.name)
+        if not _has_type(value, str(item.type)):
+            described = _DESCRIBED.get(str(item.type), str(item.type))
+            raise ValueError(f"design spec field {item.name!r} is not {described} ({value!r:.60})")
+
+
+# What a field's annotation means in a message.
+_DESCRIBED = {
+    "int": "an integer",
+    "int | None": "an integer or null",
+    "float": "a number",
+    "float | None": "a number or null",
+    "bool": "true or false",
+    "str": "text",
+    "str | None": "text or null",
+    "tuple[str, ...]": "a list of text",
+    "tuple[float, ...]": "a list of numbers",
+    "dict[str, int]": "an object of integers",
+    "dict[str, float]": "an object of numbers",
+    "dict[str, Any]": "an object",
+    "dict[str, list[Any]]": "an object of lists",
+    "dict[str, dict[str, Any]]": "an object of objects",
+}
+
+
+def _is_int(value: Any) -> bool:
+    # 64-bit: counts and indices; 10**400 would load and overflow in the first float().
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+
+
+def _is_number(value: Any) -> bool:
+    # A float field written from an integer (sum_weights of unweighted rows) is an int.
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _has_type(value: Any, annotation: str) -> bool:
+    """Whether ``value`` fits the simple annotation of a results field (``True`` for
+    annotations not checked here: ``Any`` and the arrays, checked by the caller)."""
+    base, optional = annotation, False
+    if annotation.endswith(" | None"):
+        base, optional = annotation[: -len(" | None")], True
+    if value is None:
+        return optional or base in ("Any", "np.ndarray")
+    checks = {
+        "int": _is_int,
+        "float": _is_number,
+        "bool": lambda v: isinstance(v, bool),
+        "str": lambda v: isinstance(v, str),
+        "tuple[str, ...]": lambda v: isinstance(v, tuple) and all(isinstance(x, str) for x in v),
+        "tuple[float, ...]": lambda v: isinstance(v, tuple) and all(map(_is_number, v)),
+        "dict[str, int]": lambda v: isinstance(v, dict) and all(map(_is_int, v.values())),
+        "dict[str, float]": lambda v: isinstance(v, dict) and all(map(_is_number, v.values())),
+        "dict[str, Any]": lambda v: isinstance(v, dict),
+        "dict[str, list[Any]]": lambda v: (
+            isinstance(v, dict) and all(isinstance(x, list) for x in v.values())
+        ),
+        "dict[str, dict[str, Any]]": lambda v: (
+            isinstance(v, dict) and all(isinstance(x, dict) for x in v.values())
+        ),
+    }
+    check = checks.get(base)
+    return check is None or bool(check(value))
+
+
+def _length(array: Any) -> int | None:
+    return len(array) if isinstance(array, np.ndarray) and array.ndim >= 1 else None
 
 
 def _encode(value: Any, where: str) -> Any:
@@ -219,8 +349,13 @@ def _decode(value: Any) -> Any:
     if len(value) == 1:
         ((tag, inner),) = value.items()
         if tag == "__float__":
+            if inner not in ("nan", "inf", "-inf"):
+                raise ValueError(f"{{'__float__': {inner!r}}} is not nan, inf or -inf")
             return _NONFINITE[inner]
         if tag == "__tuple__":
+            if not isinstance(inner, list):
+                # A string would become a tuple of its characters.
+                raise ValueError(f"{{'__tuple__': {inner!r:.40}}} does not hold a list")
             return tuple(_decode(item) for item in inner)
         if tag == "__ndarray__":
             return _decode_array(inner)
@@ -230,10 +365,22 @@ def _decode(value: Any) -> Any:
 
 
 def _decode_array(data: dict[str, Any]) -> np.ndarray:
-    dtype = data["dtype"]
+    if not isinstance(data, dict) or not {"dtype", "shape", "data"} <= set(data):
+        raise ValueError("an '__ndarray__' is not an object of dtype, shape and data")
+    dtype, shape, flat = data["dtype"], data["shape"], data["data"]
     if dtype not in _DTYPES:
         raise ValueError(f"array dtype {dtype!r} is not one of {_DTYPES}")
-    flat = data["data"]
+    if not (isinstance(shape, list) and all(_is_int(n) and n >= 0 for n in shape)):
+        raise ValueError(f"array shape {shape!r:.40} is not a list of sizes")
+    if not isinstance(flat, list) or len(flat) != math.prod(shape):
+        raise ValueError(f"array data does not hold the {math.prod(shape)} values of shape {shape}")
     if dtype == "float64":
+        if not all(_is_number(v) or (isinstance(v, str) and v in _NONFINITE) for v in flat):
+            raise ValueError("float64 array data holds values that are not numbers")
         flat = [_NONFINITE[v] if isinstance(v, str) else float(v) for v in flat]
-    return np.asarray(flat, dtype=dtype).reshape(data["shape"])
+    elif dtype == "int64":
+        if not all(map(_is_int, flat)):
+            raise ValueError("int64 array data holds values that are not 64-bit integers")
+    elif not all(isinstance(v, bool) for v in flat):
+        raise ValueError("bool array data holds values that are not true or false")
+    return np.asarray(flat, dtype=dtype).reshape(shape)

@@ -35,7 +35,64 @@ def _to_json(value: float) -> float | str:
 
 
 def _from_json(value: float | str) -> float:
-    return float(value)
+    """A number as :func:`_to_json` wrote it; anything else (``"1.5"``, ``true``,
+    ``null``, an integer too large for a float) is a ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{value!r:.40} is not a number")
+    if isinstance(value, str) and value not in ("nan", "inf", "-inf"):
+        raise ValueError(f"{value!r:.40} is not a number (nor nan, inf or -inf)")
+    try:
+        return float(value)
+    except OverflowError as error:
+        raise ValueError(f"{value!r:.40} is too large for a float") from error
+
+
+def _floats(saved: dict[str, Any], name: str) -> np.ndarray:
+    """The list of numbers ``saved[name]`` as a float array (a string would otherwise
+    become the array of its digits)."""
+    values = saved[name]
+    if not isinstance(values, list):
+        raise ValueError(f"field {name!r} is not a list of numbers")
+    return np.array([_from_json(v) for v in values], dtype=np.float64)
+
+
+def _typed(saved: dict[str, Any], name: str, kind: type) -> Any:
+    """``saved[name]`` when it is of ``kind`` (``bool("false")`` would be ``True``)."""
+    value = saved[name]
+    if kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise ValueError(f"field {name!r} is not {kind.__name__} ({value!r:.40})")
+    return value
+
+
+def _names(saved: dict[str, Any]) -> tuple[str, ...]:
+    names = saved["param_names"]
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError("field 'param_names' is not a list of text")
+    return tuple(names)
+
+
+def _read_document(where: str, fmt: str) -> dict[str, Any]:
+    """The ``fields`` of the JSON document ``where`` of format ``fmt``; any reason it is
+    not one is a :class:`ReadError` naming the file."""
+    try:
+        document = json.loads(Path(where).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise ReadError(f"{where} is not a readable {fmt} document: {error}") from error
+    if (
+        not isinstance(document, dict)
+        or document.get("format") != fmt
+        or type(document.get("version")) is not int
+        or document.get("version") != _VERSION
+    ):
+        raise ReadError(f"{where} is not a {fmt} document of version {_VERSION}")
+    saved = document.get("fields")
+    if not isinstance(saved, dict):
+        raise ReadError(f"{where} is not a readable {fmt} document: 'fields' is not an object")
+    return saved
 
 
 def _write(target: Path, document: dict[str, Any]) -> Path:
@@ -138,27 +195,30 @@ class SumstatsFitResult:
             The file is not such a document or is of another format version.
         """
         where = os.fspath(path)
+        saved = _read_document(where, _FORMAT)
         try:
-            document = json.loads(Path(where).read_text(encoding="utf-8"))
-            if document.get("format") != _FORMAT or document.get("version") != _VERSION:
-                raise ReadError(f"{where} is not a {_FORMAT} document of version {_VERSION}")
-            saved: dict[str, Any] = document["fields"]
-            return cls(
-                params=np.array([_from_json(v) for v in saved["params"]], dtype=np.float64),
-                param_names=tuple(str(n) for n in saved["param_names"]),
+            result = cls(
+                params=_floats(saved, "params"),
+                param_names=_names(saved),
                 loss=_from_json(saved["loss"]),
-                grad=np.array([_from_json(v) for v in saved["grad"]], dtype=np.float64),
-                iterations=int(saved["iterations"]),
-                npasses=int(saved["npasses"]),
-                loss_history=np.array(
-                    [_from_json(v) for v in saved["loss_history"]], dtype=np.float64
-                ),
-                converged=bool(saved["converged"]),
-                method=str(saved["method"]),
-                message=str(saved["message"]),
+                grad=_floats(saved, "grad"),
+                iterations=_typed(saved, "iterations", int),
+                npasses=_typed(saved, "npasses", int),
+                loss_history=_floats(saved, "loss_history"),
+                converged=_typed(saved, "converged", bool),
+                method=_typed(saved, "method", str),
+                message=_typed(saved, "message", str),
             )
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
+        except (KeyError, TypeError, ValueError) as error:
             raise ReadError(f"{where} is not a readable {_FORMAT} document: {error}") from error
+        p = len(result.params)
+        if len(result.param_names) != p or len(result.grad) not in (0, p):
+            # params_dict would silently drop names (zip), grad_norm mix parameters.
+            raise ReadError(
+                f"{where}: {p} params, {len(result.param_names)} param_names and "
+                f"{len(result.grad)} grad values (all must be equal)"
+            )
+        return result
 
 
 @dataclass(frozen=True)
@@ -199,17 +259,19 @@ class SumstatsScanResult:
             points and losses do not match in number.
         """
         where = os.fspath(path)
+        saved = _read_document(where, _SCAN_FORMAT)
         try:
-            document = json.loads(Path(where).read_text(encoding="utf-8"))
-            if document.get("format") != _SCAN_FORMAT or document.get("version") != _VERSION:
-                raise ReadError(f"{where} is not a {_SCAN_FORMAT} document of version {_VERSION}")
-            saved: dict[str, Any] = document["fields"]
-            names = tuple(str(n) for n in saved["param_names"])
+            names = _names(saved)
+            rows = saved["points"]
+            if not isinstance(rows, list) or not all(
+                isinstance(row, list) and len(row) == len(names) for row in rows
+            ):
+                raise ValueError(f"field 'points' is not a list of {len(names)}-number lists")
             points = np.array(
-                [[_from_json(v) for v in row] for row in saved["points"]], dtype=np.float64
+                [[_from_json(v) for v in row] for row in rows], dtype=np.float64
             ).reshape(-1, len(names))
-            losses = np.array([_from_json(v) for v in saved["losses"]], dtype=np.float64)
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
+            losses = _floats(saved, "losses")
+        except (KeyError, TypeError, ValueError) as error:
             raise ReadError(
                 f"{where} is not a readable {_SCAN_FORMAT} document: {error}"
             ) from error

@@ -311,6 +311,24 @@ class SVDResults:
 
         return save_results(self, path)
 
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SVDResults:
+        """Read results written by :meth:`save` (as every other results class can).
+
+        Raises
+        ------
+        ReadError
+            The file is not a shardfit results file, or a damaged one.
+        TypeError
+            The file holds another kind of results.
+        """
+        from shardfit.results.io import load_results
+
+        loaded = load_results(path)
+        if not isinstance(loaded, cls):
+            raise TypeError(f"{path} holds {type(loaded).__name__}, not {cls.__name__}")
+        return loaded
+
 
 def _scores_backend(backend: Any, data: Any, out: str | os.PathLike[str] | None) -> Any:
     """Where a scores pass runs: as linear ``predict`` chooses, serially for data that is
