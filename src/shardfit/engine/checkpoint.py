@@ -3,9 +3,14 @@
 A pass with ``checkpoint=PATH`` keeps its statistics in ``PATH/<key>/`` where the key
 hashes the source's fingerprint (paths, sizes, modification times of every
 partition), the task's fingerprint (what it computes: design spec, parameters) and
-the pass name. A rerun of the same pass finds the statistics already there and
-computes only the missing partitions; any change of data, task or pass gives a new
-key, so a stale statistic is never reused.
+the pass name, and the shardfit version that wrote it. A rerun of the same pass finds
+the statistics already there and computes only the missing partitions; any change
+of data, task, pass or shardfit version gives a new key, so a stale statistic is
+never reused (``pass.json`` in the directory records what the key was made of).
+
+A checkpoint directory that cannot be created or used (a file in its place, a full
+disk, no permission) is reported in a :class:`CheckpointWarning` and the pass goes
+on without it, as it does when a single statistic cannot be saved.
 
 Statistics are stored with :mod:`shardfit.engine.serialize` (JSON + ``.npz``, never
 pickle), one pair of files per partition written atomically, so a pass killed at
@@ -42,6 +47,9 @@ __all__ = ["CheckpointStore", "CheckpointWarning", "checkpoint_key", "task_finge
 
 #: Age after which a checkpoint's temporary file is taken for a crashed writer's.
 STALE_SECONDS = 600.0
+
+#: The layout of a checkpoint directory; part of every key (with the shardfit version).
+CHECKPOINT_FORMAT = "shardfit-checkpoint/2"
 
 
 class CheckpointWarning(UserWarning):
@@ -149,13 +157,42 @@ def _describe_function(function: types.FunctionType, seen: frozenset[int]) -> st
     return "function(" + ";".join(parts) + ")"
 
 
-def checkpoint_key(source: Source, task: Callable[..., Any], pass_name: str) -> str:
-    """The directory name of a pass's checkpoint."""
+def _writer_version() -> str:
+    """The shardfit version whose statistics a checkpoint holds.
+
+    Part of the key: a statistic's meaning (what a row count includes, how a column is
+    encoded) may change between releases while its saved layout does not, and a
+    resumed fit must not merge statistics of two releases.
+    """
+    import shardfit  # here, not at the top: shardfit imports this module
+
+    return f"{CHECKPOINT_FORMAT};shardfit {shardfit.__version__}"
+
+
+def _key_parts(source: Source, task: Callable[..., Any], pass_name: str) -> dict[str, str]:
+    return {
+        "source": source.fingerprint(),
+        "task": task_fingerprint(task),
+        "pass": pass_name,
+        "version": _writer_version(),
+    }
+
+
+def _key_of(parts: dict[str, str]) -> str:
     digest = hashlib.sha256()
-    for part in (source.fingerprint(), task_fingerprint(task), pass_name):
+    for part in parts.values():
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()[:32]
+
+
+def checkpoint_key(source: Source, task: Callable[..., Any], pass_name: str) -> str:
+    """The directory name of a pass's checkpoint.
+
+    A digest of the source's fingerprint, the task's fingerprint, the pass name and
+    the shardfit version, so that a change of any of them finds a new directory.
+    """
+    return _key_of(_key_parts(source, task, pass_name))
 
 
 class CheckpointStore:
@@ -176,15 +213,33 @@ class CheckpointStore:
     def __init__(
         self, root: str | Path, *, source: Source, task: Callable[..., Any], pass_name: str
     ) -> None:
-        self.key = checkpoint_key(source, task, pass_name)
+        parts = _key_parts(source, task, pass_name)
+        self.key = _key_of(parts)
         self.directory = Path(root) / self.key
-        self.directory.mkdir(parents=True, exist_ok=True)
         self._keys = [partition.key for partition in source.partitions]
+        #: False when the directory could not be created: nothing is loaded or saved.
+        self.usable = True
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            # A path that is a file, a full disk, a read-only mount: the pass does not
+            # need its checkpoint (see save), and an error here would lose the passes
+            # a fit has already made (a later pass's directory is created mid-fit).
+            self.usable = False
+            warnings.warn(
+                f"cannot use checkpoint directory {Path(root)} for pass {pass_name!r} "
+                f"({error}); the pass goes on without a checkpoint, and a rerun "
+                "computes it again",
+                CheckpointWarning,
+                stacklevel=3,
+            )
+            return
         self._remove_stale_temporaries()
         about = self.directory / "pass.json"
         if not about.exists():
-            # For people looking at the directory; never read back. A full disk is
-            # reported by the first partition's save (see save), not here.
+            # For people looking at the directory (which of two runs differs in what);
+            # never read back. A full disk is reported by the first partition's save
+            # (see save), not here.
             with contextlib.suppress(OSError):
                 save_state(
                     about.with_suffix(""),
@@ -193,6 +248,7 @@ class CheckpointStore:
                         "source": source.name,
                         "task": task_name(task),
                         "npartitions": source.npartitions,
+                        "key_parts": parts,
                     },
                 )
 
@@ -221,7 +277,7 @@ class CheckpointStore:
         would leave the other ranks waiting in the next collective.
         """
         stem = self._stem(index)
-        if not stem.with_suffix(".json").exists():
+        if not self.usable or not stem.with_suffix(".json").exists():
             return None
         try:
             state, meta = read_state(stem)
@@ -255,6 +311,8 @@ class CheckpointStore:
         which only spares a rerun this partition. A statistic that cannot be saved
         at all (no ``to_state``) raises ``TypeError``.
         """
+        if not self.usable:  # already reported once, when the directory failed
+            return
         try:
             save_object(self._stem(index), statistic, meta={"partition": self._keys[index]})
         except OSError as error:
@@ -266,4 +324,6 @@ class CheckpointStore:
             )
 
     def __len__(self) -> int:
+        if not self.usable:
+            return 0
         return sum(1 for _ in self.directory.glob("part-*.json"))
