@@ -185,8 +185,15 @@ class CsvPartition(Partition):
         return f"{os.path.basename(self.path)}#{tag}@{self.start}-{self.end}"
 
     def fingerprint(self) -> str:
-        """The absolute path, size, modification time and byte range."""
-        return f"{self.path}:{self.size}:{self.mtime_ns}:{self.start}-{self.end}"
+        """The absolute path, size, modification time, byte range and the options that
+        decide what the lines parse to (``null_values``, ``on_bad_lines``, the quote
+        character...): a checkpoint of the same bytes parsed otherwise is not these
+        rows. ``block_size``, which only sets how much is parsed at once, is left out."""
+        parsing = replace(self.options, block_size=None)
+        return (
+            f"{self.path}:{self.size}:{self.mtime_ns}:{self.start}-{self.end}:"
+            f"{self.whole_file}:{self.compression}:{parsing!r}"
+        )
 
     def read(self, columns: Sequence[str] | None = None) -> ReadResult:
         """Parse the partition's lines, keeping ``columns`` (all when ``None``) in that order."""
