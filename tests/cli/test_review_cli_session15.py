@@ -262,3 +262,48 @@ def test_adam_converged_only_when_the_returned_point_meets_tol() -> None:
     assert not short.converged and short.message == "maxiter reached"
     assert short.loss == short.loss_history.min()
     assert np.max(np.abs(short.grad)) > tol
+
+
+def test_a_design_store_with_a_formula_is_refused(tmp_path: Path, frame) -> None:
+    """The store's part files hold encoded columns: fitting a formula on them as raw
+    data ignored the store's weights (it exited 0)."""
+    frame.assign(w=np.linspace(0.5, 2.0, len(frame))).to_parquet(tmp_path / "d.parquet")
+    made = _shardfit(
+        "design", "d.parquet", "y ~ x + C(g)", "--out", "store", "--weights", "w", cwd=tmp_path
+    )
+    assert made.returncode == 0, made.stderr
+    _one_line_error(
+        _shardfit("fit", "store", "y ~ x", cwd=tmp_path), "store is a design store", "FORMULA"
+    )
+    fitted = _shardfit("fit", "store", "--out", "r.json", cwd=tmp_path)
+    assert fitted.returncode == 0, fitted.stderr
+    weighted = frame.assign(w=np.linspace(0.5, 2.0, len(frame)))
+    reference = smf.wls("y ~ x + C(g)", weighted, weights=weighted["w"]).fit()
+    params = load_results(tmp_path / "r.json").params
+    np.testing.assert_allclose(params, reference.params[params.index], rtol=1e-10)
+
+
+def test_influence_without_a_column_names_influence(tmp_path: Path, frame) -> None:
+    fit = ols("y ~ x + z", frame).fit(backend="serial")
+    with pytest.raises(DesignError, match=r"^influence needs the predictor column 'z'"):
+        fit.influence(frame.drop(columns="z"), kind="cooks")
+    with pytest.raises(DesignError, match=r"^resid needs the predictor column 'z'"):
+        fit.resid(frame.drop(columns="z"))
+
+
+def test_backend_on_the_command_line_drops_the_files_workers(tmp_path: Path) -> None:
+    """`workers = 2` belongs to the file's backend: `--backend serial` over it was
+    refused ("must be None or 1")."""
+    from shardfit.data.simulate import simulate
+
+    simulate("logit", 2000, tmp_path / "logit.parquet", seed=2)
+    (tmp_path / "search.toml").write_text(
+        'data = "logit.parquet"\ntarget = "y"\nstore = "models.db"\nbatch_rows = 500\n'
+        'backend = "processes"\nworkers = 2\n\n[grid.featurizer]\ncolumns = [["x1", "x2"]]\n'
+        'n_features = 256\n\n[grid.learner]\nestimator = "ftrl"\nalpha = [0.01]\n'
+    )
+    result = run_shardfit(
+        "search", "search.toml", "--backend", "serial", "--no-progress", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "1 configurations: 1 fitted" in result.stdout

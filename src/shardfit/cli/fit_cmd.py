@@ -280,9 +280,18 @@ def _stored_design(args: argparse.Namespace) -> Any:
     """The design store DATA names when no FORMULA is given (else ``None``)."""
     from shardfit.design.store import MANIFEST, open_design
 
+    is_store = os.path.isfile(os.path.join(args.data, MANIFEST))
     if args.formula is not None:
+        if is_store:
+            # Its part files hold encoded columns, not the raw data a formula reads:
+            # fitting them as data ignores the store's weights and offset.
+            raise ValueError(
+                f"{args.data} is a design store: it holds its design (the columns its "
+                "formula gave), its weights and offset; leave FORMULA out to fit it, or "
+                "give the raw data to fit a formula"
+            )
         return None
-    if not os.path.isfile(os.path.join(args.data, MANIFEST)):
+    if not is_store:
         raise ValueError(
             f"FORMULA is missing; without one DATA must be a design store written by "
             f"`shardfit design` ({args.data} has no {MANIFEST})"

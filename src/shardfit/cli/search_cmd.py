@@ -24,7 +24,8 @@ space; paths are relative to the file's folder::
     alpha = [0.0001, 0.001]
 
 ``[[grid]]`` (an array of tables) gives several spaces. Command-line options override
-the file's ``backend``, ``workers`` and ``store``.
+the file's ``backend``, ``workers`` and ``store`` (``--backend`` alone drops the file's
+``workers``: they were the file's backend's).
 """
 
 from __future__ import annotations
@@ -167,6 +168,11 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config)
+        if args.backend is not None and args.workers is None:
+            # The file's worker count went with the file's backend: --backend serial
+            # over `workers = 2` would be refused (serial runs one); the new backend
+            # takes its own default unless --workers says otherwise.
+            config.pop("workers", None)
         for name in ("store", "backend", "workers"):
             if getattr(args, name) is not None:
                 config[name] = getattr(args, name)

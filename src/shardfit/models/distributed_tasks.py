@@ -209,7 +209,7 @@ def _alpha_vector(alpha: Any, p: int) -> np.ndarray:
 def _not_converged(options: FitOptions) -> str:
     return (
         f"the regularized fit did not converge in maxiter={options.maxiter} sweeps "
-        "(statsmodels' GLM warns 'Regularized fitting did not converge'); raise maxiter"
+        "(statsmodels records converged=False, and its GLM warns); raise maxiter"
     )
 
 

@@ -346,7 +346,7 @@ def row_values(
     data = _with_arrays(results.spec, data, arrays)
     model = residual_model(results, kind, family)
     source, labels = _source(results, data, check=False)
-    _check_fit_columns(model.spec, source)
+    _check_fit_columns(model.spec, source, measure)
     # Part files are written on the default backend, as predict(out=) writes them.
     chosen = backend if out is not None else predict_backend(backend, source)
     with session(chosen, workers=workers) as sess:
@@ -514,9 +514,10 @@ def _with_arrays(spec: Any, data: Any, given: dict[str, Any]) -> Any:
     return frame
 
 
-def _check_fit_columns(spec: Any, source: Source) -> None:
+def _check_fit_columns(spec: Any, source: Source, measure: str = "resid") -> None:
     """Refuse, before any pass, data lacking a column the fit read, naming its role
-    (the reader would only say "unknown column")."""
+    (the reader would only say "unknown column") and what asked for it (``measure``:
+    ``"resid"`` or ``"influence"``)."""
     roles = {spec.weights: "weights", spec.offset: "offset", spec.exposure: "exposure"}
     for name in spec.fit_only_columns:
         roles[name] = "response"
@@ -529,12 +530,12 @@ def _check_fit_columns(spec: Any, source: Source) -> None:
     role = roles.get(name, "predictor")
     arrays = {value: role for role, value in _ARRAY_COLUMNS.items()}
     hint = (
-        f" This fit is on arrays: pass resid(X, {arrays[name]}=...), as to the model."
+        f" This fit is on arrays: pass {measure}(X, {arrays[name]}=...), as to the model."
         if name in arrays
         else ""
     )
     raise DesignError(
-        f"resid needs the {role} column {name!r} the fit used, which {source.name} lacks"
+        f"{measure} needs the {role} column {name!r} the fit used, which {source.name} lacks"
         f" (absent: {absent[:6]}{'...' if len(absent) > 6 else ''}).{hint}"
     )
 
