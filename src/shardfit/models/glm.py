@@ -60,7 +60,7 @@ from shardfit.models.irls import (
     run_irls,
     separated_terms,
 )
-from shardfit.models.least_squares import QR_ALIAS_TOL, check_rank_tol
+from shardfit.models.least_squares import QR_ALIAS_TOL, check_rank_tol, robust_basis
 from shardfit.models.links import Log
 from shardfit.results.glm import GLMResults
 from shardfit.stats.transform import ColumnTransform
@@ -301,6 +301,7 @@ class GeneralizedLinearModel:
                 loglike_scale: float,
                 kept: tuple[bool, ...],
                 centred: tuple[float, int] | None,
+                r_inv: np.ndarray | None = None,
             ) -> FinalTask:
                 return FinalTask(
                     spec=spec,
@@ -319,6 +320,7 @@ class GeneralizedLinearModel:
                     cov_type=cov_type,
                     groups=groups,
                     centred=centred,
+                    r_inv=r_inv,
                 )
 
             # A pass expected to be the last also evaluates the final fit measures at
@@ -411,6 +413,7 @@ class GeneralizedLinearModel:
                         loglike_scale,
                         tuple(bool(k) for k in solution.kept),
                         centring(solution, transform, intercept),
+                        robust_basis(cov_type, solution),
                     ),
                     source,
                     pass_name="glm-final",
@@ -420,7 +423,9 @@ class GeneralizedLinearModel:
             family, state, final, spec.column_names, transform.scale[:-1], separation
         )
         method_used = state.kind
-        cov, n_groups, df_inference = glm_covariance(cov_type, solution, final, scale, nobs)
+        cov, n_groups, df_inference = glm_covariance(
+            cov_type, solution, final, scale, nobs, robust_basis(cov_type, solution)
+        )
         if not state.converged:
             trace = ", ".join(f"{d:.10g}" for d in state.history[1:])
             warnings.warn(

@@ -34,7 +34,7 @@ from shardfit.models.glm_tasks import (
     _to_arrays,
     _transformed_weighted,
 )
-from shardfit.models.linear_tasks import ClusterScores, _cluster_scores
+from shardfit.models.linear_tasks import ClusterScores, _cluster_scores, orthonormal_rows
 from shardfit.stats.gram import weighted_gram
 from shardfit.stats.transform import ColumnTransform
 
@@ -114,6 +114,9 @@ class FinalTask:
     cov_type: str
     groups: str | None
     centred: tuple[float, int] | None = None  # see :func:`~.glm_tasks.centring`
+    # R^{-1} of the last IRLS Gram (kept columns): robust pieces of an ill-conditioned
+    # design are summed in its orthonormal basis (see linear_tasks.RobustTask).
+    r_inv: np.ndarray | None = None
 
     def __call__(self, partition: Partition) -> FinalStatistic:
         family = self.family
@@ -206,17 +209,19 @@ class FinalTask:
         tmp = score * self.scale * tmp / w
         oim = eim * (1 + tmp) / self.scale
         plain_d, plain_s, order = self._kept(block, np.ones(block.nrows))
+        if self.r_inv is not None:
+            u = orthonormal_rows(self.r_inv, plain_d, plain_s, order)
+            plain_d, plain_s = u, sp.csc_matrix((u.shape[0], 0))
+            order = np.arange(u.shape[1], dtype=np.intp)
         if np.all(oim >= 0):
-            root_d, root_s, _ = self._kept(block, np.sqrt(oim))
-            hessian = weighted_gram(root_d, root_s, None, order)
+            hessian = weighted_gram(plain_d, plain_s, np.sqrt(oim), order)
         else:
             # The observed information can be negative in places (non-canonical links).
             hessian = _signed_gram(plain_d, plain_s, oim, order)
         if self.cov_type == "cluster":
             assert groups is not None
             return hessian, None, _cluster_scores(groups, score, plain_d, plain_s, order)
-        scaled_d, scaled_s, _ = self._kept(block, np.abs(score))
-        return hessian, weighted_gram(scaled_d, scaled_s, None, order), None
+        return hessian, weighted_gram(plain_d, plain_s, np.abs(score), order), None
 
     def _kept(
         self, block: _Block, factor: np.ndarray

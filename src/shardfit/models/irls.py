@@ -345,11 +345,17 @@ def glm_covariance(
     final: FinalStatistic,
     scale: float,
     nobs: int,
+    basis: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int | None, float | None]:
+    """The covariance of the estimates, its number of clusters and inference degrees
+    of freedom; ``basis`` is the ``R^{-1}`` the final pass summed the robust pieces
+    in (:func:`~shardfit.models.least_squares.robust_basis`), whose sandwich maps back
+    by ``R^{-1} C R^{-T}``."""
     if cov_type == "nonrobust":
         return solution.normalized_cov * scale, None, None
     assert final.hessian is not None
     bread = np.linalg.inv(final.hessian)
+    back = (lambda c: c) if basis is None else (lambda c: basis @ c @ basis.T)
     if cov_type == "cluster":
         assert final.clusters is not None
         sums = final.clusters.sums
@@ -358,7 +364,7 @@ def glm_covariance(
             raise DesignError(f"cluster covariance needs at least 2 clusters; found {n_groups}")
         k_params = solution.kept.size
         correction = n_groups / (n_groups - 1) * (nobs - 1) / (nobs - k_params)
-        cov_gamma = bread @ (sums.T @ sums) @ bread * correction
+        cov_gamma = back(bread @ (sums.T @ sums) @ bread * correction)
         return solution.covariance_of(cov_gamma), n_groups, float(n_groups - 1)
     assert final.meat is not None
-    return solution.covariance_of(bread @ final.meat @ bread), None, None
+    return solution.covariance_of(back(bread @ final.meat @ bread)), None, None

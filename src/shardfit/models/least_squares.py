@@ -79,6 +79,11 @@ class LeastSquaresSolution:
     to_original : numpy.ndarray
         ``T`` with ``beta_K = T gamma + c``; a covariance ``C`` of ``gamma`` maps to
         ``T C T'``.
+    r_inv : numpy.ndarray
+        ``R^{-1}`` of the transformed kept columns (``R'R = Z_K'WZ_K``, so
+        ``cov_gamma = R^{-1} R^{-T}``): rows ``z_i' R^{-1}`` are orthonormal-basis
+        coordinates, in which sums of outer products keep their accuracy (a robust
+        covariance's meat).
     centre_fit : float or None
         The fitted value at the transform's shifts, ``beta_0 + sum_j shift_j beta_j``,
         from the transformed solution (so without that sum's cancellation); ``None``
@@ -95,6 +100,7 @@ class LeastSquaresSolution:
     cov_gamma: np.ndarray
     to_original: np.ndarray
     centre_fit: float | None = None
+    r_inv: np.ndarray | None = None
 
     def covariance_of(self, cov_gamma: np.ndarray) -> np.ndarray:
         """``(p, p)`` covariance of ``beta`` (NaN for aliased) from one of ``gamma``."""
@@ -108,6 +114,23 @@ class LeastSquaresSolution:
     def rank(self) -> int:
         """Number of kept columns."""
         return int(self.kept.sum())
+
+
+#: Above this condition number of the equilibrated design, a robust covariance's
+#: pieces are summed in the orthonormal basis of the fit's factor (see
+#: :func:`robust_basis`); below it the plain sandwich's ``cond**2 * eps`` is under 1e-10.
+ROBUST_BASIS_CONDITION = 1e3
+
+
+def robust_basis(cov_type: str, solution: LeastSquaresSolution) -> np.ndarray | None:
+    """``R^{-1}`` of the fit's factor when a robust covariance should sum its pieces
+    (the meat, a GLM's observed information) over rows ``z_i' R^{-1}``, orthonormal
+    under the fit's weights: an ill-conditioned design, where the plain sandwich
+    ``B M B`` loses ``cond**2 * eps`` (a NaN or 0.6-fold standard error at a
+    condition number of 1e7); else ``None``. It costs a product by ``R^{-1}`` per row."""
+    if cov_type == "nonrobust" or solution.r_inv is None:
+        return None
+    return None if solution.condition <= ROBUST_BASIS_CONDITION else solution.r_inv
 
 
 def cholesky_with_aliasing(gram: np.ndarray, p: int, tol: float = GRAM_ALIAS_TOL) -> np.ndarray:
@@ -260,4 +283,5 @@ def solve_from_r(
         cov_gamma=cov_gamma,
         to_original=t,
         centre_fit=centre_fit,
+        r_inv=r_inv,
     )

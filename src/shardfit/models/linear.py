@@ -48,6 +48,7 @@ from shardfit.models.least_squares import (
     LeastSquaresSolution,
     check_rank_tol,
     cholesky_with_aliasing,
+    robust_basis,
     solve_from_r,
 )
 from shardfit.models.linear_tasks import (
@@ -535,6 +536,10 @@ def _covariance(
 ) -> tuple[np.ndarray, bool, float | None, int | None]:
     if cov_type == "nonrobust":
         return solution.normalized_cov * (ssr / (nobs - rank)), True, None, None
+    # An ill-conditioned design's meat is summed in the orthonormal basis (see
+    # RobustTask): the plain sandwich loses cond**2 * eps.
+    basis = robust_basis(cov_type, solution)
+    orthonormal = basis is not None
     task = RobustTask(
         spec=spec,
         transform=transform,
@@ -544,13 +549,23 @@ def _covariance(
         cov_type=cov_type,
         groups=groups,
         missing=missing,  # type: ignore[arg-type]
+        r_inv=basis,
     )
     meat_stat = run_pass(task, source, pass_name=f"robust-{cov_type}", **options)
     bread = solution.cov_gamma
     n_groups = None
     df_inference = None
     if isinstance(meat_stat, ClusterScores):
-        meat = meat_stat.sums.T @ meat_stat.sums
+        scores = meat_stat.sums
+        if orthonormal:  # each row's score was summed in the orthonormal basis
+            bread = solution.r_inv
+        elif solution.r_inv is not None:
+            # The clusters' scores in that basis on the driver (the sums are linear):
+            # R^{-1} (V'V) R^{-T} with V = S R^{-1} loses cond * eps where
+            # cov_gamma (S'S) cov_gamma loses cond**2 * eps.
+            scores = scores @ solution.r_inv
+            bread = solution.r_inv
+        meat = scores.T @ scores
         n_groups = len(meat_stat.keys)
         if n_groups < 2:
             raise DesignError(f"cluster covariance needs at least 2 clusters; found {n_groups}")
@@ -560,8 +575,10 @@ def _covariance(
     else:
         assert isinstance(meat_stat, MeatStatistic)
         meat = meat_stat.meat
+        if orthonormal:
+            bread = solution.r_inv
         correction = nobs / (nobs - rank) if cov_type == "HC1" else 1.0
-    cov_gamma = bread @ meat @ bread * correction
+    cov_gamma = bread @ meat @ bread.T * correction
     return solution.covariance_of(cov_gamma), False, df_inference, n_groups
 
 

@@ -251,6 +251,14 @@ class RobustTask:
 
     ``gamma`` and ``cov_gamma`` are the transformed coefficients and
     ``(Z_K' W Z_K)^{-1}``; residuals are ``e = z_y - Z_K gamma``.
+
+    With ``r_inv`` (``R^{-1}``, ``cov_gamma = R^{-1} R^{-T}``), the heteroskedasticity
+    meat is summed over rows ``u_i = z_i' R^{-1}``, whose columns are orthonormal
+    under ``W``: the driver's sandwich ``R^{-1} (sum s_i u_i u_i') R^{-T}`` then loses
+    ``cond * eps``, where ``cov_gamma (sum s_i z_i z_i') cov_gamma`` loses
+    ``cond**2 * eps`` (a NaN intercept standard error at a condition number of 1e7).
+    It costs a product by ``R^{-1}`` per row, so the driver asks for it only for
+    ill-conditioned designs.
     """
 
     spec: DesignSpec
@@ -261,10 +269,12 @@ class RobustTask:
     cov_type: str
     groups: str | None
     missing: Missing
+    r_inv: np.ndarray | None = None
 
     def fingerprint(self) -> str:
         # hashlib, not hash(): the key must be the same in every process and run.
-        digest = hashlib.sha256(self.gamma.tobytes() + self.cov_gamma.tobytes()).hexdigest()
+        basis = b"" if self.r_inv is None else b"orthonormal" + self.r_inv.tobytes()
+        digest = hashlib.sha256(self.gamma.tobytes() + self.cov_gamma.tobytes() + basis).hexdigest()
         return f"robust-{self.cov_type}-{self.missing}-{self.spec.fingerprint()}-{digest[:16]}"
 
     def __call__(self, partition: Partition) -> MeatStatistic | ClusterScores:
@@ -284,12 +294,31 @@ class RobustTask:
         if self.cov_type == "cluster":
             if self.groups is None:
                 raise ShardfitError("cluster covariance needs groups")
+            if self.r_inv is not None:
+                # Each row's score in the orthonormal basis before the clusters' sums.
+                u = orthonormal_rows(self.r_inv, dense, sparse, order)
+                dense, sparse = u, sp.csc_matrix((u.shape[0], 0))
+                order = np.arange(u.shape[1], dtype=np.intp)
             return _cluster_scores(chunk.extras[self.groups], score_weight, dense, sparse, order)
         scale = score_weight**2  # wexog = sqrt(w) z, wresid = sqrt(w) e
+        if self.r_inv is not None:
+            return self._orthonormal_meat(
+                orthonormal_rows(self.r_inv, dense, sparse, order), w, scale
+            )
         if self.cov_type in ("HC2", "HC3"):
             leverage = w * _row_quadratic_forms(dense, sparse, self.cov_gamma[np.ix_(order, order)])
             scale = scale / (1.0 - leverage) ** (1 if self.cov_type == "HC2" else 2)
         return MeatStatistic(weighted_gram(dense, sparse, np.sqrt(scale), order))
+
+    def _orthonormal_meat(self, u: np.ndarray, w: np.ndarray, scale: np.ndarray) -> MeatStatistic:
+        """``sum s_i u_i u_i'`` over the rows ``u_i`` in the orthonormal basis; the
+        leverages are ``w_i |u_i|**2``."""
+        if self.cov_type in ("HC2", "HC3"):
+            leverage = w * np.einsum("ij,ij->i", u, u)
+            scale = scale / (1.0 - leverage) ** (1 if self.cov_type == "HC2" else 2)
+        root = np.sqrt(scale)
+        weighted = u * root[:, None]
+        return MeatStatistic(weighted.T @ weighted)
 
     def _kept_blocks(self, chunk: Any) -> tuple[np.ndarray, sp.csc_matrix, np.ndarray]:
         """Transformed kept columns as a dense block (response last) and a sparse block,
@@ -310,6 +339,21 @@ class RobustTask:
             [position[dense_cols[keep_dense]], position[sparse_cols[keep_sparse]]]
         )
         return dense, sp.csc_matrix(sparse), order.astype(np.intp)
+
+
+def orthonormal_rows(
+    r_inv: np.ndarray, dense: np.ndarray, sparse: sp.csc_matrix, order: np.ndarray
+) -> np.ndarray:
+    """Rows ``u_i = z_i' R^{-1}`` of a block of kept columns ``[dense | sparse]``
+    (``order``: each block column's position among the kept columns), whose columns
+    are orthonormal under the fit's weights when ``R'R = Z'WZ``: sums of products of
+    them keep their accuracy however ill-conditioned ``Z`` is (see
+    :class:`RobustTask`)."""
+    kd = dense.shape[1]
+    u = dense @ r_inv[order[:kd]]
+    if sparse.shape[1]:
+        u += sparse @ r_inv[order[kd:]]
+    return np.asfortranarray(u)
 
 
 def _row_quadratic_forms(
