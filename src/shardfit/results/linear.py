@@ -345,7 +345,10 @@ class LinearResults(CoefficientTable):
         studentized residuals and DFFITS are ``OLSInfluence``'s of the whitened OLS
         (``sqrt(w) y`` on ``sqrt(w) X``). ``data`` should be the rows the model was
         fitted on (``H`` and ``ssr`` are the fit's). statsmodels' attribute names are
-        accepted as ``kind`` too.
+        accepted as ``kind`` too. In an ill-conditioned design (columns scaled to unit
+        norm, condition number over 1e3) ``x'Hx`` would lose ``cond**2 * eps`` to
+        cancellation, so one more pass over ``data`` factors ``sqrt(w) X`` into ``R``
+        and ``h = w |R^{-T} x|^2`` (when ``data`` holds the fit's number of rows).
 
         Parameters
         ----------

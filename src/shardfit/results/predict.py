@@ -57,6 +57,7 @@ from shardfit.results.prediction_tasks import (
     ResidualModel,
     Unseen,
     critical_value,
+    hessian_factor,
     prediction_model,
     residual_model,
     source_positions,
@@ -324,9 +325,16 @@ def row_values(
     (``shardfit.OLS(y, X)``, ``shardfit.GLM(y, X, ...)``), ``data`` then being ``X``.
 
     A linear fit's leverages use its ``normalized_cov`` (the inverse of ``X'WX``); a
-    GLM's need one more pass over ``data`` first, on the same session, summing
-    ``X'WX`` with statsmodels' observed-information weights at the estimates (as its
-    ``get_hat_matrix_diag``; ``normalized_cov`` holds the last IRLS step's).
+    GLM's need one more pass over ``data`` first, on the same session, factoring
+    ``sqrt(W) X`` with statsmodels' observed-information weights at the estimates (as
+    its ``get_hat_matrix_diag``; ``normalized_cov`` holds the last IRLS step's) into
+    ``R`` (a tall-skinny QR), the leverages being ``w |R^{-T} x|^2``. An
+    ill-conditioned linear fit (condition number of the unit-norm-column design over
+    :data:`LEVERAGE_FACTOR_CONDITION`) takes that pass too, with the fit's weights,
+    when ``data`` holds the fit's number of rows: ``x' normalized_cov x`` loses about
+    ``cond**2 * eps`` to cancellation (1e-3 relative at a condition number of 1e10),
+    the norm about ``cond * eps``. With negative weights (a non-canonical link's
+    observed information) the GLM's ``X'WX`` is summed and pseudo-inverted.
 
     Returns
     -------
@@ -351,10 +359,11 @@ def row_values(
     chosen = backend if out is not None else predict_backend(backend, source)
     with session(chosen, workers=workers) as sess:
         if measure == "influence":
-            hat_cov = _hat_cov(results, model, family, source, unseen, sess, progress)
+            hat_cov, hat_factor = _hat_cov(results, model, family, source, unseen, sess, progress)
             model = replace(
                 model,
                 hat_cov=hat_cov,
+                hat_factor=hat_factor,
                 k_vars=int(np.size(results.params_array)),
                 df_resid=float(results.df_resid),
                 # A linear fit's (weighted) ssr gives the leave-one-out variances with
@@ -379,6 +388,13 @@ def row_values(
     return pd.Series(values[model.column], index=rows, name=model.column)
 
 
+#: Above this condition number of the design with unit-norm columns (read off
+#: ``normalized_cov``), a linear fit's leverages come from a factor of the data's
+#: ``X'WX`` (one more pass) instead of ``x' normalized_cov x``, whose cancellation
+#: loses about ``cond**2 * eps`` (under 1e-10 below this; 1e-3 relative at 5e6).
+LEVERAGE_FACTOR_CONDITION = 1e3
+
+
 def _hat_cov(
     results: Any,
     model: ResidualModel,
@@ -387,11 +403,16 @@ def _hat_cov(
     unseen: Unseen,
     sess: Any,
     progress: bool,
-) -> np.ndarray:
-    """``H`` of the leverages ``w x'Hx`` over the kept columns (see :func:`row_values`)."""
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(H, R)`` of the leverages over the kept columns (see :func:`row_values`):
+    ``H`` the inverse of ``X'WX`` (leverages ``w x'Hx``), or ``R`` its upper
+    triangular factor (``R'R = X'WX``, leverages ``w |R^{-T} x|^2``, which keep their
+    accuracy in an ill-conditioned design) with ``H`` ``None``."""
     if family is None:
         normalized = np.asarray(results.normalized_cov, dtype=np.float64)
-        return normalized[np.ix_(model.kept, model.kept)]
+        normalized = normalized[np.ix_(model.kept, model.kept)]
+        if _unit_norm_condition(normalized) <= LEVERAGE_FACTOR_CONDITION:
+            return normalized, None
     grams = map_partitions(
         GramTask(model, unseen),
         source,
@@ -402,9 +423,31 @@ def _hat_cov(
     )
     assert grams is not None
     kept = int(model.kept.sum())
-    gram = np.sum([np.zeros((kept, kept)), *grams], axis=0)
+    factor, gram = hessian_factor(grams, kept)
+    if family is None and sum(part.rows for part in grams) != int(results.nobs):
+        # Not the fitted rows: the leverages are the fit's H's, as documented.
+        return normalized, None
+    if factor is not None:
+        return None, factor
     # statsmodels: pinv of the weighted design; the kept columns have full rank.
-    return np.linalg.pinv(gram)
+    return np.linalg.pinv(gram), None
+
+
+def _unit_norm_condition(normalized: np.ndarray) -> float:
+    """The 2-norm condition number of a design with unit-norm columns whose inverse
+    Gram is ``normalized`` (``(X'WX)^-1``): the square root of that of the inverse
+    Gram scaled to unit diagonal, up to a factor of the number of columns (van der
+    Sluis); ``inf`` where it is not positive definite."""
+    if normalized.size == 0:
+        return 1.0
+    diagonal = np.diag(normalized)
+    if not np.all(np.isfinite(normalized)) or not np.all(diagonal > 0):
+        return float("inf")
+    root = np.sqrt(diagonal)
+    singular = np.linalg.svd(normalized / np.outer(root, root), compute_uv=False)
+    if singular[-1] <= 0:
+        return float("inf")
+    return float(np.sqrt(singular[0] / singular[-1]))
 
 
 def influence_kind(kind: str, family: Any = None) -> str:
