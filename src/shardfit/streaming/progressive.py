@@ -39,6 +39,11 @@ METRICS: dict[str, bool] = {
 # eps (``log_loss`` clips at the float64 machine epsilon), so a saturated prediction
 # costs what scikit-learn charges for it.
 _EPS = float(np.finfo(np.float64).eps)
+# A probability this close to 0.5 does not tell the label: a decision value of 1e-30
+# is the positive class for ``predict`` but its logistic (or modified-Huber)
+# probability rounds to exactly 0.5, and a naive Bayes near-tie can round either way.
+# Such rows ask the estimator's own ``predict``.
+_TIE = 4 * _EPS
 
 
 def _fast_path(estimator: Any) -> bool:
@@ -121,8 +126,9 @@ class Tracker:
 
         Returns the predictions, whether they are probabilities (else decision values
         or, for a regressor, predicted values), and for a classifier whether each row
-        is predicted positive, by the rule of its ``predict``: a decision value above 0
-        (a probability of exactly 0.5 is the negative class, as scikit-learn predicts).
+        is predicted positive, as its ``predict`` says: a decision value above 0 (a tie
+        is the negative class, as scikit-learn predicts), or a probability above 0.5,
+        with ``predict`` itself asked where the probability is within rounding of 0.5.
         """
         est, rows = self.estimator, X.shape[0]
         extra: dict[str, Any] = {"classes": self.classes} if self.classifier else {}
@@ -134,7 +140,9 @@ class Tracker:
                 return _sigmoid(m), True, said
             return m, False, said
         out = np.full(rows, np.nan)  # NaN: before anything was learned (not scored)
+        said = np.zeros(rows, dtype=bool)
         proba = self.classifier and hasattr(est, "predict_proba")
+        positive = np.max(self.classes)
         for start in range(0, rows, self.batch_rows):
             stop = min(start + self.batch_rows, rows)
             Xb, yb = X[start:stop], y[start:stop]
@@ -142,9 +150,19 @@ class Tracker:
                 if not self.classifier:
                     out[start:stop] = est.predict(Xb)
                 elif proba:
-                    out[start:stop] = est.predict_proba(Xb)[:, 1]
+                    p = est.predict_proba(Xb)[:, 1]
+                    out[start:stop] = p
+                    # The probability of the positive class exceeds 0.5 where the
+                    # decision value exceeds 0, except within rounding of 0.5.
+                    label = p > 0.5
+                    near = np.flatnonzero(np.abs(p - 0.5) <= _TIE)
+                    if near.size:
+                        label[near] = est.predict(Xb[near]) == positive
+                    said[start:stop] = label
                 else:
-                    out[start:stop] = est.decision_function(Xb)
+                    d = est.decision_function(Xb)
+                    out[start:stop] = d
+                    said[start:stop] = d > 0  # a tie is the first class, as in predict
             if w is None:
                 est.partial_fit(Xb, yb, **extra)
             elif w[start:stop].any():
@@ -156,9 +174,7 @@ class Tracker:
             self._learned = True
         if not self.classifier:
             return out, proba, None
-        # The probability of the positive class exceeds 0.5 exactly where the decision
-        # value exceeds 0 (a tie is the first class in scikit-learn's predict).
-        return out, proba, out > (0.5 if proba else 0.0)
+        return out, proba, said
 
     def feed(self, X: sp.csr_matrix, y: np.ndarray, w: np.ndarray | None = None) -> None:
         """Learn the batches of a chunk (whole batches, except at the end of the stream).

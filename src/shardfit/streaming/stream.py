@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from shardfit.data.partition import Partition, Source
 from shardfit.data.resolve import as_source
-from shardfit.errors import DesignError, MissingDataError, SchemaError
+from shardfit.errors import DesignError, MissingDataError, ResponseError, SchemaError
 from shardfit.streaming.progressive import (
     StreamResult,
     Tracker,
@@ -35,7 +35,14 @@ from shardfit.streaming.progressive import (
     summarize,
 )
 
-__all__ = ["Chunk", "check_columns", "check_takes_weights", "iter_chunks", "stream_fit"]
+__all__ = [
+    "Chunk",
+    "check_columns",
+    "check_labels",
+    "check_takes_weights",
+    "iter_chunks",
+    "stream_fit",
+]
 
 # Rows hashed and learned per call: large enough that per-call overheads vanish,
 # small enough to keep memory bounded (a whole number of batches).
@@ -203,6 +210,25 @@ def _take(pending: list[_Piece], rows: int) -> tuple[Chunk, list[_Piece]]:
     return Chunk(table, np.concatenate(ys), tuple(segments), w_all), rest
 
 
+def check_labels(tracker: Tracker, chunk: Chunk, target: str) -> None:
+    """Refuse a classifier's label that is not one of its two classes, naming where.
+
+    Checked before any batch of the chunk is learned: scikit-learn's ``partial_fit``
+    would refuse it too, but without saying which row (and a multiclass target is
+    not scored by the binary progressive metrics).
+    """
+    if not tracker.classifier:
+        return
+    unknown = ~np.isin(chunk.y, tracker.classes)
+    if unknown.any():
+        row = int(np.flatnonzero(unknown)[0])
+        raise ResponseError(
+            f"the target {target!r} is {chunk.y[row]:g} in {chunk.locate(row)}, not one of "
+            f"the classes {tracker.classes.tolist()}; streaming classifiers are binary: "
+            "pass classes= with the target's two labels"
+        )
+
+
 def chunk_rows_for(batch_rows: int) -> int:
     """A whole number of batches near :data:`_CHUNK_TARGET_ROWS` rows."""
     return batch_rows * max(1, math.ceil(_CHUNK_TARGET_ROWS / batch_rows))
@@ -302,6 +328,9 @@ def stream_fit(
         A feature column is missing.
     MissingDataError
         A missing or non-finite target or feature value (names partition and row).
+    ResponseError
+        A classifier's target value that is not one of its two ``classes`` (names
+        partition and row).
     """
     if not hasattr(estimator, "partial_fit"):
         raise TypeError(
@@ -336,6 +365,7 @@ def stream_fit(
     )
     with _progress(progress) as advance:
         for chunk in chunks:
+            check_labels(tracker, chunk, target)
             tracker.feed(featurize(featurizer, chunk), chunk.y, chunk.w)
             advance(chunk.table.num_rows)
     warn_skipped(source, sum(skipped.values()), f"{tracker.rows:,} rows were learned")

@@ -23,7 +23,7 @@ from shardfit.engine.retries import outcome_error
 from shardfit.streaming.hashing import HashingFeaturizer
 from shardfit.streaming.progressive import Tracker
 from shardfit.streaming.space import Config, build_learner
-from shardfit.streaming.stream import chunk_rows_for, featurize, iter_chunks
+from shardfit.streaming.stream import check_labels, chunk_rows_for, featurize, iter_chunks
 
 __all__ = ["RunUnit", "Unit", "UnitResult", "expand_coef", "run_units"]
 
@@ -120,6 +120,10 @@ class RunUnit:
             weights=self.weights,
         )
         for chunk in chunks:
+            # The classifiers share the classes: check the labels once per chunk.
+            classifier = next((t for t in trackers if t.classifier), None)
+            if classifier is not None:
+                check_labels(classifier, chunk, self.target)
             for key, featurizer in featurizers.items():
                 began = time.perf_counter()
                 X = featurize(featurizer, chunk)
