@@ -423,7 +423,7 @@ class GeneralizedLinearModel:
             family, state, final, spec.column_names, transform.scale[:-1], separation
         )
         method_used = state.kind
-        cov, n_groups, df_inference = glm_covariance(
+        cov, n_groups, df_inference, cov_factor = glm_covariance(
             cov_type, solution, final, scale, nobs, robust_basis(cov_type, solution)
         )
         if not state.converged:
@@ -446,6 +446,7 @@ class GeneralizedLinearModel:
             params_array=np.asarray(state.beta, dtype=np.float64),
             normalized_cov=solution.normalized_cov,
             cov_array=cov,
+            cov_factor=cov_factor,
             nobs=nobs,
             rank=rank,
             family_name=family.name,

@@ -22,6 +22,7 @@ from shardfit.models.least_squares import (
     QR_ALIAS_TOL,
     LeastSquaresSolution,
     cholesky_with_aliasing,
+    psd_factor,
     solve_from_r,
 )
 from shardfit.stats.transform import ColumnTransform
@@ -346,16 +347,21 @@ def glm_covariance(
     scale: float,
     nobs: int,
     basis: np.ndarray | None = None,
-) -> tuple[np.ndarray, int | None, float | None]:
+) -> tuple[np.ndarray, int | None, float | None, np.ndarray | None]:
     """The covariance of the estimates, its number of clusters and inference degrees
-    of freedom; ``basis`` is the ``R^{-1}`` the final pass summed the robust pieces
-    in (:func:`~shardfit.models.least_squares.robust_basis`), whose sandwich maps back
-    by ``R^{-1} C R^{-T}``."""
+    of freedom, and a factor ``L`` of the covariance (``L L'``, for prediction standard
+    errors ``|x'L|``; ``None`` for a plain sandwich, which has no accurate one);
+    ``basis`` is the ``R^{-1}`` the final pass summed the robust pieces in
+    (:func:`~shardfit.models.least_squares.robust_basis`), whose sandwich maps back by
+    ``R^{-1} C R^{-T}``."""
     if cov_type == "nonrobust":
-        return solution.normalized_cov * scale, None, None
+        factor = solution.normalized_factor()
+        if factor is not None:
+            factor = factor * np.sqrt(scale)
+        return solution.normalized_cov * scale, None, None, factor
     assert final.hessian is not None
     bread = np.linalg.inv(final.hessian)
-    back = (lambda c: c) if basis is None else (lambda c: basis @ c @ basis.T)
+    n_groups = df_inference = None
     if cov_type == "cluster":
         assert final.clusters is not None
         sums = final.clusters.sums
@@ -364,7 +370,14 @@ def glm_covariance(
             raise DesignError(f"cluster covariance needs at least 2 clusters; found {n_groups}")
         k_params = solution.kept.size
         correction = n_groups / (n_groups - 1) * (nobs - 1) / (nobs - k_params)
-        cov_gamma = back(bread @ (sums.T @ sums) @ bread * correction)
-        return solution.covariance_of(cov_gamma), n_groups, float(n_groups - 1)
-    assert final.meat is not None
-    return solution.covariance_of(back(bread @ final.meat @ bread)), None, None
+        inner = bread @ (sums.T @ sums) @ bread * correction
+        df_inference = float(n_groups - 1)
+    else:
+        assert final.meat is not None
+        inner = bread @ final.meat @ bread
+    if basis is None:
+        return solution.covariance_of(inner), n_groups, df_inference, None
+    # In the orthonormal basis cov_gamma = R^{-1} S R^{-T} with S small and well
+    # scaled: factor S.
+    cov = solution.covariance_of(basis @ inner @ basis.T)
+    return cov, n_groups, df_inference, solution.factor_of(psd_factor(inner))

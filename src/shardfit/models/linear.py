@@ -48,6 +48,7 @@ from shardfit.models.least_squares import (
     LeastSquaresSolution,
     check_rank_tol,
     cholesky_with_aliasing,
+    psd_factor,
     robust_basis,
     solve_from_r,
 )
@@ -240,7 +241,7 @@ class LinearModel:
             k_constant, const_idx = _constant(solution, totals, intercept, transform)
             ssr = solution.ssr
             centered, uncentered = _total_sums(main, transform, intercept)
-            cov, default_use_t, df_inference, n_groups = _covariance(
+            cov, default_use_t, df_inference, n_groups, cov_factor = _covariance(
                 cov_type,
                 solution,
                 spec,
@@ -259,6 +260,7 @@ class LinearModel:
             params_array=solution.params,
             normalized_cov=solution.normalized_cov,
             cov_array=cov,
+            cov_factor=cov_factor,
             nobs=nobs,
             rank=rank,
             k_constant=k_constant,
@@ -533,9 +535,16 @@ def _covariance(
     nobs: int,
     rank: int,
     options: dict[str, Any],
-) -> tuple[np.ndarray, bool, float | None, int | None]:
+) -> tuple[np.ndarray, bool, float | None, int | None, np.ndarray | None]:
+    """The covariance, the default ``use_t``, the inference degrees of freedom, the
+    number of clusters, and a factor ``L`` of the covariance (``L L'``, for prediction
+    standard errors ``|x'L|``; ``None`` where none is accurate: a plain sandwich)."""
     if cov_type == "nonrobust":
-        return solution.normalized_cov * (ssr / (nobs - rank)), True, None, None
+        sigma2 = ssr / (nobs - rank)
+        factor = solution.normalized_factor()
+        if factor is not None:
+            factor = factor * np.sqrt(sigma2)
+        return solution.normalized_cov * sigma2, True, None, None, factor
     # An ill-conditioned design's meat is summed in the orthonormal basis (see
     # RobustTask): the plain sandwich loses cond**2 * eps.
     basis = robust_basis(cov_type, solution)
@@ -579,7 +588,11 @@ def _covariance(
             bread = solution.r_inv
         correction = nobs / (nobs - rank) if cov_type == "HC1" else 1.0
     cov_gamma = bread @ meat @ bread.T * correction
-    return solution.covariance_of(cov_gamma), False, df_inference, n_groups
+    factor = None
+    if bread is solution.r_inv:
+        # cov_gamma = R^{-1} S R^{-T} with S small and well scaled: factor S.
+        factor = solution.factor_of(psd_factor(meat * correction))
+    return solution.covariance_of(cov_gamma), False, df_inference, n_groups, factor
 
 
 def ols(

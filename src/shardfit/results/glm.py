@@ -77,6 +77,11 @@ class GLMResults(CoefficientTable):
     extra: dict[str, Any] = field(default_factory=dict)
     #: The constant-only model's log-likelihood (with the offset), statsmodels' llnull.
     llnull: float = float("nan")
+    #: ``(p, m)`` factor ``L`` of ``cov_array`` (``L L'``; NaN rows for aliased columns),
+    #: or ``None``. Prediction standard errors are ``|x'L|``, which keep their accuracy
+    #: on an ill-conditioned design where ``sqrt(x'Cx)`` loses ``cond**2 * eps`` to
+    #: cancellation; without it (a plain robust sandwich, older files) they are that.
+    cov_factor: np.ndarray | None = None
 
     # -- the model --------------------------------------------------------------------
     @property

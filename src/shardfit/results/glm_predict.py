@@ -12,7 +12,10 @@ delta method's ``se = |d mu / d eta| sqrt(x'Cx)`` and the linear interval's endp
 mapped through the inverse link (so the interval stays inside the mean's range, a
 probability's in [0, 1]). Where the inverse link decreases (the inverse and inverse
 squared links) the mapped endpoints swap; statsmodels reports them in that order,
-shardfit as lower and upper.
+shardfit as lower and upper. ``sqrt(x'Cx)`` is computed as ``|x'L|`` from the fit's
+factor ``L`` of ``C`` (``results.cov_factor``) when it has one: on an ill-conditioned
+design the explicit ``C`` loses ``cond**2 * eps`` to cancellation, ``L`` about
+``cond * eps``.
 """
 
 from __future__ import annotations

@@ -211,6 +211,11 @@ def _check_values(cls: type, values: dict[str, Any]) -> None:
             raise ValueError(
                 f"field {name!r} has shape {array.shape}; {p} column names need {shape}"
             )
+    factor = values.get("cov_factor")
+    if isinstance(factor, np.ndarray) and (factor.ndim != 2 or len(factor) != p):
+        raise ValueError(
+            f"field 'cov_factor' has shape {factor.shape}; {p} column names need ({p}, m)"
+        )
     cv_mse = values.get("cv_mse")
     if isinstance(cv_mse, np.ndarray) and (cv_mse.ndim != 2 or len(cv_mse) != m):
         raise ValueError(f"field 'cv_mse' has shape {cv_mse.shape}; {m} alphas need ({m}, K)")

@@ -63,6 +63,11 @@ class LinearResults(CoefficientTable):
     n_groups: int | None = None
     spec: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: ``(p, m)`` factor ``L`` of ``cov_array`` (``L L'``; NaN rows for aliased columns),
+    #: or ``None``. Prediction standard errors are ``|x'L|``, which keep their accuracy
+    #: on an ill-conditioned design where ``sqrt(x'Cx)`` loses ``cond**2 * eps`` to
+    #: cancellation; without it (a plain robust sandwich, older files) they are that.
+    cov_factor: np.ndarray | None = None
 
     # -- degrees of freedom and sums of squares -----------------------------------
     @property

@@ -7,7 +7,9 @@ estimates are NaN, contribute nothing):
 
 - ``predicted = x'b``, the mean;
 - ``mean_se = sqrt(x' C x)`` with ``C = cov_params()`` (so a robust covariance gives
-  robust intervals); ``mean_ci_* = predicted -/+ q * mean_se``;
+  robust intervals), computed as ``|x'L|`` from the fit's factor ``L`` of ``C``
+  (``results.cov_factor``) when it has one, which keeps its accuracy on an
+  ill-conditioned design; ``mean_ci_* = predicted -/+ q * mean_se``;
 - ``obs_ci_* = predicted -/+ q * sqrt(mean_se**2 + scale)`` with ``scale = ssr /
   df_resid``: a new observation has unit weight, as in statsmodels' ``get_prediction``;
 - ``q`` is the ``1 - alpha/2`` quantile of Student's t with the results' inference

@@ -5,7 +5,10 @@ computes, for each kept design row ``x`` and the non-aliased estimates ``b`` wit
 their covariance ``C`` (aliased columns, reported as NaN, contribute nothing):
 
 - ``predicted = x'b``;
-- ``mean_se = sqrt(x'Cx)``; ``mean_ci_* = predicted -/+ q * mean_se``;
+- ``mean_se = sqrt(x'Cx)``, or ``|x'L|`` when the fit stored a factor ``L`` of ``C``
+  (``cov_factor``: ``x'Cx`` from the explicit ``C`` loses ``cond**2 * eps`` to
+  cancellation on an ill-conditioned design, ``x'L`` about ``cond * eps``);
+  ``mean_ci_* = predicted -/+ q * mean_se``;
 - ``obs_ci_* = predicted -/+ q * sqrt(mean_se**2 + scale)``.
 
 A :class:`ResidualModel` reads the response (and the weights) as well and computes
@@ -116,6 +119,9 @@ class PredictionModel:
     cov: np.ndarray
     scale: float
     crit: float
+    #: A factor ``L`` of ``cov`` (``L L'``, kept rows), or ``None``: ``mean_se`` is then
+    #: ``|x'L|``, which keeps its accuracy where ``sqrt(x'Cx)`` cancels.
+    cov_factor: np.ndarray | None = None
 
     #: Whether a task reads the response and weights (residuals) or predictors only.
     needs_response: ClassVar[bool] = False
@@ -147,7 +153,12 @@ class PredictionModel:
             # does not depend on the rows beside it or on BLAS threads, so predictions
             # are bitwise the same for every partitioning and backend.
             predicted[start : start + _BLOCK_ROWS] = (block * self.params).sum(axis=1)
-            if variance is not None:
+            if variance is not None and self.cov_factor is not None:
+                # |x'L|**2: no cancellation beyond x'L's own (cond * eps, not cond**2).
+                variance[start : start + _BLOCK_ROWS] = np.square(block @ self.cov_factor).sum(
+                    axis=1
+                )
+            elif variance is not None:
                 variance[start : start + _BLOCK_ROWS] = ((block @ self.cov) * block).sum(axis=1)
         if offset is not None:
             predicted += offset
@@ -175,6 +186,11 @@ def prediction_model(results: Any, alpha: float) -> PredictionModel:
     params = np.asarray(results.params_array, dtype=np.float64)
     kept = np.isfinite(params)  # aliased columns are NaN and contribute nothing
     cov = np.asarray(results.cov_array, dtype=np.float64)[np.ix_(kept, kept)]
+    factor = getattr(results, "cov_factor", None)
+    if factor is not None:
+        factor = np.ascontiguousarray(np.asarray(factor, dtype=np.float64)[kept])
+        if not np.isfinite(factor).all():
+            factor = None  # not the fit's kept columns: the covariance decides
     return PredictionModel(
         spec=_predictor_spec(results.spec),
         kept=kept,
@@ -182,6 +198,7 @@ def prediction_model(results: Any, alpha: float) -> PredictionModel:
         cov=cov,
         scale=float(results.scale),
         crit=critical_value(bool(results.use_t), results.df_inference, alpha),
+        cov_factor=factor,
     )
 
 
