@@ -70,7 +70,10 @@ class DistributedModel:
         ``OLS``, ``WLS`` and ``GLM`` (shardfit families) use shardfit's solvers unless
         ``solver="statsmodels"``.
     init_kwds : dict, optional
-        Keywords for ``model_class``.
+        Keywords for ``model_class``, given to every partition's model as statsmodels
+        does (per-row arrays, e.g. a GLM ``offset``, must then fit the partition: with
+        several partitions pass them through ``init_kwds_generator``). ``OLS`` ignores
+        ``weights`` (with a warning), as statsmodels' ``OLS`` does: use ``WLS``.
     estimation_method, join_method : callable, optional
         statsmodels' ``_est_*`` and ``_join_*`` functions select the method by name;
         other callables (statsmodels' signatures) run as given, with statsmodels.
@@ -276,6 +279,23 @@ class DistributedModel:
                 "(or fit_kwds={'alpha': ...})"
             )
         solver, family, sm_estimation = self._solver(method, source, fit_kwds)
+        if solver == "shardfit" and family is not None and family.link.name != "log":
+            # statsmodels' GLM raises the same: log(exposure) is an offset on the log scale
+            given = [f"exposure={self.exposure!r}"] if self.exposure is not None else []
+            given += ["init_kwds['exposure']"] if "exposure" in self.init_kwds else []
+            given += [
+                f"partition {partition.key}'s exposure"
+                for partition in source.partitions
+                if "exposure" in getattr(partition, "init_kwds", {})
+            ][:1]
+            if given:
+                raise ValueError(
+                    f"{given[0]}: exposure can only be used with the log link function "
+                    f"(statsmodels' GLM raises the same); the {family.name} family here "
+                    f"has the {family.link.name} link. Pass log(exposure) as an offset if "
+                    "that is what you mean"
+                )
+        ignored = self._ignored_kwds(source) if solver == "shardfit" else ()
         options = FitOptions(
             method=method,
             model="glm" if family is not None else "ols",
@@ -302,6 +322,12 @@ class DistributedModel:
             sm_fit_kwds=fit_kwds
             if method == "average" or custom
             else {"alpha": alpha, "L1_wt": l1_wt, **fit_kwds},
+            # statsmodels fits model_class(endog, exog, **init_kwds) on every partition:
+            # its weights, offset or exposure apply to each partition's fit here too.
+            fast_init_kwds={key: v for key, v in self.init_kwds.items() if key != "family"}
+            if solver == "shardfit"
+            else {},
+            ignored_kwds=ignored,
         )
         # Every rank (under MPI) gets every partition's result and joins alike.
         parts = map_partitions(
@@ -375,6 +401,32 @@ class DistributedModel:
         )
 
     # -- helpers -------------------------------------------------------------------------
+    def _ignored_kwds(self, source: Source) -> tuple[str, ...]:
+        """Model keywords statsmodels' class ignores: ``OLS`` ignores ``weights``.
+
+        statsmodels' ``OLS(endog, exog, weights=w)`` warns ("Weights are not supported
+        in OLS and will be ignored") and fits unweighted; fitting WLS instead would give
+        another answer (0.05 off on ordinary data). Warn here, where the workers'
+        warnings do not reach, and fit unweighted as statsmodels does.
+        """
+        cls = self.model_class
+        if cls is None or f"{cls.__module__}.{cls.__qualname__}" != (
+            "statsmodels.regression.linear_model.OLS"
+        ):
+            return ()
+        given = "weights" in self.init_kwds or any(
+            "weights" in getattr(partition, "init_kwds", {}) for partition in source.partitions
+        )
+        if given:
+            warnings.warn(
+                "model_class=OLS ignores weights, as statsmodels' OLS does (it warns "
+                "'Weights are not supported in OLS and will be ignored'); the fit is "
+                "unweighted. Use model_class=WLS for weighted least squares",
+                UserWarning,
+                stacklevel=4,
+            )
+        return ("weights",)
+
     @staticmethod
     def _check_inverse_hessian(
         counted: list[Counted], source: Source, names: tuple[str, ...]
@@ -451,7 +503,8 @@ class DistributedModel:
             fast_model is not None
             and not self._custom_estimation()
             and set(self.init_kwds) <= _FAST_KWDS[fast_model]
-            and extra_keys <= _FAST_KWDS[fast_model]
+            # a per-partition family is statsmodels' business (the fast fit has one)
+            and extra_keys <= _FAST_KWDS[fast_model] - {"family"}
             and _fast_fit_kwds(method, fit_kwds)
             and not self.estimation_kwds  # score_kwds, hess_kwds: statsmodels' own
         )

@@ -152,6 +152,11 @@ class PartitionFit:
     sm_estimation: Callable[..., Any] | None = None
     sm_estimation_kwds: dict[str, Any] = field(default_factory=dict)
     sm_fit_kwds: dict[str, Any] = field(default_factory=dict)
+    # Model keywords (statsmodels' init_kwds) the fast solvers use on every partition:
+    # WLS weights, a GLM's offset, exposure and var_weights (scalars or per-row arrays).
+    fast_init_kwds: dict[str, Any] = field(default_factory=dict)
+    # Keywords statsmodels' model class ignores (OLS ignores weights), dropped here too.
+    ignored_kwds: tuple[str, ...] = ()
 
     def __call__(self, partition: Partition) -> Counted:
         if not isinstance(partition, FitPartition):
@@ -159,6 +164,7 @@ class PartitionFit:
         y, X, from_design, rows_read, dropped, skipped = self._arrays(partition)
         kwds = {**from_design, **partition.init_kwds}
         notes: list[str] = []
+        nobs = int(y.shape[0])
         if self.sm_model_class is not None:
             model = self.sm_model_class(y, X, **{**self.sm_init_kwds, **kwds})
             assert self.sm_estimation is not None
@@ -169,15 +175,27 @@ class PartitionFit:
                 fit_kwds=dict(self.sm_fit_kwds),
                 **self.sm_estimation_kwds,
             )
+            # A statsmodels model given missing="drop" fits fewer rows than it was
+            # given: count them, as formula fits count the rows they drop.
+            fitted = getattr(model, "nobs", None)
+            if fitted is not None and int(fitted) < nobs:
+                dropped = {**dropped, "missing": dropped.get("missing", 0) + nobs - int(fitted)}
+                nobs = int(fitted)
         elif y.shape[0] == 0:
             raise DesignError(f"partition {partition.key} has no complete rows to fit")
-        elif self.options.model == "ols":
-            value = _fit_least_squares(
-                X, y, kwds.get("weights"), self.options, partition.index, notes
-            )
         else:
-            value = _fit_glm(X, y, kwds, self.options, partition.index, notes, key=partition.key)
-        return Counted(value, rows_read, int(y.shape[0]), dropped, skipped, tuple(notes))
+            kwds = _fast_kwds(
+                {**self.fast_init_kwds, **kwds}, self.ignored_kwds, nobs, partition.key
+            )
+            if self.options.model == "ols":
+                value = _fit_least_squares(
+                    X, y, kwds.get("weights"), self.options, partition.index, notes
+                )
+            else:
+                value = _fit_glm(
+                    X, y, kwds, self.options, partition.index, notes, key=partition.key
+                )
+        return Counted(value, rows_read, nobs, dropped, skipped, tuple(notes))
 
     def _arrays(
         self, partition: FitPartition
@@ -199,6 +217,27 @@ class PartitionFit:
         dropped = {reason: int(n) for reason, n in chunk.dropped.items() if n}
         X = np.asarray(chunk.X, dtype=np.float64)
         return chunk.y, X, extra, chunk.rows_read, dropped, int(chunk.skipped_rows)
+
+
+def _fast_kwds(kwds: dict[str, Any], ignored: Sequence[str], nobs: int, key: str) -> dict[str, Any]:
+    """The model keywords of a fast fit, each a scalar or one value per row.
+
+    statsmodels' model refuses a per-row array of another length ("offset is not the
+    same length as endog"); refuse it too, naming the partition, rather than broadcast.
+    """
+    out = {}
+    for name, value in kwds.items():
+        if name in ignored or value is None:
+            continue
+        array = np.asarray(value, dtype=np.float64)
+        if array.ndim > 1 or (array.ndim == 1 and array.shape[0] != nobs):
+            raise DesignError(
+                f"partition {key}: {name} has shape {array.shape}, but the partition "
+                f"has {nobs} rows (statsmodels' model raises too); give each partition "
+                "its own values through init_kwds_generator"
+            )
+        out[name] = array
+    return out
 
 
 def _alpha_vector(alpha: Any, p: int) -> np.ndarray:
@@ -420,6 +459,13 @@ def _fit_glm(
     family = options.family
     family.check_response(y)
     offset = np.zeros(n)
+    if kwds.get("exposure") is not None and family.link.name != "log":
+        # statsmodels' GLM raises the same: log(exposure) is an offset only on the log scale
+        raise DesignError(
+            f"partition {key}: exposure can only be used with the log link function "
+            f"(the {family.name} family here has the {family.link.name} link); pass "
+            "log(exposure) as an offset if that is what you mean"
+        )
     if kwds.get("offset") is not None:
         offset = offset + np.asarray(kwds["offset"], dtype=np.float64)
     if kwds.get("exposure") is not None:

@@ -189,6 +189,27 @@ class DistributedResults:
             return pd.Series(self.params_array, index=list(self.names), name="params")
         return self.params_array.copy()
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes the class does not have. statsmodels users read
+        # inference and fitted values off results; a joined estimate has neither, so
+        # say why instead of Python's bare "no attribute" (statsmodels' own
+        # RegularizedResults has none of these, and its fittedvalues fails on the dummy
+        # model it is built with).
+        if name in _NO_INFERENCE:
+            raise AttributeError(
+                f"DistributedResults has no {name!r}: a distributed ({self.method}) "
+                "estimate joins per-partition fits and carries no covariance, so no "
+                "standard errors, t or p values or confidence intervals (statsmodels' "
+                "RegularizedResults has none either)"
+            )
+        if name in _NO_FITTED:
+            raise AttributeError(
+                f"DistributedResults has no {name!r}: the fit keeps no data (it was read "
+                "partition by partition); call predict(exog) on the data instead "
+                "(statsmodels' RegularizedResults.fittedvalues fails too)"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def predict(
         self,
         exog: Any,
@@ -198,6 +219,7 @@ class DistributedResults:
         unseen: str = "raise",
         offset: Any = None,
         exposure: Any = None,
+        which: str | None = None,
     ) -> np.ndarray:
         """Predicted means (or the linear predictor with ``linear=True``).
 
@@ -215,7 +237,15 @@ class DistributedResults:
             For a design matrix, as statsmodels' GLM ``predict(exog, offset=...,
             exposure=...)``: ``offset + log(exposure)`` joins ``X b``. Formula fits read
             them from the data's columns.
+        which : {"mean", "linear"}, optional
+            statsmodels' GLM spelling: ``"linear"`` is ``linear=True``.
         """
+        if which is not None:
+            if which not in ("mean", "linear"):
+                raise ValueError(
+                    f"The 'which' parameter must be 'mean' or 'linear'. Got {which!r}."
+                )
+            linear = linear or which == "linear"
         if not linear and self.extra.get("mean") == "unknown":
             # statsmodels' predict gives the model's mean; X b would pass for it silently.
             raise ValueError(
@@ -290,6 +320,30 @@ class DistributedResults:
         if not isinstance(loaded, cls):
             raise TypeError(f"{path} holds {type(loaded).__name__}, not {cls.__name__}")
         return loaded
+
+
+# statsmodels' results attributes a distributed estimate cannot have, by reason.
+_NO_INFERENCE = frozenset(
+    {
+        "bse",
+        "tvalues",
+        "pvalues",
+        "zvalues",
+        "conf_int",
+        "cov_params",
+        "normalized_cov_params",
+        "t_test",
+        "f_test",
+        "wald_test",
+        "llf",
+        "aic",
+        "bic",
+        "scale",
+        "df_model",
+        "df_resid",
+    }
+)
+_NO_FITTED = frozenset({"fittedvalues", "resid", "resid_response", "resid_pearson"})
 
 
 def _short(value: Any) -> str:
