@@ -13,6 +13,7 @@ covariance from fewer clusters than coefficients), as in statsmodels.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ import pandas as pd
 from scipy import stats
 
 __all__ = [
+    "ContrastSummary",
     "FTestResult",
     "TTestResult",
     "WaldTestResult",
@@ -35,6 +37,7 @@ def restriction(
     names: tuple[str, ...], r_matrix: Any, q: Any = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(R, q)`` from a string, a matrix, or an ``(R, q)`` pair."""
+    from formulaic.errors import FormulaicError
     from formulaic.utils.constraints import LinearConstraints
 
     if isinstance(r_matrix, str | list | dict):
@@ -45,18 +48,92 @@ def restriction(
                 f"the restriction {r_matrix!r} names {error.args[0]!r}, which is not a "
                 f"coefficient of the model; its coefficients: {list(names)}"
             ) from None
+        except FormulaicError as error:  # not a ValueError: callers catching that missed it
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
+            raise ValueError(
+                f"the restriction {r_matrix!r} could not be parsed: {reason} (write "
+                "restrictions such as 'x1 = x2, x3 = 0' with the coefficient names)"
+            ) from error
         matrix = np.asarray(constraints.constraint_matrix, dtype=np.float64)
         values = np.asarray(constraints.constraint_values, dtype=np.float64)
-        return matrix, values
+        return _checked(r_matrix, matrix, values)
     if isinstance(r_matrix, tuple) and len(r_matrix) == 2 and q is None:
         r_matrix, q = r_matrix
     matrix = np.atleast_2d(np.asarray(r_matrix, dtype=np.float64))
-    if matrix.shape[1] != len(names):
+    if matrix.ndim != 2 or matrix.shape[1] != len(names):
         raise ValueError(
-            f"restriction matrix has {matrix.shape[1]} columns; the model has {len(names)}"
+            f"restriction matrix has shape {matrix.shape}; it needs one column per "
+            f"coefficient ({len(names)}: {list(names)})"
         )
     values = np.zeros(matrix.shape[0]) if q is None else np.asarray(q, dtype=np.float64).ravel()
+    if values.size != matrix.shape[0]:
+        raise ValueError(
+            f"q has {values.size} values; the restriction matrix has {matrix.shape[0]} rows "
+            "(one value per row)"
+        )
+    return _checked(None, matrix, values)
+
+
+def _checked(spec: Any, matrix: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Refuse a restriction row that involves no coefficient: its effect is 0 with
+    standard error 0, so its t is NaN (or, in a joint test, it silently drops out).
+    statsmodels refuses such a string ("x1 = x1"): "no variables appear in constraint"."""
+    empty = np.flatnonzero(~np.any(matrix != 0, axis=1))
+    if empty.size:
+        what = f"the restriction {spec!r}" if spec is not None else "the restriction matrix"
+        raise ValueError(
+            f"{what}: row(s) {empty.tolist()} involve no coefficient (all zero "
+            "after moving every term to one side), so there is nothing to test"
+        )
     return matrix, values
+
+
+@dataclass(frozen=True, eq=False)
+class ContrastSummary:
+    """The table of a :meth:`TTestResult.summary`: print it, or take it as a DataFrame.
+
+    statsmodels' ``ContrastResults.summary()`` table ("Test for Constraints"): one row
+    per restriction with ``coef``, ``std err``, ``t`` or ``z``, ``P>|t|`` or ``P>|z|``
+    and the interval bounds.
+
+    Attributes
+    ----------
+    title : str or None
+    table : pandas.DataFrame
+    """
+
+    title: str | None
+    table: pd.DataFrame
+
+    def as_frame(self) -> pd.DataFrame:
+        """The table (a copy)."""
+        return self.table.copy()
+
+    def as_text(self) -> str:
+        """The table as fixed-width text."""
+        from shardfit.results.summary import _WIDTH, _coefficient_lines
+
+        lines = [self.title.center(_WIDTH).rstrip()] if self.title else []
+        lines.append("=" * _WIDTH)
+        lines.extend(_coefficient_lines(self.table))
+        lines.append("=" * _WIDTH)
+        return "\n".join(lines)
+
+    def as_html(self) -> str:
+        """The table as HTML."""
+        from shardfit.results.summary import _cell
+
+        caption = f"<h4>{html.escape(self.title)}</h4>" if self.title else ""
+        return f"<div>{caption}{self.table.to_html(float_format=_cell, na_rep='NA')}</div>"
+
+    def _repr_html_(self) -> str:
+        return self.as_html()
+
+    def __str__(self) -> str:
+        return self.as_text()
+
+    def __repr__(self) -> str:
+        return self.as_text()
 
 
 @dataclass(frozen=True)
@@ -82,33 +159,132 @@ class TTestResult:
         """The t (or z) statistics (statsmodels' name for ``tvalue``)."""
         return self.tvalue
 
+    @property
+    def dist(self) -> Any:
+        """The reference distribution, ``scipy.stats.t`` or ``scipy.stats.norm``."""
+        return stats.t if self.distribution == "t" else stats.norm
+
+    @property
+    def dist_args(self) -> tuple[float, ...]:
+        """The arguments of :attr:`dist` besides the statistic: ``(df_denom,)`` for t."""
+        return (self.df_denom,) if self.distribution == "t" else ()
+
+    @property
+    def c_names(self) -> list[str]:
+        """statsmodels' default row names: ``c0``, ``c1``, ..."""
+        return [f"c{i}" for i in range(len(self.effect))]
+
     def conf_int(self, alpha: float = 0.05) -> np.ndarray:
-        """``(J, 2)`` intervals for the effects."""
-        if self.distribution == "t":
-            crit = stats.t.ppf(1 - alpha / 2, self.df_denom)
-        else:
-            crit = stats.norm.ppf(1 - alpha / 2)
+        """``(J, 2)`` intervals for the effects at level ``1 - alpha``."""
+        if not 0 < alpha < 1:
+            raise ValueError(f"The 'alpha' parameter must be in (0, 1). Got {alpha!r}.")
+        crit = self.dist.ppf(1 - alpha / 2, *self.dist_args)
         sd = np.ravel(self.sd)
         return np.column_stack([self.effect - crit * sd, self.effect + crit * sd])
 
-    def summary_frame(self, alpha: float = 0.05) -> pd.DataFrame:
-        """The tests as a table."""
+    def _labels(self, xname: Any) -> list[str]:
+        if xname is None:
+            return self.c_names
+        labels = [str(name) for name in xname]
+        if len(labels) != len(self.effect):
+            raise ValueError(
+                f"xname has {len(labels)} names; the test has {len(self.effect)} restrictions"
+            )
+        return labels
+
+    def summary_frame(self, xname: Any = None, alpha: float = 0.05) -> pd.DataFrame:
+        """The tests as a table (statsmodels' ``summary_frame(xname=None, alpha=0.05)``).
+
+        Parameters
+        ----------
+        xname : sequence of str, optional
+            Row names, one per restriction; default ``c0``, ``c1``, ...
+        alpha : float, default 0.05
+            The intervals' level is ``1 - alpha``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``coef``, ``std err``, ``t`` (or ``z``), ``P>|t|`` (or ``P>|z|``),
+            ``Conf. Int. Low`` and ``Conf. Int. Upp.``.
+        """
         ci = self.conf_int(alpha)
+        letter = "t" if self.distribution == "t" else "z"
         return pd.DataFrame(
             {
                 "coef": self.effect,
                 "std err": np.ravel(self.sd),
-                "t" if self.distribution == "t" else "z": np.ravel(self.tvalue),
-                "P>|t|" if self.distribution == "t" else "P>|z|": np.ravel(self.pvalue),
+                letter: np.ravel(self.tvalue),
+                f"P>|{letter}|": np.ravel(self.pvalue),
                 "Conf. Int. Low": ci[:, 0],
                 "Conf. Int. Upp.": ci[:, 1],
             },
-            index=[f"c{i}" for i in range(len(self.effect))],
+            index=self._labels(xname),
+        )
+
+    def summary(
+        self, xname: Any = None, alpha: float = 0.05, title: str | None = None
+    ) -> ContrastSummary:
+        """statsmodels' "Test for Constraints" table.
+
+        Parameters
+        ----------
+        xname : sequence of str, optional
+            Row names, one per restriction; default ``c0``, ``c1``, ...
+        alpha : float, default 0.05
+            The intervals' level is ``1 - alpha``.
+        title : str, optional
+            Replaces the title; ``""`` gives none.
+
+        Returns
+        -------
+        ContrastSummary
+            Prints as text; ``as_frame()`` gives the numbers.
+        """
+        frame = self.summary_frame(xname, alpha)
+        # statsmodels' summary labels the bounds by their quantiles, as the fit's table.
+        frame.columns = [*frame.columns[:4], f"[{alpha / 2:g}", f"{1 - alpha / 2:g}]"]
+        if title is None:
+            title = "Test for Constraints"
+        return ContrastSummary(title or None, frame)
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>\n{self.summary()}"
+
+
+def _number(value: float | None) -> str:
+    """Every digit of a statistic (statsmodels prints their ``repr``); whole degrees of
+    freedom without a decimal point."""
+    if value is None:
+        return "None"
+    value = float(value)
+    return f"{value:.0f}" if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
+class _NoTable:
+    """statsmodels' answers for a joint test's missing per-restriction table."""
+
+    effect = None  # statsmodels' joint tests carry effect=None
+
+    def conf_int(self, alpha: float = 0.05) -> np.ndarray:
+        """Not available for a joint test (statsmodels raises the same error)."""
+        raise NotImplementedError(
+            "a joint (F or chi2) test has no confidence interval; use t_test for the "
+            "interval of each restriction"
+        )
+
+    def summary_frame(self, xname: Any = None, alpha: float = 0.05) -> pd.DataFrame:
+        """Not available for a joint test (statsmodels raises the same error)."""
+        raise NotImplementedError(
+            "a joint (F or chi2) test has no table; use t_test for one row per restriction"
         )
 
 
 @dataclass(frozen=True)
-class FTestResult:
+class FTestResult(_NoTable):
     """A joint Wald test: F statistic, its p-value and degrees of freedom."""
 
     fvalue: float
@@ -126,11 +302,28 @@ class FTestResult:
         """``"F"``, as statsmodels' ``f_test`` result says."""
         return "F"
 
-    def __repr__(self) -> str:
+    @property
+    def dist(self) -> Any:
+        """``scipy.stats.f``."""
+        return stats.f
+
+    @property
+    def dist_args(self) -> tuple[float, float]:
+        """``(df_num, df_denom)``."""
+        return (self.df_num, self.df_denom)
+
+    def summary(self) -> str:
+        """One line with the statistic, p-value and degrees of freedom (statsmodels')."""
         return (
-            f"<F test: F={self.fvalue:.6g}, p={self.pvalue:.6g}, "
-            f"df_denom={self.df_denom:g}, df_num={self.df_num:g}>"
+            f"<F test: F={_number(self.fvalue)}, p={_number(self.pvalue)}, "
+            f"df_denom={_number(self.df_denom)}, df_num={_number(self.df_num)}>"
         )
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        return self.summary()
 
 
 def _kept(results: Any, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -189,7 +382,7 @@ def f_test(results: Any, r_matrix: Any, q: Any = None) -> FTestResult:
 
 
 @dataclass(frozen=True)
-class WaldTestResult:
+class WaldTestResult(_NoTable):
     """A joint Wald test as statsmodels' ``wald_test`` gives it: an F statistic
     (``distribution="F"``, ``df_num`` and ``df_denom``) or a chi2 statistic
     (``distribution="chi2"`` with ``df_num`` degrees of freedom, which statsmodels
@@ -208,12 +401,41 @@ class WaldTestResult:
             raise AttributeError("a chi2 Wald test has no fvalue; use .statistic")
         return self.statistic
 
-    def __repr__(self) -> str:
-        df = f"df_denom={self.df_denom:g}, " if self.distribution == "F" else ""
+    @property
+    def tvalue(self) -> float:
+        """The chi2 statistic (statsmodels' alias; ``distribution="chi2"`` only)."""
+        if self.distribution == "F":
+            raise AttributeError("an F Wald test has no tvalue; use .fvalue or .statistic")
+        return self.statistic
+
+    @property
+    def dist(self) -> Any:
+        """``scipy.stats.f`` or ``scipy.stats.chi2``."""
+        return stats.f if self.distribution == "F" else stats.chi2
+
+    @property
+    def dist_args(self) -> tuple[float, ...]:
+        """``(df_num, df_denom)`` for F; ``()`` for chi2, as statsmodels (whose chi2
+        degrees of freedom are in ``df_denom``)."""
+        return (self.df_num, self.df_denom) if self.distribution == "F" else ()
+
+    def summary(self) -> str:
+        """One line with the statistic, p-value and degrees of freedom (statsmodels')."""
+        if self.distribution == "F":
+            return (
+                f"<F test: F={_number(self.statistic)}, p={_number(self.pvalue)}, "
+                f"df_denom={_number(self.df_denom)}, df_num={_number(self.df_num)}>"
+            )
         return (
-            f"<Wald test ({self.distribution}): statistic={self.statistic:.6g}, "
-            f"p={self.pvalue:.6g}, {df}df_num={self.df_num:g}>"
+            f"<Wald test (chi2): statistic={_number(self.statistic)}, "
+            f"p-value={_number(self.pvalue)}, df_denom={_number(self.df_denom)}>"
         )
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        return self.summary()
 
 
 def wald_test(
