@@ -20,3 +20,19 @@ def run_shardfit(
         timeout=timeout,
         check=False,
     )
+
+
+def run_serial(*args: str, cwd: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
+    """:func:`run_shardfit` of ``ARGS --backend serial`` in ``cwd``."""
+    return run_shardfit(*args, "--backend", "serial", cwd=cwd, timeout=300)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> str:
+    """The one line of a command that failed with status 2 and no traceback, holding
+    each of ``words``."""
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]

@@ -7,21 +7,15 @@ so a command that damaged its own input fails here.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
-from cli_cases import run_shardfit
+from cli_cases import one_line_error, run_serial
 
 from shardfit.results.io import load_results
-
-
-def _shardfit(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m shardfit ARGV`` on the serial backend, in ``cwd``."""
-    return run_shardfit(*argv, "--backend", "serial", cwd=cwd, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -34,31 +28,23 @@ def frame() -> pd.DataFrame:
     return pd.DataFrame({"x": x, "g": g, "y": y})
 
 
-def _one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-
-
 def test_predict_out_holding_the_data_never_deletes_it(tmp_path: Path, frame) -> None:
     """``predict RESULTS DIR --out DIR --overwrite``, DIR holding a Spark/Dask-style
     ``part-0.parquet``, deleted the data (predict's own parts are ``part-*`` too) and then
     failed reading it. It must refuse, leave the data as it was, and predicting into
     another directory must still give statsmodels' fitted values."""
     frame.to_csv(tmp_path / "d.csv", index=False)
-    fitted = _shardfit("fit", "d.csv", "y ~ x + C(g)", "--out", "r.json", cwd=tmp_path)
+    fitted = run_serial("fit", "d.csv", "y ~ x + C(g)", "--out", "r.json", cwd=tmp_path)
     assert fitted.returncode == 0, fitted.stderr
     (tmp_path / "data").mkdir()
     frame.to_parquet(tmp_path / "data" / "part-0.parquet", index=False)
 
     for data in ("data", "data/*.parquet", "data/part-0.parquet"):
-        result = _shardfit("predict", "r.json", data, "--out", "data", "--overwrite", cwd=tmp_path)
-        _one_line_error(result, "--out data", "part-0.parquet")
+        result = run_serial("predict", "r.json", data, "--out", "data", "--overwrite", cwd=tmp_path)
+        one_line_error(result, "--out data", "part-0.parquet")
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "data" / "part-0.parquet"), frame)
 
-    result = _shardfit("predict", "r.json", "data", "--out", "preds", cwd=tmp_path)
+    result = run_serial("predict", "r.json", "data", "--out", "preds", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     predicted = pd.read_parquet(tmp_path / "preds").sort_values("row")["predicted"]
     reference = smf.ols("y ~ x + C(g)", frame).fit().fittedvalues
@@ -69,8 +55,8 @@ def test_fit_out_naming_the_data_file_is_refused(tmp_path: Path, frame) -> None:
     """``fit d.csv ... --out ./d.csv`` replaced the data with the results JSON (status 0)."""
     frame.to_csv(tmp_path / "d.csv", index=False)
     before = (tmp_path / "d.csv").read_bytes()
-    result = _shardfit("fit", "d.csv", "y ~ x + C(g)", "--out", "./d.csv", cwd=tmp_path)
-    _one_line_error(result, "--out ./d.csv", "d.csv")
+    result = run_serial("fit", "d.csv", "y ~ x + C(g)", "--out", "./d.csv", cwd=tmp_path)
+    one_line_error(result, "--out ./d.csv", "d.csv")
     assert (tmp_path / "d.csv").read_bytes() == before
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "d.csv"), frame)
 
@@ -81,12 +67,12 @@ def test_fit_out_that_is_a_directory_fails_before_the_fit(tmp_path: Path, frame)
     statsmodels' numbers."""
     frame.to_csv(tmp_path / "d.csv", index=False)
     (tmp_path / "results").mkdir()
-    result = _shardfit("fit", "d.csv", "y ~ x + C(g)", "--out", "results", cwd=tmp_path)
-    _one_line_error(result, "results", "directory")
+    result = run_serial("fit", "d.csv", "y ~ x + C(g)", "--out", "results", cwd=tmp_path)
+    one_line_error(result, "results", "directory")
     assert result.stdout == ""  # refused before the fit: no summary
     assert ".tmp" not in result.stderr
 
-    result = _shardfit("fit", "d.csv", "y ~ x + C(g)", "--out", "results/r.json", cwd=tmp_path)
+    result = run_serial("fit", "d.csv", "y ~ x + C(g)", "--out", "results/r.json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     saved = load_results(tmp_path / "results" / "r.json")
     reference = smf.ols("y ~ x + C(g)", frame).fit()
@@ -102,5 +88,5 @@ def test_a_zero_glm_option_without_family_is_refused(tmp_path: Path, frame, opti
     (a falsy value passed the "GLM option without --family" check), where 1 is refused."""
     frame.to_csv(tmp_path / "d.csv", index=False)
     for value in ("1", "0"):
-        result = _shardfit("fit", "d.csv", "y ~ x", option, value, cwd=tmp_path)
-        _one_line_error(result, option, "--family")
+        result = run_serial("fit", "d.csv", "y ~ x", option, value, cwd=tmp_path)
+        one_line_error(result, option, "--family")

@@ -8,23 +8,17 @@ pandas, NumPy's SVD, or closed forms.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
-from cli_cases import run_shardfit
+from cli_cases import one_line_error, run_serial, run_shardfit
 
 from shardfit.errors import DesignError
 from shardfit.models.linear import ols
 from shardfit.results.io import load_results
-
-
-def _shardfit(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m shardfit ARGV`` on the serial backend, in ``cwd``."""
-    return run_shardfit(*argv, "--backend", "serial", cwd=cwd, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +30,6 @@ def frame() -> pd.DataFrame:
     g = rng.choice(["a", "b", "c"], size=n)
     y = (1.0 + 2.0 * x - 0.5 * z + (g == "b") * 0.5 + rng.normal(size=n)).round(6)
     return pd.DataFrame({"x": x, "z": z, "g": g, "y": y})
-
-
-def _one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> str:
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
 
 
 def _same_fit(path: Path, reference) -> None:
@@ -59,14 +44,14 @@ def _same_fit(path: Path, reference) -> None:
 def test_predict_missing_results_file_names_it_in_one_line(tmp_path: Path, frame) -> None:
     """Before: ``shardfit predict: error: [Errno 2] No such file or directory: 'nosuch.json'``."""
     frame.to_csv(tmp_path / "d.csv", index=False)
-    result = _shardfit("predict", "nosuch.json", "d.csv", "--out", "p", cwd=tmp_path)
-    line = _one_line_error(result, "results file nosuch.json", "No such file or directory")
+    result = run_serial("predict", "nosuch.json", "d.csv", "--out", "p", cwd=tmp_path)
+    line = one_line_error(result, "results file nosuch.json", "No such file or directory")
     assert line.startswith("shardfit predict: error: cannot read the results file")
     assert "Errno" not in line
     assert not (tmp_path / "p").exists()
     (tmp_path / "folder.json").mkdir()
-    result = _shardfit("predict", "folder.json", "d.csv", "--out", "p", cwd=tmp_path)
-    assert "Errno" not in _one_line_error(result, "results file folder.json", "directory")
+    result = run_serial("predict", "folder.json", "d.csv", "--out", "p", cwd=tmp_path)
+    assert "Errno" not in one_line_error(result, "results file folder.json", "directory")
 
 
 # 2. an existing output file is refused without --overwrite ---------------------------
@@ -75,21 +60,21 @@ def test_predict_missing_results_file_names_it_in_one_line(tmp_path: Path, frame
 def test_fit_refuses_an_existing_out_unless_overwrite(tmp_path: Path, frame) -> None:
     """Before: ``fit --out r.json`` replaced an earlier r.json silently (status 0)."""
     frame.to_csv(tmp_path / "d.csv", index=False)
-    first = _shardfit("fit", "d.csv", "y ~ x", "--out", "r.json", cwd=tmp_path)
+    first = run_serial("fit", "d.csv", "y ~ x", "--out", "r.json", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    again = _shardfit("fit", "d.csv", "y ~ x + z + C(g)", "--out", "r.json", cwd=tmp_path)
-    _one_line_error(again, "cannot save the results to r.json", "exists", "--overwrite")
+    again = run_serial("fit", "d.csv", "y ~ x + z + C(g)", "--out", "r.json", cwd=tmp_path)
+    one_line_error(again, "cannot save the results to r.json", "exists", "--overwrite")
     assert again.stdout == ""  # refused before the fit
     _same_fit(tmp_path / "r.json", smf.ols("y ~ x", frame).fit())  # untouched
-    replaced = _shardfit(
+    replaced = run_serial(
         "fit", "d.csv", "y ~ x + z + C(g)", "--out", "r.json", "--overwrite", cwd=tmp_path
     )
     assert replaced.returncode == 0, replaced.stderr
     _same_fit(tmp_path / "r.json", smf.ols("y ~ x + z + C(g)", frame).fit())
     # --overwrite never lets --out replace the data itself.
     before = (tmp_path / "d.csv").read_bytes()
-    onto = _shardfit("fit", "d.csv", "y ~ x", "--out", "d.csv", "--overwrite", cwd=tmp_path)
-    _one_line_error(onto, "--out d.csv", "data file")
+    onto = run_serial("fit", "d.csv", "y ~ x", "--out", "d.csv", "--overwrite", cwd=tmp_path)
+    one_line_error(onto, "--out d.csv", "data file")
     assert (tmp_path / "d.csv").read_bytes() == before
 
 
@@ -97,21 +82,21 @@ def test_svd_and_schema_refuse_an_existing_file_unless_overwrite(tmp_path: Path,
     """Before: ``svd --out`` and ``schema --json`` replaced an existing file silently."""
     frame.to_csv(tmp_path / "d.csv", index=False)
     (tmp_path / "pca.json").write_text("keep me")
-    refused = _shardfit("svd", "d.csv", "0 + x + z", "--out", "pca.json", cwd=tmp_path)
-    _one_line_error(refused, "cannot save the results to pca.json", "exists", "--overwrite")
+    refused = run_serial("svd", "d.csv", "0 + x + z", "--out", "pca.json", cwd=tmp_path)
+    one_line_error(refused, "cannot save the results to pca.json", "exists", "--overwrite")
     assert (tmp_path / "pca.json").read_text() == "keep me"
-    done = _shardfit("svd", "d.csv", "0 + x + z", "--out", "pca.json", "--overwrite", cwd=tmp_path)
+    done = run_serial("svd", "d.csv", "0 + x + z", "--out", "pca.json", "--overwrite", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     expected = np.linalg.svd(frame[["x", "z"]].to_numpy(), compute_uv=False)
     saved = load_results(tmp_path / "pca.json")
     np.testing.assert_allclose(saved.singular_values_array, expected, rtol=1e-10)
 
     (tmp_path / "spec.json").write_text("keep me")
-    refused = _shardfit("schema", "d.csv", "y ~ x + C(g)", "--json", "spec.json", cwd=tmp_path)
-    _one_line_error(refused, "cannot save the design spec to spec.json", "--overwrite")
+    refused = run_serial("schema", "d.csv", "y ~ x + C(g)", "--json", "spec.json", cwd=tmp_path)
+    one_line_error(refused, "cannot save the design spec to spec.json", "--overwrite")
     assert refused.stdout == ""
     assert (tmp_path / "spec.json").read_text() == "keep me"
-    done = _shardfit(
+    done = run_serial(
         "schema", "d.csv", "y ~ x + C(g)", "--json", "spec.json", "--overwrite", cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
@@ -127,12 +112,12 @@ def test_rank_deficient_error_names_the_flag(tmp_path: Path, frame) -> None:
     Python users keep the keyword; the flag it names fits as statsmodels does."""
     frame.to_csv(tmp_path / "d.csv", index=False)
     formula = "y ~ x + I(2 * x) + z"
-    result = _shardfit("fit", "d.csv", formula, cwd=tmp_path)
-    line = _one_line_error(result, "rank deficient", "pass --rank-deficient drop")
+    result = run_serial("fit", "d.csv", formula, cwd=tmp_path)
+    line = one_line_error(result, "rank deficient", "pass --rank-deficient drop")
     assert "rank_deficient=" not in line
     with pytest.raises(DesignError, match="pass rank_deficient='drop'"):
         ols(formula, frame).fit(backend="serial")
-    dropped = _shardfit(
+    dropped = run_serial(
         "fit", "d.csv", formula, "--rank-deficient", "drop", "--out", "r.json", cwd=tmp_path
     )
     assert dropped.returncode == 0, dropped.stderr
@@ -148,20 +133,22 @@ def test_missing_unseen_and_csv_hints_name_the_flags(tmp_path: Path, frame) -> N
     with_nan = frame.copy()
     with_nan.loc[7, "x"] = np.nan
     with_nan.to_csv(tmp_path / "nan.csv", index=False)
-    result = _shardfit("fit", "nan.csv", "y ~ x", "--missing", "raise", cwd=tmp_path)
-    line = _one_line_error(result, "missing value", "column 'x'", "pass --missing drop")
+    result = run_serial("fit", "nan.csv", "y ~ x", "--missing", "raise", cwd=tmp_path)
+    line = one_line_error(result, "missing value", "column 'x'", "pass --missing drop")
     assert "missing=" not in line
 
     frame.to_csv(tmp_path / "d.csv", index=False)
     assert (
-        _shardfit("fit", "d.csv", "y ~ x + C(g)", "--out", "r.json", cwd=tmp_path).returncode == 0
+        run_serial("fit", "d.csv", "y ~ x + C(g)", "--out", "r.json", cwd=tmp_path).returncode == 0
     )
     new = pd.DataFrame({"x": [0.5, -1.0], "g": ["a", "zz"], "y": [0.0, 0.0]})
     new.to_csv(tmp_path / "new.csv", index=False)
-    result = _shardfit("predict", "r.json", "new.csv", "--out", "p", cwd=tmp_path)
-    line = _one_line_error(result, "'zz'", "pass --unseen zero")
+    result = run_serial("predict", "r.json", "new.csv", "--out", "p", cwd=tmp_path)
+    line = one_line_error(result, "'zz'", "pass --unseen zero")
     assert "unseen=" not in line
-    done = _shardfit("predict", "r.json", "new.csv", "--out", "p", "--unseen", "zero", cwd=tmp_path)
+    done = run_serial(
+        "predict", "r.json", "new.csv", "--out", "p", "--unseen", "zero", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     b = smf.ols("y ~ x + C(g)", frame).fit().params
     predicted = pd.read_parquet(tmp_path / "p").sort_values("row")["predicted"].to_numpy()
@@ -169,19 +156,19 @@ def test_missing_unseen_and_csv_hints_name_the_flags(tmp_path: Path, frame) -> N
     np.testing.assert_allclose(predicted, b["Intercept"] + b["x"] * new["x"], rtol=1e-10)
 
     (tmp_path / "bad.csv").write_text("x,y\n1,2\n2,3.5\n3,oops\n4,9\n")
-    result = _shardfit("fit", "bad.csv", "y ~ x", "--column-type", "y=float64", cwd=tmp_path)
-    line = _one_line_error(result, "line 4", "--column-type y=string", "--skip-bad-lines")
+    result = run_serial("fit", "bad.csv", "y ~ x", "--column-type", "y=float64", cwd=tmp_path)
+    line = one_line_error(result, "line 4", "--column-type y=string", "--skip-bad-lines")
     assert "column_types=" not in line and "on_bad_lines=" not in line
 
 
 def test_exposure_with_another_link_names_the_flags(tmp_path: Path, frame) -> None:
     counts = frame.assign(n=(np.abs(frame["y"]) * 3).round(), e=1.0 + np.abs(frame["z"]))
     counts.to_csv(tmp_path / "c.csv", index=False)
-    result = _shardfit(
+    result = run_serial(
         "fit", "c.csv", "n ~ x", "--family", "poisson", "--link", "identity",
         "--exposure", "e", cwd=tmp_path,
     )  # fmt: skip
-    line = _one_line_error(result, "--exposure e needs the log link", "--link log", "--offset")
+    line = one_line_error(result, "--exposure e needs the log link", "--link log", "--offset")
     assert "exposure=" not in line and "offset=" not in line
 
 
@@ -192,7 +179,7 @@ def test_a_warning_is_one_line_without_source_paths(tmp_path: Path, frame) -> No
     """Before: ``/.../shardfit/models/linear.py:454: UserWarning: the design is ...``
     followed by the source line of the ``warn`` call."""
     frame.to_csv(tmp_path / "d.csv", index=False)
-    done = _shardfit("fit", "d.csv", "y ~ x + I(2 * x)", "--rank-deficient", "drop", cwd=tmp_path)
+    done = run_serial("fit", "d.csv", "y ~ x + I(2 * x)", "--rank-deficient", "drop", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines() == [
         "warning: the design is rank deficient: ['I(2 * x)'] is collinear with earlier "
@@ -200,7 +187,7 @@ def test_a_warning_is_one_line_without_source_paths(tmp_path: Path, frame) -> No
     ]
     separated = pd.DataFrame({"x": np.arange(40.0), "y": (np.arange(40) > 20).astype(float)})
     separated.to_csv(tmp_path / "sep.csv", index=False)
-    done = _shardfit("fit", "sep.csv", "y ~ x", "--family", "binomial", cwd=tmp_path)
+    done = run_serial("fit", "sep.csv", "y ~ x", "--family", "binomial", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("warning: perfect or quasi-complete separation")
@@ -268,14 +255,14 @@ def test_a_design_store_with_a_formula_is_refused(tmp_path: Path, frame) -> None
     """The store's part files hold encoded columns: fitting a formula on them as raw
     data ignored the store's weights (it exited 0)."""
     frame.assign(w=np.linspace(0.5, 2.0, len(frame))).to_parquet(tmp_path / "d.parquet")
-    made = _shardfit(
+    made = run_serial(
         "design", "d.parquet", "y ~ x + C(g)", "--out", "store", "--weights", "w", cwd=tmp_path
     )
     assert made.returncode == 0, made.stderr
-    _one_line_error(
-        _shardfit("fit", "store", "y ~ x", cwd=tmp_path), "store is a design store", "FORMULA"
+    one_line_error(
+        run_serial("fit", "store", "y ~ x", cwd=tmp_path), "store is a design store", "FORMULA"
     )
-    fitted = _shardfit("fit", "store", "--out", "r.json", cwd=tmp_path)
+    fitted = run_serial("fit", "store", "--out", "r.json", cwd=tmp_path)
     assert fitted.returncode == 0, fitted.stderr
     weighted = frame.assign(w=np.linspace(0.5, 2.0, len(frame)))
     reference = smf.wls("y ~ x + C(g)", weighted, weights=weighted["w"]).fit()

@@ -20,52 +20,8 @@ import pandas as pd
 import pytest
 
 import shardfit
+from exact_cases import N, collinear_frame, fractions, gram, inverse
 from shardfit.data.memory import from_pandas
-
-N = 150
-
-
-def _data(seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    x1 = rng.normal(size=N) * 0.3
-    x2 = 1e4 * x1 + 1e-3 * rng.normal(size=N)
-    return pd.DataFrame(
-        {
-            "x1": x1,
-            "x2": x2,
-            "w": rng.uniform(0.5, 2.0, N),
-            "g": rng.integers(0, 12, N),
-            "y_lin": 1.0 + x1 + 1e-3 * x2 + rng.normal(size=N),
-            "y_count": rng.poisson(np.exp(0.5 + 0.3 * x1 + 1e-4 * x2)).astype(float),
-        }
-    )
-
-
-def _fractions(values: np.ndarray) -> list[Fraction]:
-    return [Fraction(float(v)) for v in values]
-
-
-def _inverse(matrix: list[list[Fraction]]) -> list[list[Fraction]]:
-    p = len(matrix)
-    rows = [row[:] + [Fraction(int(i == j)) for j in range(p)] for i, row in enumerate(matrix)]
-    for c in range(p):
-        pivot = next(r for r in range(c, p) if rows[r][c] != 0)
-        rows[c], rows[pivot] = rows[pivot], rows[c]
-        head = rows[c][c]
-        rows[c] = [v / head for v in rows[c]]
-        for r in range(p):
-            if r != c and rows[r][c] != 0:
-                factor = rows[r][c]
-                rows[r] = [a - factor * b for a, b in zip(rows[r], rows[c], strict=True)]
-    return [row[p:] for row in rows]
-
-
-def _gram(X: list[list[Fraction]], weights: list[Fraction]) -> list[list[Fraction]]:
-    p = len(X[0])
-    return [
-        [sum(w * row[a] * row[b] for w, row in zip(weights, X, strict=True)) for b in range(p)]
-        for a in range(p)
-    ]
 
 
 def _sandwich_bse(
@@ -88,7 +44,7 @@ def _meat(
     sum of ``s_i x_i`` and statsmodels' small-sample correction."""
     p = len(X[0])
     if groups is None:
-        return _gram(X, [s * s for s in scores]), Fraction(1)
+        return gram(X, [s * s for s in scores]), Fraction(1)
     sums: dict[int, list[Fraction]] = {}
     for row, s, g in zip(X, scores, groups, strict=True):
         total = sums.setdefault(int(g), [Fraction(0)] * p)
@@ -101,10 +57,10 @@ def _meat(
 
 def _exact_linear(frame: pd.DataFrame, weighted: bool, kind: str) -> np.ndarray:
     design = np.column_stack([np.ones(N), frame["x1"], frame["x2"]])
-    X = [_fractions(row) for row in design]
-    y = _fractions(frame["y_lin"].to_numpy())
-    w = _fractions(frame["w"].to_numpy()) if weighted else [Fraction(1)] * N
-    bread = _inverse(_gram(X, w))
+    X = [fractions(row) for row in design]
+    y = fractions(frame["y_lin"].to_numpy())
+    w = fractions(frame["w"].to_numpy()) if weighted else [Fraction(1)] * N
+    bread = inverse(gram(X, w))
     xty = [sum(wi * row[a] * yi for wi, row, yi in zip(w, X, y, strict=True)) for a in range(3)]
     beta = [sum(bread[a][b] * xty[b] for b in range(3)) for a in range(3)]
     scores = []
@@ -122,7 +78,7 @@ def _exact_linear(frame: pd.DataFrame, weighted: bool, kind: str) -> np.ndarray:
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("kind", ["HC0", "HC3", "cluster"])
 def test_linear_robust_bse_of_an_ill_conditioned_design(kind: str, weighted: bool) -> None:
-    frame = _data(0)
+    frame = collinear_frame(0, groups=True)
     exact = _exact_linear(frame, weighted, kind)
     model = (
         shardfit.wls("y_lin ~ x1 + x2", from_pandas(frame, 3), weights="w")
@@ -136,17 +92,17 @@ def test_linear_robust_bse_of_an_ill_conditioned_design(kind: str, weighted: boo
 
 @pytest.mark.parametrize("kind", ["HC0", "cluster"])
 def test_poisson_robust_bse_of_an_ill_conditioned_design(kind: str) -> None:
-    frame = _data(1)
+    frame = collinear_frame(1, groups=True)
     kwds = {"groups": "g"} if kind == "cluster" else None
     fit = shardfit.poisson("y_count ~ x1 + x2", from_pandas(frame, 3)).fit(
         backend="serial", cov_type=kind, cov_kwds=kwds
     )
     design = np.column_stack([np.ones(N), frame["x1"], frame["x2"]])
     mu = np.exp(design @ fit.params.to_numpy())
-    X = [_fractions(row) for row in design]
-    means = _fractions(mu)
-    bread = _inverse(_gram(X, means))  # the canonical link: observed = expected
-    scores = [y - m for y, m in zip(_fractions(frame["y_count"].to_numpy()), means, strict=True)]
+    X = [fractions(row) for row in design]
+    means = fractions(mu)
+    bread = inverse(gram(X, means))  # the canonical link: observed = expected
+    scores = [y - m for y, m in zip(fractions(frame["y_count"].to_numpy()), means, strict=True)]
     groups = frame["g"].to_numpy() if kind == "cluster" else None
     meat, correction = _meat(X, scores, groups)
     exact = _sandwich_bse(bread, meat, correction)

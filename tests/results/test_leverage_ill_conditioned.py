@@ -24,62 +24,24 @@ import statsmodels.api as sm
 from scipy import stats
 
 import shardfit
+from exact_cases import N, fractions, gram, inverse
+from exact_cases import collinear_frame as _data
 from shardfit.data.memory import from_pandas
-
-N = 150
-
-
-def _data(seed: int, collinear: bool = True) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    x1 = rng.normal(size=N) * 0.3
-    x2 = 1e4 * x1 + 1e-3 * rng.normal(size=N) if collinear else rng.normal(size=N)
-    return pd.DataFrame(
-        {
-            "x1": x1,
-            "x2": x2,
-            "w": rng.uniform(0.5, 2.0, N),
-            "y_lin": 1.0 + x1 + 1e-3 * x2 + rng.normal(size=N),
-            "y_count": rng.poisson(np.exp(0.5 + 0.3 * x1 + 1e-4 * x2)).astype(float),
-        }
-    )
-
-
-def _fractions(values: np.ndarray) -> list[Fraction]:
-    return [Fraction(float(v)) for v in values]
-
-
-def _inverse(matrix: list[list[Fraction]]) -> list[list[Fraction]]:
-    p = len(matrix)
-    rows = [row[:] + [Fraction(int(i == j)) for j in range(p)] for i, row in enumerate(matrix)]
-    for c in range(p):
-        pivot = next(r for r in range(c, p) if rows[r][c] != 0)
-        rows[c], rows[pivot] = rows[pivot], rows[c]
-        head = rows[c][c]
-        rows[c] = [v / head for v in rows[c]]
-        for r in range(p):
-            if r != c and rows[r][c] != 0:
-                factor = rows[r][c]
-                rows[r] = [a - factor * b for a, b in zip(rows[r], rows[c], strict=True)]
-    return [row[p:] for row in rows]
 
 
 def _exact_leverages(
     design: np.ndarray, weights: np.ndarray
 ) -> tuple[list[Fraction], list[list[Fraction]]]:
     """``w_i x_i' (X'WX)^-1 x_i`` exactly, and ``(X'WX)^-1``."""
-    X = [_fractions(row) for row in design]
-    w = _fractions(weights)
+    X = [fractions(row) for row in design]
+    w = fractions(weights)
     p = len(X[0])
-    gram = [
-        [sum(wi * row[a] * row[b] for wi, row in zip(w, X, strict=True)) for b in range(p)]
-        for a in range(p)
-    ]
-    inverse = _inverse(gram)
+    inverted = inverse(gram(X, w))
     hat = [
-        wi * sum(row[a] * inverse[a][b] * row[b] for a in range(p) for b in range(p))
+        wi * sum(row[a] * inverted[a][b] * row[b] for a in range(p) for b in range(p))
         for wi, row in zip(w, X, strict=True)
     ]
-    return hat, inverse
+    return hat, inverted
 
 
 def _exact_linear(frame: pd.DataFrame, weighted: bool) -> dict[str, np.ndarray]:
@@ -87,12 +49,12 @@ def _exact_linear(frame: pd.DataFrame, weighted: bool) -> dict[str, np.ndarray]:
     the F distribution in float64 from exact arguments)."""
     design = np.column_stack([np.ones(N), frame["x1"], frame["x2"]])
     weights = frame["w"].to_numpy() if weighted else np.ones(N)
-    hat, inverse = _exact_leverages(design, weights)
-    X = [_fractions(row) for row in design]
-    w = _fractions(weights)
-    y = _fractions(frame["y_lin"].to_numpy())
+    hat, inverted = _exact_leverages(design, weights)
+    X = [fractions(row) for row in design]
+    w = fractions(weights)
+    y = fractions(frame["y_lin"].to_numpy())
     xty = [sum(wi * row[a] * yi for wi, row, yi in zip(w, X, y, strict=True)) for a in range(3)]
-    beta = [sum(inverse[a][b] * xty[b] for b in range(3)) for a in range(3)]
+    beta = [sum(inverted[a][b] * xty[b] for b in range(3)) for a in range(3)]
     resid = [yi - sum(row[a] * beta[a] for a in range(3)) for row, yi in zip(X, y, strict=True)]
     ssr = sum(wi * e * e for wi, e in zip(w, resid, strict=True))
     df_resid = N - 3

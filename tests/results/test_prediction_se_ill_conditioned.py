@@ -24,27 +24,13 @@ import pandas as pd
 import pytest
 
 import shardfit
+from exact_cases import N, design, fractions, gram, inverse, product
+from exact_cases import collinear_frame as _data
 from shardfit.data.memory import from_pandas
 from shardfit.errors import ReadError
 
-N = 150
 #: The factor's error is cond * eps (measured: below 1e-8); x'Cx's is 1e-4 to 1e-3.
 RTOL = 1e-7
-
-
-def _data(seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    x1 = rng.normal(size=N) * 0.3
-    x2 = 1e4 * x1 + 1e-3 * rng.normal(size=N)
-    return pd.DataFrame(
-        {
-            "x1": x1,
-            "x2": x2,
-            "w": rng.uniform(0.5, 2.0, N),
-            "y_lin": 1.0 + x1 + 1e-3 * x2 + rng.normal(size=N),
-            "y_count": rng.poisson(np.exp(0.5 + 0.3 * x1 + 1e-4 * x2)).astype(float),
-        }
-    )
 
 
 def _new_rows(seed: int) -> pd.DataFrame:
@@ -54,42 +40,6 @@ def _new_rows(seed: int) -> pd.DataFrame:
     x2 = 1e4 * x1 + 1e-3 * rng.normal(size=12)
     x2[:3] += rng.normal(size=3)  # off the line by 1e3 times the noise
     return pd.DataFrame({"x1": x1, "x2": x2})
-
-
-def _fractions(values: np.ndarray) -> list[Fraction]:
-    return [Fraction(float(v)) for v in values]
-
-
-def _design(frame: pd.DataFrame) -> list[list[Fraction]]:
-    rows = np.column_stack([np.ones(len(frame)), frame["x1"], frame["x2"]])
-    return [_fractions(row) for row in rows]
-
-
-def _inverse(matrix: list[list[Fraction]]) -> list[list[Fraction]]:
-    p = len(matrix)
-    rows = [row[:] + [Fraction(int(i == j)) for j in range(p)] for i, row in enumerate(matrix)]
-    for c in range(p):
-        pivot = next(r for r in range(c, p) if rows[r][c] != 0)
-        rows[c], rows[pivot] = rows[pivot], rows[c]
-        head = rows[c][c]
-        rows[c] = [v / head for v in rows[c]]
-        for r in range(p):
-            if r != c and rows[r][c] != 0:
-                factor = rows[r][c]
-                rows[r] = [a - factor * b for a, b in zip(rows[r], rows[c], strict=True)]
-    return [row[p:] for row in rows]
-
-
-def _gram(X: list[list[Fraction]], weights: list[Fraction]) -> list[list[Fraction]]:
-    p = len(X[0])
-    return [
-        [sum(w * row[a] * row[b] for w, row in zip(weights, X, strict=True)) for b in range(p)]
-        for a in range(p)
-    ]
-
-
-def _product(a: list[list[Fraction]], b: list[list[Fraction]]) -> list[list[Fraction]]:
-    return [[sum(x * y for x, y in zip(row, col, strict=True)) for col in zip(*b)] for row in a]
 
 
 def _se(cov: list[list[Fraction]], new: list[list[Fraction]]) -> np.ndarray:
@@ -104,10 +54,10 @@ def _se(cov: list[list[Fraction]], new: list[list[Fraction]]) -> np.ndarray:
 
 
 def _exact_linear_cov(frame: pd.DataFrame, weighted: bool, kind: str) -> list[list[Fraction]]:
-    X = _design(frame)
-    y = _fractions(frame["y_lin"].to_numpy())
-    w = _fractions(frame["w"].to_numpy()) if weighted else [Fraction(1)] * N
-    bread = _inverse(_gram(X, w))
+    X = design(frame)
+    y = fractions(frame["y_lin"].to_numpy())
+    w = fractions(frame["w"].to_numpy()) if weighted else [Fraction(1)] * N
+    bread = inverse(gram(X, w))
     xty = [sum(wi * row[a] * yi for wi, row, yi in zip(w, X, y, strict=True)) for a in range(3)]
     beta = [sum(bread[a][b] * xty[b] for b in range(3)) for a in range(3)]
     resid = [yi - sum(row[a] * beta[a] for a in range(3)) for row, yi in zip(X, y, strict=True)]
@@ -115,24 +65,24 @@ def _exact_linear_cov(frame: pd.DataFrame, weighted: bool, kind: str) -> list[li
         sigma2 = sum(wi * e * e for wi, e in zip(w, resid, strict=True)) / (N - 3)
         return [[v * sigma2 for v in row] for row in bread]
     # HC0: B (sum (w_i e_i)**2 x_i x_i') B.
-    meat = _gram(X, [(wi * e) ** 2 for wi, e in zip(w, resid, strict=True)])
-    return _product(_product(bread, meat), bread)
+    meat = gram(X, [(wi * e) ** 2 for wi, e in zip(w, resid, strict=True)])
+    return product(product(bread, meat), bread)
 
 
 def _exact_poisson_cov(frame: pd.DataFrame, params: np.ndarray, kind: str) -> list[list[Fraction]]:
     """At shardfit's estimates (exact IRLS is not finite): ``(X'MX)^{-1}`` with the
     means ``M`` (canonical link: observed = expected information), or the HC0 sandwich
     with the scores ``y - mu``."""
-    design = np.column_stack([np.ones(N), frame["x1"], frame["x2"]])
-    mu = np.exp(design @ params)
-    X = _design(frame)
-    means = _fractions(mu)
-    bread = _inverse(_gram(X, means))
+    rows = np.column_stack([np.ones(N), frame["x1"], frame["x2"]])
+    mu = np.exp(rows @ params)
+    X = design(frame)
+    means = fractions(mu)
+    bread = inverse(gram(X, means))
     if kind == "nonrobust":
         return bread
-    y = _fractions(frame["y_count"].to_numpy())
-    meat = _gram(X, [(yi - m) ** 2 for yi, m in zip(y, means, strict=True)])
-    return _product(_product(bread, meat), bread)
+    y = fractions(frame["y_count"].to_numpy())
+    meat = gram(X, [(yi - m) ** 2 for yi, m in zip(y, means, strict=True)])
+    return product(product(bread, meat), bread)
 
 
 def _old_se(fit: Any, new: pd.DataFrame, **kwargs: Any) -> np.ndarray:
@@ -153,7 +103,7 @@ def test_linear_prediction_se_of_an_ill_conditioned_design(kind: str, weighted: 
     )
     fit = model.fit(backend="serial", cov_type=kind)
     assert fit.cov_factor is not None and fit.cov_factor.shape[0] == 3
-    exact = _se(_exact_linear_cov(frame, weighted, kind), _design(new))
+    exact = _se(_exact_linear_cov(frame, weighted, kind), design(new))
     prediction = fit.get_prediction(new, backend="serial")
     np.testing.assert_allclose(prediction.se_mean, exact, rtol=RTOL)
     # predict(interval=...) goes through the same workers' code.
@@ -175,7 +125,7 @@ def test_poisson_prediction_se_of_an_ill_conditioned_design(kind: str) -> None:
     )
     assert fit.converged
     assert fit.cov_factor is not None
-    exact = _se(_exact_poisson_cov(frame, fit.params.to_numpy(), kind), _design(new))
+    exact = _se(_exact_poisson_cov(frame, fit.params.to_numpy(), kind), design(new))
     linear = fit.get_prediction(new, which="linear", backend="serial")
     np.testing.assert_allclose(linear.se_mean, exact, rtol=RTOL)
     # The mean's: the delta method on the linear predictor's.
@@ -192,7 +142,7 @@ def test_the_factor_round_trips_through_save_and_load(tmp_path: Path) -> None:
     path = shardfit.save_results(fit, tmp_path / "fit.json")
     loaded = shardfit.load_results(path)
     np.testing.assert_array_equal(loaded.cov_factor, fit.cov_factor)
-    exact = _se(_exact_linear_cov(frame, False, "nonrobust"), _design(new))
+    exact = _se(_exact_linear_cov(frame, False, "nonrobust"), design(new))
     np.testing.assert_allclose(loaded.get_prediction(new).se_mean, exact, rtol=RTOL)
     # A file written before the field existed loads, and predicts from x'Cx.
     document = json.loads(path.read_text())

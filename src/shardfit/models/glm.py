@@ -402,6 +402,9 @@ class GeneralizedLinearModel:
             loglike_scale = scale
             if concentrated_llf(family):
                 loglike_scale = state.last.deviance / nobs  # statsmodels' concentrated llf
+            # The basis the final pass sums a robust covariance's pieces in, and that
+            # maps the sandwich back (None: the plain sandwich).
+            basis = robust_basis(cov_type, solution)
             final: FinalStatistic
             if state.last.final is not None:
                 final = state.last.final  # evaluated by the last IRLS pass
@@ -413,7 +416,7 @@ class GeneralizedLinearModel:
                         loglike_scale,
                         tuple(bool(k) for k in solution.kept),
                         centring(solution, transform, intercept),
-                        robust_basis(cov_type, solution),
+                        basis,
                     ),
                     source,
                     pass_name="glm-final",
@@ -424,7 +427,7 @@ class GeneralizedLinearModel:
         )
         method_used = state.kind
         cov, n_groups, df_inference, cov_factor = glm_covariance(
-            cov_type, solution, final, scale, nobs, robust_basis(cov_type, solution)
+            cov_type, solution, final, scale, nobs, basis
         )
         if not state.converged:
             trace = ", ".join(f"{d:.10g}" for d in state.history[1:])

@@ -264,10 +264,30 @@ def _number(value: float | None) -> str:
     return f"{value:.0f}" if value.is_integer() and abs(value) < 1e15 else repr(value)
 
 
+def _f_line(fvalue: float, pvalue: float, df_denom: float | None, df_num: float) -> str:
+    """statsmodels' one-line text of an F test."""
+    return (
+        f"<F test: F={_number(fvalue)}, p={_number(pvalue)}, "
+        f"df_denom={_number(df_denom)}, df_num={_number(df_num)}>"
+    )
+
+
 class _NoTable:
-    """statsmodels' answers for a joint test's missing per-restriction table."""
+    """What joint tests share: their text (``summary()``, also their ``str`` and
+    ``repr``, as statsmodels'), and statsmodels' answers for their missing
+    per-restriction table. Subclasses are dataclasses with ``repr=False``."""
 
     effect = None  # statsmodels' joint tests carry effect=None
+
+    def summary(self) -> str:
+        """The test's one-line text (each joint test writes its own)."""
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        return self.summary()
 
     def conf_int(self, alpha: float = 0.05) -> np.ndarray:
         """Not available for a joint test (statsmodels raises the same error)."""
@@ -283,7 +303,7 @@ class _NoTable:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FTestResult(_NoTable):
     """A joint Wald test: F statistic, its p-value and degrees of freedom."""
 
@@ -314,16 +334,7 @@ class FTestResult(_NoTable):
 
     def summary(self) -> str:
         """One line with the statistic, p-value and degrees of freedom (statsmodels')."""
-        return (
-            f"<F test: F={_number(self.fvalue)}, p={_number(self.pvalue)}, "
-            f"df_denom={_number(self.df_denom)}, df_num={_number(self.df_num)}>"
-        )
-
-    def __str__(self) -> str:
-        return self.summary()
-
-    def __repr__(self) -> str:
-        return self.summary()
+        return _f_line(self.fvalue, self.pvalue, self.df_denom, self.df_num)
 
 
 def _kept(results: Any, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -381,7 +392,7 @@ def f_test(results: Any, r_matrix: Any, q: Any = None) -> FTestResult:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class WaldTestResult(_NoTable):
     """A joint Wald test as statsmodels' ``wald_test`` gives it: an F statistic
     (``distribution="F"``, ``df_num`` and ``df_denom``) or a chi2 statistic
@@ -422,20 +433,11 @@ class WaldTestResult(_NoTable):
     def summary(self) -> str:
         """One line with the statistic, p-value and degrees of freedom (statsmodels')."""
         if self.distribution == "F":
-            return (
-                f"<F test: F={_number(self.statistic)}, p={_number(self.pvalue)}, "
-                f"df_denom={_number(self.df_denom)}, df_num={_number(self.df_num)}>"
-            )
+            return _f_line(self.statistic, self.pvalue, self.df_denom, self.df_num)
         return (
             f"<Wald test (chi2): statistic={_number(self.statistic)}, "
             f"p-value={_number(self.pvalue)}, df_denom={_number(self.df_denom)}>"
         )
-
-    def __str__(self) -> str:
-        return self.summary()
-
-    def __repr__(self) -> str:
-        return self.summary()
 
 
 def wald_test(
