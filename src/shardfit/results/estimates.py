@@ -212,32 +212,76 @@ class CoefficientTable:
             return frame
         return frame.iloc[np.atleast_1d(self._positions(cols, "cols"))]
 
-    def t_test(self, r_matrix: Any, q: Any = None, *, use_t: bool | None = None) -> Any:
-        """Test linear restrictions one by one (strings like ``"x1 = x2"`` or a matrix);
-        ``use_t`` (default the fit's) picks Student's t or the normal, as statsmodels'."""
+    def t_test(
+        self,
+        r_matrix: Any,
+        q: Any = None,
+        *,
+        use_t: bool | None = None,
+        cov_p: Any = None,
+    ) -> Any:
+        """Test linear restrictions one by one (strings like ``"x1 = x2"`` or a matrix).
+
+        Parameters
+        ----------
+        r_matrix : str, array_like or (R, q) tuple
+            The restrictions ``R beta = q``.
+        q : array_like, optional
+            Their right-hand sides (zero by default).
+        use_t : bool, optional
+            Student's t (``True``) or the normal; default the fit's, as statsmodels'.
+        cov_p : array_like, optional
+            A ``(k, k)`` covariance to use instead of the fit's (statsmodels').
+
+        Returns
+        -------
+        TTestResult
+        """
         from shardfit.results.hypothesis import t_test
 
-        return t_test(self, r_matrix, q, use_t=use_t)
+        return t_test(self, r_matrix, q, use_t=use_t, cov_p=cov_p)
 
-    def f_test(self, r_matrix: Any, q: Any = None) -> Any:
-        """Joint Wald F test of linear restrictions."""
+    def f_test(self, r_matrix: Any, q: Any = None, *, cov_p: Any = None, invcov: Any = None) -> Any:
+        """Joint Wald F test of linear restrictions.
+
+        Parameters
+        ----------
+        r_matrix : str, array_like or (R, q) tuple
+            The restrictions ``R beta = q``.
+        q : array_like, optional
+            Their right-hand sides (zero by default).
+        cov_p : array_like, optional
+            A ``(k, k)`` covariance to use instead of the fit's (statsmodels').
+        invcov : array_like, optional
+            The ``(J, J)`` inverse of the restrictions' covariance ``R C R'``, used as
+            given (statsmodels'); the numerator degrees of freedom are then ``J``.
+
+        Returns
+        -------
+        FTestResult
+        """
         from shardfit.results.hypothesis import f_test
 
-        return f_test(self, r_matrix, q)
+        return f_test(self, r_matrix, q, cov_p=cov_p, invcov=invcov)
 
     def wald_test(
         self,
         r_matrix: Any,
         q: Any = None,
         *,
+        cov_p: Any = None,
+        invcov: Any = None,
         use_f: bool | None = None,
+        df_constraints: float | None = None,
         scalar: bool | None = None,
     ) -> Any:
         """Joint Wald test of linear restrictions: F where ``use_f`` (default
         ``use_t``), else chi2, as statsmodels' ``wald_test(..., scalar=True)``.
 
-        ``scalar`` is accepted as statsmodels' (code passes ``scalar=True`` to silence
-        its FutureWarning); the statistics here are always scalars, so ``False`` is
+        ``cov_p`` and ``invcov`` are as in :meth:`f_test`; ``df_constraints``
+        replaces the number of restrictions ``J`` (statsmodels'). ``scalar`` is
+        accepted as statsmodels' (code passes ``scalar=True`` to silence its
+        FutureWarning); the statistics here are always scalars, so ``False`` is
         refused."""
         from shardfit.results.hypothesis import wald_test
 
@@ -247,4 +291,64 @@ class CoefficientTable:
                 "supported; the statistic is always a scalar (omit 'scalar' or pass True)"
             )
 
-        return wald_test(self, r_matrix, q, use_f=use_f)
+        return wald_test(
+            self,
+            r_matrix,
+            q,
+            use_f=use_f,
+            cov_p=cov_p,
+            invcov=invcov,
+            df_constraints=df_constraints,
+        )
+
+    def wald_test_terms(
+        self,
+        skip_single: bool = False,
+        extra_constraints: Any = None,
+        combine_terms: Any = None,
+        scalar: bool = True,
+    ) -> Any:
+        """A joint Wald test per term that all its coefficients are zero
+        (statsmodels' ``wald_test_terms``), from the estimates and their covariance.
+
+        Terms are the formula's (a categorical's dummies together, an interaction's
+        columns together; named and ordered as statsmodels' patsy ``design_info``),
+        or one per column for a fit without a formula. Each test is an F test where
+        the fit uses Student's t (``use_t``: OLS/WLS with the nonrobust covariance),
+        else a chi2 test (robust covariances, GLMs), as statsmodels'.
+
+        Parameters
+        ----------
+        skip_single : bool, default False
+            Leave out terms of one column (statsmodels': without a formula, every
+            column).
+        extra_constraints : list of (str, restriction), optional
+            More tests: a name and a restriction as :meth:`wald_test` takes it.
+        combine_terms : list of str, optional
+            For each string, one joint test of the columns of every term whose name
+            contains it (``"g"`` combines ``C(g)`` and ``C(g):x``).
+        scalar : bool, default True
+            Accepted as statsmodels'; ``False`` (array statistics) is refused.
+
+        Returns
+        -------
+        WaldTestTermsResult
+            ``.table`` (``statistic``, ``pvalue``, ``df_constraint`` and, for F,
+            ``df_denom``), ``.summary_frame()`` with statsmodels' display names, and
+            its text.
+
+        Raises
+        ------
+        ValueError
+            A ``combine_terms`` string matches no term, or a term involves an aliased
+            coefficient (naming the term).
+        """
+        from shardfit.results.hypothesis import wald_test_terms
+
+        return wald_test_terms(
+            self,
+            skip_single=skip_single,
+            extra_constraints=extra_constraints,
+            combine_terms=combine_terms,
+            scalar=scalar,
+        )

@@ -26,10 +26,12 @@ __all__ = [
     "FTestResult",
     "TTestResult",
     "WaldTestResult",
+    "WaldTestTermsResult",
     "f_test",
     "restriction",
     "t_test",
     "wald_test",
+    "wald_test_terms",
 ]
 
 
@@ -337,22 +339,47 @@ class FTestResult(_NoTable):
         return _f_line(self.fvalue, self.pvalue, self.df_denom, self.df_num)
 
 
-def _kept(results: Any, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _cov_p(results: Any, cov_p: Any) -> np.ndarray:
+    """The covariance a test uses: statsmodels' ``cov_p`` (a ``(k, k)`` matrix that
+    replaces the fit's, e.g. another robust covariance), else the fit's."""
+    if cov_p is None:
+        return np.asarray(results.cov_array)
+    k = len(results.names)
+    matrix = np.asarray(cov_p, dtype=np.float64)
+    if matrix.shape != (k, k):
+        raise ValueError(
+            f"cov_p has shape {matrix.shape}; it needs ({k}, {k}), one row and column per "
+            f"coefficient ({list(results.names)})"
+        )
+    return matrix
+
+
+def _kept(
+    results: Any, matrix: np.ndarray, cov_p: Any = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     params = np.asarray(results.params_array)
-    cov = np.asarray(results.cov_array)
+    cov = _cov_p(results, cov_p)
     finite = np.isfinite(params)
     if np.any(matrix[:, ~finite] != 0):
         raise ValueError("a restriction involves an aliased (dropped) coefficient")
     return matrix[:, finite], params[finite], cov[np.ix_(finite, finite)]
 
 
-def t_test(results: Any, r_matrix: Any, q: Any = None, *, use_t: bool | None = None) -> TTestResult:
+def t_test(
+    results: Any,
+    r_matrix: Any,
+    q: Any = None,
+    *,
+    use_t: bool | None = None,
+    cov_p: Any = None,
+) -> TTestResult:
     """Each restriction alone, with the results' distribution (Student's t where
-    ``use_t``, default the results', else the normal, as statsmodels' ``use_t``)."""
+    ``use_t``, default the results', else the normal, as statsmodels' ``use_t``);
+    ``cov_p`` replaces the fit's covariance, as statsmodels'."""
     if use_t is not None and not isinstance(use_t, bool | np.bool_):
         raise ValueError(f"The 'use_t' parameter must be True, False or None. Got {use_t!r}.")
     matrix, values = restriction(results.names, r_matrix, q)
-    matrix, params, cov = _kept(results, matrix)
+    matrix, params, cov = _kept(results, matrix, cov_p)
     effect = matrix @ params
     sd = np.sqrt(np.einsum("ij,jk,ik->i", matrix, cov, matrix))
     tvalue = (effect - values) / sd
@@ -366,22 +393,47 @@ def t_test(results: Any, r_matrix: Any, q: Any = None, *, use_t: bool | None = N
     return TTestResult(effect, sd, tvalue, pvalue, df, values, "t" if df is not None else "norm")
 
 
-def _wald(results: Any, r_matrix: Any, q: Any) -> tuple[float, float]:
-    """The Wald statistic ``(Rb-q)' (R C R')^+ (Rb-q)`` and the rank of ``R C R'``."""
+def _wald(
+    results: Any, r_matrix: Any, q: Any, cov_p: Any = None, invcov: Any = None
+) -> tuple[float, float]:
+    """The Wald statistic ``(Rb-q)' (R C R')^+ (Rb-q)`` and the rank of ``R C R'``; with
+    ``invcov`` (statsmodels': the ``(J, J)`` inverse of ``R C R'``, given), ``(Rb-q)'
+    invcov (Rb-q)`` and ``J`` the number of restrictions, as there."""
     matrix, values = restriction(results.names, r_matrix, q)
-    matrix, params, cov = _kept(results, matrix)
+    if invcov is not None and cov_p is not None:
+        # statsmodels ignores cov_p when invcov is given; a silent choice hides a mistake.
+        raise ValueError("give 'cov_p' or 'invcov', not both (invcov replaces the covariance)")
+    matrix, params, cov = _kept(results, matrix, cov_p)
     diff = matrix @ params - values
+    if invcov is not None:
+        inverse = np.atleast_2d(np.asarray(invcov, dtype=np.float64))
+        rows = matrix.shape[0]
+        if inverse.shape != (rows, rows):
+            raise ValueError(
+                f"invcov has shape {inverse.shape}; it needs ({rows}, {rows}), the inverse "
+                f"of the covariance of the {rows} restriction(s)"
+            )
+        return float(diff @ inverse @ diff), float(rows)
     middle = matrix @ cov @ matrix.T
+    if np.isnan(middle).any():
+        raise ValueError(
+            "the covariance of the restrictions has NaN entries (a NaN in cov_p or the "
+            "fit's covariance), so there is no Wald statistic"
+        )
     # statsmodels' degrees of freedom: the rank of R C R' (pinv ignores its null space),
     # not the number of rows, so a cluster covariance of rank G - 1 < J gives its F.
     rank = float(np.linalg.matrix_rank(middle))
     return float(diff @ np.linalg.pinv(middle) @ diff), rank
 
 
-def f_test(results: Any, r_matrix: Any, q: Any = None) -> FTestResult:
+def f_test(
+    results: Any, r_matrix: Any, q: Any = None, *, cov_p: Any = None, invcov: Any = None
+) -> FTestResult:
     """The restrictions jointly: ``F = (Rb-q)' (R C R')^+ (Rb-q) / J``, ``J`` the rank of
-    ``R C R'`` (the number of restrictions unless the covariance is singular there)."""
-    chi2, df_num = _wald(results, r_matrix, q)
+    ``R C R'`` (the number of restrictions unless the covariance is singular there);
+    ``cov_p`` replaces ``C`` and ``invcov`` replaces ``(R C R')^+`` (then ``J`` is the
+    number of restrictions), as statsmodels'."""
+    chi2, df_num = _wald(results, r_matrix, q, cov_p, invcov)
     statistic = chi2 / df_num
     df_denom = results.df_inference
     return FTestResult(
@@ -441,11 +493,24 @@ class WaldTestResult(_NoTable):
 
 
 def wald_test(
-    results: Any, r_matrix: Any, q: Any = None, *, use_f: bool | None = None
+    results: Any,
+    r_matrix: Any,
+    q: Any = None,
+    *,
+    use_f: bool | None = None,
+    cov_p: Any = None,
+    invcov: Any = None,
+    df_constraints: float | None = None,
 ) -> WaldTestResult:
     """The restrictions jointly: an F test where ``use_f`` (default: the results'
-    ``use_t``), else the chi2 statistic with ``J`` degrees of freedom."""
-    chi2, df_num = _wald(results, r_matrix, q)
+    ``use_t``), else the chi2 statistic with ``J`` degrees of freedom; ``cov_p``,
+    ``invcov`` as :func:`f_test`, and ``df_constraints`` replaces ``J``, as
+    statsmodels'."""
+    chi2, df_num = _wald(results, r_matrix, q, cov_p, invcov)
+    if df_constraints is not None:
+        df_num = float(df_constraints)
+        if not df_num > 0:
+            raise ValueError(f"df_constraints must be positive; got {df_constraints!r}")
     if use_f is None:
         use_f = bool(results.use_t)
     if use_f:
@@ -453,3 +518,179 @@ def wald_test(
         pvalue = float(stats.f.sf(fvalue, df_num, df_denom))
         return WaldTestResult(fvalue, pvalue, df_num, df_denom, "F")
     return WaldTestResult(chi2, float(stats.chi2.sf(chi2, df_num)), df_num, df_num, "chi2")
+
+
+class WaldTestTermsResult:
+    """Joint Wald tests, one per term, as statsmodels' ``WaldTestResults`` (the
+    result of ``wald_test_terms``).
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per test, indexed by its name, with statsmodels' distribution-neutral
+        columns ``statistic``, ``pvalue``, ``df_constraint`` (and ``df_denom`` for F
+        tests); :meth:`summary_frame` names them ``F``/``chi2``, ``P>F``/``P>chi2``,
+        ``df constraint`` (and ``df denom``), as statsmodels' does.
+    distribution : str
+        ``"F"`` or ``"chi2"``.
+    statistic, pvalues, df_constraints : numpy.ndarray
+        The table's columns.
+    df_denom : numpy.ndarray
+        The denominator degrees of freedom (F tests only, as statsmodels').
+    constraints : list of (str, numpy.ndarray)
+        Each test's name and restriction matrix (statsmodels keeps them as ``temp``).
+    """
+
+    dist_args = None  # statsmodels' WaldTestResults from a table carry dist_args=None
+
+    def __init__(
+        self, table: pd.DataFrame, distribution: str, constraints: list[tuple[str, Any]]
+    ) -> None:
+        self.table = table
+        self.distribution = distribution
+        self.constraints = constraints
+        self.statistic = table["statistic"].to_numpy()
+        self.pvalues = table["pvalue"].to_numpy()
+        self.df_constraints = table["df_constraint"].to_numpy()
+        if distribution == "F":
+            self.df_denom = table["df_denom"].to_numpy()
+
+    @property
+    def col_names(self) -> list[str]:
+        """The :meth:`summary_frame` column names (statsmodels')."""
+        names = [self.distribution, f"P>{self.distribution}", "df constraint"]
+        return [*names, "df denom"] if self.distribution == "F" else names
+
+    def summary_frame(self) -> pd.DataFrame:
+        """The table with statsmodels' display names (``F``, ``P>F``, ``df constraint``,
+        ``df denom``; or ``chi2``, ``P>chi2``, ``df constraint``)."""
+        return self.table.set_axis(self.col_names, axis=1)
+
+    def __str__(self) -> str:
+        return self.summary_frame().to_string()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>\n{self}"
+
+
+def _term_columns(results: Any) -> tuple[list[tuple[str, np.ndarray]], bool]:
+    """Each term's name and coefficient positions, and whether they come from a formula.
+
+    A formula fit's terms are formulaic's, named and ordered as statsmodels' (patsy's)
+    ``design_info``: the intercept is ``Intercept``, an interaction is named with its
+    factors in patsy's order, and terms come in patsy's column order. A fit without a
+    formula has one term per column, named after it, as statsmodels' fit on arrays."""
+    names = list(results.names)
+    spec = getattr(results, "spec", None)
+    if spec is None or getattr(spec, "formula", None) is None:
+        return [(name, np.asarray([i])) for i, name in enumerate(names)], False
+    from shardfit.design.formula import patsy_column_order
+
+    specs = spec.formulaic_specs()
+    rhs = specs.rhs if spec.has_formula_response else specs
+    patsy_names = _patsy_term_names(str(spec.formula))
+    terms: list[tuple[str, np.ndarray]] = []
+    for structure in rhs.structure:
+        missing = [column for column in structure.columns if column not in names]
+        if missing:
+            raise ValueError(
+                f"the term {str(structure.term)!r} of {spec.formula!r} has columns "
+                f"{missing} that are not coefficients of the fit ({names})"
+            )
+        factors = _factor_set(str(factor) for factor in structure.term.factors)
+        name = patsy_names.get(factors) or ("Intercept" if not factors else str(structure.term))
+        positions = np.asarray([names.index(column) for column in structure.columns])
+        terms.append((name, positions))
+    order = patsy_column_order(rhs, str(spec.formula))
+    if order is not None:
+        # statsmodels lists the terms in its (patsy's) column order, which groups them
+        # by their numeric factors; formulaic sorts them by degree.
+        rank = {formulaic: place for place, formulaic in enumerate(order)}
+        columns = [spec.column_names.index(results.names[int(p[0])]) for _, p in terms]
+        terms = [term for _, term in sorted(zip(columns, terms), key=lambda t: rank[t[0]])]
+    return terms, True
+
+
+def _factor_set(codes: Any) -> frozenset[str]:
+    """A term's factors without spaces and without formulaic's intercept ``1``."""
+    squashed = ("".join(str(code).split()) for code in codes)
+    return frozenset(code for code in squashed if code != "1")
+
+
+def _patsy_term_names(formula: str) -> dict[frozenset[str], str]:
+    """patsy's name of each right-hand-side term (``C(g):x``), keyed by its factors;
+    empty without patsy or where patsy cannot parse the formula (formulaic's names
+    are used then)."""
+    try:
+        from patsy import ModelDesc
+    except ImportError:
+        return {}
+    try:
+        desc = ModelDesc.from_formula(formula)
+    except Exception:  # patsy's errors have no common base besides Exception
+        return {}
+    return {_factor_set(f.name() for f in term.factors): term.name() for term in desc.rhs_termlist}
+
+
+def wald_test_terms(
+    results: Any,
+    skip_single: bool = False,
+    extra_constraints: Any = None,
+    combine_terms: Any = None,
+    scalar: bool = True,
+) -> WaldTestTermsResult:
+    """A joint Wald test that all coefficients of each term are zero (statsmodels'
+    ``wald_test_terms``); see :meth:`CoefficientTable.wald_test_terms`."""
+    if not scalar:
+        raise ValueError(
+            "wald_test_terms: scalar=False (statsmodels' deprecated array statistics) is "
+            "not supported; the statistics are always scalars"
+        )
+    combine = [] if combine_terms is None else list(combine_terms)
+    if any(not isinstance(name, str) for name in combine):
+        raise ValueError(f"combine_terms must be a list of strings; got {combine_terms!r}")
+    extra = [] if extra_constraints is None else list(extra_constraints)
+    for item in extra:
+        if not (isinstance(item, tuple | list) and len(item) == 2):
+            raise ValueError(
+                f"extra_constraints must be a list of (name, constraint) pairs; got {item!r}"
+            )
+    identity = np.eye(len(results.names))
+    terms, from_formula = _term_columns(results)
+    constraints: list[tuple[str, Any]] = []
+    combined: dict[str, list[np.ndarray]] = {name: [] for name in combine}
+    for name, positions in terms:
+        rows = identity[positions]
+        # statsmodels matches combine_terms as substrings of the term names (a formula
+        # fit) or of the column names (a fit on arrays).
+        for wanted in combine:
+            if wanted in name:
+                combined[wanted].append(rows)
+        # statsmodels' skip_single without a formula skips every column (each is single).
+        if skip_single and (rows.shape[0] == 1 or not from_formula):
+            continue
+        constraints.append((name, rows))
+    for wanted in combine:
+        if not combined[wanted]:
+            raise ValueError(
+                f"combine_terms: {wanted!r} is in no term name "
+                f"({[name for name, _ in terms]}), so there is nothing to combine"
+            )
+        constraints.append((wanted, np.vstack(combined[wanted])))
+    constraints.extend((str(name), constraint) for name, constraint in extra)
+    use_f = bool(results.use_t)
+    rows_out = []
+    for name, constraint in constraints:
+        try:
+            test = wald_test(results, constraint, use_f=use_f)
+        except ValueError as error:
+            raise ValueError(f"wald_test_terms: the test of {name!r}: {error}") from error
+        # The rank-adjusted degrees of freedom, as statsmodels (whose chi2 result keeps
+        # them in df_denom).
+        row = [test.statistic, test.pvalue, int(test.df_num)]
+        if use_f:
+            row.append(test.df_denom)
+        rows_out.append(row)
+    columns = ["statistic", "pvalue", "df_constraint"] + (["df_denom"] if use_f else [])
+    table = pd.DataFrame(rows_out, index=[name for name, _ in constraints], columns=columns)
+    return WaldTestTermsResult(table, "F" if use_f else "chi2", constraints)

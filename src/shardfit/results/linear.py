@@ -18,16 +18,26 @@ definitions follow statsmodels' ``RegressionResults`` (for WLS, the weighted one
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy import stats
 
 from shardfit.results.estimates import CoefficientTable
 
-__all__ = ["LinearResults"]
+__all__ = ["CompareLRTestResult", "LinearResults"]
+
+
+class CompareLRTestResult(NamedTuple):
+    """Result of :meth:`LinearResults.compare_lr_test` (statsmodels' named tuple):
+    unpacks as ``(statistic, pvalue, df_diff)``."""
+
+    statistic: float
+    pvalue: float
+    df_diff: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,6 +173,135 @@ class LinearResults(CoefficientTable):
     def bic(self) -> float:
         """Bayesian information criterion."""
         return -2 * self.llf + np.log(self.nobs) * (self.df_model + self.k_constant)
+
+    # -- comparing nested models -------------------------------------------------------
+    def _nested(self, restricted: Any, test: str) -> None:
+        """Refuse a ``restricted`` that cannot be compared with this fit: not a linear
+        fit, fitted on another number of rows, or with no fewer residual degrees of
+        freedom than this one has (statsmodels compares blindly and returns a negative
+        or NaN statistic there)."""
+        if not isinstance(restricted, LinearResults):
+            raise TypeError(
+                f"{test}: 'restricted' must be the results of an OLS/WLS fit "
+                f"(LinearResults); got {type(restricted).__name__}"
+            )
+        if restricted.nobs != self.nobs:
+            raise ValueError(
+                f"{test}: the models were fitted on different rows: nobs={self.nobs:,} "
+                f"(this fit, {self.formula or self.data_name or 'no formula'}) and "
+                f"{restricted.nobs:,} (restricted, "
+                f"{restricted.formula or restricted.data_name or 'no formula'}); nested "
+                "models must be fitted on the same rows (drop rows with missing values "
+                "in either model's columns before fitting both)"
+            )
+        if restricted.weighted != self.weighted:
+            raise ValueError(
+                f"{test}: one model is weighted (WLS) and the other is not; nested "
+                "models must share their weights"
+            )
+        if not restricted.df_resid > self.df_resid:
+            raise ValueError(
+                f"{test}: the restricted model must have more residual degrees of freedom "
+                f"than this one; got df_resid={restricted.df_resid:g} (restricted) and "
+                f"{self.df_resid:g} (this fit). Call it on the larger model: "
+                "full.compare_f_test(restricted)"
+            )
+
+    def _warn_robust(self, restricted: LinearResults, test: str) -> None:
+        # statsmodels warns (InvalidTestWarning) and proceeds: the sums of squares and
+        # the likelihood assume homoscedastic errors whatever the cov_type.
+        robust = [r.cov_type for r in (self, restricted) if r.cov_type != "nonrobust"]
+        if robust:
+            warnings.warn(
+                f"{test} is likely invalid with a robust covariance (cov_type="
+                f"{robust[0]!r}): it compares sums of squares that assume homoscedastic, "
+                "uncorrelated errors; proceeding anyway, as statsmodels. A Wald test of "
+                "the restrictions (f_test/wald_test) uses the robust covariance",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def compare_f_test(self, restricted: LinearResults) -> tuple[float, float, float]:
+        """F test that the nested ``restricted`` model is correct (statsmodels').
+
+        ``F = (ssr_r - ssr) / df_diff / (ssr / df_resid)`` with ``df_diff =
+        df_resid_r - df_resid``, from the two fits' sums of squares (no data).
+
+        Parameters
+        ----------
+        restricted : LinearResults
+            A fit nested in this one, on the same rows (and weights).
+
+        Returns
+        -------
+        tuple of (float, float, float)
+            ``(f_value, p_value, df_diff)``, as statsmodels'.
+
+        Raises
+        ------
+        ValueError
+            The fits have different ``nobs`` or weighting, or ``restricted`` has no
+            more residual degrees of freedom than this fit.
+
+        Warns
+        -----
+        UserWarning
+            Either fit has a robust covariance (the test assumes homoscedasticity), as
+            statsmodels warns.
+        """
+        self._nested(restricted, "compare_f_test")
+        self._warn_robust(restricted, "compare_f_test")
+        df_diff = restricted.df_resid - self.df_resid
+        f_value = (restricted.ssr - self.ssr) / df_diff / self.ssr * self.df_resid
+        p_value = float(stats.f.sf(f_value, df_diff, self.df_resid))
+        return float(f_value), p_value, df_diff
+
+    def compare_lr_test(
+        self, restricted: LinearResults, large_sample: bool = False
+    ) -> CompareLRTestResult:
+        """Likelihood ratio test that the nested ``restricted`` model is correct
+        (statsmodels'): ``-2 (llf_r - llf)``, chi2 with ``df_diff`` degrees of freedom.
+
+        Parameters
+        ----------
+        restricted : LinearResults
+            A fit nested in this one, on the same rows (and weights).
+        large_sample : bool, default False
+            statsmodels' heteroscedasticity-robust version (an LM test from the
+            restricted model's residuals and this model's rows) needs a pass over the
+            data, which results do not hold: ``True`` raises NotImplementedError.
+
+        Returns
+        -------
+        CompareLRTestResult
+            ``(statistic, pvalue, df_diff)``, as statsmodels' named tuple.
+
+        Raises
+        ------
+        NotImplementedError
+            ``large_sample=True``.
+        ValueError
+            The fits have different ``nobs`` or weighting, or ``restricted`` has no
+            more residual degrees of freedom than this fit.
+
+        Warns
+        -----
+        UserWarning
+            Either fit has a robust covariance, as statsmodels warns.
+        """
+        if large_sample:
+            raise NotImplementedError(
+                "compare_lr_test(large_sample=True) is statsmodels' robust LM test, built "
+                "from the restricted model's residuals times this model's design row by "
+                "row: a pass over the data that the results do not hold. Use "
+                "large_sample=False (homoscedastic errors), or a robust Wald test of the "
+                "restrictions: wald_test('...') on a fit with a robust cov_type"
+            )
+        self._nested(restricted, "compare_lr_test")
+        self._warn_robust(restricted, "compare_lr_test")
+        df_diff = restricted.df_resid - self.df_resid
+        statistic = -2.0 * (restricted.llf - self.llf)
+        return CompareLRTestResult(statistic, float(stats.chi2.sf(statistic, df_diff)), df_diff)
 
     # -- summary, prediction, save and load -----------------------------------------
     def summary(self, *, alpha: float = 0.05) -> Any:
