@@ -71,6 +71,9 @@ _EXPORTS: dict[str, str] = {
     "logit": "shardfit.models.glm",
     "poisson": "shardfit.models.glm",
     "GLMResults": "shardfit.results.glm",
+    "negativebinomial": "shardfit.models.negbin",
+    "NegativeBinomialModel": "shardfit.models.negbin",
+    "NegativeBinomialResults": "shardfit.results.negbin",
     "SumstatsModel": "shardfit.models.sumstats",
     "SumstatsGroup": "shardfit.models.sumstats",
     "SumstatsFitResult": "shardfit.results.sumstats",
@@ -129,6 +132,8 @@ __all__ = [
     "LinearResults",
     "Link",
     "MissingDataError",
+    "NegativeBinomialModel",
+    "NegativeBinomialResults",
     "Partition",
     "PartitionCache",
     "PartitionTaskError",
@@ -172,6 +177,7 @@ __all__ = [
     "load_results",
     "logit",
     "map_partitions",
+    "negativebinomial",
     "ols",
     "open_design",
     "open_store",
@@ -253,11 +259,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from shardfit.models.glm import GLM, GeneralizedLinearModel, glm, logit, poisson
     from shardfit.models.linear import OLS, LinearModel, ols, wls
     from shardfit.models.links import Link
+    from shardfit.models.negbin import NegativeBinomialModel, negativebinomial
     from shardfit.models.sumstats import SumstatsGroup, SumstatsModel
     from shardfit.models.svd import svd
     from shardfit.results.glm import GLMResults
     from shardfit.results.io import load_results, save_results
     from shardfit.results.linear import LinearResults
+    from shardfit.results.negbin import NegativeBinomialResults
     from shardfit.results.predict import PredictionOutput, PredictionResults
     from shardfit.results.regularized import DistributedResults, ElasticNetResults
     from shardfit.results.sumstats import SumstatsFitResult, SumstatsScanResult

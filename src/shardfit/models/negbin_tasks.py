@@ -1,0 +1,252 @@
+"""What each partition computes for a negative binomial (NB2) fit with ``alpha``
+estimated (runs on workers).
+
+Every pass reads the partition's encoded design from the session's
+:class:`~shardfit.engine.cache.PartitionCache`, filled by the GLM prepare pass
+(:class:`~shardfit.models.glm_tasks.PrepareTask`), so no pass after the first reads
+or encodes data. :class:`NBTask` returns, at one point ``(beta, alpha)``, the exact
+sums over the partition's rows of the NB2 log-likelihood, its score and its Hessian
+(statsmodels' ``NegativeBinomial(loglike_method="nb2")`` formulas), or the same for
+the Poisson model whose fit gives the start values. Everything returned is a sum over
+rows of size ``O(p**2)``; merging is addition.
+
+With ``theta = 1/alpha`` (statsmodels' ``a1``, R's ``theta``) and
+``mu = exp(x'beta + offset)``, a row contributes
+
+- ``llf = lgamma(y + theta) - lgamma(theta) - lgamma(y + 1) - theta log1p(alpha mu)
+  + y (log(alpha mu) - log1p(alpha mu))``;
+- to the score in ``beta``: ``x (y - mu) / (1 + alpha mu)``;
+- to the Hessian in ``beta``: ``-x x' mu (1 + alpha y) / (1 + alpha mu)**2``, and in
+  ``(beta, alpha)``: ``-x mu (y - mu) / (1 + alpha mu)**2``;
+- to the derivatives in ``alpha`` through the two row sums ``u`` and ``v`` of
+  :class:`NBStatistic` (the driver combines them with powers of ``alpha``).
+
+``log1p`` is used where statsmodels writes ``log(theta / (theta + mu))``: the same
+value, without the cancellation when ``alpha mu`` is small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+from scipy import special
+
+from shardfit.data.partition import Partition
+from shardfit.design.spec import DesignSpec
+from shardfit.engine.cache import CacheRef
+from shardfit.models.families import NegativeBinomial
+from shardfit.models.glm_tasks import _Block, _block, _cached_arrays
+from shardfit.stats.gram import block_gram, scale_rows
+
+__all__ = ["NBStatistic", "NBTask"]
+
+Kind = Literal["nb2", "poisson", "poisson-start"]
+
+
+@dataclass(frozen=True)
+class NBStatistic:
+    """Sums over rows at one point ``(beta, alpha)``.
+
+    Attributes
+    ----------
+    nrows : int
+        Rows summed.
+    llf : float
+        The log-likelihood (NB2, or Poisson for the Poisson kinds).
+    score : numpy.ndarray
+        ``(p,)`` score in ``beta``; for ``"poisson-start"`` the weighted cross
+        product ``X' W z`` of IRLS's first step instead.
+    info : numpy.ndarray
+        ``(p, p)`` minus the Hessian in ``beta`` (``X' W X``, ``W > 0``).
+    cross : numpy.ndarray
+        ``(p,)`` the Hessian's ``d2 llf / d beta d alpha`` (NB2 only, else zeros).
+    u, v : float
+        NB2: ``sum(digamma(y + theta) - digamma(theta) - log1p(alpha mu) - (y - mu) /
+        (theta + mu))`` and ``sum(trigamma(y + theta) - trigamma(theta) + alpha**2 mu /
+        (1 + alpha mu) + alpha**2 (y - mu) / (1 + alpha mu)**2)``, so that ``d llf /
+        d alpha = -u / alpha**2`` and ``d2 llf / d alpha2 = 2 u / alpha**3 + v /
+        alpha**4``. Poisson kinds: ``u`` is ``sum(((y - mu)**2 / mu - 1) / mu)``
+        (statsmodels' moment estimate of ``alpha`` times ``df_resid``), ``v`` 0.
+    sum_y, sum_exp_offset : float
+        ``sum(y)`` and ``sum(exp(offset))``: the constant-only Poisson fit in closed
+        form (the null model's start).
+    """
+
+    nrows: int
+    llf: float
+    score: np.ndarray
+    info: np.ndarray
+    cross: np.ndarray
+    u: float
+    v: float
+    sum_y: float
+    sum_exp_offset: float
+
+    def merge(self, other: NBStatistic) -> NBStatistic:
+        return NBStatistic(
+            nrows=self.nrows + other.nrows,
+            llf=self.llf + other.llf,
+            score=self.score + other.score,
+            info=self.info + other.info,
+            cross=self.cross + other.cross,
+            u=self.u + other.u,
+            v=self.v + other.v,
+            sum_y=self.sum_y + other.sum_y,
+            sum_exp_offset=self.sum_exp_offset + other.sum_exp_offset,
+        )
+
+
+@dataclass(frozen=True)
+class NBTask:
+    """One partition's :class:`NBStatistic` at ``beta`` (and ``alpha``).
+
+    Parameters
+    ----------
+    spec : DesignSpec
+    missing : {"drop", "raise"}
+    cache : CacheRef or None
+        The fit's partition cache (filled by the prepare pass).
+    beta : numpy.ndarray or None
+        Coefficients in ``spec.column_names`` order (a single intercept with
+        ``constant_only``); ``None`` only for ``"poisson-start"``.
+    alpha : float
+        NB2's dispersion (unused by the Poisson kinds).
+    kind : {"nb2", "poisson", "poisson-start"}
+        NB2 sums; Poisson sums; or IRLS's first Poisson step from statsmodels' GLM start
+        ``mu = (y + mean(y)) / 2``, which needs no coefficients.
+    y_mean : float
+        ``mean(y)`` over all rows, for ``"poisson-start"``.
+    constant_only : bool
+        Replace the design by a column of ones (the null model), keeping the offset.
+    """
+
+    spec: DesignSpec
+    missing: Literal["drop", "raise"]
+    cache: CacheRef | None
+    beta: np.ndarray | None
+    alpha: float = 1.0
+    kind: Kind = "nb2"
+    y_mean: float = 0.0
+    constant_only: bool = False
+
+    def __call__(self, partition: Partition) -> NBStatistic:
+        # The family only checks the response's support on a cache miss (y >= 0, as the
+        # prepare pass did): alpha's value plays no part in that check.
+        arrays = _cached_arrays(self.spec, NegativeBinomial(), self.missing, self.cache, partition)
+        block = _block(arrays)
+        if self.constant_only:
+            block = _Block(
+                dense=np.ones((block.nrows, 1), order="F"),
+                sparse=sp.csc_matrix((block.nrows, 0)),
+                y=block.y,
+                weights=None,
+                offset=block.offset,
+            )
+        p = block.dense.shape[1] + block.sparse.shape[1]
+        total = _empty(p)
+        # Row blocks keep the row-sized temporaries small (one block with sparse columns).
+        for _, part in block.row_blocks():
+            total = total.merge(self._sums(part))
+        return total
+
+    def _order(self, block: _Block) -> np.ndarray:
+        """Output position of each column of ``[dense | sparse]``."""
+        if self.constant_only:
+            return np.zeros(1, dtype=np.intp)
+        flags = np.asarray(self.spec.dense_columns(), dtype=bool)
+        return np.concatenate([np.flatnonzero(flags), np.flatnonzero(~flags)])
+
+    def _sums(self, block: _Block) -> NBStatistic:
+        n = block.nrows
+        order = self._order(block)
+        p = order.shape[0]
+        if n == 0:
+            return _empty(p)
+        y = block.y
+        offset = np.zeros(n) if block.offset is None else block.offset
+        if self.kind == "poisson-start":
+            mu = (y + self.y_mean) / 2
+            eta = np.log(mu)
+            z = eta - offset + (y - mu) / mu
+            w = mu
+            llf = float(np.sum(y * eta - mu - special.gammaln(y + 1)))
+            score = _xt(block, order, w * z)
+            return NBStatistic(
+                n, llf, score, _gram(block, order, w), np.zeros(p), 0.0, 0.0,
+                float(y.sum()), float(np.exp(offset).sum()),
+            )  # fmt: skip
+        assert self.beta is not None
+        beta = np.asarray(self.beta, dtype=np.float64)
+        eta = block.dense @ beta[order[: block.dense.shape[1]]] + offset
+        if block.sparse.shape[1]:
+            eta = eta + block.sparse @ beta[order[block.dense.shape[1] :]]
+        mu = np.exp(eta)
+        sums = (float(y.sum()), float(np.exp(offset).sum()))
+        if self.kind == "poisson":
+            llf = float(np.sum(y * eta - mu - special.gammaln(y + 1)))
+            resid = y - mu
+            u = float(np.sum((resid**2 / mu - 1) / mu))
+            return NBStatistic(
+                n, llf, _xt(block, order, resid), _gram(block, order, mu), np.zeros(p),
+                u, 0.0, *sums,
+            )  # fmt: skip
+        return self._nb2(block, order, y, eta, mu, sums)
+
+    def _nb2(
+        self,
+        block: _Block,
+        order: np.ndarray,
+        y: np.ndarray,
+        eta: np.ndarray,
+        mu: np.ndarray,
+        sums: tuple[float, float],
+    ) -> NBStatistic:
+        alpha = float(self.alpha)
+        theta = 1.0 / alpha
+        am = alpha * mu
+        log1p_am = np.log1p(am)
+        one_am = 1.0 + am
+        resid = y - mu
+        # y log(1 - prob) with prob = theta / (theta + mu): log(alpha mu / (1 + alpha mu)),
+        # 0 for y = 0 whatever mu (statsmodels' 0 * log(...) is 0 there too).
+        y_term = np.where(y > 0, y * (np.log(alpha) + eta - log1p_am), 0.0)
+        llf = float(
+            np.sum(
+                special.gammaln(y + theta)
+                - special.gammaln(theta)
+                - special.gammaln(y + 1)
+                - theta * log1p_am
+                + y_term
+            )
+        )
+        dg = special.digamma(y + theta) - special.digamma(theta)
+        u = float(np.sum(dg - log1p_am - resid / (theta + mu)))
+        tg = special.polygamma(1, y + theta) - special.polygamma(1, theta)
+        v = float(np.sum(tg + alpha * am / one_am + alpha**2 * resid / one_am**2))
+        score = _xt(block, order, resid / one_am)
+        info = _gram(block, order, mu * (1.0 + alpha * y) / one_am**2)
+        cross = -_xt(block, order, mu * resid / one_am**2)
+        return NBStatistic(block.nrows, llf, score, info, cross, u, v, *sums)
+
+
+def _empty(p: int) -> NBStatistic:
+    return NBStatistic(0, 0.0, np.zeros(p), np.zeros((p, p)), np.zeros(p), 0.0, 0.0, 0.0, 0.0)
+
+
+def _xt(block: _Block, order: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``X' values`` in the spec's column order."""
+    out = np.empty(order.shape[0])
+    parts = [block.dense.T @ values]
+    if block.sparse.shape[1]:
+        parts.append(block.sparse.T @ values)
+    out[order] = np.concatenate(parts)
+    return out
+
+
+def _gram(block: _Block, order: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``X' diag(w) X`` (``w > 0``) in the spec's column order."""
+    root = np.sqrt(w)
+    return block_gram(root[:, None] * block.dense, scale_rows(block.sparse, root), order)
