@@ -162,6 +162,13 @@ def add_parser(subparsers: Any) -> None:
         help="GLM link: logit, probit, cloglog, cauchy, loglog, logc, log, identity, inverse, "
         "inverse_squared, sqrt, power(P) (default: the family's canonical link)",
     )
+    parser.add_argument(
+        "--freq-weights",
+        default=None,
+        metavar="COL",
+        help="GLM frequency weights column (statsmodels' freq_weights: each row counts "
+        "that many times)",
+    )
     parser.add_argument("--offset", default=None, metavar="COL", help="GLM offset column")
     parser.add_argument(
         "--exposure", default=None, metavar="COL", help="GLM exposure column (log is added)"
@@ -227,6 +234,7 @@ def _fit_glm(args: argparse.Namespace, context: FitContext) -> Any:
         family=args.family,
         link=args.link,
         weights=args.weights,
+        freq_weights=args.freq_weights,
         offset=args.offset,
         exposure=args.exposure,
         missing=args.missing,
@@ -298,7 +306,15 @@ def _stored_design(args: argparse.Namespace) -> Any:
         )
     given = [
         f"--{name.replace('_', '-')}"
-        for name in ("weights", "offset", "exposure", "key", "delimiter", "null_values")
+        for name in (
+            "weights",
+            "freq_weights",
+            "offset",
+            "exposure",
+            "key",
+            "delimiter",
+            "null_values",
+        )
         if getattr(args, name, None) is not None
     ]
     if given:
@@ -363,7 +379,7 @@ def run(args: argparse.Namespace) -> int:
         known = sorted(str(name) for name in FITTERS if name is not None)
         print(f"shardfit fit: error: unknown family {family!r}; known: {known}", file=sys.stderr)
         return 2
-    glm_only = ("link", "offset", "exposure", "nb_alpha", "var_power")
+    glm_only = ("link", "freq_weights", "offset", "exposure", "nb_alpha", "var_power")
     # "is not None", not truthiness: --var-power 0 or --nb-alpha 0 is a value given.
     given = [
         f"--{name.replace('_', '-')}" for name in glm_only if getattr(args, name, None) is not None

@@ -182,10 +182,17 @@ class Family(ABC):
         raise NotImplementedError(f"the {self.name} family has no Anscombe residuals")
 
     def loglike(
-        self, y: np.ndarray, mu: np.ndarray, weights: Any = None, scale: float = 1.0
+        self,
+        y: np.ndarray,
+        mu: np.ndarray,
+        weights: Any = None,
+        scale: float = 1.0,
+        freq: Any = None,
     ) -> float:
-        """The log-likelihood (sum over rows)."""
-        return float(np.sum(self.loglike_obs(y, mu, weights, scale)))
+        """The log-likelihood (sum over rows, each counted ``freq`` times: statsmodels'
+        ``freq_weights``; ``weights`` are its ``var_weights``)."""
+        ll = self.loglike_obs(y, mu, weights, scale)
+        return float(np.sum(ll if freq is None else ll * freq))
 
     def null_deviance_at(
         self, y: np.ndarray, weights: Any, null_mu: float, *, binary: bool
@@ -204,10 +211,12 @@ class Family(ABC):
         deviance: float,
         *,
         binary: bool,
+        freq: Any = None,
     ) -> float:
         """:meth:`loglike` at ``mu``, whose deviance is known (some families derive
-        one from the other without another pass over the rows)."""
-        return self.loglike(y, mu, weights, scale)
+        one from the other without another pass over the rows); ``deviance`` is
+        weighted by ``freq`` too."""
+        return self.loglike(y, mu, weights, scale, freq)
 
     def check_response(self, y: np.ndarray, where: str = "") -> None:
         """Raise :class:`ResponseError` naming the first value outside the support.
@@ -341,10 +350,13 @@ class Binomial(Family):
         deviance: float,
         *,
         binary: bool,
+        freq: Any = None,
     ) -> float:
         if binary:  # log(mu + 1e-20) or log(1 - mu + 1e-20) a row: minus half its deviance
             return -0.5 * deviance
-        return super().loglike_given_deviance(y, mu, weights, scale, deviance, binary=binary)
+        return super().loglike_given_deviance(
+            y, mu, weights, scale, deviance, binary=binary, freq=freq
+        )
 
     def loglike_obs(
         self, y: np.ndarray, mu: np.ndarray, weights: Any = None, scale: float = 1.0

@@ -116,6 +116,7 @@ class GeneralizedLinearModel:
     sparse_x: tuple[str, ...] = ()  # mostly-zero x_columns (a design store's dummies)
     x_constant: str | None = None  # a known constant column (a design store's Intercept)
     find_constant: bool = True  # look for a constant column (False: the columns are known)
+    freq_weights: str | None = None  # statsmodels' freq_weights (weights: its var_weights)
 
     def __post_init__(self) -> None:
         # log(exposure) is an offset of the log of a rate only under the log link;
@@ -232,6 +233,12 @@ class GeneralizedLinearModel:
         source = as_source(self.data)
         groups = (cov_kwds or {}).get("groups") if cov_type == "cluster" else None
         check_groups(source, groups)  # a design store holds no cluster column
+        freq = self.freq_weights
+        if freq is not None:
+            _check_freq_weights(source, freq, cov_type)
+        # Frequency weights are read (and checked for missing values) as an extra
+        # column of the design, like cluster ids: predictions never read them.
+        extra_columns = tuple(dict.fromkeys(c for c in (groups, freq) if c is not None))
         family = self.family
         timed = _TimedPasses()
         with (
@@ -251,7 +258,7 @@ class GeneralizedLinearModel:
                 weights=self.weights,
                 offset=self.offset,
                 exposure=self.exposure,
-                extra_columns=(groups,) if groups else (),
+                extra_columns=extra_columns,
                 missing=self.missing,
                 max_levels=self.max_levels,
                 needs_response=True,
@@ -267,7 +274,12 @@ class GeneralizedLinearModel:
             start = _start(start_params, spec)
             prepared: PrepareStatistic = timed(
                 PrepareTask(
-                    spec, family, self.missing, cache.ref, _first_step(spec, family, start, method)
+                    spec,
+                    family,
+                    self.missing,
+                    cache.ref,
+                    _first_step(spec, family, start, method),
+                    freq,
                 ),
                 source,
                 pass_name="glm-prepare",
@@ -283,6 +295,9 @@ class GeneralizedLinearModel:
                         else "(it has no rows)"
                     )
                 )
+            # statsmodels' wnobs: the rows, or the sum of the frequency weights (the
+            # residual degrees of freedom are wnobs - rank); nobs stays the rows.
+            wnobs: float = nobs if freq is None else prepared.sum_freq
             intercept = _intercept(spec, prepared)
             first = None
             if prepared.first is not None:
@@ -321,6 +336,7 @@ class GeneralizedLinearModel:
                     groups=groups,
                     centred=centred,
                     r_inv=r_inv,
+                    freq_weights=freq,
                 )
 
             # A pass expected to be the last also evaluates the final fit measures at
@@ -365,6 +381,7 @@ class GeneralizedLinearModel:
                     kind,
                     final,
                     centred,
+                    freq,
                 )
                 stat = timed(task, source, pass_name=f"glm-irls-{kind}", **options)
                 return replace(stat, transform=columns)
@@ -375,7 +392,7 @@ class GeneralizedLinearModel:
                 family,
                 transform,
                 intercept,
-                nobs,
+                wnobs,
                 IrlsOptions(
                     maxiter, tol, rtol, method, cond_threshold, rank_deficient, rank_tol, scale
                 ),
@@ -398,10 +415,11 @@ class GeneralizedLinearModel:
                     prepared,
                     maxiter,
                     tol,
+                    freq,
                 )
             loglike_scale = scale
             if concentrated_llf(family):
-                loglike_scale = state.last.deviance / nobs  # statsmodels' concentrated llf
+                loglike_scale = state.last.deviance / wnobs  # statsmodels' concentrated llf
             # The basis the final pass sums a robust covariance's pieces in, and that
             # maps the sandwich back (None: the plain sandwich).
             basis = robust_basis(cov_type, solution)
@@ -473,6 +491,7 @@ class GeneralizedLinearModel:
             **_row_counts(source, prepared.counts),
             n_groups=n_groups,
             weighted=self.weights is not None,
+            sum_freq_weights=None if freq is None else float(wnobs),
             separated_terms=tuple(separated),
             boundary_rows=final.boundary,
             spec=spec,
@@ -544,6 +563,27 @@ def _check_options(
             )
     if kwds:
         raise ValueError(f"unknown cov_kwds for cov_type={cov_type!r}: {sorted(kwds)}")
+
+
+def _check_freq_weights(source: Source, column: str, cov_type: str) -> None:
+    """Refuse frequency weights where they would give numbers statsmodels does not
+    stand behind, or that are not counts at all, before any pass."""
+    from shardfit.stats.column_summary import is_categorical_type
+
+    if cov_type == "cluster":
+        # statsmodels warns "cov_type not fully supported with freq_weights" for it:
+        # its cluster scores are not divided by sqrt(freq_weights) as HC0's are, and
+        # its small-sample correction counts rows, not frequencies.
+        raise ValueError(
+            f"cov_type='cluster' with freq_weights={column!r} is not supported "
+            "(statsmodels does not fully support it either); use cov_type='HC0' or "
+            "expand the rows"
+        )
+    types = dict(zip(source.schema.names, source.schema.types))
+    if column in types and is_categorical_type(types[column]):
+        raise DesignError(
+            f"column {column!r} holds labels ({types[column]}); freq_weights need numbers"
+        )
 
 
 def _check_scale(scale: Any) -> None:
@@ -663,6 +703,7 @@ def glm(
     max_levels: int = 10_000,
     alpha: float | None = None,
     var_power: float | None = None,
+    freq_weights: str | None = None,
 ) -> GeneralizedLinearModel:
     """A generalized linear model on ``data`` from a formula.
 
@@ -687,6 +728,14 @@ def glm(
         a proportion of ``n_i`` trials takes ``n_i`` as its weight (its ``llf`` is then
         the binomial log-likelihood of the counts, as in R and statsmodels'
         two-column form).
+    freq_weights : str, optional
+        A column of positive, finite frequency weights with statsmodels'
+        ``freq_weights`` meaning: row ``i`` counts as ``f_i`` identical rows, so the
+        residual degrees of freedom are ``sum(f) - rank`` (``nobs`` stays the number
+        of rows; ``results.wnobs`` is ``sum(f)``) and the fit equals that of the
+        expanded rows. May be given with ``weights``; a row missing it is dropped as
+        missing (or raises with ``missing="raise"``). ``cov_type="cluster"`` is
+        refused with them.
     offset, exposure : str, optional
         Columns added to the linear predictor (``log(exposure)`` for the exposure).
     missing : {"drop", "raise"}
@@ -720,6 +769,7 @@ def glm(
         exposure=exposure,
         missing=missing,
         max_levels=max_levels,
+        freq_weights=freq_weights,
     )
 
 
@@ -730,7 +780,8 @@ def _family_params(alpha: float | None, var_power: float | None) -> dict[str, fl
 def logit(formula: str, data: Any, **options: Any) -> GeneralizedLinearModel:
     """Logistic regression: :func:`glm` with the binomial family and the logit link.
 
-    Keyword options are those of :func:`glm` (``weights``, ``offset``, ``missing``...).
+    Keyword options are those of :func:`glm` (``weights``, ``freq_weights``, ``offset``,
+    ``missing``...).
     Formula strings are evaluated as Python: never pass one from an untrusted source.
     """
     return glm(formula, data, family="binomial", link="logit", **options)
@@ -739,7 +790,8 @@ def logit(formula: str, data: Any, **options: Any) -> GeneralizedLinearModel:
 def poisson(formula: str, data: Any, **options: Any) -> GeneralizedLinearModel:
     """Poisson regression with the log link: :func:`glm` with ``family="poisson"``.
 
-    Keyword options are those of :func:`glm` (``exposure``, ``offset``, ``weights``...).
+    Keyword options are those of :func:`glm` (``exposure``, ``offset``, ``weights``,
+    ``freq_weights``...).
     Formula strings are evaluated as Python: never pass one from an untrusted source.
     """
     return glm(formula, data, family="poisson", **options)
@@ -757,12 +809,16 @@ def GLM(
     npartitions: int = 1,
     alpha: float | None = None,
     var_power: float | None = None,
+    freq_weights: Any = None,
 ) -> GeneralizedLinearModel:
-    """A GLM on arrays, like ``statsmodels.GLM(y, X, family, var_weights=...)``.
+    """A GLM on arrays, like ``statsmodels.GLM(y, X, family, var_weights=...,
+    freq_weights=...)``.
 
     No intercept is added. ``family`` is a name, a shardfit family or a statsmodels
     family object (``sm.families.Poisson()``); ``weights`` are statsmodels'
-    ``var_weights``; ``offset`` and ``exposure`` are arrays; ``npartitions`` splits the
+    ``var_weights`` (row ``i``'s variance is ``scale * V(mu_i) / w_i``);
+    ``freq_weights`` are its ``freq_weights`` (row ``i`` counts as ``f_i`` identical
+    rows: see :func:`glm`); ``offset`` and ``exposure`` are arrays; ``npartitions`` splits the
     arrays into partitions; ``alpha`` and ``var_power`` are the negative binomial's and
     Tweedie's parameters (as in :func:`glm`). ``endog`` and ``exog`` may also be a
     design store's ``store.y`` and ``store.X`` (:func:`shardfit.write_design`), with
@@ -774,6 +830,13 @@ def GLM(
 
     family_params = _family_params(alpha, var_power)
     store = stored_design(endog, exog, weights=weights, offset=offset, exposure=exposure)
+    if store is not None and freq_weights is not None:
+        # A design store keeps the response, the design, weights and offset only.
+        raise ValueError(
+            "freq_weights cannot be given with a design store's X and y (a store keeps "
+            "no frequency weights); fit the source data with shardfit.glm(..., "
+            "freq_weights=column)"
+        )
     if store is not None:
         return GeneralizedLinearModel(
             None,
@@ -791,7 +854,12 @@ def GLM(
     names = [str(n) for n in exog.columns] if isinstance(exog, pd.DataFrame) else _array_names(X)
     frame = pd.DataFrame(X, columns=names)
     frame["__y__"] = np.asarray(endog, dtype=np.float64)
-    extra = {"__w__": weights, "__offset__": offset, "__exposure__": exposure}
+    extra = {
+        "__w__": weights,
+        "__freq__": freq_weights,
+        "__offset__": offset,
+        "__exposure__": exposure,
+    }
     for column, values in extra.items():
         if values is not None:
             frame[column] = np.asarray(values, dtype=np.float64)
@@ -804,6 +872,7 @@ def GLM(
         exposure="__exposure__" if exposure is not None else None,
         x_columns=tuple(names),
         response="__y__",
+        freq_weights="__freq__" if freq_weights is not None else None,
     )
 
 

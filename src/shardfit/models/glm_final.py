@@ -117,6 +117,7 @@ class FinalTask:
     # R^{-1} of the last IRLS Gram (kept columns): robust pieces of an ill-conditioned
     # design are summed in its orthonormal basis (see linear_tasks.RobustTask).
     r_inv: np.ndarray | None = None
+    freq_weights: str | None = None  # the column of frequency weights
 
     def __call__(self, partition: Partition) -> FinalStatistic:
         family = self.family
@@ -124,13 +125,15 @@ class FinalTask:
         if self.cov_type == "cluster":
             # Cluster ids may be text: read them with the design (not cached).
             chunk = encode_partition(self.spec, partition, missing=self.missing, structured=True)
-            _check_chunk(chunk, family, partition, self.spec)
+            _check_chunk(chunk, family, partition, self.spec, freq_weights=self.freq_weights)
             if self.groups is None:
                 raise ShardfitError("cluster covariance needs groups")
             groups = chunk.extras[self.groups]
-            arrays = _to_arrays(chunk, self.spec)
+            arrays = _to_arrays(chunk, self.spec, self.freq_weights)
         else:
-            arrays = _cached_arrays(self.spec, family, self.missing, self.cache, partition)
+            arrays = _cached_arrays(
+                self.spec, family, self.missing, self.cache, partition, self.freq_weights
+            )
         return self.evaluate(_block(arrays), groups)
 
     def evaluate(
@@ -174,14 +177,18 @@ class FinalTask:
         # identity link) makes log(mu) nan, as in statsmodels; NumPy's warning would
         # come once per pass (an IRLS pass expected to be the last evaluates this too),
         # so the driver reports a non-finite llf once, in its own words.
+        # statsmodels' log-likelihood is sum(freq * loglike_obs(var_weights)): the
+        # variance weights enter each row's density, the frequencies count the rows
+        # (the deviances above are already weighted by both).
+        var_w, freq = block.var_weights, block.freq
         with np.errstate(divide="ignore", invalid="ignore"):
             loglike = family.loglike_given_deviance(
-                y, mu, w, self.loglike_scale, deviance, binary=block.binary
+                y, mu, var_w, self.loglike_scale, deviance, binary=block.binary, freq=freq
             )
             # statsmodels' llnull is at the fit's scale, the Gaussian's too (its llf
             # alone is concentrated).
             null_loglike = family.loglike_given_deviance(
-                y, null_mu, w, self.scale, null_deviance, binary=block.binary
+                y, null_mu, var_w, self.scale, null_deviance, binary=block.binary, freq=freq
             )
         return FinalStatistic(
             nobs=block.nrows,
@@ -221,7 +228,13 @@ class FinalTask:
         if self.cov_type == "cluster":
             assert groups is not None
             return hessian, None, _cluster_scores(groups, score, plain_d, plain_s, order)
-        return hessian, weighted_gram(plain_d, plain_s, np.abs(score), order), None
+        root = np.abs(score)
+        if block.freq is not None:
+            # A row of frequency f stands for f rows of score s / f each: the meat takes
+            # f (s / f)**2 = s**2 / f, as statsmodels' sandwich (which divides its
+            # scores by sqrt(freq_weights)) and the fit of the expanded rows do.
+            root = root / np.sqrt(block.freq)
+        return hessian, weighted_gram(plain_d, plain_s, root, order), None
 
     def _kept(
         self, block: _Block, factor: np.ndarray
@@ -287,9 +300,12 @@ class NullTask:
     missing: Missing
     cache: CacheRef | None
     beta0: float
+    freq_weights: str | None = None  # the column of frequency weights
 
     def __call__(self, partition: Partition) -> NullStatistic:
-        arrays = _cached_arrays(self.spec, self.family, self.missing, self.cache, partition)
+        arrays = _cached_arrays(
+            self.spec, self.family, self.missing, self.cache, partition, self.freq_weights
+        )
         block = _block(arrays)
         family = self.family
         offset = np.zeros(block.nrows) if block.offset is None else block.offset

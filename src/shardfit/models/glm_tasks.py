@@ -73,9 +73,20 @@ class _Block:
     dense: np.ndarray  # (n, kd) raw dense columns, Fortran order
     sparse: sp.csc_matrix  # (n, ks) raw sparse columns
     y: np.ndarray
+    # The weights every sum over rows takes: statsmodels' ``iweights``, the
+    # ``var_weights`` times the ``freq_weights`` (either alone when only one is given).
     weights: np.ndarray | None
     offset: np.ndarray | None
     binary: bool = False  # every response is 0 or 1
+    # With frequency weights: them, and the variance weights alone (None: none given),
+    # which the log-likelihood takes apart (``sum freq * loglike_obs(var_weights)``).
+    freq: np.ndarray | None = None
+    var: np.ndarray | None = None
+
+    @property
+    def var_weights(self) -> np.ndarray | None:
+        """The variance weights alone (``None``: all 1)."""
+        return self.weights if self.freq is None else self.var
 
     @property
     def nrows(self) -> int:
@@ -105,6 +116,8 @@ class _Block:
                     weights=part(self.weights, a, a + ROW_BLOCK),
                     offset=part(self.offset, a, a + ROW_BLOCK),
                     binary=self.binary,
+                    freq=part(self.freq, a, a + ROW_BLOCK),
+                    var=part(self.var, a, a + ROW_BLOCK),
                 ),
             )
             for a in range(0, n, ROW_BLOCK)
@@ -140,8 +153,15 @@ def _kernels() -> ModuleType:
     return _irls_kernel
 
 
-def _to_arrays(chunk: DesignChunk, spec: DesignSpec) -> dict[str, np.ndarray]:
-    """A design chunk as the dict of plain arrays the partition cache holds."""
+def _to_arrays(
+    chunk: DesignChunk, spec: DesignSpec, freq_weights: str | None = None
+) -> dict[str, np.ndarray]:
+    """A design chunk as the dict of plain arrays the partition cache holds
+    (``freq_weights``: the extra column of frequency weights, already checked).
+
+    With frequency weights, ``"weights"`` holds their product with the variance
+    weights (statsmodels' ``iweights``), computed once here rather than every pass.
+    """
     X = chunk.X
     dense_cols = np.flatnonzero(spec.dense_columns())
     if hasattr(X, "dense_index") and np.array_equal(X.dense_index, dense_cols):
@@ -167,6 +187,14 @@ def _to_arrays(chunk: DesignChunk, spec: DesignSpec) -> dict[str, np.ndarray]:
     }
     if chunk.weights is not None:
         arrays["weights"] = np.asarray(chunk.weights, dtype=np.float64)
+    if freq_weights is not None:
+        freq = _freq_values(chunk, freq_weights)
+        arrays["freq_weights"] = freq
+        if chunk.weights is not None:
+            arrays["var_weights"] = arrays["weights"]
+            arrays["weights"] = freq * arrays["weights"]
+        else:
+            arrays["weights"] = freq
     if chunk.offset is not None:
         arrays["offset"] = np.asarray(chunk.offset, dtype=np.float64)
     return arrays
@@ -184,7 +212,14 @@ def _block(arrays: dict[str, np.ndarray]) -> _Block:
         weights=arrays.get("weights"),
         offset=arrays.get("offset"),
         binary=bool(arrays["binary"][0]),
+        freq=arrays.get("freq_weights"),
+        var=arrays.get("var_weights"),
     )
+
+
+def _freq_values(chunk: DesignChunk, name: str) -> np.ndarray:
+    """The kept rows' frequency weights (an extra column of the design) as floats."""
+    return np.asarray(chunk.extras[name], dtype=np.float64)
 
 
 def _check_chunk(
@@ -194,10 +229,12 @@ def _check_chunk(
     spec: DesignSpec | None = None,
     *,
     positive_weights: bool = True,
+    freq_weights: str | None = None,
 ) -> None:
     """Raise on a response outside the family's support, a non-positive weight (with
-    ``positive_weights``: an elastic net allows weights of 0), or a non-finite offset,
-    naming the partition, the row, the column (given ``spec``) and the value."""
+    ``positive_weights``: an elastic net allows weights of 0), a non-positive or
+    non-finite frequency weight (the extra column ``freq_weights``), or a non-finite
+    offset, naming the partition, the row, the column (given ``spec``) and the value."""
     assert chunk.y is not None
     weights = getattr(spec, "weights", None)
     exposure = getattr(spec, "exposure", None)
@@ -223,6 +260,19 @@ def _check_chunk(
                 + (f", column {weights!r}" if weights is not None else "")
                 + f": {float(chunk.weights[i])!r}; GLM weights "
                 "(statsmodels' var_weights) must be > 0 (drop such rows before fitting)"
+            )
+    if freq_weights is not None:
+        freq = _freq_values(chunk, freq_weights)
+        # Missing ones (null, NaN) were dropped or raised as missing; an infinite one
+        # is no count of rows.
+        bad = ~((freq > 0) & np.isfinite(freq))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DesignError(
+                f"non-positive or non-finite frequency weight in {where(i)}, column "
+                f"{freq_weights!r}: {float(freq[i])!r}; freq_weights (statsmodels' "
+                "freq_weights: how many times each row occurs) must be finite and > 0 "
+                f"({int(bad.sum())} such rows in this partition)"
             )
     if chunk.offset is not None:
         nonfinite = ~np.isfinite(chunk.offset)
@@ -251,11 +301,12 @@ def _cached_arrays(
     missing: Missing,
     cache: CacheRef | None,
     partition: Partition,
+    freq_weights: str | None = None,
 ) -> dict[str, np.ndarray]:
     def compute() -> dict[str, np.ndarray]:
         chunk = encode_partition(spec, partition, missing=missing, structured=True)
-        _check_chunk(chunk, family, partition, spec)
-        return _to_arrays(chunk, spec)
+        _check_chunk(chunk, family, partition, spec, freq_weights=freq_weights)
+        return _to_arrays(chunk, spec, freq_weights)
 
     if cache is None:
         return compute()
@@ -277,6 +328,8 @@ class PrepareStatistic:
     sum_log_w: float
     moments: ColumnMoments | None
     first: FirstStepStatistic | None = None
+    #: The sum of the frequency weights (statsmodels' ``wnobs``); ``nobs`` without.
+    sum_freq: float = 0.0
 
     @property
     def nrows(self) -> int:
@@ -298,6 +351,7 @@ class PrepareStatistic:
             sum_log_w=self.sum_log_w + other.sum_log_w,
             moments=moments,
             first=first,
+            sum_freq=self.sum_freq + other.sum_freq,
         )
 
 
@@ -311,9 +365,12 @@ class PrepareTask:
     missing: Missing
     cache: CacheRef | None
     first: FirstStep | None = None
+    freq_weights: str | None = None  # the column of frequency weights
 
     def __call__(self, partition: Partition) -> PrepareStatistic:
-        arrays = _cached_arrays(self.spec, self.family, self.missing, self.cache, partition)
+        arrays = _cached_arrays(
+            self.spec, self.family, self.missing, self.cache, partition, self.freq_weights
+        )
         block = _block(arrays)
         read, skipped = (int(v) for v in arrays["counts"])
         dropped = {
@@ -339,6 +396,7 @@ class PrepareTask:
             sum_log_w=0.0 if w is None else float(np.log(w).sum()),
             moments=None if self.first else ColumnMoments(n, *mean_and_m2(list(block.dense.T))),
             first=None if self.first is None else self.first.of_block(self.family, block),
+            sum_freq=float(n) if block.freq is None else float(block.freq.sum()),
         )
 
 
@@ -727,9 +785,12 @@ class IrlsTask:
     kind: Literal["gram", "qr"] = "gram"
     final: FinalTask | None = None
     centred: tuple[float, int] | None = None  # see :func:`centring`
+    freq_weights: str | None = None  # the column of frequency weights
 
     def __call__(self, partition: Partition) -> IrlsStatistic:
-        arrays = _cached_arrays(self.spec, self.family, self.missing, self.cache, partition)
+        arrays = _cached_arrays(
+            self.spec, self.family, self.missing, self.cache, partition, self.freq_weights
+        )
         whole = _block(arrays)
         coef = None
         if self.beta is not None:

@@ -126,7 +126,7 @@ def run_irls(
     family: Family,
     transform: ColumnTransform,
     intercept: int | None,
-    nobs: int,
+    nobs: float,
     options: IrlsOptions,
     names: tuple[str, ...],
     first: IrlsStatistic | None = None,
@@ -140,6 +140,8 @@ def run_irls(
     says the deviance has nearly settled (or the pass is the last ``maxiter`` allows),
     so the pass may as well evaluate the final fit measures at ``beta`` too;
     ``solution`` is the solve that gave ``beta`` (``None`` at the start).
+    ``nobs`` is the number of rows, or the sum of the frequency weights (statsmodels'
+    ``wnobs``), whose difference with the rank is the scale's degrees of freedom.
 
     Pass ``k`` evaluates the deviance at ``beta_k`` and accumulates the Gram that
     gives ``beta_{k+1}``; convergence of ``beta_k`` is known after pass ``k``, so the
@@ -178,7 +180,8 @@ def run_irls(
     stat, solution = solve(first, None)
     df_resid = nobs - solution.rank
     if df_resid <= 0:
-        raise DesignError(f"{nobs} rows for {solution.rank} coefficients: no residual df")
+        rows = f"{nobs} rows" if isinstance(nobs, int) else f"frequency weights summing to {nobs!r}"
+        raise DesignError(f"{rows} for {solution.rank} coefficients: no residual df")
 
     def scale_of(s: IrlsStatistic) -> float:
         return scale_estimate(options.scale, family, s.pearson_chi2, s.deviance, df_resid)
@@ -267,14 +270,17 @@ def fit_null_intercept(
     prepared: PrepareStatistic,
     maxiter: int,
     tol: float,
+    freq_weights: str | None = None,
 ) -> float:
     """The intercept of the constant-only model with the offset (statsmodels' ``null``):
-    IRLS on one coefficient, started at ``g(mean(y))``, one scalar pass an iteration."""
-    df_resid = prepared.nobs - 1
+    IRLS on one coefficient, started at ``g(mean(y))``, one scalar pass an iteration
+    (``freq_weights``: the column of frequency weights, which count in its residual
+    degrees of freedom, as statsmodels' ``wnobs``)."""
+    df_resid = (prepared.nobs if freq_weights is None else prepared.sum_freq) - 1
     b0 = float(family.link(np.asarray(prepared.sum_y / prepared.nobs)))
 
     def run(beta0: float) -> NullStatistic:
-        task = NullTask(spec, family, missing, cache, beta0)
+        task = NullTask(spec, family, missing, cache, beta0, freq_weights)
         return timed(task, source, pass_name="glm-null", **options)
 
     stat = run(b0)

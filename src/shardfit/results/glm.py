@@ -4,7 +4,8 @@ Computed from the merged statistics of the fit (no data). Definitions follow
 statsmodels (``var_weights`` for the weights):
 
 - ``df_model = rank - 1`` (statsmodels subtracts 1 whether or not there is a
-  constant), ``df_resid = nobs - rank``;
+  constant), ``df_resid = wnobs - rank``, where ``wnobs`` is the sum of the
+  ``freq_weights`` (each row counts that many times), or ``nobs`` without them;
 - ``scale`` is 1 for the binomial, Poisson and negative binomial families, else
   Pearson's chi2 over ``df_resid``;
 - ``llf`` is the family's log-likelihood at the estimated scale (Gaussian with the
@@ -82,6 +83,9 @@ class GLMResults(CoefficientTable):
     #: on an ill-conditioned design where ``sqrt(x'Cx)`` loses ``cond**2 * eps`` to
     #: cancellation; without it (a plain robust sandwich, older files) they are that.
     cov_factor: np.ndarray | None = None
+    #: The sum of the frequency weights of a fit with ``freq_weights`` (statsmodels'
+    #: ``wnobs``), or ``None`` (none given; older files).
+    sum_freq_weights: float | None = None
 
     # -- the model --------------------------------------------------------------------
     @property
@@ -99,14 +103,20 @@ class GLMResults(CoefficientTable):
 
     # -- fit measures ------------------------------------------------------------------
     @property
+    def wnobs(self) -> float:
+        """statsmodels' ``model.wnobs``: the sum of the frequency weights, or ``nobs``
+        (the rows) without them."""
+        return float(self.nobs if self.sum_freq_weights is None else self.sum_freq_weights)
+
+    @property
     def df_model(self) -> float:
         """``rank - 1``."""
         return float(self.rank - 1)
 
     @property
     def df_resid(self) -> float:
-        """``nobs - rank``."""
-        return float(self.nobs - self.rank)
+        """``wnobs - rank`` (``nobs - rank`` without frequency weights)."""
+        return float(self.wnobs - self.rank)
 
     @property
     def aic(self) -> float:
@@ -125,8 +135,8 @@ class GLMResults(CoefficientTable):
 
     @property
     def bic_deviance(self) -> float:
-        """``deviance - df_resid log(nobs)`` (statsmodels' ``bic`` before 0.14)."""
-        return self.deviance - (self.nobs - self.df_model - 1) * np.log(self.nobs)
+        """``deviance - df_resid log(wnobs)`` (statsmodels' ``bic`` before 0.14)."""
+        return self.deviance - (self.wnobs - self.df_model - 1) * np.log(self.wnobs)
 
     def pseudo_rsquared(self, kind: str = "cs") -> float:
         """McFadden's (``"mcf"``: ``1 - llf / llnull``) or Cox and Snell's (``"cs"``:
@@ -399,6 +409,14 @@ class GLMResults(CoefficientTable):
         >>> res.influence(frame, kind="cooks")  # doctest: +SKIP
         """
         from shardfit.results.predict import row_values
+
+        if self.sum_freq_weights is not None:
+            # Its X'WX would be summed over the rows of ``data`` without their
+            # frequencies: leverages and Cook's distances of another model.
+            raise NotImplementedError(
+                "influence measures of a fit with freq_weights are not supported (they "
+                "would ignore the frequencies); refit on the expanded rows"
+            )
 
         return row_values(
             self,

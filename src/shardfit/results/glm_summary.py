@@ -70,6 +70,9 @@ def glm_summary(results: Any, *, alpha: float = 0.05) -> Summary:
         ("AIC:", _general(results.aic)),
         ("BIC (llf):", _general(results.bic)),
     ]
+    if results.sum_freq_weights is not None:
+        # Df Residuals count the frequencies, No. Observations the rows (statsmodels').
+        right.insert(1, ("Sum freq. weights:", _integer(results.sum_freq_weights)))
     return Summary(
         title="Generalized Linear Model Regression Results",
         left=tuple(left),

@@ -219,6 +219,10 @@ def _check_values(cls: type, values: dict[str, Any]) -> None:
     cv_mse = values.get("cv_mse")
     if isinstance(cv_mse, np.ndarray) and (cv_mse.ndim != 2 or len(cv_mse) != m):
         raise ValueError(f"field 'cv_mse' has shape {cv_mse.shape}; {m} alphas need ({m}, K)")
+    freq = values.get("sum_freq_weights")
+    if freq is not None and not (np.isfinite(freq) and freq > 0):
+        # A GLM's df_resid, scale and bic come from it.
+        raise ValueError(f"field 'sum_freq_weights' is {freq!r}, not a finite number > 0")
     const_idx = values.get("const_idx")
     if const_idx is not None and not 0 <= const_idx < p:
         raise ValueError(f"field 'const_idx' is {const_idx}, not a column of the {p}")
