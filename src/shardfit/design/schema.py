@@ -2,8 +2,10 @@
 
 Per partition it reads only the columns the formula needs, summarizes them
 (rows, missing, extremes, mean, categorical levels), and records exact sums for the
-stateful transforms. Merged in partition order, these give the
-:class:`~shardfit.design.spec.DesignSpec` every later pass encodes with.
+stateful transforms (and, for splines, extremes and a histogram of ``x``; knots at
+quantiles of ``x`` need one more pass, :class:`OrderStatisticTask`). Merged in
+partition order, these give the :class:`~shardfit.design.spec.DesignSpec` every later
+pass encodes with.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ Summaries = Literal["all", "levels"]
 
 __all__ = [
     "LearnedDesign",
+    "OrderStatisticTask",
+    "OrderStatistics",
     "PartitionCounts",
     "SchemaStatistic",
     "SchemaTask",
@@ -144,6 +148,96 @@ class SchemaTask:
             skipped=result.skipped_rows,
         )
         return SchemaStatistic(summary=summary, learned=learned, partitions=(counts,))
+
+
+@dataclass(frozen=True)
+class OrderStatistics:
+    """What an order-statistics pass merges: per spline call, per request, the values
+    of a histogram bin or the histogram of its next bits."""
+
+    found: dict[str, dict[Any, Any]]
+
+    def merge(self, other: OrderStatistics) -> OrderStatistics:
+        from shardfit.design.transforms import merge_found
+
+        return OrderStatistics(merge_found(self.found, other.found))
+
+
+@dataclass(frozen=True, eq=False)
+class OrderStatisticTask:
+    """Gather, on one partition, what the knot searches of ``bs(x, df=...)`` request
+    (runs on a worker): the stateful factors are evaluated with formulaic, as in the
+    schema pass, so ``x`` is exactly the values formulaic sees."""
+
+    columns: tuple[str, ...]
+    stateful_factors: tuple[str, ...]
+    state: dict[str, dict[str, Any]]
+
+    def fingerprint(self) -> str:
+        return repr((self.columns, self.stateful_factors, self.state))
+
+    def __call__(self, partition: Partition) -> OrderStatistics:
+        from formulaic import model_matrix
+
+        from shardfit.design.transforms import found_in, select_context
+
+        table = partition.read(list(self.columns)).table
+        if not table.num_rows:
+            return OrderStatistics({})
+        state = {key: dict(value) for key, value in self.state.items()}
+        formula = "0 + " + " + ".join(self.stateful_factors)
+        try:
+            matrix = model_matrix(
+                formula,
+                table.to_pandas(),
+                context=select_context(),
+                transform_state=state,
+                na_action="ignore",
+            )
+        except Exception as error:
+            raise DesignError(
+                f"cannot evaluate {self.stateful_factors} in partition {partition.key} to "
+                f"find the spline knots: {error}"
+            ) from error
+        return OrderStatistics(found_in(dict(matrix.model_spec.transform_state)))
+
+
+def _knot_searches(
+    learned: dict[str, dict[str, Any]],
+    stateful_factors: tuple[str, ...],
+    columns: tuple[str, ...],
+    source: Source,
+    *,
+    backend: Any,
+    workers: int | None,
+    progress: bool,
+) -> dict[str, Any]:
+    """The finished order-statistic searches of every ``bs(x, df=...)`` call: one
+    pass, or a few where a histogram bin holding a needed rank is crowded (see
+    :mod:`shardfit.design.quantiles`). No pass when no knots are quantiles."""
+    from shardfit.design.formula import analyze_formula
+    from shardfit.design.transforms import select_state, spline_searches
+
+    searches = spline_searches(learned)
+    if not searches:
+        return {}
+    variables = analyze_formula("0 + " + " + ".join(stateful_factors)).variables
+    read = tuple(name for name in columns if name in variables) or columns
+    while not all(search.done for search in searches.values()):
+        task = OrderStatisticTask(read, stateful_factors, select_state(learned, searches))
+        result = run_pass(
+            task,
+            source,
+            backend=backend,
+            workers=workers,
+            progress=progress,
+            pass_name="knots",
+            allreduce=True,  # under MPI every rank needs the learned design
+        )
+        for key, search in searches.items():
+            if not search.done:
+                search.update(result.found.get(key, {}))
+    return searches
 
 
 def _merged_state(
@@ -407,6 +501,19 @@ def learn_design(
             workers=workers,
             progress=progress,
         )
+    searches = (
+        _knot_searches(
+            statistic.learned,
+            stateful,
+            tuple(formula_columns),
+            source,
+            backend=backend,
+            workers=workers,
+            progress=progress,
+        )
+        if stateful
+        else {}
+    )
     summary = statistic.summary
     levels: dict[str, list[Any]] = {}
     numeric_fill: dict[str, float] = {}
@@ -424,7 +531,7 @@ def learn_design(
         response=response if formula is None else None,
         levels=levels,
         numeric_fill=numeric_fill,
-        transform_state=_finalized(statistic.learned) if stateful else {},
+        transform_state=_finalized(statistic.learned, searches) if stateful else {},
         column_names=tuple(x_columns or ()) if formula is None else (),
         response_names=(response,) if (formula is None and response) else (),
         weights=weights,
@@ -480,10 +587,12 @@ def _levels_source(source: Source, backend: Any) -> Source:
     return Source(source.name, partitions, source.schema, source.meta)
 
 
-def _finalized(learned: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def _finalized(
+    learned: dict[str, dict[str, Any]], searches: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
     from shardfit.design.transforms import finalize_state
 
-    return finalize_state(learned)
+    return finalize_state(learned, searches)
 
 
 def _formula_columns(info: FormulaInfo, source: Source) -> list[str]:
