@@ -24,6 +24,7 @@ SM_LINKS = {
     "inverse": sm.families.links.InversePower,
     "inverse_squared": sm.families.links.InverseSquared,
     "sqrt": sm.families.links.Sqrt,
+    "nbinom": sm.families.links.NegativeBinomial,
 }
 
 SM_FAMILIES = {

@@ -160,7 +160,7 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         metavar="NAME",
         help="GLM link: logit, probit, cloglog, cauchy, loglog, logc, log, identity, inverse, "
-        "inverse_squared, sqrt, power(P) (default: the family's canonical link)",
+        "inverse_squared, sqrt, power(P), nbinom(ALPHA) (default: the family's canonical link)",
     )
     parser.add_argument(
         "--freq-weights",

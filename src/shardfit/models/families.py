@@ -38,6 +38,7 @@ from shardfit.models.links import (
     LogC,
     Logit,
     LogLog,
+    NegativeBinomialLink,
     Power,
     Probit,
     Sqrt,
@@ -504,7 +505,7 @@ class NegativeBinomial(Family):
     name = "negative_binomial"
     free_scale = False
     default_link = Log
-    valid_links = (Log, CLogLog, Identity, Power)
+    valid_links = (Log, CLogLog, Identity, NegativeBinomialLink, Power)
     support = "y >= 0"
 
     def __init__(self, link: Link | None = None, alpha: float = 1.0) -> None:
@@ -720,6 +721,8 @@ def get_family(family: str | Family, link: str | Link | None = None, **params: f
     if not isinstance(family, str):
         raise TypeError(f"family must be a name or a Family; got {family!r}")
     key = family.lower().replace("-", "_").replace(" ", "_")
+    # statsmodels' class names written as one word ("NegativeBinomial") name them too.
+    key = {name.replace("_", ""): name for name in FAMILIES}.get(key, key)
     if key not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; valid families: {sorted(FAMILIES)}")
     cls = FAMILIES[key]
@@ -759,14 +762,21 @@ _SM_LINKS = {
 
 
 def _link_by_name(name: str) -> Link:
-    key = name.lower().replace("-", "_").replace(" ", "")
-    if key.startswith("power(") and key.endswith(")"):
-        try:
-            return Power(float(key[len("power(") : -1]))
-        except ValueError:
-            pass
+    compact = name.lower().replace(" ", "")
+    # Links with a parameter: "power(0.3)", "nbinom(0.5)" (the names results keep);
+    # read before "-" becomes "_" ("power(-1)").
+    for prefix, parametrized in (("power(", Power), ("nbinom(", NegativeBinomialLink)):
+        if compact.startswith(prefix) and compact.endswith(")"):
+            try:
+                value = float(compact[len(prefix) : -1])
+            except ValueError:
+                break
+            return parametrized(value)
+    key = compact.replace("-", "_")
     if key not in LINKS:
-        raise ValueError(f"unknown link {name!r}; valid links: {sorted(LINKS)} or 'power(p)'")
+        raise ValueError(
+            f"unknown link {name!r}; valid links: {sorted(LINKS)}, 'power(p)' or 'nbinom(alpha)'"
+        )
     return LINKS[key]()
 
 
@@ -781,11 +791,13 @@ def _statsmodels_link(link: Any) -> Link:
             return LINKS[_SM_LINKS[cls.__name__]]()
         if cls.__name__ == "Power":
             return Power(float(link.power))
+        if cls.__name__ == "NegativeBinomial":  # statsmodels' links.NegativeBinomial
+            return NegativeBinomialLink(float(link.alpha))
         if cls.__name__ == "CDFLink":  # a CDF other than the normal's or Cauchy's
             break
     raise ValueError(
         f"the statsmodels link {type(link).__name__} has no shardfit counterpart; "
-        f"valid links: {sorted(LINKS)} or 'power(p)'"
+        f"valid links: {sorted(LINKS)}, 'power(p)' or 'nbinom(alpha)'"
     )
 
 

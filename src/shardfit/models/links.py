@@ -24,6 +24,7 @@ __all__ = [
     "LogC",
     "LogLog",
     "Logit",
+    "NegativeBinomialLink",
     "Power",
     "Probit",
     "Sqrt",
@@ -338,6 +339,45 @@ class Sqrt(Power):
         super().__init__(0.5)
 
 
+class NegativeBinomialLink(Link):
+    """``log(mu / (mu + 1 / alpha))``, the canonical link of the negative binomial at a
+    fixed ``alpha`` (statsmodels' ``links.NegativeBinomial``); ``eta < 0`` for every
+    ``mu > 0``."""
+
+    name = "nbinom"
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        if not (np.isfinite(alpha) and alpha > 0):
+            raise ValueError(
+                f"The 'alpha' parameter of the nbinom link must be a float in (0, inf). "
+                f"Got {alpha!r} instead."
+            )
+        self.alpha = float(alpha)
+        # A name that says alpha, so results (which keep the link by name) rebuild it.
+        self.name = f"nbinom({self.alpha!r})"
+
+    def __call__(self, mu: np.ndarray) -> np.ndarray:
+        # log(p / (p + 1/alpha)) = -log1p(1 / (alpha p)): no cancellation for large p.
+        return -np.log1p(1.0 / (self.alpha * _clip_positive(mu)))
+
+    def inverse(self, eta: np.ndarray) -> np.ndarray:
+        # -1 / (alpha (1 - exp(-eta))), with expm1 for eta near 0.
+        return 1.0 / (self.alpha * np.expm1(-np.asarray(eta, dtype=np.float64)))
+
+    def deriv(self, mu: np.ndarray) -> np.ndarray:
+        return 1.0 / (mu + self.alpha * mu**2)
+
+    def deriv2(self, mu: np.ndarray) -> np.ndarray:
+        return -(1 + 2 * self.alpha * mu) / (mu + self.alpha * mu**2) ** 2
+
+    def inverse_deriv(self, eta: np.ndarray) -> np.ndarray:
+        t = np.exp(eta)
+        return t / (self.alpha * (1 - t) ** 2)
+
+    def __repr__(self) -> str:
+        return f"NegativeBinomialLink(alpha={self.alpha!r})"
+
+
 # Name -> class; the resolver in ``families`` validates a link against a family.
 LINKS: dict[str, type[Link]] = {
     "logit": Logit,
@@ -352,4 +392,5 @@ LINKS: dict[str, type[Link]] = {
     "inverse_power": InversePower,
     "inverse_squared": InverseSquared,
     "sqrt": Sqrt,
+    "nbinom": NegativeBinomialLink,
 }
