@@ -166,8 +166,6 @@ def test_logit_with_bs_predicts_after_save_load(data: tuple[pd.DataFrame, str], 
     ("formula", "message"),
     [
         ("y ~ cr(x, df=4)", "distinct values"),
-        ("y ~ cc(x, knots=[0], constraints='center')", "constraints= is not supported"),
-        ("y ~ poly(x, 2)", "learns its state"),
         ("y ~ bs(center(x), df=4)", "nested stateful"),
     ],
 )

@@ -20,12 +20,12 @@ from shardfit.errors import DesignError
 __all__ = ["FormulaInfo", "analyze_formula", "patsy_column_order"]
 
 # formulaic transforms whose state comes from all the rows and cannot be merged yet.
-_UNMERGEABLE = frozenset({"poly", "te"})
-# Transforms learned from all rows in the schema pass (and, for bs(x, df=...)'s
-# quantile knots, an order-statistics pass).
-_LEARNED = frozenset(MERGEABLE_TRANSFORMS) | frozenset(SPLINE_TRANSFORMS)
-# cubic_spline(x, df, knots, lower_bound, upper_bound, constraints, ...): positions.
-_CUBIC_POSITIONS = {"df": 1, "constraints": 5}
+_UNMERGEABLE = frozenset({"te"})
+# Transforms learned from all rows in the schema pass (and further passes: for
+# bs(x, df=...)'s quantile knots, poly()'s recurrence, a spline's centering).
+_LEARNED = frozenset(MERGEABLE_TRANSFORMS) | frozenset(SPLINE_TRANSFORMS) | {"poly"}
+# cubic_spline(x, df, knots, ...): position of df.
+_CUBIC_POSITIONS = {"df": 1}
 # Transforms that look across rows, so a partition cannot evaluate them alone.
 _ROW_DEPENDENT = frozenset({"lag", "diff", "shift", "pct_change", "rolling", "expanding", "ewm"})
 # Functions and methods that reduce or order a whole column (np.mean(x), x.max(),
@@ -66,8 +66,8 @@ class FormulaInfo:
         Variables used as the first argument of ``C(...)``: categorical whatever
         their storage type.
     stateful_factors : tuple of str
-        Factor expressions containing ``center``/``scale``/``standardize`` or spline
-        (``bs``, ``cr``, ``cs``, ``cc``) calls.
+        Factor expressions containing ``center``/``scale``/``standardize``, ``poly``
+        (not ``raw=True``) or spline (``bs``, ``cr``, ``cs``, ``cc``) calls.
     has_response : bool
         Whether the formula has a left-hand side.
     functions : frozenset of str
@@ -98,8 +98,8 @@ def analyze_formula(formula: str) -> FormulaInfo:
     ------
     DesignError
         If the formula does not parse, uses a transform that looks across rows
-        (``lag``), a transform whose state cannot be learned out of core (``poly``,
-        ``te``, ``cr(x, df=...)``),
+        (``lag``), a transform whose state cannot be learned out of core (``te``,
+        ``cr(x, df=...)``),
         or nests stateful transforms (``scale(center(x))``).
     """
     try:
@@ -284,21 +284,21 @@ def _check_calls(tree: ast.AST, formula: str) -> bool:
                 "rows; use center(), scale() or standardize(), which learn from all rows, "
                 "or compute the column before fitting"
             )
-        if name in _UNMERGEABLE and not _is_raw_poly(node):
+        if name in _UNMERGEABLE:
             raise DesignError(
-                f"{name}() in formula {formula!r} learns its state (knots, orthogonal basis) "
-                "from all rows at once, which shardfit cannot yet do out of core; supported "
-                f"stateful transforms: {', '.join(MERGEABLE_TRANSFORMS)}, bs(), cr()/cs()/cc() "
-                "with knots= (and poly(x, degree, raw=True), which learns nothing)"
+                f"{name}() in formula {formula!r} learns its state (knots) from all rows at "
+                "once, which shardfit cannot yet do out of core; supported stateful "
+                f"transforms: {', '.join(MERGEABLE_TRANSFORMS)}, poly(), bs(), "
+                "cr()/cs()/cc() with knots="
             )
         if name in ("cr", "cs", "cc"):
             _check_cubic_spline(node, name, formula)
-        if name in _LEARNED:
+        if name in _LEARNED and not _is_raw_poly(node):
             found = True
             arguments = [*node.args, *(keyword.value for keyword in node.keywords)]
             inner_calls = (n for a in arguments for n in ast.walk(a) if isinstance(n, ast.Call))
             for inner in inner_calls:
-                if _call_name(inner) in _LEARNED:
+                if _call_name(inner) in _LEARNED and not _is_raw_poly(inner):
                     raise DesignError(
                         f"nested stateful transforms ({ast.unparse(node)}) in formula "
                         f"{formula!r} would need one pass per level of nesting; "
@@ -325,12 +325,6 @@ def _check_cubic_spline(node: ast.Call, name: str, formula: str) -> None:
             "quantiles of the distinct values of x) from all rows at once, which shardfit "
             f"cannot do out of core; give the interior knots ({name}(x, knots=[...])) or "
             "use bs(x, df=...)"
-        )
-    if "constraints" in given and "constraints" not in unset:
-        raise DesignError(
-            f"{ast.unparse(node)} in formula {formula!r}: constraints= is not supported out "
-            "of core (a centering constraint is a mean of the basis over all rows); leave "
-            "constraints out"
         )
 
 

@@ -3,9 +3,10 @@
 Per partition it reads only the columns the formula needs, summarizes them
 (rows, missing, extremes, mean, categorical levels), and records exact sums for the
 stateful transforms (and, for splines, extremes and a histogram of ``x``; knots at
-quantiles of ``x`` need one more pass, :class:`OrderStatisticTask`). Merged in
-partition order, these give the :class:`~shardfit.design.spec.DesignSpec` every later
-pass encodes with.
+quantiles of ``x`` need one more pass, :class:`OrderStatisticTask`; orthogonal
+``poly()`` one pass per degree and a spline's centering constraint one pass,
+:class:`MomentTask`). Merged in partition order, these give the
+:class:`~shardfit.design.spec.DesignSpec` every later pass encodes with.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ Summaries = Literal["all", "levels"]
 
 __all__ = [
     "LearnedDesign",
+    "MomentSums",
+    "MomentTask",
     "OrderStatisticTask",
     "OrderStatistics",
     "PartitionCounts",
@@ -238,6 +241,93 @@ def _knot_searches(
             if not search.done:
                 search.update(result.found.get(key, {}))
     return searches
+
+
+@dataclass(frozen=True)
+class MomentSums:
+    """What a moments pass merges: per call, a count and exact sums (as integers)."""
+
+    found: dict[str, dict[str, Any]]
+
+    def merge(self, other: MomentSums) -> MomentSums:
+        from shardfit.design.basis_moments import merge_moments
+
+        return MomentSums(merge_moments(self.found, other.found))
+
+
+@dataclass(frozen=True, eq=False)
+class MomentTask:
+    """Sum, on one partition, what the pending ``poly()`` recurrences and spline
+    centering constraints request (runs on a worker); the stateful factors are
+    evaluated with formulaic, as in the schema pass."""
+
+    columns: tuple[str, ...]
+    stateful_factors: tuple[str, ...]
+    state: dict[str, dict[str, Any]]
+
+    def fingerprint(self) -> str:
+        return repr((self.columns, self.stateful_factors, self.state))
+
+    def __call__(self, partition: Partition) -> MomentSums:
+        from formulaic import model_matrix
+
+        from shardfit.design.basis_moments import moment_sums_in, moments_context
+
+        table = partition.read(list(self.columns)).table
+        if not table.num_rows:
+            return MomentSums({})
+        state = {key: dict(value) for key, value in self.state.items()}
+        try:
+            matrix = model_matrix(
+                "0 + " + " + ".join(self.stateful_factors),
+                table.to_pandas(),
+                context=moments_context(),
+                transform_state=state,
+                na_action="ignore",
+            )
+        except Exception as error:
+            raise DesignError(
+                f"cannot evaluate {self.stateful_factors} in partition {partition.key} to "
+                f"learn the orthogonal polynomials or spline constraints: {error}"
+            ) from error
+        return MomentSums(moment_sums_in(dict(matrix.model_spec.transform_state)))
+
+
+def _moment_passes(
+    final: dict[str, dict[str, Any]],
+    stateful_factors: tuple[str, ...],
+    columns: tuple[str, ...],
+    source: Source,
+    *,
+    backend: Any,
+    workers: int | None,
+    progress: bool,
+) -> dict[str, dict[str, Any]]:
+    """``final`` with every ``poly()`` basis and spline centering constraint learned:
+    one pass per degree of the highest ``poly()`` (the calls advance together; a
+    centering constraint rides on the first pass). No pass when none is pending."""
+    from shardfit.design.basis_moments import advance_moments, pending_moments
+    from shardfit.design.formula import analyze_formula
+
+    pending = pending_moments(final)
+    if not pending:
+        return final
+    variables = analyze_formula("0 + " + " + ".join(stateful_factors)).variables
+    read = tuple(name for name in columns if name in variables) or columns
+    while pending:
+        task = MomentTask(read, stateful_factors, pending)
+        result = run_pass(
+            task,
+            source,
+            backend=backend,
+            workers=workers,
+            progress=progress,
+            pass_name="moments",
+            allreduce=True,  # under MPI every rank needs the learned design
+        )
+        final = advance_moments(final, result.found)
+        pending = pending_moments(final)
+    return final
 
 
 def _merged_state(
@@ -531,7 +621,19 @@ def learn_design(
         response=response if formula is None else None,
         levels=levels,
         numeric_fill=numeric_fill,
-        transform_state=_finalized(statistic.learned, searches) if stateful else {},
+        transform_state=(
+            _moment_passes(
+                _finalized(statistic.learned, searches),
+                stateful,
+                tuple(formula_columns),
+                source,
+                backend=backend,
+                workers=workers,
+                progress=progress,
+            )
+            if stateful
+            else {}
+        ),
         column_names=tuple(x_columns or ()) if formula is None else (),
         response_names=(response,) if (formula is None and response) else (),
         weights=weights,

@@ -1,5 +1,5 @@
-"""Stateful transforms (``center``, ``scale``, ``standardize``, and the splines
-``bs``, ``cr``/``cs``, ``cc``) learned out of core.
+"""Stateful transforms (``center``, ``scale``, ``standardize``, the splines
+``bs``, ``cr``/``cs``, ``cc``, and orthogonal ``poly``) learned out of core.
 
 formulaic's own transforms learn their state (a mean, a standard deviation) from the
 data they are first applied to, which for shardfit would be one partition. Here the
@@ -20,6 +20,12 @@ hands them to formulaic's own transform, which records its state exactly as it d
 in memory. The applying transforms are formulaic's own, refusing to run without
 learned state (they would otherwise learn from one partition).
 
+Orthogonal ``poly()`` and the centering constraint of ``cr``/``cs``/``cc(...,
+constraints="center")`` need sums over all rows of values that depend on state
+learned before (the recurrence's earlier coefficients, the knots): after
+:func:`finalize_state` their state carries a pending request, and the moments passes
+of :mod:`shardfit.design.basis_moments` complete it.
+
 Which rows count: as for ``center``/``scale``, every row whose ``x`` is finite, also
 rows that the fit drops for a missing value in another column (the response, another
 predictor). That is what formulaic's ``model_matrix(formula, df)`` and statsmodels'
@@ -38,6 +44,15 @@ import numpy as np
 from formulaic.transforms.contrasts import UNSET, TreatmentContrasts
 from formulaic.utils.stateful_transforms import stateful_transform
 
+from shardfit.design.basis_moments import (
+    POLY_KEY,
+    apply_poly,
+    centering_request,
+    finalize_poly,
+    formulaic_cubic_state,
+    learn_poly,
+    merge_poly,
+)
 from shardfit.errors import DesignError
 from shardfit.stats.exact_sum import ExactSum
 
@@ -56,7 +71,8 @@ __all__ = [
 ]
 
 MERGEABLE_TRANSFORMS = ("center", "scale", "standardize")
-#: Spline transforms learned out of core (``cr``/``cs``/``cc`` with explicit knots).
+#: Spline transforms learned out of core (``cr``/``cs``/``cc`` with explicit knots,
+#: optionally ``constraints=``).
 SPLINE_TRANSFORMS = ("bs", "cr", "cs", "cc")
 _LEARN_KEY = "_shardfit_sums"
 _SPLINE_KEY = "_shardfit_spline"
@@ -201,12 +217,22 @@ def _spline_arguments(kind: str, data: Any, args: dict[str, Any]) -> dict[str, A
             )
         if args.get("knots") is None:
             raise DesignError(f"{kind}(): must specify either 'df' or 'knots'")
-        if args.get("constraints") is not None:
-            raise DesignError(
-                f"{kind}(..., constraints=...) is not supported out of core (a centering "
-                "constraint is a mean of the basis over all rows); leave constraints out"
-            )
+        out["constraints"] = _constraints_argument(kind, args.get("constraints"))
     return out
+
+
+def _constraints_argument(kind: str, constraints: Any) -> str | list[list[float]] | None:
+    """``"center"`` (learned: the means of the basis over all rows), a given array
+    of constraints (as nested lists), or ``None``."""
+    if constraints is None:
+        return None
+    if isinstance(constraints, str):
+        if constraints != "center":
+            raise DesignError(
+                f"{kind}(): constraints must be 'center' or an array, got {constraints!r}"
+            )
+        return constraints
+    return np.atleast_2d(np.asarray(constraints, dtype=np.float64)).tolist()
 
 
 def _quantile_count(arguments: dict[str, Any]) -> int:
@@ -331,7 +357,7 @@ def _cubic_applier(kind: str) -> Any:
     @stateful_transform
     def apply(x: Any, *args: Any, _state: dict = {}, **kwargs: Any) -> Any:  # noqa: B006
         _require_state(_state, kind)
-        return formulaic_transform(x, *args, _state=_state, **kwargs)
+        return formulaic_transform(x, *args, _state=formulaic_cubic_state(_state), **kwargs)
 
     return apply
 
@@ -411,6 +437,7 @@ def found_in(transform_state: dict[str, dict[str, Any]]) -> dict[str, dict[Any, 
 def learning_context() -> dict[str, Any]:
     """formulaic evaluation context whose transforms record mergeable sums."""
     return {
+        "poly": learn_poly,
         "center": _learn_center,
         "scale": _learn_scale,
         "standardize": _learn_standardize,
@@ -433,6 +460,7 @@ def select_context() -> dict[str, Any]:
 def apply_context() -> dict[str, Any]:
     """formulaic evaluation context whose transforms apply finalized state."""
     return {
+        "poly": apply_poly,
         "center": _apply_center,
         "scale": _apply_scale,
         "standardize": _apply_standardize,
@@ -457,6 +485,9 @@ def merge_learned_state(
             merged[key] = {
                 _SPLINE_KEY: _merged_spline(merged[key][_SPLINE_KEY], state[_SPLINE_KEY])
             }
+            continue
+        if POLY_KEY in state:
+            merged[key] = {POLY_KEY: merge_poly(merged[key][POLY_KEY], state[POLY_KEY])}
             continue
         mine = merged[key][_LEARN_KEY]
         theirs = state[_LEARN_KEY]
@@ -517,10 +548,19 @@ def _finalized_spline(key: str, spline: dict[str, Any], search: Any) -> dict[str
     # The two-value input below lies within the bounds; extrapolation does not enter
     # the state.
     options["extrapolation"] = "clip"
+    constraints = arguments.get("constraints")
+    if isinstance(constraints, list):
+        options["constraints"] = np.asarray(constraints, dtype=np.float64)
     try:
         TRANSFORMS[kind](np.array([low, high], dtype=np.float64), _state=state, **options)
     except ValueError as error:
         raise DesignError(f"{key}: {error}") from error
+    if isinstance(state.get("constraints"), np.ndarray):  # JSON-safe, as saved
+        state["constraints"] = state["constraints"].tolist()
+    if constraints == "center":
+        # The constraint is the basis's column means over all rows: one more pass,
+        # now that the knots are known (shardfit.design.basis_moments).
+        return centering_request(state, arguments["extrapolation"])
     return state
 
 
@@ -531,6 +571,9 @@ def finalize_state(
     spline summaries (with their finished order-statistic ``searches``) into
     formulaic's spline state (bounds and knots).
 
+    ``poly()`` (degree 1 and up) and centred cubic splines come out with a pending
+    request: :func:`shardfit.design.basis_moments.advance_moments` completes them.
+
     The mean and the standard deviation are computed in exact rational arithmetic
     and rounded once, so they do not depend on how the rows were partitioned.
     """
@@ -538,6 +581,9 @@ def finalize_state(
     for key, state in learned.items():
         if _SPLINE_KEY in state:
             final[key] = _finalized_spline(key, state[_SPLINE_KEY], (searches or {}).get(key))
+            continue
+        if POLY_KEY in state:
+            final[key] = finalize_poly(key, state[POLY_KEY])
             continue
         sums = state[_LEARN_KEY]
         n = sums["n"]
