@@ -26,6 +26,13 @@ session's partition cache:
 4. the same on the constant-only model (with the offset) for ``llnull``, as
    statsmodels' ``llnull`` (alpha estimated there too).
 
+Every pass after the prepare pass works in the dense columns centred (with an
+intercept) and scaled by their means and spreads, as the GLM's IRLS
+(:func:`shardfit.models.glm._column_transform`): ``gamma = T beta``. Raw columns far
+from zero (x = 1e6 + U(0, 10)) make ``x'beta`` cancel and ``X'WX`` too
+ill-conditioned to solve. Estimates, covariance and Hessian are mapped back to the
+design's columns at the end.
+
 The covariance is the inverse of minus the Hessian in ``(beta, alpha)`` at the
 estimates, statsmodels' default (``cov_type="nonrobust"``). The optimum is the same
 as statsmodels': the score is zero at the same point, so params agree to the
@@ -35,7 +42,8 @@ Data without overdispersion (Poisson-like counts) have their likelihood maximum 
 the boundary ``alpha = 0``; ``alpha`` then shrinks geometrically along the Newton
 path. Below ``alpha_floor`` the fit stops with a :class:`AlphaBoundaryWarning`: the
 coefficients are then the Poisson model's, and the Wald inference for ``alpha`` is
-not valid (a boundary). statsmodels' own optimizers end somewhere on that flat path.
+not valid (a boundary; its row and column of the covariance are NaN). statsmodels' own
+optimizers end somewhere on that flat path.
 """
 
 from __future__ import annotations
@@ -56,10 +64,12 @@ from shardfit.engine import PartitionCache, run_pass, session
 from shardfit.engine.blas import single_threaded_blas
 from shardfit.errors import DesignError
 from shardfit.models.families import NegativeBinomial
+from shardfit.models.glm import _column_transform, _intercept
 from shardfit.models.glm_tasks import PrepareStatistic, PrepareTask
 from shardfit.models.irls import ConvergenceWarning
 from shardfit.models.negbin_tasks import NBStatistic, NBTask
 from shardfit.results.negbin import NegativeBinomialResults
+from shardfit.stats.transform import ColumnTransform
 
 __all__ = ["AlphaBoundaryWarning", "NegativeBinomialModel", "negativebinomial"]
 
@@ -72,6 +82,9 @@ __all__ = ["AlphaBoundaryWarning", "NegativeBinomialModel", "negativebinomial"]
 ALPHA_FLOOR = 1e-6
 #: The most step halvings of one Newton iteration.
 MAX_HALVINGS = 40
+EPS = float(np.finfo(np.float64).eps)
+#: The fewest Newton iterations of the constant-only model (llnull).
+NULL_MAXITER = 100
 
 
 class AlphaBoundaryWarning(UserWarning):
@@ -160,8 +173,12 @@ def _newton(
         state.iterations += 1
         base = state.stat.llf
         # Rounding of the sums: near the optimum a full step may "lower" the
-        # log-likelihood by a few ulps of it; that is no reason to halve.
-        slack = 1e-12 * max(1.0, abs(base))
+        # log-likelihood by its rounding error, no reason to halve. That error is
+        # about eps times the sum of its terms' sizes, which for counts of 1e6
+        # (lgamma(y + theta) - lgamma(y + 1): terms of 1e7 each) is far more than
+        # ulps of the sum: 1e-12 |llf| alone rejected every Newton step of the null
+        # model (by noise of 1e-6), which then crept for maxiter iterations.
+        slack = max(1e-12 * max(1.0, abs(base)), 4 * EPS * state.stat.llf_abs)
         t = 1.0
         for _ in range(MAX_HALVINGS):
             trial = state.x + t * step
@@ -216,11 +233,13 @@ class NegativeBinomialModel:
             statsmodels' ``params``); by default a Poisson fit and statsmodels' moment
             estimate of ``alpha`` (see the module notes).
         maxiter : int
-            The most Newton iterations (of the Poisson start, the fit and the null
-            model, each).
+            The most Newton iterations (of the Poisson start and of the fit, each; the
+            constant-only model of ``llnull`` takes up to ``max(maxiter, 100)``, as
+            statsmodels fits it whatever ``maxiter``).
         tol : float
-            Converged when every coordinate of the Newton step in ``(beta, log
-            alpha)`` is at most ``tol * max(1, |value|)``.
+            Converged when every coordinate of the Newton step in ``(gamma, log
+            alpha)`` is at most ``tol * max(1, |value|)``, ``gamma`` the coefficients
+            of the centred, scaled columns (see the module notes).
         alpha_floor : float
             Stop at the boundary when ``alpha`` falls below it (see the module notes).
         backend, workers
@@ -296,19 +315,28 @@ class NegativeBinomialModel:
                     "model's coefficients have no finite estimate"
                 )
 
+            # Newton's method runs in the centred, scaled columns (as the GLM's
+            # IRLS): gamma = T beta. See NBTask's ``transform``.
+            intercept = _intercept(spec, prepared)
+            transform = _column_transform(spec, prepared, intercept)
+            to_gamma = _to_transformed(transform, intercept)
+
             def task(x: np.ndarray, kind: Any, null: bool = False) -> NBStatistic:
                 beta, alpha = (x, 1.0) if kind != "nb2" else (x[:-1], float(np.exp(x[-1])))
                 return timed(
-                    NBTask(spec, self.missing, cache.ref, beta, alpha, kind, 0.0, null),
+                    NBTask(
+                        spec, self.missing, cache.ref, beta, alpha, kind, 0.0, null,
+                        None if null else transform,
+                    ),
                     f"nb-{'null-' if null else ''}{kind}",
-                )
+                )  # fmt: skip
 
             start = _start(start_params, names)
             if start is None:
                 first = timed(
                     NBTask(
                         spec, self.missing, cache.ref, None, 1.0, "poisson-start",
-                        prepared.sum_y / nobs,
+                        prepared.sum_y / nobs, False, transform,
                     ),
                     "nb-poisson-start",
                 )  # fmt: skip
@@ -324,8 +352,9 @@ class NegativeBinomialModel:
                 )
                 df_resid = nobs - len(names)
                 moment = poisson.stat.u / df_resid if df_resid > 0 else 0.0
-                start = np.r_[poisson.x, max(0.05, moment)]
-            x0 = np.r_[start[:-1], np.log(start[-1])]
+                x0 = np.r_[poisson.x, np.log(max(0.05, moment))]
+            else:
+                x0 = np.r_[to_gamma @ start[:-1], np.log(start[-1])]
             stat0 = task(x0, "nb2")
             _check_rank(stat0.info, names)
             fit = _newton(
@@ -341,17 +370,34 @@ class NegativeBinomialModel:
                 _nb2_derivatives,
                 x_null,
                 task(x_null, "nb2", True),
-                maxiter,
+                # llnull describes the data, not the fit: statsmodels fits the null
+                # model with its own limits whatever ``maxiter``, and two parameters
+                # from the closed-form start need a handful of iterations.
+                max(maxiter, NULL_MAXITER),
                 tol,
                 alpha_floor,
             )
         alpha = float(np.exp(fit.x[-1]))
-        params = np.r_[fit.x[:-1], alpha]
-        hessian = nb2_hessian(stat, alpha)
+        # Back to the design's columns: beta = T^-1 gamma, cov = T^-1 cov_gamma T^-T,
+        # H = T' H_gamma T (alpha's row and column unchanged).
+        p = len(names)
+        extended = np.eye(p + 1)
+        extended[:p, :p] = to_gamma
+        back = np.eye(p + 1)
+        back[:p, :p] = _from_transformed(to_gamma, intercept)
+        params = np.r_[back[:p, :p] @ fit.x[:-1], alpha]
+        hessian_gamma = nb2_hessian(stat, alpha)
+        hessian = extended.T @ hessian_gamma @ extended
         try:
-            cov = np.linalg.inv(-hessian)
+            cov = back @ np.linalg.inv(-hessian_gamma) @ back.T
         except np.linalg.LinAlgError:
             cov = np.full_like(hessian, np.nan)
+        if fit.boundary:
+            # At alpha ~ 1e-6 the curvature in alpha (terms of 1 / alpha**4) is
+            # rounding noise: its variance came out positive or negative by chance (a
+            # RuntimeWarning from bse). No Wald inference for alpha there: NaN.
+            cov[-1, :] = cov[:, -1] = np.nan
+        k_constant = 1 if intercept is not None or _implicit_constant(stat) else 0
         _warn(fit, null, maxiter, alpha_floor)
         read, dropped, skipped = source_counts(
             source, prepared.counts.read, dict(prepared.counts.dropped), prepared.counts.skipped
@@ -364,7 +410,7 @@ class NegativeBinomialModel:
             hessian=hessian,
             nobs=nobs,
             rank=len(names),
-            k_constant=int(spec.intercept_index() is not None),
+            k_constant=k_constant,
             llf=float(stat.llf),
             llnull=float(null.stat.llf),
             converged=fit.converged,
@@ -390,7 +436,7 @@ def _warn(fit: _Newton, null: _Newton, maxiter: int, floor: float) -> None:
             "show no overdispersion and the maximum likelihood is on the boundary "
             "alpha = 0, where the model is Poisson. The coefficients are (to that "
             "alpha) the Poisson fit's; the standard error, z and p-value of alpha are "
-            "not valid at a boundary. Fit a Poisson model instead",
+            "not valid at a boundary (NaN). Fit a Poisson model instead",
             AlphaBoundaryWarning,
             stacklevel=3,
         )
@@ -413,6 +459,52 @@ def _warn(fit: _Newton, null: _Newton, maxiter: int, floor: float) -> None:
             ConvergenceWarning,
             stacklevel=3,
         )
+
+
+def _to_transformed(transform: ColumnTransform, intercept: int | None) -> np.ndarray:
+    """``T`` with ``gamma = T beta``: the coefficients of the transformed columns
+    ``(x_j - shift_j) / scale_j``, the intercept absorbing ``sum_j shift_j beta_j``."""
+    p = transform.p
+    shift = np.asarray(transform.shift[:p], dtype=np.float64)
+    T = np.diag(np.asarray(transform.scale[:p], dtype=np.float64))
+    if intercept is not None:
+        T[intercept, :] += shift  # the intercept's own shift is 0
+    return T
+
+
+def _from_transformed(T: np.ndarray, intercept: int | None) -> np.ndarray:
+    """``T^-1`` in closed form (``beta_j = gamma_j / scale_j`` and ``beta_0 = gamma_0 -
+    sum_j shift_j beta_j``), without a solve's rounding on entries of 1e6."""
+    scale = np.diag(T).copy()
+    M = np.diag(1.0 / scale)
+    if intercept is not None:
+        M[intercept, :] = -T[intercept, :] / scale
+        M[intercept, intercept] = 1.0
+    return M
+
+
+def _implicit_constant(stat: NBStatistic) -> bool:
+    """Whether the constant lies in the design's column space (``0 + C(g)``), as
+    statsmodels' ``k_constant`` finds it: the weighted constant's residual on the
+    columns, ``1 - u'u / sum(w)`` with ``L u = X'w`` (``X'WX = L L'``), is 0 up to
+    rounding."""
+    if stat.sum_w <= 0:
+        return False
+    d = np.sqrt(np.diag(stat.info))
+    if not np.all(d > 0):
+        return False
+    try:
+        factor = np.linalg.cholesky(stat.info / np.outer(d, d))
+    except np.linalg.LinAlgError:
+        return False
+    u = np.linalg.solve(factor, stat.xw / d)
+    residual = 1.0 - float(u @ u) / stat.sum_w
+    # Its rounding is about eps * cond; 1e-13 (the constant 3e-7 of its length away
+    # from the span) keeps out columns merely far from zero: ``0 + x`` with x = 1e6 +
+    # U(0, 10) leaves 9e-12, and statsmodels' rank test counts no constant there.
+    diagonal = np.diag(factor)
+    cond = float((diagonal.max() / diagonal.min()) ** 2)
+    return residual <= min(max(1e-13, 64 * EPS * cond), 1e-8)
 
 
 def _check_rank(info: np.ndarray, names: tuple[str, ...]) -> None:

@@ -27,7 +27,7 @@ value, without the cancellation when ``alpha mu`` is small.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -40,6 +40,7 @@ from shardfit.engine.cache import CacheRef
 from shardfit.models.families import NegativeBinomial
 from shardfit.models.glm_tasks import _Block, _block, _cached_arrays
 from shardfit.stats.gram import block_gram, scale_rows
+from shardfit.stats.transform import ColumnTransform
 
 __all__ = ["NBStatistic", "NBTask"]
 
@@ -73,6 +74,13 @@ class NBStatistic:
     sum_y, sum_exp_offset : float
         ``sum(y)`` and ``sum(exp(offset))``: the constant-only Poisson fit in closed
         form (the null model's start).
+    xw, sum_w : numpy.ndarray, float
+        ``X' w`` and ``sum(w)`` with ``w`` the weights of ``info``: whether the constant
+        lies in the design's column space (an implicit constant, ``0 + C(g)``).
+    llf_abs : float
+        The sum of the absolute values of the log-likelihood's terms: its rounding
+        error is about ``eps * llf_abs`` (for counts of 1e6, ``lgamma(y + theta) -
+        lgamma(y + 1)`` cancels terms of 1e7 each), which the step search allows for.
     """
 
     nrows: int
@@ -84,6 +92,9 @@ class NBStatistic:
     v: float
     sum_y: float
     sum_exp_offset: float
+    xw: np.ndarray
+    sum_w: float
+    llf_abs: float
 
     def merge(self, other: NBStatistic) -> NBStatistic:
         return NBStatistic(
@@ -96,6 +107,9 @@ class NBStatistic:
             v=self.v + other.v,
             sum_y=self.sum_y + other.sum_y,
             sum_exp_offset=self.sum_exp_offset + other.sum_exp_offset,
+            xw=self.xw + other.xw,
+            sum_w=self.sum_w + other.sum_w,
+            llf_abs=self.llf_abs + other.llf_abs,
         )
 
 
@@ -121,6 +135,12 @@ class NBTask:
         ``mean(y)`` over all rows, for ``"poisson-start"``.
     constant_only : bool
         Replace the design by a column of ones (the null model), keeping the offset.
+    transform : ColumnTransform, optional
+        Centre (with an intercept) and scale the dense columns before any product
+        (:func:`shardfit.models.glm._column_transform`, as the GLM): ``beta`` and every
+        sum are then in the transformed columns. Raw columns far from zero (x = 1e6 +
+        U(0, 10)) made the linear predictor cancel and ``X' W X`` too ill-conditioned
+        to solve (the design was declared rank deficient).
     """
 
     spec: DesignSpec
@@ -131,6 +151,7 @@ class NBTask:
     kind: Kind = "nb2"
     y_mean: float = 0.0
     constant_only: bool = False
+    transform: ColumnTransform | None = None
 
     def __call__(self, partition: Partition) -> NBStatistic:
         # The family only checks the response's support on a cache miss (y >= 0, as the
@@ -149,8 +170,18 @@ class NBTask:
         total = _empty(p)
         # Row blocks keep the row-sized temporaries small (one block with sparse columns).
         for _, part in block.row_blocks():
-            total = total.merge(self._sums(part))
+            total = total.merge(self._sums(self._transformed(part)))
         return total
+
+    def _transformed(self, block: _Block) -> _Block:
+        """The block with its dense columns centred and scaled (a copy)."""
+        if self.transform is None or self.constant_only or not block.dense.shape[1]:
+            return block
+        flags = np.asarray(self.transform.dense, dtype=bool)
+        shift = np.asarray(self.transform.shift[: flags.size])[flags]
+        scale = np.asarray(self.transform.scale[: flags.size])[flags]
+        dense = np.asfortranarray((block.dense - shift) / scale)
+        return replace(block, dense=dense)
 
     def _order(self, block: _Block) -> np.ndarray:
         """Output position of each column of ``[dense | sparse]``."""
@@ -172,11 +203,13 @@ class NBTask:
             eta = np.log(mu)
             z = eta - offset + (y - mu) / mu
             w = mu
-            llf = float(np.sum(y * eta - mu - special.gammaln(y + 1)))
+            terms = (y * eta, mu, special.gammaln(y + 1))
             score = _xt(block, order, w * z)
             return NBStatistic(
-                n, llf, score, _gram(block, order, w), np.zeros(p), 0.0, 0.0,
-                float(y.sum()), float(np.exp(offset).sum()),
+                n, float(np.sum(terms[0] - terms[1] - terms[2])), score,
+                _gram(block, order, w), np.zeros(p), 0.0, 0.0, float(y.sum()),
+                float(np.exp(offset).sum()), _xt(block, order, w), float(w.sum()),
+                _abs_sum(terms, n),
             )  # fmt: skip
         assert self.beta is not None
         beta = np.asarray(self.beta, dtype=np.float64)
@@ -186,12 +219,13 @@ class NBTask:
         mu = np.exp(eta)
         sums = (float(y.sum()), float(np.exp(offset).sum()))
         if self.kind == "poisson":
-            llf = float(np.sum(y * eta - mu - special.gammaln(y + 1)))
+            terms = (y * eta, mu, special.gammaln(y + 1))
             resid = y - mu
             u = float(np.sum((resid**2 / mu - 1) / mu))
             return NBStatistic(
-                n, llf, _xt(block, order, resid), _gram(block, order, mu), np.zeros(p),
-                u, 0.0, *sums,
+                n, float(np.sum(terms[0] - terms[1] - terms[2])), _xt(block, order, resid),
+                _gram(block, order, mu), np.zeros(p), u, 0.0, *sums, _xt(block, order, mu),
+                float(mu.sum()), _abs_sum(terms, n),
             )  # fmt: skip
         return self._nb2(block, order, y, eta, mu, sums)
 
@@ -213,27 +247,38 @@ class NBTask:
         # y log(1 - prob) with prob = theta / (theta + mu): log(alpha mu / (1 + alpha mu)),
         # 0 for y = 0 whatever mu (statsmodels' 0 * log(...) is 0 there too).
         y_term = np.where(y > 0, y * (np.log(alpha) + eta - log1p_am), 0.0)
-        llf = float(
-            np.sum(
-                special.gammaln(y + theta)
-                - special.gammaln(theta)
-                - special.gammaln(y + 1)
-                - theta * log1p_am
-                + y_term
-            )
+        parts = (
+            special.gammaln(y + theta),
+            special.gammaln(theta),
+            special.gammaln(y + 1),
+            theta * log1p_am,
+            y_term,
         )
+        llf = float(np.sum(parts[0] - parts[1] - parts[2] - parts[3] + parts[4]))
+        llf_abs = _abs_sum(parts, block.nrows)
         dg = special.digamma(y + theta) - special.digamma(theta)
         u = float(np.sum(dg - log1p_am - resid / (theta + mu)))
         tg = special.polygamma(1, y + theta) - special.polygamma(1, theta)
         v = float(np.sum(tg + alpha * am / one_am + alpha**2 * resid / one_am**2))
         score = _xt(block, order, resid / one_am)
-        info = _gram(block, order, mu * (1.0 + alpha * y) / one_am**2)
+        w = mu * (1.0 + alpha * y) / one_am**2
+        info = _gram(block, order, w)
         cross = -_xt(block, order, mu * resid / one_am**2)
-        return NBStatistic(block.nrows, llf, score, info, cross, u, v, *sums)
+        return NBStatistic(
+            block.nrows, llf, score, info, cross, u, v, *sums, _xt(block, order, w),
+            float(w.sum()), llf_abs,
+        )  # fmt: skip
 
 
 def _empty(p: int) -> NBStatistic:
-    return NBStatistic(0, 0.0, np.zeros(p), np.zeros((p, p)), np.zeros(p), 0.0, 0.0, 0.0, 0.0)
+    zeros = np.zeros(p)
+    return NBStatistic(0, 0.0, zeros, np.zeros((p, p)), zeros, 0.0, 0.0, 0.0, 0.0, zeros, 0.0, 0.0)
+
+
+def _abs_sum(terms: tuple[np.ndarray | float, ...], n: int) -> float:
+    """``sum |term|`` over the rows of each term (a scalar term counts ``n`` times): the
+    size of the log-likelihood's rounding error, in units of ``eps``."""
+    return float(sum(np.abs(term).sum() * (n if np.ndim(term) == 0 else 1) for term in terms))
 
 
 def _xt(block: _Block, order: np.ndarray, values: np.ndarray) -> np.ndarray:
