@@ -164,6 +164,24 @@ def test_predict_and_start_params(frame) -> None:
     np.testing.assert_allclose(table["std err"].to_numpy(), ref.bse.to_numpy(), rtol=1e-6)
 
 
+def test_results_file_round_trip_predicts_as_statsmodels(frame, tmp_path) -> None:
+    ref = _sm_fit(frame.y, _design(frame), exposure=frame.t.to_numpy())
+    res = shardfit.negativebinomial(FORMULA, from_pandas(frame, 2), exposure="t").fit(
+        backend="serial"
+    )
+    loaded = shardfit.load_results(res.save(tmp_path / "nb.json"))  # JSON, no pickle
+    assert isinstance(loaded, shardfit.NegativeBinomialResults)
+    np.testing.assert_array_equal(loaded.params, res.params)
+    np.testing.assert_array_equal(loaded.bse, res.bse)
+    assert (loaded.llf, loaded.llnull, loaded.aic) == (res.llf, res.llnull, res.aic)
+    new = frame.tail(5)
+    np.testing.assert_allclose(
+        loaded.predict(new),
+        ref.predict(_design(frame).tail(5), exposure=new.t.to_numpy()),
+        rtol=1e-9,
+    )
+
+
 def test_negative_count_names_partition_row_and_value(frame) -> None:
     df = frame.copy()
     df.loc[321, "y"] = -2.0

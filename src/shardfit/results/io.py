@@ -49,6 +49,7 @@ def _kinds() -> dict[str, type]:
     """Results classes by name (imported late: the results modules import this one)."""
     from shardfit.results.glm import GLMResults
     from shardfit.results.linear import LinearResults
+    from shardfit.results.negbin import NegativeBinomialResults
     from shardfit.results.regularized import DistributedResults, ElasticNetResults
     from shardfit.results.svd import SVDResults
 
@@ -58,6 +59,7 @@ def _kinds() -> dict[str, type]:
         "DistributedResults": DistributedResults,
         "ElasticNetResults": ElasticNetResults,
         "SVDResults": SVDResults,
+        "NegativeBinomialResults": NegativeBinomialResults,
     }
 
 
@@ -66,7 +68,7 @@ def save_results(results: Any, path: str | os.PathLike[str]) -> Path:
 
     Parameters
     ----------
-    results : LinearResults
+    results : LinearResults, GLMResults, NegativeBinomialResults, ...
     path : str or path
         The file to write, conventionally ``*.json``; replaced if it exists.
 
@@ -199,6 +201,7 @@ def _check_values(cls: type, values: dict[str, Any]) -> None:
         "params_array": (p,),
         "cov_array": (p, p),
         "normalized_cov": (p, p),
+        "hessian": (p, p),
         "coef_array": (p,),
         "path_array": (m, p),
         "path_intercepts": (m,),
@@ -233,6 +236,8 @@ def _check_values(cls: type, values: dict[str, Any]) -> None:
         if "coef_array" in values and intercept is not None:
             # An elastic net's names leave out the (unpenalized) intercept column.
             design = tuple(name for name in design if name != intercept)
+        # Parameters after the design's columns (a negative binomial's "alpha").
+        design = tuple(design) + tuple(getattr(cls, "extra_param_names", ()))
         if names != design:
             raise ValueError(
                 f"field 'names' {list(names)!r:.120} is not the design spec's columns "

@@ -17,7 +17,7 @@ Computed from the merged sums of the fit (no data). Definitions follow statsmode
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -63,6 +63,9 @@ class NegativeBinomialResults(CoefficientTable):
     scale: float = 1.0
     #: ``alpha``, counted by aic and bic (statsmodels' ``k_extra``).
     k_extra: int = 1
+    #: The parameters after the design's columns (a results file's names are checked
+    #: against the design spec's columns plus these).
+    extra_param_names: ClassVar[tuple[str, ...]] = ("alpha",)
 
     # -- the dispersion ----------------------------------------------------------------
     @property
@@ -229,6 +232,22 @@ class NegativeBinomialResults(CoefficientTable):
             cov_array=np.asarray(self.cov_array[:k, :k]),
             family=NegativeBinomial(alpha=self.alpha),
         )
+
+    def save(self, path: Any) -> Any:
+        """Save as one JSON document (no pickle); returns the path written."""
+        from shardfit.results.io import save_results
+
+        return save_results(self, path)
+
+    @classmethod
+    def load(cls, path: Any) -> NegativeBinomialResults:
+        """Load results written by :meth:`save`."""
+        from shardfit.results.io import load_results
+
+        loaded = load_results(path)
+        if not isinstance(loaded, cls):
+            raise TypeError(f"{path} holds {type(loaded).__name__}, not {cls.__name__}")
+        return loaded
 
     def __repr__(self) -> str:
         params = pd.Series(self.params_array, index=list(self.names))
