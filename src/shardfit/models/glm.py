@@ -860,9 +860,13 @@ def GLM(
         "__offset__": offset,
         "__exposure__": exposure,
     }
+    arguments = {"__w__": "weights", "__freq__": "freq_weights", "__offset__": "offset"}
+    arguments["__exposure__"] = "exposure"
     for column, values in extra.items():
         if values is not None:
-            frame[column] = np.asarray(values, dtype=np.float64)
+            frame[column] = _row_array(values, arguments[column], len(frame))
+    if freq_weights is not None:
+        _check_freq_array(frame["__freq__"].to_numpy())
     return GeneralizedLinearModel(
         None,
         from_pandas(frame, npartitions),
@@ -874,6 +878,33 @@ def GLM(
         response="__y__",
         freq_weights="__freq__" if freq_weights is not None else None,
     )
+
+
+def _row_array(values: Any, name: str, nrows: int) -> np.ndarray:
+    """``values`` as one float per row of ``endog``, or a ValueError naming the argument
+    (pandas' own message names neither it nor ``endog``). A scalar applies to every
+    row, as it did before (statsmodels 0.15 fails on a scalar ``freq_weights``)."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim == 0:
+        return np.full(nrows, float(array))
+    if array.ndim != 1 or array.shape[0] != nrows:
+        raise ValueError(
+            f"{name} has shape {array.shape}; endog has {nrows} rows, so it needs ({nrows},)"
+        )
+    return array
+
+
+def _check_freq_array(freq: np.ndarray) -> None:
+    """Refuse a zero, negative or infinite frequency weight of :func:`GLM` by its
+    position in the array (a fit would name only the internal column ``__freq__``);
+    NaN is a missing value, dropped (or raised) with the row as before."""
+    bad = ~np.isnan(freq) & ~((freq > 0) & np.isfinite(freq))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DesignError(
+            f"freq_weights[{i}] is {float(freq[i])!r}; frequency weights (how many times "
+            f"each row occurs) must be finite and > 0 ({int(bad.sum())} such values)"
+        )
 
 
 def _row_counts(source: Source, counts: Any) -> dict[str, Any]:
