@@ -72,6 +72,7 @@ _EXPORTS: dict[str, str] = {
     "poisson": "shardfit.models.glm",
     "GLMResults": "shardfit.results.glm",
     "negativebinomial": "shardfit.models.negbin",
+    "NegativeBinomial": "shardfit.models.negbin",
     "NegativeBinomialModel": "shardfit.models.negbin",
     "NegativeBinomialResults": "shardfit.results.negbin",
     "SumstatsModel": "shardfit.models.sumstats",
@@ -132,6 +133,7 @@ __all__ = [
     "LinearResults",
     "Link",
     "MissingDataError",
+    "NegativeBinomial",
     "NegativeBinomialModel",
     "NegativeBinomialResults",
     "Partition",
@@ -259,7 +261,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from shardfit.models.glm import GLM, GeneralizedLinearModel, glm, logit, poisson
     from shardfit.models.linear import OLS, LinearModel, ols, wls
     from shardfit.models.links import Link
-    from shardfit.models.negbin import NegativeBinomialModel, negativebinomial
+    from shardfit.models.negbin import NegativeBinomial, NegativeBinomialModel, negativebinomial
     from shardfit.models.sumstats import SumstatsGroup, SumstatsModel
     from shardfit.models.svd import svd
     from shardfit.results.glm import GLMResults

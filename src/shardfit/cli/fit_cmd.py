@@ -51,6 +51,32 @@ def parse_cov(text: str) -> tuple[str, dict[str, Any] | None]:
     )
 
 
+#: ``--nb-alpha estimate``: alpha estimated with the coefficients, not fixed.
+ESTIMATE = "estimate"
+
+
+def _nb_alpha(text: str) -> float | str:
+    """``--nb-alpha``: a number (the GLM family's fixed alpha) or ``estimate``."""
+    if text.strip().lower() == ESTIMATE:
+        return ESTIMATE
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number or '{ESTIMATE}', got {text!r}"
+        ) from None
+
+
+def _family_key(name: str | None) -> str | None:
+    """``--family`` as :data:`FITTERS` keys it, spelt as the library accepts it:
+    any case, ``-`` for ``_``, statsmodels' one-word class names
+    (``NegativeBinomial``)."""
+    if name is None:
+        return None
+    key = name.strip().lower().replace("-", "_").replace(" ", "_")
+    return {family.replace("_", ""): family for family in _GLM_FAMILIES}.get(key, key)
+
+
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by commands that run passes: backend, workers, scheduler, partitions."""
     parser.add_argument(
@@ -175,10 +201,12 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--nb-alpha",
-        type=float,
+        type=_nb_alpha,
         default=None,
         metavar="A",
-        help="the negative binomial family's fixed alpha (default 1)",
+        help="the negative binomial family's fixed alpha (default 1), or 'estimate': fit "
+        "NB2 with alpha estimated by maximum likelihood (statsmodels' NegativeBinomial, "
+        "R's glm.nb), the coefficients' and alpha's standard errors from the Hessian",
     )
     parser.add_argument(
         "--var-power",
@@ -242,6 +270,65 @@ def _fit_glm(args: argparse.Namespace, context: FitContext) -> Any:
         var_power=args.var_power,
     )
     return _fit(model, args, context)
+
+
+def _fit_negbin(args: argparse.Namespace, context: FitContext) -> Any:
+    """NB2 with alpha estimated (``--family negative_binomial --nb-alpha estimate``)."""
+    from shardfit.models.negbin import NegativeBinomial, negativebinomial
+
+    if args.formula is None:  # a design store (its weights were refused)
+        store = context.source
+        model: Any = NegativeBinomial(
+            store.y,
+            store.X,
+            offset=store.offset if store.has_offset else None,
+            missing=args.missing,
+        )
+    else:
+        model = negativebinomial(
+            args.formula,
+            context.source,
+            offset=args.offset,
+            exposure=args.exposure,
+            missing=args.missing,
+        )
+    return model.fit(backend=context.backend, workers=context.workers, progress=context.progress)
+
+
+def _negbin_problem(args: argparse.Namespace, store: Any) -> str | None:
+    """Why ``--nb-alpha estimate`` cannot run with the other arguments (options of the
+    GLM or least squares the NB2 fit has no use for: refused, not ignored), or ``None``.
+    ``args.family`` is ``negative_binomial`` (checked first)."""
+    if store is not None and store.has_weights:
+        return (
+            f"{args.data} is a design store with weights; the negative binomial model "
+            f"with alpha estimated (--nb-alpha {ESTIMATE}) takes no weights: write the "
+            "store without them, or give a fixed --nb-alpha for the GLM"
+        )
+    cov_type, _ = args.cov
+    unused = [
+        flag
+        for flag, given in (
+            ("--weights", args.weights is not None),
+            ("--freq-weights", args.freq_weights is not None),
+            (f"--cov {cov_type}", cov_type != "nonrobust"),
+            ("--var-power", args.var_power is not None),
+            (f"--link {args.link}", args.link is not None and args.link.lower() != "log"),
+            (f"--method {args.method}", args.method != "auto"),
+            ("--rank-deficient drop", args.rank_deficient != "raise"),
+            ("--rank-tol", args.rank_tol is not None),
+        )
+        if given
+    ]
+    if not unused:
+        return None
+    return (
+        f"{', '.join(unused)}: not used by the negative binomial model with alpha "
+        f"estimated (--nb-alpha {ESTIMATE}: log link, no weights, covariance from the "
+        "Hessian, nonrobust); leave "
+        + ("them" if len(unused) > 1 else "it")
+        + " out, or give a fixed --nb-alpha for the GLM"
+    )
 
 
 _GLM_FAMILIES = (
@@ -373,11 +460,24 @@ def _profiler(on: bool) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``shardfit fit``; prints the summary and returns the exit status."""
-    family = getattr(args, "family", None)
+    family = _family_key(getattr(args, "family", None))
     fitter = FITTERS.get(family)
     if fitter is None:
         known = sorted(str(name) for name in FITTERS if name is not None)
-        print(f"shardfit fit: error: unknown family {family!r}; known: {known}", file=sys.stderr)
+        print(
+            f"shardfit fit: error: unknown family {args.family!r}; known: {known}",
+            file=sys.stderr,
+        )
+        return 2
+    args.family = family
+    if getattr(args, "nb_alpha", None) == ESTIMATE and family != "negative_binomial":
+        # Before the "GLM option" check: its hint (add --family gaussian) is not this one.
+        print(
+            f"shardfit fit: error: --nb-alpha {ESTIMATE} fits the negative binomial model "
+            "with alpha estimated; add --family negative_binomial"
+            + (f" (not --family {args.family})" if family else ""),
+            file=sys.stderr,
+        )
         return 2
     glm_only = ("link", "freq_weights", "offset", "exposure", "nb_alpha", "var_power")
     # "is not None", not truthiness: --var-power 0 or --nb-alpha 0 is a value given.
@@ -396,6 +496,11 @@ def run(args: argparse.Namespace) -> int:
         store = _stored_design(args)
         if store is not None:
             fitter = _fit_stored
+        if args.nb_alpha == ESTIMATE:
+            problem = _negbin_problem(args, store)
+            if problem is not None:
+                return report_error(args, problem)
+            fitter = _fit_negbin
         context = FitContext(
             source=store if store is not None else source_of(args, args.partition_rows),
             backend=backend_of(args),

@@ -62,7 +62,8 @@ def add_parser(subparsers: Any) -> None:
         "--which",
         choices=("mean", "linear"),
         default=None,
-        help="GLM results: predict the mean (default) or the linear predictor",
+        help="GLM and negative binomial results: predict the mean (default) or the linear "
+        "predictor",
     )
     measures = parser.add_mutually_exclusive_group()
     measures.add_argument(
@@ -121,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
     from shardfit.results.glm import GLMResults
     from shardfit.results.io import load_results
     from shardfit.results.linear import LinearResults
+    from shardfit.results.negbin import NegativeBinomialResults
     from shardfit.results.predict import PredictionOutput
 
     started = time.perf_counter()
@@ -161,13 +163,15 @@ def run(args: argparse.Namespace) -> int:
             )
         # Each kind predicts its own way (a GLM's mean is the inverse link of x'b).
         options: dict[str, object] = {}
-        if isinstance(results, GLMResults):
+        if isinstance(results, GLMResults | NegativeBinomialResults):
+            # NB2 with alpha estimated predicts as a log-link GLM (alpha plays no part
+            # in the mean).
             options["which"] = args.which or "mean"
         elif not isinstance(results, LinearResults):
             raise ValueError(
                 f"{args.results} holds {type(results).__name__}, which predicts in Python "
                 "(results.predict) but not out of core; the CLI predicts from linear "
-                "models and GLMs"
+                "models, GLMs and negative binomial models"
             )
         elif args.which is not None:
             raise ValueError("--which is for GLM results; a linear model predicts its mean")

@@ -826,7 +826,6 @@ def GLM(
     """
     from shardfit.data.memory import from_pandas
     from shardfit.design.store import stored_column, stored_design
-    from shardfit.models.linear import _array_names
 
     family_params = _family_params(alpha, var_power)
     store = stored_design(endog, exog, weights=weights, offset=offset, exposure=exposure)
@@ -848,23 +847,16 @@ def GLM(
             **exog.plain_design(),
         )
 
-    X = np.asarray(exog, dtype=np.float64)
-    if X.ndim == 1:
-        X = X[:, None]
-    names = [str(n) for n in exog.columns] if isinstance(exog, pd.DataFrame) else _array_names(X)
-    frame = pd.DataFrame(X, columns=names)
-    frame["__y__"] = np.asarray(endog, dtype=np.float64)
-    extra = {
-        "__w__": weights,
-        "__freq__": freq_weights,
-        "__offset__": offset,
-        "__exposure__": exposure,
-    }
-    arguments = {"__w__": "weights", "__freq__": "freq_weights", "__offset__": "offset"}
-    arguments["__exposure__"] = "exposure"
-    for column, values in extra.items():
-        if values is not None:
-            frame[column] = _row_array(values, arguments[column], len(frame))
+    frame, names = _array_frame(
+        endog,
+        exog,
+        {
+            "__w__": ("weights", weights),
+            "__freq__": ("freq_weights", freq_weights),
+            "__offset__": ("offset", offset),
+            "__exposure__": ("exposure", exposure),
+        },
+    )
     if freq_weights is not None:
         _check_freq_array(frame["__freq__"].to_numpy())
     return GeneralizedLinearModel(
@@ -878,6 +870,27 @@ def GLM(
         response="__y__",
         freq_weights="__freq__" if freq_weights is not None else None,
     )
+
+
+def _array_frame(
+    endog: Any, exog: Any, arrays: dict[str, tuple[str, Any]]
+) -> tuple[pd.DataFrame, list[str]]:
+    """``exog``'s columns, ``endog`` as ``__y__`` and each given array of ``arrays``
+    (``{column: (argument, values or None)}``) in one frame, and ``exog``'s names:
+    a DataFrame's, else statsmodels' (``const``, x1, x2...). The arrays are checked
+    to have one value per row (:func:`_row_array`)."""
+    from shardfit.models.linear import _array_names
+
+    X = np.asarray(exog, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[:, None]
+    names = [str(n) for n in exog.columns] if isinstance(exog, pd.DataFrame) else _array_names(X)
+    frame = pd.DataFrame(X, columns=names)
+    frame["__y__"] = np.asarray(endog, dtype=np.float64)
+    for column, (argument, values) in arrays.items():
+        if values is not None:
+            frame[column] = _row_array(values, argument, len(frame))
+    return frame, names
 
 
 def _row_array(values: Any, name: str, nrows: int) -> np.ndarray:

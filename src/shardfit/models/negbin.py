@@ -63,7 +63,7 @@ from shardfit.design.store import source_counts
 from shardfit.engine import PartitionCache, run_pass, session
 from shardfit.engine.blas import single_threaded_blas
 from shardfit.errors import DesignError
-from shardfit.models.families import NegativeBinomial
+from shardfit.models.families import NegativeBinomial as NBFamily
 from shardfit.models.glm import _column_transform, _intercept
 from shardfit.models.glm_tasks import PrepareStatistic, PrepareTask
 from shardfit.models.irls import ConvergenceWarning
@@ -71,7 +71,7 @@ from shardfit.models.negbin_tasks import NBStatistic, NBTask
 from shardfit.results.negbin import NegativeBinomialResults
 from shardfit.stats.transform import ColumnTransform
 
-__all__ = ["AlphaBoundaryWarning", "NegativeBinomialModel", "negativebinomial"]
+__all__ = ["AlphaBoundaryWarning", "NegativeBinomial", "NegativeBinomialModel", "negativebinomial"]
 
 #: Below this ``alpha`` the fit stops at the boundary (see the module notes). The
 #: NB2 sums lose digits as ``theta = 1 / alpha`` grows: ``lgamma(y + theta) -
@@ -202,15 +202,23 @@ def _newton(
 class NegativeBinomialModel:
     """An NB2 regression with ``alpha`` estimated, fitted with :meth:`fit`.
 
-    Build it with :func:`negativebinomial`.
+    Build it with :func:`negativebinomial` (a formula) or :func:`NegativeBinomial`
+    (arrays).
     """
 
-    formula: str
+    formula: str | None
     data: Any
     offset: str | None = None
     exposure: str | None = None
     missing: Literal["drop", "raise"] = "drop"
     max_levels: int = 10_000
+    # A plain-columns design (formula None), as :class:`GeneralizedLinearModel`'s:
+    # :func:`NegativeBinomial`'s arrays or a design store's columns.
+    x_columns: tuple[str, ...] | None = None
+    response: str | None = None
+    sparse_x: tuple[str, ...] = ()
+    x_constant: str | None = None
+    find_constant: bool = True
 
     def fit(
         self,
@@ -279,6 +287,11 @@ class NegativeBinomialModel:
             learned = learn_design(
                 self.formula,
                 source,
+                x_columns=self.x_columns,
+                response=self.response,
+                sparse_x=self.sparse_x,
+                x_constant=self.x_constant,
+                find_constant=self.find_constant,
                 offset=self.offset,
                 exposure=self.exposure,
                 missing=self.missing,
@@ -301,7 +314,7 @@ class NegativeBinomialModel:
 
             # The GLM prepare pass encodes, checks (y >= 0) and caches each partition.
             prepared: PrepareStatistic = timed(
-                PrepareTask(spec, NegativeBinomial(), self.missing, cache.ref), "nb-prepare"
+                PrepareTask(spec, NBFamily(), self.missing, cache.ref), "nb-prepare"
             )
             nobs = prepared.nobs
             if nobs == 0:
@@ -598,3 +611,88 @@ def negativebinomial(
     >>> res.params["alpha"]  # doctest: +SKIP
     """
     return NegativeBinomialModel(formula, data, offset, exposure, missing, max_levels)
+
+
+def NegativeBinomial(
+    endog: Any,
+    exog: Any,
+    *,
+    offset: Any = None,
+    exposure: Any = None,
+    npartitions: int = 1,
+    missing: Literal["drop", "raise"] = "drop",
+    loglike_method: str = "nb2",
+) -> NegativeBinomialModel:
+    """NB2 regression with ``alpha`` estimated on arrays, like
+    ``statsmodels.discrete.discrete_model.NegativeBinomial(endog, exog,
+    loglike_method="nb2", offset=..., exposure=...)``.
+
+    Parameters
+    ----------
+    endog : array_like
+        The counts (>= 0), one per row of ``exog``.
+    exog : array_like or pandas.DataFrame
+        The design; no intercept is added (``sm.add_constant``'s column is one). The
+        parameters are named as statsmodels names them: a DataFrame's columns, else
+        ``const`` for a constant column and x1, x2... for the others; then ``alpha``.
+        May also be a design store's ``store.X`` with ``endog=store.y`` (and
+        ``offset=store.offset``): fitted out of core.
+    offset, exposure : array_like, optional
+        One value per row (a scalar applies to every row): added to the linear
+        predictor (``log(exposure)`` for the exposure).
+    npartitions : int
+        Split the rows into this many partitions.
+    missing : {"drop", "raise"}
+        Drop rows with a NaN (counted), or raise naming the first.
+    loglike_method : {"nb2"}
+        statsmodels' argument, accepted for code written for it: only NB2
+        (``Var(y) = mu + alpha mu**2``) is fitted.
+
+    Returns
+    -------
+    NegativeBinomialModel
+        Call ``.fit()`` (see :meth:`NegativeBinomialModel.fit`).
+
+    Examples
+    --------
+    >>> import numpy as np, shardfit
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.column_stack([np.ones(500), rng.normal(size=500)])
+    >>> y = rng.negative_binomial(2.0, 1 / (1 + 0.5 * np.exp(0.5 + 0.3 * X[:, 1])))
+    >>> res = shardfit.NegativeBinomial(y, X).fit(backend="serial")
+    >>> list(res.params.index)
+    ['const', 'x1', 'alpha']
+    """
+    from shardfit.data.memory import from_pandas
+    from shardfit.design.store import stored_column, stored_design
+    from shardfit.models.glm import _array_frame
+
+    if loglike_method != "nb2":
+        # nb1 and the geometric model have other likelihoods: fitting NB2 under their
+        # name would give numbers that match neither.
+        raise ValueError(
+            f"loglike_method={loglike_method!r} is not supported: shardfit fits the NB2 "
+            "model only (Var(y) = mu + alpha mu**2, loglike_method='nb2')"
+        )
+    store = stored_design(endog, exog, offset=offset, exposure=exposure)
+    if store is not None:
+        return NegativeBinomialModel(
+            None,
+            store.source(),
+            offset=stored_column(offset, "offset"),
+            missing=missing,
+            response=endog.names[0],
+            **exog.plain_design(),
+        )
+    frame, names = _array_frame(
+        endog, exog, {"__offset__": ("offset", offset), "__exposure__": ("exposure", exposure)}
+    )
+    return NegativeBinomialModel(
+        None,
+        from_pandas(frame, npartitions),
+        offset="__offset__" if offset is not None else None,
+        exposure="__exposure__" if exposure is not None else None,
+        missing=missing,
+        x_columns=tuple(names),
+        response="__y__",
+    )
