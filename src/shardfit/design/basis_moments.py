@@ -312,11 +312,43 @@ def _advance_poly(key: str, request: dict[str, Any], found: dict[str, Any]) -> d
         raise DesignError(f"{key}: no finite values of x to learn the polynomial basis from")
     squares, weighted = found["sums"]
     norm = ExactSum(squares).value()
+    _check_not_degenerate(key, request, k, norm)
     norms2 = {**request["norms2"], str(k): norm}
     alpha = dict(request["alpha"])
     if k < request["degree"]:
         alpha[str(k)] = ExactSum(weighted).value() / norm
     return _poly_state(request["degree"], alpha, norms2)
+
+
+#: ``norms2_k / norms2_{k-1}`` (k >= 2) at or below this fraction of the mean square
+#: of ``x`` is rounding noise (seen near 1e-31): ``P_k`` vanishes on every row.
+_DEGENERATE_RATIO = 1e-24
+
+
+def _check_not_degenerate(key: str, request: dict[str, Any], k: int, norm: float) -> None:
+    """Refuse ``poly(x, degree)`` when ``x`` takes at most ``k <= degree`` distinct
+    values: the monic ``P_k`` is then zero on every row (up to rounding), so
+    ``norms2_k`` is zero or noise. formulaic gives NaN columns (a zero norm: every row
+    dropped) or unit-norm rounding noise; here a zero norm would divide by zero."""
+    norms2, alpha = request["norms2"], request["alpha"]
+    if k == 1:
+        # P_1 = x - mean, the mean rounded once from the exact sum: exactly zero on
+        # every row of a constant column, and only there.
+        degenerate = norm == 0.0
+    else:
+        mean_square = alpha["0"] ** 2 + norms2["1"] / norms2["0"]
+        degenerate = norm / norms2[str(k - 1)] <= _DEGENERATE_RATIO * mean_square
+    if not degenerate:
+        return
+    distinct = (
+        "is constant" if k == 1 else f"takes at most {k} distinct values (to float64 precision)"
+    )
+    raise DesignError(
+        f"{key}: x {distinct}, so its orthogonal polynomial of "
+        f"degree {k} is zero on every row; poly() of degree {request['degree']} needs "
+        f"at least {request['degree'] + 1} distinct values (formulaic gives NaN or "
+        "rounding noise for that column): lower the degree or drop the term"
+    )
 
 
 def _centered(key: str, state: dict[str, Any], found: dict[str, Any]) -> dict[str, Any]:

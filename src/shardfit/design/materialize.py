@@ -266,15 +266,20 @@ def encode_table(
         X = _plain_design(spec, columns, int(keep.sum()), structured=structured)
         y = arrays[spec.response][keep] if spec.response is not None and need_response else None
     else:
-        X, y = _formula_arrays(
-            spec,
-            arrays,
-            keep,
-            need_response=need_response,
-            unseen=unseen,
-            totals=totals,
-            weighted=weighted,
-        )
+        try:
+            X, y = _formula_arrays(
+                spec,
+                arrays,
+                keep,
+                need_response=need_response,
+                unseen=unseen,
+                totals=totals,
+                weighted=weighted,
+            )
+        except DesignError as error:
+            if not str(error).startswith(_ENCODE_FAILED):
+                raise
+            raise _located_encode_error(error, spec, where) from error
         if isinstance(X, SplitDesign) and not structured:
             X = X.toarray()
 
@@ -321,6 +326,29 @@ def encode_table(
         dropped=dropped,
         skipped_rows=result.skipped_rows,
     )
+
+
+_ENCODE_FAILED = "cannot encode with"
+_OUTSIDE_BOUNDS = "extend beyond upper and/or lower bounds"
+
+
+def _located_encode_error(error: DesignError, spec: DesignSpec, where: _Locator) -> DesignError:
+    """formulaic's evaluation error with the partition it happened in and, for a spline
+    evaluated outside the bounds it learned (new data at predict time), those bounds:
+    formulaic's message names neither."""
+    message = f"partition {where.key}: {error}"
+    if _OUTSIDE_BOUNDS in message:
+        bounds = [
+            f"{key}: [{state['lower_bound']!r}, {state['upper_bound']!r}]"
+            for key, state in spec.transform_state.items()
+            if "lower_bound" in state and "upper_bound" in state
+        ]
+        message += (
+            f"; the bounds learned when the design was built are {'; '.join(bounds)}. "
+            "Values outside them need extrapolation= in the formula (clip, na, zero, "
+            "extend), set when fitting"
+        )
+    return DesignError(message)
 
 
 @dataclass(frozen=True)
@@ -591,7 +619,7 @@ def _formula_arrays(
             # levels= a C() call of the formula names (patsy raises here too).
             raise outside_levels_error(str(spec.formula), error) from error
         except Exception as error:
-            raise DesignError(f"cannot encode with {spec.formula!r}: {error}") from error
+            raise DesignError(f"{_ENCODE_FAILED} {spec.formula!r}: {error}") from error
     if X.shape[1] != len(spec.column_names):
         raise DesignError(
             f"partition design has {X.shape[1]} columns where the spec has {len(spec.column_names)}"
