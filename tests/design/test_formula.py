@@ -17,7 +17,6 @@ def test_analysis_finds_variables_categoricals_and_stateful_terms() -> None:
 @pytest.mark.parametrize(
     ("formula", "message"),
     [
-        ("y ~ cc(x, df=4)", r"cc\(x, df=4\) .* learns its state"),
         ("y ~ lag(x)", r"lag\(\) .* reads neighbouring rows"),
         ("y ~ I(x - x.shift(1))", r"shift\(\) .* reads neighbouring rows"),
         # Whole-column reductions would be taken per partition and per block of rows.

@@ -165,7 +165,6 @@ def test_logit_with_bs_predicts_after_save_load(data: tuple[pd.DataFrame, str], 
 @pytest.mark.parametrize(
     ("formula", "message"),
     [
-        ("y ~ cr(x, df=4)", "distinct values"),
         ("y ~ bs(center(x), df=4)", "nested stateful"),
     ],
 )

@@ -19,13 +19,12 @@ from shardfit.errors import DesignError
 
 __all__ = ["FormulaInfo", "analyze_formula", "patsy_column_order"]
 
-# formulaic transforms whose state comes from all the rows and cannot be merged yet.
+# Calls refused before reading: te() is no formulaic transform (formulaic has no
+# tensor-product smooths; R's mgcv and patsy do).
 _UNMERGEABLE = frozenset({"te"})
 # Transforms learned from all rows in the schema pass (and further passes: for
 # bs(x, df=...)'s quantile knots, poly()'s recurrence, a spline's centering).
 _LEARNED = frozenset(MERGEABLE_TRANSFORMS) | frozenset(SPLINE_TRANSFORMS) | {"poly"}
-# cubic_spline(x, df, knots, ...): position of df.
-_CUBIC_POSITIONS = {"df": 1}
 # Transforms that look across rows, so a partition cannot evaluate them alone.
 _ROW_DEPENDENT = frozenset({"lag", "diff", "shift", "pct_change", "rolling", "expanding", "ewm"})
 # Functions and methods that reduce or order a whole column (np.mean(x), x.max(),
@@ -98,8 +97,7 @@ def analyze_formula(formula: str) -> FormulaInfo:
     ------
     DesignError
         If the formula does not parse, uses a transform that looks across rows
-        (``lag``), a transform whose state cannot be learned out of core (``te``,
-        ``cr(x, df=...)``),
+        (``lag``), ``te()`` (not a formulaic transform),
         or nests stateful transforms (``scale(center(x))``).
     """
     try:
@@ -285,14 +283,16 @@ def _check_calls(tree: ast.AST, formula: str) -> bool:
                 "or compute the column before fitting"
             )
         if name in _UNMERGEABLE:
+            # formulaic (which evaluates every formula, in memory too) has no te():
+            # it would fail in every partition with "name 'te' is not defined".
             raise DesignError(
-                f"{name}() in formula {formula!r} learns its state (knots) from all rows at "
-                "once, which shardfit cannot yet do out of core; supported stateful "
+                f"{name}() in formula {formula!r}: formulaic, which evaluates shardfit's "
+                "formulas, has no tensor-product smooth te(); write the interaction of "
+                "the marginal bases instead (cr(x, df=4):cr(z, df=4) is their row-wise "
+                "tensor product, without te()'s constraints). Supported stateful "
                 f"transforms: {', '.join(MERGEABLE_TRANSFORMS)}, poly(), bs(), "
-                "cr()/cs()/cc() with knots="
+                "cr()/cs()/cc()"
             )
-        if name in ("cr", "cs", "cc"):
-            _check_cubic_spline(node, name, formula)
         if name in _LEARNED and not _is_raw_poly(node):
             found = True
             arguments = [*node.args, *(keyword.value for keyword in node.keywords)]
@@ -305,27 +305,6 @@ def _check_calls(tree: ast.AST, formula: str) -> bool:
                         "use a single center()/scale()/bs() per term"
                     )
     return found
-
-
-def _check_cubic_spline(node: ast.Call, name: str, formula: str) -> None:
-    """Refuse cr()/cs()/cc() arguments whose state shardfit cannot learn out of core,
-    before any data is read."""
-    given = {keyword.arg: keyword.value for keyword in node.keywords if keyword.arg}
-    for argument, position in _CUBIC_POSITIONS.items():
-        if len(node.args) > position:
-            given.setdefault(argument, node.args[position])
-    unset = {
-        argument
-        for argument, value in given.items()
-        if isinstance(value, ast.Constant) and value.value is None
-    }
-    if "df" in given and "df" not in unset:
-        raise DesignError(
-            f"{ast.unparse(node)} in formula {formula!r} learns its state (knots at "
-            "quantiles of the distinct values of x) from all rows at once, which shardfit "
-            f"cannot do out of core; give the interior knots ({name}(x, knots=[...])) or "
-            "use bs(x, df=...)"
-        )
 
 
 def patsy_column_order(model_spec: Any, formula: str) -> tuple[int, ...] | None:

@@ -2,8 +2,9 @@
 
 Per partition it reads only the columns the formula needs, summarizes them
 (rows, missing, extremes, mean, categorical levels), and records exact sums for the
-stateful transforms (and, for splines, extremes and a histogram of ``x``; knots at
-quantiles of ``x`` need one more pass, :class:`OrderStatisticTask`; orthogonal
+stateful transforms (and, for splines, extremes and a histogram of ``x``, or for
+``cr``/``cs``/``cc(x, df=...)`` its distinct values, whose percentiles are the knots;
+knots at quantiles of ``x`` need one more pass, :class:`OrderStatisticTask`; orthogonal
 ``poly()`` one pass per degree and a spline's centering constraint one pass,
 :class:`MomentTask`). Merged in partition order, these give the
 :class:`~shardfit.design.spec.DesignSpec` every later pass encodes with.

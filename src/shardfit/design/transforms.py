@@ -11,7 +11,9 @@ every partition, so every partition, whatever the partitioning, is transformed b
 bitwise the same mean and scale.
 
 The splines learn their bounds (the minimum and maximum of ``x``, unless given) and,
-for ``bs(x, df=...)``, interior knots at quantiles of ``x``. The learning transforms
+for ``bs(x, df=...)``, interior knots at quantiles of ``x``; for ``cr``/``cs``/``cc(x,
+df=...)``, at percentiles of the distinct values of ``x``, which the schema pass
+collects whole (:mod:`shardfit.design.distinct_values`, up to a cap). The learning transforms
 record the count, the extremes and a histogram of the values' order-preserving keys
 (:mod:`shardfit.design.quantiles`); when knots are quantiles, further passes
 (:func:`spline_searches`, :func:`select_context`) find the exact order statistics,
@@ -71,8 +73,8 @@ __all__ = [
 ]
 
 MERGEABLE_TRANSFORMS = ("center", "scale", "standardize")
-#: Spline transforms learned out of core (``cr``/``cs``/``cc`` with explicit knots,
-#: optionally ``constraints=``).
+#: Spline transforms learned out of core (``cr``/``cs``/``cc`` with ``knots=`` or
+#: ``df=``, optionally ``constraints=``).
 SPLINE_TRANSFORMS = ("bs", "cr", "cs", "cc")
 _LEARN_KEY = "_shardfit_sums"
 _SPLINE_KEY = "_shardfit_spline"
@@ -207,15 +209,7 @@ def _spline_arguments(kind: str, data: Any, args: dict[str, Any]) -> dict[str, A
         out["include_intercept"] = bool(args["include_intercept"])
     else:
         out["cyclic"] = kind == "cc"
-        if args.get("df") is not None:
-            # formulaic takes cr()/cc()'s knots at quantiles of the *distinct* values
-            # of x, which no mergeable summary gives exactly.
-            raise DesignError(
-                f"{kind}(x, df=...) places its knots at quantiles of the distinct values "
-                "of x, which shardfit cannot learn out of core; give the interior knots "
-                f"({kind}(x, knots=[...])) or use bs(x, df=...)"
-            )
-        if args.get("knots") is None:
+        if args.get("df") is None and args.get("knots") is None:
             raise DesignError(f"{kind}(): must specify either 'df' or 'knots'")
         out["constraints"] = _constraints_argument(kind, args.get("constraints"))
     return out
@@ -261,7 +255,27 @@ def _spline_population(values: np.ndarray, arguments: dict[str, Any]) -> np.ndar
     return finite
 
 
+def _takes_distinct(arguments: dict[str, Any]) -> bool:
+    """Whether the call's knots are percentiles of the distinct values of x
+    (``cr``/``cs``/``cc(x, df=...)``)."""
+    return arguments["kind"] != "bs" and arguments["df"] is not None
+
+
+def _cubic_population(finite: np.ndarray, arguments: dict[str, Any]) -> np.ndarray:
+    """The finite values formulaic's cubic splines place knots among: those within
+    the bounds given, whatever the extrapolation (``_get_all_sorted_knots`` keeps
+    ``lower_bound <= x <= upper_bound``). Bounds not given are x's extremes."""
+    low, high = arguments["lower_bound"], arguments["upper_bound"]
+    inside = np.ones(finite.size, dtype=bool)
+    if low is not None:
+        inside &= finite >= low
+    if high is not None:
+        inside &= finite <= high
+    return finite[inside]
+
+
 def _learn_spline(kind: str, data: Any, args: dict[str, Any], state: dict) -> np.ndarray:
+    from shardfit.design.distinct_values import DistinctValues
     from shardfit.design.quantiles import LEVEL_BITS, KeyHistogram, monotone_keys
 
     values = _as_float_column(data)
@@ -286,6 +300,8 @@ def _learn_spline(kind: str, data: Any, args: dict[str, Any], state: dict) -> np
     }
     if _quantile_count(arguments):
         learned["histogram"] = KeyHistogram.of(monotone_keys(population), 64 - LEVEL_BITS)
+    if _takes_distinct(arguments):
+        learned["distinct"] = DistinctValues.of(_cubic_population(finite, arguments))
     state[_SPLINE_KEY] = learned
     return values
 
@@ -504,7 +520,12 @@ def merge_learned_state(
 
 def _merged_spline(mine: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
     histograms = [h for h in (mine["histogram"], theirs["histogram"]) if h is not None]
+    merged: dict[str, Any] = {}
+    if "distinct" in mine or "distinct" in theirs:
+        both = [d for d in (mine.get("distinct"), theirs.get("distinct")) if d is not None]
+        merged["distinct"] = both[0].merge(both[1]) if len(both) == 2 else next(iter(both), None)
     return {
+        **merged,
         "arguments": mine["arguments"],
         "n": mine["n"] + theirs["n"],
         "min": min(mine["min"], theirs["min"]),
@@ -533,6 +554,10 @@ def _finalized_spline(key: str, spline: dict[str, Any], search: Any) -> dict[str
     low = float(spline["min"]) if low is None else low
     high = float(spline["max"]) if high is None else high
     knots = arguments["knots"]
+    if _takes_distinct(arguments):
+        from shardfit.design.distinct_values import cubic_inner_knots
+
+        knots = cubic_inner_knots(key, spline.get("distinct"), arguments, low, high)
     nknots = _quantile_count(arguments)
     if nknots:
         gamma, previous, following = linear_ranks(spline["n"], _probabilities(nknots))
