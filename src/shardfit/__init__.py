@@ -71,6 +71,7 @@ _EXPORTS: dict[str, str] = {
     "logit": "shardfit.models.glm",
     "poisson": "shardfit.models.glm",
     "GLMResults": "shardfit.results.glm",
+    "MarginalEffects": "shardfit.results.margeff",
     "negativebinomial": "shardfit.models.negbin",
     "NegativeBinomial": "shardfit.models.negbin",
     "NegativeBinomialModel": "shardfit.models.negbin",
@@ -132,6 +133,7 @@ __all__ = [
     "LinearModel",
     "LinearResults",
     "Link",
+    "MarginalEffects",
     "MissingDataError",
     "NegativeBinomial",
     "NegativeBinomialModel",
@@ -267,6 +269,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from shardfit.results.glm import GLMResults
     from shardfit.results.io import load_results, save_results
     from shardfit.results.linear import LinearResults
+    from shardfit.results.margeff import MarginalEffects
     from shardfit.results.negbin import NegativeBinomialResults
     from shardfit.results.predict import PredictionOutput, PredictionResults
     from shardfit.results.regularized import DistributedResults, ElasticNetResults

@@ -433,6 +433,50 @@ class GLMResults(CoefficientTable):
             arrays={"endog": endog, "weights": weights, "offset": offset, "exposure": exposure},
         )
 
+    def get_margeff(
+        self,
+        at: str = "overall",
+        method: str = "dydx",
+        atexog: dict[Any, float] | None = None,
+        dummy: bool = False,
+        count: bool = False,
+        *,
+        data: Any = None,
+        with_offset: bool = False,
+        backend: Any = None,
+        workers: int | None = None,
+        unseen: str = "raise",
+        progress: bool = False,
+    ) -> Any:
+        """Marginal effects of a logit, probit or Poisson fit with delta-method standard
+        errors, as statsmodels' ``get_margeff`` (``at="overall"``, ``"mean"`` or
+        ``"zero"``; methods ``dydx``, ``eyex``, ``dyex``, ``eydx``; ``dummy``/``count``
+        discrete changes), computed from ``data=``, the rows the model was fitted on,
+        partition by partition. See :func:`shardfit.results.margeff.get_margeff`.
+
+        Returns
+        -------
+        MarginalEffects
+            ``margeff``, ``margeff_se``, ``summary_frame()``... as statsmodels'
+            ``DiscreteMargins``.
+        """
+        from shardfit.results.margeff import get_margeff
+
+        return get_margeff(
+            self,
+            at,
+            method,
+            atexog,
+            dummy,
+            count,
+            data=data,
+            with_offset=with_offset,
+            backend=backend,
+            workers=workers,
+            unseen=unseen,  # type: ignore[arg-type]
+            progress=progress,
+        )
+
     def save(self, path: Any) -> Any:
         """Save as one JSON document (no pickle); returns the path written."""
         from shardfit.results.io import save_results

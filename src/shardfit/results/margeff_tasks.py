@@ -1,0 +1,224 @@
+"""What each partition computes for average marginal effects (runs on workers).
+
+For a binary (logit, probit) or Poisson model the mean of a row is ``F(eta)``,
+``eta = x'b`` (statsmodels' discrete models evaluate marginal effects without the
+offset or exposure; ``with_offset`` adds the row's own). With ``f = F'`` and the
+method's scaling ``g = f`` (``dy``) or ``g = f / F`` (``ey``), the effect of column
+``j`` at a row is ``E_j = g(eta) b_j s_j``, ``s_j = x_j`` for the ``ex`` methods and 1
+otherwise, and its derivative with respect to the estimates is
+
+    dE_j / db_l = g'(eta) x_l b_j s_j + g(eta) s_j [j == l],
+
+so summing over rows needs ``sum g``, ``sum g' x`` (``dydx``, ``eydx``) or
+``sum g x`` and ``X' diag(g') X`` (``dyex``, ``eyex``): a partition returns the sums
+of ``E`` and of its ``p x p`` Jacobian, which merge by addition. Dummy (0/1) and
+count columns may instead get statsmodels' discrete changes: ``F(x | x_j = 1) -
+F(x | x_j = 0)`` and ``(F(x | x_j + 1) - F(x | x_j - 1)) / 2`` (their logs' for
+``eydx``), whose Jacobian rows are the same differences of ``f x / F^ey``.
+
+Every partition also returns each design column's sum, minimum, maximum and whether
+all its values are whole numbers: statsmodels' constant (zero variance), dummy and
+count columns, and the column means of ``at="mean"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from scipy import special
+
+from shardfit.data.partition import Partition
+from shardfit.design.materialize import encode_partition
+from shardfit.design.spec import DesignSpec
+
+__all__ = ["MargeffStatistic", "MargeffTask", "row_effects"]
+
+Kind = Literal["logit", "probit", "poisson"]
+Method = Literal["dydx", "eyex", "dyex", "eydx"]
+
+
+def _mean_and_derivatives(kind: Kind, eta: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``F(eta)``, ``f = F'`` and ``f'`` in closed form (no clipping: statsmodels'
+    discrete models evaluate them unclipped)."""
+    if kind == "logit":
+        mean = special.expit(eta)
+        density = mean * (1 - mean)
+        return mean, density, density * (1 - 2 * mean)
+    if kind == "probit":
+        density = np.exp(-0.5 * eta**2) / np.sqrt(2 * np.pi)
+        return special.ndtr(eta), density, -eta * density
+    mean = np.exp(eta)
+    return mean, mean, mean
+
+
+def _scaled(kind: Kind, eta: np.ndarray, ey: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``g`` and ``g'`` of the module notes: ``f`` and ``f'``, or for the ``ey``
+    methods ``f / F`` and its derivative ``f' / F - (f / F)**2``."""
+    mean, density, slope = _mean_and_derivatives(kind, eta)
+    if not ey:
+        return density, slope
+    if kind == "poisson":  # f / F = 1 exactly
+        return np.ones_like(eta), np.zeros_like(eta)
+    ratio = density / mean
+    return ratio, slope / mean - ratio**2
+
+
+def row_effects(
+    kind: Kind,
+    method: Method,
+    X: np.ndarray,
+    params: np.ndarray,
+    offset: np.ndarray | None,
+    dummy_idx: tuple[int, ...] = (),
+    count_idx: tuple[int, ...] = (),
+) -> tuple[np.ndarray, np.ndarray]:
+    """The sums over the rows of ``X`` of the marginal effects (``p``) and of their
+    Jacobian with respect to ``params`` (``p x p``), as the module notes define them.
+
+    ``offset`` (or ``None``) is added to ``x'b``. The columns of ``dummy_idx`` and
+    ``count_idx`` get statsmodels' discrete changes instead of derivatives.
+    """
+    ey = method.startswith("ey")
+    ex = method.endswith("ex")
+
+    def linear(Z: np.ndarray) -> np.ndarray:
+        eta = Z @ params
+        return eta if offset is None else eta + offset
+
+    eta = linear(X)
+    g, slope = _scaled(kind, eta, ey)
+    if ex:
+        weighted = X * g[:, None]
+        effects = params * weighted.sum(axis=0)
+        jacobian = params[:, None] * ((X * slope[:, None]).T @ X)
+        jacobian[np.diag_indices_from(jacobian)] += weighted.sum(axis=0)
+    else:
+        effects = params * g.sum()
+        jacobian = np.outer(params, slope @ X)
+        jacobian[np.diag_indices_from(jacobian)] += g.sum()
+
+    def level(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The mean (its log for ``ey``) at rows ``Z`` and its gradient's row sum."""
+        mean, density, _ = _mean_and_derivatives(kind, linear(Z))
+        gradient = density / mean if ey else density
+        return (np.log(mean) if ey else mean), gradient @ Z
+
+    changes = [(j, 0.0, 1.0, False) for j in dummy_idx]
+    changes += [(j, -1.0, 1.0, True) for j in count_idx]
+    for j, low, high, half in changes:
+        Z0, Z1 = X.copy(), X.copy()
+        if half:  # a count: one down and one up from each row's own value
+            Z0[:, j] += low
+            Z1[:, j] += high
+        else:  # a dummy: 0 and 1 in place of each row's value
+            Z0[:, j] = low
+            Z1[:, j] = high
+        level0, gradient0 = level(Z0)
+        level1, gradient1 = level(Z1)
+        divisor = 2.0 if half else 1.0
+        effects[j] = (level1 - level0).sum() / divisor
+        jacobian[j] = (gradient1 - gradient0) / divisor
+    return effects, jacobian
+
+
+@dataclass(frozen=True, eq=False)
+class MargeffStatistic:
+    """A partition's (or merged partitions') sums: rows, the design columns' sums,
+    minima, maxima and whole-number flags, and, when effects were asked for, the sums
+    of the effects and of their Jacobian."""
+
+    nobs: int
+    column_sum: np.ndarray
+    column_min: np.ndarray
+    column_max: np.ndarray
+    whole: np.ndarray
+    effects: np.ndarray | None = None
+    jacobian: np.ndarray | None = None
+    rows_read: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def nrows(self) -> int:  # progress displays count rows read
+        return self.rows_read
+
+    def merge(self, other: MargeffStatistic) -> MargeffStatistic:
+        dropped = dict(self.dropped)
+        for reason, n in other.dropped.items():
+            dropped[reason] = dropped.get(reason, 0) + n
+        return MargeffStatistic(
+            nobs=self.nobs + other.nobs,
+            column_sum=self.column_sum + other.column_sum,
+            column_min=np.fmin(self.column_min, other.column_min),
+            column_max=np.fmax(self.column_max, other.column_max),
+            whole=self.whole & other.whole,
+            effects=None if self.effects is None else self.effects + other.effects,
+            jacobian=None if self.jacobian is None else self.jacobian + other.jacobian,
+            rows_read=self.rows_read + other.rows_read,
+            dropped=dropped,
+        )
+
+
+@dataclass(frozen=True)
+class MargeffTask:
+    """Encode a partition with the fit's design (dropping the rows the fit dropped)
+    and return its :class:`MargeffStatistic`; ``effects`` ``False``: the column
+    summaries only (``at="mean"``/``"zero"``, or the pass finding dummy columns).
+
+    ``atexog`` holds ``(column, value)`` pairs set in every row before the effects
+    (statsmodels' ``atexog`` dict), after the column summaries.
+    """
+
+    spec: DesignSpec
+    need_response: bool
+    kind: Kind
+    method: Method
+    params: np.ndarray
+    effects: bool
+    with_offset: bool = False
+    dummy_idx: tuple[int, ...] = ()
+    count_idx: tuple[int, ...] = ()
+    atexog: tuple[tuple[int, float], ...] = ()
+    unseen: Literal["raise", "zero"] = "raise"
+
+    def __call__(self, partition: Partition) -> MargeffStatistic:
+        chunk = encode_partition(
+            self.spec,
+            partition,
+            missing="drop",
+            unseen=self.unseen,
+            need_response=self.need_response,
+        )
+        X = chunk.X if isinstance(chunk.X, np.ndarray) else chunk.X.toarray()
+        X = np.asarray(X, dtype=np.float64)
+        p = X.shape[1]
+        empty = X.shape[0] == 0
+        statistic = MargeffStatistic(
+            nobs=X.shape[0],
+            column_sum=X.sum(axis=0),
+            # NaN for no rows: fmin/fmax in the merge then keep the other side's.
+            column_min=np.full(p, np.nan) if empty else X.min(axis=0),
+            column_max=np.full(p, np.nan) if empty else X.max(axis=0),
+            whole=np.all(X % 1.0 == 0, axis=0),
+            rows_read=chunk.rows_read,
+            dropped={reason: n for reason, n in chunk.dropped.items() if n},
+        )
+        if not self.effects:
+            return statistic
+        for column, value in self.atexog:
+            X[:, column] = value
+        offset = chunk.offset if self.with_offset else None
+        effects, jacobian = row_effects(
+            self.kind, self.method, X, self.params, offset, self.dummy_idx, self.count_idx
+        )
+        return MargeffStatistic(
+            **{
+                name: getattr(statistic, name)
+                for name in ("nobs", "column_sum", "column_min", "column_max", "whole")
+            },
+            effects=effects,
+            jacobian=jacobian,
+            rows_read=statistic.rows_read,
+            dropped=statistic.dropped,
+        )
