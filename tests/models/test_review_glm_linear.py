@@ -254,9 +254,11 @@ def test_clear_errors_for_unknown_restriction_names_and_two_way_clusters() -> No
         results.f_test("xx = 0")
     with pytest.raises(ValueError, match="names 'xx'"):
         results.t_test("x1 = xx")
-    for model in (shardfit.ols("y ~ x1", frame), shardfit.glm("y ~ x1", frame)):
-        with pytest.raises(ValueError, match=r"two-way .* cluster covariances are not supported"):
-            model.fit(backend="serial", cov_type="cluster", cov_kwds={"groups": ["g", "h"]})
+    # OLS/WLS take two-way clusters now (tests/models/test_hac_twoway_cluster.py).
+    with pytest.raises(ValueError, match=r"two-way .* cluster covariances are not supported"):
+        shardfit.glm("y ~ x1", frame).fit(
+            backend="serial", cov_type="cluster", cov_kwds={"groups": ["g", "h"]}
+        )
 
 
 @pytest.mark.parametrize(

@@ -35,19 +35,34 @@ class FitContext:
 
 
 def parse_cov(text: str) -> tuple[str, dict[str, Any] | None]:
-    """``"HC1"`` -> ``("HC1", None)``; ``"cluster:firm"`` -> ``("cluster", {"groups": "firm"})``."""
-    kind, sep, column = text.partition(":")
+    """``"HC1"`` -> ``("HC1", None)``; ``"cluster:firm"`` -> ``("cluster", {"groups":
+    "firm"})``; ``"cluster:firm,year"`` -> two-way (``{"groups": ["firm", "year"]}``);
+    ``"HAC:4"`` -> ``("HAC", {"maxlags": 4})`` (Newey-West, Bartlett kernel, rows in
+    time order as read)."""
+    kind, sep, value = text.partition(":")
     if kind.lower() == "cluster":
-        if not sep or not column:
-            raise argparse.ArgumentTypeError("cluster covariance needs a column: cluster:COLUMN")
-        return "cluster", {"groups": column}
+        if not sep or not value:
+            raise argparse.ArgumentTypeError(
+                "cluster covariance needs a column: cluster:COLUMN (or cluster:COL1,COL2)"
+            )
+        columns = value.split(",")
+        return "cluster", {"groups": columns[0] if len(columns) == 1 else columns}
+    if kind.lower() == "hac":
+        if not value.isdigit():
+            raise argparse.ArgumentTypeError(
+                f"HAC covariance needs its highest lag: HAC:MAXLAGS (e.g. HAC:4); got {text!r}"
+            )
+        return "HAC", {"maxlags": int(value)}
     if sep:
-        raise argparse.ArgumentTypeError(f"only cluster takes a column; got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"only cluster:COLUMN and HAC:MAXLAGS take a value; got {text!r}"
+        )
     for name in ("nonrobust", *_HC):
         if kind.lower() == name.lower():
             return name, None
     raise argparse.ArgumentTypeError(
-        f"expected nonrobust, HC0, HC1, HC2, HC3 or cluster:COLUMN; got {text!r}"
+        f"expected nonrobust, HC0, HC1, HC2, HC3 or cluster:COLUMN[,COLUMN] or HAC:MAXLAGS; "
+        f"got {text!r}"
     )
 
 
@@ -145,7 +160,9 @@ def add_parser(subparsers: Any) -> None:
         type=parse_cov,
         default=("nonrobust", None),
         metavar="TYPE",
-        help="nonrobust (default), HC0, HC1, HC2, HC3 or cluster:COLUMN",
+        help="nonrobust (default), HC0, HC1, HC2, HC3, cluster:COLUMN, two-way "
+        "cluster:COL1,COL2, or HAC:MAXLAGS (Newey-West; least squares only; rows in time "
+        "order as read)",
     )
     parser.add_argument(
         "--method",

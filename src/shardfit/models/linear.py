@@ -16,7 +16,9 @@ A fit is a short sequence of passes over the data, all on one backend session:
    ``cond_threshold`` (or when the residuals are under
    :data:`AUTO_MIN_RESIDUAL_FRACTION` of the response's sum of squares), runs one
    TSQR pass and solves from it (``method_used``);
-4. robust covariances run one more pass for the sandwich's meat.
+4. robust covariances run one more pass for the sandwich's meat (HAC's lag window
+   pairs each row with the ``maxlags`` rows before it in the order read, across
+   partitions: see :mod:`shardfit.models.hac`).
 
 Each partition is encoded and accumulated in blocks of rows, so a worker's memory is
 bounded by the block, not by the partition or the data. The Gram solve loses about
@@ -43,6 +45,7 @@ from shardfit.design.store import check_groups, source_counts
 from shardfit.engine import run_pass, session
 from shardfit.engine.blas import single_threaded_blas
 from shardfit.errors import DesignError
+from shardfit.models.hac import HAC_KERNELS, LagWindow, kernel_weights
 from shardfit.models.least_squares import (
     QR_ALIAS_TOL,
     LeastSquaresSolution,
@@ -60,6 +63,7 @@ from shardfit.models.linear_tasks import (
     MeatStatistic,
     MomentsTask,
     RobustTask,
+    TwoWayClusterScores,
 )
 from shardfit.results.linear import LinearResults
 from shardfit.stats.centered_gram import CenteredGram
@@ -68,9 +72,9 @@ from shardfit.stats.transform import ColumnTransform
 
 __all__ = ["OLS", "LinearModel", "ols", "wls"]
 
-CovType = Literal["nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster"]
+CovType = Literal["nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC", "cluster"]
 Method = Literal["auto", "gram", "qr"]
-_COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster")
+_COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC", "cluster")
 DEFAULT_COND_THRESHOLD = 1e3
 # The Gram gives the residual sum of squares as a difference, so it loses about
 # log10(1 / fraction) digits where the residuals are that small a fraction of the
@@ -121,10 +125,20 @@ class LinearModel:
             Where the passes run: ``"serial"``, ``"threads"``, ``"processes"`` (default),
             ``"dask"``, ``"mpi"``, a Dask client or scheduler address, an MPI
             communicator (see :func:`shardfit.engine.run_pass`).
-        cov_type : {"nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster"}
+        cov_type : {"nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC", "cluster"}
             Covariance of the estimates; robust ones cost one more pass.
         cov_kwds : dict, optional
-            ``{"groups": column}`` for ``"cluster"`` (clusters may span partitions).
+            ``{"groups": column}`` for ``"cluster"`` (clusters may span partitions), or
+            ``{"groups": [column1, column2]}`` for two-way clustering (statsmodels'
+            ``cov_cluster_2groups``: ``V_1 + V_2 - V_12``, each with its small-sample
+            correction, inference with ``min(n_groups) - 1`` degrees of freedom).
+            ``"HAC"`` (Newey-West) takes ``{"maxlags": L, "kernel": "bartlett" |
+            "uniform", "use_correction": False}`` as statsmodels: HAC assumes the rows
+            are consecutive, equally spaced time periods **in the order read**
+            (partition order, then row order; rows dropped for missing values are
+            skipped, as statsmodels' ``missing="drop"``), and pairs rows across
+            partition boundaries. ``use_correction=True`` multiplies by ``n / (n -
+            p)``.
         method : {"auto", "gram", "qr"}
             ``"auto"``: Gram of centred, scaled columns, then TSQR if the condition
             number exceeds ``cond_threshold`` or the fit is nearly exact (residuals
@@ -164,8 +178,11 @@ class LinearModel:
         _check_use_t(use_t)
         check_rank_tol(rank_tol)
         source = as_source(self.data)
-        groups = (cov_kwds or {}).get("groups") if cov_type == "cluster" else None
-        check_groups(source, groups)  # a design store holds no cluster column
+        groups = _groups(cov_type, cov_kwds)
+        hac = _hac_options(cov_kwds) if cov_type == "HAC" else None
+        extra_columns = (groups,) if isinstance(groups, str) else groups or ()
+        for column in extra_columns:
+            check_groups(source, column)  # a design store holds no cluster column
         # One BLAS thread for every product and solve: bitwise the same on every backend.
         with session(backend, workers=workers) as sess, single_threaded_blas():
             learned = learn_design(
@@ -177,7 +194,7 @@ class LinearModel:
                 find_constant=self.find_constant,
                 response=self.response,
                 weights=self.weights,
-                extra_columns=(groups,) if groups else (),
+                extra_columns=extra_columns,
                 missing=self.missing,
                 max_levels=self.max_levels,
                 needs_response=True,
@@ -254,6 +271,7 @@ class LinearModel:
                 nobs,
                 rank,
                 options,
+                hac,
             )
         return LinearResults(
             names=spec.column_names,
@@ -279,6 +297,7 @@ class LinearModel:
             formula=self.formula,
             **_row_counts(source, main.counts),
             n_groups=n_groups,
+            extra=_cov_note_options(cov_type, groups, hac),
             spec=spec,
         )
 
@@ -323,19 +342,74 @@ def _check_options(
         raise ValueError(f"The 'cond_threshold' parameter must be > 1. Got {cond_threshold!r}.")
     kwds = dict(cov_kwds or {})
     if cov_type == "cluster":
-        groups = kwds.pop("groups", None)
-        if isinstance(groups, list | tuple) and len(groups) > 1:
-            raise ValueError(
-                f"cov_kwds={{'groups': {groups!r}}}: two-way (multi-column) cluster "
-                "covariances are not supported; give one column name"
-            )
-        if not isinstance(groups, str):
-            raise ValueError(
-                "cov_type='cluster' needs cov_kwds={'groups': column_name}; "
-                f"got groups={groups!r}"
-            )
+        _groups(cov_type, kwds)
+        kwds.pop("groups", None)
+    elif cov_type == "HAC":
+        _hac_options(kwds)
+        for name in ("maxlags", "kernel", "use_correction"):
+            kwds.pop(name, None)
     if kwds:
         raise ValueError(f"unknown cov_kwds for cov_type={cov_type!r}: {sorted(kwds)}")
+
+
+def _groups(cov_type: str, cov_kwds: dict[str, Any] | None) -> str | tuple[str, str] | None:
+    """The cluster column, or the two columns of two-way clustering (``None`` unless
+    ``cov_type="cluster"``)."""
+    if cov_type != "cluster":
+        return None
+    groups = (cov_kwds or {}).get("groups")
+    if isinstance(groups, list | tuple):
+        if len(groups) == 1 and isinstance(groups[0], str):
+            return groups[0]
+        if len(groups) == 2 and all(isinstance(g, str) for g in groups):
+            if groups[0] == groups[1]:
+                raise ValueError(
+                    f"cov_kwds={{'groups': {groups!r}}}: two-way clustering needs two "
+                    "different columns"
+                )
+            return (groups[0], groups[1])
+        raise ValueError(
+            f"cov_kwds={{'groups': {groups!r}}}: give one column name, or two for two-way "
+            "clustering (as statsmodels, no more than two)"
+        )
+    if not isinstance(groups, str):
+        raise ValueError(
+            "cov_type='cluster' needs cov_kwds={'groups': column_name} (or two column "
+            f"names for two-way clustering); got groups={groups!r}"
+        )
+    return groups
+
+
+def _cov_note_options(
+    cov_type: str, groups: Any, hac: tuple[int, str, bool] | None
+) -> dict[str, Any]:
+    """What the summary and a reader of the results file need to know of the
+    covariance's options (statsmodels keeps them in ``cov_kwds``)."""
+    if cov_type == "HAC" and hac is not None:
+        maxlags, kernel, correction = hac
+        return {"cov_kwds": {"maxlags": maxlags, "kernel": kernel, "use_correction": correction}}
+    if cov_type == "cluster" and groups is not None:
+        return {"cov_kwds": {"groups": [groups] if isinstance(groups, str) else list(groups)}}
+    return {}
+
+
+def _hac_options(cov_kwds: dict[str, Any] | None) -> tuple[int, str, bool]:
+    """``(maxlags, kernel, use_correction)`` of ``cov_type="HAC"``, checked; the
+    defaults are statsmodels' (Bartlett, no correction)."""
+    kwds = cov_kwds or {}
+    maxlags = kwds.get("maxlags")
+    if isinstance(maxlags, bool) or not isinstance(maxlags, int | np.integer) or maxlags < 0:
+        raise ValueError(
+            "cov_type='HAC' needs cov_kwds={'maxlags': L} with L a non-negative integer "
+            f"(the highest lag); got maxlags={maxlags!r}"
+        )
+    kernel = kwds.get("kernel", "bartlett")
+    if kernel not in HAC_KERNELS:
+        raise ValueError(f"cov_kwds 'kernel' must be one of {HAC_KERNELS}; got {kernel!r}")
+    use_correction = kwds.get("use_correction", False)
+    if not isinstance(use_correction, bool | np.bool_):
+        raise ValueError(f"cov_kwds 'use_correction' must be True or False; got {use_correction!r}")
+    return int(maxlags), str(kernel), bool(use_correction)
 
 
 def _check_use_t(use_t: Any) -> None:
@@ -530,11 +604,12 @@ def _covariance(
     source: Source,
     sess: Any,
     missing: str,
-    groups: str | None,
+    groups: str | tuple[str, str] | None,
     ssr: float,
     nobs: int,
     rank: int,
     options: dict[str, Any],
+    hac: tuple[int, str, bool] | None = None,
 ) -> tuple[np.ndarray, bool, float | None, int | None, np.ndarray | None]:
     """The covariance, the default ``use_t``, the inference degrees of freedom, the
     number of clusters, and a factor ``L`` of the covariance (``L L'``, for prediction
@@ -559,11 +634,15 @@ def _covariance(
         groups=groups,
         missing=missing,  # type: ignore[arg-type]
         r_inv=basis,
+        hac_weights=None if hac is None else tuple(kernel_weights(hac[1], hac[0]).tolist()),
     )
     meat_stat = run_pass(task, source, pass_name=f"robust-{cov_type}", **options)
     bread = solution.cov_gamma
     n_groups = None
     df_inference = None
+    k_params = solution.kept.size  # statsmodels' exog columns, aliased ones included
+    if isinstance(meat_stat, TwoWayClusterScores):
+        return _two_way_covariance(meat_stat, solution, orthonormal, nobs, k_params)
     if isinstance(meat_stat, ClusterScores):
         scores = meat_stat.sums
         if orthonormal:  # each row's score was summed in the orthonormal basis
@@ -578,9 +657,15 @@ def _covariance(
         n_groups = len(meat_stat.keys)
         if n_groups < 2:
             raise DesignError(f"cluster covariance needs at least 2 clusters; found {n_groups}")
-        k_params = solution.kept.size
         correction = n_groups / (n_groups - 1) * (nobs - 1) / (nobs - k_params)
         df_inference = float(n_groups - 1)
+    elif isinstance(meat_stat, LagWindow):
+        assert hac is not None
+        meat = meat_stat.meat
+        if orthonormal:
+            bread = solution.r_inv
+        # statsmodels' cov_hac_simple: n / (n - k) with k its exog's columns.
+        correction = nobs / (nobs - k_params) if hac[2] else 1.0
     else:
         assert isinstance(meat_stat, MeatStatistic)
         meat = meat_stat.meat
@@ -593,6 +678,37 @@ def _covariance(
         # cov_gamma = R^{-1} S R^{-T} with S small and well scaled: factor S.
         factor = solution.factor_of(psd_factor(meat * correction))
     return solution.covariance_of(cov_gamma), False, df_inference, n_groups, factor
+
+
+def _two_way_covariance(
+    stat: TwoWayClusterScores,
+    solution: LeastSquaresSolution,
+    orthonormal: bool,
+    nobs: int,
+    k_params: int,
+) -> tuple[np.ndarray, bool, float | None, int | None, np.ndarray | None]:
+    """statsmodels' ``cov_cluster_2groups``: ``V_1 + V_2 - V_12``, each one-way CRV1
+    with its own ``G / (G - 1) (n - 1) / (n - k)``; inference with ``min(G_1, G_2) -
+    1`` degrees of freedom. No factor: the difference need not be positive
+    semi-definite."""
+    counts = [len(stat.first.keys), len(stat.second.keys)]
+    if min(counts) < 2:
+        raise DesignError(
+            f"two-way cluster covariance needs at least 2 clusters in each column; found "
+            f"{counts[0]} and {counts[1]}"
+        )
+    inner = np.zeros((solution.rank, solution.rank))
+    for scores_of, sign in ((stat.first, 1.0), (stat.second, 1.0), (stat.pair, -1.0)):
+        scores = scores_of.sums
+        if not orthonormal and solution.r_inv is not None:
+            scores = scores @ solution.r_inv  # the orthonormal basis (see _covariance)
+        groups = len(scores_of.keys)
+        correction = groups / (groups - 1) * (nobs - 1) / (nobs - k_params)
+        inner += sign * correction * (scores.T @ scores)
+    bread = solution.cov_gamma if solution.r_inv is None else solution.r_inv
+    cov_gamma = bread @ inner @ bread.T
+    n_groups = min(counts)
+    return solution.covariance_of(cov_gamma), False, float(n_groups - 1), n_groups, None
 
 
 def ols(

@@ -3,7 +3,9 @@
 Every task encodes its partition with the learned design and returns a small
 mergeable statistic: design-column moments (to choose the column transform), the
 Gram or TSQR factor of ``[X | y]`` with row counts, and the sandwich "meat" of robust
-covariances (per-row for HC0-HC3, per-cluster score sums for cluster).
+covariances (per-row for HC0-HC3, per-cluster score sums for cluster, by each of two
+columns and their pairs for two-way cluster, the lag window of
+:mod:`shardfit.models.hac` for HAC).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from shardfit.data.partition import Partition
 from shardfit.design.materialize import DesignChunk, encode_blocks
 from shardfit.design.spec import DesignSpec
 from shardfit.errors import ShardfitError
+from shardfit.models.hac import LagWindow
 from shardfit.stats.centered_gram import CenteredGram
 from shardfit.stats.counts import RowCounts
 from shardfit.stats.gram import GramStatistic, weighted_gram
@@ -36,6 +39,7 @@ __all__ = [
     "MeatStatistic",
     "MomentsTask",
     "RobustTask",
+    "TwoWayClusterScores",
     "fold_blocks",
 ]
 
@@ -246,6 +250,43 @@ class ClusterScores:
 
 
 @dataclass(frozen=True)
+class TwoWayClusterScores:
+    """Per-cluster score sums by the first column, by the second, and by each pair of
+    their values (the intersection clusters): two-way clustering's three one-way
+    meats (Cameron, Gelbach and Miller's ``V_1 + V_2 - V_12``)."""
+
+    first: ClusterScores
+    second: ClusterScores
+    pair: ClusterScores  # keys are (first value, second value) tuples
+
+    def merge(self, other: TwoWayClusterScores) -> TwoWayClusterScores:
+        return TwoWayClusterScores(
+            self.first.merge(other.first),
+            self.second.merge(other.second),
+            self.pair.merge(other.pair),
+        )
+
+    def to_state(self) -> dict[str, Any]:
+        # The pair keys as two lists: a saved tuple would come back a list (unhashable).
+        return {
+            "first": self.first.to_state(),
+            "second": self.second.to_state(),
+            "pair_first": [key[0] for key in self.pair.keys],
+            "pair_second": [key[1] for key in self.pair.keys],
+            "pair_sums": self.pair.sums,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> TwoWayClusterScores:
+        keys = tuple(zip(state["pair_first"], state["pair_second"], strict=True))
+        return cls(
+            ClusterScores.from_state(state["first"]),
+            ClusterScores.from_state(state["second"]),
+            ClusterScores(keys, np.asarray(state["pair_sums"], dtype=np.float64)),
+        )
+
+
+@dataclass(frozen=True)
 class RobustTask:
     """Second pass for robust covariances, in the transformed, kept columns.
 
@@ -259,6 +300,9 @@ class RobustTask:
     ``cond**2 * eps`` (a NaN intercept standard error at a condition number of 1e7).
     It costs a product by ``R^{-1}`` per row, so the driver asks for it only for
     ill-conditioned designs.
+
+    ``groups`` is one column (one-way cluster) or two (two-way); ``hac_weights`` are
+    the kernel weights of lags ``0..maxlags`` for ``cov_type="HAC"``.
     """
 
     spec: DesignSpec
@@ -267,21 +311,25 @@ class RobustTask:
     gamma: np.ndarray
     cov_gamma: np.ndarray
     cov_type: str
-    groups: str | None
+    groups: str | tuple[str, ...] | None
     missing: Missing
     r_inv: np.ndarray | None = None
+    hac_weights: tuple[float, ...] | None = None
 
     def fingerprint(self) -> str:
         # hashlib, not hash(): the key must be the same in every process and run.
         basis = b"" if self.r_inv is None else b"orthonormal" + self.r_inv.tobytes()
-        digest = hashlib.sha256(self.gamma.tobytes() + self.cov_gamma.tobytes() + basis).hexdigest()
+        options = repr((self.groups, self.hac_weights)).encode()
+        digest = hashlib.sha256(
+            self.gamma.tobytes() + self.cov_gamma.tobytes() + basis + options
+        ).hexdigest()
         return f"robust-{self.cov_type}-{self.missing}-{self.spec.fingerprint()}-{digest[:16]}"
 
-    def __call__(self, partition: Partition) -> MeatStatistic | ClusterScores:
+    def __call__(self, partition: Partition) -> RobustStatistic:
         meat, _ = fold_blocks(self.spec, partition, self.missing, self._of_block)
         return meat
 
-    def _of_block(self, chunk: DesignChunk) -> MeatStatistic | ClusterScores:
+    def _of_block(self, chunk: DesignChunk) -> RobustStatistic:
         assert chunk.y is not None
         dense, sparse, order = self._kept_blocks(chunk)
         z_y = dense[:, -1]
@@ -291,6 +339,14 @@ class RobustTask:
         fitted = dense @ gamma[:kd] + (sparse @ gamma[kd:] if sparse.shape[1] else 0.0)
         w = np.ones(z_y.size) if chunk.weights is None else chunk.weights
         score_weight = w * (z_y - fitted)  # the score of row i is w_i e_i z_i
+        if self.cov_type == "HAC":
+            assert self.hac_weights is not None
+            # Rows in the order read (blocks and partitions are merged in that order).
+            if self.r_inv is not None:
+                z = orthonormal_rows(self.r_inv, dense, sparse, order)
+            else:
+                z = _kept_order_rows(dense, sparse, order)
+            return LagWindow.of_scores(z * score_weight[:, None], np.asarray(self.hac_weights))
         if self.cov_type == "cluster":
             if self.groups is None:
                 raise ShardfitError("cluster covariance needs groups")
@@ -299,6 +355,10 @@ class RobustTask:
                 u = orthonormal_rows(self.r_inv, dense, sparse, order)
                 dense, sparse = u, sp.csc_matrix((u.shape[0], 0))
                 order = np.arange(u.shape[1], dtype=np.intp)
+            if isinstance(self.groups, tuple):
+                return _two_way_scores(
+                    [chunk.extras[name] for name in self.groups], score_weight, dense, sparse, order
+                )
             return _cluster_scores(chunk.extras[self.groups], score_weight, dense, sparse, order)
         scale = score_weight**2  # wexog = sqrt(w) z, wresid = sqrt(w) e
         if self.r_inv is not None:
@@ -356,6 +416,16 @@ def orthonormal_rows(
     return np.asfortranarray(u)
 
 
+def _kept_order_rows(dense: np.ndarray, sparse: sp.csc_matrix, order: np.ndarray) -> np.ndarray:
+    """The block's rows ``[dense | sparse]`` as a dense array in kept-column order."""
+    z = np.empty((dense.shape[0], order.size))
+    kd = dense.shape[1]
+    z[:, order[:kd]] = dense
+    if sparse.shape[1]:
+        z[:, order[kd:]] = sparse.toarray()
+    return z
+
+
 def _row_quadratic_forms(
     dense: np.ndarray, sparse: sp.csc_matrix, matrix: np.ndarray
 ) -> np.ndarray:
@@ -377,8 +447,54 @@ def _cluster_scores(
 ) -> ClusterScores:
     """Per-cluster sums of ``w e z`` in kept-column order."""
     keys, inverse = np.unique(ids, return_inverse=True)
+    keys_out = tuple(k.item() if hasattr(k, "item") else k for k in keys)
+    return ClusterScores(keys_out, _sums_by(inverse, len(keys), score_weight, dense, sparse, order))
+
+
+def _two_way_scores(
+    ids: list[np.ndarray],
+    score_weight: np.ndarray,
+    dense: np.ndarray,
+    sparse: sp.csc_matrix,
+    order: np.ndarray,
+) -> TwoWayClusterScores:
+    """Per-cluster sums of ``w e z`` by each of two id columns and by their pairs."""
+    first_keys, first = np.unique(ids[0], return_inverse=True)
+    second_keys, second = np.unique(ids[1], return_inverse=True)
+    codes, pair = np.unique(first * len(second_keys) + second, return_inverse=True)
+
+    def plain(keys: np.ndarray) -> list[Any]:
+        return [k.item() if hasattr(k, "item") else k for k in keys]
+
+    first_plain, second_plain = plain(first_keys), plain(second_keys)
+    pair_keys = tuple(
+        (first_plain[c // len(second_keys)], second_plain[c % len(second_keys)])
+        for c in codes.tolist()
+    )
+    parts = [
+        (tuple(first_plain), first, len(first_keys)),
+        (tuple(second_plain), second, len(second_keys)),
+        (pair_keys, pair, len(codes)),
+    ]
+    by = [
+        ClusterScores(keys, _sums_by(inverse, count, score_weight, dense, sparse, order))
+        for keys, inverse, count in parts
+    ]
+    return TwoWayClusterScores(*by)
+
+
+def _sums_by(
+    inverse: np.ndarray,
+    nkeys: int,
+    score_weight: np.ndarray,
+    dense: np.ndarray,
+    sparse: sp.csc_matrix,
+    order: np.ndarray,
+) -> np.ndarray:
+    """``(nkeys, k)`` sums of ``w e z`` by cluster index ``inverse``, in kept-column order."""
+    inverse = np.asarray(inverse).ravel()
     indicator = sp.csr_matrix(
-        (score_weight, (inverse, np.arange(len(ids)))), shape=(len(keys), len(ids))
+        (score_weight, (inverse, np.arange(inverse.size))), shape=(nkeys, inverse.size)
     )
     blocks = [np.asarray(indicator @ dense)]
     if sparse.shape[1]:
@@ -386,4 +502,7 @@ def _cluster_scores(
     in_block_order = np.hstack(blocks)
     sums = np.empty_like(in_block_order)
     sums[:, order] = in_block_order
-    return ClusterScores(tuple(k.item() if hasattr(k, "item") else k for k in keys), sums)
+    return sums
+
+
+RobustStatistic = MeatStatistic | ClusterScores | TwoWayClusterScores | LagWindow

@@ -198,10 +198,26 @@ def _covariance_note(results: Any) -> str:
     cov = results.cov_type
     if cov == "nonrobust":
         return "Standard errors assume that the errors are uncorrelated with equal variance."
+    options = (getattr(results, "extra", None) or {}).get("cov_kwds", {})
     if cov == "cluster":
+        groups = options.get("groups", [])
+        if len(groups) == 2:
+            return (
+                f"Standard errors are robust to correlation within clusters of "
+                f"{groups[0]!r} and of {groups[1]!r} (two-way; inference with "
+                f"{results.n_groups:,} clusters, the fewer) and to heteroscedasticity."
+            )
         return (
             f"Standard errors are robust to correlation within {results.n_groups:,} clusters "
             "and to heteroscedasticity."
+        )
+    if cov == "HAC":
+        lags = options.get("maxlags")
+        kernel = options.get("kernel", "bartlett")
+        detail = f", {lags} lags, {kernel} kernel" if lags is not None else ""
+        return (
+            "Standard errors are robust to heteroscedasticity and autocorrelation "
+            f"(HAC{detail}; rows taken in time order as read)."
         )
     return f"Standard errors are heteroscedasticity-robust ({cov})."
 
