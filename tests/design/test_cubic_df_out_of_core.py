@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import statsmodels.api as sm
+from design_cases import logit_predicts_as_formulaic, row_group_parquet
 from formulaic import model_matrix
 from formulaic.errors import FactorEvaluationError
 
@@ -46,12 +45,7 @@ def _frame(n: int = 400, seed: int = 5) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, str]:
     frame = _frame()
-    path = tmp_path_factory.mktemp("cubic_df") / "data.parquet"
-    pq.write_table(
-        pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=ROW_GROUP
-    )
-    assert pq.ParquetFile(path).metadata.num_row_groups == 6
-    return frame, str(path)
+    return frame, row_group_parquet(frame, tmp_path_factory.mktemp("cubic_df"), ROW_GROUP, 6)
 
 
 def _assert_state(got: dict, expected: dict) -> None:
@@ -169,20 +163,10 @@ def test_processes_backend_gives_the_serial_state(data: tuple[pd.DataFrame, str]
 def test_logit_predicts_after_save_load(data: tuple[pd.DataFrame, str], tmp_path) -> None:
     frame, path = data
     formula = "b ~ 0 + cr(w, df=4, constraints='center') + cc(x, df=3) + z"
-    matrices = model_matrix(formula, frame)
-    reference = sm.GLM(
-        matrices.lhs.to_numpy()[:, 0], matrices.rhs.to_numpy(), family=sm.families.Binomial()
-    ).fit(tol=1e-12)
-    fit = shardfit.logit(formula, shardfit.read_parquet(path)).fit(backend="serial")
-    np.testing.assert_allclose(np.asarray(fit.params), reference.params, rtol=1e-8, atol=1e-10)
-    loaded = type(fit).load(fit.save(tmp_path / "logit.json"))
-    assert loaded.spec.transform_state == fit.spec.transform_state
     # New rows, beyond the learned bounds too (cr extends, cc wraps around).
     new = pd.DataFrame({"x": [-9.0, 0.05, 1.3, 6.0], "w": [-4.0, 0.0, 0.7, 5.5]})
     new["z"] = [0.5, -0.3, 1.0, 0.0]
-    predicted = np.asarray(loaded.predict(new, backend="serial"))
-    design = matrices.model_spec.rhs.get_model_matrix(new).to_numpy()
-    np.testing.assert_allclose(predicted, 1 / (1 + np.exp(-(design @ reference.params))), rtol=1e-8)
+    logit_predicts_as_formulaic(frame, path, formula, new, tmp_path)
 
 
 @pytest.mark.parametrize(

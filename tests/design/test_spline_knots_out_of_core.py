@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import statsmodels.api as sm
+from design_cases import logit_predicts_as_formulaic, row_group_parquet
 from formulaic import model_matrix
 from formulaic.errors import FactorEvaluationError
 
@@ -42,12 +41,7 @@ def _frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, str]:
     frame = _frame()
-    path = tmp_path_factory.mktemp("splines") / "data.parquet"
-    pq.write_table(
-        pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=ROW_GROUP
-    )
-    assert pq.ParquetFile(path).metadata.num_row_groups == 6
-    return frame, str(path)
+    return frame, row_group_parquet(frame, tmp_path_factory.mktemp("splines"), ROW_GROUP, 6)
 
 
 def _reference_ols(formula: str, frame: pd.DataFrame) -> tuple[np.ndarray, dict]:
@@ -139,20 +133,10 @@ def test_knots_count_rows_the_fit_drops(data: tuple[pd.DataFrame, str]) -> None:
 
 def test_logit_with_bs_predicts_after_save_load(data: tuple[pd.DataFrame, str], tmp_path) -> None:
     frame, path = data
-    formula = "b ~ bs(x, df=4) + z"
-    matrices = model_matrix(formula, frame)
-    reference = sm.GLM(
-        matrices.lhs.to_numpy()[:, 0], matrices.rhs.to_numpy(), family=sm.families.Binomial()
-    ).fit(tol=1e-12)
-    fit = shardfit.logit(formula, shardfit.read_parquet(path)).fit(backend="serial")
-    np.testing.assert_allclose(np.asarray(fit.params), reference.params, rtol=1e-8, atol=1e-10)
-    saved = fit.save(tmp_path / "logit.json")
-    loaded = type(fit).load(saved)
     new = pd.DataFrame({"x": [-1.2, 0.0, 0.7, 2.1], "z": [0.5, -0.3, 1.0, 0.0]})
-    predicted = np.asarray(loaded.predict(new, backend="serial"))
-    design = matrices.model_spec.rhs.get_model_matrix(new).to_numpy()
-    expected = 1 / (1 + np.exp(-(design @ reference.params)))
-    np.testing.assert_allclose(predicted, expected, rtol=1e-8)
+    loaded, matrices = logit_predicts_as_formulaic(
+        frame, path, "b ~ bs(x, df=4) + z", new, tmp_path
+    )
     # Outside the learned bounds formulaic's bs raises (extrapolation="raise"), and so
     # does the prediction.
     outside = pd.DataFrame({"x": [frame["x"].max() + 1.0], "z": [0.0]})

@@ -181,29 +181,48 @@ class OrderStatisticTask:
         return repr((self.columns, self.stateful_factors, self.state))
 
     def __call__(self, partition: Partition) -> OrderStatistics:
-        from formulaic import model_matrix
-
         from shardfit.design.transforms import found_in, select_context
 
-        table = partition.read(list(self.columns)).table
-        if not table.num_rows:
-            return OrderStatistics({})
-        state = {key: dict(value) for key, value in self.state.items()}
-        formula = "0 + " + " + ".join(self.stateful_factors)
-        try:
-            matrix = model_matrix(
-                formula,
-                table.to_pandas(),
-                context=select_context(),
-                transform_state=state,
-                na_action="ignore",
-            )
-        except Exception as error:
-            raise DesignError(
-                f"cannot evaluate {self.stateful_factors} in partition {partition.key} to "
-                f"find the spline knots: {error}"
-            ) from error
-        return OrderStatistics(found_in(dict(matrix.model_spec.transform_state)))
+        state = _evaluated_state(
+            self.columns,
+            self.stateful_factors,
+            self.state,
+            select_context(),
+            partition,
+            "find the spline knots",
+        )
+        return OrderStatistics({} if state is None else found_in(state))
+
+
+def _evaluated_state(
+    columns: tuple[str, ...],
+    stateful_factors: tuple[str, ...],
+    state: dict[str, dict[str, Any]],
+    context: dict[str, Any],
+    partition: Partition,
+    purpose: str,
+) -> dict[str, Any] | None:
+    """The transform state formulaic leaves after evaluating ``stateful_factors`` on a
+    partition's rows with ``context``'s transforms (which record, in the state, what a
+    pass gathers), or ``None`` for a partition without rows."""
+    from formulaic import model_matrix
+
+    table = partition.read(list(columns)).table
+    if not table.num_rows:
+        return None
+    try:
+        matrix = model_matrix(
+            "0 + " + " + ".join(stateful_factors),
+            table.to_pandas(),
+            context=context,
+            transform_state={key: dict(value) for key, value in state.items()},
+            na_action="ignore",
+        )
+    except Exception as error:
+        raise DesignError(
+            f"cannot evaluate {stateful_factors} in partition {partition.key} to {purpose}: {error}"
+        ) from error
+    return dict(matrix.model_spec.transform_state)
 
 
 def _knot_searches(
@@ -270,28 +289,17 @@ class MomentTask:
         return repr((self.columns, self.stateful_factors, self.state))
 
     def __call__(self, partition: Partition) -> MomentSums:
-        from formulaic import model_matrix
-
         from shardfit.design.basis_moments import moment_sums_in, moments_context
 
-        table = partition.read(list(self.columns)).table
-        if not table.num_rows:
-            return MomentSums({})
-        state = {key: dict(value) for key, value in self.state.items()}
-        try:
-            matrix = model_matrix(
-                "0 + " + " + ".join(self.stateful_factors),
-                table.to_pandas(),
-                context=moments_context(),
-                transform_state=state,
-                na_action="ignore",
-            )
-        except Exception as error:
-            raise DesignError(
-                f"cannot evaluate {self.stateful_factors} in partition {partition.key} to "
-                f"learn the orthogonal polynomials or spline constraints: {error}"
-            ) from error
-        return MomentSums(moment_sums_in(dict(matrix.model_spec.transform_state)))
+        state = _evaluated_state(
+            self.columns,
+            self.stateful_factors,
+            self.state,
+            moments_context(),
+            partition,
+            "learn the orthogonal polynomials or spline constraints",
+        )
+        return MomentSums({} if state is None else moment_sums_in(state))
 
 
 def _moment_passes(
