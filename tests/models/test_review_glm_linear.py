@@ -254,10 +254,11 @@ def test_clear_errors_for_unknown_restriction_names_and_two_way_clusters() -> No
         results.f_test("xx = 0")
     with pytest.raises(ValueError, match="names 'xx'"):
         results.t_test("x1 = xx")
-    # OLS/WLS take two-way clusters now (tests/models/test_hac_twoway_cluster.py).
-    with pytest.raises(ValueError, match=r"two-way .* cluster covariances are not supported"):
+    # OLS/WLS and GLMs take two-way clusters now (tests/models/test_hac_twoway_cluster.py,
+    # test_glm_hac_twoway_cluster.py); more than two columns are refused by name.
+    with pytest.raises(ValueError, match=r"give one column name, or two .* no more than two"):
         shardfit.glm("y ~ x1", frame).fit(
-            backend="serial", cov_type="cluster", cov_kwds={"groups": ["g", "h"]}
+            backend="serial", cov_type="cluster", cov_kwds={"groups": ["g", "h", "x1"]}
         )
 
 

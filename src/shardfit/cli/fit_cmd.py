@@ -161,8 +161,7 @@ def add_parser(subparsers: Any) -> None:
         default=("nonrobust", None),
         metavar="TYPE",
         help="nonrobust (default), HC0, HC1, HC2, HC3, cluster:COLUMN, two-way "
-        "cluster:COL1,COL2, or HAC:MAXLAGS (Newey-West; least squares only; rows in time "
-        "order as read)",
+        "cluster:COL1,COL2, or HAC:MAXLAGS (Newey-West; rows in time order as read)",
     )
     parser.add_argument(
         "--method",

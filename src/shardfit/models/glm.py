@@ -11,7 +11,9 @@ on the session's partition cache (so no pass after the first reads or encodes da
    weighted Gram of the transformed ``[X | z]`` and the deviance and Pearson chi2 at the
    current mean; the driver solves the merged Gram by Cholesky with aliasing detection;
 4. a final pass at the estimates: log-likelihood at the final scale, null deviance, and
-   the sandwich pieces of robust covariances.
+   the sandwich pieces of robust covariances (HAC's lag window pairs each row with the
+   ``maxlags`` rows before it in the order read, across partitions: see
+   :mod:`shardfit.models.hac`).
 
 The iteration is statsmodels' ``GLM.fit()`` (IRLS) step for step: the same start values
 (``(y + mean(y)) / 2``, ``(y + 0.5) / 2`` for the binomial), the same working weights
@@ -50,6 +52,7 @@ from shardfit.models.glm_tasks import (
     PrepareTask,
     centring,
 )
+from shardfit.models.hac import kernel_weights
 from shardfit.models.irls import (
     ConvergenceWarning,
     IrlsOptions,
@@ -61,6 +64,7 @@ from shardfit.models.irls import (
     separated_terms,
 )
 from shardfit.models.least_squares import QR_ALIAS_TOL, check_rank_tol, robust_basis
+from shardfit.models.linear import _cov_note_options, _groups, _hac_options
 from shardfit.models.links import Log
 from shardfit.results.glm import GLMResults
 from shardfit.stats.transform import ColumnTransform
@@ -76,11 +80,11 @@ __all__ = [
     "poisson",
 ]
 
-GLMCovType = Literal["nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster"]
+GLMCovType = Literal["nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC", "cluster"]
 #: Above this condition number (centred, equilibrated design) ``method="auto"``
 #: switches to TSQR, as the exact OLS does.
 DEFAULT_COND_THRESHOLD = 1e3
-_COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster")
+_COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC", "cluster")
 
 
 class _TimedPasses:
@@ -163,16 +167,27 @@ class GeneralizedLinearModel:
         tol, rtol : float
             Stop when ``|dev_k - dev_{k-1}| <= tol + rtol * |dev_k|`` (statsmodels'
             ``atol``/``rtol`` on its deviance history).
-        cov_type : {"nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster"}
+        cov_type : {"nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC", "cluster"}
             Covariance of the estimates: the inverse Fisher information times the
-            scale, or a sandwich with statsmodels' observed information as the bread
-            (``"cluster"`` with statsmodels' small-sample correction); robust ones read
-            the data once more (cluster ids are not cached). ``"HC1"``–``"HC3"`` equal
-            ``"HC0"``, as in statsmodels' GLM (which applies no leverage or
-            degrees-of-freedom correction to GLM sandwiches), so code written for
-            statsmodels gets the same numbers.
+            scale, or a sandwich of statsmodels' ``score_obs`` with its observed
+            information as the bread, both at the fit's scale (``"cluster"`` with
+            statsmodels' small-sample correction); robust ones read the data once
+            more (cluster ids are not cached). ``"HC1"``–``"HC3"`` equal ``"HC0"``, as
+            in statsmodels' GLM (which applies no leverage or degrees-of-freedom
+            correction to GLM sandwiches), so code written for statsmodels gets the
+            same numbers.
         cov_kwds : dict, optional
-            ``{"groups": column}`` for ``"cluster"``.
+            ``{"groups": column}`` for ``"cluster"`` (clusters may span partitions),
+            or ``{"groups": [column1, column2]}`` for two-way clustering
+            (statsmodels' ``groups=np.column_stack([g1, g2])``: ``V_1 + V_2 -
+            V_12``, each with its small-sample correction, ``min(n_groups) - 1``
+            inference degrees of freedom). ``"HAC"`` (Newey-West) takes
+            ``{"maxlags": L, "kernel": "bartlett" | "uniform", "use_correction":
+            False}`` as statsmodels: the rows are consecutive, equally spaced time
+            periods **in the order read** (partition order, then row order; rows
+            dropped for missing values are skipped), paired across partition
+            boundaries; ``use_correction=True`` multiplies by ``n / (n - p)``.
+            Neither is taken with ``freq_weights``.
         method : {"auto", "gram", "qr"}
             How each weighted least-squares step is solved: ``"gram"``, the Gram of
             centred, scaled columns (fastest; loses ``cond**2 * eps``); ``"qr"``, TSQR
@@ -201,9 +216,9 @@ class GeneralizedLinearModel:
             Show progress bars.
         use_t : bool
             Student's t (and F) distributions for inference, with ``df_resid`` degrees
-            of freedom (``n_groups - 1`` for ``"cluster"``), as statsmodels'
-            ``GLM.fit(use_t=True)``; by default the normal (and chi2 in
-            :meth:`~GLMResults.wald_test`).
+            of freedom (``n_groups - 1`` for ``"cluster"``, the fewer clusters' for
+            two-way), as statsmodels' ``GLM.fit(use_t=True)``; by default the normal
+            (and chi2 in :meth:`~GLMResults.wald_test`).
             Prediction intervals use the same t; with ``"cluster"`` that is
             ``n_groups - 1`` degrees of freedom, where statsmodels' ``get_prediction``
             takes ``df_resid``.
@@ -231,14 +246,17 @@ class GeneralizedLinearModel:
             raise ValueError(f"The 'cond_threshold' parameter must be > 1. Got {cond_threshold!r}.")
         check_rank_tol(rank_tol)
         source = as_source(self.data)
-        groups = (cov_kwds or {}).get("groups") if cov_type == "cluster" else None
-        check_groups(source, groups)  # a design store holds no cluster column
+        groups = _groups(cov_type, cov_kwds)
+        hac = _hac_options(cov_kwds) if cov_type == "HAC" else None
+        group_columns = (groups,) if isinstance(groups, str) else groups or ()
+        for column in group_columns:
+            check_groups(source, column)  # a design store holds no cluster column
         freq = self.freq_weights
         if freq is not None:
             _check_freq_weights(source, freq, cov_type)
         # Frequency weights are read (and checked for missing values) as an extra
         # column of the design, like cluster ids: predictions never read them.
-        extra_columns = tuple(dict.fromkeys(c for c in (groups, freq) if c is not None))
+        extra_columns = tuple(dict.fromkeys(c for c in (*group_columns, freq) if c is not None))
         family = self.family
         timed = _TimedPasses()
         with (
@@ -337,6 +355,9 @@ class GeneralizedLinearModel:
                     centred=centred,
                     r_inv=r_inv,
                     freq_weights=freq,
+                    hac_weights=(
+                        None if hac is None else tuple(kernel_weights(hac[1], hac[0]).tolist())
+                    ),
                 )
 
             # A pass expected to be the last also evaluates the final fit measures at
@@ -445,7 +466,7 @@ class GeneralizedLinearModel:
         )
         method_used = state.kind
         cov, n_groups, df_inference, cov_factor = glm_covariance(
-            cov_type, solution, final, scale, nobs, basis
+            cov_type, solution, final, scale, nobs, basis, hac is not None and hac[2]
         )
         if not state.converged:
             trace = ", ".join(f"{d:.10g}" for d in state.history[1:])
@@ -496,7 +517,7 @@ class GeneralizedLinearModel:
             boundary_rows=final.boundary,
             spec=spec,
             method_used=method_used,
-            extra={"passes": timed.passes},
+            extra={"passes": timed.passes, **_cov_note_options(cov_type, groups, hac)},
         )
 
 
@@ -550,17 +571,12 @@ def _check_options(
         )
     kwds = dict(cov_kwds or {})
     if cov_type == "cluster":
-        groups = kwds.pop("groups", None)
-        if isinstance(groups, list | tuple) and len(groups) > 1:
-            raise ValueError(
-                f"cov_kwds={{'groups': {groups!r}}}: two-way (multi-column) cluster "
-                "covariances are not supported; give one column name"
-            )
-        if not isinstance(groups, str):
-            raise ValueError(
-                "cov_type='cluster' needs cov_kwds={'groups': column_name}; "
-                f"got groups={groups!r}"
-            )
+        _groups(cov_type, kwds)  # one column name, or two (two-way), else a clear error
+        kwds.pop("groups", None)
+    elif cov_type == "HAC":
+        _hac_options(kwds)
+        for name in ("maxlags", "kernel", "use_correction"):
+            kwds.pop(name, None)
     if kwds:
         raise ValueError(f"unknown cov_kwds for cov_type={cov_type!r}: {sorted(kwds)}")
 
@@ -578,6 +594,16 @@ def _check_freq_weights(source: Source, column: str, cov_type: str) -> None:
             f"cov_type='cluster' with freq_weights={column!r} is not supported "
             "(statsmodels does not fully support it either); use cov_type='HC0' or "
             "expand the rows"
+        )
+    if cov_type == "HAC":
+        # statsmodels warns the same for HAC, whose lags pair the rows as stored: a row
+        # of frequency f is not f consecutive periods, so no meaning of the weights
+        # makes its number the expanded series' Newey-West covariance.
+        raise ValueError(
+            f"cov_type='HAC' with freq_weights={column!r} is not supported: HAC's lags "
+            "pair consecutive rows, and a row standing for several identical rows is "
+            "not several consecutive periods (statsmodels warns that it does not fully "
+            "support it); expand the rows, or use cov_type='HC0'"
         )
     types = dict(zip(source.schema.names, source.schema.types))
     if column in types and is_categorical_type(types[column]):
@@ -734,8 +760,8 @@ def glm(
         residual degrees of freedom are ``sum(f) - rank`` (``nobs`` stays the number
         of rows; ``results.wnobs`` is ``sum(f)``) and the fit equals that of the
         expanded rows. May be given with ``weights``; a row missing it is dropped as
-        missing (or raises with ``missing="raise"``). ``cov_type="cluster"`` is
-        refused with them.
+        missing (or raises with ``missing="raise"``). ``cov_type="cluster"`` and
+        ``"HAC"`` are refused with them.
     offset, exposure : str, optional
         Columns added to the linear predictor (``log(exposure)`` for the exposure).
     missing : {"drop", "raise"}

@@ -4,7 +4,8 @@
   the final scale, null deviance and the null model's log-likelihood (statsmodels'
   ``llnull``), fitted probabilities at 0 or 1, and for robust
   covariances statsmodels' observed-information Gram (the bread) and the score outer
-  products (the meat) or per-cluster score sums;
+  products (the meat), per-cluster score sums (one- or two-way), or HAC's lag window
+  of the scores in the order read (:class:`~shardfit.models.hac.LagWindow`);
 - :class:`NullTask` is one IRLS step of the constant-only model with the offset (its
   deviance is the null deviance when the model has an offset).
 """
@@ -34,7 +35,15 @@ from shardfit.models.glm_tasks import (
     _to_arrays,
     _transformed_weighted,
 )
-from shardfit.models.linear_tasks import ClusterScores, _cluster_scores, orthonormal_rows
+from shardfit.models.hac import LagWindow
+from shardfit.models.linear_tasks import (
+    ClusterScores,
+    TwoWayClusterScores,
+    _cluster_scores,
+    _kept_order_rows,
+    _two_way_scores,
+    orthonormal_rows,
+)
 from shardfit.stats.gram import weighted_gram
 from shardfit.stats.transform import ColumnTransform
 
@@ -59,15 +68,21 @@ class FinalStatistic:
     boundary: int
     hessian: np.ndarray | None
     meat: np.ndarray | None
-    clusters: ClusterScores | None
+    clusters: ClusterScores | TwoWayClusterScores | None
     #: The null model's log-likelihood at the final scale (statsmodels' ``llnull``).
     null_loglike: float = 0.0
+    #: HAC's lag window of the scores (rows in the order read), or ``None``.
+    window: LagWindow | None = None
 
     @property
     def nrows(self) -> int:
         return self.nobs
 
     def merge(self, other: FinalStatistic) -> FinalStatistic:
+        """This run of partitions followed by ``other`` (the lag window pairs this
+        run's last rows with ``other``'s first: the engine merges adjacent runs, left
+        before right)."""
+
         def add(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
             return None if a is None or b is None else a + b
 
@@ -85,6 +100,11 @@ class FinalStatistic:
                 else self.clusters.merge(other.clusters)
             ),
             null_loglike=self.null_loglike + other.null_loglike,
+            window=(
+                None
+                if self.window is None or other.window is None
+                else self.window.merge(other.window)
+            ),
         )
 
 
@@ -96,8 +116,10 @@ class FinalTask:
     fitted mean of the constant-only model, or None when an offset makes that model
     need its own fit (then ``null_beta``, its intercept, is used with the offset).
     ``cov_type`` ``"HC0"`` (or ``"HC1"``–``"HC3"``, the same sandwich in statsmodels'
-    GLM) or ``"cluster"`` adds the observed-information Gram and the
-    meat (in the transformed columns, kept ones only, order of ``kept``).
+    GLM), ``"cluster"`` (``groups`` one column, or two for two-way clustering) or
+    ``"HAC"`` (``hac_weights``: the kernel weights of lags ``0..maxlags``) adds the
+    observed-information Gram and the meat's pieces (in the transformed columns, kept
+    ones only, order of ``kept``).
     """
 
     spec: DesignSpec
@@ -112,23 +134,27 @@ class FinalTask:
     null_beta: float | None
     kept: tuple[bool, ...]
     cov_type: str
-    groups: str | None
+    groups: str | tuple[str, ...] | None
     centred: tuple[float, int] | None = None  # see :func:`~.glm_tasks.centring`
     # R^{-1} of the last IRLS Gram (kept columns): robust pieces of an ill-conditioned
     # design are summed in its orthonormal basis (see linear_tasks.RobustTask).
     r_inv: np.ndarray | None = None
     freq_weights: str | None = None  # the column of frequency weights
+    hac_weights: tuple[float, ...] | None = None  # HAC's kernel weights of lags 0..L
 
     def __call__(self, partition: Partition) -> FinalStatistic:
         family = self.family
-        groups = None
+        groups: np.ndarray | list[np.ndarray] | None = None
         if self.cov_type == "cluster":
             # Cluster ids may be text: read them with the design (not cached).
             chunk = encode_partition(self.spec, partition, missing=self.missing, structured=True)
             _check_chunk(chunk, family, partition, self.spec, freq_weights=self.freq_weights)
             if self.groups is None:
                 raise ShardfitError("cluster covariance needs groups")
-            groups = chunk.extras[self.groups]
+            if isinstance(self.groups, tuple):
+                groups = [chunk.extras[name] for name in self.groups]
+            else:
+                groups = chunk.extras[self.groups]
             arrays = _to_arrays(chunk, self.spec, self.freq_weights)
         else:
             arrays = _cached_arrays(
@@ -139,7 +165,7 @@ class FinalTask:
     def evaluate(
         self,
         block: _Block,
-        groups: np.ndarray | None = None,
+        groups: np.ndarray | list[np.ndarray] | None = None,
         mu: np.ndarray | None = None,
         deviance: float | None = None,
     ) -> FinalStatistic:
@@ -170,9 +196,9 @@ class FinalTask:
         boundary = 0
         if family.name == "binomial":
             boundary = int(np.count_nonzero((mu < BOUNDARY_EPS) | (mu > 1 - BOUNDARY_EPS)))
-        hessian = meat = clusters = None
+        hessian = meat = clusters = window = None
         if self.cov_type != "nonrobust":
-            hessian, meat, clusters = self._robust(block, mu, groups)
+            hessian, meat, clusters, window = self._robust(block, mu, groups)
         # A fitted mean outside the family's range (a negative Poisson mean under the
         # identity link) makes log(mu) nan, as in statsmodels; NumPy's warning would
         # come once per pass (an IRLS pass expected to be the last evaluates this too),
@@ -200,12 +226,20 @@ class FinalTask:
             meat=meat,
             clusters=clusters,
             null_loglike=float(null_loglike),
+            window=window,
         )
 
     def _robust(
-        self, block: _Block, mu: np.ndarray, groups: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray | None, ClusterScores | None]:
-        """statsmodels' observed information and scores, in transformed kept columns."""
+        self, block: _Block, mu: np.ndarray, groups: np.ndarray | list[np.ndarray] | None
+    ) -> tuple[
+        np.ndarray,
+        np.ndarray | None,
+        ClusterScores | TwoWayClusterScores | None,
+        LagWindow | None,
+    ]:
+        """statsmodels' observed information and the meat's pieces of its scores
+        (``score_obs``), in transformed kept columns: the Gram of the scores, their
+        sums by cluster, or their lag window."""
         family = self.family
         w = np.ones(block.nrows) if block.weights is None else block.weights
         deriv = family.link.deriv(mu)
@@ -227,14 +261,25 @@ class FinalTask:
             hessian = _signed_gram(plain_d, plain_s, oim, order)
         if self.cov_type == "cluster":
             assert groups is not None
-            return hessian, None, _cluster_scores(groups, score, plain_d, plain_s, order)
+            if isinstance(groups, list):
+                two_way = _two_way_scores(groups, score, plain_d, plain_s, order)
+                return hessian, None, two_way, None
+            return hessian, None, _cluster_scores(groups, score, plain_d, plain_s, order), None
+        if self.cov_type == "HAC":
+            # statsmodels' cov_hac_simple on score_obs, rows in the order read (the
+            # partition cache keeps each partition's rows in order). Frequency weights
+            # are refused with HAC before any pass (see glm._check_freq_weights).
+            assert self.hac_weights is not None
+            rows = _kept_order_rows(plain_d, plain_s, order)
+            window = LagWindow.of_scores(rows * score[:, None], np.asarray(self.hac_weights))
+            return hessian, None, None, window
         root = np.abs(score)
         if block.freq is not None:
             # A row of frequency f stands for f rows of score s / f each: the meat takes
             # f (s / f)**2 = s**2 / f, as statsmodels' sandwich (which divides its
             # scores by sqrt(freq_weights)) and the fit of the expanded rows do.
             root = root / np.sqrt(block.freq)
-        return hessian, weighted_gram(plain_d, plain_s, root, order), None
+        return hessian, weighted_gram(plain_d, plain_s, root, order), None, None
 
     def _kept(
         self, block: _Block, factor: np.ndarray

@@ -25,6 +25,7 @@ from shardfit.models.least_squares import (
     psd_factor,
     solve_from_r,
 )
+from shardfit.models.linear_tasks import TwoWayClusterScores
 from shardfit.stats.transform import ColumnTransform
 
 __all__ = [
@@ -353,13 +354,22 @@ def glm_covariance(
     scale: float,
     nobs: int,
     basis: np.ndarray | None = None,
+    hac_correction: bool = False,
 ) -> tuple[np.ndarray, int | None, float | None, np.ndarray | None]:
     """The covariance of the estimates, its number of clusters and inference degrees
     of freedom, and a factor ``L`` of the covariance (``L L'``, for prediction standard
     errors ``|x'L|``; ``None`` for a plain sandwich, which has no accurate one);
     ``basis`` is the ``R^{-1}`` the final pass summed the robust pieces in
     (:func:`~shardfit.models.least_squares.robust_basis`), whose sandwich maps back by
-    ``R^{-1} C R^{-T}``."""
+    ``R^{-1} C R^{-T}``.
+
+    The sandwiches are statsmodels' for a GLM (``get_robustcov_results`` on
+    ``score_obs`` with the inverse observed Hessian as the bread, both at the fit's
+    scale, so the covariance scales with it): ``"cluster"`` with ``G / (G - 1) (n -
+    1) / (n - k)`` (``k`` the design's columns, aliased ones included), two-way
+    ``V_1 + V_2 - V_12`` each with its own correction and ``min(G_1, G_2) - 1``
+    inference degrees of freedom (``cov_cluster_2groups``), ``"HAC"`` Newey-West
+    (``cov_hac_simple``) times ``n / (n - k)`` when ``hac_correction``."""
     if cov_type == "nonrobust":
         factor = solution.normalized_factor()
         if factor is not None:
@@ -368,16 +378,28 @@ def glm_covariance(
     assert final.hessian is not None
     bread = np.linalg.inv(final.hessian)
     n_groups = df_inference = None
-    if cov_type == "cluster":
+    k_params = solution.kept.size
+    positive = True  # whether the middle is positive semi-definite (has a factor)
+    if cov_type == "cluster" and isinstance(final.clusters, TwoWayClusterScores):
+        meat, n_groups = _two_way_meat(final.clusters, nobs, k_params)
+        inner = bread @ meat @ bread
+        df_inference = float(n_groups - 1)
+        positive = False  # V_1 + V_2 - V_12 need not be
+    elif cov_type == "cluster":
         assert final.clusters is not None
         sums = final.clusters.sums
         n_groups = len(final.clusters.keys)
         if n_groups < 2:
             raise DesignError(f"cluster covariance needs at least 2 clusters; found {n_groups}")
-        k_params = solution.kept.size
         correction = n_groups / (n_groups - 1) * (nobs - 1) / (nobs - k_params)
         inner = bread @ (sums.T @ sums) @ bread * correction
         df_inference = float(n_groups - 1)
+    elif cov_type == "HAC":
+        assert final.window is not None
+        correction = nobs / (nobs - k_params) if hac_correction else 1.0
+        inner = bread @ final.window.meat @ bread * correction
+        # The uniform kernel's meat need not be positive semi-definite; Bartlett's is.
+        positive = bool(final.window.weights[-1] < 1) or final.window.maxlags == 0
     else:
         assert final.meat is not None
         inner = bread @ final.meat @ bread
@@ -386,4 +408,24 @@ def glm_covariance(
     # In the orthonormal basis cov_gamma = R^{-1} S R^{-T} with S small and well
     # scaled: factor S.
     cov = solution.covariance_of(basis @ inner @ basis.T)
-    return cov, n_groups, df_inference, solution.factor_of(psd_factor(inner))
+    factor = solution.factor_of(psd_factor(inner)) if positive else None
+    return cov, n_groups, df_inference, factor
+
+
+def _two_way_meat(scores: TwoWayClusterScores, nobs: int, k_params: int) -> tuple[np.ndarray, int]:
+    """statsmodels' ``cov_cluster_2groups`` middle, ``M_1 + M_2 - M_12`` with each
+    one-way meat times its ``G / (G - 1) (n - 1) / (n - k)``, and ``min(G_1, G_2)``."""
+    counts = [len(scores.first.keys), len(scores.second.keys)]
+    if min(counts) < 2:
+        raise DesignError(
+            f"two-way cluster covariance needs at least 2 clusters in each column; found "
+            f"{counts[0]} and {counts[1]}"
+        )
+    k = scores.first.sums.shape[1]
+    meat = np.zeros((k, k))
+    for one_way, sign in ((scores.first, 1.0), (scores.second, 1.0), (scores.pair, -1.0)):
+        groups = len(one_way.keys)  # the pairs' count is at least each column's
+        sums = one_way.sums
+        correction = groups / (groups - 1) * (nobs - 1) / (nobs - k_params)
+        meat += sign * correction * (sums.T @ sums)
+    return meat, min(counts)
