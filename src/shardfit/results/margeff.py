@@ -14,11 +14,12 @@ per-row definitions):
   if the fit's is), and normal ``z`` statistics, p-values and intervals.
 
 As statsmodels, effects are reported for the design columns that are not constant
-(zero variance over the rows), and are those of the mean at offset 0 and exposure 1:
-statsmodels' margeff leaves the fit's offset and exposure out (a Poisson model with
-an exposure then gives effects on the rate per unit of exposure).
-``with_offset=True`` instead averages each row's effect at its own offset and
-exposure (effects on each row's expected count).
+in the fit (its intercept left out; zero variance over the rows for a fit without
+one), and are those of the mean at exposure 1: statsmodels' margeff leaves the fit's
+exposure out (a Poisson model with an exposure then gives effects on the rate per
+unit of exposure) and refuses a fit with an offset ("Margins with offset are not
+available"), as this does. ``with_offset=True`` instead averages each row's effect at
+its own offset and exposure (effects on each row's expected count).
 """
 
 from __future__ import annotations
@@ -197,10 +198,14 @@ def get_margeff(
     data : DataFrame, pyarrow.Table, Source, path or glob
         The rows the model was fitted on (GLM results do not hold their data), with
         every column the fit read; the rows the fit dropped (missing values) are
-        dropped again. Other rows give the effects averaged over them, with a warning.
+        dropped again. Other rows give the effects averaged over them (or at their
+        means), with a warning: statsmodels' ``atexog`` array. The constant column is
+        then still the fit's (its intercept), but dummy and count columns are found
+        from these rows.
     with_offset : bool
-        ``False`` (statsmodels): effects of the mean at offset 0 and exposure 1;
-        ``True``: at each row's own offset and exposure (``at="overall"`` only).
+        ``False`` (statsmodels): effects of the mean at exposure 1, and a fit with an
+        offset is refused, as statsmodels refuses it; ``True``: at each row's own
+        offset and exposure (``at="overall"`` only).
     backend, workers, unseen, progress
         As for ``results.predict``.
 
@@ -210,6 +215,7 @@ def get_margeff(
     """
     at, method = _check_options(at, method, dummy, count, with_offset, atexog)
     kind, model_name = _model_kind(results)
+    _check_offset(results, with_offset)
     params = np.asarray(results.params_array, dtype=np.float64)
     if data is None:
         raise ValueError(
@@ -238,7 +244,7 @@ def get_margeff(
         summary: MargeffStatistic = run_pass(task, source, backend=sess, **options)
         if summary.nobs == 0:
             raise DesignError(f"no rows of {source.name!r} have every value the model needs")
-        nonconstant = ~(summary.column_min == summary.column_max)
+        nonconstant = _nonconstant(results, summary)
         dummy_idx = _dummy_columns(summary) if dummy else ()
         count_idx = _count_columns(summary) if count else ()
         if at == "overall" and (dummy or count):
@@ -248,7 +254,8 @@ def get_margeff(
         warnings.warn(
             f"get_margeff: {summary.nobs:,} rows of {source.name!r} have every value the "
             f"model needs, where the fit had {results.nobs:,}: the effects are those of "
-            "these rows, not of the fit's",
+            "these rows, not of the fit's (and dummy and count columns are found from "
+            "these rows)",
             UserWarning,
             stacklevel=3,
         )
@@ -348,6 +355,40 @@ def _model_kind(results: Any) -> tuple[Kind, str]:
             "without them"
         )
     return MODELS[key]
+
+
+def _check_offset(results: Any, with_offset: bool) -> None:
+    """Refuse a fit with an offset unless ``with_offset``, as statsmodels'
+    ``get_margeff`` does (effects at offset 0 are rarely meant; its exposure is left
+    out, at 1, and allowed)."""
+    offset = getattr(results.spec, "offset", None)
+    if offset is not None and not with_offset:
+        raise NotImplementedError(
+            f"get_margeff of a fit with an offset ({offset!r}) is not available, as in "
+            "statsmodels ('Margins with offset are not available'); pass "
+            "with_offset=True for the average of each row's effect at its own offset"
+        )
+
+
+def _nonconstant(results: Any, summary: MargeffStatistic) -> np.ndarray:
+    """The design columns with effects: statsmodels' non-constant columns of the
+    fit's design. With an intercept that is every column but it (another column
+    constant in the fit would be aliased with it, and such fits are refused), which
+    holds for rows other than the fit's too (a dummy constant in a subgroup keeps its
+    effect, as with statsmodels' ``atexog`` array); without one, the columns constant
+    over the rows read."""
+    const_idx = getattr(results, "const_idx", None)
+    if const_idx is not None:
+        nonconstant = np.ones(len(results.names), dtype=bool)
+        nonconstant[const_idx] = False
+    else:
+        nonconstant = ~(summary.column_min == summary.column_max)
+    if not nonconstant.any():
+        raise ValueError(
+            "get_margeff: the model has no non-constant design column (a constant-only "
+            f"model, {list(results.names)}), so it has no marginal effects"
+        )
+    return nonconstant
 
 
 def _spec_for(spec: Any, source: Any) -> tuple[Any, bool]:
