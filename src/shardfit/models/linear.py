@@ -674,10 +674,22 @@ def _covariance(
         correction = nobs / (nobs - rank) if cov_type == "HC1" else 1.0
     cov_gamma = bread @ meat @ bread.T * correction
     factor = None
-    if bread is solution.r_inv:
-        # cov_gamma = R^{-1} S R^{-T} with S small and well scaled: factor S.
+    if bread is solution.r_inv and _is_psd(meat):
+        # cov_gamma = R^{-1} S R^{-T} with S small and well scaled: factor S. A
+        # uniform-kernel HAC meat need not be positive semi-definite: a factor would
+        # clip its negative eigenvalues and predict standard errors that are not
+        # sqrt(x'Cx) (positive where statsmodels' are NaN), so the covariance decides.
         factor = solution.factor_of(psd_factor(meat * correction))
     return solution.covariance_of(cov_gamma), False, df_inference, n_groups, factor
+
+
+def _is_psd(matrix: np.ndarray) -> bool:
+    """Whether a small symmetric matrix is positive semi-definite up to rounding (its
+    eigenvalues no more negative than 1e-10 of the largest)."""
+    if matrix.size == 0:
+        return True
+    values = np.linalg.eigvalsh((matrix + matrix.T) / 2)
+    return bool(values[0] >= -1e-10 * max(values[-1], 0.0))
 
 
 def _two_way_covariance(
