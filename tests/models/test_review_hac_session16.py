@@ -8,10 +8,12 @@ eigenvalues, so ``get_prediction``'s standard errors were not ``sqrt(x'Cx)``.
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import statsmodels.api as sm
 import statsmodels.formula.api as smf
 
 import shardfit
@@ -58,3 +60,41 @@ def test_uniform_hac_prediction_se_is_the_covariance_s_on_an_ill_conditioned_des
         np.testing.assert_allclose(
             got[column].to_numpy()[finite], expected[column].to_numpy()[finite], rtol=1e-5
         )
+
+
+def test_two_way_cluster_prediction_where_the_covariance_is_indefinite():
+    # V1 + V2 - V12 need not be positive semi-definite: where x'Cx < 0 statsmodels'
+    # mean_se is NaN (its sqrt). shardfit clipped x'Cx to 0: a zero-width confidence
+    # interval. Its observation interval there is NaN too (statsmodels' sqrt(x'Cx +
+    # scale) is finite: a covariance negative at x says nothing about a new row).
+    rng = np.random.default_rng(0)
+    n = 40
+    df = pd.DataFrame(
+        {"x": rng.standard_normal(n), "g1": rng.integers(0, 3, n), "g2": rng.integers(0, 3, n)}
+    )
+    df["y"] = 1 + df.x + rng.standard_normal(n)
+    groups = np.column_stack([df.g1, df.g2])
+    ref = sm.OLS(df.y, sm.add_constant(df[["x"]])).fit(
+        cov_type="cluster", cov_kwds={"groups": groups}
+    )
+    assert np.linalg.eigvalsh(ref.cov_params()).min() < 0
+    fit = shardfit.ols("y ~ x", df).fit(
+        backend="serial", cov_type="cluster", cov_kwds={"groups": ["g1", "g2"]}
+    )
+    new = pd.DataFrame({"x": np.linspace(-3, 3, 13)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # statsmodels' sqrt of a negative
+        expected = ref.get_prediction(sm.add_constant(new, has_constant="add")).summary_frame()
+    got = fit.get_prediction(new, backend="serial").summary_frame()
+    assert expected["mean_se"].isna().sum() == 1
+    np.testing.assert_array_equal(got["mean_se"].isna(), expected["mean_se"].isna())
+    for column in ("mean_se", "mean_ci_lower", "mean_ci_upper"):
+        np.testing.assert_allclose(got[column], expected[column], rtol=1e-9)
+    defined = expected["mean_se"].notna().to_numpy()
+    for column in ("obs_ci_lower", "obs_ci_upper"):
+        assert got[column][~defined].isna().all()
+        np.testing.assert_allclose(got[column][defined], expected[column][defined], rtol=1e-9)
+    # The same numbers from predict(interval=) (the path that writes part files).
+    predicted = fit.predict(new, interval="prediction", backend="serial")
+    np.testing.assert_allclose(predicted["mean_se"], got["mean_se"], rtol=1e-12)
+    np.testing.assert_allclose(predicted["obs_ci_lower"], got["obs_ci_lower"], rtol=1e-12)

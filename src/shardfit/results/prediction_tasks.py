@@ -90,6 +90,8 @@ MEAN_COLUMNS = ("mean_se", "mean_ci_lower", "mean_ci_upper")
 OBS_COLUMNS = ("obs_ci_lower", "obs_ci_upper")
 # Rows per block of x'Cx: bounds the temporary (block x p) product.
 _BLOCK_ROWS = 16_384
+#: x'Cx below minus this share of sum |x_i C_ij x_j| is no rounding: C is indefinite.
+_INDEFINITE_TOLERANCE = 1e-12
 
 
 def value_columns(outputs: Outputs) -> tuple[str, ...]:
@@ -147,6 +149,7 @@ class PredictionModel:
         n = Xk.shape[0]
         predicted = np.empty(n)
         variance = np.empty(n) if outputs != "mean" else None
+        size = np.zeros(n)  # stays 0 with a factor: |x'L|**2 is never negative
         for start in range(0, n, _BLOCK_ROWS):
             block = np.ascontiguousarray(Xk[start : start + _BLOCK_ROWS])
             # Row by row with numpy's pairwise sum, not BLAS gemv: each row's sum then
@@ -160,19 +163,30 @@ class PredictionModel:
                 )
             elif variance is not None:
                 variance[start : start + _BLOCK_ROWS] = ((block @ self.cov) * block).sum(axis=1)
+                # The size of the terms x'Cx sums: a negative beyond their rounding
+                # means the covariance is indefinite there (a two-way cluster's
+                # V1 + V2 - V12, a uniform-kernel HAC).
+                size[start : start + _BLOCK_ROWS] = (
+                    (np.abs(block) @ np.abs(self.cov)) * np.abs(block)
+                ).sum(axis=1)
         if offset is not None:
             predicted += offset
         out = {"predicted": predicted}
         if variance is None:
             return out
-        # x'Cx >= 0 exactly; rounding can leave a tiny negative where x'Cx is ~0.
-        mean_se = np.sqrt(np.maximum(variance, 0.0))
+        # With a positive semi-definite C, x'Cx >= 0 exactly and rounding can leave only
+        # a tiny negative where x'Cx is ~0: 0. An indefinite C (two-way cluster,
+        # uniform-kernel HAC) can give x'Cx < 0 beyond rounding: NaN, as statsmodels.
+        indefinite = variance < -_INDEFINITE_TOLERANCE * size
+        mean_se = np.sqrt(np.where(indefinite, np.nan, np.maximum(variance, 0.0)))
         out["mean_se"] = mean_se
         if outputs == "mean_se":
             return out
         out["mean_ci_lower"] = predicted - self.crit * mean_se
         out["mean_ci_upper"] = predicted + self.crit * mean_se
         if outputs == "prediction":
+            # NaN where mean_se is (statsmodels' sqrt(x'Cx + scale) stays finite there,
+            # but a covariance negative at x says nothing about a new observation).
             obs_se = np.sqrt(mean_se**2 + self.scale)
             out["obs_ci_lower"] = predicted - self.crit * obs_se
             out["obs_ci_upper"] = predicted + self.crit * obs_se
