@@ -165,7 +165,8 @@ class LinearModel:
         use_t : bool, optional
             Student's t (and F) distributions for inference, or the normal (and chi2);
             by default t for ``"nonrobust"`` and normal for robust covariances, as
-            statsmodels (t with ``n_groups - 1`` degrees of freedom for ``"cluster"``).
+            statsmodels (t with ``n_groups - 1`` degrees of freedom for ``"cluster"``,
+            the fewer clusters' for two-way).
             Prediction intervals use the same t; with ``"cluster"`` that is
             ``n_groups - 1`` degrees of freedom, where statsmodels' ``get_prediction``
             takes ``df_resid``.

@@ -60,11 +60,11 @@ import pandas as pd
 from shardfit.data.resolve import as_source
 from shardfit.design.schema import learn_design
 from shardfit.design.store import source_counts
-from shardfit.engine import PartitionCache, run_pass, session
+from shardfit.engine import PartitionCache, session
 from shardfit.engine.blas import single_threaded_blas
 from shardfit.errors import DesignError
 from shardfit.models.families import NegativeBinomial as NBFamily
-from shardfit.models.glm import _column_transform, _intercept
+from shardfit.models.glm import _column_transform, _intercept, _TimedPasses
 from shardfit.models.glm_tasks import PrepareStatistic, PrepareTask
 from shardfit.models.irls import ConvergenceWarning
 from shardfit.models.negbin_tasks import NBStatistic, NBTask
@@ -82,6 +82,7 @@ __all__ = ["AlphaBoundaryWarning", "NegativeBinomial", "NegativeBinomialModel", 
 ALPHA_FLOOR = 1e-6
 #: The most step halvings of one Newton iteration.
 MAX_HALVINGS = 40
+#: Machine epsilon: the step search's allowance for the log-likelihood's rounding.
 EPS = float(np.finfo(np.float64).eps)
 #: The fewest Newton iterations of the constant-only model (llnull).
 NULL_MAXITER = 100
@@ -99,7 +100,6 @@ class _Newton:
     stat: NBStatistic  # the sums at x
     converged: bool
     iterations: int
-    passes: int
     history: list[float] = field(default_factory=list)
     boundary: bool = False  # alpha fell below the floor
     stalled: bool = False  # no step of any length raised the log-likelihood
@@ -124,7 +124,7 @@ def _poisson_derivatives(stat: NBStatistic, x: np.ndarray) -> tuple[np.ndarray, 
     return stat.score, -stat.info
 
 
-def nb2_hessian(stat: NBStatistic, alpha: float) -> np.ndarray:
+def _nb2_hessian(stat: NBStatistic, alpha: float) -> np.ndarray:
     """The Hessian in ``(beta, alpha)`` (statsmodels' ``_hessian_nb2``) from the sums."""
     p = stat.score.shape[0]
     H = np.empty((p + 1, p + 1))
@@ -163,7 +163,7 @@ def _newton(
     in every coordinate (converged), after ``maxiter`` iterations, or (with ``floor``)
     when ``exp(x[-1])``, alpha, falls below ``floor``.
     """
-    state = _Newton(x, stat, False, 0, 0, [stat.llf])
+    state = _Newton(x, stat, False, 0, [stat.llf])
     while state.iterations < maxiter:
         g, H = derivatives(state.stat, state.x)
         step = _step(g, H)
@@ -183,7 +183,6 @@ def _newton(
         for _ in range(MAX_HALVINGS):
             trial = state.x + t * step
             candidate = evaluate(trial)
-            state.passes += 1
             if np.isfinite(candidate.llf) and candidate.llf >= base - slack:
                 break
             t /= 2
@@ -277,7 +276,7 @@ class NegativeBinomialModel:
         if not 0 < alpha_floor < 1:
             raise ValueError(f"The 'alpha_floor' parameter must be in (0, 1). Got {alpha_floor!r}.")
         source = as_source(self.data)
-        passes: list[list[Any]] = []
+        passes = _TimedPasses()  # each pass's wall time (results.extra["passes"])
         with (
             session(backend, workers=workers) as sess,
             single_threaded_blas(),
@@ -301,16 +300,13 @@ class NegativeBinomialModel:
                 backend=sess,
                 progress=progress,
             )
-            passes.append(["schema", time.perf_counter() - started])
+            passes.passes.append(["schema", time.perf_counter() - started])
             spec = learned.spec
             names = tuple(spec.column_names)
             options = {"backend": sess, "progress": progress, "allreduce": True}
 
             def timed(task: Any, name: str) -> Any:
-                began = time.perf_counter()
-                out = run_pass(task, source, pass_name=name, **options)
-                passes.append([name, time.perf_counter() - began])
-                return out
+                return passes(task, source, pass_name=name, **options)
 
             # The GLM prepare pass encodes, checks (y >= 0) and caches each partition.
             prepared: PrepareStatistic = timed(
@@ -399,7 +395,7 @@ class NegativeBinomialModel:
         back = np.eye(p + 1)
         back[:p, :p] = _from_transformed(to_gamma, intercept)
         params = np.r_[back[:p, :p] @ fit.x[:-1], alpha]
-        hessian_gamma = nb2_hessian(stat, alpha)
+        hessian_gamma = _nb2_hessian(stat, alpha)
         hessian = extended.T @ hessian_gamma @ extended
         try:
             cov = back @ np.linalg.inv(-hessian_gamma) @ back.T
@@ -437,7 +433,7 @@ class NegativeBinomialModel:
             rows_dropped=dropped,
             rows_skipped=skipped,
             spec=spec,
-            extra={"passes": passes},
+            extra={"passes": passes.passes},
         )
 
 

@@ -183,7 +183,7 @@ class NBTask:
         dense = np.asfortranarray((block.dense - shift) / scale)
         return replace(block, dense=dense)
 
-    def _order(self, block: _Block) -> np.ndarray:
+    def _order(self) -> np.ndarray:
         """Output position of each column of ``[dense | sparse]``."""
         if self.constant_only:
             return np.zeros(1, dtype=np.intp)
@@ -192,7 +192,7 @@ class NBTask:
 
     def _sums(self, block: _Block) -> NBStatistic:
         n = block.nrows
-        order = self._order(block)
+        order = self._order()
         p = order.shape[0]
         if n == 0:
             return _empty(p)

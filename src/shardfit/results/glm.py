@@ -125,7 +125,8 @@ class GLMResults(CoefficientTable):
 
     @property
     def bic_llf(self) -> float:
-        """``-2 llf + (df_model + 1) log(nobs)``."""
+        """``-2 llf + (df_model + 1) log(df_model + df_resid + 1)``, statsmodels': the
+        log of ``wnobs`` (the rows, or the sum of the frequency weights)."""
         return -2 * self.llf + (self.df_model + 1) * np.log(self.df_model + self.df_resid + 1)
 
     @property

@@ -226,6 +226,7 @@ def _check_values(cls: type, values: dict[str, Any]) -> None:
     if freq is not None and not (np.isfinite(freq) and freq > 0):
         # A GLM's df_resid, scale and bic come from it.
         raise ValueError(f"field 'sum_freq_weights' is {freq!r}, not a finite number > 0")
+    _check_extra_params(cls, values, names)
     const_idx = values.get("const_idx")
     if const_idx is not None and not 0 <= const_idx < p:
         raise ValueError(f"field 'const_idx' is {const_idx}, not a column of the {p}")
@@ -243,6 +244,29 @@ def _check_values(cls: type, values: dict[str, Any]) -> None:
                 f"field 'names' {list(names)!r:.120} is not the design spec's columns "
                 f"{list(design)!r:.120}"
             )
+
+
+def _check_extra_params(cls: type, values: dict[str, Any], names: tuple[str, ...]) -> None:
+    """Refuse a fit with parameters after the design's columns (a negative binomial's
+    ``alpha``) whose ``rank`` is not the design's column count, or whose ``alpha`` is
+    not a finite number > 0: predictions take the first ``rank`` parameters as the
+    coefficients, and ``df_model``, aic and bic count ``rank``."""
+    extra = tuple(getattr(cls, "extra_param_names", ()))
+    if not extra:
+        return
+    design = len(names) - len(extra)
+    rank = values.get("rank")
+    if isinstance(rank, int) and rank != design:
+        raise ValueError(
+            f"field 'rank' is {rank}; the {design} design columns of 'names' (then "
+            f"{list(extra)}) need {design}"
+        )
+    params = values.get("params_array")
+    if "alpha" in extra and isinstance(params, np.ndarray) and params.shape == (len(names),):
+        # Its place after the design's columns (a design column may be named alpha too).
+        alpha = float(params[design + extra.index("alpha")])
+        if not (np.isfinite(alpha) and alpha > 0):
+            raise ValueError(f"field 'params_array' has alpha = {alpha!r}, not a number > 0")
 
 
 def _check_spec(spec: DesignSpec) -> None:

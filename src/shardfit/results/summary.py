@@ -215,6 +215,11 @@ def _covariance_note(results: Any) -> str:
         lags = options.get("maxlags")
         kernel = options.get("kernel", "bartlett")
         detail = f", {lags} lags, {kernel} kernel" if lags is not None else ""
+        if "use_correction" in options:
+            # statsmodels' note says it too: the correction scales every standard error
+            # by sqrt(n / (n - k)).
+            with_or_without = "with" if options["use_correction"] else "without"
+            detail += f", {with_or_without} small-sample correction"
         return (
             "Standard errors are robust to heteroscedasticity and autocorrelation "
             f"(HAC{detail}; rows taken in time order as read)."
