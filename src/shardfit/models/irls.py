@@ -381,7 +381,7 @@ def glm_covariance(
     k_params = solution.kept.size
     positive = True  # whether the middle is positive semi-definite (has a factor)
     if cov_type == "cluster" and isinstance(final.clusters, TwoWayClusterScores):
-        meat, n_groups = _two_way_meat(final.clusters, nobs, k_params)
+        meat, n_groups = final.clusters.meat(nobs, k_params)
         inner = bread @ meat @ bread
         df_inference = float(n_groups - 1)
         positive = False  # V_1 + V_2 - V_12 need not be
@@ -410,22 +410,3 @@ def glm_covariance(
     cov = solution.covariance_of(basis @ inner @ basis.T)
     factor = solution.factor_of(psd_factor(inner)) if positive else None
     return cov, n_groups, df_inference, factor
-
-
-def _two_way_meat(scores: TwoWayClusterScores, nobs: int, k_params: int) -> tuple[np.ndarray, int]:
-    """statsmodels' ``cov_cluster_2groups`` middle, ``M_1 + M_2 - M_12`` with each
-    one-way meat times its ``G / (G - 1) (n - 1) / (n - k)``, and ``min(G_1, G_2)``."""
-    counts = [len(scores.first.keys), len(scores.second.keys)]
-    if min(counts) < 2:
-        raise DesignError(
-            f"two-way cluster covariance needs at least 2 clusters in each column; found "
-            f"{counts[0]} and {counts[1]}"
-        )
-    k = scores.first.sums.shape[1]
-    meat = np.zeros((k, k))
-    for one_way, sign in ((scores.first, 1.0), (scores.second, 1.0), (scores.pair, -1.0)):
-        groups = len(one_way.keys)  # the pairs' count is at least each column's
-        sums = one_way.sums
-        correction = groups / (groups - 1) * (nobs - 1) / (nobs - k_params)
-        meat += sign * correction * (sums.T @ sums)
-    return meat, min(counts)

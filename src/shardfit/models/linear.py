@@ -704,23 +704,11 @@ def _two_way_covariance(
     with its own ``G / (G - 1) (n - 1) / (n - k)``; inference with ``min(G_1, G_2) -
     1`` degrees of freedom. No factor: the difference need not be positive
     semi-definite."""
-    counts = [len(stat.first.keys), len(stat.second.keys)]
-    if min(counts) < 2:
-        raise DesignError(
-            f"two-way cluster covariance needs at least 2 clusters in each column; found "
-            f"{counts[0]} and {counts[1]}"
-        )
-    inner = np.zeros((solution.rank, solution.rank))
-    for scores_of, sign in ((stat.first, 1.0), (stat.second, 1.0), (stat.pair, -1.0)):
-        scores = scores_of.sums
-        if not orthonormal and solution.r_inv is not None:
-            scores = scores @ solution.r_inv  # the orthonormal basis (see _covariance)
-        groups = len(scores_of.keys)
-        correction = groups / (groups - 1) * (nobs - 1) / (nobs - k_params)
-        inner += sign * correction * (scores.T @ scores)
+    # The orthonormal basis (see _covariance) when the scores were not summed in it.
+    basis = solution.r_inv if not orthonormal and solution.r_inv is not None else None
+    inner, n_groups = stat.meat(nobs, k_params, basis)
     bread = solution.cov_gamma if solution.r_inv is None else solution.r_inv
     cov_gamma = bread @ inner @ bread.T
-    n_groups = min(counts)
     return solution.covariance_of(cov_gamma), False, float(n_groups - 1), n_groups, None
 
 

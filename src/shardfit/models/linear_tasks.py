@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from shardfit.data.partition import Partition
 from shardfit.design.materialize import DesignChunk, encode_blocks
 from shardfit.design.spec import DesignSpec
-from shardfit.errors import ShardfitError
+from shardfit.errors import DesignError, ShardfitError
 from shardfit.models.hac import LagWindow
 from shardfit.stats.centered_gram import CenteredGram
 from shardfit.stats.counts import RowCounts
@@ -275,6 +275,35 @@ class TwoWayClusterScores:
             "pair_second": [key[1] for key in self.pair.keys],
             "pair_sums": self.pair.sums,
         }
+
+    def meat(
+        self, nobs: int, k_params: int, basis: np.ndarray | None = None
+    ) -> tuple[np.ndarray, int]:
+        """statsmodels' ``cov_cluster_2groups`` middle: ``M_1 + M_2 - M_12``, each
+        one-way meat times its own ``G / (G - 1) (n - 1) / (n - k)``, of the score sums
+        times ``basis`` (when given); and ``min(G_1, G_2)``, the clusters inference
+        counts.
+
+        Raises
+        ------
+        DesignError
+            A column with fewer than 2 clusters.
+        """
+        counts = [len(self.first.keys), len(self.second.keys)]
+        if min(counts) < 2:
+            raise DesignError(
+                f"two-way cluster covariance needs at least 2 clusters in each column; "
+                f"found {counts[0]} and {counts[1]}"
+            )
+        total: np.ndarray | None = None
+        for one_way, sign in ((self.first, 1.0), (self.second, 1.0), (self.pair, -1.0)):
+            sums = one_way.sums if basis is None else one_way.sums @ basis
+            groups = len(one_way.keys)  # the pairs' count is at least each column's
+            correction = groups / (groups - 1) * (nobs - 1) / (nobs - k_params)
+            term = sign * correction * (sums.T @ sums)
+            total = term if total is None else total + term
+        assert total is not None
+        return total, min(counts)
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> TwoWayClusterScores:
