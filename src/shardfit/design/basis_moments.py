@@ -56,11 +56,15 @@ _PENDING_KEY = "_shardfit_moments"
 _FOUND_KEY = "_shardfit_moment_sums"
 
 
-def _column(data: Any) -> np.ndarray:
+def _column(data: Any, call: str = "poly()") -> np.ndarray:
+    """``data`` as a float64 vector (a one-column matrix flattened); ``call`` names the
+    transform in the error for a wider matrix."""
     values = np.asarray(data, dtype=np.float64)
     if values.ndim > 1:
         if values.shape[1] != 1:
-            raise DesignError("poly() and the cubic splines apply to one column at a time")
+            raise DesignError(
+                f"{call} applies to one column at a time; got {values.shape[1]} columns"
+            )
         values = values[:, 0]
     return values
 
@@ -209,7 +213,7 @@ def _moments_cubic(kind: str) -> Any:
     def moments(x: Any, *args: Any, _state: dict = {}, **kwargs: Any) -> Any:  # noqa: B006
         from formulaic.transforms.cubic_spline import _get_free_cubic_spline_matrix
 
-        values = _column(x)
+        values = _column(x, f"{kind}()")
         request = _state.get(_PENDING_KEY)
         if not request:
             return values
@@ -242,7 +246,7 @@ def _moments_cubic(kind: str) -> Any:
 
 
 def _passthrough(x: Any, *args: Any, _state: dict = {}, **kwargs: Any) -> Any:  # noqa: B006
-    return _column(x)
+    return _column(x, "a learned transform")
 
 
 def moments_context() -> dict[str, Any]:

@@ -254,13 +254,13 @@ def _context_names() -> set[str]:
 
 
 def _is_raw_poly(node: ast.Call) -> bool:
-    """Whether the call is ``poly(..., raw=True)``: powers of its argument, no state."""
-    return _call_name(node) == "poly" and any(
-        keyword.arg == "raw"
-        and isinstance(keyword.value, ast.Constant)
-        and keyword.value.value is True
-        for keyword in node.keywords
-    )
+    """Whether the call is ``poly(..., raw=True)`` (``raw`` by keyword or as the third
+    positional argument, any true constant): powers of its argument, no state."""
+    if _call_name(node) != "poly":
+        return False
+    raw = [keyword.value for keyword in node.keywords if keyword.arg == "raw"]
+    raw += node.args[2:3]  # formulaic's poly(x, degree=1, raw=False)
+    return any(isinstance(value, ast.Constant) and bool(value.value) for value in raw)
 
 
 def _check_calls(tree: ast.AST, formula: str) -> bool:

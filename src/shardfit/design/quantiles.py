@@ -7,7 +7,8 @@ order is the numbers' order (:func:`monotone_keys`); a histogram of the keys' to
 bits, merged over the partitions (the schema pass), names the bin holding each rank;
 a further pass either collects the few values of that bin (at most
 :data:`COLLECT_LIMIT` per bin) or, where the bin is crowded, histograms its next 16
-bits. Four levels of 16 bits reach single keys, so at most four passes after the
+bits. The schema pass resolves the top 16 bits and each further level 16 more, so
+a pass at the third level below reaches single keys: at most three passes after the
 schema pass, and usually one. :func:`linear_quantiles` then applies NumPy's own
 interpolation formula to the order statistics, which gives ``np.quantile``'s result
 bit for bit.
@@ -28,6 +29,7 @@ __all__ = [
     "Request",
     "linear_quantiles",
     "linear_ranks",
+    "merge_gathered",
     "monotone_keys",
     "values_from_keys",
 ]
@@ -86,6 +88,7 @@ class KeyHistogram:
 
     @property
     def total(self) -> int:
+        """How many keys the histogram counts."""
         return int(self.counts.sum())
 
 
@@ -154,6 +157,7 @@ class RankSearch:
 
     @property
     def done(self) -> bool:
+        """Whether every rank's value is known (no cell left to search)."""
         return not self._cells
 
     def requests(self) -> tuple[Request, ...]:

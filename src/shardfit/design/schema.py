@@ -4,7 +4,8 @@ Per partition it reads only the columns the formula needs, summarizes them
 (rows, missing, extremes, mean, categorical levels), and records exact sums for the
 stateful transforms (and, for splines, extremes and a histogram of ``x``, or for
 ``cr``/``cs``/``cc(x, df=...)`` its distinct values, whose percentiles are the knots;
-knots at quantiles of ``x`` need one more pass, :class:`OrderStatisticTask`; orthogonal
+knots at quantiles of ``x`` need one more pass, rarely up to three,
+:class:`OrderStatisticTask`; orthogonal
 ``poly()`` one pass per degree and a spline's centering constraint one pass,
 :class:`MomentTask`). Merged in partition order, these give the
 :class:`~shardfit.design.spec.DesignSpec` every later pass encodes with.
@@ -162,67 +163,72 @@ class OrderStatistics:
     found: dict[str, dict[Any, Any]]
 
     def merge(self, other: OrderStatistics) -> OrderStatistics:
+        """Both operands' gathered values and histograms, request by request."""
         from shardfit.design.transforms import merge_found
 
         return OrderStatistics(merge_found(self.found, other.found))
 
 
 @dataclass(frozen=True, eq=False)
-class OrderStatisticTask:
-    """Gather, on one partition, what the knot searches of ``bs(x, df=...)`` request
-    (runs on a worker): the stateful factors are evaluated with formulaic, as in the
-    schema pass, so ``x`` is exactly the values formulaic sees."""
+class _FactorPass:
+    """A pass after the schema pass (runs on a worker): formulaic evaluates the
+    stateful factors on a partition's rows, as in the schema pass (so ``x`` is exactly
+    the values formulaic sees), with transforms that record in their state, starting
+    from ``state``, what the pass gathers."""
 
     columns: tuple[str, ...]
     stateful_factors: tuple[str, ...]
     state: dict[str, dict[str, Any]]
 
     def fingerprint(self) -> str:
+        """What the pass computes: the columns read, the factors and the state."""
         return repr((self.columns, self.stateful_factors, self.state))
+
+    def _evaluated_state(
+        self, context: dict[str, Any], partition: Partition, purpose: str
+    ) -> dict[str, Any] | None:
+        """The transform state formulaic leaves after evaluating the factors on the
+        partition with ``context``'s transforms, or ``None`` for a partition without
+        rows."""
+        from formulaic import model_matrix
+
+        table = partition.read(list(self.columns)).table
+        if not table.num_rows:
+            return None
+        try:
+            matrix = model_matrix(
+                "0 + " + " + ".join(self.stateful_factors),
+                table.to_pandas(),
+                context=context,
+                transform_state={key: dict(value) for key, value in self.state.items()},
+                na_action="ignore",
+            )
+        except Exception as error:
+            raise DesignError(
+                f"cannot evaluate {self.stateful_factors} in partition {partition.key} to "
+                f"{purpose}: {error}"
+            ) from error
+        return dict(matrix.model_spec.transform_state)
+
+
+@dataclass(frozen=True, eq=False)
+class OrderStatisticTask(_FactorPass):
+    """Gather, on one partition, what the knot searches of ``bs(x, df=...)`` request
+    (the values of a histogram bin, or the histogram of its next bits)."""
 
     def __call__(self, partition: Partition) -> OrderStatistics:
         from shardfit.design.transforms import found_in, select_context
 
-        state = _evaluated_state(
-            self.columns,
-            self.stateful_factors,
-            self.state,
-            select_context(),
-            partition,
-            "find the spline knots",
-        )
+        state = self._evaluated_state(select_context(), partition, "find the spline knots")
         return OrderStatistics({} if state is None else found_in(state))
 
 
-def _evaluated_state(
-    columns: tuple[str, ...],
-    stateful_factors: tuple[str, ...],
-    state: dict[str, dict[str, Any]],
-    context: dict[str, Any],
-    partition: Partition,
-    purpose: str,
-) -> dict[str, Any] | None:
-    """The transform state formulaic leaves after evaluating ``stateful_factors`` on a
-    partition's rows with ``context``'s transforms (which record, in the state, what a
-    pass gathers), or ``None`` for a partition without rows."""
-    from formulaic import model_matrix
+def _factor_columns(stateful_factors: tuple[str, ...], columns: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns the stateful factors read (all ``columns`` if none is named)."""
+    from shardfit.design.formula import analyze_formula
 
-    table = partition.read(list(columns)).table
-    if not table.num_rows:
-        return None
-    try:
-        matrix = model_matrix(
-            "0 + " + " + ".join(stateful_factors),
-            table.to_pandas(),
-            context=context,
-            transform_state={key: dict(value) for key, value in state.items()},
-            na_action="ignore",
-        )
-    except Exception as error:
-        raise DesignError(
-            f"cannot evaluate {stateful_factors} in partition {partition.key} to {purpose}: {error}"
-        ) from error
-    return dict(matrix.model_spec.transform_state)
+    variables = analyze_formula("0 + " + " + ".join(stateful_factors)).variables
+    return tuple(name for name in columns if name in variables) or columns
 
 
 def _knot_searches(
@@ -238,14 +244,12 @@ def _knot_searches(
     """The finished order-statistic searches of every ``bs(x, df=...)`` call: one
     pass, or a few where a histogram bin holding a needed rank is crowded (see
     :mod:`shardfit.design.quantiles`). No pass when no knots are quantiles."""
-    from shardfit.design.formula import analyze_formula
     from shardfit.design.transforms import select_state, spline_searches
 
     searches = spline_searches(learned)
     if not searches:
         return {}
-    variables = analyze_formula("0 + " + " + ".join(stateful_factors)).variables
-    read = tuple(name for name in columns if name in variables) or columns
+    read = _factor_columns(stateful_factors, columns)
     while not all(search.done for search in searches.values()):
         task = OrderStatisticTask(read, stateful_factors, select_state(learned, searches))
         result = run_pass(
@@ -270,34 +274,22 @@ class MomentSums:
     found: dict[str, dict[str, Any]]
 
     def merge(self, other: MomentSums) -> MomentSums:
+        """Both operands' counts and sums added, call by call (exact integers)."""
         from shardfit.design.basis_moments import merge_moments
 
         return MomentSums(merge_moments(self.found, other.found))
 
 
 @dataclass(frozen=True, eq=False)
-class MomentTask:
+class MomentTask(_FactorPass):
     """Sum, on one partition, what the pending ``poly()`` recurrences and spline
-    centering constraints request (runs on a worker); the stateful factors are
-    evaluated with formulaic, as in the schema pass."""
-
-    columns: tuple[str, ...]
-    stateful_factors: tuple[str, ...]
-    state: dict[str, dict[str, Any]]
-
-    def fingerprint(self) -> str:
-        return repr((self.columns, self.stateful_factors, self.state))
+    centering constraints request."""
 
     def __call__(self, partition: Partition) -> MomentSums:
         from shardfit.design.basis_moments import moment_sums_in, moments_context
 
-        state = _evaluated_state(
-            self.columns,
-            self.stateful_factors,
-            self.state,
-            moments_context(),
-            partition,
-            "learn the orthogonal polynomials or spline constraints",
+        state = self._evaluated_state(
+            moments_context(), partition, "learn the orthogonal polynomials or spline constraints"
         )
         return MomentSums({} if state is None else moment_sums_in(state))
 
@@ -316,13 +308,11 @@ def _moment_passes(
     one pass per degree of the highest ``poly()`` (the calls advance together; a
     centering constraint rides on the first pass). No pass when none is pending."""
     from shardfit.design.basis_moments import advance_moments, pending_moments
-    from shardfit.design.formula import analyze_formula
 
     pending = pending_moments(final)
     if not pending:
         return final
-    variables = analyze_formula("0 + " + " + ".join(stateful_factors)).variables
-    read = tuple(name for name in columns if name in variables) or columns
+    read = _factor_columns(stateful_factors, columns)
     while pending:
         task = MomentTask(read, stateful_factors, pending)
         result = run_pass(

@@ -48,6 +48,7 @@ from formulaic.utils.stateful_transforms import stateful_transform
 
 from shardfit.design.basis_moments import (
     POLY_KEY,
+    _column,
     apply_poly,
     centering_request,
     finalize_poly,
@@ -82,15 +83,6 @@ _SELECT_KEY = "_shardfit_select"
 _FOUND_KEY = "_shardfit_found"
 
 
-def _as_float_column(data: Any) -> np.ndarray:
-    values = np.asarray(data, dtype=np.float64)
-    if values.ndim > 1:
-        if values.shape[1] != 1:
-            raise DesignError("scale()/center() apply to one column at a time")
-        values = values[:, 0]
-    return values
-
-
 @stateful_transform
 def _learn_scale(
     data: Any,
@@ -99,7 +91,7 @@ def _learn_scale(
     ddof: float = 1,
     _state: dict = {},  # noqa: B006 - formulaic replaces it with the factor's state
 ) -> np.ndarray:
-    values = _as_float_column(data)
+    values = _column(data, "center()/scale()/standardize()")
     finite = values[np.isfinite(values)]
     _state[_LEARN_KEY] = {
         "center": center if isinstance(center, bool) else float(center),
@@ -143,7 +135,7 @@ def _apply_scale(
             "a stateful transform was applied without learned state; "
             "build the design with shardfit.design.learn_design first"
         )
-    values = _as_float_column(data)
+    values = _column(data, "center()/scale()/standardize()")
     if _state["center"] is not None:
         values = values - _state["center"]
     if _state["scale"] is not None:
@@ -187,7 +179,7 @@ class _Treatment(TreatmentContrasts):
 _EXTRAPOLATIONS = ("raise", "clip", "na", "zero", "extend")
 
 
-def _spline_arguments(kind: str, data: Any, args: dict[str, Any]) -> dict[str, Any]:
+def _spline_arguments(kind: str, args: dict[str, Any]) -> dict[str, Any]:
     """The call's arguments that shape its state, checked as formulaic checks them."""
     if args.get("df") is not None and args.get("knots") is not None:
         raise DesignError(f"{kind}(): you cannot specify both `df` and `knots`")
@@ -245,13 +237,7 @@ def _spline_population(values: np.ndarray, arguments: dict[str, Any]) -> np.ndar
     given when extrapolation clips, NaNs or zeroes the values outside them."""
     finite = values[np.isfinite(values)]
     if arguments["extrapolation"] in ("clip", "na", "zero"):
-        low, high = arguments["lower_bound"], arguments["upper_bound"]
-        inside = np.ones(finite.size, dtype=bool)
-        if low is not None:
-            inside &= finite >= low
-        if high is not None:
-            inside &= finite <= high
-        finite = finite[inside]
+        return _cubic_population(finite, arguments)
     return finite
 
 
@@ -264,7 +250,8 @@ def _takes_distinct(arguments: dict[str, Any]) -> bool:
 def _cubic_population(finite: np.ndarray, arguments: dict[str, Any]) -> np.ndarray:
     """The finite values formulaic's cubic splines place knots among: those within
     the bounds given, whatever the extrapolation (``_get_all_sorted_knots`` keeps
-    ``lower_bound <= x <= upper_bound``). Bounds not given are x's extremes."""
+    ``lower_bound <= x <= upper_bound``). Bounds not given are x's extremes, so they
+    exclude nothing."""
     low, high = arguments["lower_bound"], arguments["upper_bound"]
     inside = np.ones(finite.size, dtype=bool)
     if low is not None:
@@ -278,8 +265,8 @@ def _learn_spline(kind: str, data: Any, args: dict[str, Any], state: dict) -> np
     from shardfit.design.distinct_values import DistinctValues
     from shardfit.design.quantiles import LEVEL_BITS, KeyHistogram, monotone_keys
 
-    values = _as_float_column(data)
-    arguments = _spline_arguments(kind, data, args)
+    values = _column(data, f"{kind}()")
+    arguments = _spline_arguments(kind, args)
     finite = values[np.isfinite(values)]
     low, high = arguments["lower_bound"], arguments["upper_bound"]
     if arguments["extrapolation"] == "raise" and (
@@ -294,8 +281,11 @@ def _learn_spline(kind: str, data: Any, args: dict[str, Any], state: dict) -> np
     learned: dict[str, Any] = {
         "arguments": arguments,
         "n": int(population.size),
-        "min": float(finite.min()) if finite.size else np.inf,
-        "max": float(finite.max()) if finite.size else -np.inf,
+        # + 0.0 makes -0.0 +0.0: the extremes merge with min()/max(), which keep
+        # whichever zero came first, so the learned bounds would otherwise depend on
+        # the partitioning (in their sign only; both are equal numbers).
+        "min": float(finite.min()) + 0.0 if finite.size else np.inf,
+        "max": float(finite.max()) + 0.0 if finite.size else -np.inf,
         "histogram": None,
     }
     if _quantile_count(arguments):
@@ -346,7 +336,7 @@ def _select_spline(x: Any, *args: Any, _state: dict = {}, **kwargs: Any) -> np.n
     """A spline call in the order-statistics pass: gather what ``_state`` requests."""
     from shardfit.design.quantiles import monotone_keys
 
-    values = _as_float_column(x)
+    values = _column(x, "a spline")
     requests = _state.get(_SELECT_KEY)
     if requests:
         keys = monotone_keys(_spline_population(values, requests["arguments"]))
@@ -494,8 +484,10 @@ def merge_learned_state(
     """Merge two partitions' learned sums, key by key (exact integer addition)."""
     merged = {key: dict(value) for key, value in left.items()}
     for key, state in right.items():
-        if key not in merged:
+        if not merged.get(key):
             merged[key] = dict(state)
+            continue
+        if not state:  # a call that learns nothing (poly(x, 2, True)): empty state
             continue
         if _SPLINE_KEY in state:
             merged[key] = {
@@ -609,6 +601,11 @@ def finalize_state(
             continue
         if POLY_KEY in state:
             final[key] = finalize_poly(key, state[POLY_KEY])
+            continue
+        if _LEARN_KEY not in state:
+            # A call that learned nothing (poly(x, 2, True), raw powers): no state, as
+            # formulaic records none.
+            final[key] = {}
             continue
         sums = state[_LEARN_KEY]
         n = sums["n"]

@@ -73,7 +73,9 @@ class MarginalEffects:
     nobs : int
         The rows averaged over (``at="overall"``) or whose means were taken.
     rows_read : int
+        The rows read from ``data``.
     rows_dropped : dict of str to int
+        Rows of ``data`` dropped, by reason (the rows the fit dropped, dropped again).
     """
 
     margeff: np.ndarray

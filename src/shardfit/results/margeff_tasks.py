@@ -144,6 +144,7 @@ class MargeffStatistic:
         return self.rows_read
 
     def merge(self, other: MargeffStatistic) -> MargeffStatistic:
+        """Both operands' rows: sums added, extremes and whole-number flags combined."""
         dropped = dict(self.dropped)
         for reason, n in other.dropped.items():
             dropped[reason] = dropped.get(reason, 0) + n
@@ -160,7 +161,7 @@ class MargeffStatistic:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MargeffTask:
     """Encode a partition with the fit's design (dropping the rows the fit dropped)
     and return its :class:`MargeffStatistic`; ``effects`` ``False``: the column
