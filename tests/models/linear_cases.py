@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from shardfit.data.partition import Source
 from shardfit.data.simulate import default_formula, simulate_table
 
 FORMULA = default_formula("linreg")
@@ -55,3 +56,21 @@ def assert_matches(result, reference, *, rtol: float) -> None:
         reference.conf_int(0.1).to_numpy(),
         rtol=rtol,
     )
+
+
+def cut_source(df: pd.DataFrame, cuts: list[int]) -> Source:
+    """Partitions ``df[cuts[i]:cuts[i+1]]`` in row order (equal cuts: an empty one):
+    the row order matters to HAC covariances, whose lags cross partitions."""
+    import itertools
+
+    import pyarrow as pa
+
+    from shardfit.data.memory import MemoryPartition
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    bounds = [0, *cuts, len(df)]
+    parts = tuple(
+        MemoryPartition(table.slice(a, b - a), name="df", start=a, stop=b, index=i)
+        for i, (a, b) in enumerate(itertools.pairwise(bounds))
+    )
+    return Source("df", parts, table.schema)

@@ -11,18 +11,15 @@ rows left as consecutive).
 
 from __future__ import annotations
 
-import itertools
 import warnings
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 import statsmodels.api as sm
+from linear_cases import cut_source
 
 import shardfit
-from shardfit.data.memory import MemoryPartition
-from shardfit.data.partition import Source
 from shardfit.errors import DesignError
 
 RTOL = 1e-8
@@ -56,17 +53,6 @@ def _frame(family: str, n: int = 240, seed: int = 3) -> pd.DataFrame:
     return df
 
 
-def _source(df: pd.DataFrame, cuts: list[int]) -> Source:
-    """Partitions ``df[cuts[i]:cuts[i+1]]`` in order (equal cuts: an empty one)."""
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    bounds = [0, *cuts, len(df)]
-    parts = tuple(
-        MemoryPartition(table.slice(a, b - a), name="df", start=a, stop=b, index=i)
-        for i, (a, b) in enumerate(itertools.pairwise(bounds))
-    )
-    return Source("df", parts, table.schema)
-
-
 def _statsmodels(df, family, weighted, offset, columns=("x1", "x2"), **fit):
     kept = df.dropna()
     model = sm.GLM(
@@ -86,7 +72,7 @@ def _statsmodels(df, family, weighted, offset, columns=("x1", "x2"), **fit):
 def _ours(df, family, weighted, offset, cuts, formula="y ~ x1 + x2", **fit):
     model = shardfit.glm(
         formula,
-        _source(df, cuts),
+        cut_source(df, cuts),
         family=family,
         link="log" if family == "gamma" else None,
         weights="w" if weighted else None,
@@ -195,7 +181,7 @@ def test_glm_hac_with_t_and_ill_conditioned_design():
 
 def test_glm_hac_and_two_way_on_processes(tmp_path):
     df = _frame("poisson", seed=13)
-    source = _source(df, CUTS)
+    source = cut_source(df, CUTS)
     model = shardfit.glm("y ~ x1 + x2", source, family="poisson", offset="off")
     theirs = _statsmodels(df, "poisson", False, True, cov_type="HAC", cov_kwds={"maxlags": 6})
     ours = model.fit(backend="processes", workers=2, cov_type="HAC", cov_kwds={"maxlags": 6})

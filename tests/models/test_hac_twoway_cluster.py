@@ -7,17 +7,13 @@ HAC's lags cross partition boundaries: the partitions here include one shorter t
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 import statsmodels.api as sm
+from linear_cases import cut_source
 
 import shardfit
-from shardfit.data.memory import MemoryPartition
-from shardfit.data.partition import Source
 from shardfit.models.hac import LagWindow, kernel_weights
 
 RTOL = 1e-9
@@ -35,17 +31,6 @@ def _frame(n: int = 240, seed: int = 3) -> pd.DataFrame:
     df["g2"] = rng.choice(list("abcdefg"), n)
     df.loc[[i for i in (17, 101, 102) if i < n], "x2"] = np.nan  # dropped: lags skip them
     return df
-
-
-def _source(df: pd.DataFrame, cuts: list[int]) -> Source:
-    """Partitions ``df[cuts[i]:cuts[i+1]]`` in order (equal cuts: an empty one)."""
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    bounds = [0, *cuts, len(df)]
-    parts = tuple(
-        MemoryPartition(table.slice(a, b - a), name="df", start=a, stop=b, index=i)
-        for i, (a, b) in enumerate(itertools.pairwise(bounds))
-    )
-    return Source("df", parts, table.schema)
 
 
 # Several partitions: one of 2 rows (< maxlags), an empty one, and the rest.
@@ -81,7 +66,7 @@ def test_ols_hac_matches_statsmodels(maxlags, kernel, use_correction, cuts):
     y, X, _ = _design(df)
     kwds = {"maxlags": maxlags, "kernel": kernel, "use_correction": use_correction}
     theirs = sm.OLS(y, X).fit(cov_type="HAC", cov_kwds=kwds)
-    ours = shardfit.ols("y ~ x1 + x2", _source(df, cuts)).fit(
+    ours = shardfit.ols("y ~ x1 + x2", cut_source(df, cuts)).fit(
         backend="serial", cov_type="HAC", cov_kwds=kwds
     )
     _assert_same(ours, theirs)
@@ -94,7 +79,7 @@ def test_wls_hac_with_t_matches_statsmodels():
     y, X, kept = _design(df)
     kwds = {"maxlags": 5}
     theirs = sm.WLS(y, X, weights=kept.w.to_numpy()).fit(cov_type="HAC", cov_kwds=kwds, use_t=True)
-    ours = shardfit.wls("y ~ x1 + x2", _source(df, CUTS), weights="w").fit(
+    ours = shardfit.wls("y ~ x1 + x2", cut_source(df, CUTS), weights="w").fit(
         backend="serial", cov_type="HAC", cov_kwds=kwds, use_t=True
     )
     _assert_same(ours, theirs)
@@ -110,7 +95,7 @@ def test_hac_ill_conditioned_design_in_orthonormal_basis():
     X = sm.add_constant(kept[["x1", "x2", "x3"]])
     kwds = {"maxlags": 3}
     theirs = sm.OLS(kept.y.to_numpy(), X).fit(cov_type="HAC", cov_kwds=kwds)
-    ours = shardfit.ols("y ~ x1 + x2 + x3", _source(df, CUTS)).fit(
+    ours = shardfit.ols("y ~ x1 + x2 + x3", cut_source(df, CUTS)).fit(
         backend="serial", method="qr", cov_type="HAC", cov_kwds=kwds
     )
     np.testing.assert_allclose(ours.bse, theirs.bse, rtol=1e-7)
@@ -118,7 +103,7 @@ def test_hac_ill_conditioned_design_in_orthonormal_basis():
     # is about 1e-8 here).
     groups = {"groups": _two_way(kept)}
     theirs = sm.OLS(kept.y.to_numpy(), X).fit(cov_type="cluster", cov_kwds=groups)
-    ours = shardfit.ols("y ~ x1 + x2 + x3", _source(df, CUTS)).fit(
+    ours = shardfit.ols("y ~ x1 + x2 + x3", cut_source(df, CUTS)).fit(
         backend="serial", method="qr", cov_type="cluster", cov_kwds={"groups": ["g1", "g2"]}
     )
     np.testing.assert_allclose(ours.bse, theirs.bse, rtol=1e-7)
@@ -151,10 +136,10 @@ def test_two_way_cluster_matches_statsmodels(weighted):
     groups = {"groups": _two_way(kept)}
     if weighted:
         theirs = sm.WLS(y, X, weights=kept.w.to_numpy()).fit(cov_type="cluster", cov_kwds=groups)
-        model = shardfit.wls("y ~ x1 + x2", _source(df, CUTS), weights="w")
+        model = shardfit.wls("y ~ x1 + x2", cut_source(df, CUTS), weights="w")
     else:
         theirs = sm.OLS(y, X).fit(cov_type="cluster", cov_kwds=groups)
-        model = shardfit.ols("y ~ x1 + x2", _source(df, CUTS))
+        model = shardfit.ols("y ~ x1 + x2", cut_source(df, CUTS))
     ours = model.fit(backend="serial", cov_type="cluster", cov_kwds={"groups": ["g1", "g2"]})
     _assert_same(ours, theirs)
     assert ours.df_resid_inference == theirs.df_resid_inference == 6  # min(9, 7) - 1
@@ -163,7 +148,7 @@ def test_two_way_cluster_matches_statsmodels(weighted):
 def test_two_way_cluster_with_t_and_hac_on_processes():
     df = _frame(seed=13)
     y, X, kept = _design(df)
-    source = _source(df, CUTS)
+    source = cut_source(df, CUTS)
     theirs = sm.OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": _two_way(kept)}, use_t=True)
     ours = shardfit.ols("y ~ x1 + x2", source).fit(
         backend="processes",
@@ -193,7 +178,7 @@ def test_two_way_cluster_with_t_and_hac_on_processes():
     ],
 )
 def test_refusals_name_the_option(cov_type, cov_kwds, message):
-    model = shardfit.ols("y ~ x1 + x2", _source(_frame(n=30), []))
+    model = shardfit.ols("y ~ x1 + x2", cut_source(_frame(n=30), []))
     with pytest.raises(ValueError, match=message):
         model.fit(backend="serial", cov_type=cov_type, cov_kwds=cov_kwds)
 

@@ -7,28 +7,15 @@ eigenvalues, so ``get_prediction``'s standard errors were not ``sqrt(x'Cx)``.
 
 from __future__ import annotations
 
-import itertools
 import warnings
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
+from linear_cases import cut_source
 
 import shardfit
-from shardfit.data.memory import MemoryPartition
-from shardfit.data.partition import Source
-
-
-def _source(df: pd.DataFrame, cuts: list[int]) -> Source:
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    bounds = [0, *cuts, len(df)]
-    parts = tuple(
-        MemoryPartition(table.slice(a, b - a), name="df", start=a, stop=b, index=i)
-        for i, (a, b) in enumerate(itertools.pairwise(bounds))
-    )
-    return Source("df", parts, table.schema)
 
 
 def test_uniform_hac_prediction_se_is_the_covariance_s_on_an_ill_conditioned_design():
@@ -42,7 +29,7 @@ def test_uniform_hac_prediction_se_is_the_covariance_s_on_an_ill_conditioned_des
     df["y"] = 1.0 + 2.0 * df.x1 - 0.5 * df.x2 + e
     kwds = {"maxlags": 40, "kernel": "uniform"}  # an indefinite meat
     theirs = smf.ols("y ~ x1 + x2 + x3", df).fit(cov_type="HAC", cov_kwds=kwds)
-    ours = shardfit.ols("y ~ x1 + x2 + x3", _source(df, [30, 31, 90])).fit(
+    ours = shardfit.ols("y ~ x1 + x2 + x3", cut_source(df, [30, 31, 90])).fit(
         backend="serial", cov_type="HAC", cov_kwds=kwds
     )
     np.testing.assert_allclose(ours.bse[1:], theirs.bse[1:], rtol=1e-5)
