@@ -149,7 +149,7 @@ class PredictionModel:
         n = Xk.shape[0]
         predicted = np.empty(n)
         variance = np.empty(n) if outputs != "mean" else None
-        size = np.zeros(n)  # stays 0 with a factor: |x'L|**2 is never negative
+        size = np.zeros(n)  # 0 where x'Cx >= 0 (and with a factor: |x'L|**2)
         for start in range(0, n, _BLOCK_ROWS):
             block = np.ascontiguousarray(Xk[start : start + _BLOCK_ROWS])
             # Row by row with numpy's pairwise sum, not BLAS gemv: each row's sum then
@@ -162,13 +162,15 @@ class PredictionModel:
                     axis=1
                 )
             elif variance is not None:
-                variance[start : start + _BLOCK_ROWS] = ((block @ self.cov) * block).sum(axis=1)
-                # The size of the terms x'Cx sums: a negative beyond their rounding
-                # means the covariance is indefinite there (a two-way cluster's
-                # V1 + V2 - V12, a uniform-kernel HAC).
-                size[start : start + _BLOCK_ROWS] = (
-                    (np.abs(block) @ np.abs(self.cov)) * np.abs(block)
-                ).sum(axis=1)
+                values = ((block @ self.cov) * block).sum(axis=1)
+                variance[start : start + _BLOCK_ROWS] = values
+                # For the negative ones only (rare): the size of the terms x'Cx sums; a
+                # negative beyond their rounding means the covariance is indefinite there
+                # (a two-way cluster's V1 + V2 - V12, a uniform-kernel HAC).
+                negative = np.flatnonzero(values < 0)
+                if negative.size:
+                    rows = np.abs(block[negative])
+                    size[start + negative] = ((rows @ np.abs(self.cov)) * rows).sum(axis=1)
         if offset is not None:
             predicted += offset
         out = {"predicted": predicted}
