@@ -38,7 +38,11 @@ def parse_cov(text: str) -> tuple[str, dict[str, Any] | None]:
     """``"HC1"`` -> ``("HC1", None)``; ``"cluster:firm"`` -> ``("cluster", {"groups":
     "firm"})``; ``"cluster:firm,year"`` -> two-way (``{"groups": ["firm", "year"]}``);
     ``"HAC:4"`` -> ``("HAC", {"maxlags": 4})`` (Newey-West, Bartlett kernel, rows in
-    time order as read)."""
+    time order as read), ``"HAC:auto"`` -> ``{"maxlags": None}`` (statsmodels'
+    automatic lag); ``"hac-panel:firm:2"`` -> ``("hac-panel", {"groups": "firm",
+    "maxlags": 2})`` (HAC within runs of one firm); ``"hac-groupsum:year:2"`` (or
+    ``:auto``) -> ``("hac-groupsum", {"time": "year", "maxlags": 2})`` (Driscoll and
+    Kraay)."""
     kind, sep, value = text.partition(":")
     if kind.lower() == "cluster":
         if not sep or not value:
@@ -48,22 +52,43 @@ def parse_cov(text: str) -> tuple[str, dict[str, Any] | None]:
         columns = value.split(",")
         return "cluster", {"groups": columns[0] if len(columns) == 1 else columns}
     if kind.lower() == "hac":
-        if not value.isdigit():
+        if not (value.isdigit() or value.lower() == "auto"):
             raise argparse.ArgumentTypeError(
-                f"HAC covariance needs its highest lag: HAC:MAXLAGS (e.g. HAC:4); got {text!r}"
+                "HAC covariance needs its highest lag: HAC:MAXLAGS (e.g. HAC:4), or "
+                f"HAC:auto for statsmodels' automatic lag; got {text!r}"
             )
-        return "HAC", {"maxlags": int(value)}
+        return "HAC", {"maxlags": _lag(value)}
+    if kind.lower() in ("hac-panel", "hac-groupsum"):
+        # The lag after the last colon: a column name may hold colons.
+        column, colon, lag = value.rpartition(":")
+        auto = kind.lower() == "hac-groupsum"
+        role = "GROUPCOL" if kind.lower() == "hac-panel" else "TIMECOL"
+        if not (colon and column and (lag.isdigit() or (auto and lag.lower() == "auto"))):
+            raise argparse.ArgumentTypeError(
+                f"{kind.lower()} covariance needs a column and its highest lag: "
+                f"{kind.lower()}:{role}:MAXLAGS (e.g. {kind.lower()}:{role.lower()}:2"
+                f"{', or MAXLAGS auto' if auto else ''}); got {text!r}"
+            )
+        key = "groups" if kind.lower() == "hac-panel" else "time"
+        return kind.lower(), {key: column, "maxlags": _lag(lag)}
     if sep:
         raise argparse.ArgumentTypeError(
-            f"only cluster:COLUMN and HAC:MAXLAGS take a value; got {text!r}"
+            "only cluster:COLUMN, HAC:MAXLAGS, hac-panel:GROUPCOL:MAXLAGS and "
+            f"hac-groupsum:TIMECOL:MAXLAGS take a value; got {text!r}"
         )
     for name in ("nonrobust", *_HC):
         if kind.lower() == name.lower():
             return name, None
     raise argparse.ArgumentTypeError(
-        f"expected nonrobust, HC0, HC1, HC2, HC3 or cluster:COLUMN[,COLUMN] or HAC:MAXLAGS; "
+        "expected nonrobust, HC0, HC1, HC2, HC3 or one of cluster:COLUMN[,COLUMN], "
+        "HAC:MAXLAGS|auto, hac-panel:GROUPCOL:MAXLAGS, hac-groupsum:TIMECOL:MAXLAGS|auto; "
         f"got {text!r}"
     )
+
+
+def _lag(text: str) -> int | None:
+    """A ``--cov`` lag: digits, or ``auto`` (None: statsmodels' automatic lag)."""
+    return None if text.lower() == "auto" else int(text)
 
 
 #: ``--nb-alpha estimate``: alpha estimated with the coefficients, not fixed.
@@ -161,7 +186,10 @@ def add_parser(subparsers: Any) -> None:
         default=("nonrobust", None),
         metavar="TYPE",
         help="nonrobust (default), HC0, HC1, HC2, HC3, cluster:COLUMN, two-way "
-        "cluster:COL1,COL2, or HAC:MAXLAGS (Newey-West; rows in time order as read)",
+        "cluster:COL1,COL2, HAC:MAXLAGS or HAC:auto (Newey-West; rows in time order as "
+        "read), hac-panel:GROUPCOL:MAXLAGS (HAC within each run of one group), or "
+        "hac-groupsum:TIMECOL:MAXLAGS|auto (Driscoll-Kraay: HAC of the scores summed "
+        "by time)",
     )
     parser.add_argument(
         "--method",

@@ -52,7 +52,7 @@ from shardfit.models.glm_tasks import (
     PrepareTask,
     centring,
 )
-from shardfit.models.hac import kernel_weights
+from shardfit.models.hac import HAC_COV_TYPES, HacOptions
 from shardfit.models.irls import (
     ConvergenceWarning,
     IrlsOptions,
@@ -64,7 +64,12 @@ from shardfit.models.irls import (
     separated_terms,
 )
 from shardfit.models.least_squares import QR_ALIAS_TOL, check_rank_tol, robust_basis
-from shardfit.models.linear import _cov_note_options, _groups, _hac_options
+from shardfit.models.linear import (
+    _check_hac_column,
+    _cov_note_options,
+    _groups,
+    _hac_task_options,
+)
 from shardfit.models.links import Log
 from shardfit.results.glm import GLMResults
 from shardfit.stats.transform import ColumnTransform
@@ -80,11 +85,23 @@ __all__ = [
     "poisson",
 ]
 
-GLMCovType = Literal["nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC", "cluster"]
+GLMCovType = Literal[
+    "nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC", "cluster", "hac-panel", "hac-groupsum"
+]
 #: Above this condition number (centred, equilibrated design) ``method="auto"``
 #: switches to TSQR, as the exact OLS does.
 DEFAULT_COND_THRESHOLD = 1e3
-_COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC", "cluster")
+_COV_TYPES = (
+    "nonrobust",
+    "HC0",
+    "HC1",
+    "HC2",
+    "HC3",
+    "HAC",
+    "cluster",
+    "hac-panel",
+    "hac-groupsum",
+)
 
 
 class _TimedPasses:
@@ -167,7 +184,8 @@ class GeneralizedLinearModel:
         tol, rtol : float
             Stop when ``|dev_k - dev_{k-1}| <= tol + rtol * |dev_k|`` (statsmodels'
             ``atol``/``rtol`` on its deviance history).
-        cov_type : {"nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC", "cluster"}
+        cov_type : {"nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC", "cluster", \
+"hac-panel", "hac-groupsum"}
             Covariance of the estimates: the inverse Fisher information times the
             scale, or a sandwich of statsmodels' ``score_obs`` with its observed
             information as the bread, both at the fit's scale (``"cluster"`` with
@@ -186,8 +204,17 @@ class GeneralizedLinearModel:
             False}`` as statsmodels: the rows are consecutive, equally spaced time
             periods **in the order read** (partition order, then row order; rows
             dropped for missing values are skipped), paired across partition
-            boundaries; ``use_correction=True`` multiplies by ``n / (n - p)``.
-            Neither is taken with ``freq_weights``.
+            boundaries; ``use_correction=True`` multiplies by ``n / (n - p)``;
+            ``maxlags=None`` takes statsmodels' automatic lag ``floor(4 (n /
+            100)^(2/9))`` of the rows used. ``"hac-panel"`` (``{"groups": column}``
+            or ``{"time": column}``, ``"maxlags": L``, ``"use_correction": "hac" |
+            "cluster" | False``) and ``"hac-groupsum"`` (``{"time": column,
+            "maxlags": L or None, "use_correction": "cluster" | "hac" | False}``) are
+            statsmodels' panel HAC and Driscoll-Kraay covariances, on the GLM's
+            scores as above (see :meth:`shardfit.LinearModel.fit` for their
+            meaning, corrections and degrees of freedom); like ``"cluster"`` they
+            read the data once more. None of the HAC-type or cluster covariances is
+            taken with ``freq_weights``.
         method : {"auto", "gram", "qr"}
             How each weighted least-squares step is solved: ``"gram"``, the Gram of
             centred, scaled columns (fastest; loses ``cond**2 * eps``); ``"qr"``, TSQR
@@ -247,10 +274,13 @@ class GeneralizedLinearModel:
         check_rank_tol(rank_tol)
         source = as_source(self.data)
         groups = _groups(cov_type, cov_kwds)
-        hac = _hac_options(cov_kwds) if cov_type == "HAC" else None
+        hac = HacOptions.parse(cov_type, cov_kwds) if cov_type in HAC_COV_TYPES else None
         group_columns = (groups,) if isinstance(groups, str) else groups or ()
         for column in group_columns:
             check_groups(source, column)  # a design store holds no cluster column
+        if hac is not None and hac.column is not None:
+            _check_hac_column(source, hac)
+            group_columns = (hac.column,)
         freq = self.freq_weights
         if freq is not None:
             _check_freq_weights(source, freq, cov_type)
@@ -355,9 +385,9 @@ class GeneralizedLinearModel:
                     centred=centred,
                     r_inv=r_inv,
                     freq_weights=freq,
-                    hac_weights=(
-                        None if hac is None else tuple(kernel_weights(hac[1], hac[0]).tolist())
-                    ),
+                    # HAC's weights sized from the rows used (maxlags=None: the count
+                    # is known by now), hac-panel's and hac-groupsum's columns.
+                    **_hac_task_options(hac, nobs),
                 )
 
             # A pass expected to be the last also evaluates the final fit measures at
@@ -465,8 +495,8 @@ class GeneralizedLinearModel:
             family, state, final, spec.column_names, transform.scale[:-1], separation
         )
         method_used = state.kind
-        cov, n_groups, df_inference, cov_factor = glm_covariance(
-            cov_type, solution, final, scale, nobs, basis, hac is not None and hac[2]
+        cov, n_groups, df_inference, cov_factor, nlags = glm_covariance(
+            cov_type, solution, final, scale, nobs, basis, hac
         )
         if not state.converged:
             trace = ", ".join(f"{d:.10g}" for d in state.history[1:])
@@ -517,7 +547,7 @@ class GeneralizedLinearModel:
             boundary_rows=final.boundary,
             spec=spec,
             method_used=method_used,
-            extra={"passes": timed.passes, **_cov_note_options(cov_type, groups, hac)},
+            extra={"passes": timed.passes, **_cov_note_options(cov_type, groups, hac, nlags)},
         )
 
 
@@ -573,10 +603,9 @@ def _check_options(
     if cov_type == "cluster":
         _groups(cov_type, kwds)  # one column name, or two (two-way), else a clear error
         kwds.pop("groups", None)
-    elif cov_type == "HAC":
-        _hac_options(kwds)
-        for name in ("maxlags", "kernel", "use_correction"):
-            kwds.pop(name, None)
+    elif cov_type in HAC_COV_TYPES:
+        HacOptions.parse(cov_type, kwds)  # names any unknown option
+        kwds.clear()
     if kwds:
         raise ValueError(f"unknown cov_kwds for cov_type={cov_type!r}: {sorted(kwds)}")
 
@@ -595,12 +624,12 @@ def _check_freq_weights(source: Source, column: str, cov_type: str) -> None:
             "(statsmodels does not fully support it either); use cov_type='HC0' or "
             "expand the rows"
         )
-    if cov_type == "HAC":
+    if cov_type in HAC_COV_TYPES:
         # statsmodels warns the same for HAC, whose lags pair the rows as stored: a row
         # of frequency f is not f consecutive periods, so no meaning of the weights
         # makes its number the expanded series' Newey-West covariance.
         raise ValueError(
-            f"cov_type='HAC' with freq_weights={column!r} is not supported: HAC's lags "
+            f"cov_type={cov_type!r} with freq_weights={column!r} is not supported: HAC's lags "
             "pair consecutive rows, and a row standing for several identical rows is "
             "not several consecutive periods (statsmodels warns that it does not fully "
             "support it); expand the rows, or use cov_type='HC0'"
@@ -760,8 +789,8 @@ def glm(
         residual degrees of freedom are ``sum(f) - rank`` (``nobs`` stays the number
         of rows; ``results.wnobs`` is ``sum(f)``) and the fit equals that of the
         expanded rows. May be given with ``weights``; a row missing it is dropped as
-        missing (or raises with ``missing="raise"``). ``cov_type="cluster"`` and
-        ``"HAC"`` are refused with them.
+        missing (or raises with ``missing="raise"``). ``cov_type="cluster"``,
+        ``"HAC"``, ``"hac-panel"`` and ``"hac-groupsum"`` are refused with them.
     offset, exposure : str, optional
         Columns added to the linear predictor (``log(exposure)`` for the exposure).
     missing : {"drop", "raise"}

@@ -4,8 +4,10 @@
   the final scale, null deviance and the null model's log-likelihood (statsmodels'
   ``llnull``), fitted probabilities at 0 or 1, and for robust
   covariances statsmodels' observed-information Gram (the bread) and the score outer
-  products (the meat), per-cluster score sums (one- or two-way), or HAC's lag window
-  of the scores in the order read (:class:`~shardfit.models.hac.LagWindow`);
+  products (the meat), per-cluster score sums (one- or two-way), HAC's lag window
+  of the scores in the order read (:class:`~shardfit.models.hac.LagWindow`), the
+  panel's within runs of one group (:class:`~shardfit.models.hac.PanelLagWindow`),
+  or the scores' sums by time value (:class:`~shardfit.models.hac.TimeScoreSums`);
 - :class:`NullTask` is one IRLS step of the constant-only model with the offset (its
   deviance is the null deviance when the model has an offset).
 """
@@ -13,6 +15,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -35,19 +38,23 @@ from shardfit.models.glm_tasks import (
     _to_arrays,
     _transformed_weighted,
 )
-from shardfit.models.hac import LagWindow
+from shardfit.models.hac import LagWindow, PanelLagWindow, TimeScoreSums
 from shardfit.models.linear_tasks import (
     ClusterScores,
     TwoWayClusterScores,
     _cluster_scores,
     _kept_order_rows,
     _two_way_scores,
+    hac_statistic,
     orthonormal_rows,
 )
 from shardfit.stats.gram import weighted_gram
 from shardfit.stats.transform import ColumnTransform
 
 __all__ = ["FinalStatistic", "FinalTask", "NullStatistic", "NullTask", "concentrated_llf"]
+
+#: The HAC-type statistics of the scores (see :mod:`shardfit.models.hac`).
+HacStatistic = LagWindow | PanelLagWindow | TimeScoreSums
 
 
 def concentrated_llf(family: Family) -> bool:
@@ -71,8 +78,9 @@ class FinalStatistic:
     clusters: ClusterScores | TwoWayClusterScores | None
     #: The null model's log-likelihood at the final scale (statsmodels' ``llnull``).
     null_loglike: float = 0.0
-    #: HAC's lag window of the scores (rows in the order read), or ``None``.
-    window: LagWindow | None = None
+    #: HAC's lag window of the scores (rows in the order read), hac-panel's, or
+    #: hac-groupsum's score sums by time value; ``None`` for other covariances.
+    window: HacStatistic | None = None
 
     @property
     def nrows(self) -> int:
@@ -117,9 +125,11 @@ class FinalTask:
     need its own fit (then ``null_beta``, its intercept, is used with the offset).
     ``cov_type`` ``"HC0"`` (or ``"HC1"``–``"HC3"``, the same sandwich in statsmodels'
     GLM), ``"cluster"`` (``groups`` one column, or two for two-way clustering) or
-    ``"HAC"`` (``hac_weights``: the kernel weights of lags ``0..maxlags``) adds the
-    observed-information Gram and the meat's pieces (in the transformed columns, kept
-    ones only, order of ``kept``).
+    ``"HAC"`` (``hac_weights``: the kernel weights of lags ``0..maxlags``),
+    ``"hac-panel"`` (also ``hac_column``, the group or time column as ``hac_by``
+    says) or ``"hac-groupsum"`` (``hac_column`` the time column, at most
+    ``time_cap`` distinct values) adds the observed-information Gram and the meat's
+    pieces (in the transformed columns, kept ones only, order of ``kept``).
     """
 
     spec: DesignSpec
@@ -141,17 +151,23 @@ class FinalTask:
     r_inv: np.ndarray | None = None
     freq_weights: str | None = None  # the column of frequency weights
     hac_weights: tuple[float, ...] | None = None  # HAC's kernel weights of lags 0..L
+    hac_column: str | None = None  # hac-panel's group or time column, hac-groupsum's time
+    hac_by: Literal["groups", "time"] | None = None
+    time_cap: int | None = None  # hac-groupsum's most distinct times
 
     def __call__(self, partition: Partition) -> FinalStatistic:
         family = self.family
         groups: np.ndarray | list[np.ndarray] | None = None
-        if self.cov_type == "cluster":
-            # Cluster ids may be text: read them with the design (not cached).
+        if self.cov_type == "cluster" or self.hac_column is not None:
+            # Cluster ids (and hac-panel's groups, hac-groupsum's times) may be text:
+            # read them with the design (not cached).
             chunk = encode_partition(self.spec, partition, missing=self.missing, structured=True)
             _check_chunk(chunk, family, partition, self.spec, freq_weights=self.freq_weights)
-            if self.groups is None:
+            if self.hac_column is not None:
+                groups = chunk.extras[self.hac_column]
+            elif self.groups is None:
                 raise ShardfitError("cluster covariance needs groups")
-            if isinstance(self.groups, tuple):
+            elif isinstance(self.groups, tuple):
                 groups = [chunk.extras[name] for name in self.groups]
             else:
                 groups = chunk.extras[self.groups]
@@ -235,11 +251,12 @@ class FinalTask:
         np.ndarray,
         np.ndarray | None,
         ClusterScores | TwoWayClusterScores | None,
-        LagWindow | None,
+        HacStatistic | None,
     ]:
         """statsmodels' observed information and the meat's pieces of its scores
         (``score_obs``), in transformed kept columns: the Gram of the scores, their
-        sums by cluster, or their lag window."""
+        sums by cluster, or their lag window (``groups``: the cluster ids, or
+        hac-panel's groups or times, or hac-groupsum's times)."""
         family = self.family
         w = np.ones(block.nrows) if block.weights is None else block.weights
         deriv = family.link.deriv(mu)
@@ -265,13 +282,21 @@ class FinalTask:
                 two_way = _two_way_scores(groups, score, plain_d, plain_s, order)
                 return hessian, None, two_way, None
             return hessian, None, _cluster_scores(groups, score, plain_d, plain_s, order), None
-        if self.cov_type == "HAC":
-            # statsmodels' cov_hac_simple on score_obs, rows in the order read (the
-            # partition cache keeps each partition's rows in order). Frequency weights
-            # are refused with HAC before any pass (see glm._check_freq_weights).
-            assert self.hac_weights is not None
+        if self.cov_type in ("HAC", "hac-panel", "hac-groupsum"):
+            # statsmodels' cov_hac_simple, cov_nw_panel or cov_nw_groupsum on
+            # score_obs, rows in the order read (the partition cache keeps each
+            # partition's rows in order). Frequency weights are refused with them
+            # before any pass (see glm._check_freq_weights).
             rows = _kept_order_rows(plain_d, plain_s, order)
-            window = LagWindow.of_scores(rows * score[:, None], np.asarray(self.hac_weights))
+            window = hac_statistic(
+                self.cov_type,
+                rows * score[:, None],
+                groups if isinstance(groups, np.ndarray) else None,
+                self.hac_weights,
+                self.hac_by,
+                self.hac_column,
+                self.time_cap,
+            )
             return hessian, None, None, window
         root = np.abs(score)
         if block.freq is not None:

@@ -18,6 +18,7 @@ from shardfit.errors import ConvergenceError, DesignError
 from shardfit.models.families import Family
 from shardfit.models.glm_final import FinalStatistic, NullStatistic, NullTask
 from shardfit.models.glm_tasks import IrlsStatistic, PrepareStatistic
+from shardfit.models.hac import HAC_COV_TYPES, HacOptions, hac_middle
 from shardfit.models.least_squares import (
     QR_ALIAS_TOL,
     LeastSquaresSolution,
@@ -354,12 +355,13 @@ def glm_covariance(
     scale: float,
     nobs: int,
     basis: np.ndarray | None = None,
-    hac_correction: bool = False,
-) -> tuple[np.ndarray, int | None, float | None, np.ndarray | None]:
+    hac: HacOptions | None = None,
+) -> tuple[np.ndarray, int | None, float | None, np.ndarray | None, int | None]:
     """The covariance of the estimates, its number of clusters and inference degrees
-    of freedom, and a factor ``L`` of the covariance (``L L'``, for prediction standard
-    errors ``|x'L|``; ``None`` for a plain sandwich, which has no accurate one);
-    ``basis`` is the ``R^{-1}`` the final pass summed the robust pieces in
+    of freedom, a factor ``L`` of the covariance (``L L'``, for prediction standard
+    errors ``|x'L|``; ``None`` for a plain sandwich, which has no accurate one), and
+    the lag a HAC-type covariance used (else ``None``); ``basis`` is the ``R^{-1}``
+    the final pass summed the robust pieces in
     (:func:`~shardfit.models.least_squares.robust_basis`), whose sandwich maps back by
     ``R^{-1} C R^{-T}``.
 
@@ -369,15 +371,17 @@ def glm_covariance(
     1) / (n - k)`` (``k`` the design's columns, aliased ones included), two-way
     ``V_1 + V_2 - V_12`` each with its own correction and ``min(G_1, G_2) - 1``
     inference degrees of freedom (``cov_cluster_2groups``), ``"HAC"`` Newey-West
-    (``cov_hac_simple``) times ``n / (n - k)`` when ``hac_correction``."""
+    (``cov_hac_simple``), ``"hac-panel"`` (``cov_nw_panel``) and ``"hac-groupsum"``
+    (``cov_nw_groupsum``) with the corrections of ``hac``
+    (:func:`~shardfit.models.hac.hac_middle`)."""
     if cov_type == "nonrobust":
         factor = solution.normalized_factor()
         if factor is not None:
             factor = factor * np.sqrt(scale)
-        return solution.normalized_cov * scale, None, None, factor
+        return solution.normalized_cov * scale, None, None, factor, None
     assert final.hessian is not None
     bread = np.linalg.inv(final.hessian)
-    n_groups = df_inference = None
+    n_groups = df_inference = nlags = None
     k_params = solution.kept.size
     positive = True  # whether the middle is positive semi-definite (has a factor)
     if cov_type == "cluster" and isinstance(final.clusters, TwoWayClusterScores):
@@ -394,19 +398,20 @@ def glm_covariance(
         correction = n_groups / (n_groups - 1) * (nobs - 1) / (nobs - k_params)
         inner = bread @ (sums.T @ sums) @ bread * correction
         df_inference = float(n_groups - 1)
-    elif cov_type == "HAC":
-        assert final.window is not None
-        correction = nobs / (nobs - k_params) if hac_correction else 1.0
-        inner = bread @ final.window.meat @ bread * correction
+    elif cov_type in HAC_COV_TYPES:
+        assert final.window is not None and hac is not None
+        middle = hac_middle(final.window, hac, nobs, k_params, stacklevel=3)  # fit's caller
+        inner = bread @ middle.meat @ bread * middle.correction
+        n_groups, df_inference, nlags = middle.n_groups, middle.df_inference, middle.nlags
         # The uniform kernel's meat need not be positive semi-definite; Bartlett's is.
-        positive = bool(final.window.weights[-1] < 1) or final.window.maxlags == 0
+        positive = middle.positive
     else:
         assert final.meat is not None
         inner = bread @ final.meat @ bread
     if basis is None:
-        return solution.covariance_of(inner), n_groups, df_inference, None
+        return solution.covariance_of(inner), n_groups, df_inference, None, nlags
     # In the orthonormal basis cov_gamma = R^{-1} S R^{-T} with S small and well
     # scaled: factor S.
     cov = solution.covariance_of(basis @ inner @ basis.T)
     factor = solution.factor_of(psd_factor(inner)) if positive else None
-    return cov, n_groups, df_inference, factor
+    return cov, n_groups, df_inference, factor, nlags

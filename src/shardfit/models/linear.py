@@ -18,7 +18,8 @@ A fit is a short sequence of passes over the data, all on one backend session:
    TSQR pass and solves from it (``method_used``);
 4. robust covariances run one more pass for the sandwich's meat (HAC's lag window
    pairs each row with the ``maxlags`` rows before it in the order read, across
-   partitions: see :mod:`shardfit.models.hac`).
+   partitions; hac-panel's only within a run of one group; hac-groupsum sums the
+   scores by time value: see :mod:`shardfit.models.hac`).
 
 Each partition is encoded and accumulated in blocks of rows, so a worker's memory is
 bounded by the block, not by the partition or the data. The Gram solve loses about
@@ -41,11 +42,19 @@ import scipy.linalg
 from shardfit.data.partition import Source
 from shardfit.data.resolve import as_source
 from shardfit.design.schema import LearnedDesign, learn_design
-from shardfit.design.store import check_groups, source_counts
+from shardfit.design.store import STORE_META, check_groups, source_counts
 from shardfit.engine import run_pass, session
 from shardfit.engine.blas import single_threaded_blas
 from shardfit.errors import DesignError
-from shardfit.models.hac import HAC_KERNELS, LagWindow, kernel_weights
+from shardfit.models import hac as _hac
+from shardfit.models.hac import (
+    HAC_COV_TYPES,
+    HacOptions,
+    LagWindow,
+    PanelLagWindow,
+    TimeScoreSums,
+    hac_middle,
+)
 from shardfit.models.least_squares import (
     QR_ALIAS_TOL,
     LeastSquaresSolution,
@@ -72,9 +81,21 @@ from shardfit.stats.transform import ColumnTransform
 
 __all__ = ["OLS", "LinearModel", "ols", "wls"]
 
-CovType = Literal["nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC", "cluster"]
+CovType = Literal[
+    "nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC", "cluster", "hac-panel", "hac-groupsum"
+]
 Method = Literal["auto", "gram", "qr"]
-_COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC", "cluster")
+_COV_TYPES = (
+    "nonrobust",
+    "HC0",
+    "HC1",
+    "HC2",
+    "HC3",
+    "HAC",
+    "cluster",
+    "hac-panel",
+    "hac-groupsum",
+)
 DEFAULT_COND_THRESHOLD = 1e3
 # The Gram gives the residual sum of squares as a difference, so it loses about
 # log10(1 / fraction) digits where the residuals are that small a fraction of the
@@ -125,7 +146,8 @@ class LinearModel:
             Where the passes run: ``"serial"``, ``"threads"``, ``"processes"`` (default),
             ``"dask"``, ``"mpi"``, a Dask client or scheduler address, an MPI
             communicator (see :func:`shardfit.engine.run_pass`).
-        cov_type : {"nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC", "cluster"}
+        cov_type : {"nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC", "cluster", \
+"hac-panel", "hac-groupsum"}
             Covariance of the estimates; robust ones cost one more pass.
         cov_kwds : dict, optional
             ``{"groups": column}`` for ``"cluster"`` (clusters may span partitions), or
@@ -138,7 +160,29 @@ class LinearModel:
             (partition order, then row order; rows dropped for missing values are
             skipped, as statsmodels' ``missing="drop"``), and pairs rows across
             partition boundaries. ``use_correction=True`` multiplies by ``n / (n -
-            p)``.
+            p)``. ``maxlags`` is required, as in statsmodels; ``maxlags=None`` takes
+            statsmodels' automatic lag ``floor(4 (n / 100)^(2/9))`` of the rows used
+            (recorded as ``nlags`` in ``results.extra["cov_kwds"]``).
+            ``"hac-panel"`` (statsmodels' ``cov_nw_panel``) takes ``{"groups":
+            column}`` or ``{"time": column}``, ``"maxlags": L`` (required, an
+            integer), ``"kernel"`` (or ``"weights_func"``, by name) and
+            ``"use_correction": "hac" (default) | "cluster" | False``: HAC within
+            each run of consecutive rows of one group value (a new run where the
+            group changes, or, with ``time``, where the time decreases), in the order
+            read and across partition boundaries, summed over the runs; ``"hac"``
+            multiplies by ``n / (n - p)``, ``"cluster"`` by ``G / (G - 1) (n - 1) /
+            (n - p)`` with ``G`` the runs; inference with ``G - 1`` degrees of
+            freedom. ``"hac-groupsum"`` (Driscoll and Kraay, ``cov_nw_groupsum``)
+            takes ``{"time": column, "maxlags": L or None, "kernel": ...,
+            "use_correction": "cluster" (default) | "hac" | False}``: the scores are
+            summed within each time value, then HAC over the time values in sorted
+            order (the distinct values as consecutive periods; statsmodels expects
+            them coded 0..T-1, every period present); ``"cluster"`` with ``G`` the
+            distinct times, inference with the runs of non-decreasing time minus one
+            degrees of freedom (statsmodels' ``n_groups``). At most
+            :data:`shardfit.models.hac.MAX_TIME_VALUES` (100,000) distinct times.
+            Rows missing the group or time value are dropped (or raise) as for
+            ``"cluster"``'s groups.
         method : {"auto", "gram", "qr"}
             ``"auto"``: Gram of centred, scaled columns, then TSQR if the condition
             number exceeds ``cond_threshold`` or the fit is nearly exact (residuals
@@ -180,10 +224,13 @@ class LinearModel:
         check_rank_tol(rank_tol)
         source = as_source(self.data)
         groups = _groups(cov_type, cov_kwds)
-        hac = _hac_options(cov_kwds) if cov_type == "HAC" else None
+        hac = HacOptions.parse(cov_type, cov_kwds) if cov_type in HAC_COV_TYPES else None
         extra_columns = (groups,) if isinstance(groups, str) else groups or ()
         for column in extra_columns:
             check_groups(source, column)  # a design store holds no cluster column
+        if hac is not None and hac.column is not None:
+            _check_hac_column(source, hac)
+            extra_columns = (hac.column,)
         # One BLAS thread for every product and solve: bitwise the same on every backend.
         with session(backend, workers=workers) as sess, single_threaded_blas():
             learned = learn_design(
@@ -259,7 +306,7 @@ class LinearModel:
             k_constant, const_idx = _constant(solution, totals, intercept, transform)
             ssr = solution.ssr
             centered, uncentered = _total_sums(main, transform, intercept)
-            cov, default_use_t, df_inference, n_groups, cov_factor = _covariance(
+            cov, default_use_t, df_inference, n_groups, cov_factor, nlags = _covariance(
                 cov_type,
                 solution,
                 spec,
@@ -298,7 +345,7 @@ class LinearModel:
             formula=self.formula,
             **_row_counts(source, main.counts),
             n_groups=n_groups,
-            extra=_cov_note_options(cov_type, groups, hac),
+            extra=_cov_note_options(cov_type, groups, hac, nlags),
             spec=spec,
         )
 
@@ -345,10 +392,9 @@ def _check_options(
     if cov_type == "cluster":
         _groups(cov_type, kwds)
         kwds.pop("groups", None)
-    elif cov_type == "HAC":
-        _hac_options(kwds)
-        for name in ("maxlags", "kernel", "use_correction"):
-            kwds.pop(name, None)
+    elif cov_type in HAC_COV_TYPES:
+        HacOptions.parse(cov_type, kwds)  # names any unknown option
+        kwds.clear()
     if kwds:
         raise ValueError(f"unknown cov_kwds for cov_type={cov_type!r}: {sorted(kwds)}")
 
@@ -382,35 +428,16 @@ def _groups(cov_type: str, cov_kwds: dict[str, Any] | None) -> str | tuple[str, 
 
 
 def _cov_note_options(
-    cov_type: str, groups: Any, hac: tuple[int, str, bool] | None
+    cov_type: str, groups: Any, hac: HacOptions | None, nlags: int | None = None
 ) -> dict[str, Any]:
     """What the summary and a reader of the results file need to know of the
-    covariance's options (statsmodels keeps them in ``cov_kwds``)."""
-    if cov_type == "HAC" and hac is not None:
-        maxlags, kernel, correction = hac
-        return {"cov_kwds": {"maxlags": maxlags, "kernel": kernel, "use_correction": correction}}
+    covariance's options (statsmodels keeps them in ``cov_kwds``); ``nlags`` is the
+    lag a HAC-type covariance used."""
+    if hac is not None:
+        return {"cov_kwds": hac.cov_kwds(nlags)}
     if cov_type == "cluster" and groups is not None:
         return {"cov_kwds": {"groups": [groups] if isinstance(groups, str) else list(groups)}}
     return {}
-
-
-def _hac_options(cov_kwds: dict[str, Any] | None) -> tuple[int, str, bool]:
-    """``(maxlags, kernel, use_correction)`` of ``cov_type="HAC"``, checked; the
-    defaults are statsmodels' (Bartlett, no correction)."""
-    kwds = cov_kwds or {}
-    maxlags = kwds.get("maxlags")
-    if isinstance(maxlags, bool) or not isinstance(maxlags, int | np.integer) or maxlags < 0:
-        raise ValueError(
-            "cov_type='HAC' needs cov_kwds={'maxlags': L} with L a non-negative integer "
-            f"(the highest lag); got maxlags={maxlags!r}"
-        )
-    kernel = kwds.get("kernel", "bartlett")
-    if kernel not in HAC_KERNELS:
-        raise ValueError(f"cov_kwds 'kernel' must be one of {HAC_KERNELS}; got {kernel!r}")
-    use_correction = kwds.get("use_correction", False)
-    if not isinstance(use_correction, bool | np.bool_):
-        raise ValueError(f"cov_kwds 'use_correction' must be True or False; got {use_correction!r}")
-    return int(maxlags), str(kernel), bool(use_correction)
 
 
 def _check_use_t(use_t: Any) -> None:
@@ -610,17 +637,18 @@ def _covariance(
     nobs: int,
     rank: int,
     options: dict[str, Any],
-    hac: tuple[int, str, bool] | None = None,
-) -> tuple[np.ndarray, bool, float | None, int | None, np.ndarray | None]:
+    hac: HacOptions | None = None,
+) -> tuple[np.ndarray, bool, float | None, int | None, np.ndarray | None, int | None]:
     """The covariance, the default ``use_t``, the inference degrees of freedom, the
-    number of clusters, and a factor ``L`` of the covariance (``L L'``, for prediction
-    standard errors ``|x'L|``; ``None`` where none is accurate: a plain sandwich)."""
+    number of clusters, a factor ``L`` of the covariance (``L L'``, for prediction
+    standard errors ``|x'L|``; ``None`` where none is accurate: a plain sandwich), and
+    the lag a HAC-type covariance used (else ``None``)."""
     if cov_type == "nonrobust":
         sigma2 = ssr / (nobs - rank)
         factor = solution.normalized_factor()
         if factor is not None:
             factor = factor * np.sqrt(sigma2)
-        return solution.normalized_cov * sigma2, True, None, None, factor
+        return solution.normalized_cov * sigma2, True, None, None, factor, None
     # An ill-conditioned design's meat is summed in the orthonormal basis (see
     # RobustTask): the plain sandwich loses cond**2 * eps.
     basis = robust_basis(cov_type, solution)
@@ -635,15 +663,16 @@ def _covariance(
         groups=groups,
         missing=missing,  # type: ignore[arg-type]
         r_inv=basis,
-        hac_weights=None if hac is None else tuple(kernel_weights(hac[1], hac[0]).tolist()),
+        **_hac_task_options(hac, nobs),
     )
     meat_stat = run_pass(task, source, pass_name=f"robust-{cov_type}", **options)
     bread = solution.cov_gamma
     n_groups = None
     df_inference = None
+    nlags = None
     k_params = solution.kept.size  # statsmodels' exog columns, aliased ones included
     if isinstance(meat_stat, TwoWayClusterScores):
-        return _two_way_covariance(meat_stat, solution, orthonormal, nobs, k_params)
+        return (*_two_way_covariance(meat_stat, solution, orthonormal, nobs, k_params), None)
     if isinstance(meat_stat, ClusterScores):
         scores = meat_stat.sums
         if orthonormal:  # each row's score was summed in the orthonormal basis
@@ -660,13 +689,15 @@ def _covariance(
             raise DesignError(f"cluster covariance needs at least 2 clusters; found {n_groups}")
         correction = n_groups / (n_groups - 1) * (nobs - 1) / (nobs - k_params)
         df_inference = float(n_groups - 1)
-    elif isinstance(meat_stat, LagWindow):
+    elif isinstance(meat_stat, LagWindow | PanelLagWindow | TimeScoreSums):
         assert hac is not None
-        meat = meat_stat.meat
+        # statsmodels' cov_hac_simple, cov_nw_panel, cov_nw_groupsum: corrections with
+        # k its exog's columns.
+        middle = hac_middle(meat_stat, hac, nobs, k_params, stacklevel=3)  # fit's caller
+        meat, correction = middle.meat, middle.correction
+        n_groups, df_inference, nlags = middle.n_groups, middle.df_inference, middle.nlags
         if orthonormal:
             bread = solution.r_inv
-        # statsmodels' cov_hac_simple: n / (n - k) with k its exog's columns.
-        correction = nobs / (nobs - k_params) if hac[2] else 1.0
     else:
         assert isinstance(meat_stat, MeatStatistic)
         meat = meat_stat.meat
@@ -681,7 +712,46 @@ def _covariance(
         # clip its negative eigenvalues and predict standard errors that are not
         # sqrt(x'Cx) (positive where statsmodels' are NaN), so the covariance decides.
         factor = solution.factor_of(psd_factor(meat * correction))
-    return solution.covariance_of(cov_gamma), False, df_inference, n_groups, factor
+    return solution.covariance_of(cov_gamma), False, df_inference, n_groups, factor, nlags
+
+
+def _hac_task_options(hac: HacOptions | None, nobs: int) -> dict[str, Any]:
+    """The robust pass's HAC options: the kernel weights (sized from the rows used
+    when ``maxlags`` is None: the count is known by now), the key column, and the
+    cap on hac-groupsum's time values (read here, so one setting holds on every
+    worker)."""
+    if hac is None:
+        return {}
+    weights = None
+    if hac.cov_type != "hac-groupsum":  # its lag is sized from the time values found
+        weights = tuple(hac.weights(nobs).tolist())
+    return {
+        "hac_weights": weights,
+        "hac_column": hac.column,
+        "hac_by": hac.by,
+        "time_cap": _hac.MAX_TIME_VALUES if hac.cov_type == "hac-groupsum" else None,
+    }
+
+
+def _check_hac_column(source: Source, hac: HacOptions) -> None:
+    """Refuse a hac-panel or hac-groupsum column that a design store does not hold
+    (it keeps the design's columns only) or that the data lack, naming it."""
+    column = hac.column
+    if column is None or column in source.columns:
+        return
+    option = f"cov_kwds={{{hac.by!r}: {column!r}}} of cov_type={hac.cov_type!r}"
+    folder = source.meta.get(STORE_META)
+    if folder is not None:
+        raise DesignError(
+            f"{option}: the design store {folder} does not hold {column!r}; a store keeps "
+            "only the response, the design columns, weights and offset. Fit the formula "
+            "on the data for this covariance"
+        )
+    raise DesignError(
+        f"{option}: {source.name!r} has no column {column!r} (its columns: "
+        f"{', '.join(map(repr, source.columns[:20]))}"
+        f"{', ...' if len(source.columns) > 20 else ''})"
+    )
 
 
 def _is_psd(matrix: np.ndarray) -> bool:

@@ -4,8 +4,9 @@ Every task encodes its partition with the learned design and returns a small
 mergeable statistic: design-column moments (to choose the column transform), the
 Gram or TSQR factor of ``[X | y]`` with row counts, and the sandwich "meat" of robust
 covariances (per-row for HC0-HC3, per-cluster score sums for cluster, by each of two
-columns and their pairs for two-way cluster, the lag window of
-:mod:`shardfit.models.hac` for HAC).
+columns and their pairs for two-way cluster, the lag windows of
+:mod:`shardfit.models.hac` for HAC and hac-panel, per-time-value score sums for
+hac-groupsum).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from shardfit.data.partition import Partition
 from shardfit.design.materialize import DesignChunk, encode_blocks
 from shardfit.design.spec import DesignSpec
 from shardfit.errors import DesignError, ShardfitError
-from shardfit.models.hac import LagWindow
+from shardfit.models.hac import LagWindow, PanelLagWindow, TimeScoreSums
 from shardfit.stats.centered_gram import CenteredGram
 from shardfit.stats.counts import RowCounts
 from shardfit.stats.gram import GramStatistic, weighted_gram
@@ -331,7 +332,10 @@ class RobustTask:
     ill-conditioned designs.
 
     ``groups`` is one column (one-way cluster) or two (two-way); ``hac_weights`` are
-    the kernel weights of lags ``0..maxlags`` for ``cov_type="HAC"``.
+    the kernel weights of lags ``0..maxlags`` for ``cov_type="HAC"`` and
+    ``"hac-panel"``; ``hac_column`` is the group or time column of ``"hac-panel"``
+    (``hac_by`` says which) and the time column of ``"hac-groupsum"``, whose distinct
+    values are capped at ``time_cap``.
     """
 
     spec: DesignSpec
@@ -344,11 +348,16 @@ class RobustTask:
     missing: Missing
     r_inv: np.ndarray | None = None
     hac_weights: tuple[float, ...] | None = None
+    hac_column: str | None = None
+    hac_by: Literal["groups", "time"] | None = None
+    time_cap: int | None = None
 
     def fingerprint(self) -> str:
         # hashlib, not hash(): the key must be the same in every process and run.
         basis = b"" if self.r_inv is None else b"orthonormal" + self.r_inv.tobytes()
-        options = repr((self.groups, self.hac_weights)).encode()
+        options = repr(
+            (self.groups, self.hac_weights, self.hac_column, self.hac_by, self.time_cap)
+        ).encode()
         digest = hashlib.sha256(
             self.gamma.tobytes() + self.cov_gamma.tobytes() + basis + options
         ).hexdigest()
@@ -368,14 +377,21 @@ class RobustTask:
         fitted = dense @ gamma[:kd] + (sparse @ gamma[kd:] if sparse.shape[1] else 0.0)
         w = np.ones(z_y.size) if chunk.weights is None else chunk.weights
         score_weight = w * (z_y - fitted)  # the score of row i is w_i e_i z_i
-        if self.cov_type == "HAC":
-            assert self.hac_weights is not None
+        if self.cov_type in ("HAC", "hac-panel", "hac-groupsum"):
             # Rows in the order read (blocks and partitions are merged in that order).
             if self.r_inv is not None:
                 z = orthonormal_rows(self.r_inv, dense, sparse, order)
             else:
                 z = _kept_order_rows(dense, sparse, order)
-            return LagWindow.of_scores(z * score_weight[:, None], np.asarray(self.hac_weights))
+            return hac_statistic(
+                self.cov_type,
+                z * score_weight[:, None],
+                None if self.hac_column is None else chunk.extras[self.hac_column],
+                self.hac_weights,
+                self.hac_by,
+                self.hac_column,
+                self.time_cap,
+            )
         if self.cov_type == "cluster":
             if self.groups is None:
                 raise ShardfitError("cluster covariance needs groups")
@@ -443,6 +459,28 @@ def orthonormal_rows(
     if sparse.shape[1]:
         u += sparse @ r_inv[order[kd:]]
     return np.asfortranarray(u)
+
+
+def hac_statistic(
+    cov_type: str,
+    scores: np.ndarray,
+    keys: np.ndarray | None,
+    weights: tuple[float, ...] | None,
+    by: Literal["groups", "time"] | None,
+    column: str | None,
+    cap: int | None,
+) -> LagWindow | PanelLagWindow | TimeScoreSums:
+    """The HAC-type statistic of a block's scores (rows in the order read; ``keys``
+    the block's values of the group or time column): the lag window of ``"HAC"``, the
+    panel's of ``"hac-panel"``, the per-time sums of ``"hac-groupsum"``."""
+    if cov_type == "hac-groupsum":
+        assert keys is not None and column is not None and cap is not None
+        return TimeScoreSums.of_scores(scores, keys, column, cap)
+    assert weights is not None
+    if cov_type == "hac-panel":
+        assert keys is not None and by is not None
+        return PanelLagWindow.of_scores(scores, keys, np.asarray(weights), by)
+    return LagWindow.of_scores(scores, np.asarray(weights))
 
 
 def _kept_order_rows(dense: np.ndarray, sparse: sp.csc_matrix, order: np.ndarray) -> np.ndarray:
@@ -534,4 +572,6 @@ def _sums_by(
     return sums
 
 
-RobustStatistic = MeatStatistic | ClusterScores | TwoWayClusterScores | LagWindow
+RobustStatistic = (
+    MeatStatistic | ClusterScores | TwoWayClusterScores | LagWindow | PanelLagWindow | TimeScoreSums
+)

@@ -212,19 +212,50 @@ def _covariance_note(results: Any) -> str:
             "and to heteroscedasticity."
         )
     if cov == "HAC":
-        lags = options.get("maxlags")
-        kernel = options.get("kernel", "bartlett")
-        detail = f", {lags} lags, {kernel} kernel" if lags is not None else ""
-        if "use_correction" in options:
-            # statsmodels' note says it too: the correction scales every standard error
-            # by sqrt(n / (n - k)).
-            with_or_without = "with" if options["use_correction"] else "without"
-            detail += f", {with_or_without} small-sample correction"
         return (
             "Standard errors are robust to heteroscedasticity and autocorrelation "
-            f"(HAC{detail}; rows taken in time order as read)."
+            f"(HAC{_hac_detail(options)}; rows taken in time order as read)."
+        )
+    if cov == "hac-panel":
+        key = "groups" if "groups" in options else "time"
+        runs = (
+            f"each run of consecutive rows of one {options[key]!r} value"
+            if key == "groups"
+            else f"each run of rows of increasing {options[key]!r}"
+        )
+        count = f"; {results.n_groups:,} runs" if results.n_groups is not None else ""
+        return (
+            "Standard errors are robust to heteroscedasticity and to autocorrelation "
+            f"within {runs}, in the order read (HAC-Panel{_hac_detail(options)}{count})."
+        )
+    if cov == "hac-groupsum":
+        return (
+            "Driscoll and Kraay standard errors: the scores are summed within each value "
+            f"of {options.get('time')!r}, then HAC over those values in sorted order "
+            f"(HAC-Groupsum{_hac_detail(options)})."
         )
     return f"Standard errors are heteroscedasticity-robust ({cov})."
+
+
+def _hac_detail(options: dict[str, Any]) -> str:
+    """``", 4 lags, bartlett kernel, without small-sample correction"`` of a HAC-type
+    covariance's recorded options (``nlags``: the automatic lag of ``maxlags=None``)."""
+    lags = options.get("maxlags")
+    automatic = lags is None and "nlags" in options
+    if automatic:
+        lags = options["nlags"]
+    kernel = options.get("kernel", "bartlett")
+    detail = ""
+    if lags is not None:
+        detail = f", {lags} lags{' (automatic)' if automatic else ''}, {kernel} kernel"
+    if "use_correction" in options:
+        # statsmodels' note says it too: the correction scales every standard error.
+        correction = options["use_correction"]
+        if correction in (True, False):
+            detail += f", {'with' if correction else 'without'} small-sample correction"
+        else:
+            detail += f", {correction!r} small-sample correction"
+    return detail
 
 
 def _response(results: Any) -> str:
