@@ -170,8 +170,8 @@ def test_refusals_are_clear(frame, fits, path):
     _, logit = fits["logit"]
     with pytest.raises(ValueError, match="needs data="):
         logit.get_margeff()
-    with pytest.raises(NotImplementedError, match="median"):
-        logit.get_margeff(at="median", data=path)
+    with pytest.raises(ValueError, match="must be one of"):
+        logit.get_margeff(at="medians", data=path)
     with pytest.raises(ValueError, match="not allowed with dummy"):
         logit.get_margeff(method="dyex", dummy=True, data=path)
     with pytest.raises(DesignError, match="'x2'"):

@@ -444,22 +444,27 @@ class GLMResults(CoefficientTable):
         *,
         data: Any = None,
         with_offset: bool = False,
+        out: Any = None,
+        overwrite: bool = False,
         backend: Any = None,
         workers: int | None = None,
         unseen: str = "raise",
         progress: bool = False,
     ) -> Any:
         """Marginal effects of a logit, probit or Poisson fit with delta-method standard
-        errors, as statsmodels' ``get_margeff`` (``at="overall"``, ``"mean"`` or
-        ``"zero"``; methods ``dydx``, ``eyex``, ``dyex``, ``eydx``; ``dummy``/``count``
-        discrete changes), computed from ``data=``, the rows the model was fitted on,
-        partition by partition. See :func:`shardfit.results.margeff.get_margeff`.
+        errors, as statsmodels' ``get_margeff`` (``at="overall"``, ``"mean"``,
+        ``"median"``, ``"zero"`` or ``"all"``; methods ``dydx``, ``eyex``, ``dyex``,
+        ``eydx``; ``dummy``/``count`` discrete changes), computed from ``data=``, the
+        rows the model was fitted on, partition by partition. ``at="all"`` gives each
+        row's effects (no standard errors, as statsmodels), written to ``out=`` (a
+        directory of Parquet part files) unless ``data`` is in memory. See
+        :func:`shardfit.results.margeff.get_margeff`.
 
         Returns
         -------
-        MarginalEffects
+        MarginalEffects or PredictionOutput
             ``margeff``, ``margeff_se``, ``summary_frame()``... as statsmodels'
-            ``DiscreteMargins``.
+            ``DiscreteMargins``; with ``out``, what was written.
         """
         from shardfit.results.margeff import get_margeff
 
@@ -472,6 +477,8 @@ class GLMResults(CoefficientTable):
             count,
             data=data,
             with_offset=with_offset,
+            out=out,
+            overwrite=overwrite,
             backend=backend,
             workers=workers,
             unseen=unseen,  # type: ignore[arg-type]

@@ -18,22 +18,48 @@ F(x | x_j = 0)`` and ``(F(x | x_j + 1) - F(x | x_j - 1)) / 2`` (their logs' for
 
 Every partition also returns each design column's sum, minimum, maximum and whether
 all its values are whole numbers: statsmodels' constant (zero variance), dummy and
-count columns, and the column means of ``at="mean"``.
+count columns, and the column means of ``at="mean"``. For ``at="median"`` it returns
+too, per column, the histogram of the top bits of the order-preserving keys of
+:mod:`shardfit.design.quantiles` (the machinery of the spline knots), from which the
+driver locates the middle ranks; :class:`MedianTask` passes then gather the values
+(or finer histograms) around them, so the medians are exactly ``np.median``'s.
+
+For ``at="all"`` each row's effects are written out (or brought back) by the
+prediction writer: :class:`MargeffRows` is the worker-side model
+(:func:`each_row_effects`, statsmodels' per-row ``_derivative_exog``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from scipy import special
 
 from shardfit.data.partition import Partition
-from shardfit.design.materialize import encode_partition
+from shardfit.design.materialize import DesignChunk, encode_partition
+from shardfit.design.quantiles import (
+    LEVEL_BITS,
+    KeyHistogram,
+    Request,
+    merge_gathered,
+    monotone_keys,
+)
 from shardfit.design.spec import DesignSpec
+from shardfit.errors import DesignError
+from shardfit.results.prediction_tasks import Outputs, PredictionModel
 
-__all__ = ["MargeffStatistic", "MargeffTask", "row_effects"]
+__all__ = [
+    "MargeffFitRows",
+    "MargeffRows",
+    "MargeffStatistic",
+    "MargeffTask",
+    "MedianGathered",
+    "MedianTask",
+    "each_row_effects",
+    "row_effects",
+]
 
 Kind = Literal["logit", "probit", "poisson"]
 Method = Literal["dydx", "eyex", "dyex", "eydx"]
@@ -123,11 +149,52 @@ def row_effects(
     return effects, jacobian
 
 
+def each_row_effects(
+    kind: Kind,
+    method: Method,
+    X: np.ndarray,
+    params: np.ndarray,
+    offset: np.ndarray | None,
+    dummy_idx: tuple[int, ...] = (),
+    count_idx: tuple[int, ...] = (),
+) -> np.ndarray:
+    """The marginal effects at each row of ``X`` (``n x p``), as statsmodels'
+    ``_derivative_exog`` at ``at="all"``: ``g(eta) b_j s_j`` (module notes), and for
+    the columns of ``dummy_idx`` and ``count_idx`` each row's discrete change."""
+    eta = X @ params
+    if offset is not None:
+        eta = eta + offset
+    g, _slope = _scaled(kind, eta, method.startswith("ey"))
+    effects = g[:, None] * params[None, :]
+    if method.endswith("ex"):
+        effects *= X
+
+    def level(Z: np.ndarray) -> np.ndarray:
+        linear = Z @ params if offset is None else Z @ params + offset
+        mean = _mean_and_derivatives(kind, linear)[0]
+        return np.log(mean) if method.startswith("ey") else mean
+
+    for j in dummy_idx:  # F(x | x_j = 1) - F(x | x_j = 0)
+        Z = X.copy()
+        Z[:, j] = 0.0
+        low = level(Z)
+        Z[:, j] = 1.0
+        effects[:, j] = level(Z) - low
+    for j in count_idx:  # (F(x | x_j + 1) - F(x | x_j - 1)) / 2
+        Z = X.copy()
+        Z[:, j] -= 1.0
+        low = level(Z)
+        Z[:, j] += 2.0
+        effects[:, j] = (level(Z) - low) / 2
+    return effects
+
+
 @dataclass(frozen=True, eq=False)
 class MargeffStatistic:
     """A partition's (or merged partitions') sums: rows, the design columns' sums,
     minima, maxima and whole-number flags, and, when effects were asked for, the sums
-    of the effects and of their Jacobian."""
+    of the effects and of their Jacobian; for ``at="median"``, each column's
+    histogram of its keys' top :data:`~shardfit.design.quantiles.LEVEL_BITS` bits."""
 
     nobs: int
     column_sum: np.ndarray
@@ -138,6 +205,7 @@ class MargeffStatistic:
     jacobian: np.ndarray | None = None
     rows_read: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
+    histograms: tuple[KeyHistogram, ...] | None = None
 
     @property
     def nrows(self) -> int:  # progress displays count rows read
@@ -158,6 +226,11 @@ class MargeffStatistic:
             jacobian=None if self.jacobian is None else self.jacobian + other.jacobian,
             rows_read=self.rows_read + other.rows_read,
             dropped=dropped,
+            histograms=(
+                None
+                if self.histograms is None or other.histograms is None
+                else tuple(a.merge(b) for a, b in zip(self.histograms, other.histograms))
+            ),
         )
 
 
@@ -168,7 +241,9 @@ class MargeffTask:
     summaries only (``at="mean"``/``"zero"``, or the pass finding dummy columns).
 
     ``atexog`` holds ``(column, value)`` pairs set in every row before the effects
-    (statsmodels' ``atexog`` dict), after the column summaries.
+    (statsmodels' ``atexog`` dict), after the column summaries. ``median``: the
+    statistic carries each column's key histogram too (``at="median"``); ``names``
+    (the design's columns) name a column in errors.
     """
 
     spec: DesignSpec
@@ -182,6 +257,8 @@ class MargeffTask:
     count_idx: tuple[int, ...] = ()
     atexog: tuple[tuple[int, float], ...] = ()
     unseen: Literal["raise", "zero"] = "raise"
+    median: bool = False
+    names: tuple[str, ...] = ()
 
     def __call__(self, partition: Partition) -> MargeffStatistic:
         chunk = encode_partition(
@@ -204,6 +281,7 @@ class MargeffTask:
             whole=np.all(X % 1.0 == 0, axis=0),
             rows_read=chunk.rows_read,
             dropped={reason: n for reason, n in chunk.dropped.items() if n},
+            histograms=_key_histograms(X, self.names, partition) if self.median else None,
         )
         if not self.effects:
             return statistic
@@ -222,4 +300,152 @@ class MargeffTask:
             jacobian=jacobian,
             rows_read=statistic.rows_read,
             dropped=statistic.dropped,
+            histograms=statistic.histograms,
         )
+
+
+def _column_keys(X: np.ndarray, j: int, names: tuple[str, ...], partition: Partition) -> np.ndarray:
+    """Column ``j``'s order-preserving keys; NaN (a transform's, such as ``np.log`` of
+    a negative: missing values are dropped before) has no place in an order and
+    ``np.median`` would return NaN, so it is refused, naming where."""
+    column = X[:, j]
+    bad = np.isnan(column)
+    if bad.any():
+        name = names[j] if j < len(names) else f"column {j}"
+        raise DesignError(
+            f"get_margeff(at='median'): the design column {name!r} is NaN in "
+            f"{int(bad.sum())} rows of partition {partition.key} (first: its row "
+            f"{int(np.flatnonzero(bad)[0])}), so it has no median"
+        )
+    return monotone_keys(column)
+
+
+def _key_histograms(
+    X: np.ndarray, names: tuple[str, ...], partition: Partition
+) -> tuple[KeyHistogram, ...]:
+    """Each column's histogram of its keys' top bits (the first level of the search)."""
+    return tuple(
+        KeyHistogram.of(_column_keys(X, j, names, partition), 64 - LEVEL_BITS)
+        for j in range(X.shape[1])
+    )
+
+
+#: What one cell request gathers: the values or finer histogram, and the least and
+#: greatest key in the cell (``None``: no key there).
+Gathered = tuple[Any, int | None, int | None]
+
+
+@dataclass(frozen=True, eq=False)
+class MedianGathered:
+    """What a median pass merges: per design column, per request of its
+    :class:`~shardfit.design.quantiles.RankSearch`, what the partitions gathered."""
+
+    found: dict[int, dict[Request, Gathered]]
+    rows_read: int = 0
+
+    @property
+    def nrows(self) -> int:  # progress displays count rows read
+        return self.rows_read
+
+    def merge(self, other: MedianGathered) -> MedianGathered:
+        """Both operands' values and histograms merged, extremes combined."""
+        found = {j: dict(cells) for j, cells in self.found.items()}
+        for j, cells in other.found.items():
+            mine = found.setdefault(j, {})
+            for request, (values, low, high) in cells.items():
+                if request not in mine:
+                    mine[request] = (values, low, high)
+                    continue
+                values0, low0, high0 = mine[request]
+                lows = [k for k in (low0, low) if k is not None]
+                highs = [k for k in (high0, high) if k is not None]
+                mine[request] = (
+                    merge_gathered(values0, values),
+                    min(lows) if lows else None,
+                    max(highs) if highs else None,
+                )
+        return MedianGathered(found, self.rows_read + other.rows_read)
+
+
+@dataclass(frozen=True, eq=False)
+class MedianTask:
+    """Encode a partition as :class:`MargeffTask` does and gather, per design column,
+    what its rank search requests: the keys of a histogram cell or the histogram of
+    their next bits, with the cell's least and greatest key (when they are equal the
+    driver knows every value of the cell without refining further: ties, dummies)."""
+
+    spec: DesignSpec
+    need_response: bool
+    requests: tuple[tuple[int, tuple[Request, ...]], ...]
+    unseen: Literal["raise", "zero"] = "raise"
+    names: tuple[str, ...] = ()
+
+    def __call__(self, partition: Partition) -> MedianGathered:
+        chunk = encode_partition(
+            self.spec,
+            partition,
+            missing="drop",
+            unseen=self.unseen,
+            need_response=self.need_response,
+        )
+        X = chunk.X if isinstance(chunk.X, np.ndarray) else chunk.X.toarray()
+        X = np.asarray(X, dtype=np.float64)
+        found: dict[int, dict[Request, Gathered]] = {}
+        for j, requests in self.requests:
+            keys = _column_keys(X, j, self.names, partition)
+            cells: dict[Request, Gathered] = {}
+            for request in requests:
+                inside = request.select(keys)
+                low = int(inside.min()) if inside.size else None
+                high = int(inside.max()) if inside.size else None
+                cells[request] = (request.gather(keys), low, high)
+            found[j] = cells
+        return MedianGathered(found, chunk.rows_read)
+
+
+@dataclass(frozen=True, eq=False)
+class MargeffRows(PredictionModel):
+    """The worker-side model of ``get_margeff(at="all")`` for the prediction writer
+    (:func:`shardfit.results.prediction_output.write_predictions`) and the in-memory
+    gather: each row's effects (:func:`each_row_effects`) of the design columns
+    ``effect_idx``, in columns ``output_names`` (``dydx_x1``...). The base class's
+    covariance fields are unused (statsmodels gives no standard errors per row).
+
+    This class reads the predictors only; :class:`MargeffFitRows` the fit's whole
+    design, so the rows the fit dropped (a missing response) are dropped again.
+    """
+
+    kind: Kind = "logit"
+    method: Method = "dydx"
+    effect_idx: tuple[int, ...] = ()
+    output_names: tuple[str, ...] = ()
+    dummy_idx: tuple[int, ...] = ()
+    count_idx: tuple[int, ...] = ()
+    atexog: tuple[tuple[int, float], ...] = ()
+
+    needs_response: ClassVar[bool] = False
+    label: ClassVar[str] = "margeff"
+
+    def names(self, outputs: Outputs) -> tuple[str, ...]:
+        return self.output_names
+
+    def chunk_columns(
+        self, chunk: DesignChunk, X: np.ndarray, outputs: Outputs
+    ) -> dict[str, np.ndarray]:
+        X = np.array(X, dtype=np.float64)  # a copy: atexog is set in it
+        for column, value in self.atexog:
+            X[:, column] = value
+        effects = each_row_effects(
+            self.kind, self.method, X, self.params, None, self.dummy_idx, self.count_idx
+        )
+        return {
+            name: np.ascontiguousarray(effects[:, j])
+            for name, j in zip(self.output_names, self.effect_idx)
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class MargeffFitRows(MargeffRows):
+    """:class:`MargeffRows` reading the fit's whole design (response included)."""
+
+    needs_response: ClassVar[bool] = True
