@@ -52,7 +52,7 @@ def parse_cov(text: str) -> tuple[str, dict[str, Any] | None]:
         columns = value.split(",")
         return "cluster", {"groups": columns[0] if len(columns) == 1 else columns}
     if kind.lower() == "hac":
-        if not (value.isdigit() or value.lower() == "auto"):
+        if not (_digits(value) or value.lower() == "auto"):
             raise argparse.ArgumentTypeError(
                 "HAC covariance needs its highest lag: HAC:MAXLAGS (e.g. HAC:4), or "
                 f"HAC:auto for statsmodels' automatic lag; got {text!r}"
@@ -63,7 +63,7 @@ def parse_cov(text: str) -> tuple[str, dict[str, Any] | None]:
         column, colon, lag = value.rpartition(":")
         auto = kind.lower() == "hac-groupsum"
         role = "GROUPCOL" if kind.lower() == "hac-panel" else "TIMECOL"
-        if not (colon and column and (lag.isdigit() or (auto and lag.lower() == "auto"))):
+        if not (colon and column and (_digits(lag) or (auto and lag.lower() == "auto"))):
             raise argparse.ArgumentTypeError(
                 f"{kind.lower()} covariance needs a column and its highest lag: "
                 f"{kind.lower()}:{role}:MAXLAGS (e.g. {kind.lower()}:{role.lower()}:2"
@@ -84,6 +84,12 @@ def parse_cov(text: str) -> tuple[str, dict[str, Any] | None]:
         "HAC:MAXLAGS|auto, hac-panel:GROUPCOL:MAXLAGS, hac-groupsum:TIMECOL:MAXLAGS|auto; "
         f"got {text!r}"
     )
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts superscripts (``"²"``), which
+    ``int`` refuses, and argparse would then say only "invalid parse_cov value"."""
+    return text.isascii() and text.isdigit()
 
 
 def _lag(text: str) -> int | None:

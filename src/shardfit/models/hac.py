@@ -717,8 +717,9 @@ def hac_middle(
       with the runs of non-decreasing time minus one degrees of freedom.
 
     ``k`` is the design's columns (aliased ones included: statsmodels' exog).
-    ``stacklevel`` places a warning (integer times with gaps) as
-    :func:`warnings.warn` does, counted from the caller.
+    ``stacklevel`` places a warning (integer times with gaps; with the automatic
+    lag, integer times not starting at 0, whose lag statsmodels sizes from ``max +
+    1`` periods) as :func:`warnings.warn` does, counted from the caller.
 
     Raises
     ------
@@ -738,6 +739,8 @@ def hac_middle(
         elif options.correction == "cluster":
             correction = _cluster_factor(periods, nobs, k_params, "distinct time values")
         _warn_time_gaps(statistic, stacklevel + 2)
+        if options.maxlags is None:
+            _warn_statsmodels_periods(statistic, nobs, nlags, stacklevel + 2)
         return HacMiddle(
             window.meat, correction, statistic.runs, float(statistic.runs - 1), nlags, bartlett
         )
@@ -767,12 +770,47 @@ def _cluster_factor(groups: int, nobs: int, k_params: int, what: str) -> float:
     return groups / (groups - 1.0) * ((nobs - 1.0) / (nobs - k_params))
 
 
+def _integer_keys(statistic: TimeScoreSums) -> bool:
+    """Whether the time values are Python integers (not bools): statsmodels' codes."""
+    keys = statistic.keys
+    return bool(keys) and all(isinstance(k, int) and not isinstance(k, bool) for k in keys)
+
+
+def _warn_statsmodels_periods(
+    statistic: TimeScoreSums, nobs: int, nlags: int, stacklevel: int
+) -> None:
+    """Integer times without gaps that do not start at 0, with the automatic lag:
+    statsmodels' ``group_sums`` (a ``bincount``, unless the largest time exceeds
+    ``2 n``) counts the periods from 0, empty ones included, and sizes its automatic
+    lag from ``max + 1`` periods. The leading empty periods change no product, but
+    the lag can differ (times 1..27: 28 periods, lag 3, where the 27 periods here
+    give 2). Say so, with statsmodels' lag, rather than differ silently."""
+    keys = statistic.keys
+    if not _integer_keys(statistic) or min(keys) <= 0:
+        return
+    if max(keys) - min(keys) + 1 != len(keys):
+        return  # the gaps' warning says it already
+    periods = max(keys) + 1 if max(keys) <= 2 * nobs else len(keys)
+    theirs = auto_maxlags(periods)
+    if theirs != nlags:
+        warnings.warn(
+            f"cov_type='hac-groupsum' with maxlags=None: the time column "
+            f"{statistic.column!r} holds the integers {min(keys):,}..{max(keys):,}, "
+            f"{len(keys):,} periods, whose automatic lag is {nlags}; statsmodels counts "
+            f"the periods from 0 ({periods:,}, the first {min(keys):,} empty) and takes "
+            f"{theirs}. Pass maxlags={theirs} for statsmodels' number, or code the times "
+            "0..T-1",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+
+
 def _warn_time_gaps(statistic: TimeScoreSums, stacklevel: int) -> None:
     """Integer times with gaps: statsmodels' ``group_sums`` (a ``bincount``) puts a
     zero row at each missing integer, which changes which periods are ``l`` apart;
     here the distinct values are consecutive periods. Say so."""
     keys = statistic.keys
-    if not keys or not all(isinstance(k, int) and not isinstance(k, bool) for k in keys):
+    if not _integer_keys(statistic):
         return
     span = max(keys) - min(keys) + 1
     if span != len(keys):

@@ -266,4 +266,5 @@ class _BetaView:
     scale: float = 1.0
     use_t: bool = False
     df_inference: float = np.inf
+    df_resid: float = np.inf  # the predictions' t degrees of freedom (unused: use_t off)
     cov_factor: Any = None

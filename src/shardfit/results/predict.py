@@ -592,7 +592,9 @@ def inference_fields(
     freedom, the kept rows' labels, the row counts and the default level."""
     return {
         "dist": "t" if results.use_t else "norm",
-        "df": float(results.df_inference) if results.use_t else None,
+        # statsmodels' get_prediction takes df_resid, not the inference degrees of
+        # freedom of a cluster or panel covariance (G - 1), which its t tests take.
+        "df": float(results.df_resid) if results.use_t else None,
         "row_labels": rows,
         "rows_read": counts["read"],
         "rows_dropped": counts["dropped"],

@@ -213,7 +213,8 @@ def prediction_model(results: Any, alpha: float) -> PredictionModel:
         params=params[kept],
         cov=cov,
         scale=float(results.scale),
-        crit=critical_value(bool(results.use_t), results.df_inference, alpha),
+        # df_resid, as statsmodels' get_prediction (see inference_fields).
+        crit=critical_value(bool(results.use_t), results.df_resid, alpha),
         cov_factor=factor,
     )
 
