@@ -124,6 +124,10 @@ class Case:
     #: ``make_data(rows)``: the simulated data set the case reads at ``rows``.
     make_data: Callable[[int], DataSpec] | None = None
     formula: str = ""
+    #: The formula of ``--quick`` runs where it differs from ``formula``: fewer design
+    #: columns, so that a smoke run's references take a fraction of a second (the
+    #: accuracy check is the same); ``--full`` always fits ``formula``.
+    quick_formula: str = ""
     weights: str | None = None
     sizes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     tools: tuple[Tool, ...] = ()
@@ -145,13 +149,15 @@ class Case:
         raise KeyError(f"case {self.name!r} has no tool {name!r}; it has: {known}")
 
 
-def problem_for(case: Case, rows: int, files: dict[str, Path], scratch: Path) -> Problem:
-    """The problem a child solves for ``case`` at ``rows``."""
+def problem_for(
+    case: Case, rows: int, files: dict[str, Path], scratch: Path, mode: Mode = "full"
+) -> Problem:
+    """The problem a child solves for ``case`` at ``rows`` in ``mode``."""
     assert case.make_data is not None
     return Problem(
         case=case.name,
         kind=case.make_data(rows).kind,
-        formula=case.formula,
+        formula=(case.quick_formula if mode == "quick" else "") or case.formula,
         weights=case.weights,
         rows=rows,
         files=files,

@@ -21,15 +21,20 @@ def main(argv: list[str]) -> int:
     # Imported here, not at the top: worker processes a tool spawns import this module
     # again (multiprocessing's spawn re-runs the main module), and should carry what
     # the tool itself imports, not every case's peers and their libraries.
+    import importlib
+
     from benchmarks.case import Outcome, problem_for
-    from benchmarks.registry import CASES
 
     spec = json.loads(Path(argv[0]).read_text())
     result_path = Path(spec["result"])
-    case = CASES[spec["case"]]
+    # The case's own module where the runner names it (--quick), else the registry.
+    cases = importlib.import_module(spec.get("module", "benchmarks.registry")).CASES
+    case = cases[spec["case"]]
     tool = case.tool(spec["tool"])
     files = {fmt: Path(path) for fmt, path in spec["files"].items()}
-    problem = problem_for(case, spec["rows"], files, Path(spec["scratch"]))
+    problem = problem_for(
+        case, spec["rows"], files, Path(spec["scratch"]), spec.get("mode", "full")
+    )
     outcome = Outcome()
     record: dict[str, object] = {"load_at_start": os.getloadavg()[0]}
     try:

@@ -23,7 +23,7 @@ from benchmarks.case import Case, DataSpec, Mode, Outcome, Problem, Tool
 
 __all__ = ["CASES", "make_data"]
 
-QUICK_ROWS = (5_000,)  # a smoke run: the stack fits 2 layers x 4 models x folds
+QUICK_ROWS = (2_000,)  # a smoke run: the stack fits 2 layers x 4 models x folds
 FULL_ROWS = (200_000,)
 COLUMNS = ["x1", "x2", "x3", "x1_x2", "x1_x3", "x2_x3", "x1_sq", "x2_sq", "x3_sq"]
 NAMES = ("lr", "tree", "forest", "knn")

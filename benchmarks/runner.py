@@ -19,11 +19,12 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from benchmarks.case import Case, Mode, Skip, Tool
+from benchmarks.case import Case, DataSpec, Format, Mode, Skip, Tool
 from benchmarks.data import DataStore
 from benchmarks.measure import run_child
 from benchmarks.registry import CASES
@@ -152,6 +153,11 @@ def _measure(
                     "scratch": str(work),
                     "repeats": repeats,
                     "result": str(result_file),
+                    "mode": mode,
+                    # --quick: the child imports only the module defining the case, not
+                    # every case's (a second per child); --full imports the registry as
+                    # before, so that its memory figures stay comparable.
+                    **({"module": case.make_data.__module__} if mode == "quick" else {}),
                 }
             )
         )
@@ -184,6 +190,46 @@ def _measure(
     status = f" ERROR {m.error}" if m.error else ""
     print(f"  {tool.name}: {median} (n={len(m.times)}), peak RSS {rss}{status}", flush=True)
     return m
+
+
+def _print_accuracy(done: list[Measurement]) -> None:
+    for m in done:
+        if m.accuracy is not None:
+            verdict = {True: "ok", False: "FAIL", None: "not checked"}
+            print(f"  accuracy {m.tool}: {m.accuracy:.2e} ({verdict[m.accuracy_ok]})")
+
+
+def _concurrently(
+    groups: list[tuple[Case, int, list[Tool]]],
+    *,
+    jobs: int,
+    store: DataStore,
+    measure: Callable[[Case, Tool, int], Measurement],
+) -> list[list[Measurement]]:
+    """``--quick --jobs N``: every (case, size, tool) measured, ``jobs`` child processes
+    at a time, then each group's accuracy checked as in a sequential run.
+
+    The data are simulated first, here, so that no two measurements write the same
+    file. Each measurement still runs in a child process of its own; ``reference``
+    (which only --full uses, to skip second references) is not passed."""
+    files: dict[tuple[DataSpec, Format], None] = {}
+    for case, rows, tools in groups:
+        assert case.make_data is not None
+        for tool in tools:
+            if _missing(tool) is None:
+                files.update(dict.fromkeys((case.make_data(rows), fmt) for fmt in tool.needs))
+    with ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(lambda file: store.path(*file), files))  # each file by one thread
+        futures = [
+            [pool.submit(measure, case, tool, rows) for tool in tools]
+            for case, rows, tools in groups
+        ]
+        results = [[future.result() for future in group] for group in futures]
+    for (case, rows, _), done in zip(groups, results):
+        print(f"{case.name} at {rows:,} rows: done", flush=True)
+        _accuracy(done, case)
+        _print_accuracy(done)
+    return results
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -224,6 +270,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--rows", help="comma-separated sizes instead of the mode's")
     run.add_argument("--repeats", type=int, help="repeats per measurement")
     run.add_argument("--timeout", type=float, help="seconds allowed per measurement")
+    run.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="--quick only: measurements run this many at a time (a smoke run's figures "
+        "mean nothing; its checks are the same); --full measures one at a time",
+    )
     run.add_argument("--scratch", type=Path, help="folder for the data (default: temporary)")
     run.add_argument("--keep", action="store_true", help="keep the data afterwards")
     run.add_argument("--out", type=Path, help="the results file (default: by mode)")
@@ -324,6 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         print(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(CASES)}")
         return 2
+    if args.jobs < 1 or (args.jobs > 1 and mode != "quick"):
+        print("--jobs is for --quick runs (a number from 1); --full measures one at a time")
+        return 2
     repeats = args.repeats or DEFAULT_REPEATS[mode]
     timeout = args.timeout or DEFAULT_TIMEOUT[mode]
     sizes = [int(float(r)) for r in args.rows.split(",")] if args.rows else None
@@ -343,11 +399,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     measurements: list[Measurement] = []
     try:
+        if args.jobs > 1:
+            groups = [
+                (CASES[name], rows, _selected(CASES[name], _split(args.tools), args.core))
+                for name in names
+                if not CASES[name].pending
+                for rows in sizes or CASES[name].sizes[mode]
+            ]
+
+            def measure(case: Case, tool: Tool, rows: int) -> Measurement:
+                return _measure(
+                    case,
+                    tool,
+                    rows,
+                    mode=mode,
+                    repeats=repeats,
+                    store=store,
+                    timeout=timeout,
+                    reference=None,
+                )
+
+            done_groups = iter(_concurrently(groups, jobs=args.jobs, store=store, measure=measure))
         for name in names:
             case = CASES[name]
             if case.pending:
                 print(f"{name}: skipped: {case.pending}")
                 measurements.append(Measurement(name, "(all)", "-", 0, skipped=case.pending))
+                continue
+            if args.jobs > 1:
+                measurements += [m for _ in sizes or case.sizes[mode] for m in next(done_groups)]
                 continue
             for rows in sizes or case.sizes[mode]:
                 print(f"{name} at {rows:,} rows", flush=True)
@@ -367,10 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         )
                     )
                 _accuracy(done, case)
-                for m in done:
-                    if m.accuracy is not None:
-                        verdict = {True: "ok", False: "FAIL", None: "not checked"}
-                        print(f"  accuracy {m.tool}: {m.accuracy:.2e} ({verdict[m.accuracy_ok]})")
+                _print_accuracy(done)
                 measurements += done
     finally:
         if args.keep:

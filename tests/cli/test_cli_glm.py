@@ -37,13 +37,30 @@ def data(tmp_path_factory: pytest.TempPathFactory):
     return table.to_pandas(), path
 
 
-@pytest.mark.parametrize("link", [None, "probit"])
-def test_fit_binomial_with_link_and_offset(data, tmp_path, link) -> None:
-    frame, path = data
-    out = tmp_path / "r.json"
+def _fit_binomial(path, out, link: str | None):
     args = ["fit", str(path), FORMULA, "--family", "binomial", "--offset", "off"]
     args += ["--link", link] if link else []
-    done = run_shardfit(*args, "--out", str(out), "--backend", "serial")
+    return run_shardfit(*args, "--out", str(out), "--backend", "serial")
+
+
+@pytest.fixture(scope="module")
+def logit_fit(data, tmp_path_factory):
+    """``fit --family binomial --offset off --out r.json``: the saved results and the
+    finished command, one run for the module (checked in the logit case of
+    ``test_fit_binomial_with_link_and_offset``, predicted from in
+    ``test_predict_from_glm_results_gives_the_mean``)."""
+    out = tmp_path_factory.mktemp("cli-glm-logit") / "r.json"
+    return out, _fit_binomial(data[1], out, None)
+
+
+@pytest.mark.parametrize("link", [None, "probit"])
+def test_fit_binomial_with_link_and_offset(data, tmp_path, link, request) -> None:
+    frame, path = data
+    if link is None:
+        out, done = request.getfixturevalue("logit_fit")
+    else:
+        out = tmp_path / "r.json"
+        done = _fit_binomial(path, out, link)
     assert done.returncode == 0, done.stderr
     assert "Generalized Linear Model Regression Results" in done.stdout
     expected_link = "Probit" if link else "Logit"
@@ -87,15 +104,14 @@ def test_fit_cli_errors(data) -> None:
     assert done.returncode == 0 and "heteroscedasticity-robust (HC1)" in done.stdout
 
 
-def test_predict_from_glm_results_gives_the_mean(data, tmp_path) -> None:
+def test_predict_from_glm_results_gives_the_mean(data, logit_fit, tmp_path) -> None:
     """`shardfit predict` on GLM results writes the mean (the inverse link of x'b +
     offset, a probability here), with `--which linear` the linear predictor, with
     `--interval confidence` statsmodels' get_prediction columns; a linear model's
     results refuse `--which`, and results that cannot predict out of core say so."""
     frame, path = data
-    saved = tmp_path / "r.json"
-    args = ["fit", str(path), FORMULA, "--family", "binomial", "--offset", "off"]
-    assert run_shardfit(*args, "--out", str(saved), "--backend", "serial").returncode == 0
+    saved, fitted = logit_fit
+    assert fitted.returncode == 0
     reference = smf.glm(FORMULA, frame, family=sm.families.Binomial(), offset=frame["off"]).fit()
     expected = reference.get_prediction(frame, offset=frame["off"]).summary_frame(alpha=0.1)
     out = tmp_path / "mean"

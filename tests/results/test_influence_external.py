@@ -152,7 +152,11 @@ def test_unknown_kind_lists_the_models_kinds(frame: pd.DataFrame) -> None:
     assert "dffits" not in str(error.value)
 
 
-def test_parquet_files_on_processes_backend(frame: pd.DataFrame, tmp_path: Path) -> None:
+def test_parquet_files_on_processes_backend(
+    frame: pd.DataFrame, tmp_path: Path, processes: Any
+) -> None:
+    # ``processes``: the module's open 2-worker session (conftest), so that the five
+    # calls below share one pool instead of starting one each (most of the test's time).
     folder = tmp_path / "data"
     folder.mkdir()
     for k, rows in enumerate(np.array_split(np.arange(len(frame)), 3)):
@@ -160,8 +164,8 @@ def test_parquet_files_on_processes_backend(frame: pd.DataFrame, tmp_path: Path)
     files = str(folder / "*.parquet")
     ours = shardfit.wls(f"y ~ {RHS}", files, weights="w").fit(backend="serial")
     theirs = _whitened_influence(frame.reset_index(drop=True))
-    _check_linear(ours, files, theirs, backend="processes", workers=2)
-    out = ours.influence(files, kind="dffits", out=tmp_path / "dffits", backend="processes")
+    _check_linear(ours, files, theirs, backend=processes)
+    out = ours.influence(files, kind="dffits", out=tmp_path / "dffits", backend=processes)
     back = pd.read_parquet(out.path).sort_values("row")
     np.testing.assert_allclose(back["dffits"].to_numpy(), theirs.dffits[0], rtol=RTOL, atol=ATOL)
 

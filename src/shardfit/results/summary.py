@@ -221,7 +221,7 @@ def _covariance_note(results: Any) -> str:
         runs = (
             f"each run of consecutive rows of one {options[key]!r} value"
             if key == "groups"
-            else f"each run of rows of increasing {options[key]!r}"
+            else f"each run of rows of non-decreasing {options[key]!r}"
         )
         count = f"; {results.n_groups:,} runs" if results.n_groups is not None else ""
         return (
