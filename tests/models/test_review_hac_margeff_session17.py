@@ -118,3 +118,18 @@ def test_prediction_intervals_with_use_t_take_df_resid_as_statsmodels(cov_type, 
     got = ours.get_prediction(df).summary_frame(alpha=0.1)
     for column in ("mean_ci_lower", "mean_ci_upper", "obs_ci_lower", "obs_ci_upper"):
         np.testing.assert_allclose(got[column], expected[column], rtol=1e-9)
+
+
+@pytest.mark.parametrize("cov", ["hac-panel:nosuch:2", "hac-groupsum:nosuch:1"])
+def test_cli_missing_panel_column_is_named_as_the_flag(tmp_path, capsys, cov):
+    """The library's ``cov_kwds={'groups': 'nosuch'} of cov_type='hac-panel'`` is the
+    flag ``--cov hac-panel:nosuch`` on the command line, as cluster's is."""
+    from shardfit.cli.main import main
+
+    path = tmp_path / "d.csv"
+    _panel().to_csv(path, index=False)
+    assert main(["fit", str(path), "y ~ x1", "--backend", "serial", "--cov", cov]) == 2
+    line = capsys.readouterr().err.strip()
+    kind = cov.split(":")[0]
+    assert line.startswith(f"shardfit fit: error: --cov {kind}:nosuch: "), line
+    assert "has no column 'nosuch'" in line and "cov_kwds" not in line

@@ -83,6 +83,11 @@ _HINTS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = tuple(
         ),
         (
             ("cov",),
+            r"cov_kwds=\{'(?:groups|time)': " + _NAME + r"\} of cov_type='(?P<cov>hac-\w+)'",
+            r"--cov \g<cov>:\g<name>",
+        ),
+        (
+            ("cov",),
             r"\(shardfit\.ols\(formula, data\)\.fit\(cov_type='cluster', \.\.\.\)\)",
             "(`shardfit fit DATA FORMULA --cov cluster:COLUMN`)",
         ),
