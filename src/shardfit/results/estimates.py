@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from shardfit.stats._distributions import norm_ppf, norm_sf, t_ppf, t_sf
 
 __all__ = ["CoefficientTable"]
 
@@ -187,9 +188,9 @@ class CoefficientTable:
         """Two-sided p-values of the t (or z) statistics."""
         t = np.abs(self.tvalues.to_numpy())
         if self.use_t:
-            values = 2 * stats.t.sf(t, self.df_inference)
+            values = 2 * t_sf(t, self.df_inference)
         else:
-            values = 2 * stats.norm.sf(t)
+            values = 2 * norm_sf(t)
         return pd.Series(values, index=list(self.names))
 
     def conf_int(self, alpha: float = 0.05, cols: Any = None) -> pd.DataFrame:
@@ -200,9 +201,9 @@ class CoefficientTable:
         if not 0 < alpha < 1:
             raise ValueError(f"The 'alpha' parameter must be in (0, 1). Got {alpha!r}.")
         if self.use_t:
-            q = stats.t.ppf(1 - alpha / 2, self.df_inference)
+            q = t_ppf(1 - alpha / 2, self.df_inference)
         else:
-            q = stats.norm.ppf(1 - alpha / 2)
+            q = norm_ppf(1 - alpha / 2)
         bse = self.bse.to_numpy()
         frame = pd.DataFrame(
             {0: self.params_array - q * bse, 1: self.params_array + q * bse},

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from shardfit.stats._distributions import chi2_sf, f_sf, norm_sf, t_sf
 
 __all__ = [
     "ContrastSummary",
@@ -164,6 +165,8 @@ class TTestResult:
     @property
     def dist(self) -> Any:
         """The reference distribution, ``scipy.stats.t`` or ``scipy.stats.norm``."""
+        from scipy import stats  # when asked: importing it costs 0.7 s
+
         return stats.t if self.distribution == "t" else stats.norm
 
     @property
@@ -327,6 +330,8 @@ class FTestResult(_NoTable):
     @property
     def dist(self) -> Any:
         """``scipy.stats.f``."""
+        from scipy import stats  # when asked: importing it costs 0.7 s
+
         return stats.f
 
     @property
@@ -385,9 +390,9 @@ def t_test(
     tvalue = (effect - values) / sd
     df = results.df_inference if (results.use_t if use_t is None else use_t) else None
     if df is not None:
-        pvalue = 2 * stats.t.sf(np.abs(tvalue), df)
+        pvalue = 2 * t_sf(np.abs(tvalue), df)
     else:
-        pvalue = 2 * stats.norm.sf(np.abs(tvalue))
+        pvalue = 2 * norm_sf(np.abs(tvalue))
     if effect.size == 1:  # statsmodels' shapes for one restriction (see TTestResult)
         sd, tvalue, pvalue = sd.reshape(1, 1), tvalue.reshape(1, 1), pvalue.reshape(())
     return TTestResult(effect, sd, tvalue, pvalue, df, values, "t" if df is not None else "norm")
@@ -438,7 +443,7 @@ def f_test(
     df_denom = results.df_inference
     return FTestResult(
         fvalue=statistic,
-        pvalue=float(stats.f.sf(statistic, df_num, df_denom)),
+        pvalue=float(f_sf(statistic, df_num, df_denom)),
         df_num=df_num,
         df_denom=df_denom,
     )
@@ -474,6 +479,8 @@ class WaldTestResult(_NoTable):
     @property
     def dist(self) -> Any:
         """``scipy.stats.f`` or ``scipy.stats.chi2``."""
+        from scipy import stats  # when asked: importing it costs 0.7 s
+
         return stats.f if self.distribution == "F" else stats.chi2
 
     @property
@@ -515,9 +522,9 @@ def wald_test(
         use_f = bool(results.use_t)
     if use_f:
         fvalue, df_denom = chi2 / df_num, results.df_inference
-        pvalue = float(stats.f.sf(fvalue, df_num, df_denom))
+        pvalue = float(f_sf(fvalue, df_num, df_denom))
         return WaldTestResult(fvalue, pvalue, df_num, df_denom, "F")
-    return WaldTestResult(chi2, float(stats.chi2.sf(chi2, df_num)), df_num, df_num, "chi2")
+    return WaldTestResult(chi2, float(chi2_sf(chi2, df_num)), df_num, df_num, "chi2")
 
 
 class WaldTestTermsResult:

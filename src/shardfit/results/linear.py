@@ -24,9 +24,9 @@ from functools import cached_property
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy import stats
 
 from shardfit.results.estimates import CoefficientTable
+from shardfit.stats._distributions import chi2_sf, f_sf
 
 __all__ = ["CompareLRTestResult", "LinearResults"]
 
@@ -132,7 +132,7 @@ class LinearResults(CoefficientTable):
     def _f_test_all(self) -> tuple[float, float]:
         if self.cov_type == "nonrobust":
             fvalue = self.mse_model / self.mse_resid
-            return fvalue, float(stats.f.sf(fvalue, self.df_model, self.df_resid))
+            return fvalue, float(f_sf(fvalue, self.df_model, self.df_resid))
         # Robust: Wald F test that every non-constant coefficient is zero.
         if self.k_constant and self.const_idx is None:
             return float("nan"), float("nan")
@@ -253,7 +253,7 @@ class LinearResults(CoefficientTable):
         self._warn_robust(restricted, "compare_f_test")
         df_diff = restricted.df_resid - self.df_resid
         f_value = (restricted.ssr - self.ssr) / df_diff / self.ssr * self.df_resid
-        p_value = float(stats.f.sf(f_value, df_diff, self.df_resid))
+        p_value = float(f_sf(f_value, df_diff, self.df_resid))
         return float(f_value), p_value, df_diff
 
     def compare_lr_test(
@@ -301,7 +301,7 @@ class LinearResults(CoefficientTable):
         self._warn_robust(restricted, "compare_lr_test")
         df_diff = restricted.df_resid - self.df_resid
         statistic = -2.0 * (restricted.llf - self.llf)
-        return CompareLRTestResult(statistic, float(stats.chi2.sf(statistic, df_diff)), df_diff)
+        return CompareLRTestResult(statistic, float(chi2_sf(statistic, df_diff)), df_diff)
 
     # -- summary, prediction, save and load -----------------------------------------
     def summary(self, *, alpha: float = 0.05) -> Any:

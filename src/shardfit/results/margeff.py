@@ -43,7 +43,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from shardfit.design.quantiles import KeyHistogram, RankSearch
 from shardfit.engine import run_pass, session
@@ -62,6 +61,7 @@ from shardfit.results.margeff_tasks import (
 from shardfit.results.prediction_output import PredictionOutput, write_predictions
 from shardfit.results.prediction_tasks import _predictor_spec
 from shardfit.results.summary import Summary
+from shardfit.stats._distributions import norm_ppf, norm_sf
 
 __all__ = ["MarginalEffects", "get_margeff"]
 
@@ -147,13 +147,13 @@ class MarginalEffects:
     @property
     def pvalues(self) -> np.ndarray:
         """Two-sided p-values of :attr:`tvalues` under the standard normal."""
-        return 2 * stats.norm.sf(np.abs(self.tvalues))
+        return 2 * norm_sf(np.abs(self.tvalues))
 
     def conf_int(self, alpha: float = 0.05) -> np.ndarray:
         """``(k, 2)`` normal confidence intervals at level ``1 - alpha``."""
         _check_alpha(alpha)
         se = self._inference()
-        q = stats.norm.ppf(1 - alpha / 2)
+        q = norm_ppf(1 - alpha / 2)
         return np.column_stack([self.margeff - q * se, self.margeff + q * se])
 
     def summary_frame(self, alpha: float = 0.05) -> pd.DataFrame:

@@ -21,9 +21,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from shardfit.results.estimates import CoefficientTable
+from shardfit.stats._distributions import chi2_sf
 
 __all__ = ["NegativeBinomialResults"]
 
@@ -122,7 +122,7 @@ class NegativeBinomialResults(CoefficientTable):
     @property
     def llr_pvalue(self) -> float:
         """Its chi2 p-value on ``df_model`` degrees of freedom."""
-        return float(stats.chi2.sf(self.llr, self.df_model))
+        return float(chi2_sf(self.llr, self.df_model))
 
     @property
     def mle_retvals(self) -> dict[str, Any]:

@@ -45,13 +45,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import numpy as np
 import pyarrow as pa
 import scipy.linalg
-from scipy import stats
 
 from shardfit.data.convert import write_atomically
 from shardfit.data.partition import Partition
 from shardfit.design.materialize import DesignChunk, encode_partition
 from shardfit.design.spec import DesignSpec
 from shardfit.errors import ReadError
+from shardfit.stats._distributions import f_sf, norm_ppf, t_ppf
 
 if TYPE_CHECKING:
     from shardfit.models.families import Family
@@ -107,8 +107,8 @@ def value_columns(outputs: Outputs) -> tuple[str, ...]:
 def critical_value(use_t: bool, df: float | None, alpha: float) -> float:
     """The ``1 - alpha/2`` quantile of Student's t with ``df`` (or of the normal)."""
     if use_t:
-        return float(stats.t.ppf(1 - alpha / 2, df))
-    return float(stats.norm.ppf(1 - alpha / 2))
+        return float(t_ppf(1 - alpha / 2, df))
+    return float(norm_ppf(1 - alpha / 2))
 
 
 @dataclass(frozen=True, eq=False)
@@ -328,7 +328,7 @@ class ResidualModel(PredictionModel):
                 if self.kind == "cooks":
                     return cooks
                 # statsmodels' cooks_distance[1]: F(k_vars, df_resid), for GLMs too.
-                return np.asarray(stats.f.sf(cooks, self.k_vars, self.df_resid), dtype=float)
+                return np.asarray(f_sf(cooks, self.k_vars, self.df_resid), dtype=float)
             if self.kind == "dffits_internal":
                 return studentized * np.sqrt(hat / (1 - hat))
             # Leave-one-out variance without refitting: deleting row i leaves the sum of
