@@ -738,7 +738,7 @@ def write_design(
     # each returns an equal store that a following read on any rank finds complete.
     root = taken = False
     try:
-        with session(backend, workers=workers) as sess:
+        with session(backend, workers=workers, partitions=source.npartitions) as sess:
             root = sess.is_root
             sess.on_root(lambda: _prepare(folder))
             taken = True

@@ -189,7 +189,7 @@ def map_partitions(
         ``task(partition)`` for each partition, in the source's order.
     """
     _check(task, retries, pass_name)
-    with session(backend, workers=workers) as sess:
+    with session(backend, workers=workers, partitions=source.npartitions) as sess:
         results = _execute(
             task,
             source,
@@ -265,7 +265,7 @@ def run_pass(
         The backend could not start or lost its workers beyond recovery.
     """
     _check(task, retries, pass_name)
-    with session(backend, workers=workers) as sess:
+    with session(backend, workers=workers, partitions=source.npartitions) as sess:
         # Merged as statistics arrive, except under MPI, where rank 0 gathers them.
         local = sess.open().backend.merges_locally
         merger: TreeMerger[Any] | None = TreeMerger(source.npartitions) if local else None

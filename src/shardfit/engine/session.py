@@ -131,6 +131,7 @@ def session(
     *,
     workers: int | None = None,
     scheduler: str | None = None,
+    partitions: int | None = None,
 ) -> Session:
     """Open a backend for several passes (use as a context manager).
 
@@ -143,6 +144,12 @@ def session(
         Workers for backends that start their own.
     scheduler : str or None
         A Dask scheduler address.
+    partitions : int or None
+        How many partitions the passes will run over, when known. With no
+        ``backend``, ``workers`` or ``scheduler`` given, one partition (or none) runs
+        serially in this process: a pool of worker processes would have nothing to
+        share out, and starting it (1.5-2 s) costs more than a pass over a partition
+        that fits in memory. The numbers are the same bits on every backend.
 
     Returns
     -------
@@ -153,6 +160,8 @@ def session(
         if workers is not None or scheduler is not None:
             raise ValueError("'workers' and 'scheduler' cannot change an existing session")
         backend = backend.backend
+    if backend is None and workers is None and scheduler is None and partitions is not None:
+        backend = "serial" if partitions <= 1 else None
     resolved = resolve_backend(backend, workers=workers, scheduler=scheduler)
     # Whoever opens a backend closes it: one the caller already opened (directly or
     # through an outer session) stays theirs; a closed one is opened and closed here.

@@ -144,7 +144,7 @@ def elastic_net(
     fam = get_family(family, link)
     source = as_source(data)
     folds = cv if cv is not None else 1
-    with session(backend, workers=workers) as sess:
+    with session(backend, workers=workers, partitions=source.npartitions) as sess:
         learned = learn_design(
             formula,
             source,

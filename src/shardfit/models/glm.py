@@ -290,7 +290,7 @@ class GeneralizedLinearModel:
         family = self.family
         timed = _TimedPasses()
         with (
-            session(backend, workers=workers) as sess,
+            session(backend, workers=workers, partitions=source.npartitions) as sess,
             single_threaded_blas(),
             PartitionCache(sess, max_bytes=cache_bytes) as cache,
         ):

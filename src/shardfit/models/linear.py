@@ -232,7 +232,10 @@ class LinearModel:
             _check_hac_column(source, hac)
             extra_columns = (hac.column,)
         # One BLAS thread for every product and solve: bitwise the same on every backend.
-        with session(backend, workers=workers) as sess, single_threaded_blas():
+        with (
+            session(backend, workers=workers, partitions=source.npartitions) as sess,
+            single_threaded_blas(),
+        ):
             learned = learn_design(
                 self.formula,
                 source,

@@ -278,7 +278,7 @@ class NegativeBinomialModel:
         source = as_source(self.data)
         passes = _TimedPasses()  # each pass's wall time (results.extra["passes"])
         with (
-            session(backend, workers=workers) as sess,
+            session(backend, workers=workers, partitions=source.npartitions) as sess,
             single_threaded_blas(),
             PartitionCache(sess, max_bytes=cache_bytes) as cache,
         ):

@@ -156,7 +156,10 @@ def svd(
         # A formula's design: no constant column to look for (an SVD has no intercept).
         source, design = as_source(data), {"find_constant": False}
     assert isinstance(formula, str) and not isinstance(weights, StoredColumns)
-    with session(backend, workers=workers) as sess, single_threaded_blas():
+    with (
+        session(backend, workers=workers, partitions=source.npartitions) as sess,
+        single_threaded_blas(),
+    ):
         learned = learn_design(
             None if stored else formula,
             source,
