@@ -65,6 +65,8 @@ from shardfit.models.irls import (
 )
 from shardfit.models.least_squares import QR_ALIAS_TOL, check_rank_tol, robust_basis
 from shardfit.models.linear import (
+    _COV_TYPES,
+    CovType,
     _check_hac_column,
     _cov_note_options,
     _groups,
@@ -85,23 +87,11 @@ __all__ = [
     "poisson",
 ]
 
-GLMCovType = Literal[
-    "nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC", "cluster", "hac-panel", "hac-groupsum"
-]
+# The same covariances as the linear models'.
+GLMCovType = CovType
 #: Above this condition number (centred, equilibrated design) ``method="auto"``
 #: switches to TSQR, as the exact OLS does.
 DEFAULT_COND_THRESHOLD = 1e3
-_COV_TYPES = (
-    "nonrobust",
-    "HC0",
-    "HC1",
-    "HC2",
-    "HC3",
-    "HAC",
-    "cluster",
-    "hac-panel",
-    "hac-groupsum",
-)
 
 
 class _TimedPasses:
