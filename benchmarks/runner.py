@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import importlib.util
 import json
 import os
@@ -398,6 +399,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{info['cores']} cores, {info['memory_gb']:.1f} GB; load {load_start:.2f}; data in {root}"
     )
     measurements: list[Measurement] = []
+    # The sequential run passes each case's reference as it is measured.
+    measure = functools.partial(
+        _measure, mode=mode, repeats=repeats, store=store, timeout=timeout, reference=None
+    )
     try:
         if args.jobs > 1:
             groups = [
@@ -406,19 +411,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if not CASES[name].pending
                 for rows in sizes or CASES[name].sizes[mode]
             ]
-
-            def measure(case: Case, tool: Tool, rows: int) -> Measurement:
-                return _measure(
-                    case,
-                    tool,
-                    rows,
-                    mode=mode,
-                    repeats=repeats,
-                    store=store,
-                    timeout=timeout,
-                    reference=None,
-                )
-
             done_groups = iter(_concurrently(groups, jobs=args.jobs, store=store, measure=measure))
         for name in names:
             case = CASES[name]
@@ -435,16 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for tool in _selected(case, _split(args.tools), args.core):
                     reference = _reference(done, case)
                     done.append(
-                        _measure(
-                            case,
-                            tool,
-                            rows,
-                            mode=mode,
-                            repeats=repeats,
-                            store=store,
-                            timeout=timeout,
-                            reference=reference.tool if reference else None,
-                        )
+                        measure(case, tool, rows, reference=reference.tool if reference else None)
                     )
                 _accuracy(done, case)
                 _print_accuracy(done)

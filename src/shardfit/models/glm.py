@@ -38,7 +38,7 @@ from shardfit.data.partition import Source
 from shardfit.data.resolve import as_source
 from shardfit.design.formula import patsy_column_order
 from shardfit.design.schema import learn_design
-from shardfit.design.store import check_groups, source_counts
+from shardfit.design.store import source_counts
 from shardfit.engine import PartitionCache, run_pass, session
 from shardfit.engine.blas import single_threaded_blas
 from shardfit.errors import DesignError
@@ -67,8 +67,8 @@ from shardfit.models.least_squares import QR_ALIAS_TOL, check_rank_tol, robust_b
 from shardfit.models.linear import (
     _COV_TYPES,
     CovType,
-    _check_hac_column,
     _cov_note_options,
+    _covariance_columns,
     _groups,
     _hac_task_options,
 )
@@ -236,9 +236,8 @@ class GeneralizedLinearModel:
             of freedom (``n_groups - 1`` for ``"cluster"``, the fewer clusters' for
             two-way), as statsmodels' ``GLM.fit(use_t=True)``; by default the normal
             (and chi2 in :meth:`~GLMResults.wald_test`).
-            Prediction intervals use the same t; with ``"cluster"`` that is
-            ``n_groups - 1`` degrees of freedom, where statsmodels' ``get_prediction``
-            takes ``df_resid``.
+            Prediction intervals use the t with ``df_resid`` degrees of freedom, as
+            statsmodels' ``get_prediction``, also under cluster and panel covariances.
         scale : float or {"X2", "dev"}, optional
             statsmodels' ``scale``: by default Pearson's chi2 over ``df_resid`` for the
             families with a free scale and 1 for the others; ``"X2"`` Pearson's chi2
@@ -263,14 +262,7 @@ class GeneralizedLinearModel:
             raise ValueError(f"The 'cond_threshold' parameter must be > 1. Got {cond_threshold!r}.")
         check_rank_tol(rank_tol)
         source = as_source(self.data)
-        groups = _groups(cov_type, cov_kwds)
-        hac = HacOptions.parse(cov_type, cov_kwds) if cov_type in HAC_COV_TYPES else None
-        group_columns = (groups,) if isinstance(groups, str) else groups or ()
-        for column in group_columns:
-            check_groups(source, column)  # a design store holds no cluster column
-        if hac is not None and hac.column is not None:
-            _check_hac_column(source, hac)
-            group_columns = (hac.column,)
+        groups, hac, group_columns = _covariance_columns(source, cov_type, cov_kwds)
         freq = self.freq_weights
         if freq is not None:
             _check_freq_weights(source, freq, cov_type)

@@ -83,6 +83,29 @@ def kernel_weights(kernel: str, maxlags: int) -> np.ndarray:
     raise ValueError(f"HAC kernel must be one of {HAC_KERNELS}; got {kernel!r}")
 
 
+def _cross_lags(tail: np.ndarray, head: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``sum k_{d+j} head_j tail_d'`` over the pairs straddling a boundary (``tail``
+    the rows before it, in order; ``head`` the rows after it), at most ``L`` apart."""
+    # Pair (tail row d from the end, d = 1.., head row j = 0..) is d + j apart:
+    # sum_{j,d} k_{d+j} b_j a_d' = B' W A with W[j, d] = k_{d+j} (0 past L).
+    maxlags = weights.size - 1
+    if not (tail.shape[0] and head.shape[0]):
+        return np.zeros((head.shape[1], tail.shape[1]))
+    distance = np.arange(head.shape[0])[:, None] + np.arange(1, tail.shape[0] + 1)[None, :]
+    w = np.where(distance <= maxlags, weights[np.minimum(distance, maxlags)], 0.0)
+    return head.T @ (w @ tail[::-1])
+
+
+def _window_arrays(state: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The arrays of a saved lag window (``to_state``): kernel weights, Gram, lag sums,
+    and the head and tail rows as ``(rows, k)`` (an empty one saves as ``(0,)``)."""
+    k = np.asarray(state["gram"]).shape[0]
+    arrays = {n: np.asarray(state[n], dtype=np.float64) for n in ("weights", "gram", "lagged")}
+    for name in ("head", "tail"):
+        arrays[name] = np.asarray(state[name], dtype=np.float64).reshape(-1, k)
+    return arrays
+
+
 @dataclass(frozen=True)
 class LagWindow:
     """HAC sums of a run of consecutive rows' scores, mergeable with the next run.
@@ -136,13 +159,7 @@ class LagWindow:
         """This run followed by ``other``."""
         maxlags = self.maxlags
         lagged = self.lagged + other.lagged
-        a, b = self.tail, other.head
-        if a.shape[0] and b.shape[0]:
-            # Pair (tail row d from the end, d = 1.., head row j = 0..) is d + j apart:
-            # sum_{j,d} k_{d+j} b_j a_d' = B' W A with W[j, d] = k_{d+j} (0 past L).
-            distance = np.arange(b.shape[0])[:, None] + np.arange(1, a.shape[0] + 1)[None, :]
-            w = np.where(distance <= maxlags, self.weights[np.minimum(distance, maxlags)], 0.0)
-            lagged += b.T @ (w @ a[::-1])
+        lagged = lagged + _cross_lags(self.tail, other.head, self.weights)
         head = self.head
         if self.nrows < maxlags:  # all of this run, then the start of the next
             head = np.vstack([self.head, other.head[: maxlags - self.nrows]])
@@ -178,30 +195,7 @@ class LagWindow:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> LagWindow:
-        k = np.asarray(state["gram"]).shape[0]
-
-        def rows(name: str) -> np.ndarray:
-            return np.asarray(state[name], dtype=np.float64).reshape(-1, k)
-
-        return cls(
-            weights=np.asarray(state["weights"], dtype=np.float64),
-            nrows=int(state["nrows"]),
-            gram=np.asarray(state["gram"], dtype=np.float64),
-            lagged=np.asarray(state["lagged"], dtype=np.float64),
-            head=rows("head"),
-            tail=rows("tail"),
-        )
-
-
-def _cross_lags(tail: np.ndarray, head: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``sum k_{d+j} head_j tail_d'`` over the pairs straddling a boundary (``tail``
-    the rows before it, in order; ``head`` the rows after it), at most ``L`` apart."""
-    maxlags = weights.size - 1
-    if not (tail.shape[0] and head.shape[0]):
-        return np.zeros((head.shape[1], tail.shape[1]))
-    distance = np.arange(head.shape[0])[:, None] + np.arange(1, tail.shape[0] + 1)[None, :]
-    w = np.where(distance <= maxlags, weights[np.minimum(distance, maxlags)], 0.0)
-    return head.T @ (w @ tail[::-1])
+        return cls(nrows=int(state["nrows"]), **_window_arrays(state))
 
 
 def _plain(value: Any) -> Any:
@@ -353,23 +347,14 @@ class PanelLagWindow:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> PanelLagWindow:
-        k = np.asarray(state["gram"]).shape[0]
-
-        def rows(name: str) -> np.ndarray:
-            return np.asarray(state[name], dtype=np.float64).reshape(-1, k)
-
         first, last = state["ends"]
         return cls(
-            weights=np.asarray(state["weights"], dtype=np.float64),
             by=state["by"],
             nrows=int(state["nrows"]),
             runs=int(state["runs"]),
             first=first,
             last=last,
-            gram=np.asarray(state["gram"], dtype=np.float64),
-            lagged=np.asarray(state["lagged"], dtype=np.float64),
-            head=rows("head"),
-            tail=rows("tail"),
+            **_window_arrays(state),
         )
 
 

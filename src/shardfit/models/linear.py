@@ -211,9 +211,8 @@ class LinearModel:
             by default t for ``"nonrobust"`` and normal for robust covariances, as
             statsmodels (t with ``n_groups - 1`` degrees of freedom for ``"cluster"``,
             the fewer clusters' for two-way).
-            Prediction intervals use the same t; with ``"cluster"`` that is
-            ``n_groups - 1`` degrees of freedom, where statsmodels' ``get_prediction``
-            takes ``df_resid``.
+            Prediction intervals use the t with ``df_resid`` degrees of freedom, as
+            statsmodels' ``get_prediction``, also under cluster and panel covariances.
 
         Returns
         -------
@@ -223,14 +222,7 @@ class LinearModel:
         _check_use_t(use_t)
         check_rank_tol(rank_tol)
         source = as_source(self.data)
-        groups = _groups(cov_type, cov_kwds)
-        hac = HacOptions.parse(cov_type, cov_kwds) if cov_type in HAC_COV_TYPES else None
-        extra_columns = (groups,) if isinstance(groups, str) else groups or ()
-        for column in extra_columns:
-            check_groups(source, column)  # a design store holds no cluster column
-        if hac is not None and hac.column is not None:
-            _check_hac_column(source, hac)
-            extra_columns = (hac.column,)
+        groups, hac, extra_columns = _covariance_columns(source, cov_type, cov_kwds)
         # One BLAS thread for every product and solve: bitwise the same on every backend.
         with (
             session(backend, workers=workers, partitions=source.npartitions) as sess,
@@ -734,6 +726,23 @@ def _hac_task_options(hac: HacOptions | None, nobs: int) -> dict[str, Any]:
         "hac_by": hac.by,
         "time_cap": _hac.MAX_TIME_VALUES if hac.cov_type == "hac-groupsum" else None,
     }
+
+
+def _covariance_columns(
+    source: Source, cov_type: str, cov_kwds: dict[str, Any] | None
+) -> tuple[str | tuple[str, str] | None, HacOptions | None, tuple[str, ...]]:
+    """The cluster column(s), the HAC options, and the data columns the covariance
+    reads besides the design's (cluster ids, or hac-panel's and hac-groupsum's
+    column), each checked to be in ``source``."""
+    groups = _groups(cov_type, cov_kwds)
+    hac = HacOptions.parse(cov_type, cov_kwds) if cov_type in HAC_COV_TYPES else None
+    columns = (groups,) if isinstance(groups, str) else groups or ()
+    for column in columns:
+        check_groups(source, column)  # a design store holds no cluster column
+    if hac is not None and hac.column is not None:
+        _check_hac_column(source, hac)
+        columns = (hac.column,)
+    return groups, hac, columns
 
 
 def _check_hac_column(source: Source, hac: HacOptions) -> None:

@@ -316,6 +316,18 @@ def get_margeff(
         dummy_idx = _dummy_columns(summary) if dummy else ()
         count_idx = _count_columns(summary) if count else ()
         _warn_other_rows(results, summary, source)
+        # The fields every answer shares, at="all"'s included.
+        described = {
+            "names": tuple(name for name, keep in zip(results.names, nonconstant) if keep),
+            "margeff_options": {"method": method, "at": at},
+            "dummy_idx": (dummy_idx or None) if dummy else None,
+            "count_idx": (count_idx or None) if count else None,
+            "model_name": model_name,
+            "endog_name": _endog_name(results),
+            "nobs": summary.nobs,
+            "rows_read": summary.rows_read,
+            "rows_dropped": summary.dropped,
+        }
         if at == "all":
             rows = MargeffFitRows if need_response else MargeffRows
             model = rows(
@@ -341,15 +353,7 @@ def get_margeff(
                     margeff=np.zeros((0, int(nonconstant.sum()))),
                     margeff_se=None,
                     margeff_cov=None,
-                    names=tuple(n for n, keep in zip(results.names, nonconstant) if keep),
-                    margeff_options={"method": method, "at": at},
-                    dummy_idx=(dummy_idx or None) if dummy else None,
-                    count_idx=(count_idx or None) if count else None,
-                    model_name=model_name,
-                    endog_name=_endog_name(results),
-                    nobs=summary.nobs,
-                    rows_read=summary.rows_read,
-                    rows_dropped=summary.dropped,
+                    **described,
                 ),
             )  # fmt: skip
         if at == "overall" and (dummy or count):
@@ -370,15 +374,7 @@ def get_margeff(
         margeff=effects[nonconstant],
         margeff_se=np.sqrt(np.diag(margeff_cov)),
         margeff_cov=margeff_cov,
-        names=tuple(name for name, keep in zip(results.names, nonconstant) if keep),
-        margeff_options={"method": method, "at": at},
-        dummy_idx=(dummy_idx or None) if dummy else None,
-        count_idx=(count_idx or None) if count else None,
-        model_name=model_name,
-        endog_name=_endog_name(results),
-        nobs=summary.nobs,
-        rows_read=summary.rows_read,
-        rows_dropped=summary.dropped,
+        **described,
         exog_at=None if row is None else row[0].copy(),
     )
 

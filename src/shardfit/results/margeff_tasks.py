@@ -261,15 +261,7 @@ class MargeffTask:
     names: tuple[str, ...] = ()
 
     def __call__(self, partition: Partition) -> MargeffStatistic:
-        chunk = encode_partition(
-            self.spec,
-            partition,
-            missing="drop",
-            unseen=self.unseen,
-            need_response=self.need_response,
-        )
-        X = chunk.X if isinstance(chunk.X, np.ndarray) else chunk.X.toarray()
-        X = np.asarray(X, dtype=np.float64)
+        chunk, X = _dense_design(self.spec, partition, self.unseen, self.need_response)
         p = X.shape[1]
         empty = X.shape[0] == 0
         statistic = MargeffStatistic(
@@ -367,6 +359,21 @@ class MedianGathered:
         return MedianGathered(found, self.rows_read + other.rows_read)
 
 
+def _dense_design(
+    spec: DesignSpec,
+    partition: Partition,
+    unseen: Literal["raise", "zero"],
+    need_response: bool,
+) -> tuple[DesignChunk, np.ndarray]:
+    """A partition's encoded chunk (rows with a missing value dropped) and its design
+    as a dense float array."""
+    chunk = encode_partition(
+        spec, partition, missing="drop", unseen=unseen, need_response=need_response
+    )
+    X = chunk.X if isinstance(chunk.X, np.ndarray) else chunk.X.toarray()
+    return chunk, np.asarray(X, dtype=np.float64)
+
+
 @dataclass(frozen=True, eq=False)
 class MedianTask:
     """Encode a partition as :class:`MargeffTask` does and gather, per design column,
@@ -381,15 +388,7 @@ class MedianTask:
     names: tuple[str, ...] = ()
 
     def __call__(self, partition: Partition) -> MedianGathered:
-        chunk = encode_partition(
-            self.spec,
-            partition,
-            missing="drop",
-            unseen=self.unseen,
-            need_response=self.need_response,
-        )
-        X = chunk.X if isinstance(chunk.X, np.ndarray) else chunk.X.toarray()
-        X = np.asarray(X, dtype=np.float64)
+        chunk, X = _dense_design(self.spec, partition, self.unseen, self.need_response)
         found: dict[int, dict[Request, Gathered]] = {}
         for j, requests in self.requests:
             keys = _column_keys(X, j, self.names, partition)
