@@ -181,3 +181,38 @@ def test_all_zero_counts_name_the_start_not_a_divergence() -> None:
         model = shardfit.poisson("y ~ x", from_pandas(frame, 2))
         with pytest.raises(ConvergenceError, match=r"start values .*'log' link .*every response 0"):
             model.fit(backend="serial")
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("rank_deficient", ["raise", "drop"])
+def test_binomial_log_link_leaving_the_range_is_a_divergence_not_collinearity(
+    rank_deficient,
+) -> None:
+    """A weighted log-link binomial whose steps put fitted means above 1: the deviance
+    turns NaN and the clipped variances weight those rows ~1e15, so the Gram looks rank
+    deficient. statsmodels refuses the weights; shardfit said the design was collinear
+    (``g[T.c]``), and with ``rank_deficient="drop"`` ran its remaining 50 passes on a NaN
+    deviance. It is a divergence, named as one, whichever the policy."""
+    rng = np.random.default_rng(51)
+    n = 400
+    x, g, w = rng.normal(size=n), rng.choice(["a", "b", "c"], size=n), rng.uniform(0.5, 2, n)
+    p = np.clip(np.exp(-0.4 + 0.5 * x + 0.2 * (g == "b")), 0, 0.95)
+    frame = pd.DataFrame({"x": x, "g": g, "w": w, "y": (rng.uniform(size=n) < p).astype(float)})
+    log_binomial = sm.families.Binomial(sm.families.links.Log())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="NaN, inf or invalid value detected in weights"):
+            smf.glm("y ~ x + g", frame, family=log_binomial, var_weights=w).fit()
+    model = shardfit.glm(
+        "y ~ x + g", from_pandas(frame, 2), family="binomial", link="log", weights="w"
+    )
+    expected = (
+        r"IRLS diverged after \d+ iterations: the binomial family's deviance is NaN "
+        r"\(fitted means outside its range, which the 'log' link does not keep them in\), "
+        r"and the working weights of those rows make \['g\[T.c\]'\] look collinear; "
+        r"deviance history: [\d.]+, nan"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no "dropped" warning either
+        with pytest.raises(ConvergenceError, match=expected):
+            model.fit(backend="serial", rank_deficient=rank_deficient)

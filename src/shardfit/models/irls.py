@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import numpy as np
 
@@ -174,6 +174,19 @@ def run_irls(
             beta = start if previous is None else previous.params
             stat = irls_pass(beta, "qr", False, previous)
             solution = _solve(stat, transform, intercept, options.rank_tol)
+        if previous is not None and np.isnan(stat.deviance) and not solution.kept.all():
+            # The step left the family's range, which the link does not keep the means
+            # in (a binomial mean above 1 under the log link): the clipped variances
+            # give those rows weights of ~1e15, and a Gram dominated by a few rows
+            # looks rank deficient. That is a divergence, not a collinear design (IRLS
+            # may come back into the range: only with aliasing does it stop here).
+            aliased = [names[j] for j in np.flatnonzero(~solution.kept)]
+            _raise_diverged(
+                state.history[1:],
+                f"the {family.name} family's deviance is NaN (fitted means outside its "
+                f"range, which the {family.link.name!r} link does not keep them in), and "
+                f"the working weights of those rows make {aliased} look collinear",
+            )
         _report_aliased(solution, names, options.rank_deficient)
         return stat, solution
 
@@ -238,13 +251,22 @@ def _check_finite(
             "the responses as in statsmodels, is not finite (every response 0 under a "
             "log link, for example: check the response column, or give start_params)"
         )
+    _raise_diverged(
+        history,
+        f"the working weights of the {family.name} family are no longer finite (fitted "
+        "means outside its range)",
+    )
+
+
+def _raise_diverged(history: list[float], what: str) -> NoReturn:
+    """Raise :class:`ConvergenceError` naming the iteration, ``what`` went wrong and
+    the deviance ``history`` (the start's deviance first)."""
     trace = ", ".join(f"{value:.6g}" for value in history) or "none yet"
-    steps = max(len(history) - 1, 0)  # the first entry is the start's deviance
+    steps = max(len(history) - 1, 0)
     when = f"after {steps} iteration{'' if steps == 1 else 's'}" if history else "at the start"
     raise ConvergenceError(
-        f"IRLS diverged {when}: the working weights of the {family.name} family are no "
-        "longer finite (fitted means outside its range); "
-        f"deviance history: {trace}. Try another link, start_params, or check the data"
+        f"IRLS diverged {when}: {what}; deviance history: {trace}. Try another link, "
+        "start_params, or check the data"
     )
 
 
