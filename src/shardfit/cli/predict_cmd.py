@@ -174,7 +174,9 @@ def run(args: argparse.Namespace) -> int:
                 "models, GLMs and negative binomial models"
             )
         elif args.which is not None:
-            raise ValueError("--which is for GLM results; a linear model predicts its mean")
+            raise ValueError(
+                "--which is for GLM and negative binomial results; a linear model predicts its mean"
+            )
         source = source_of(args, args.partition_rows)
         _refuse_data_in_out(args.out, source)
         with warnings.catch_warnings():
