@@ -44,8 +44,13 @@ def restriction(
     from formulaic.utils.constraints import LinearConstraints
 
     if isinstance(r_matrix, str | list | dict):
+        spec: Any = r_matrix
+        if isinstance(spec, str):
+            spec = _quoted_names(spec, names)
+        elif isinstance(spec, list):
+            spec = [_quoted_names(item, names) if isinstance(item, str) else item for item in spec]
         try:
-            constraints = LinearConstraints.from_spec(r_matrix, variable_names=list(names))
+            constraints = LinearConstraints.from_spec(spec, variable_names=list(names))
         except KeyError as error:  # formulaic's bare KeyError('x') for an unknown name
             raise ValueError(
                 f"the restriction {r_matrix!r} names {error.args[0]!r}, which is not a "
@@ -75,6 +80,48 @@ def restriction(
             "(one value per row)"
         )
     return _checked(None, matrix, values)
+
+
+_IDENTIFIER = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def _quoted_names(spec: str, names: tuple[str, ...]) -> str:
+    """``spec`` with each coefficient name backtick-quoted where it appears whole.
+
+    formulaic's constraint parser reads ``:`` as an operator, so an interaction's
+    name (``"x1:x2 = 0"``, ``"C(g)[T.b]:x1 = 0"``) failed to parse, where statsmodels
+    (patsy, which matches the known names first) tests it. Quoting a name makes it one
+    literal variable, whatever its characters; the longest name matching at a position
+    wins (``x1:x2`` before ``x1``), a name must not continue an identifier on either
+    side (``x1`` is not matched in ``x11``), and text already in backticks is kept.
+    """
+    by_length = sorted((name for name in names if name), key=len, reverse=True)
+    out: list[str] = []
+    i = 0
+    while i < len(spec):
+        char = spec[i]
+        if char == "`":  # already quoted: copy through the closing backtick
+            end = spec.find("`", i + 1)
+            end = len(spec) - 1 if end < 0 else end
+            out.append(spec[i : end + 1])
+            i = end + 1
+            continue
+        before = spec[i - 1] if i else ""
+        for name in by_length:
+            if not spec.startswith(name, i):
+                continue
+            after = spec[i + len(name) : i + len(name) + 1]
+            if (name[0] in _IDENTIFIER and (before in _IDENTIFIER or before == ".")) or (
+                name[-1] in _IDENTIFIER and after and after in _IDENTIFIER
+            ):
+                continue
+            out.append(f"`{name}`")
+            i += len(name)
+            break
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
 
 
 def _checked(spec: Any, matrix: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -343,12 +343,32 @@ class LinearResults(CoefficientTable):
         )
 
     def get_prediction(
-        self, data: Any, *, alpha: float = 0.05, unseen: str = "raise", backend: Any = None
+        self,
+        data: Any,
+        *,
+        alpha: float = 0.05,
+        unseen: str = "raise",
+        backend: Any = None,
+        weights: Any = None,
     ) -> Any:
-        """Predicted means with standard errors; ``.summary_frame()`` as statsmodels'."""
+        """Predicted means with standard errors; ``.summary_frame()`` as statsmodels'.
+
+        ``weights`` (a column of ``data``, one number, or one per row of ``data``)
+        are the new observations' weights, as statsmodels' ``get_prediction(exog,
+        weights=...)``: the intervals for a new observation take its variance as
+        ``scale / w`` (by default ``scale``, unit weight). See
+        :func:`shardfit.results.predict.get_prediction`.
+        """
         from shardfit.results.predict import get_prediction
 
-        return get_prediction(self, data, alpha=alpha, unseen=unseen, backend=backend)  # type: ignore[arg-type]
+        return get_prediction(
+            self,
+            data,
+            alpha=alpha,
+            unseen=unseen,  # type: ignore[arg-type]
+            backend=backend,
+            weights=weights,
+        )
 
     def resid(
         self,

@@ -11,7 +11,9 @@ estimates are NaN, contribute nothing):
   (``results.cov_factor``) when it has one, which keeps its accuracy on an
   ill-conditioned design; ``mean_ci_* = predicted -/+ q * mean_se``;
 - ``obs_ci_* = predicted -/+ q * sqrt(mean_se**2 + scale)`` with ``scale = ssr /
-  df_resid``: a new observation has unit weight, as in statsmodels' ``get_prediction``;
+  df_resid``: a new observation has unit weight, as in statsmodels' ``get_prediction``
+  with new ``exog``, unless ``get_prediction(..., weights=w)`` gives it weight ``w``
+  (``scale / w``, statsmodels' ``weights``);
 - ``q`` is the ``1 - alpha/2`` quantile of Student's t with the results' inference
   degrees of freedom when ``results.use_t``, else of the standard normal.
 
@@ -122,8 +124,9 @@ class PredictionResults(StatsmodelsPredictionNames):
     ----------
     predicted_mean, se_mean : numpy.ndarray
         One value per kept row, in source order.
-    var_resid : float
-        Variance of a new observation around its mean (``results.scale``).
+    var_resid : float or numpy.ndarray
+        Variance of a new observation around its mean: ``results.scale``, or ``scale /
+        w`` per kept row for ``get_prediction(..., weights=w)``.
     dist : {"t", "norm"}
         Distribution of the intervals; ``df`` is its degrees of freedom for ``"t"``.
     df : float or None
@@ -139,7 +142,7 @@ class PredictionResults(StatsmodelsPredictionNames):
 
     predicted_mean: np.ndarray
     se_mean: np.ndarray
-    var_resid: float
+    var_resid: float | np.ndarray
     dist: str
     df: float | None
     row_labels: pd.Index
@@ -275,30 +278,88 @@ def get_prediction(
     unseen: Unseen = "raise",
     backend: Any = None,
     workers: int | None = None,
+    weights: Any = None,
 ) -> PredictionResults:
     """Predicted means and their standard errors for data that fits in memory.
 
-    Parameters are those of :func:`predict`; ``alpha`` is the default level of the
-    returned object's intervals.
+    Parameters
+    ----------
+    results, data, unseen, backend, workers
+        As for :func:`predict`.
+    alpha : float
+        The default level of the returned object's intervals.
+    weights : str, float or array_like, optional
+        The new observations' weights, as statsmodels' ``get_prediction(exog,
+        weights=...)``: a new observation's variance about its mean is ``scale / w``
+        (its interval ``obs_ci_*``), where a WLS fit's weights are inverse variances.
+        A column of ``data`` (a DataFrame) by name, one positive value for every row,
+        or one per row of ``data`` (rows without a prediction included). By default
+        a new observation has unit weight, as statsmodels' with new ``exog``
+        (statsmodels' ``get_prediction()`` without ``exog`` takes the fit's weights:
+        pass ``weights="w"`` with the fitted data for its intervals).
 
     Returns
     -------
     PredictionResults
         Its ``summary_frame()`` has statsmodels' columns ``mean``, ``mean_se``,
         ``mean_ci_lower``, ``mean_ci_upper``, ``obs_ci_lower`` and ``obs_ci_upper``.
+
+    Raises
+    ------
+    ValueError
+        ``weights`` is not a column of ``data``, has another number of values than
+        ``data`` has rows, or holds a value that is not finite and positive (naming
+        the row).
     """
     _check(None, alpha, unseen)
     source, labels = _source(results, data)
     model = prediction_model(results, alpha)
-    values, rows, counts = predict_rows(
-        model, "mean_se", unseen, source, data, labels, backend, workers
+    # stacklevel 5: the code calling LinearResults.get_prediction.
+    values, positions, counts = _predicted(
+        model, "mean_se", unseen, source, backend, workers, False, stacklevel=5
     )
+    rows = _row_labels(labels, positions)
+    var_resid: float | np.ndarray = float(results.scale)
+    if weights is not None:
+        var_resid = var_resid / _new_weights(weights, data, counts["read"], positions, rows)
     return PredictionResults(
         predicted_mean=values["predicted"],
         se_mean=values["mean_se"],
-        var_resid=float(results.scale),
+        var_resid=var_resid,
         **inference_fields(results, rows, counts, alpha),
     )
+
+
+def _new_weights(
+    weights: Any, data: Any, rows_read: int, positions: np.ndarray, rows: pd.Index
+) -> np.ndarray:
+    """The kept rows' weights for :func:`get_prediction`, checked."""
+    if isinstance(weights, str):
+        if not isinstance(data, pd.DataFrame) or weights not in data.columns:
+            what = "a pandas DataFrame" if not isinstance(data, pd.DataFrame) else "the data"
+            raise ValueError(
+                f"get_prediction: weights={weights!r} names a column, and {what} has no "
+                f"column {weights!r}; pass the weights as an array (one per row of data)"
+            )
+        values = pd.to_numeric(data[weights], errors="coerce").to_numpy(dtype=np.float64)
+    else:
+        values = np.asarray(weights, dtype=np.float64)
+        if values.ndim == 0:
+            values = np.full(rows_read, float(values))
+        elif values.ndim != 1 or values.size != rows_read:
+            raise ValueError(
+                f"get_prediction: weights has shape {values.shape}; give one weight per "
+                f"row of data ({rows_read:,} rows), a column name, or one number"
+            )
+    kept = values[positions]
+    bad = np.flatnonzero(~(np.isfinite(kept) & (kept > 0)))
+    if bad.size:
+        raise ValueError(
+            f"get_prediction: the weight of row {rows[bad[0]]} is {kept[bad[0]]:g} "
+            f"({bad.size:,} row(s) in all); weights must be finite and positive (a new "
+            "observation's variance is scale / weight)"
+        )
+    return kept
 
 
 def row_values(
@@ -620,6 +681,31 @@ def predict_rows(
     ``outputs`` columns of the kept rows in source order, their labels, and the row
     counts (a warning says how many rows got no prediction). With ``pad``, every row
     read, NaN where it got no prediction, so that value ``i`` is row ``i``'s."""
+    # stacklevel 6: the code calling LinearResults.predict (through predict and here).
+    values, positions, counts = _predicted(
+        model, outputs, unseen, source, backend, workers, progress, stacklevel=6
+    )
+    if pad:
+        values = {
+            name: nan_padded(column, positions, counts["read"]) for name, column in values.items()
+        }
+        positions = np.arange(counts["read"])
+    return values, _row_labels(labels, positions), counts
+
+
+def _predicted(
+    model: PredictionModel,
+    outputs: Outputs,
+    unseen: Unseen,
+    source: Source,
+    backend: Any,
+    workers: int | None,
+    progress: bool,
+    *,
+    stacklevel: int,
+) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
+    """:func:`predict_rows`' values of the kept rows, their 0-based positions in the
+    source, and the row counts (warning, at ``stacklevel``, of rows without one)."""
     # The source, not ``data``: a Source of files gets the default backend. Every MPI
     # rank returns the predictions (allgather), as every rank's script uses them.
     parts = map_partitions(
@@ -633,13 +719,8 @@ def predict_rows(
     )
     assert parts is not None
     values, positions, counts = _gather(parts, model.names(outputs))
-    warn_dropped(counts, source.name, stacklevel=5, label=model.label)
-    if pad:
-        values = {
-            name: nan_padded(column, positions, counts["read"]) for name, column in values.items()
-        }
-        positions = np.arange(counts["read"])
-    return values, _row_labels(labels, positions), counts
+    warn_dropped(counts, source.name, stacklevel=stacklevel, label=model.label)
+    return values, positions, counts
 
 
 def nan_padded(values: np.ndarray, positions: np.ndarray, rows: int) -> np.ndarray:
