@@ -77,7 +77,7 @@ def fit_source(
         if not pairs:
             raise ValueError("the data generator gave no partitions")
         inner = tuple(
-            _checked(index, _as_1d(endog), _as_2d(exog), check_finite)
+            _checked(index, _as_1d(endog, index), _as_2d(exog, index), check_finite)
             for index, (endog, exog) in enumerate(pairs)
         )
         spec, names, labelled = None, _names(pairs[0][1]), False
@@ -121,13 +121,39 @@ def _checked(
     return ArraysPartition(endog, exog, index)
 
 
-def _as_1d(values: Any) -> np.ndarray:
-    return np.asarray(values, dtype=np.float64).reshape(-1)
+def _as_1d(values: Any, index: int) -> np.ndarray:
+    return _as_float(values, index, "endog").reshape(-1)
 
 
-def _as_2d(values: Any) -> np.ndarray:
-    array = np.asarray(values, dtype=np.float64)
+def _as_2d(values: Any, index: int) -> np.ndarray:
+    array = _as_float(values, index, "exog")
     return array[:, None] if array.ndim == 1 else array
+
+
+def _as_float(values: Any, index: int, name: str) -> np.ndarray:
+    """``values`` as float64, or an error naming the partition, array and column.
+
+    NumPy's own ("could not convert string to float: 'a'") says neither which of the
+    generator's pairs nor which column holds the value.
+    """
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        array = np.asarray(values, dtype=object)
+        column = ""
+        if array.ndim == 2:
+            names = getattr(values, "columns", None)
+            for j in range(array.shape[1]):
+                try:
+                    np.asarray(array[:, j], dtype=np.float64)
+                except (TypeError, ValueError):
+                    column = f", column {names[j]!r}" if names is not None else f", column {j}"
+                    break
+        raise ValueError(
+            f"partition {index} of the data generator: {name}{column} is not numeric "
+            f"({error}); statsmodels' models need numbers: encode labels (e.g. "
+            "pandas.get_dummies) or pass formula=... with a frame"
+        ) from error
 
 
 def _names(exog: Any) -> tuple[str, ...] | None:

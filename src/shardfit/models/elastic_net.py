@@ -12,7 +12,8 @@ scikit-learn's objectives (so the answers equal ``ElasticNet``/``ElasticNetCV`` 
 - GLMs (binomial, Poisson, any family and link of :mod:`shardfit.models.families`):
   ``1/W sum_i w_i l_i(b0, b) + alpha * (l1_ratio |b|_1 + (1 - l1_ratio) / 2 |b|^2``
   where ``l_i`` is half the unit deviance (the negative log-likelihood up to a
-  constant); for the logistic model ``alpha = 1 / (C n)`` in scikit-learn's terms.
+  constant); for the logistic model ``alpha = 1 / (C W)`` in scikit-learn's terms
+  (``1 / (C n)`` unweighted; scikit-learn's ``sample_weight`` is ``weights`` here).
 
 ``standardize=False`` (the default) penalizes the coefficients of the columns as they
 are, as scikit-learn does; ``standardize=True`` penalizes those of columns divided by

@@ -230,6 +230,11 @@ def train(
                 last[j] = t
                 gi = g * data[k] + l2 * a[j]
                 n[j] += gi * gi
+                if n[j] == 0.0:
+                    # No gradient yet (g == 0: a zero-weight row, a satisfied hinge, an
+                    # exact fit): the coordinate has not moved (a[j] == 0) and does not
+                    # now. With beta == 0 its step eta / 0 would raise ZeroDivisionError.
+                    continue
                 step = eta / (beta + math.sqrt(n[j]))
                 u = a[j] - step * gi
                 shrink = step * l1

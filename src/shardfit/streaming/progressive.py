@@ -57,7 +57,14 @@ def _fast_path(estimator: Any) -> bool:
 
 
 def _sigmoid(m: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * m))
+    """The logistic function as ``predict_proba`` computes it (exp of -|m|).
+
+    ``0.5 * (1 + tanh(m / 2))`` loses the small probabilities to cancellation (at
+    ``m = -30`` it is 0.017% off, at ``-35`` 3%), so the log-loss of a confident
+    wrong row differed from ``log_loss(y, predict_proba(X))`` by up to 0.03.
+    """
+    e = np.exp(-np.abs(m))
+    return np.where(m >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 @dataclass
