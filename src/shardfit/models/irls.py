@@ -220,8 +220,12 @@ def run_irls(
         # An exact fit (a deviance at rounding level: 24 orders of magnitude below the
         # start's, residuals 1e-12 of the response's spread) has converged: a further
         # step only adds rounding noise, which the deviance over a near-zero scale blows
-        # up. Exactly 0 or 7e-29 depends on the BLAS and NumPy at hand.
-        exact = stat.deviance <= EXACT_FIT * start_deviance
+        # up. Exactly 0 or 7e-29 depends on the BLAS and NumPy at hand. Its size, not
+        # its value: a negative deviance far from 0 (a Poisson mean below 0 under the
+        # identity link, whose y log(y / mu) terms are then NaN-free but negative) is a
+        # step outside the family's range, not an exact fit; statsmodels iterates on,
+        # and IRLS may come back into the range.
+        exact = abs(stat.deviance) <= EXACT_FIT * start_deviance
         if abs(old - new) <= threshold(new) or exact:
             state.converged = True
             break
