@@ -316,6 +316,7 @@ class LinearModel:
                 options,
                 hac,
             )
+        singular = _singular_values(solution)
         return LinearResults(
             names=spec.column_names,
             params_array=solution.params,
@@ -332,7 +333,8 @@ class LinearModel:
             cov_type=cov_type,
             use_t=default_use_t if use_t is None else use_t,
             df_resid_inference=df_inference,
-            condition_number=_statsmodels_condition(solution),
+            condition_number=_condition_number(singular),
+            eigenvals_array=singular**2,
             method_used=kind,
             const_idx=const_idx,
             weighted=self.weights is not None,
@@ -612,8 +614,16 @@ def _total_sums(
     return centered, uncentered
 
 
-def _statsmodels_condition(solution: LeastSquaresSolution) -> float:
-    singular = np.linalg.svd(solution.r_raw, compute_uv=False)
+def _singular_values(solution: LeastSquaresSolution) -> np.ndarray:
+    """The weighted design's singular values, largest first: those of its triangular
+    factor. Their squares are statsmodels' ``eigenvals`` (of ``X'WX``), each accurate
+    to ``eps`` of the largest, as statsmodels' from the design itself."""
+    return np.linalg.svd(solution.r_raw, compute_uv=False)
+
+
+def _condition_number(singular: np.ndarray) -> float:
+    """statsmodels' ``condition_number``: ``sqrt(largest / smallest eigenvalue)`` of
+    ``X'WX``, the ratio of the extreme singular values."""
     if singular.size == 0 or singular[-1] == 0:
         return float("inf")
     return float(singular[0] / singular[-1])

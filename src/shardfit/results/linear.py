@@ -62,6 +62,8 @@ class LinearResults(CoefficientTable):
     use_t: bool = True
     df_resid_inference: float | None = None
     condition_number: float = float("nan")
+    #: Eigenvalues of the weighted design's ``X'WX``, largest first (``eigenvals``).
+    eigenvals_array: np.ndarray | None = None
     method_used: str = "gram"
     const_idx: int | None = None
     weighted: bool = False
@@ -78,6 +80,17 @@ class LinearResults(CoefficientTable):
     #: on an ill-conditioned design where ``sqrt(x'Cx)`` loses ``cond**2 * eps`` to
     #: cancellation; without it (a plain robust sandwich, older files) they are that.
     cov_factor: np.ndarray | None = None
+
+    @property
+    def eigenvals(self) -> np.ndarray:
+        """Eigenvalues of the weighted design's ``X'WX``, largest first, as statsmodels'
+        ``eigenvals``; ``condition_number`` is ``sqrt(eigenvals[0] / eigenvals[-1])``."""
+        if self.eigenvals_array is None:
+            raise ValueError(
+                "eigenvals: these results were saved by a shardfit that did not record "
+                "them; refit to get them"
+            )
+        return self.eigenvals_array.copy()
 
     # -- degrees of freedom and sums of squares -----------------------------------
     @property
