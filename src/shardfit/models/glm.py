@@ -220,7 +220,11 @@ class GeneralizedLinearModel:
             scaled to unit spread, in TSQR steps) is below ``rank_tol`` times its norm
             is aliased (see :meth:`shardfit.LinearModel.fit`); R uses 1e-7.
         separation : {"warn", "raise"}
-            What to do when a binomial model's data are (quasi-)separated.
+            What to do when a binomial model's data are (quasi-)separated (fitted
+            probabilities numerically 0 or 1 while coefficients diverge), or a count
+            model's zeros are (fitted means numerically 0 while coefficients diverge:
+            a level whose responses are all 0, for example). statsmodels says nothing
+            in the second case, and reports the estimate where its IRLS stopped.
         backend, workers
             Where the passes run (see :func:`shardfit.engine.run_pass`).
         cache_bytes : int, optional

@@ -212,6 +212,10 @@ class FinalTask:
         boundary = 0
         if family.name == "binomial":
             boundary = int(np.count_nonzero((mu < BOUNDARY_EPS) | (mu > 1 - BOUNDARY_EPS)))
+        elif family.support == "y >= 0":
+            # Counts (and Tweedie's compound Poisson): a mean sinks to 0 where every
+            # response of a level or region is 0, and its coefficient to -inf.
+            boundary = int(np.count_nonzero(mu < BOUNDARY_EPS))
         hessian = meat = clusters = window = None
         if self.cov_type != "nonrobust":
             hessian, meat, clusters, window = self._robust(block, mu, groups)

@@ -332,12 +332,13 @@ def separated_terms(
     spread: tuple[float, ...],
     policy: str,
 ) -> list[str]:
-    """Terms whose coefficients diverge while fitted probabilities reach 0 or 1.
+    """Terms whose coefficients diverge while fitted probabilities reach 0 or 1, or
+    fitted means of a count family reach 0 (``final.boundary`` counts those rows).
 
     Any family: every fitted value equal to its response (statsmodels' "perfect
     prediction" check, ``|y - mu| <= 1e-8``) warns as well.
     """
-    if family.name != "binomial" or final.boundary == 0:
+    if final.boundary == 0:
         if state.last is not None and state.last.max_abs_resid <= 1e-8:
             warnings.warn(
                 "perfect prediction: every fitted value equals its response, so the "
@@ -362,12 +363,24 @@ def separated_terms(
     if not diverging and state.converged:
         return []
     terms = diverging or ["(not isolated: the IRLS did not converge)"]
-    message = (
-        f"perfect or quasi-complete separation: {final.boundary:,} of {final.nobs:,} fitted "
-        f"probabilities are numerically 0 or 1 and the coefficients of {terms} diverge; "
-        "their estimates and standard errors are meaningless (remove or merge the "
-        "separating terms, or use a penalized fit)"
-    )
+    if family.name == "binomial":
+        message = (
+            f"perfect or quasi-complete separation: {final.boundary:,} of {final.nobs:,} "
+            f"fitted probabilities are numerically 0 or 1 and the coefficients of {terms} "
+            "diverge; their estimates and standard errors are meaningless (remove or merge "
+            "the separating terms, or use a penalized fit)"
+        )
+    else:
+        # statsmodels says nothing here: its estimate is finite only because IRLS stops
+        # once the vanishing means no longer move the deviance (a coefficient near -25
+        # with a standard error of 1e4).
+        message = (
+            f"zero responses separated: {final.boundary:,} of {final.nobs:,} fitted means "
+            f"of the {family.name} model are numerically 0 and the coefficients of "
+            f"{terms} diverge (a level or region whose responses are all 0 has no finite "
+            "estimate); their estimates and standard errors are "
+            "meaningless (remove or merge those terms, or use a penalized fit)"
+        )
     if policy == "raise":
         raise PerfectSeparationError(message)
     warnings.warn(message, PerfectSeparationWarning, stacklevel=3)

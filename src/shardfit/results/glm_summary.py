@@ -92,10 +92,15 @@ def _notes(results: Any, dropped: int) -> list[str]:
             "not the maximum-likelihood ones."
         )
     if results.separated_terms:
+        fitted = (
+            "probabilities are numerically 0 or 1"
+            if results.family_name == "binomial"
+            else "means are numerically 0"
+        )
         notes.append(
-            f"Separation: {results.boundary_rows:,} fitted probabilities are numerically 0 "
-            f"or 1 and the coefficients of {', '.join(results.separated_terms)} diverge; "
-            "their estimates and standard errors are meaningless."
+            f"Separation: {results.boundary_rows:,} fitted {fitted} and the coefficients "
+            f"of {', '.join(results.separated_terms)} diverge; their estimates and "
+            "standard errors are meaningless."
         )
     if dropped:
         reasons = ", ".join(
