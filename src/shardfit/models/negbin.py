@@ -38,6 +38,17 @@ estimates, statsmodels' default (``cov_type="nonrobust"``). The optimum is the s
 as statsmodels': the score is zero at the same point, so params agree to the
 convergence tolerance and the standard errors to the rounding of the Hessian.
 
+Robust covariances are statsmodels' ``NegativeBinomial.fit(cov_type=...)`` (its
+``get_robustcov_results`` on ``score_obs`` with ``alpha``, not ``log alpha``, as the
+last parameter), from one more pass at the estimates
+(:class:`~shardfit.models.negbin_tasks.NBRobustTask`): the sandwich ``H^-1 M H^-1``
+with ``H`` the Hessian in ``(beta, alpha)`` and ``M`` the sum of the per-row score
+outer products (``"HC0"``; statsmodels' discrete models give ``"HC1"``-``"HC3"`` the
+same matrix, no small-sample factor and no leverage), or of the per-cluster score
+sums' outer products times ``G / (G - 1) (n - 1) / (n - k)`` with ``k`` counting
+``alpha`` (``"cluster"``, one-way; inference with ``G - 1`` degrees of freedom under
+``use_t``).
+
 Data without overdispersion (Poisson-like counts) have their likelihood maximum at
 the boundary ``alpha = 0``; ``alpha`` then shrinks geometrically along the Newton
 path. Below ``alpha_floor`` the fit stops with a :class:`AlphaBoundaryWarning`: the
@@ -67,7 +78,8 @@ from shardfit.models.families import NegativeBinomial as NBFamily
 from shardfit.models.glm import _column_transform, _intercept, _TimedPasses
 from shardfit.models.glm_tasks import PrepareStatistic, PrepareTask
 from shardfit.models.irls import ConvergenceWarning
-from shardfit.models.negbin_tasks import NBStatistic, NBTask
+from shardfit.models.linear import _cov_note_options, _covariance_columns, _groups
+from shardfit.models.negbin_tasks import NBRobustStatistic, NBRobustTask, NBStatistic, NBTask
 from shardfit.results.negbin import NegativeBinomialResults
 from shardfit.stats.transform import ColumnTransform
 
@@ -86,6 +98,9 @@ MAX_HALVINGS = 40
 EPS = float(np.finfo(np.float64).eps)
 #: The fewest Newton iterations of the constant-only model (llnull).
 NULL_MAXITER = 100
+#: The covariances of :meth:`NegativeBinomialModel.fit` (statsmodels' discrete
+#: models give HC0 to HC3 the same sandwich).
+NB_COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster")
 
 
 class AlphaBoundaryWarning(UserWarning):
@@ -226,6 +241,9 @@ class NegativeBinomialModel:
         maxiter: int = 100,
         tol: float = 1e-8,
         alpha_floor: float = ALPHA_FLOOR,
+        cov_type: str = "nonrobust",
+        cov_kwds: dict[str, Any] | None = None,
+        use_t: bool = False,
         backend: Any = None,
         workers: int | None = None,
         cache_bytes: int | None = None,
@@ -249,6 +267,23 @@ class NegativeBinomialModel:
             of the centred, scaled columns (see the module notes).
         alpha_floor : float
             Stop at the boundary when ``alpha`` falls below it (see the module notes).
+        cov_type : {"nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster"}
+            The covariance of the estimates, as statsmodels'
+            ``NegativeBinomial.fit(cov_type=...)``: ``"nonrobust"`` the inverse of minus
+            the Hessian in ``(beta, alpha)``; ``"HC0"`` the sandwich of the per-row
+            scores (``"HC1"``-``"HC3"`` are the same matrix, as in statsmodels' discrete
+            models: no small-sample factor, no leverage); ``"cluster"`` the one-way
+            cluster sandwich with ``G / (G - 1) (n - 1) / (n - k)``, ``k`` the
+            coefficients plus ``alpha``. A robust covariance takes one more pass.
+        cov_kwds : dict, optional
+            ``{"groups": column}`` for ``"cluster"``: the data's column of cluster ids
+            (any values; a cluster may span partitions; rows missing it are dropped, or
+            raise with ``missing="raise"``). Nothing for the others. A fit on arrays
+            (:func:`NegativeBinomial`) or a design store has no such column.
+        use_t : bool
+            Inference (p-values, intervals) from Student's t: with ``G - 1`` degrees of
+            freedom for ``"cluster"``, else ``df_resid``; by default the normal, as
+            statsmodels.
         backend, workers
             Where the passes run (see :func:`shardfit.engine.run_pass`).
         cache_bytes : int, optional
@@ -275,7 +310,13 @@ class NegativeBinomialModel:
             raise ValueError(f"The 'tol' parameter must be > 0. Got {tol!r}.")
         if not 0 < alpha_floor < 1:
             raise ValueError(f"The 'alpha_floor' parameter must be in (0, 1). Got {alpha_floor!r}.")
+        _check_covariance(cov_type, cov_kwds)
+        if not isinstance(use_t, bool):
+            raise ValueError(f"The 'use_t' parameter must be True or False. Got {use_t!r}.")
         source = as_source(self.data)
+        # The cluster column, checked to be in the data (a design store has none).
+        groups, _, group_columns = _covariance_columns(source, cov_type, cov_kwds)
+        assert groups is None or isinstance(groups, str)  # two-way refused above
         passes = _TimedPasses()  # each pass's wall time (results.extra["passes"])
         with (
             session(backend, workers=workers, partitions=source.npartitions) as sess,
@@ -293,6 +334,9 @@ class NegativeBinomialModel:
                 find_constant=self.find_constant,
                 offset=self.offset,
                 exposure=self.exposure,
+                # Read with the design, so a row missing its cluster id is dropped
+                # (counted) by every pass alike.
+                extra_columns=group_columns,
                 missing=self.missing,
                 max_levels=self.max_levels,
                 needs_response=True,
@@ -386,6 +430,14 @@ class NegativeBinomialModel:
                 tol,
                 alpha_floor,
             )
+            robust: NBRobustStatistic | None = None
+            if cov_type != "nonrobust":
+                # One more pass at the estimates: the per-row scores' meat or cluster sums.
+                point = NBTask(
+                    spec, self.missing, cache.ref, fit.x[:-1], float(np.exp(fit.x[-1])), "nb2",
+                    0.0, False, transform,
+                )  # fmt: skip
+                robust = timed(NBRobustTask(point, groups), f"nb-robust-{cov_type}")
         alpha = float(np.exp(fit.x[-1]))
         # Back to the design's columns: beta = T^-1 gamma, cov = T^-1 cov_gamma T^-T,
         # H = T' H_gamma T (alpha's row and column unchanged).
@@ -398,14 +450,20 @@ class NegativeBinomialModel:
         hessian_gamma = _nb2_hessian(stat, alpha)
         hessian = extended.T @ hessian_gamma @ extended
         try:
-            cov = back @ np.linalg.inv(-hessian_gamma) @ back.T
+            bread = np.linalg.inv(-hessian_gamma)
         except np.linalg.LinAlgError:
-            cov = np.full_like(hessian, np.nan)
+            bread = np.full_like(hessian, np.nan)
+        normalized = back @ bread @ back.T
+        cov, n_groups = normalized, None
+        if robust is not None:
+            middle, n_groups = _middle(robust, nobs, p + 1)
+            cov = back @ (bread @ middle @ bread) @ back.T
         if fit.boundary:
             # At alpha ~ 1e-6 the curvature in alpha (terms of 1 / alpha**4) is
             # rounding noise: its variance came out positive or negative by chance (a
             # RuntimeWarning from bse). No Wald inference for alpha there: NaN.
             cov[-1, :] = cov[:, -1] = np.nan
+            normalized[-1, :] = normalized[:, -1] = np.nan
         k_constant = 1 if intercept is not None or _implicit_constant(stat) else 0
         _warn(fit, null, maxiter, alpha_floor)
         read, dropped, skipped = source_counts(
@@ -415,7 +473,8 @@ class NegativeBinomialModel:
             names=(*names, "alpha"),
             params_array=params,
             cov_array=cov,
-            normalized_cov=cov,
+            # statsmodels' normalized_cov_params: the nonrobust one whatever cov_type.
+            normalized_cov=normalized,
             hessian=hessian,
             nobs=nobs,
             rank=len(names),
@@ -433,8 +492,54 @@ class NegativeBinomialModel:
             rows_dropped=dropped,
             rows_skipped=skipped,
             spec=spec,
-            extra={"passes": passes.passes},
+            extra={"passes": passes.passes, **_cov_note_options(cov_type, groups, None)},
+            cov_type=cov_type,
+            use_t=use_t,
+            # statsmodels' df_correction default: cluster inference on G - 1.
+            df_resid_inference=None if n_groups is None else float(n_groups - 1),
+            n_groups=n_groups,
         )
+
+
+def _check_covariance(cov_type: Any, cov_kwds: dict[str, Any] | None) -> None:
+    """Refuse, before any pass, a covariance the NB fit does not compute, or options
+    it does not use, naming what it supports."""
+    if cov_type not in NB_COV_TYPES:
+        raise ValueError(
+            f"cov_type={cov_type!r} is not supported by the negative binomial fit: use one "
+            f"of {list(NB_COV_TYPES)} (HC1-HC3 equal HC0 for it, as in statsmodels' "
+            "discrete models; HAC-type covariances are not available)"
+        )
+    kwds = dict(cov_kwds or {})
+    if cov_type == "cluster":
+        groups = _groups(cov_type, kwds)  # one column name, else a clear error
+        if not isinstance(groups, str):
+            raise ValueError(
+                f"cov_kwds={{'groups': {kwds.get('groups')!r}}}: the negative binomial fit "
+                "clusters on one column only (two-way clustering is not supported)"
+            )
+        kwds.pop("groups")
+    if kwds:
+        raise ValueError(
+            f"unknown cov_kwds for cov_type={cov_type!r}: {sorted(kwds)}"
+            + (" (only 'groups')" if cov_type == "cluster" else " (it takes none)")
+        )
+
+
+def _middle(robust: NBRobustStatistic, nobs: int, k_params: int) -> tuple[np.ndarray, int | None]:
+    """The sandwich's middle in the transformed columns, and the number of clusters:
+    HC0's score outer products, or the cluster sums' times statsmodels' ``cov_cluster``
+    factor ``G / (G - 1) (n - 1) / (n - k)`` (``k`` counts alpha, a column of its
+    ``score_obs``)."""
+    if robust.clusters is None:
+        assert robust.meat is not None
+        return robust.meat, None
+    sums = robust.clusters.sums
+    n_groups = len(robust.clusters.keys)
+    if n_groups < 2:
+        raise DesignError(f"cluster covariance needs at least 2 clusters; found {n_groups}")
+    correction = n_groups / (n_groups - 1) * (nobs - 1) / (nobs - k_params)
+    return sums.T @ sums * correction, n_groups
 
 
 def _warn(fit: _Newton, null: _Newton, maxiter: int, floor: float) -> None:
@@ -596,7 +701,8 @@ def negativebinomial(
     Returns
     -------
     NegativeBinomialModel
-        Call ``.fit()``.
+        Call ``.fit()`` (``cov_type="HC0"`` or ``"cluster"`` for statsmodels' robust
+        sandwiches: see :meth:`NegativeBinomialModel.fit`).
 
     Examples
     --------
@@ -605,6 +711,10 @@ def negativebinomial(
     ...     "claims ~ age + C(region)", "policies/*.parquet", exposure="years"
     ... ).fit()  # doctest: +SKIP
     >>> res.params["alpha"]  # doctest: +SKIP
+    >>> clustered = shardfit.negativebinomial(
+    ...     "claims ~ age", "policies/*.parquet", exposure="years"
+    ... ).fit(cov_type="cluster", cov_kwds={"groups": "region"})  # doctest: +SKIP
+    >>> clustered.get_prediction(new).summary_frame(alpha=0.05)  # doctest: +SKIP
     """
     return NegativeBinomialModel(formula, data, offset, exposure, missing, max_levels)
 

@@ -23,6 +23,13 @@ With ``theta = 1/alpha`` (statsmodels' ``a1``, R's ``theta``) and
 
 ``log1p`` is used where statsmodels writes ``log(theta / (theta + mu))``: the same
 value, without the cancellation when ``alpha mu`` is small.
+
+For a robust covariance, :class:`NBRobustTask` is one more pass at the estimates: the
+per-row scores in ``(beta, alpha)`` (statsmodels' ``score_obs``: ``x (y - mu) / (1 +
+alpha mu)`` and ``-u_i / alpha**2``, ``u_i`` the row's term of ``u``) summed as their
+outer products (HC0's meat), or summed by cluster
+(:class:`~shardfit.models.linear_tasks.ClusterScores`, merged by cluster id across
+partitions, so a cluster may span partitions).
 """
 
 from __future__ import annotations
@@ -35,14 +42,16 @@ import scipy.sparse as sp
 from scipy import special
 
 from shardfit.data.partition import Partition
+from shardfit.design.materialize import encode_partition
 from shardfit.design.spec import DesignSpec
 from shardfit.engine.cache import CacheRef
 from shardfit.models.families import NegativeBinomial
-from shardfit.models.glm_tasks import _Block, _block, _cached_arrays
+from shardfit.models.glm_tasks import _Block, _block, _cached_arrays, _check_chunk, _to_arrays
+from shardfit.models.linear_tasks import ClusterScores, _sums_by
 from shardfit.stats.gram import block_gram, scale_rows
 from shardfit.stats.transform import ColumnTransform
 
-__all__ = ["NBStatistic", "NBTask"]
+__all__ = ["NBRobustStatistic", "NBRobustTask", "NBStatistic", "NBTask"]
 
 Kind = Literal["nb2", "poisson", "poisson-start"]
 
@@ -211,11 +220,7 @@ class NBTask:
                 float(np.exp(offset).sum()), _xt(block, order, w), float(w.sum()),
                 _abs_sum(terms, n),
             )  # fmt: skip
-        assert self.beta is not None
-        beta = np.asarray(self.beta, dtype=np.float64)
-        eta = block.dense @ beta[order[: block.dense.shape[1]]] + offset
-        if block.sparse.shape[1]:
-            eta = eta + block.sparse @ beta[order[block.dense.shape[1] :]]
+        eta = self._eta(block, order, offset)
         mu = np.exp(eta)
         sums = (float(y.sum()), float(np.exp(offset).sum()))
         if self.kind == "poisson":
@@ -228,6 +233,15 @@ class NBTask:
                 float(mu.sum()), _abs_sum(terms, n),
             )  # fmt: skip
         return self._nb2(block, order, y, eta, mu, sums)
+
+    def _eta(self, block: _Block, order: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        """The linear predictor ``x'beta + offset`` of the block's rows."""
+        assert self.beta is not None
+        beta = np.asarray(self.beta, dtype=np.float64)
+        eta = block.dense @ beta[order[: block.dense.shape[1]]] + offset
+        if block.sparse.shape[1]:
+            eta = eta + block.sparse @ beta[order[block.dense.shape[1] :]]
+        return eta
 
     def _nb2(
         self,
@@ -268,6 +282,109 @@ class NBTask:
             block.nrows, llf, score, info, cross, u, v, *sums, _xt(block, order, w),
             float(w.sum()), llf_abs,
         )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class NBRobustStatistic:
+    """The robust covariance's middle from the per-row scores in ``(beta, alpha)``.
+
+    Attributes
+    ----------
+    nrows : int
+        Rows summed.
+    meat : numpy.ndarray or None
+        ``(p + 1, p + 1)`` ``sum_i s_i s_i'`` (HC0), ``None`` for a cluster covariance.
+    clusters : ClusterScores or None
+        ``sum_{i in g} s_i`` by cluster id (``cov_type="cluster"``), else ``None``.
+    """
+
+    nrows: int
+    meat: np.ndarray | None
+    clusters: ClusterScores | None
+
+    def merge(self, other: NBRobustStatistic) -> NBRobustStatistic:
+        meat = None if self.meat is None or other.meat is None else self.meat + other.meat
+        clusters = (
+            None
+            if self.clusters is None or other.clusters is None
+            else self.clusters.merge(other.clusters)
+        )
+        return NBRobustStatistic(self.nrows + other.nrows, meat, clusters)
+
+
+@dataclass(frozen=True)
+class NBRobustTask:
+    """One partition's :class:`NBRobustStatistic` at the estimates.
+
+    Parameters
+    ----------
+    point : NBTask
+        The ``"nb2"`` task at the estimates (``beta`` in its ``transform``'s columns,
+        ``alpha``): its design, cache, coefficients and transform.
+    groups : str, optional
+        The cluster column (read with the design, not cached: ids may be text); ``None``
+        for HC0's meat.
+    """
+
+    point: NBTask
+    groups: str | None = None
+
+    def __call__(self, partition: Partition) -> NBRobustStatistic:
+        point = self.point
+        family = NegativeBinomial()
+        ids: np.ndarray | None = None
+        if self.groups is not None:
+            chunk = encode_partition(point.spec, partition, missing=point.missing, structured=True)
+            _check_chunk(chunk, family, partition, point.spec)
+            ids = np.asarray(chunk.extras[self.groups])
+            arrays = _to_arrays(chunk, point.spec)
+        else:
+            arrays = _cached_arrays(point.spec, family, point.missing, point.cache, partition)
+        block = _block(arrays)
+        k = point._order().shape[0] + 1
+        total = NBRobustStatistic(
+            0,
+            None if ids is not None else np.zeros((k, k)),
+            None if ids is None else ClusterScores((), np.zeros((0, k))),
+        )
+        for first, part in block.row_blocks():
+            rows = None if ids is None else ids[first : first + part.nrows]
+            total = total.merge(self._scores(point._transformed(part), rows))
+        return total
+
+    def _scores(self, block: _Block, ids: np.ndarray | None) -> NBRobustStatistic:
+        point = self.point
+        order = point._order()
+        n = block.nrows
+        offset = np.zeros(n) if block.offset is None else block.offset
+        mu = np.exp(point._eta(block, order, offset))
+        y = block.y
+        alpha = float(point.alpha)
+        theta = 1.0 / alpha
+        resid = y - mu
+        # statsmodels' score_obs: in beta x r, in alpha -u_i / alpha**2 (the terms of
+        # NBStatistic.u), alpha itself the parameter (not log alpha).
+        r = resid / (1.0 + alpha * mu)
+        u = (
+            special.digamma(y + theta)
+            - special.digamma(theta)
+            - np.log1p(alpha * mu)
+            - resid / (theta + mu)
+        )
+        a = -u / alpha**2
+        if ids is not None:
+            keys, inverse = np.unique(ids, return_inverse=True)
+            beta_sums = _sums_by(inverse, len(keys), r, block.dense, block.sparse, order)
+            alpha_sums = np.bincount(np.ravel(inverse), weights=a, minlength=len(keys))
+            plain = tuple(key.item() if hasattr(key, "item") else key for key in keys)
+            sums = np.column_stack([beta_sums, alpha_sums])
+            return NBRobustStatistic(n, None, ClusterScores(plain, sums))
+        p = order.shape[0]
+        meat = np.empty((p + 1, p + 1))
+        meat[:p, :p] = _gram(block, order, r**2)
+        meat[:p, p] = meat[p, :p] = _xt(block, order, r * a)
+        meat[p, p] = float(a @ a)
+        return NBRobustStatistic(n, meat, None)
 
 
 def _empty(p: int) -> NBStatistic:

@@ -4,8 +4,10 @@
 Computed from the merged sums of the fit (no data). Definitions follow statsmodels:
 
 - ``params`` are the coefficients then ``alpha``; the covariance is the inverse of
-  minus the Hessian in ``(beta, alpha)`` at the estimates (``cov_type="nonrobust"``);
-  inference uses the normal distribution;
+  minus the Hessian in ``(beta, alpha)`` at the estimates (``cov_type="nonrobust"``),
+  or the sandwich of the per-row (``"HC0"``) or per-cluster (``"cluster"``) scores
+  (see :mod:`shardfit.models.negbin`); ``normalized_cov_params`` is the nonrobust one
+  whatever ``cov_type``; inference uses the normal distribution unless ``use_t``;
 - ``df_model = rank - 1`` and ``df_resid = nobs - rank`` (``alpha`` not counted);
 - ``aic = -2 (llf - (df_model + k_constant + k_extra))`` and ``bic = -2 llf +
   log(nobs) (df_model + k_constant + k_extra)`` with ``k_extra = 1`` (``alpha``);
@@ -61,6 +63,8 @@ class NegativeBinomialResults(CoefficientTable):
     use_t: bool = False
     df_resid_inference: float | None = None
     scale: float = 1.0
+    #: The clusters of ``cov_type="cluster"`` (else ``None``).
+    n_groups: int | None = None
     #: ``alpha``, counted by aic and bic (statsmodels' ``k_extra``).
     k_extra: int = 1
     #: The parameters after the design's columns (a results file's names are checked
@@ -138,6 +142,7 @@ class NegativeBinomialResults(CoefficientTable):
             Summary,
             _clip,
             _coefficients,
+            _covariance_note,
             _general,
             _integer,
             _response,
@@ -157,6 +162,8 @@ class NegativeBinomialResults(CoefficientTable):
             ("Rows dropped:", f"{dropped:,}"),
             ("Covariance Type:", self.cov_type),
         ]
+        if self.n_groups is not None:
+            left.append(("No. Clusters:", f"{self.n_groups:,}"))
         right = [
             ("No. Observations:", f"{self.nobs:,}"),
             ("Df Residuals:", _integer(self.df_resid)),
@@ -168,7 +175,12 @@ class NegativeBinomialResults(CoefficientTable):
             ("AIC:", _general(self.aic)),
             ("BIC:", _general(self.bic)),
         ]
-        notes = ["Standard errors from the inverse of minus the Hessian (observed information)."]
+        notes = [
+            "Standard errors from the inverse of minus the Hessian (observed information)."
+            if self.cov_type == "nonrobust"
+            else _covariance_note(self)
+            + " Sandwich of the scores in (beta, alpha) with the observed information."
+        ]
         if not self.converged and not self.alpha_at_boundary:
             notes.append(
                 f"Newton's method did NOT converge in {self.iterations} iterations: the "
@@ -222,6 +234,59 @@ class NegativeBinomialResults(CoefficientTable):
             **options,
         )
 
+    def get_prediction(
+        self,
+        data: Any,
+        *,
+        which: str = "mean",
+        alpha: float = 0.05,
+        unseen: str = "raise",
+        backend: Any = None,
+        offset: Any = None,
+        exposure: Any = None,
+    ) -> Any:
+        """Predictions with standard errors and confidence intervals, as statsmodels'
+        ``NegativeBinomialResults.get_prediction(exog, exposure=, offset=)``.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame, array or source
+            The rows to predict (in memory: the result holds one value per row); a
+            formula fit reads its offset and exposure columns from it.
+        which : {"mean", "linear"}
+            The mean ``exp(x'beta + offset)`` or the linear predictor.
+        alpha : float
+            The default level ``1 - alpha`` of ``summary_frame``'s intervals.
+        unseen : {"raise", "zero"}
+            A categorical level the fit did not see: raise, or encode it as all zeros.
+        backend : optional
+            Where the prediction pass runs.
+        offset, exposure : array_like, optional
+            For a fit on arrays (or data lacking the fit's columns): one value per row.
+
+        Returns
+        -------
+        GLMPredictionResults
+            ``summary_frame(alpha=)``: the linear predictor's ``se = sqrt(x'Cx)``, ``C``
+            the coefficients' block of :meth:`cov_params` (robust when the fit's
+            ``cov_type`` is), and ``eta -/+ q se``; on the mean scale the delta method's
+            ``se = mu sqrt(x'Cx)`` and the linear interval's endpoints through ``exp``
+            (statsmodels' ``get_prediction_monotonic``). The columns are statsmodels':
+            ``predicted``, ``se``, ``ci_lower``, ``ci_upper`` whatever ``which``.
+        """
+        from shardfit.results.glm_predict import get_prediction_glm
+
+        return get_prediction_glm(
+            self._beta_view(),
+            data,
+            which=which,  # type: ignore[arg-type]
+            alpha=alpha,
+            unseen=unseen,  # type: ignore[arg-type]
+            backend=backend,
+            offset=offset,
+            exposure=exposure,
+        )
+
     def _beta_view(self) -> _BetaView:
         from shardfit.models.families import NegativeBinomial
 
@@ -231,6 +296,8 @@ class NegativeBinomialResults(CoefficientTable):
             params_array=np.asarray(self.params_array[:k]),
             cov_array=np.asarray(self.cov_array[:k, :k]),
             family=NegativeBinomial(alpha=self.alpha),
+            use_t=self.use_t,
+            df_resid=self.df_resid,
         )
 
     def save(self, path: Any) -> Any:
