@@ -120,7 +120,8 @@ def test_cli_estimate_fits_saves_predicts_and_refuses(frame, tmp_path, capsys) -
     capsys.readouterr()
     for extra, words in (
         (["--weights", "t"], ["--weights", "not used"]),
-        (["--cov", "HC0"], ["--cov HC0", "not used"]),
+        (["--cov", "HAC:2"], ["--cov HAC", "not used", "one-way cluster:COL"]),
+        (["--cov", "cluster:t,z"], ["--cov cluster", "not used"]),
         (["--freq-weights", "t", "--link", "sqrt"], ["--freq-weights", "--link sqrt"]),
     ):
         assert main([*base, *estimate, *extra]) == 2
@@ -131,3 +132,32 @@ def test_cli_estimate_fits_saves_predicts_and_refuses(frame, tmp_path, capsys) -
     with pytest.raises(SystemExit):
         main(["fit", "--help"])
     assert "'estimate'" in " ".join(capsys.readouterr().out.split())
+
+
+def test_cli_estimate_takes_cluster_covariance(frame, tmp_path) -> None:
+    """``--cov cluster:COL`` (and HC0) reach the NB2 fit: statsmodels' cluster-robust
+    standard errors, saved with the covariance type and the number of clusters."""
+    data = frame.assign(g=(frame.x * 4).round().astype(int).astype(str))
+    path = tmp_path / "d.parquet"
+    data.to_parquet(path, row_group_size=150)
+    model = smf.negativebinomial("y ~ x + z", data, exposure=data.t, loglike_method="nb2")
+    start = _newton(model).params
+    groups = pd.factorize(data.g)[0]
+    for flag, options in (
+        ("cluster:g", {"cov_type": "cluster", "cov_kwds": {"groups": groups}}),
+        ("HC0", {"cov_type": "HC0"}),
+    ):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = model.fit(
+                start_params=np.asarray(start), method="newton", disp=0, tol=1e-12, **options
+            )
+        out = tmp_path / f"{flag.split(':')[0]}.json"
+        base = ["fit", str(path), "y ~ x + z", "--backend", "serial", "--exposure", "t"]
+        estimate = ["--family", "negative_binomial", "--nb-alpha", "estimate"]
+        assert main([*base, *estimate, "--cov", flag, "--out", str(out)]) == 0
+        saved = shardfit.NegativeBinomialResults.load(out)
+        assert saved.cov_type == options["cov_type"]
+        np.testing.assert_allclose(saved.bse.to_numpy(), np.asarray(ref.bse), rtol=1e-6)
+        if flag.startswith("cluster"):
+            assert saved.n_groups == len(set(groups))

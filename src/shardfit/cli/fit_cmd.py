@@ -342,7 +342,14 @@ def _fit_negbin(args: argparse.Namespace, context: FitContext) -> Any:
             exposure=args.exposure,
             missing=args.missing,
         )
-    return model.fit(backend=context.backend, workers=context.workers, progress=context.progress)
+    cov_type, cov_kwds = args.cov
+    return model.fit(
+        backend=context.backend,
+        workers=context.workers,
+        progress=context.progress,
+        cov_type=cov_type,
+        cov_kwds=cov_kwds,
+    )
 
 
 def _negbin_problem(args: argparse.Namespace, store: Any) -> str | None:
@@ -355,13 +362,17 @@ def _negbin_problem(args: argparse.Namespace, store: Any) -> str | None:
             f"with alpha estimated (--nb-alpha {ESTIMATE}) takes no weights: write the "
             "store without them, or give a fixed --nb-alpha for the GLM"
         )
-    cov_type, _ = args.cov
+    from shardfit.models.negbin import NB_COV_TYPES
+
+    cov_type, cov_kwds = args.cov
+    groups = (cov_kwds or {}).get("groups")
+    two_way = isinstance(groups, tuple | list) and len(groups) > 1
     unused = [
         flag
         for flag, given in (
             ("--weights", args.weights is not None),
             ("--freq-weights", args.freq_weights is not None),
-            (f"--cov {cov_type}", cov_type != "nonrobust"),
+            (f"--cov {cov_type}", cov_type not in NB_COV_TYPES or two_way),
             ("--var-power", args.var_power is not None),
             (f"--link {args.link}", args.link is not None and args.link.lower() != "log"),
             (f"--method {args.method}", args.method != "auto"),
@@ -374,8 +385,8 @@ def _negbin_problem(args: argparse.Namespace, store: Any) -> str | None:
         return None
     return (
         f"{', '.join(unused)}: not used by the negative binomial model with alpha "
-        f"estimated (--nb-alpha {ESTIMATE}: log link, no weights, covariance from the "
-        "Hessian, nonrobust); leave "
+        f"estimated (--nb-alpha {ESTIMATE}: log link, no weights, covariance "
+        "nonrobust, HC0-HC3 or one-way cluster:COL); leave "
         + ("them" if len(unused) > 1 else "it")
         + " out, or give a fixed --nb-alpha for the GLM"
     )
