@@ -216,6 +216,7 @@ def encode_table(
     weighted: dict[str, float] = {}  # their dot products with the weights, when so found
     identifiers = set(spec.extra_columns) - set(spec.formula_columns)
     probe = _weights_probe(spec, table, present, identifiers, partition)
+    unseen_in: list[tuple[str, Any, np.ndarray]] = []  # columns holding an unseen level
     for name in present:
         column = table.column(name)
         if name in identifiers:
@@ -226,14 +227,7 @@ def encode_table(
         elif name in spec.levels:
             codes, is_missing, is_unseen = _level_codes(column, spec.levels[name])
             if is_unseen.any() and unseen == "raise":
-                row = int(np.flatnonzero(is_unseen)[0])
-                value = column[row].as_py()
-                raise UnseenLevelError(
-                    f"unseen level in partition {partition.key} ({where.locate(row)}), "
-                    f"column {name!r}: {value!r} is not among the {len(spec.levels[name])} "
-                    f"levels learned when the design was built (first: "
-                    f"{spec.levels[name][:5]!r}); pass unseen='zero' to encode it as all zeros"
-                )
+                unseen_in.append((name, column, is_unseen))
             arrays[name] = (codes, is_unseen)
         else:
             values = _as_float(column, name=name, partition=partition)
@@ -256,6 +250,19 @@ def encode_table(
                 )
             bad |= is_missing
     keep = ~bad
+    # Checked on the kept rows only: the schema pass learns no level that only rows
+    # dropped for a missing predictor have (formulaic's levels), so those rows may hold
+    # one.
+    for name, column, is_unseen in unseen_in:
+        kept_unseen = np.flatnonzero(is_unseen & keep)
+        if kept_unseen.size:
+            row = int(kept_unseen[0])
+            raise UnseenLevelError(
+                f"unseen level in partition {partition.key} ({where.locate(row)}), "
+                f"column {name!r}: {column[row].as_py()!r} is not among the "
+                f"{len(spec.levels[name])} levels learned when the design was built (first: "
+                f"{spec.levels[name][:5]!r}); pass unseen='zero' to encode it as all zeros"
+            )
     row_index = np.flatnonzero(keep)
     dropped = {"missing": int(bad.sum())}
 

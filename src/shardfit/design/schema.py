@@ -14,7 +14,7 @@ knots at quantiles of ``x`` need one more pass, rarely up to three,
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -81,6 +81,9 @@ class SchemaStatistic:
     summary: TableSummary
     learned: dict[str, dict[str, Any]]
     partitions: tuple[PartitionCounts, ...]
+    # Per categorical column, the levels seen only in rows missing a predictor (rows
+    # every design drops): formulaic finds levels after dropping them: no column.
+    incomplete_only: dict[str, frozenset[Any]] = field(default_factory=dict)
 
     def merge(self, other: SchemaStatistic) -> SchemaStatistic:
         """Both operands' rows, left then right."""
@@ -88,7 +91,33 @@ class SchemaStatistic:
             summary=self.summary.merge(other.summary),
             learned=_merged_state(self.learned, other.learned),
             partitions=self.partitions + other.partitions,
+            incomplete_only=_merged_incomplete_only(self, other),
         )
+
+
+def _merged_incomplete_only(
+    left: SchemaStatistic, right: SchemaStatistic
+) -> dict[str, frozenset[Any]]:
+    """The levels that neither operand saw in a complete row: a level one side saw only
+    in incomplete rows stays so unless the other side saw it in a complete row."""
+    merged: dict[str, frozenset[Any]] = {}
+    for name in left.incomplete_only.keys() | right.incomplete_only.keys():
+        mine = left.incomplete_only.get(name, frozenset())
+        theirs = right.incomplete_only.get(name, frozenset())
+        mine_all = _seen_levels(left.summary, name)
+        theirs_all = _seen_levels(right.summary, name)
+        levels = (mine - theirs_all) | (theirs - mine_all) | (mine & theirs)
+        if levels:
+            merged[name] = frozenset(levels)
+    return merged
+
+
+def _seen_levels(summary: TableSummary, name: str) -> frozenset[Any]:
+    """The levels with rows in ``summary``'s column ``name`` (none if not summarized)."""
+    column = summary.columns.get(name)
+    if not isinstance(column, CategoricalSummary):
+        return frozenset()
+    return frozenset(level for level, count in column.levels.items() if count)
 
 
 @dataclass(frozen=True)
@@ -103,6 +132,10 @@ class SchemaTask:
     missing: Literal["drop", "raise"]
     # Columns the source stores as Arrow dictionaries: their order is their levels'.
     dictionaries: frozenset[str] = frozenset()
+    # Columns whose missing values drop a row from every design (fit, predict, store):
+    # a level only such rows have gets no column. Those not in ``columns`` are read
+    # only for their missing values (not summarized).
+    predictors: tuple[str, ...] = ()
 
     def fingerprint(self) -> str:
         return repr(self)
@@ -110,10 +143,11 @@ class SchemaTask:
     def __call__(self, partition: Partition) -> SchemaStatistic:
         # Label columns may come back dictionary-encoded (summarized from their codes).
         labels = [c for c in self.columns if c in self.categorical or c not in self.identifiers]
-        result = read_labels(partition, list(self.columns), labels)
+        unread = [name for name in self.predictors if name not in self.columns]
+        result = read_labels(partition, [*self.columns, *unread], labels)
         table = result.table
         summary = summarize_table(
-            table,
+            table.select(list(self.columns)) if unread else table,
             categorical=self.categorical,
             identifiers=self.identifiers,
             max_levels=self.max_levels,
@@ -122,9 +156,15 @@ class SchemaTask:
             dictionaries=self.dictionaries,
         )
         complete = np.ones(table.num_rows, dtype=bool)
-        for name in self.columns:
+        encoded = np.ones(table.num_rows, dtype=bool)  # no predictor missing
+        for name in (*self.columns, *unread):
             column = table.column(name)
-            if isinstance(summary.columns[name], CategoricalSummary | LabelSummary):
+            labelled = (
+                isinstance(summary.columns[name], CategoricalSummary | LabelSummary)
+                if name in summary.columns
+                else is_categorical_type(column.type)
+            )
+            if labelled:
                 absent = (
                     np.asarray(to_numpy(column.is_null()), dtype=bool)
                     if column.null_count
@@ -139,7 +179,10 @@ class SchemaTask:
                 raise MissingDataError.at(
                     partition.key, partition.locate(row), name, column[row].as_py()
                 )
-            complete &= ~absent
+            if name in self.predictors:
+                encoded &= ~absent
+            if name in self.columns:
+                complete &= ~absent
         learned: dict[str, dict[str, Any]] = {}
         if self.stateful_factors and table.num_rows:
             # Every row, not only the complete ones: formulaic, patsy and R learn a
@@ -152,7 +195,32 @@ class SchemaTask:
             complete=int(complete.sum()),
             skipped=result.skipped_rows,
         )
-        return SchemaStatistic(summary=summary, learned=learned, partitions=(counts,))
+        return SchemaStatistic(
+            summary=summary,
+            learned=learned,
+            partitions=(counts,),
+            incomplete_only=self._incomplete_only(table, summary, encoded),
+        )
+
+    def _incomplete_only(
+        self, table: pa.Table, summary: TableSummary, encoded: np.ndarray
+    ) -> dict[str, frozenset[Any]]:
+        """Per categorical column, the levels this partition has only in rows that miss a
+        predictor (``encoded`` is false there)."""
+        if encoded.all():
+            return {}
+        mask = pa.array(encoded)
+        found: dict[str, frozenset[Any]] = {}
+        for name, column in summary.columns.items():
+            if not isinstance(column, CategoricalSummary):
+                continue
+            kept = CategoricalSummary.of(
+                table.column(name).filter(mask), name=name, max_levels=self.max_levels
+            )
+            only = _seen_levels(summary, name) - kept.levels.keys()
+            if only:
+                found[name] = frozenset(only)
+        return found
 
 
 @dataclass(frozen=True)
@@ -403,6 +471,7 @@ def schema_pass(
     backend: Any = None,
     workers: int | None = None,
     progress: bool = False,
+    predictors: tuple[str, ...] = (),
 ) -> SchemaStatistic:
     """Summarize ``columns`` (all when ``None``) of ``source`` in one pass.
 
@@ -411,6 +480,9 @@ def schema_pass(
     order. ``stateful_factors`` are formula expressions whose ``center``/``scale``
     sums are learned on every row where their input is present (as formulaic and
     statsmodels learn them, before rows missing other columns are dropped).
+    ``predictors`` names the columns whose missing values drop a row from every
+    design (read too if not in ``columns``): the levels only such rows have are
+    recorded in ``incomplete_only``.
     """
     source = as_source(source)
     columns = tuple(source.columns) if columns is None else tuple(columns)
@@ -423,8 +495,9 @@ def schema_pass(
         stateful_factors=stateful_factors,
         missing=missing,
         dictionaries=frozenset(
-            field.name for field in source.schema if pa.types.is_dictionary(field.type)
+            item.name for item in source.schema if pa.types.is_dictionary(item.type)
         ),
+        predictors=tuple(predictors) if missing == "drop" else (),
     )
     return run_pass(
         task,
@@ -589,6 +662,11 @@ def learn_design(
             backend=backend,
             workers=workers,
             progress=progress,
+            # formulaic finds levels in the rows it keeps: a level only rows missing a
+            # predictor have gets no column (a levels-only pass reads those columns too).
+            # Rows missing only the response are not counted out: predictions and design
+            # stores encode them.
+            predictors=tuple(name for name in formula_columns if name not in responses),
         )
     searches = (
         _knot_searches(
@@ -609,7 +687,12 @@ def learn_design(
     for name in formula_columns:
         column = summary.columns.get(name)  # absent: numeric, not summarized ("levels")
         if isinstance(column, CategoricalSummary):
-            levels[name] = column.sorted_levels()
+            # formulaic finds levels in the rows it keeps: a level only rows missing a
+            # value have gets no column (it would be all zeros, and alias).
+            dropped = statistic.incomplete_only.get(name, frozenset())
+            levels[name] = [
+                level for level in column.sorted_levels() if level not in dropped
+            ] or column.sorted_levels()
             if name not in categorical and column.declared is None:
                 _warn_numbers_read_as_text(name, column)
         elif isinstance(column, NumericSummary) and column.count:
