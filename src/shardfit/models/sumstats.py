@@ -149,10 +149,11 @@ class _Objective:
             ``params`` of the wrong shape or not finite; ``loss`` not a scalar, or
             not a ``(loss, aux)`` pair when ``loss_has_aux`` is declared.
         DesignError
-            A partition's statistics or their Jacobian are not finite, or
-            ``partial_sumstats`` did not return ``(sumstats, aux)`` when
-            ``sumstats_has_aux`` is declared (the message names the partition), or a
-            column is missing or not numeric.
+            A partition's statistics or their Jacobian are not finite (the message
+            names the partition, and the column and row of the first NaN or infinity
+            its data hold, if any), or ``partial_sumstats`` did not return
+            ``(sumstats, aux)`` when ``sumstats_has_aux`` is declared (the message
+            names the partition), or a column is missing or not numeric.
         MissingDataError
             A null in a column read (named with its partition and row).
 

@@ -93,7 +93,10 @@ def fit(
         Stop when the largest component of the (projected) gradient is at most
         ``tol`` (L-BFGS-B's ``gtol``; it also stops, converged, when the loss no
         longer decreases in float64: near the optimum of a loss ``f`` with curvature
-        ``h`` that is within about ``sqrt(2 * ulp(f) / h)`` of it).
+        ``h`` that is within about ``sqrt(2 * ulp(f) / h)`` of it. That includes a
+        line search that fails there because every loss it tries is within rounding,
+        about ``2e-13`` relative, of the current one: SciPy's "ABNORMAL" stop, which
+        SciPy reports as unsuccessful, counts as converged; its message is kept).
     learning_rate : float
         The step size of Adam and gradient descent.
     backend, workers
@@ -202,7 +205,14 @@ def _lbfgs(
     # ftol 0: stop on the gradient, not on a relative change of the loss, which on a
     # loss of large magnitude (a sum over many rows) stops short of the optimum.
     options = {"maxiter": maxiter, "gtol": tol, "ftol": 0.0}
-    res = minimize(evaluate, x0, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
+    tried: list[tuple[bytes, float]] = []
+
+    def recorded(x: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = evaluate(x)
+        tried.append((np.asarray(x, dtype=np.float64).tobytes(), float(value)))
+        return value, grad
+
+    res = minimize(recorded, x0, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
     if not np.isfinite(res.fun):
         # L-BFGS-B stops on a non-finite loss ("ABNORMAL"): as Adam, say so. Its res.fun
         # is the last loss evaluated but res.x its last accepted point (the start, say),
@@ -216,6 +226,8 @@ def _lbfgs(
         )
     grad = np.asarray(res.jac, dtype=np.float64)
     converged = bool(res.success) or float(np.max(np.abs(_projected(grad, res.x, box)))) <= tol
+    if not converged and _flat_line_search(res, tried):
+        converged = True
     return (
         np.asarray(res.x, dtype=np.float64),
         float(res.fun),
@@ -224,6 +236,37 @@ def _lbfgs(
         converged,
         str(res.message),
     )
+
+
+# How far (relative to the loss) the losses of L-BFGS-B's last line search may differ
+# from the loss where it stopped for that search to count as flat: about a thousand
+# roundings of float64, far below any step a correct gradient would make along a
+# slope, far above the rounding noise of a loss summed over many rows near its optimum
+# (observed up to ~1e-14).
+_FLAT = 1024 * float(np.finfo(np.float64).eps)
+
+
+def _flat_line_search(res: Any, tried: list[tuple[bytes, float]]) -> bool:
+    """Whether L-BFGS-B stopped because its line search met a loss flat to rounding.
+
+    With ``ftol=0`` L-BFGS-B stops, converged, when the loss does not decrease at
+    all; when rounding makes it rise by an ulp instead, the line search fails
+    ("ABNORMAL") at the same point, and SciPy reports ``success=False`` although no
+    float64 step could lower the loss. That is the case when every loss it tried after
+    its last accepted point is within :data:`_FLAT` (relative) of the loss there; a
+    wrong gradient or a real failure tries steps whose losses differ by more.
+    """
+    if "ABNORMAL" not in str(res.message) or not np.isfinite(res.fun):
+        return False
+    # Every evaluation since the point was first reached is a trial of its line
+    # searches (or the point again: SciPy evaluates it after each failed trial).
+    here = np.asarray(res.x, dtype=np.float64).tobytes()
+    first = next((i for i, (x, _) in enumerate(tried) if x == here), None)
+    after = np.array([value for x, value in tried[(first or 0) + 1 :] if x != here])
+    if first is None or not after.size:
+        return False
+    scale = max(abs(float(res.fun)), float(np.max(np.abs(after))))
+    return bool(np.all(np.abs(after - float(res.fun)) <= _FLAT * scale))
 
 
 def _first_order(
@@ -311,6 +354,14 @@ def scan(
     Returns
     -------
     SumstatsScanResult
+        A point whose statistics are not finite gets a non-finite loss.
+
+    Raises
+    ------
+    DesignError
+        Every point's statistics are non-finite in a partition whose columns hold a
+        NaN or infinity (the message names the column and row): the data, not the
+        parameters, are the cause.
     """
     from scipy.stats import qmc
 

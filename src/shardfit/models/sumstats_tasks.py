@@ -224,14 +224,45 @@ def _build(model: Any, mode: str) -> Callable[..., Any]:
     return jax.jit(value_and_jac)
 
 
-def _check_finite(array: np.ndarray, what: str, partition: Partition) -> None:
+def _non_finite_data(data: dict[str, np.ndarray], partition: Partition) -> str | None:
+    """Where the first NaN or infinity of the columns read is, for an error message
+    (``None`` when every value is finite).
+
+    A NaN stored as a value (Parquet, Arrow, NumPy; not a null, which :func:`_read`
+    refuses by name) reaches ``partial_sumstats`` and makes its statistics NaN: the
+    message then names the column and row to fix instead of the model.
+    """
+    for name, values in data.items():
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row = int(np.argmax(bad))
+            return (
+                f"column {name!r} holds {float(values[row])!r} at {partition.locate(row)} "
+                f"({int(bad.sum())} non-finite values in this partition)"
+            )
+    return None
+
+
+def _check_finite(
+    array: np.ndarray,
+    what: str,
+    partition: Partition,
+    data: dict[str, np.ndarray] | None = None,
+) -> None:
     bad = ~np.isfinite(array)
     if bad.any():
         first = np.unravel_index(int(np.argmax(bad)), array.shape) if array.ndim else ()
+        where = None if data is None else _non_finite_data(data, partition)
+        cause = (
+            f"{where}: drop or fill such rows in the data before building the model, or "
+            "mask them in partial_sumstats"
+            if where
+            else "check partial_sumstats and the data"
+        )
         raise DesignError(
             f"non-finite {what} in partition {partition.key}: {int(bad.sum())} of "
             f"{array.size} values (first at index {tuple(int(i) for i in first)}: "
-            f"{array[first]!r}); check partial_sumstats and the data"
+            f"{array[first]!r}); {cause}"
         )
 
 
@@ -249,9 +280,8 @@ class SumstatsTask:
 
     def __call__(self, partition: Partition) -> SumstatsPartial:
         _, jnp = require_jax()
-        data = {
-            name: jnp.asarray(col) for name, col in _read(partition, self.model.columns).items()
-        }
+        raw = _read(partition, self.model.columns)
+        data = {name: jnp.asarray(col) for name, col in raw.items()}
         nrows = len(next(iter(data.values()))) if data else 0
         try:
             out = _compile(self.model, self.mode)(jnp.asarray(self.params), data)
@@ -266,10 +296,20 @@ class SumstatsTask:
         values = np.asarray(out[0], dtype=np.float64)
         if self.mode == "jac":
             jac = np.asarray(out[1], dtype=np.float64)
-            _check_finite(values, "summary statistics", partition)
-            _check_finite(jac, "Jacobian of the summary statistics", partition)
+            _check_finite(values, "summary statistics", partition, raw)
+            _check_finite(jac, "Jacobian of the summary statistics", partition, raw)
             return SumstatsPartial(values, jac, nrows, aux)
         if self.mode == "value":
-            _check_finite(values, "summary statistics", partition)
-        # A scan keeps non-finite values: those points simply get a non-finite loss.
+            _check_finite(values, "summary statistics", partition, raw)
+        elif values.size and (~np.isfinite(values.reshape(len(self.params), -1))).any(axis=1).all():
+            # A scan keeps non-finite values: those points simply get a non-finite loss.
+            # But when every point has a non-finite statistic here and the data hold a
+            # NaN, the data are the cause, and every loss of the scan would be NaN.
+            where = _non_finite_data(raw, partition)
+            if where is not None:
+                raise DesignError(
+                    f"non-finite summary statistics at every point of the scan in "
+                    f"partition {partition.key}: {where}: drop or fill such rows in the "
+                    "data before building the model, or mask them in partial_sumstats"
+                )
         return SumstatsPartial(values, None, nrows, aux)
