@@ -1,22 +1,25 @@
 """Out-of-core SVD and PCA of a formula design: ``shardfit.svd``.
 
-One pass over the data. Each partition gives the TSQR factor
-(:class:`~shardfit.stats.tsqr.QRStatistic`) of ``sqrt(w) * [X | 1]``, merged along the
-engine's fixed tree; the driver then works on the small ``(p + 1) x (p + 1)`` factor:
+One pass over the data, each partition reduced to a small triangular factor merged
+along the engine's fixed tree:
 
-- uncentred (``center=False``): the leading ``p x p`` block ``R11`` is the ``R`` of
-  ``sqrt(w) X``, and ``X = Q R11`` gives the singular values and right singular vectors
-  of the design as those of ``R11``;
-- centred (PCA, ``center=True``): a QR of the factor with the ones column moved first
-  gives the ``R`` of ``sqrt(w) [1 | X]``, whose trailing block ``R22`` satisfies
-  ``R22' R22 = X'WX - (sum w) xbar xbar'``: the factor of the column-centred design,
-  with weighted means ``xbar``, without a second pass to find the means first.
+- uncentred (``center=False``): the TSQR factor
+  (:class:`~shardfit.stats.tsqr.QRStatistic`) of ``sqrt(w) [X | 1]``, whose leading
+  ``p x p`` block ``R11`` is the ``R`` of ``sqrt(w) X``: the singular values and right
+  singular vectors of the design are those of ``R11``;
+- centred (PCA, ``center=True``): the factor of ``sqrt(w) (X - mean)`` with the
+  weighted means (:class:`~shardfit.stats.centered_qr.CenteredQR`): each block's rows
+  are centred at the block's own means before its QR, and two factors merge exactly
+  as the QR of ``[R_a; R_b; sqrt(W_a W_b / W) (mean_a - mean_b)']`` (the QR form of
+  Chan et al.'s parallel variance update), without a second pass to find the means.
 
 Every step is an orthogonal transformation or an SVD (LAPACK), so the result is
 backward stable: the singular values carry an absolute error of about ``eps`` times
-the largest (uncentred, when centring) column norm. Data far from zero lose
-``log10(|mean| / spread)`` digits in the centred singular values, as any method that
-reads the raw values once must.
+the largest column norm of the design (centred, when centring: a column's offset from
+zero costs no digits). Only the smallest singular values can be disturbed more, by up
+to ``eps`` times the largest raw column norm, because a column's mean is itself
+rounded to a float before it is subtracted (as it is in any float64 centring); the
+rank tolerance allows for that.
 """
 
 from __future__ import annotations
@@ -38,21 +41,25 @@ from shardfit.errors import DesignError
 from shardfit.models.linear_tasks import LeastSquaresPass, fold_blocks
 from shardfit.results.svd import SVDResults, sign_flip
 from shardfit.results.svd_scores import check_positive_weights
+from shardfit.stats.centered_qr import CenteredQR
+from shardfit.stats.counts import RowCounts
 from shardfit.stats.transform import ColumnTransform
-from shardfit.stats.tsqr import QRStatistic, _r_factor
+from shardfit.stats.tsqr import QRStatistic
 
-__all__ = ["SVDTask", "svd"]
+__all__ = ["CenteredSVDPass", "CenteredSVDTask", "SVDTask", "svd"]
 
 Missing = Literal["drop", "raise"]
 
 
 @dataclass(frozen=True)
 class SVDTask:
-    """Encode a partition and accumulate the TSQR factor of ``sqrt(w) * [X | 1]``.
+    """Encode a partition and accumulate the TSQR factor of ``sqrt(w) * [X | 1]``
+    (uncentred SVD).
 
     The ones column rides in the response slot of
-    :class:`~shardfit.stats.tsqr.QRStatistic`; the transform is the identity, so the
-    factor is of the raw design.
+    :class:`~shardfit.stats.tsqr.QRStatistic` (unused: the leading ``p x p`` block is
+    the factor of ``sqrt(w) X``); the transform is the identity, so the factor is of the
+    raw design.
     """
 
     spec: DesignSpec
@@ -70,6 +77,47 @@ class SVDTask:
             return QRStatistic.of_chunk(chunk.X, ones, chunk.weights, self.transform)
 
         return LeastSquaresPass(*fold_blocks(self.spec, partition, self.missing, of_block))
+
+
+@dataclass(frozen=True)
+class CenteredSVDPass:
+    """The merged result of a centred SVD pass: the centred factor and row counts."""
+
+    core: CenteredQR
+    counts: RowCounts
+
+    def merge(self, other: CenteredSVDPass) -> CenteredSVDPass:
+        return CenteredSVDPass(self.core.merge(other.core), self.counts.merge(other.counts))
+
+    def to_state(self) -> dict[str, Any]:
+        return {"core": self.core, "counts": self.counts}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> CenteredSVDPass:
+        return cls(core=state["core"], counts=state["counts"])
+
+
+@dataclass(frozen=True)
+class CenteredSVDTask:
+    """Encode a partition and accumulate the factor of ``sqrt(w) (X - mean)`` about
+    each block's own weighted means (:class:`~shardfit.stats.centered_qr.CenteredQR`),
+    merged exactly to the global means (PCA)."""
+
+    spec: DesignSpec
+    dense: tuple[bool, ...]  # spec.dense_columns(), worked out once on the driver
+    missing: Missing
+
+    def fingerprint(self) -> str:
+        # Not "svd-qr-...": a checkpoint of the uncentred factor is not this one.
+        return f"svd-centred-qr-{self.missing}-{self.spec.fingerprint()}"
+
+    def __call__(self, partition: Partition) -> CenteredSVDPass:
+        def of_block(chunk: DesignChunk) -> CenteredQR:
+            if chunk.weights is not None:
+                check_positive_weights(chunk.weights, chunk.row_index, partition)
+            return CenteredQR.of_chunk(chunk.X, chunk.weights, self.dense)
+
+        return CenteredSVDPass(*fold_blocks(self.spec, partition, self.missing, of_block))
 
 
 def svd(
@@ -90,8 +138,10 @@ def svd(
     One pass over the data: each partition's rows are encoded with the design learned
     in the schema pass and reduced to a small triangular factor (TSQR); the SVD of the
     merged factor gives the singular values and right singular vectors of the whole
-    design exactly (backward stable, no normal equations). Results are bitwise the
-    same on every backend for a given partitioning.
+    design exactly (backward stable, no normal equations). Centred, each block's rows
+    are centred at its own means and the factors merge exactly, so a column's offset
+    from zero costs no accuracy. Results are bitwise the same on every backend for a
+    given partitioning.
 
     Parameters
     ----------
@@ -175,35 +225,45 @@ def svd(
         p = len(spec.column_names)
         if p == 0:
             raise DesignError(f"formula {formula!r} gives a design with no columns")
-        transform = ColumnTransform((0.0,) * (p + 1), (1.0,) * (p + 1), spec.dense_columns())
-        merged: LeastSquaresPass = run_pass(
-            SVDTask(spec, transform, missing),
+        dense = spec.dense_columns()
+        task: SVDTask | CenteredSVDTask
+        if center:
+            task = CenteredSVDTask(spec, tuple(dense), missing)
+        else:
+            identity = ColumnTransform((0.0,) * (p + 1), (1.0,) * (p + 1), dense)
+            task = SVDTask(spec, identity, missing)
+        merged: LeastSquaresPass | CenteredSVDPass = run_pass(
+            task,
             source,
             backend=sess,
             progress=progress,
             checkpoint=checkpoint,
-            pass_name="svd-qr",
+            pass_name="svd-qr",  # both: profiles name the pass, the fingerprint the factor
             allreduce=True,
         )
-        assert isinstance(merged.core, QRStatistic)
-        totals = merged.core.totals
-        if totals.nobs == 0:
+        if isinstance(merged.core, CenteredQR):
+            nobs, sum_weights = merged.core.nobs, merged.core.sum_weights
+        else:
+            assert isinstance(merged.core, QRStatistic)
+            nobs, sum_weights = merged.core.totals.nobs, merged.core.totals.sum_weights
+        if nobs == 0:
             raise DesignError(
                 f"no rows of {source.name!r} have every value the design needs "
                 f"({merged.counts.read:,} rows read, all dropped for missing values)"
             )
-        factor, mean, largest_norm = _design_factor(merged.core, center)
-        s, vt = _svd_of_factor(factor, min(totals.nobs, p))
+        factor, mean, largest_norm = _design_factor(merged.core)
+        s, vt = _svd_of_factor(factor, min(nobs, p))
     # numpy.linalg.matrix_rank's default tolerance, with the largest raw column norm in
-    # place of s_max when centring: rounding errors scale with the raw values.
-    tolerance = float(max(s[0] if s.size else 0.0, largest_norm) * max(totals.nobs, p))
+    # place of s_max when centring: the smallest centred singular values carry errors
+    # of eps times the raw column norms, from rounding each mean to a float.
+    tolerance = float(max(s[0] if s.size else 0.0, largest_norm) * max(nobs, p))
     tolerance *= float(np.finfo(np.float64).eps)
     return SVDResults(
         names=spec.column_names,
         singular_values_array=s,
         components_array=vt,
-        nobs=int(totals.nobs),
-        sum_weights=float(totals.sum_weights),
+        nobs=int(nobs),
+        sum_weights=float(sum_weights),
         mean_array=mean,
         center=center,
         weighted=weights is not None,
@@ -234,22 +294,23 @@ def _stored(formula: Any, data: Any, weights: Any) -> tuple[Any, dict[str, Any],
     return store.source(), formula.plain_design(), weight_column
 
 
-def _design_factor(stat: QRStatistic, center: bool) -> tuple[np.ndarray, np.ndarray | None, float]:
+def _design_factor(
+    stat: QRStatistic | CenteredQR,
+) -> tuple[np.ndarray, np.ndarray | None, float]:
     """The ``p x p`` factor of the (centred) weighted design, the weighted column means
-    when centring, and the largest raw column norm of ``sqrt(w) X``."""
+    when centred (a :class:`CenteredQR`), and the largest raw column norm of
+    ``sqrt(w) X``."""
+    if isinstance(stat, CenteredQR):
+        r = stat.full_r()  # of sqrt(w) (X - mean)
+        mean = stat.mean
+        # sum w x^2 = sum w (x - mean)^2 + W mean^2: the raw norms are those of the
+        # columns of [R; sqrt(W) mean'] (up to the second-order W excess^2).
+        raw = np.vstack([r, np.sqrt(stat.sum_weights) * mean[None, :]])
+        return r, mean, _largest_column_norm(raw)
     r = stat.full_r()  # of sqrt(w) [X | 1]
     p = r.shape[1] - 1
     # ||R e_j|| = ||Z e_j||: the raw column norms, for the rank tolerance.
-    largest_norm = _largest_column_norm(r[:, :p])
-    if not center:
-        return r[:p, :p].copy(), None, largest_norm
-    # [1 | X] = [X | 1] P = Q (R P) = (Q Q2) R2 with R P = Q2 R2: orthogonal steps only.
-    moved = np.asfortranarray(r[:, [p, *range(p)]])
-    r2 = np.zeros((p + 1, p + 1))
-    r2[: min(p + 1, moved.shape[0])] = _r_factor(moved, p + 1)
-    totals = stat.totals
-    mean = np.asarray(totals.sums[:p], dtype=np.float64) / float(totals.sum_weights)
-    return r2[1:, 1:].copy(), mean, largest_norm
+    return r[:p, :p].copy(), None, _largest_column_norm(r[:, :p])
 
 
 def _largest_column_norm(a: np.ndarray) -> float:

@@ -144,8 +144,10 @@ class SVDResults:
 
         The tolerance is NumPy's ``matrix_rank`` default (as MATLAB's ``rank``),
         ``s_max * max(nobs, p) * eps``, except that when centring ``s_max`` is replaced
-        by the largest uncentred column norm if that is larger: the rounding errors of
-        the one-pass centring scale with the raw values, not the centred ones.
+        by the largest uncentred column norm if that is larger: each column's mean is
+        rounded to a float before it is subtracted, which can lift a zero singular
+        value (a constant column, an affine combination of columns) to about ``eps``
+        times that norm.
         """
         return int(np.count_nonzero(self.singular_values_array > self.tolerance))
 
