@@ -29,6 +29,7 @@ __all__ = [
     "count_newlines",
     "diagnose",
     "header_names",
+    "hex_rows",
     "parse_csv",
     "problems",
     "read_head",
@@ -500,6 +501,49 @@ def unclosed_quote_line(
         if _opens_unclosed_field(line, quote, delimiter):
             return first_line + int(k)
     return None
+
+
+#: A value pyarrow's integer parser reads as hexadecimal ("0x1F" -> 31); leading
+#: blanks are trimmed first, as pyarrow trims them.
+_HEX = re.compile(rb"0[xX]")
+_HEX_VALUE = r"^[ \t]*0[xX]"
+
+
+def hex_rows(
+    buf: bytes | bytearray | memoryview,
+    *,
+    options: CsvOptions,
+    names: Sequence[str],
+    columns: Sequence[str],
+    handler: Callable[[pacsv.InvalidRow], str] | None,
+) -> dict[int, tuple[str, str]]:
+    """Rows (0-based, of the table the same parse gives) whose value in one of the
+    integer ``columns`` is hexadecimal, each with the first such column and its text.
+
+    pyarrow's integer parser reads ``"0x10"`` as 16, where pandas (and Python's
+    ``int``/``float``) read it as text. Used on the head that types are inferred from:
+    one regex pass over its bytes, and a second parse (the columns as text) only where
+    it holds ``0x``.
+    """
+    if not columns or _HEX.search(buf) is None:
+        return {}
+    import pyarrow.compute as pc
+
+    table = parse_csv(
+        buf,
+        options=options,
+        names=names,
+        types={c: pa.string() for c in columns},
+        include=list(columns),
+        handler=handler,
+    )
+    found: dict[int, tuple[str, str]] = {}
+    for column in columns:
+        values = table.column(column)
+        mask = pc.fill_null(pc.match_substring_regex(values, _HEX_VALUE), False)
+        for row in np.flatnonzero(mask.to_numpy(zero_copy_only=False)):
+            found.setdefault(int(row), (column, values[int(row)].as_py()))
+    return found
 
 
 def problems(diagnosis: Diagnosis, schema: pa.Schema) -> list[tuple[int, str | None, str]]:

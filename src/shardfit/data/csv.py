@@ -116,6 +116,11 @@ def read_csv(
     -----
     Lines must end with ``\\n`` or ``\\r\\n`` and the header must fit on one line.
     A line that overruns a partition boundary belongs to the partition where it starts.
+    A column whose head (where types are inferred) holds a hexadecimal value (``0x1F``)
+    is inferred ``string``, as pandas reads it (pyarrow alone would read the number 31).
+    In a column inferred or declared integer, a hexadecimal value after the head reads
+    as its number, as pyarrow reads it: finding one would mean scanning every byte read
+    (it doubled the time to read a CSV of integer columns).
     """
     check_positive_int(partition_rows, name="partition_rows", owner="read_csv", optional=True)
     check_positive_int(partition_bytes, name="partition_bytes", owner="read_csv", optional=True)
@@ -589,7 +594,7 @@ def _infer_schema(
             pa.BufferReader(sample), read_options, parse_options, convert_options
         )
         if table.num_rows:
-            inferred, names = table.schema, tuple(table.column_names)
+            inferred, names = _hex_as_text(table.schema, sample, options), tuple(table.column_names)
             line_bytes = len(sample) / table.num_rows
             break
     names = names or ()
@@ -605,6 +610,22 @@ def _infer_schema(
         for n in names
     ]
     return pa.schema(fields), header_names, line_bytes, renamed
+
+
+def _hex_as_text(schema: pa.Schema, sample: bytes, options: CsvOptions) -> pa.Schema:
+    """``schema`` with the integer columns whose sample holds a hexadecimal value
+    (``0x1F``) made text: pyarrow infers them as integers and reads ``0x1F`` as 31, where
+    pandas reads the column as text (a label, not a number)."""
+    ints = [f.name for f in schema if pa.types.is_integer(f.type)]
+    names = list(schema.names)
+    hexed = {
+        column
+        for column in ints
+        if lines.hex_rows(
+            sample, options=options, names=names, columns=[column], handler=lambda row: "skip"
+        )
+    }
+    return pa.schema([pa.field(f.name, pa.string()) if f.name in hexed else f for f in schema])
 
 
 def _plan(
