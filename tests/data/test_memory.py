@@ -133,3 +133,13 @@ def test_partitions_read_the_same_in_another_process(df):
         results = pool.map(operator.methodcaller("read"), source.partitions)
     out = pa.concat_tables([r.table for r in results])
     pd.testing.assert_frame_equal(out.to_pandas(), df.reset_index(drop=True))
+
+
+def test_a_column_mixing_types_is_named_with_its_row() -> None:
+    """An object column of numbers and text: Arrow's refusal named neither the row nor
+    a remedy (``ArrowInvalid: Could not convert 'a' with type str``)."""
+    frame = pd.DataFrame({"y": [1.0, 2.0, 3.0], "x": [1, "a", 2.5]}, index=[7, 8, 9])
+    with pytest.raises(
+        TypeError, match=r"column 'x' .* mixes types: int values, then 'a' \(str\) at row 8"
+    ):
+        from_pandas(frame, npartitions=2)

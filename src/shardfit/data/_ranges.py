@@ -288,9 +288,40 @@ def pandas_to_arrow(frame: pd.DataFrame, schema: pa.Schema | None = None) -> pa.
     Categorical columns stay dictionary-typed. With ``schema`` the table is cast to
     it, so every partition of a source yields the same types.
     """
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise _mixed_column_error(frame, error) from error
     target = _normalized(table, frame) if schema is None else schema
     return table if table.schema == target else table.cast(target)
+
+
+def _mixed_column_error(frame: pd.DataFrame, error: Exception) -> TypeError:
+    """Arrow's refusal of an object column whose values mix types (``[1, 'a', 2.5]``),
+    said with the column, the row label and the value where it changes type (Arrow's
+    own names neither the row nor what to do)."""
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype != object:
+            continue
+        try:
+            pa.array(column, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            values = column[column.notna()]
+            first = type(values.iloc[0]) if len(values) else None
+            for label, value in values.items():
+                if type(value) is not first and not (
+                    isinstance(value, int | float) and first in (int, float)
+                ):
+                    return TypeError(
+                        f"column {name!r} of the DataFrame mixes types: "
+                        f"{first.__name__ if first else 'None'} values, then {value!r} "
+                        f"({type(value).__name__}) at row {label!r}; convert the column "
+                        f"first (df[{name!r}].astype(str) for labels, "
+                        f"pd.to_numeric(df[{name!r}], errors='coerce') for numbers)"
+                    )
+            return TypeError(f"column {name!r} of the DataFrame cannot be converted: {error}")
+    return TypeError(f"the DataFrame cannot be converted to Arrow: {error}")
 
 
 def pandas_schema(frame: pd.DataFrame) -> pa.Schema:
