@@ -146,7 +146,8 @@ def test_predict_from_glm_results_gives_the_mean(data, logit_fit, tmp_path) -> N
         "predict", str(ols), str(path), "--out", str(tmp_path / "o"), "--which", "linear",
         "--backend", "serial",
     )  # fmt: skip
-    assert done.returncode == 2 and "--which is for GLM and negative binomial results" in done.stderr
+    assert done.returncode == 2
+    assert "--which is for GLM and negative binomial results" in done.stderr
 
 
 def test_glm_options_are_used_or_refused(data, tmp_path) -> None:
