@@ -30,7 +30,7 @@ import scipy.sparse as sp
 
 from shardfit.errors import ShardfitError
 from shardfit.stats.transform import ColumnTransform
-from shardfit.stats.tsqr import _r_factor
+from shardfit.stats.tsqr import _r_factor, square_r
 
 __all__ = ["CenteredQR"]
 
@@ -132,10 +132,7 @@ class CenteredQR:
 
     def full_r(self) -> np.ndarray:
         """The factor padded with zero rows to ``(p, p)``."""
-        p = self.r.shape[1]
-        out = np.zeros((p, p))
-        out[: self.r.shape[0]] = self.r
-        return out
+        return square_r(self.r)
 
     def to_state(self) -> dict[str, Any]:
         """Arrays and scalars for checkpoints (no pickle)."""

@@ -23,6 +23,15 @@ from shardfit.stats.transform import ColumnTransform
 __all__ = ["QRStatistic"]
 
 
+def square_r(r: np.ndarray) -> np.ndarray:
+    """A triangular factor of fewer rows than columns (from fewer rows than columns
+    of data) padded with zero rows to square."""
+    q = r.shape[1]
+    out = np.zeros((q, q))
+    out[: r.shape[0]] = r
+    return out
+
+
 def _r_factor(matrix: np.ndarray, q: int) -> np.ndarray:
     if matrix.shape[0] == 0:
         return np.zeros((0, q))
@@ -81,10 +90,7 @@ class QRStatistic:
 
     def full_r(self) -> np.ndarray:
         """The factor padded with zero rows to ``(p + 1, p + 1)``."""
-        q = self.r.shape[1]
-        out = np.zeros((q, q))
-        out[: self.r.shape[0]] = self.r
-        return out
+        return square_r(self.r)
 
     def to_state(self) -> dict[str, Any]:
         """Arrays and scalars for checkpoints (no pickle)."""
