@@ -29,7 +29,7 @@ __all__ = [
     "count_newlines",
     "diagnose",
     "header_names",
-    "hex_rows",
+    "hex_columns",
     "parse_csv",
     "problems",
     "read_head",
@@ -509,24 +509,22 @@ _HEX = re.compile(rb"0[xX]")
 _HEX_VALUE = r"^[ \t]*0[xX]"
 
 
-def hex_rows(
+def hex_columns(
     buf: bytes | bytearray | memoryview,
     *,
     options: CsvOptions,
     names: Sequence[str],
     columns: Sequence[str],
-    handler: Callable[[pacsv.InvalidRow], str] | None,
-) -> dict[int, tuple[str, str]]:
-    """Rows (0-based, of the table the same parse gives) whose value in one of the
-    integer ``columns`` is hexadecimal, each with the first such column and its text.
+) -> set[str]:
+    """The integer ``columns`` holding a hexadecimal value (``0x1F``) in ``buf``.
 
     pyarrow's integer parser reads ``"0x10"`` as 16, where pandas (and Python's
     ``int``/``float``) read it as text. Used on the head that types are inferred from:
-    one regex pass over its bytes, and a second parse (the columns as text) only where
-    it holds ``0x``.
+    one regex pass over its bytes, and one more parse (the columns as text, bad lines
+    skipped) only where it holds ``0x``.
     """
     if not columns or _HEX.search(buf) is None:
-        return {}
+        return set()
     import pyarrow.compute as pc
 
     table = parse_csv(
@@ -535,15 +533,13 @@ def hex_rows(
         names=names,
         types={c: pa.string() for c in columns},
         include=list(columns),
-        handler=handler,
+        handler=lambda row: "skip",
     )
-    found: dict[int, tuple[str, str]] = {}
-    for column in columns:
-        values = table.column(column)
-        mask = pc.fill_null(pc.match_substring_regex(values, _HEX_VALUE), False)
-        for row in np.flatnonzero(mask.to_numpy(zero_copy_only=False)):
-            found.setdefault(int(row), (column, values[int(row)].as_py()))
-    return found
+    return {
+        column
+        for column in columns
+        if pc.any(pc.match_substring_regex(table.column(column), _HEX_VALUE)).as_py()
+    }
 
 
 def problems(diagnosis: Diagnosis, schema: pa.Schema) -> list[tuple[int, str | None, str]]:

@@ -617,14 +617,7 @@ def _hex_as_text(schema: pa.Schema, sample: bytes, options: CsvOptions) -> pa.Sc
     (``0x1F``) made text: pyarrow infers them as integers and reads ``0x1F`` as 31, where
     pandas reads the column as text (a label, not a number)."""
     ints = [f.name for f in schema if pa.types.is_integer(f.type)]
-    names = list(schema.names)
-    hexed = {
-        column
-        for column in ints
-        if lines.hex_rows(
-            sample, options=options, names=names, columns=[column], handler=lambda row: "skip"
-        )
-    }
+    hexed = lines.hex_columns(sample, options=options, names=list(schema.names), columns=ints)
     return pa.schema([pa.field(f.name, pa.string()) if f.name in hexed else f for f in schema])
 
 
